@@ -1,0 +1,110 @@
+import type { Fen } from '../domain/money.js';
+import type { PayType } from '../domain/trade.js';
+
+/**
+ * The channel port. A channel is stateless: input, its merchant configuration and injected transport in,
+ * a result out. It never touches the store; the services persist what it returns.
+ *
+ * Outcomes are values. Every answer that is not clearly final maps to "unknown" / "waiting": the services
+ * then query, never assume. A thrown exception is treated as an unknown outcome too.
+ */
+export interface ChannelContext {
+  /** The platform app the call is made for. */
+  appId: string;
+  /** The app's merchant configuration for this channel (ids, keys), already decrypted. */
+  merchant: Readonly<Record<string, string>>;
+}
+
+export interface BarcodePayInput {
+  outTradeNo: string;
+  payType: PayType;
+  amountFen: Fen;
+  authCode: string;
+  subject: string;
+  operatorId?: string | undefined;
+  terminalId?: string | undefined;
+}
+
+export interface PaidInfo {
+  channelTradeNo: string;
+  paidAt: Date;
+  buyerLogonId?: string | undefined;
+  buyerUserId?: string | undefined;
+}
+
+export type PayOutcome =
+  | ({ kind: 'paid' } & PaidInfo)
+  /** The payer must confirm on the phone (Alipay 10003, WeChat USERPAYING): query again. */
+  | { kind: 'paying'; channelTradeNo?: string | undefined }
+  /** A final refusal; the trade was not paid and never will be. */
+  | { kind: 'declined'; code: string; zh: string; en: string }
+  /** System error, timeout, unparseable answer: query before deciding. */
+  | { kind: 'unknown'; reason: string };
+
+export interface PrecreateInput {
+  outTradeNo: string;
+  payType: PayType;
+  amountFen: Fen;
+  subject: string;
+  expiresAt: Date;
+}
+
+export type PrecreateOutcome =
+  | { kind: 'created'; codeUrl: string; channelTradeNo?: string | undefined }
+  | { kind: 'failed'; code: string; zh: string; en: string; retryable: boolean };
+
+export interface TradeRef {
+  outTradeNo: string;
+  payType: PayType;
+}
+
+export type QueryOutcome =
+  | ({ kind: 'paid' } & PaidInfo)
+  | { kind: 'waiting'; channelTradeNo?: string | undefined }
+  /** Closed or revoked without payment at the channel. */
+  | { kind: 'closed' }
+  /** Paid, then fully refunded or revoked with a refund at the channel. */
+  | ({ kind: 'refunded' } & PaidInfo)
+  | { kind: 'not_found' }
+  | { kind: 'unknown'; reason: string };
+
+export type CancelOutcome =
+  /** Unpaid: the trade is closed at the channel. */
+  | { kind: 'closed' }
+  /** Paid: the trade was refunded in full by the cancel. */
+  | ({ kind: 'refunded' } & PaidInfo)
+  /** Transient failure: the cancel may be retried (retry_flag=Y). */
+  | { kind: 'retry'; reason: string }
+  /** Will never succeed (retry_flag=N). */
+  | { kind: 'failed'; code: string; zh: string; en: string };
+
+export type CloseOutcome =
+  | { kind: 'closed' }
+  /** It was paid meanwhile: nothing was closed. */
+  | ({ kind: 'paid' } & PaidInfo)
+  | { kind: 'retry'; reason: string };
+
+export interface RefundInput extends TradeRef {
+  outRequestNo: string;
+  amountFen: Fen;
+  totalFen: Fen;
+  reason?: string | undefined;
+}
+
+export type RefundOutcome =
+  | { kind: 'success'; channelRefundNo: string; refundedAt: Date }
+  | { kind: 'failed'; code: string; zh: string; en: string }
+  | { kind: 'unknown'; reason: string };
+
+export interface Channel {
+  /** Registry id, e.g. 'simulator', 'alipay'. */
+  readonly id: string;
+  /** The pay types this channel can take. */
+  readonly payTypes: readonly PayType[];
+  barcodePay(ctx: ChannelContext, input: BarcodePayInput): Promise<PayOutcome>;
+  precreate(ctx: ChannelContext, input: PrecreateInput): Promise<PrecreateOutcome>;
+  query(ctx: ChannelContext, ref: TradeRef): Promise<QueryOutcome>;
+  cancel(ctx: ChannelContext, ref: TradeRef): Promise<CancelOutcome>;
+  close(ctx: ChannelContext, ref: TradeRef): Promise<CloseOutcome>;
+  refund(ctx: ChannelContext, input: RefundInput): Promise<RefundOutcome>;
+}

@@ -1,0 +1,101 @@
+import path from 'node:path';
+import type { StoreConfig } from '../store/db.js';
+
+/** Typed configuration from the environment (and CLI flags). Fails fast, naming the key that is wrong. */
+export interface Config {
+  host: string;
+  port: number;
+  publicBaseUrl: string;
+  store: StoreConfig;
+  /** Where the embedded database and local secrets live. */
+  dataDir: string;
+  logLevel: string;
+  barcode: {
+    /** An unpaid barcode trade older than this is cancelled at the channel by the background job. */
+    deadlineMs: number;
+    /** Default number of channel queries while the payer is confirming ("user paying"), when Cnt is absent. */
+    defaultPolls: number;
+    /** Cnt is capped at this. */
+    maxPolls: number;
+    pollIntervalMs: number;
+  };
+  /** Refunds are refused (TRADE_FINISHED) this long after payment. */
+  refundWindowMs: number;
+  /** Cancel is accepted only this long after creation; later, refund. */
+  cancelWindowMs: number;
+  jobs: { enabled: boolean; intervalMs: number; batchSize: number; leaseMs: number };
+}
+
+export class ConfigError extends Error {
+  constructor(
+    readonly key: string,
+    why: string,
+  ) {
+    super(`configuration ${key}: ${why}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+function int(env: Env, key: string, dflt: number, min: number, max: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (!/^[0-9]+$/.test(raw)) throw new ConfigError(key, `must be a whole number, got "${raw}"`);
+  const n = Number(raw);
+  if (n < min || n > max) throw new ConfigError(key, `must be between ${min} and ${max}, got ${n}`);
+  return n;
+}
+
+/** Durations like "90s", "2m", "24h", "90d", or plain milliseconds. */
+function duration(env: Env, key: string, dfltMs: number): number {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dfltMs;
+  const m = /^([0-9]+)(ms|s|m|h|d)?$/.exec(raw);
+  if (!m) throw new ConfigError(key, `must be a duration like 90s, 2m, 24h or 90d, got "${raw}"`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 'ms';
+  const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1;
+  return n * factor;
+}
+
+export function loadConfig(env: Env = process.env, overrides: { port?: number } = {}): Config {
+  const port = overrides.port ?? int(env, 'PORT', 8080, 0, 65535);
+  const host = env['HOST'] || '127.0.0.1';
+  const dataDir = path.resolve(env['HOSPAY_DATA_DIR'] || 'data');
+  const databaseUrl = env['DATABASE_URL'];
+  const store: StoreConfig = databaseUrl
+    ? { kind: 'postgres', url: databaseUrl, poolSize: int(env, 'HOSPAY_DB_POOL', 10, 1, 200) }
+    : { kind: 'embedded', dataDir };
+  const publicBaseUrl = (env['PUBLIC_BASE_URL'] || `http://localhost:${port}`).replace(/\/+$/, '');
+  try {
+    new URL(publicBaseUrl);
+  } catch {
+    throw new ConfigError('PUBLIC_BASE_URL', `must be an absolute URL, got "${publicBaseUrl}"`);
+  }
+  const defaultPolls = int(env, 'HOSPAY_BARCODE_POLLS', 5, 0, 100);
+  const maxPolls = int(env, 'HOSPAY_BARCODE_MAX_POLLS', 10, 0, 100);
+  if (defaultPolls > maxPolls) throw new ConfigError('HOSPAY_BARCODE_POLLS', `must not exceed HOSPAY_BARCODE_MAX_POLLS (${maxPolls})`);
+  return {
+    host,
+    port,
+    publicBaseUrl,
+    store,
+    dataDir,
+    logLevel: env['LOG_LEVEL'] || 'info',
+    barcode: {
+      deadlineMs: duration(env, 'HOSPAY_BARCODE_DEADLINE', 120_000),
+      defaultPolls,
+      maxPolls,
+      pollIntervalMs: duration(env, 'HOSPAY_BARCODE_POLL_INTERVAL', 3_000),
+    },
+    refundWindowMs: duration(env, 'HOSPAY_REFUND_WINDOW', 90 * 86_400_000),
+    cancelWindowMs: duration(env, 'HOSPAY_CANCEL_WINDOW', 24 * 3_600_000),
+    jobs: {
+      enabled: env['HOSPAY_JOBS'] !== 'off',
+      intervalMs: duration(env, 'HOSPAY_JOB_INTERVAL', 5_000),
+      batchSize: int(env, 'HOSPAY_JOB_BATCH', 50, 1, 1000),
+      leaseMs: duration(env, 'HOSPAY_JOB_LEASE', 60_000),
+    },
+  };
+}

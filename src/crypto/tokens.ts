@@ -1,0 +1,29 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+
+/** A new AccessToken: 32 random bytes, base64url (43 characters). Shown once; only its hash is stored. */
+export function newAccessToken(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+export function hashToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+/** Constant-time comparison of two hex digests of equal length. */
+export function sameDigest(a: string, b: string): boolean {
+  const ba = Buffer.from(a, 'hex');
+  const bb = Buffer.from(b, 'hex');
+  return ba.length === bb.length && ba.length > 0 && timingSafeEqual(ba, bb);
+}
+
+export function sha256Hex(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** Random id made of digits, for trade numbers. */
+export function randomDigits(n: number): string {
+  const bytes = randomBytes(n);
+  let s = '';
+  for (let i = 0; i < n; i++) s += ((bytes[i] ?? 0) % 10).toString();
+  return s;
+}

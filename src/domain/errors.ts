@@ -1,0 +1,147 @@
+/**
+ * One error vocabulary for the whole platform. Each door (offline XML, gateway JSON, pages) translates a
+ * HospayError into its own envelope in one place. Codes are stable: integrators program against them.
+ *
+ * kind:
+ *  - invalid: the request itself is wrong (missing / malformed field). Nothing was changed.
+ *  - business: the request is well formed but refused by a business rule (trade closed, amount exceeded...).
+ *  - auth: the caller is not who it claims to be.
+ *  - system: an internal or channel fault; the outcome may be unknown, retry or query.
+ */
+export type ErrorKind = 'invalid' | 'business' | 'auth' | 'system';
+
+export class HospayError extends Error {
+  constructor(
+    readonly code: string,
+    readonly kind: ErrorKind,
+    readonly zh: string,
+    readonly en: string,
+    readonly extra: { retryable?: boolean; field?: string } = {},
+  ) {
+    super(`${code}: ${en}`);
+    this.name = 'HospayError';
+  }
+
+  /** The bilingual message shown to integrators: "中文 / English". */
+  get bilingual(): string {
+    return `${this.zh} / ${this.en}`;
+  }
+}
+
+export const Errors = {
+  missingField: (field: string) =>
+    new HospayError(`MISSING_FIELD.${field}`, 'invalid', `缺少必填字段 ${field}`, `required field ${field} is missing`, {
+      field,
+    }),
+  invalidField: (field: string, zhWhy: string, enWhy: string) =>
+    new HospayError(`INVALID_FIELD.${field}`, 'invalid', `字段 ${field} 无效：${zhWhy}`, `field ${field} is invalid: ${enWhy}`, {
+      field,
+    }),
+  tooLong: (field: string, max: number) =>
+    new HospayError(
+      `INVALID_FIELD.${field}`,
+      'invalid',
+      `字段 ${field} 超长（最多 ${max} 个字符）`,
+      `field ${field} is too long (at most ${max} characters)`,
+      { field },
+    ),
+  repeatedField: (field: string) =>
+    new HospayError(`REPEATED_FIELD.${field}`, 'invalid', `字段 ${field} 重复出现`, `field ${field} appears more than once`, {
+      field,
+    }),
+  accessTokenInvalid: () =>
+    new HospayError('ACCESS_TOKEN_INVALID', 'auth', 'AccessToken 无效或应用已停用', 'AccessToken is unknown or the app is disabled'),
+  tradeNotExist: () => new HospayError('TRADE_NOT_EXIST', 'business', '交易不存在', 'trade does not exist'),
+  outTradeNoConflict: () =>
+    new HospayError(
+      'OUT_TRADE_NO_CONFLICT',
+      'business',
+      '该外部订单号已被使用且内容不同，请使用新的订单号',
+      'this OutTradeNo was already used with different content; use a new order number',
+    ),
+  tradeHasSuccess: () => new HospayError('TRADE_HAS_SUCCESS', 'business', '交易已被支付', 'the trade has already been paid'),
+  tradeHasClose: () => new HospayError('TRADE_HAS_CLOSE', 'business', '交易已关闭', 'the trade is closed'),
+  tradeHasFinished: () =>
+    new HospayError('TRADE_HAS_FINISHED', 'business', '交易已结束，超过可退款期限', 'the trade is finished; the refund window is over'),
+  tradeNotPaid: () => new HospayError('TRADE_NOT_PAID', 'business', '交易未支付，不能退款', 'the trade is not paid; nothing to refund'),
+  tradeNoMismatch: () =>
+    new HospayError('TRADE_NO_MISMATCH', 'business', 'TradeNo 与该订单不符', 'TradeNo does not belong to this OutTradeNo'),
+  totalAmountMismatch: () =>
+    new HospayError('TOTAL_AMOUNT_MISMATCH', 'business', 'TotalAmount 与原交易金额不符', 'TotalAmount does not match the trade'),
+  payTypeMismatch: () => new HospayError('PAY_TYPE_MISMATCH', 'business', 'PayType 与原交易不符', 'PayType does not match the trade'),
+  kindMismatch: () =>
+    new HospayError(
+      'OUT_TRADE_NO_CONFLICT',
+      'business',
+      '该外部订单号已用于其他类型的交易',
+      'this OutTradeNo is already used by another kind of trade',
+    ),
+  refundAmountExceeded: () =>
+    new HospayError(
+      'REFUND_AMOUNT_EXCEEDED',
+      'business',
+      '退款金额超过可退金额',
+      'the refund amount exceeds what is left to refund',
+    ),
+  outRequestNoConflict: () =>
+    new HospayError(
+      'OUT_REQUEST_NO_CONFLICT',
+      'business',
+      '该退款请求号已用于不同金额的退款',
+      'this OutRequestNo was already used with a different amount',
+    ),
+  refundProcessing: () =>
+    new HospayError(
+      'REFUND_PROCESSING',
+      'system',
+      '退款结果未知，请稍后用相同的退款请求号重试',
+      'refund outcome unknown; retry later with the same OutRequestNo',
+      { retryable: true },
+    ),
+  cancelWindowExpired: (hours: number) =>
+    new HospayError(
+      'CANCEL_WINDOW_EXPIRED',
+      'business',
+      `交易创建已超过 ${hours} 小时，不能撤销，请使用退款`,
+      `the trade is older than ${hours} hours and can no longer be cancelled; use refund`,
+    ),
+  tradeHasRefund: () =>
+    new HospayError(
+      'TRADE_HAS_REFUND',
+      'business',
+      '交易已有退款，不能撤销，请使用退款接口',
+      'the trade already has refunds and cannot be cancelled; use refund',
+    ),
+  payTypeUnknown: () =>
+    new HospayError(
+      'INVALID_FIELD.AuthCode',
+      'invalid',
+      '无法从付款码识别支付方式，请传入 PayType',
+      'cannot tell the payment channel from AuthCode; send PayType',
+      { field: 'AuthCode' },
+    ),
+  payTypeNotEnabled: (payType: string) =>
+    new HospayError(
+      'PAY_TYPE_NOT_ENABLED',
+      'business',
+      `该应用未开通支付方式 ${payType}`,
+      `pay type ${payType} is not enabled for this app`,
+    ),
+  systemError: () =>
+    new HospayError('SYSTEM_ERROR', 'system', '系统繁忙，请稍后重试或查询', 'internal error; retry or query later', {
+      retryable: true,
+    }),
+  channelError: () =>
+    new HospayError(
+      'CHANNEL_ERROR',
+      'system',
+      '支付渠道暂时不可用，结果未知，请查询',
+      'the payment channel is unavailable; the outcome is unknown, please query',
+      { retryable: true },
+    ),
+} as const;
+
+/** A decline from the channel: a value with the channel's code, mapped to our stable code. */
+export function declined(code: string, zh: string, en: string): HospayError {
+  return new HospayError(code, 'business', zh, en);
+}

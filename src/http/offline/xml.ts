@@ -1,0 +1,106 @@
+import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
+import { Errors, HospayError } from '../../domain/errors.js';
+
+/** The offline door accepts at most this many bytes. */
+export const MAX_XML_BYTES = 64 * 1024;
+
+const protocolError = (code: string, zh: string, en: string) => new HospayError(code, 'invalid', zh, en);
+
+export const XmlErrors = {
+  tooLarge: () => protocolError('REQUEST_TOO_LARGE', `请求超过 ${MAX_XML_BYTES / 1024} KB`, `the request is larger than ${MAX_XML_BYTES / 1024} KB`),
+  empty: () => protocolError('XML_EMPTY', '请求体为空', 'the request body is empty'),
+  encoding: () => protocolError('XML_ENCODING', '请求不是有效的 UTF-8 编码', 'the request is not valid UTF-8'),
+  doctype: () => protocolError('XML_DOCTYPE_FORBIDDEN', '不允许 DOCTYPE 或实体声明', 'DOCTYPE and entity declarations are not allowed'),
+  malformed: (detail: string) => protocolError('XML_MALFORMED', `XML 格式错误：${detail}`, `malformed XML: ${detail}`),
+  root: () => protocolError('XML_ROOT', '根元素必须是 <xml>，并包含 <head>', 'the root element must be <xml> with a <head>'),
+  contentType: () =>
+    protocolError(
+      'UNSUPPORTED_CONTENT_TYPE',
+      '请使用 text/xml、application/xml，或表单字段 xml',
+      'send text/xml, application/xml, or a form field named xml',
+    ),
+  nested: (field: string) => Errors.invalidField(field, '不能包含子元素', 'must be text, not elements'),
+};
+
+const decoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+/** Bytes -> text: strict UTF-8, BOM dropped, no NUL characters. */
+export function decodeUtf8(bytes: Uint8Array): string {
+  let text: string;
+  try {
+    text = decoder.decode(bytes);
+  } catch {
+    throw XmlErrors.encoding();
+  }
+  if (text.includes('\u0000')) throw XmlErrors.encoding();
+  return text;
+}
+
+const parser = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false, // every value stays a string: "0.10" must not become 0.1
+  parseAttributeValue: false,
+  trimValues: true,
+  processEntities: true, // the five predefined entities and character references only; DOCTYPE is refused first
+  htmlEntities: false,
+  ignoreDeclaration: true,
+  ignorePiTags: true,
+  maxNestedTags: 16,
+});
+
+export type XmlFields = Map<string, string>;
+
+/**
+ * Parses an offline request document: `<xml><head>fields</head><body/><sign/></xml>`.
+ * Returns the head fields in document order. Refuses DOCTYPE/entities, malformed XML, a wrong root, repeated
+ * fields and fields that contain elements.
+ */
+export function parseOfflineXml(text: string): XmlFields {
+  if (text.trim().length === 0) throw XmlErrors.empty();
+  if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw XmlErrors.doctype();
+  const decl = /^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']/i.exec(text);
+  if (decl && !/^utf-?8$/i.test(decl[1] ?? '')) throw XmlErrors.encoding();
+  const valid = XMLValidator.validate(text);
+  if (valid !== true) throw XmlErrors.malformed(`${valid.err.msg} (line ${valid.err.line})`);
+  let doc: unknown;
+  try {
+    doc = parser.parse(text);
+  } catch (e) {
+    throw XmlErrors.malformed(e instanceof Error ? e.message.slice(0, 120) : 'unreadable');
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) throw XmlErrors.root();
+  const roots = Object.keys(doc);
+  if (roots.length !== 1 || roots[0] !== 'xml') throw XmlErrors.root();
+  const xml = (doc as Record<string, unknown>)['xml'];
+  if (typeof xml !== 'object' || xml === null || Array.isArray(xml)) throw XmlErrors.root();
+  if (!Object.hasOwn(xml, 'head')) throw XmlErrors.root();
+  const head = (xml as Record<string, unknown>)['head'];
+  if (Array.isArray(head)) throw Errors.repeatedField('head');
+  const fields: XmlFields = new Map();
+  if (head === '' || head === undefined) return fields;
+  if (typeof head !== 'object' || head === null) throw XmlErrors.root();
+  for (const [name, value] of Object.entries(head)) {
+    if (Array.isArray(value)) throw Errors.repeatedField(name);
+    if (typeof value === 'object' && value !== null) throw XmlErrors.nested(name);
+    fields.set(name, typeof value === 'string' ? value : String(value ?? ''));
+  }
+  return fields;
+}
+
+const builder = new XMLBuilder({
+  format: true,
+  indentBy: '  ',
+  suppressEmptyNode: false,
+  processEntities: true,
+});
+
+export type XmlValue = string | XmlObject;
+export interface XmlObject {
+  [name: string]: XmlValue;
+}
+
+/** Builds the answer document: the request head echoed, then body, then an empty sign. */
+export function buildOfflineXml(head: XmlObject, body: XmlObject): string {
+  const xml = builder.build({ xml: { head, body, sign: '' } }) as string;
+  return `<?xml version="1.0" encoding="utf-8"?>\n${xml}`;
+}

@@ -1,0 +1,88 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ServiceDeps } from '../../services/deps.js';
+import { chooseCashierPayType } from '../../services/qr-pay.js';
+import { formatFen } from '../../domain/money.js';
+import { parsePayType, type PayType } from '../../domain/trade.js';
+import type { Trade } from '../../store/schema.js';
+import { esc, page } from './html.js';
+
+const NAMES: Record<PayType, string> = { alipay: '支付宝', weixin: '微信支付', unionpay: '云闪付' };
+
+/** The app the payer scanned with, from its browser's User-Agent. */
+export function payTypeFromUserAgent(ua: string): PayType | null {
+  if (/AlipayClient/i.test(ua)) return 'alipay';
+  if (/MicroMessenger/i.test(ua)) return 'weixin';
+  if (/UnionPay|CloudPay/i.test(ua)) return 'unionpay';
+  return null;
+}
+
+function statusPage(reply: FastifyReply, t: Trade, note?: string) {
+  const text =
+    t.status === 'TRADE_SUCCESS' || t.status === 'TRADE_FINISHED' ? '<span class="ok">已支付</span>' : t.status === 'TRADE_CLOSED' ? '<span class="bad">订单已关闭</span>' : '待支付';
+  return reply.type('text/html; charset=utf-8').send(
+    page(
+      '医院收银台',
+      `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(t.total_fen)}</div>
+<dl><dt>订单</dt><dd>${esc(t.subject)}</dd><dt>状态</dt><dd id="status">${text}</dd></dl>${note ? `<p>${esc(note)}</p>` : ''}</div>`,
+    ),
+  );
+}
+
+/** Aggregated QR codes open this page; it sends the payer on to the channel of the app they scanned with. */
+export async function registerCashierPages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
+  await app.register(async (scope) => {
+    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
+      done(null, Object.fromEntries(new URLSearchParams(body as string)));
+    });
+
+    const go = async (token: string, payType: PayType, reply: FastifyReply) => {
+      const r = await chooseCashierPayType(deps, token, payType);
+      if (!r) return notFound(reply);
+      switch (r.kind) {
+        case 'redirect':
+          return reply.redirect(r.url, 302);
+        case 'status':
+          return statusPage(reply, r.trade);
+        case 'other_pay_type':
+          return statusPage(reply, r.trade, `此订单已选择${NAMES[r.trade.pay_type as PayType] ?? r.trade.pay_type}，请使用该应用扫码支付。`);
+        case 'error':
+          return statusPage(reply, r.trade, `${r.error.zh}（${r.error.en}）`);
+      }
+    };
+
+    scope.get('/cashier/qr/:token', async (req, reply) => {
+      const { token } = req.params as { token: string };
+      if (!/^[A-Za-z0-9_-]{10,64}$/.test(token)) return notFound(reply);
+      const trade = await deps.trades.byCashierToken(token);
+      if (!trade) return notFound(reply);
+      if (trade.status !== 'WAIT_BUYER_PAY') return statusPage(reply, trade);
+      const detected = payTypeFromUserAgent(req.headers['user-agent'] ?? '');
+      if (detected) return go(token, detected, reply);
+      if (trade.pay_type) return go(token, trade.pay_type as PayType, reply);
+      const buttons = (['alipay', 'weixin', 'unionpay'] as const)
+        .map((p) => `<button class="primary" type="submit" name="pay_type" value="${p}" id="choose-${p}">${NAMES[p]}</button>`)
+        .join('');
+      return reply.type('text/html; charset=utf-8').send(
+        page(
+          '医院收银台',
+          `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(trade.total_fen)}</div>
+<dl><dt>订单</dt><dd>${esc(trade.subject)}</dd></dl>
+<p class="muted">请用支付宝、微信或云闪付扫码；在电脑上也可直接选择支付方式。Choose how to pay.</p>
+<form method="post" action="/cashier/qr/${esc(token)}">${buttons}</form></div>`,
+        ),
+      );
+    });
+
+    scope.post('/cashier/qr/:token', async (req, reply) => {
+      const { token } = req.params as { token: string };
+      const payType = parsePayType((req.body as Record<string, string> | undefined)?.['pay_type'] ?? '');
+      if (!/^[A-Za-z0-9_-]{10,64}$/.test(token)) return notFound(reply);
+      if (!payType) return reply.code(400).type('text/html; charset=utf-8').send(page('无效的支付方式', '<div class="card"><h1>无效的支付方式</h1></div>'));
+      return go(token, payType, reply);
+    });
+  });
+}
+
+function notFound(reply: FastifyReply) {
+  return reply.code(404).type('text/html; charset=utf-8').send(page('订单不存在', '<div class="card"><h1>订单不存在或已失效</h1><p class="muted">Unknown payment code.</p></div>'));
+}

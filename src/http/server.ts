@@ -1,0 +1,46 @@
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Config } from '../config/config.js';
+import type { ServiceDeps } from '../services/deps.js';
+import type { SimulatorProvider } from '../simulator/provider.js';
+import { registerOfflineRoutes } from './offline/routes.js';
+import { registerSimulatorPages } from '../simulator/pages.js';
+import { registerCashierPages } from './pages/cashier.js';
+import { registerLandingPage } from './pages/landing.js';
+import { registerAdminRoutes } from './admin/routes.js';
+
+export interface ServerParts {
+  deps: ServiceDeps;
+  config: Config;
+  simulator: SimulatorProvider;
+  adminToken: string;
+  demoAppId: () => string | null;
+}
+
+/** The three doors (offline XML, pages, admin) on one Fastify instance. */
+export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: parts.deps.log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: 64 * 1024,
+    trustProxy: false,
+    return503OnClosing: true,
+  });
+  app.addHook('onResponse', async (req, reply) => {
+    const path = req.url.split('?')[0];
+    req.log.info({ method: req.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+  });
+  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'NOT_FOUND', message: '没有这个地址 / no such path' }));
+  app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
+    const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
+    if (status === 500) req.log.error({ err: err.message, code: err.code }, 'unhandled error');
+    return reply.code(status).send({ code: status === 500 ? 'SYSTEM_ERROR' : (err.code ?? 'BAD_REQUEST'), message: status === 500 ? '系统错误 / internal error' : err.message });
+  });
+
+  app.get('/healthz', async () => ({ status: 'ok' }));
+  await registerOfflineRoutes(app, parts.deps);
+  await registerSimulatorPages(app, parts.simulator);
+  await registerCashierPages(app, parts.deps);
+  await registerLandingPage(app, parts.config, parts.demoAppId);
+  await registerAdminRoutes(app, parts.deps, parts.adminToken);
+  return app;
+}

@@ -1,0 +1,60 @@
+import { randomBytes } from 'node:crypto';
+import type { ServiceDeps } from '../services/deps.js';
+import { expireTrade, type ExpireResult } from '../services/expire.js';
+
+/**
+ * The expiry job: unpaid barcode trades past their deadline are cancelled at the channel, expired QR trades
+ * closed. Each tick claims a batch with FOR UPDATE SKIP LOCKED and a lease, so any number of instances can run
+ * it on one PostgreSQL without doing the same work twice; a crashed instance's lease runs out and another
+ * instance takes over.
+ */
+export class ExpiryJob {
+  readonly owner: string;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<unknown> | null = null;
+
+  constructor(private readonly deps: ServiceDeps) {
+    this.owner = `expirer-${randomBytes(6).toString('hex')}`;
+  }
+
+  /** One pass; returns what happened to each claimed trade. */
+  async tick(): Promise<Record<ExpireResult, number>> {
+    const counts: Record<ExpireResult, number> = { paid: 0, closed: 0, reversed: 0, retry: 0, failed: 0 };
+    const { config, clock, trades } = this.deps;
+    const claimed = await trades.claimExpired(clock.now(), this.owner, config.jobs.leaseMs, config.jobs.batchSize);
+    for (const trade of claimed) {
+      let result: ExpireResult;
+      try {
+        result = await expireTrade(this.deps, trade);
+      } catch (err) {
+        this.deps.log.warn({ err: err instanceof Error ? err.message : String(err), tradeNo: trade.trade_no }, 'expiry failed');
+        result = 'retry';
+      }
+      counts[result]++;
+      // Retry with backoff (10 s, 20 s, ... up to 10 min); an operator case waits an hour between attempts.
+      const backoffMs = result === 'failed' ? 3_600_000 : Math.min(10_000 * 2 ** Math.min(trade.job_attempts, 6), 600_000);
+      const retryAt = result === 'retry' || result === 'failed' ? new Date(clock.now().getTime() + backoffMs) : null;
+      await trades.releaseLease(trade.id, this.owner, retryAt);
+    }
+    return counts;
+  }
+
+  start(): void {
+    if (this.timer) return;
+    const loop = () => {
+      this.running = this.tick()
+        .catch((err: unknown) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'expiry tick failed'))
+        .finally(() => {
+          this.running = null;
+          if (this.timer) this.timer = setTimeout(loop, this.deps.config.jobs.intervalMs);
+        });
+    };
+    this.timer = setTimeout(loop, this.deps.config.jobs.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.running;
+  }
+}

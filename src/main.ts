@@ -1,0 +1,120 @@
+import type { FastifyInstance } from 'fastify';
+import type { Logger } from 'pino';
+import type { Config } from './config/config.js';
+import { systemClock, type Clock } from './domain/clock.js';
+import { migrate, openStore, type Store } from './store/db.js';
+import { AppRepository } from './store/apps.js';
+import { TradeRepository } from './store/trades.js';
+import { ChannelRegistry } from './channels/registry.js';
+import type { Channel } from './channels/channel.js';
+import { SimulatorProvider } from './simulator/provider.js';
+import { realSleep, type ServiceDeps } from './services/deps.js';
+import { ExpiryJob } from './jobs/expirer.js';
+import { buildServer } from './http/server.js';
+import { createLogger } from './logging.js';
+import { acquireLock, loadOrCreateAdminToken, recordLockPort } from './runtime/local-files.js';
+
+export interface PlatformOptions {
+  config: Config;
+  clock?: Clock;
+  log?: Logger;
+  /** An already opened store (tests share one between two instances). */
+  store?: Store;
+  /** Replace the registered channels (tests). */
+  channels?: Record<string, Channel>;
+  sleep?: (ms: number) => Promise<void>;
+  /** Start listening (default true). */
+  listen?: boolean;
+  /** Create a demo app on an empty database and report its token (default true). */
+  demo?: boolean;
+  adminToken?: string;
+}
+
+export interface Platform {
+  config: Config;
+  deps: ServiceDeps;
+  store: Store;
+  server: FastifyInstance;
+  simulator: SimulatorProvider;
+  expiry: ExpiryJob;
+  /** Set when this start created the demo app: shown once. */
+  demo: { appId: string; accessToken: string } | null;
+  url: string;
+  adminToken: string;
+  close(): Promise<void>;
+}
+
+/** The composition root: config -> store -> channels -> services -> doors and jobs. */
+export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
+  const { config } = opts;
+  const clock = opts.clock ?? systemClock;
+  const log = opts.log ?? createLogger(config.logLevel);
+  const ownStore = !opts.store;
+  let releaseLock: (() => void) | null = null;
+  if (ownStore && config.store.kind === 'embedded' && config.store.dataDir) releaseLock = acquireLock(config.store.dataDir);
+  let store: Store;
+  try {
+    store = opts.store ?? (await openStore(config.store));
+  } catch (e) {
+    releaseLock?.();
+    throw e;
+  }
+  try {
+    await migrate(store.db);
+    const apps = new AppRepository(store.db, clock);
+    const simulator = new SimulatorProvider({ db: store.db, clock, publicBaseUrl: config.publicBaseUrl });
+    const channels = new ChannelRegistry({ simulator }, opts.channels);
+    const deps: ServiceDeps = {
+      db: store.db,
+      apps,
+      trades: new TradeRepository(store.db),
+      channels,
+      clock,
+      config,
+      log,
+      sleep: opts.sleep ?? realSleep,
+    };
+
+    let demo: Platform['demo'] = null;
+    if (opts.demo !== false && (await apps.count()) === 0) {
+      const created = await apps.create({ name: '演示医院 Demo Hospital', hospitalId: 'DEMO' });
+      demo = { appId: created.appId, accessToken: created.accessToken };
+    }
+    const firstApp = (await apps.list())[0]?.id ?? null;
+    const adminToken = opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);
+    const server = await buildServer({ deps, config, simulator, adminToken, demoAppId: () => firstApp });
+    const expiry = new ExpiryJob(deps);
+
+    let url = config.publicBaseUrl;
+    if (opts.listen !== false) {
+      url = await server.listen({ host: config.host, port: config.port });
+      const port = server.server.address();
+      if (releaseLock && port && typeof port === 'object') recordLockPort(config.dataDir, config.host, port.port);
+    } else {
+      await server.ready();
+    }
+    if (config.jobs.enabled) expiry.start();
+
+    return {
+      config,
+      deps,
+      store,
+      server,
+      simulator,
+      expiry,
+      demo,
+      url,
+      adminToken,
+      async close() {
+        await expiry.stop();
+        await server.close();
+        if (ownStore) await store.close();
+        releaseLock?.();
+      },
+    };
+  } catch (e) {
+    if (ownStore) await store.close();
+    releaseLock?.();
+    throw e;
+  }
+}

@@ -1,0 +1,129 @@
+import type { App, Refund, Trade } from '../store/schema.js';
+import type { CancelOutcome } from '../channels/channel.js';
+import { Errors, HospayError, declined } from '../domain/errors.js';
+import type { PayType } from '../domain/trade.js';
+import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
+import { refreshTrade } from './sync.js';
+
+/** The request number of the refund record a cancel makes when it reverses a paid trade. */
+export const CANCEL_REQUEST_NO = 'CANCEL';
+
+export type CancelResult =
+  | { ok: true; trade: Trade; action: 'close' | 'refund' }
+  | { ok: false; trade?: Trade; error: HospayError; retry: boolean };
+
+/**
+ * Cancel (spec 5.3): unpaid -> closed (action close); paid -> refunded in full (action refund).
+ * Only within the cancel window (24 h by default) of creation; after that, use refund.
+ * retry tells the caller whether calling again can succeed (RetryFlag).
+ */
+export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: string): Promise<CancelResult> {
+  const found = await deps.trades.byOutTradeNo(app.id, outTradeNo);
+  if (!found) return { ok: false, error: Errors.tradeNotExist(), retry: false };
+  let trade = found;
+  if (trade.status === 'TRADE_CLOSED') return { ok: true, trade, action: closedAction(trade) };
+  const now = deps.clock.now();
+  if (now.getTime() - trade.created_at.getTime() > deps.config.cancelWindowMs) {
+    return { ok: false, trade, error: Errors.cancelWindowExpired(Math.round(deps.config.cancelWindowMs / 3_600_000)), retry: false };
+  }
+  trade = await refreshTrade(deps, trade);
+  if (trade.status === 'TRADE_CLOSED') return { ok: true, trade, action: closedAction(trade) };
+  if (trade.status === 'TRADE_FINISHED') return { ok: false, trade, error: Errors.tradeHasFinished(), retry: false };
+
+  if (trade.status === 'WAIT_BUYER_PAY' && !trade.pay_type) {
+    // Aggregated code never scanned: no channel trade exists, close it here.
+    const closed = await deps.trades.markClosedUnpaid(trade.id, 'close', now);
+    if (closed) return { ok: true, trade: closed, action: 'close' };
+    return cancelTrade(deps, app, outTradeNo);
+  }
+
+  const channel = channelOfTrade(deps, trade);
+  if (!channel || !trade.pay_type) return { ok: false, trade, error: Errors.systemError(), retry: true };
+
+  let reversal: Refund | undefined;
+  if (trade.status === 'TRADE_SUCCESS') {
+    const r = await reserveReversal(deps, trade);
+    if ('error' in r) return { ok: false, trade, error: r.error, retry: false };
+    if (r.done) return { ok: true, trade: (await deps.trades.byId(trade.id)) ?? trade, action: 'refund' };
+    reversal = r.refund;
+  }
+
+  const outcome = await guarded<CancelOutcome | { kind: 'exception' }>(deps, 'cancel', { kind: 'exception' }, () =>
+    channel.cancel(channelContext(app), { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType }),
+  );
+  const at = deps.clock.now();
+  switch (outcome.kind) {
+    case 'closed': {
+      if (reversal) {
+        // The channel says unpaid while we hold it as paid: never guess with money; leave it to a person.
+        await deps.trades.failRefund(reversal, 'CHANNEL_SAYS_UNPAID', at);
+        deps.log.error({ tradeNo: trade.trade_no }, 'cancel: channel reports a paid trade as unpaid');
+        return { ok: false, trade, error: Errors.systemError(), retry: false };
+      }
+      const closed = (await deps.trades.markClosedUnpaid(trade.id, 'close', at)) ?? (await deps.trades.byId(trade.id));
+      if (closed?.status === 'TRADE_CLOSED') return { ok: true, trade: closed, action: closedAction(closed) };
+      // It was paid meanwhile (a late pay answer): cancel again, which now reverses it.
+      return cancelTrade(deps, app, outTradeNo);
+    }
+    case 'refunded': {
+      if (reversal) {
+        await deps.trades.completeRefund(reversal, outcome.channelTradeNo, at);
+      } else {
+        await deps.trades.markPaidAndReversed(trade.id, outcome, at, CANCEL_REQUEST_NO);
+      }
+      const t = (await deps.trades.byId(trade.id)) ?? trade;
+      return { ok: true, trade: t, action: 'refund' };
+    }
+    case 'retry':
+      if (reversal) await deps.trades.failRefund(reversal, 'CANCEL_RETRY', at);
+      return {
+        ok: false,
+        trade,
+        error: new HospayError('CANCEL_RETRY', 'system', '撤销暂时失败，请重试', 'the cancel failed for now; call it again', {
+          retryable: true,
+        }),
+        retry: true,
+      };
+    case 'failed':
+      if (reversal) await deps.trades.failRefund(reversal, outcome.code, at);
+      return { ok: false, trade, error: declined(outcome.code, outcome.zh, outcome.en), retry: false };
+    case 'exception':
+      // Unknown: the reservation stays PROCESSING so no refund can race the reversal; calling again continues it.
+      return { ok: false, trade, error: Errors.channelError(), retry: true };
+  }
+}
+
+function closedAction(trade: Trade): 'close' | 'refund' {
+  return trade.cancel_action ?? (trade.refunded_fen > 0 ? 'refund' : 'close');
+}
+
+/** Reserves the whole amount for a reversal, unless other refunds exist (then cancel is refused). */
+async function reserveReversal(
+  deps: ServiceDeps,
+  trade: Trade,
+): Promise<{ refund: Refund; done?: false } | { done: true } | { error: HospayError }> {
+  const now = deps.clock.now();
+  const existing = await deps.trades.refundByRequestNo(trade.id, CANCEL_REQUEST_NO);
+  if (existing) {
+    if (existing.status === 'SUCCESS') return { done: true };
+    if (existing.status === 'PROCESSING') return { refund: existing };
+    const again = await deps.trades.reReserveFailed(existing, now);
+    if (again === 'reserved') return { refund: { ...existing, status: 'PROCESSING' } };
+    if (again === 'busy') return reserveReversal(deps, trade);
+    return { error: Errors.tradeHasRefund() };
+  }
+  if (trade.refund_reserved_fen > 0) return { error: Errors.tradeHasRefund() };
+  const r = await deps.trades.reserveRefund({
+    trade,
+    outRequestNo: CANCEL_REQUEST_NO,
+    kind: 'cancel',
+    amountFen: trade.total_fen,
+    reason: 'cancel',
+    hospitalId: null,
+    terminalId: null,
+    now,
+  });
+  if (r.result === 'reserved') return { refund: r.refund };
+  if (r.result === 'exists') return reserveReversal(deps, trade);
+  return { error: Errors.tradeHasRefund() };
+}

@@ -1,0 +1,60 @@
+import type { Logger } from 'pino';
+import type { Config } from '../config/config.js';
+import type { Clock } from '../domain/clock.js';
+import { compactShanghai } from '../domain/clock.js';
+import type { Db } from '../store/db.js';
+import type { AppRepository } from '../store/apps.js';
+import { appChannelFor } from '../store/apps.js';
+import type { TradeRepository } from '../store/trades.js';
+import type { App, Trade } from '../store/schema.js';
+import { DEFAULT_CHANNEL, type ChannelRegistry } from '../channels/registry.js';
+import type { Channel, ChannelContext } from '../channels/channel.js';
+import type { PayType } from '../domain/trade.js';
+import { Errors } from '../domain/errors.js';
+import { randomDigits } from '../crypto/tokens.js';
+
+/** Everything a use case needs, wired once in main.ts. */
+export interface ServiceDeps {
+  db: Db;
+  apps: AppRepository;
+  trades: TradeRepository;
+  channels: ChannelRegistry;
+  clock: Clock;
+  config: Config;
+  log: Logger;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Our own trade number: HP + yyyyMMddHHmmss (Asia/Shanghai) + 10 random digits. */
+export function newTradeNo(now: Date): string {
+  return `HP${compactShanghai(now)}${randomDigits(10)}`;
+}
+
+export function channelFor(deps: ServiceDeps, app: App, payType: PayType): { id: string; channel: Channel } {
+  const id = appChannelFor(app, payType, DEFAULT_CHANNEL);
+  const channel = deps.channels.get(id);
+  if (!channel || !channel.payTypes.includes(payType)) throw Errors.payTypeNotEnabled(payType);
+  return { id, channel };
+}
+
+/** The channel a stored trade was made on. */
+export function channelOfTrade(deps: ServiceDeps, trade: Trade): Channel | undefined {
+  return trade.channel ? deps.channels.get(trade.channel) : undefined;
+}
+
+export function channelContext(app: App | { id: string }): ChannelContext {
+  // Per-app merchant configuration for real channels arrives with the channel adapters; the simulator needs none.
+  return { appId: app.id, merchant: {} };
+}
+
+/** Runs a channel call; a thrown error becomes `fallback` (an unknown outcome), logged without the payload. */
+export async function guarded<T>(deps: ServiceDeps, what: string, fallback: T, call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (err) {
+    deps.log.warn({ err: err instanceof Error ? err.message : String(err), call: what }, 'channel call failed');
+    return fallback;
+  }
+}

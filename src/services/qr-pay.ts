@@ -1,0 +1,182 @@
+import { randomBytes } from 'node:crypto';
+import type { App, Trade } from '../store/schema.js';
+import type { PrecreateOutcome } from '../channels/channel.js';
+import { Errors, HospayError, declined } from '../domain/errors.js';
+import type { Fen } from '../domain/money.js';
+import { categorize } from '../domain/categories.js';
+import { parseTimeoutExpress } from '../domain/timeout-express.js';
+import type { OrderType, PayType } from '../domain/trade.js';
+import { appCategories } from '../store/apps.js';
+import { sha256Hex } from '../crypto/tokens.js';
+import { channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
+
+export interface QrPayCommand {
+  app: App;
+  outTradeNo: string;
+  amountFen: Fen;
+  subject: string;
+  body?: string | undefined;
+  tradeDetail?: string | undefined;
+  orderType: OrderType;
+  timeoutExpress?: string | undefined;
+  payType?: PayType | undefined;
+  patientName: string;
+  tel?: string | undefined;
+  inhospitalNo: string;
+}
+
+export interface QrPayResult {
+  trade: Trade;
+  codeUrl: string;
+}
+
+export const DEFAULT_TIMEOUT_EXPRESS = '20m';
+
+/**
+ * QR pay (spec 5.5): the kiosk shows a code. With PayType, the code is the channel's; without it (aggregated
+ * payment) it is our cashier page, which sends the payer on to the channel of the app they scanned with.
+ */
+export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPayResult> {
+  const now = deps.clock.now();
+  const timeoutExpress = cmd.timeoutExpress ?? DEFAULT_TIMEOUT_EXPRESS;
+  const expiresAt = parseTimeoutExpress(timeoutExpress, now);
+  if (!expiresAt) throw Errors.invalidField('TimeoutExpress', '取值范围 1m～15d 或 1c', 'must be 1m–15d (m, h, d) or 1c');
+  const ch = cmd.payType ? channelFor(deps, cmd.app, cmd.payType) : null;
+  const fingerprint = sha256Hex(
+    JSON.stringify([
+      'qrcode',
+      cmd.amountFen,
+      cmd.payType ?? '',
+      cmd.subject,
+      cmd.body ?? '',
+      cmd.tradeDetail ?? '',
+      cmd.orderType,
+      timeoutExpress,
+      cmd.patientName,
+      cmd.tel ?? '',
+      cmd.inhospitalNo,
+    ]),
+  );
+  const cashierToken = cmd.payType ? null : randomBytes(18).toString('base64url');
+  const { trade, inserted } = await deps.trades.insertOrGet({
+    trade_no: newTradeNo(now),
+    app_id: cmd.app.id,
+    out_trade_no: cmd.outTradeNo,
+    kind: 'qrcode',
+    status: 'WAIT_BUYER_PAY',
+    pay_type: cmd.payType ?? null,
+    channel: ch?.id ?? null,
+    category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
+    order_type: cmd.orderType,
+    total_fen: cmd.amountFen,
+    subject: cmd.subject,
+    body: cmd.body ?? null,
+    operator_id: null,
+    terminal_id: null,
+    hospital_id: cmd.app.hospital_id,
+    patient_name: cmd.patientName,
+    inhospital_no: cmd.inhospitalNo,
+    tel: cmd.tel ?? null,
+    trade_detail: cmd.tradeDetail ?? null,
+    timeout_express: timeoutExpress,
+    fingerprint,
+    channel_trade_no: null,
+    code_url: cashierToken ? cashierUrl(deps, cashierToken) : null,
+    channel_code_url: null,
+    cashier_token: cashierToken,
+    buyer_logon_id: null,
+    buyer_user_id: null,
+    cancel_action: null,
+    created_at: now,
+    updated_at: now,
+    expires_at: expiresAt,
+    paid_at: null,
+    closed_at: null,
+    lease_until: null,
+    lease_owner: null,
+  });
+  if (!inserted) {
+    if (trade.kind !== 'qrcode') throw Errors.kindMismatch();
+    if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
+    if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();
+    if (trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
+    if (trade.code_url) return { trade, codeUrl: trade.code_url };
+  }
+  if (!trade.pay_type) {
+    // Aggregated: the code is our cashier page; the channel trade is made when the payer scans.
+    return { trade, codeUrl: trade.code_url ?? '' };
+  }
+  const codeUrl = await openChannelTrade(deps, cmd.app, trade);
+  await deps.trades.setChannelCode(trade.id, { channelCodeUrl: codeUrl.channelCodeUrl, channelTradeNo: codeUrl.channelTradeNo, codeUrl: codeUrl.channelCodeUrl }, deps.clock.now());
+  return { trade, codeUrl: codeUrl.channelCodeUrl };
+}
+
+export function cashierUrl(deps: ServiceDeps, token: string): string {
+  return `${deps.config.publicBaseUrl}/cashier/qr/${token}`;
+}
+
+/** Creates the trade at its channel (precreate). A refusal closes our trade; an unknown outcome leaves it open. */
+export async function openChannelTrade(
+  deps: ServiceDeps,
+  app: App | { id: string; channel_map: string },
+  trade: Trade,
+): Promise<{ channelCodeUrl: string; channelTradeNo: string | null }> {
+  const payType = trade.pay_type as PayType;
+  const channel = trade.channel ? deps.channels.get(trade.channel) : undefined;
+  if (!channel) throw Errors.payTypeNotEnabled(payType);
+  const outcome = await guarded<PrecreateOutcome>(
+    deps,
+    'precreate',
+    { kind: 'failed', code: 'CHANNEL_ERROR', zh: '', en: '', retryable: true },
+    () =>
+      channel.precreate(channelContext(app), {
+        outTradeNo: trade.out_trade_no,
+        payType,
+        amountFen: trade.total_fen,
+        subject: trade.subject,
+        expiresAt: trade.expires_at,
+      }),
+  );
+  if (outcome.kind === 'created') return { channelCodeUrl: outcome.codeUrl, channelTradeNo: outcome.channelTradeNo ?? null };
+  if (outcome.retryable) throw Errors.channelError();
+  await deps.trades.markClosedUnpaid(trade.id, null, deps.clock.now());
+  throw declined(outcome.code, outcome.zh, outcome.en);
+}
+
+export type CashierChoice =
+  | { kind: 'redirect'; url: string }
+  | { kind: 'status'; trade: Trade }
+  | { kind: 'other_pay_type'; trade: Trade }
+  | { kind: 'error'; error: HospayError; trade: Trade };
+
+/**
+ * The payer scanned an aggregated code with `payType`'s app. The first choice sticks: a trade is never open at
+ * two channels at once, so it can never be paid twice.
+ */
+export async function chooseCashierPayType(deps: ServiceDeps, token: string, payType: PayType): Promise<CashierChoice | null> {
+  let trade = await deps.trades.byCashierToken(token);
+  if (!trade) return null;
+  if (trade.status !== 'WAIT_BUYER_PAY') return { kind: 'status', trade };
+  const app = await deps.apps.get(trade.app_id);
+  if (!app) return null;
+  if (!trade.pay_type) {
+    let ch;
+    try {
+      ch = channelFor(deps, app, payType);
+    } catch (e) {
+      if (e instanceof HospayError) return { kind: 'error', error: e, trade };
+      throw e;
+    }
+    trade = (await deps.trades.choosePayType(trade.id, payType, ch.id, deps.clock.now())) ?? (await deps.trades.byId(trade.id)) ?? trade;
+  }
+  if (trade.pay_type !== payType) return { kind: 'other_pay_type', trade };
+  if (trade.channel_code_url) return { kind: 'redirect', url: trade.channel_code_url };
+  try {
+    const opened = await openChannelTrade(deps, app, trade);
+    await deps.trades.setChannelCode(trade.id, opened, deps.clock.now());
+    return { kind: 'redirect', url: opened.channelCodeUrl };
+  } catch (e) {
+    if (e instanceof HospayError) return { kind: 'error', error: e, trade };
+    throw e;
+  }
+}

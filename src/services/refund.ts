@@ -1,0 +1,117 @@
+import type { App, Refund, Trade } from '../store/schema.js';
+import type { RefundOutcome } from '../channels/channel.js';
+import { Errors, declined } from '../domain/errors.js';
+import type { Fen } from '../domain/money.js';
+import type { PayType } from '../domain/trade.js';
+import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
+import { refreshTrade } from './sync.js';
+
+export interface RefundCommand {
+  app: App;
+  outTradeNo: string;
+  tradeNo: string;
+  amountFen: Fen;
+  totalFen: Fen;
+  outRequestNo: string;
+  reason?: string | undefined;
+  hospitalId?: string | undefined;
+  terminalId?: string | undefined;
+  payType?: PayType | undefined;
+}
+
+export interface RefundResult {
+  trade: Trade;
+  refund: Refund;
+  /** Whether this request moved money (RefundChange). */
+  fundChange: boolean;
+}
+
+/**
+ * Refund (spec 5.4): partial and repeated refunds, each identified by OutRequestNo within its trade.
+ * The amount is reserved on the trade before the channel is called (guarded UPDATE + CHECK), so concurrent
+ * refunds can never add up to more than was paid; repeating a request number never moves money twice.
+ */
+export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promise<RefundResult> {
+  let trade = await deps.trades.byOutTradeNo(cmd.app.id, cmd.outTradeNo);
+  if (!trade) throw Errors.tradeNotExist();
+  if (cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no) throw Errors.tradeNoMismatch();
+  if (cmd.totalFen !== trade.total_fen) throw Errors.totalAmountMismatch();
+  if (cmd.payType && trade.pay_type && cmd.payType !== trade.pay_type) throw Errors.payTypeMismatch();
+
+  const prior = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+  if (prior) return repeat(deps, cmd, trade, prior);
+
+  trade = await refreshTrade(deps, trade);
+  if (trade.status === 'WAIT_BUYER_PAY') throw Errors.tradeNotPaid();
+  if (trade.status === 'TRADE_FINISHED') throw Errors.tradeHasFinished();
+  if (trade.status === 'TRADE_CLOSED') throw trade.paid_at ? Errors.refundAmountExceeded() : Errors.tradeHasClose();
+  if (cmd.amountFen > trade.total_fen - trade.refund_reserved_fen) throw Errors.refundAmountExceeded();
+
+  const r = await deps.trades.reserveRefund({
+    trade,
+    outRequestNo: cmd.outRequestNo,
+    kind: 'refund',
+    amountFen: cmd.amountFen,
+    reason: cmd.reason ?? null,
+    hospitalId: cmd.hospitalId ?? null,
+    terminalId: cmd.terminalId ?? null,
+    now: deps.clock.now(),
+  });
+  if (r.result === 'exceeded') {
+    const now = (await deps.trades.byId(trade.id)) ?? trade;
+    if (now.status === 'TRADE_FINISHED') throw Errors.tradeHasFinished();
+    throw Errors.refundAmountExceeded();
+  }
+  if (r.result === 'exists') {
+    const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+    if (!p) throw Errors.systemError();
+    return repeat(deps, cmd, trade, p);
+  }
+  return execute(deps, cmd.app, trade, r.refund, cmd.reason);
+}
+
+/** A request number seen before: the earlier result, or (if still open) carry it on with the channel. */
+async function repeat(deps: ServiceDeps, cmd: RefundCommand, trade: Trade, prior: Refund): Promise<RefundResult> {
+  if (prior.amount_fen !== cmd.amountFen || prior.kind !== 'refund') throw Errors.outRequestNoConflict();
+  if (prior.status === 'SUCCESS') return { trade, refund: prior, fundChange: false };
+  if (prior.status === 'FAILED') {
+    const again = await deps.trades.reReserveFailed(prior, deps.clock.now());
+    if (again === 'exceeded') throw Errors.refundAmountExceeded();
+    if (again === 'busy') {
+      const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+      if (!p) throw Errors.systemError();
+      return repeat(deps, cmd, trade, p);
+    }
+    return execute(deps, cmd.app, trade, { ...prior, status: 'PROCESSING' }, cmd.reason);
+  }
+  // PROCESSING: another request is at the channel, or an earlier outcome was unknown. The channel is idempotent
+  // on the request number, so asking again is safe; only the one that records the success reports a change.
+  return execute(deps, cmd.app, trade, prior, cmd.reason);
+}
+
+async function execute(deps: ServiceDeps, app: App, trade: Trade, refund: Refund, reason: string | undefined): Promise<RefundResult> {
+  const channel = channelOfTrade(deps, trade);
+  if (!channel || !trade.pay_type) throw Errors.systemError();
+  const outcome = await guarded<RefundOutcome>(deps, 'refund', { kind: 'unknown', reason: 'exception' }, () =>
+    channel.refund(channelContext(app), {
+      outTradeNo: trade.out_trade_no,
+      payType: trade.pay_type as PayType,
+      outRequestNo: refund.out_request_no,
+      amountFen: refund.amount_fen,
+      totalFen: trade.total_fen,
+      reason: reason ?? refund.reason ?? undefined,
+    }),
+  );
+  const now = deps.clock.now();
+  if (outcome.kind === 'success') {
+    const moved = await deps.trades.completeRefund(refund, outcome.channelRefundNo, now);
+    const t = moved ?? (await deps.trades.byId(trade.id)) ?? trade;
+    const r = (await deps.trades.refundByRequestNo(trade.id, refund.out_request_no)) ?? refund;
+    return { trade: t, refund: r, fundChange: moved !== undefined };
+  }
+  if (outcome.kind === 'failed') {
+    await deps.trades.failRefund(refund, outcome.code, now);
+    throw declined(outcome.code, outcome.zh, outcome.en);
+  }
+  throw Errors.refundProcessing();
+}

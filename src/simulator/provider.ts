@@ -1,0 +1,521 @@
+import { randomInt } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from '../store/db.js';
+import type { Clock } from '../domain/clock.js';
+import { compactShanghai } from '../domain/clock.js';
+import type { Fen } from '../domain/money.js';
+
+/**
+ * The simulated payment provider: a stand-in for Alipay / WeChat Pay / UnionPay with its own books (sim_*
+ * tables), which survive restarts. The platform never reads these tables: it reaches the provider only through
+ * the simulator channel adapter, exactly as it reaches a real provider through its adapter.
+ *
+ * Barcode rules, by the last two digits of the payment code (docs/simulator.md):
+ */
+export const BARCODE_RULES = {
+  /** The patient is entering a password: "user paying"; paid on the 2nd query. */
+  PAID_ON_SECOND_QUERY: '01',
+  /** The patient never pays: stays "user paying" until cancelled or closed. */
+  NEVER_PAYS: '02',
+  /** Declined: balance not enough. */
+  BALANCE_NOT_ENOUGH: '03',
+  /** The pay call fails with a system error, but the payment went through (a query reveals it). */
+  SYSTEM_ERROR_BUT_PAID: '04',
+  /** The payment code is invalid or expired. */
+  AUTH_CODE_INVALID: '05',
+  /** Never pays, and the first cancel fails transiently (retry_flag=Y); the next one succeeds. */
+  CANCEL_NEEDS_RETRY: '06',
+} as const;
+
+/** Refund rules, by the refund reason text. */
+export const REFUND_RULES = {
+  /** The refund is made, but the answer is a system error (retrying the same request number shows success). */
+  SYSTEM_ERROR_BUT_REFUNDED: 'SIMULATE_REFUND_ERROR',
+  /** The refund is declined for good. */
+  DECLINED: 'SIMULATE_REFUND_DECLINE',
+} as const;
+
+export type SimPayType = 'alipay' | 'weixin' | 'unionpay';
+
+export interface SimTrade {
+  merchant: string;
+  outTradeNo: string;
+  payType: SimPayType;
+  channelTradeNo: string;
+  amountFen: Fen;
+  subject: string;
+  status: 'WAITING' | 'PAID' | 'CLOSED' | 'REFUNDED';
+  refundedFen: Fen;
+  buyerLogonId: string | null;
+  buyerUserId: string | null;
+  paidAt: Date | null;
+}
+
+export type SimPayAnswer =
+  | { result: 'SUCCESS'; trade: SimTrade }
+  | { result: 'USER_PAYING'; trade: SimTrade }
+  | { result: 'FAIL'; code: string; zh: string; en: string }
+  | { result: 'SYSTEM_ERROR' };
+
+export type SimCancelAnswer =
+  | { result: 'SUCCESS'; action: 'close' | 'refund'; trade: SimTrade }
+  | { result: 'RETRY'; reason: string }
+  | { result: 'FAIL'; code: string; zh: string; en: string };
+
+export type SimRefundAnswer =
+  | { result: 'SUCCESS'; refundNo: string; createdAt: Date }
+  | { result: 'FAIL'; code: string; zh: string; en: string }
+  | { result: 'SYSTEM_ERROR' };
+
+export interface SimulatorOptions {
+  db: Db;
+  clock: Clock;
+  /** Base URL of the simulator's payer pages (the platform's PUBLIC_BASE_URL). */
+  publicBaseUrl: string;
+}
+
+type Row = {
+  merchant: string;
+  out_trade_no: string;
+  pay_type: string;
+  channel_trade_no: string;
+  amount_fen: number;
+  subject: string;
+  status: SimTrade['status'];
+  rule: string;
+  query_count: number;
+  refunded_fen: number;
+  buyer_logon_id: string | null;
+  buyer_user_id: string | null;
+  paid_at: Date | null;
+};
+
+function toTrade(r: Row): SimTrade {
+  return {
+    merchant: r.merchant,
+    outTradeNo: r.out_trade_no,
+    payType: r.pay_type as SimPayType,
+    channelTradeNo: r.channel_trade_no,
+    amountFen: r.amount_fen,
+    subject: r.subject,
+    status: r.status,
+    refundedFen: r.refunded_fen,
+    buyerLogonId: r.buyer_logon_id,
+    buyerUserId: r.buyer_user_id,
+    paidAt: r.paid_at,
+  };
+}
+
+function digits(n: number): string {
+  let s = '';
+  for (let i = 0; i < n; i++) s += randomInt(10).toString();
+  return s;
+}
+
+export class SimulatorProvider {
+  private readonly db: Db;
+  private readonly clock: Clock;
+  readonly publicBaseUrl: string;
+
+  constructor(opts: SimulatorOptions) {
+    this.db = opts.db;
+    this.clock = opts.clock;
+    this.publicBaseUrl = opts.publicBaseUrl.replace(/\/+$/, '');
+  }
+
+  payerPageUrl(channelTradeNo: string): string {
+    return `${this.publicBaseUrl}/simulator/pay/${channelTradeNo}`;
+  }
+
+  private newTradeNo(payType: SimPayType): string {
+    const day = compactShanghai(this.clock.now()).slice(0, 8);
+    if (payType === 'alipay') return `${day}22001${digits(15)}`; // 28 digits, like Alipay's
+    if (payType === 'weixin') return `4200${digits(6)}${day}${digits(10)}`; // 28 digits, like WeChat's
+    return `${compactShanghai(this.clock.now())}${digits(7)}`; // 21 digits, like UnionPay's queryId
+  }
+
+  private buyer(payType: SimPayType): { logon: string; user: string } {
+    if (payType === 'alipay') return { logon: `138****${digits(4)}`, user: `2088${digits(12)}` };
+    if (payType === 'weixin') return { logon: '', user: `oSim${digits(12)}` };
+    return { logon: `6212****${digits(4)}`, user: `up${digits(12)}` };
+  }
+
+  async find(merchant: string, outTradeNo: string): Promise<SimTrade | null> {
+    const r = await this.db
+      .selectFrom('sim_trades')
+      .selectAll()
+      .where('merchant', '=', merchant)
+      .where('out_trade_no', '=', outTradeNo)
+      .executeTakeFirst();
+    return r ? toTrade(r as Row) : null;
+  }
+
+  async findByChannelTradeNo(channelTradeNo: string): Promise<SimTrade | null> {
+    const r = await this.db
+      .selectFrom('sim_trades')
+      .selectAll()
+      .where('channel_trade_no', '=', channelTradeNo)
+      .executeTakeFirst();
+    return r ? toTrade(r as Row) : null;
+  }
+
+  /** Inserts the trade unless one exists for (merchant, out_trade_no); returns the stored row either way. */
+  private async insertOrGet(
+    row: Omit<Row, 'query_count' | 'refunded_fen'>,
+    chargeFen: Fen | null,
+  ): Promise<{ row: Row; inserted: boolean }> {
+    const now = this.clock.now();
+    return this.db.transaction().execute(async (tx) => {
+      const ins = await tx
+        .insertInto('sim_trades')
+        .values({ ...row, created_at: now })
+        .onConflict((oc) => oc.columns(['merchant', 'out_trade_no']).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+      if (ins) {
+        if (chargeFen !== null) {
+          await tx
+            .insertInto('sim_ledger')
+            .values({ merchant: row.merchant, out_trade_no: row.out_trade_no, entry: 'charge', amount_fen: chargeFen, created_at: now })
+            .execute();
+        }
+        return { row: ins as Row, inserted: true };
+      }
+      const existing = await tx
+        .selectFrom('sim_trades')
+        .selectAll()
+        .where('merchant', '=', row.merchant)
+        .where('out_trade_no', '=', row.out_trade_no)
+        .executeTakeFirstOrThrow();
+      return { row: existing as Row, inserted: false };
+    });
+  }
+
+  /** Marks a WAITING trade PAID (guarded) and books the charge. */
+  private async settle(merchant: string, outTradeNo: string): Promise<Row | null> {
+    const now = this.clock.now();
+    return this.db.transaction().execute(async (tx) => {
+      const existing = await tx
+        .selectFrom('sim_trades')
+        .select(['pay_type'])
+        .where('merchant', '=', merchant)
+        .where('out_trade_no', '=', outTradeNo)
+        .executeTakeFirst();
+      if (!existing) return null;
+      const b = this.buyer(existing.pay_type as SimPayType);
+      const r = await tx
+        .updateTable('sim_trades')
+        .set({ status: 'PAID', paid_at: now, buyer_logon_id: b.logon || null, buyer_user_id: b.user })
+        .where('merchant', '=', merchant)
+        .where('out_trade_no', '=', outTradeNo)
+        .where('status', '=', 'WAITING')
+        .returningAll()
+        .executeTakeFirst();
+      if (!r) return null;
+      await tx
+        .insertInto('sim_ledger')
+        .values({ merchant, out_trade_no: outTradeNo, entry: 'charge', amount_fen: r.amount_fen, created_at: now })
+        .execute();
+      return r as Row;
+    });
+  }
+
+  async barcodePay(input: {
+    merchant: string;
+    outTradeNo: string;
+    payType: SimPayType;
+    amountFen: Fen;
+    authCode: string;
+    subject: string;
+  }): Promise<SimPayAnswer> {
+    const rule = input.authCode.slice(-2);
+    if (rule === BARCODE_RULES.AUTH_CODE_INVALID) {
+      return { result: 'FAIL', code: 'AUTH_CODE_INVALID', zh: '付款码无效或已过期，请刷新后重试', en: 'payment code invalid or expired' };
+    }
+    const now = this.clock.now();
+    const paidAtOnce = !['01', '02', '03', '06'].includes(rule);
+    const b = this.buyer(input.payType);
+    const status: Row['status'] = rule === BARCODE_RULES.BALANCE_NOT_ENOUGH ? 'CLOSED' : paidAtOnce ? 'PAID' : 'WAITING';
+    const { row, inserted } = await this.insertOrGet(
+      {
+        merchant: input.merchant,
+        out_trade_no: input.outTradeNo,
+        pay_type: input.payType,
+        channel_trade_no: this.newTradeNo(input.payType),
+        amount_fen: input.amountFen,
+        subject: input.subject,
+        status,
+        rule,
+        buyer_logon_id: status === 'PAID' ? b.logon || null : null,
+        buyer_user_id: status === 'PAID' ? b.user : null,
+        paid_at: status === 'PAID' ? now : null,
+      },
+      status === 'PAID' ? input.amountFen : null,
+    );
+    if (inserted) {
+      if (rule === BARCODE_RULES.BALANCE_NOT_ENOUGH) {
+        return { result: 'FAIL', code: 'BUYER_BALANCE_NOT_ENOUGH', zh: '买家余额不足', en: "the buyer's balance is not enough" };
+      }
+      if (rule === BARCODE_RULES.SYSTEM_ERROR_BUT_PAID) return { result: 'SYSTEM_ERROR' };
+    } else if (row.amount_fen !== input.amountFen) {
+      return { result: 'FAIL', code: 'TRADE_INFO_MISMATCH', zh: '交易信息被篡改', en: 'the trade number was used with other details' };
+    }
+    // A repeated pay for the same order answers with the trade's current state, as the real providers do.
+    if (row.status === 'PAID') return { result: 'SUCCESS', trade: toTrade(row) };
+    if (row.status === 'WAITING') return { result: 'USER_PAYING', trade: toTrade(row) };
+    if (row.status === 'REFUNDED') return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
+    if (row.rule === BARCODE_RULES.BALANCE_NOT_ENOUGH) {
+      return { result: 'FAIL', code: 'BUYER_BALANCE_NOT_ENOUGH', zh: '买家余额不足', en: "the buyer's balance is not enough" };
+    }
+    return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
+  }
+
+  async precreate(input: {
+    merchant: string;
+    outTradeNo: string;
+    payType: SimPayType;
+    amountFen: Fen;
+    subject: string;
+  }): Promise<{ result: 'SUCCESS'; codeUrl: string; trade: SimTrade } | { result: 'FAIL'; code: string; zh: string; en: string }> {
+    const { row } = await this.insertOrGet(
+      {
+        merchant: input.merchant,
+        out_trade_no: input.outTradeNo,
+        pay_type: input.payType,
+        channel_trade_no: this.newTradeNo(input.payType),
+        amount_fen: input.amountFen,
+        subject: input.subject,
+        status: 'WAITING',
+        rule: 'qr',
+        buyer_logon_id: null,
+        buyer_user_id: null,
+        paid_at: null,
+      },
+      null,
+    );
+    if (row.amount_fen !== input.amountFen || row.pay_type !== input.payType) {
+      return { result: 'FAIL', code: 'TRADE_INFO_MISMATCH', zh: '交易信息被篡改', en: 'the trade number was used with other details' };
+    }
+    if (row.status === 'PAID') return { result: 'FAIL', code: 'TRADE_HAS_SUCCESS', zh: '交易已被支付', en: 'the trade has been paid' };
+    if (row.status !== 'WAITING') return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
+    return { result: 'SUCCESS', codeUrl: this.payerPageUrl(row.channel_trade_no), trade: toTrade(row) };
+  }
+
+  async query(merchant: string, outTradeNo: string): Promise<SimTrade | null> {
+    const r = await this.db
+      .updateTable('sim_trades')
+      .set({ query_count: sql`query_count + 1` })
+      .where('merchant', '=', merchant)
+      .where('out_trade_no', '=', outTradeNo)
+      .returningAll()
+      .executeTakeFirst();
+    if (!r) return null;
+    if (r.status === 'WAITING' && r.rule === BARCODE_RULES.PAID_ON_SECOND_QUERY && r.query_count >= 2) {
+      await this.settle(merchant, outTradeNo);
+      return this.find(merchant, outTradeNo);
+    }
+    return toTrade(r as Row);
+  }
+
+  /** Cancel (revoke): unpaid -> closed; paid without refunds -> refunded in full. Unknown trades are closed. */
+  async cancel(merchant: string, outTradeNo: string, payType: SimPayType): Promise<SimCancelAnswer> {
+    const now = this.clock.now();
+    const existing = await this.find(merchant, outTradeNo);
+    if (!existing) {
+      // Like the real providers: a cancel for a trade they never saw closes the number, so a late pay fails.
+      const { row } = await this.insertOrGet(
+        {
+          merchant,
+          out_trade_no: outTradeNo,
+          pay_type: payType,
+          channel_trade_no: this.newTradeNo(payType),
+          amount_fen: 1,
+          subject: '',
+          status: 'CLOSED',
+          rule: 'cancelled-unseen',
+          buyer_logon_id: null,
+          buyer_user_id: null,
+          paid_at: null,
+        },
+        null,
+      );
+      if (row.status === 'CLOSED') return { result: 'SUCCESS', action: 'close', trade: toTrade(row) };
+      return this.cancel(merchant, outTradeNo, payType);
+    }
+    const t = await this.db
+      .selectFrom('sim_trades')
+      .select(['rule', 'query_count'])
+      .where('merchant', '=', merchant)
+      .where('out_trade_no', '=', outTradeNo)
+      .executeTakeFirstOrThrow();
+    if (existing.status === 'WAITING' && t.rule === BARCODE_RULES.CANCEL_NEEDS_RETRY) {
+      // The first cancel fails transiently: remember it by moving the rule on.
+      const moved = await this.db
+        .updateTable('sim_trades')
+        .set({ rule: '06-cancel-tried' })
+        .where('merchant', '=', merchant)
+        .where('out_trade_no', '=', outTradeNo)
+        .where('rule', '=', BARCODE_RULES.CANCEL_NEEDS_RETRY)
+        .returning('rule')
+        .executeTakeFirst();
+      if (moved) return { result: 'RETRY', reason: 'simulated transient cancel failure (rule 06)' };
+    }
+    if (existing.status === 'WAITING') {
+      const r = await this.db
+        .updateTable('sim_trades')
+        .set({ status: 'CLOSED' })
+        .where('merchant', '=', merchant)
+        .where('out_trade_no', '=', outTradeNo)
+        .where('status', '=', 'WAITING')
+        .returningAll()
+        .executeTakeFirst();
+      if (r) return { result: 'SUCCESS', action: 'close', trade: toTrade(r as Row) };
+      return this.cancel(merchant, outTradeNo, payType);
+    }
+    if (existing.status === 'CLOSED') return { result: 'SUCCESS', action: 'close', trade: existing };
+    if (existing.status === 'REFUNDED') return { result: 'SUCCESS', action: 'refund', trade: existing };
+    // PAID
+    if (existing.refundedFen > 0) {
+      return { result: 'FAIL', code: 'TRADE_HAS_REFUND', zh: '交易已有退款，不能撤销', en: 'the trade has refunds and cannot be reversed' };
+    }
+    const refunded = await this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('sim_trades')
+        .set({ status: 'REFUNDED', refunded_fen: sql`amount_fen` })
+        .where('merchant', '=', merchant)
+        .where('out_trade_no', '=', outTradeNo)
+        .where('status', '=', 'PAID')
+        .where('refunded_fen', '=', 0)
+        .returningAll()
+        .executeTakeFirst();
+      if (r) {
+        await tx
+          .insertInto('sim_ledger')
+          .values({ merchant, out_trade_no: outTradeNo, entry: 'reverse', amount_fen: -r.amount_fen, created_at: now })
+          .execute();
+      }
+      return r;
+    });
+    if (refunded) return { result: 'SUCCESS', action: 'refund', trade: toTrade(refunded as Row) };
+    return this.cancel(merchant, outTradeNo, payType);
+  }
+
+  /** Close: only unpaid trades; a paid one stays paid. Unknown trades are closed (the number is burnt). */
+  async close(merchant: string, outTradeNo: string, payType: SimPayType): Promise<SimTrade> {
+    const r = await this.db
+      .updateTable('sim_trades')
+      .set({ status: 'CLOSED' })
+      .where('merchant', '=', merchant)
+      .where('out_trade_no', '=', outTradeNo)
+      .where('status', '=', 'WAITING')
+      .returningAll()
+      .executeTakeFirst();
+    if (r) return toTrade(r as Row);
+    const existing = await this.find(merchant, outTradeNo);
+    if (existing) return existing;
+    const { row } = await this.insertOrGet(
+      {
+        merchant,
+        out_trade_no: outTradeNo,
+        pay_type: payType,
+        channel_trade_no: this.newTradeNo(payType),
+        amount_fen: 1,
+        subject: '',
+        status: 'CLOSED',
+        rule: 'closed-unseen',
+        buyer_logon_id: null,
+        buyer_user_id: null,
+        paid_at: null,
+      },
+      null,
+    );
+    return toTrade(row);
+  }
+
+  async refund(input: {
+    merchant: string;
+    outTradeNo: string;
+    outRequestNo: string;
+    amountFen: Fen;
+    reason?: string | undefined;
+  }): Promise<SimRefundAnswer> {
+    const now = this.clock.now();
+    if (input.reason === REFUND_RULES.DECLINED) {
+      return { result: 'FAIL', code: 'REFUND_DECLINED', zh: '渠道拒绝退款（模拟）', en: 'refund declined by the channel (simulated)' };
+    }
+    const answer = await this.db.transaction().execute(async (tx): Promise<SimRefundAnswer> => {
+      const prior = await tx
+        .selectFrom('sim_refunds')
+        .selectAll()
+        .where('merchant', '=', input.merchant)
+        .where('out_trade_no', '=', input.outTradeNo)
+        .where('out_request_no', '=', input.outRequestNo)
+        .executeTakeFirst();
+      if (prior) {
+        if (prior.amount_fen !== input.amountFen) {
+          return { result: 'FAIL', code: 'REQUEST_AMOUNT_MISMATCH', zh: '退款请求号已用于其他金额', en: 'request number used with another amount' };
+        }
+        return { result: 'SUCCESS', refundNo: prior.refund_no, createdAt: prior.created_at };
+      }
+      const t = await tx
+        .updateTable('sim_trades')
+        .set({
+          refunded_fen: sql`refunded_fen + ${input.amountFen}`,
+          status: sql`CASE WHEN refunded_fen + ${input.amountFen} = amount_fen THEN 'REFUNDED' ELSE status END`,
+        })
+        .where('merchant', '=', input.merchant)
+        .where('out_trade_no', '=', input.outTradeNo)
+        .where('status', '=', 'PAID')
+        .where(sql<boolean>`refunded_fen + ${input.amountFen} <= amount_fen`)
+        .returningAll()
+        .executeTakeFirst();
+      if (!t) {
+        const exists = await tx
+          .selectFrom('sim_trades')
+          .select('status')
+          .where('merchant', '=', input.merchant)
+          .where('out_trade_no', '=', input.outTradeNo)
+          .executeTakeFirst();
+        if (!exists) return { result: 'FAIL', code: 'TRADE_NOT_EXIST', zh: '交易不存在', en: 'trade does not exist' };
+        if (exists.status !== 'PAID') return { result: 'FAIL', code: 'TRADE_STATUS_ERROR', zh: '交易状态不允许退款', en: 'trade status does not allow a refund' };
+        return { result: 'FAIL', code: 'REFUND_AMOUNT_EXCEEDED', zh: '退款金额超限', en: 'refund amount exceeds the payment' };
+      }
+      const refundNo = `R${compactShanghai(now)}${digits(10)}`;
+      await tx
+        .insertInto('sim_refunds')
+        .values({
+          merchant: input.merchant,
+          out_trade_no: input.outTradeNo,
+          out_request_no: input.outRequestNo,
+          amount_fen: input.amountFen,
+          refund_no: refundNo,
+          created_at: now,
+        })
+        .execute();
+      await tx
+        .insertInto('sim_ledger')
+        .values({ merchant: input.merchant, out_trade_no: input.outTradeNo, entry: 'refund', amount_fen: -input.amountFen, created_at: now })
+        .execute();
+      if (input.reason === REFUND_RULES.SYSTEM_ERROR_BUT_REFUNDED) return { result: 'SYSTEM_ERROR' };
+      return { result: 'SUCCESS', refundNo, createdAt: now };
+    });
+    return answer;
+  }
+
+  /** The payer's action on the simulator's payer page (QR and H5): pay or abandon. */
+  async payerAction(channelTradeNo: string, action: 'pay' | 'abandon'): Promise<SimTrade | null> {
+    const t = await this.findByChannelTradeNo(channelTradeNo);
+    if (!t) return null;
+    if (t.status !== 'WAITING') return t;
+    if (action === 'pay') await this.settle(t.merchant, t.outTradeNo);
+    else {
+      await this.db
+        .updateTable('sim_trades')
+        .set({ status: 'CLOSED' })
+        .where('channel_trade_no', '=', channelTradeNo)
+        .where('status', '=', 'WAITING')
+        .execute();
+    }
+    return this.findByChannelTradeNo(channelTradeNo);
+  }
+}

@@ -1,0 +1,110 @@
+import { randomBytes } from 'node:crypto';
+import type { Db } from './db.js';
+import type { App } from './schema.js';
+import { hashToken, newAccessToken, sameDigest } from '../crypto/tokens.js';
+import { DEFAULT_CATEGORIES, validateCategories, type Category } from '../domain/categories.js';
+import type { Clock } from '../domain/clock.js';
+
+export interface CreatedApp {
+  appId: string;
+  name: string;
+  hospitalId: string | null;
+  accessToken: string;
+}
+
+export function newAppId(): string {
+  return `hp${randomBytes(8).toString('hex')}`;
+}
+
+export class AppRepository {
+  private cache = new Map<string, { app: App; at: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+    private readonly cacheMs = 5_000,
+  ) {}
+
+  async create(input: { name: string; hospitalId?: string | null; appId?: string }): Promise<CreatedApp> {
+    const accessToken = newAccessToken();
+    const appId = input.appId ?? newAppId();
+    await this.db
+      .insertInto('apps')
+      .values({
+        id: appId,
+        name: input.name,
+        hospital_id: input.hospitalId ?? null,
+        token_hash: hashToken(accessToken),
+        status: 'active',
+        categories: null,
+        channel_map: '{}',
+        created_at: this.clock.now(),
+      })
+      .execute();
+    return { appId, name: input.name, hospitalId: input.hospitalId ?? null, accessToken };
+  }
+
+  async count(): Promise<number> {
+    const r = await this.db.selectFrom('apps').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    return Number(r.n);
+  }
+
+  async list(): Promise<App[]> {
+    return this.db.selectFrom('apps').selectAll().orderBy('created_at').execute();
+  }
+
+  async get(appId: string): Promise<App | undefined> {
+    return this.db.selectFrom('apps').selectAll().where('id', '=', appId).executeTakeFirst();
+  }
+
+  /**
+   * Authenticates an AccessToken: looked up by its SHA-256, then compared in constant time.
+   * Unknown and disabled apps are both refused (the caller cannot tell which).
+   */
+  async authenticate(token: string): Promise<App | null> {
+    if (token.length === 0 || token.length > 128) return null;
+    const digest = hashToken(token);
+    const now = this.clock.now().getTime();
+    const cached = this.cache.get(digest);
+    let app: App | undefined;
+    if (cached && now - cached.at < this.cacheMs) app = cached.app;
+    else {
+      app = await this.db.selectFrom('apps').selectAll().where('token_hash', '=', digest).executeTakeFirst();
+      if (app) this.cache.set(digest, { app, at: now });
+    }
+    if (!app || !sameDigest(app.token_hash, digest) || app.status !== 'active') return null;
+    return app;
+  }
+
+  async setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean> {
+    const r = await this.db.updateTable('apps').set({ status }).where('id', '=', appId).returning('id').executeTakeFirst();
+    this.cache.clear();
+    return r !== undefined;
+  }
+
+  async setCategories(appId: string, categories: Category[] | null): Promise<boolean> {
+    const r = await this.db
+      .updateTable('apps')
+      .set({ categories: categories === null ? null : JSON.stringify(categories) })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    this.cache.clear();
+    return r !== undefined;
+  }
+}
+
+export function appCategories(app: App): readonly Category[] {
+  if (app.categories === null) return DEFAULT_CATEGORIES;
+  return validateCategories(JSON.parse(app.categories)) ?? DEFAULT_CATEGORIES;
+}
+
+export function appChannelFor(app: App, payType: string, fallback: string): string {
+  try {
+    const map = JSON.parse(app.channel_map) as Record<string, unknown>;
+    const v = map[payType];
+    return typeof v === 'string' ? v : fallback;
+  } catch {
+    return fallback;
+  }
+}

@@ -1,0 +1,77 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { Kysely, Migrator, PostgresDialect, type Migration, type MigrationProvider } from 'kysely';
+import pg from 'pg';
+import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
+import { PGliteDialect } from 'kysely-pglite-dialect';
+import type { Database } from './schema.js';
+import * as m001 from './migrations/001-initial.js';
+
+export type Db = Kysely<Database>;
+
+/** The migrations, in order. A new one is one more line here. */
+const MIGRATIONS: Record<string, Migration> = {
+  '001-initial': m001,
+};
+
+class StaticMigrationProvider implements MigrationProvider {
+  async getMigrations(): Promise<Record<string, Migration>> {
+    return MIGRATIONS;
+  }
+}
+
+export type StoreConfig =
+  | { kind: 'postgres'; url: string; poolSize?: number }
+  | { kind: 'embedded'; dataDir: string | null /* null = in memory */ };
+
+export interface Store {
+  db: Db;
+  kind: StoreConfig['kind'];
+  close(): Promise<void>;
+}
+
+const INT8_OID = 20;
+
+export async function openStore(config: StoreConfig): Promise<Store> {
+  if (config.kind === 'postgres') {
+    const pool = new pg.Pool({
+      connectionString: config.url,
+      max: config.poolSize ?? 10,
+      // bigint (fen) as JS numbers: amounts are far below 2^53; anything larger is a bug worth failing on.
+      types: {
+        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+          oid === INT8_OID ? parseSafeInt : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+      },
+    });
+    const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+    return { db, kind: 'postgres', close: () => db.destroy() };
+  }
+  if (config.dataDir) fs.mkdirSync(config.dataDir, { recursive: true });
+  const lite = await PGlite.create({
+    ...(config.dataDir ? { dataDir: path.join(config.dataDir, 'pgdata') } : {}),
+    parsers: { [pgliteTypes.INT8]: (v: string) => parseSafeInt(v) },
+  });
+  const db = new Kysely<Database>({ dialect: new PGliteDialect(lite) });
+  return { db, kind: 'embedded', close: () => db.destroy() };
+}
+
+function parseSafeInt(text: string): number {
+  const n = Number(text);
+  if (!Number.isSafeInteger(n)) throw new RangeError(`bigint value out of safe range: ${text}`);
+  return n;
+}
+
+export async function migrate(db: Db): Promise<string[]> {
+  const migrator = new Migrator({ db, provider: new StaticMigrationProvider() });
+  const { error, results } = await migrator.migrateToLatest();
+  if (error) throw error instanceof Error ? error : new Error(String(error));
+  return (results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName);
+}
+
+export function isUniqueViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23505';
+}
+
+export function isCheckViolation(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && (err as { code?: unknown }).code === '23514';
+}

@@ -1,0 +1,132 @@
+import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+
+/** bigint columns are parsed to JS numbers by both drivers (amounts stay far below 2^53). */
+type Int8 = ColumnType<number, number | undefined, number>;
+type Timestamp = ColumnType<Date, Date, Date>;
+type NullableTimestamp = ColumnType<Date | null, Date | null | undefined, Date | null>;
+
+export interface AppsTable {
+  id: string;
+  name: string;
+  hospital_id: string | null;
+  token_hash: string;
+  status: 'active' | 'disabled';
+  /** JSON text of Category[]; null = platform defaults. */
+  categories: string | null;
+  /** JSON text: pay type -> channel id; missing = simulator. */
+  channel_map: string;
+  created_at: Timestamp;
+}
+
+export interface TradesTable {
+  id: Generated<number>;
+  trade_no: string;
+  app_id: string;
+  out_trade_no: string;
+  kind: 'barcode' | 'qrcode' | 'h5';
+  status: 'WAIT_BUYER_PAY' | 'TRADE_SUCCESS' | 'TRADE_CLOSED' | 'TRADE_FINISHED';
+  pay_type: string | null;
+  channel: string | null;
+  category: string;
+  order_type: string;
+  total_fen: Int8;
+  refund_reserved_fen: Int8;
+  refunded_fen: Int8;
+  subject: string;
+  body: string | null;
+  operator_id: string | null;
+  terminal_id: string | null;
+  hospital_id: string | null;
+  patient_name: string | null;
+  inhospital_no: string | null;
+  tel: string | null;
+  trade_detail: string | null;
+  timeout_express: string | null;
+  fingerprint: string;
+  channel_trade_no: string | null;
+  /** What the HIS was given as TwoDimensionCode: the channel's code, or our cashier page (aggregated). */
+  code_url: string | null;
+  /** The channel's own code URL once a channel trade exists. */
+  channel_code_url: string | null;
+  cashier_token: string | null;
+  buyer_logon_id: string | null;
+  buyer_user_id: string | null;
+  cancel_action: 'close' | 'refund' | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  expires_at: Timestamp;
+  paid_at: NullableTimestamp;
+  closed_at: NullableTimestamp;
+  lease_until: NullableTimestamp;
+  lease_owner: string | null;
+  job_attempts: ColumnType<number, number | undefined, number>;
+}
+
+export interface RefundsTable {
+  id: Generated<number>;
+  trade_id: number;
+  app_id: string;
+  out_request_no: string;
+  kind: 'refund' | 'cancel';
+  amount_fen: Int8;
+  status: 'PROCESSING' | 'SUCCESS' | 'FAILED';
+  reason: string | null;
+  hospital_id: string | null;
+  terminal_id: string | null;
+  channel_refund_no: string | null;
+  fail_code: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  finished_at: NullableTimestamp;
+}
+
+/** The simulator's own state: it plays a remote provider and keeps its own books. */
+export interface SimTradesTable {
+  merchant: string;
+  out_trade_no: string;
+  pay_type: string;
+  channel_trade_no: string;
+  amount_fen: Int8;
+  subject: string;
+  status: 'WAITING' | 'PAID' | 'CLOSED' | 'REFUNDED';
+  rule: string;
+  query_count: ColumnType<number, number | undefined, number>;
+  refunded_fen: Int8;
+  buyer_logon_id: string | null;
+  buyer_user_id: string | null;
+  created_at: Timestamp;
+  paid_at: NullableTimestamp;
+}
+
+export interface SimRefundsTable {
+  merchant: string;
+  out_trade_no: string;
+  out_request_no: string;
+  amount_fen: Int8;
+  refund_no: string;
+  created_at: Timestamp;
+}
+
+/** Every charge the simulator made: one row per money movement, so tests can count them. */
+export interface SimLedgerTable {
+  id: Generated<number>;
+  merchant: string;
+  out_trade_no: string;
+  entry: 'charge' | 'refund' | 'reverse';
+  amount_fen: Int8;
+  created_at: Timestamp;
+}
+
+export interface Database {
+  apps: AppsTable;
+  trades: TradesTable;
+  refunds: RefundsTable;
+  sim_trades: SimTradesTable;
+  sim_refunds: SimRefundsTable;
+  sim_ledger: SimLedgerTable;
+}
+
+export type App = Selectable<AppsTable>;
+export type Trade = Selectable<TradesTable>;
+export type NewTrade = Insertable<TradesTable>;
+export type Refund = Selectable<RefundsTable>;

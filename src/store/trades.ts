@@ -1,0 +1,339 @@
+import { sql, type Transaction } from 'kysely';
+import type { Db } from './db.js';
+import type { Database, NewTrade, Refund, Trade } from './schema.js';
+import type { PaidInfo } from '../channels/channel.js';
+import type { Fen } from '../domain/money.js';
+
+type Exec = Db | Transaction<Database>;
+
+/**
+ * Trades and refunds. Every state change is a guarded UPDATE (WHERE status = the expected state), so two
+ * requests, two jobs or two server instances can never both make the same transition.
+ */
+export class TradeRepository {
+  constructor(private readonly db: Db) {}
+
+  /** Inserts a new trade, or returns the existing one for (app, out_trade_no). */
+  async insertOrGet(trade: NewTrade): Promise<{ trade: Trade; inserted: boolean }> {
+    const ins = await this.db
+      .insertInto('trades')
+      .values(trade)
+      .onConflict((oc) => oc.columns(['app_id', 'out_trade_no']).doNothing())
+      .returningAll()
+      .executeTakeFirst();
+    if (ins) return { trade: ins, inserted: true };
+    const existing = await this.byOutTradeNo(trade.app_id, trade.out_trade_no);
+    if (!existing) throw new Error('trade vanished after a unique conflict');
+    return { trade: existing, inserted: false };
+  }
+
+  async byOutTradeNo(appId: string, outTradeNo: string, exec: Exec = this.db): Promise<Trade | undefined> {
+    return exec
+      .selectFrom('trades')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('out_trade_no', '=', outTradeNo)
+      .executeTakeFirst();
+  }
+
+  async byId(id: number): Promise<Trade | undefined> {
+    return this.db.selectFrom('trades').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async byCashierToken(token: string): Promise<Trade | undefined> {
+    return this.db.selectFrom('trades').selectAll().where('cashier_token', '=', token).executeTakeFirst();
+  }
+
+  /** WAIT_BUYER_PAY -> TRADE_SUCCESS. Returns the updated trade, or undefined if it was not waiting. */
+  async markPaid(id: number, info: PaidInfo, now: Date): Promise<Trade | undefined> {
+    return this.db
+      .updateTable('trades')
+      .set({
+        status: 'TRADE_SUCCESS',
+        channel_trade_no: info.channelTradeNo,
+        paid_at: info.paidAt,
+        buyer_logon_id: info.buyerLogonId ?? null,
+        buyer_user_id: info.buyerUserId ?? null,
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .where('status', '=', 'WAIT_BUYER_PAY')
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /** WAIT_BUYER_PAY -> TRADE_CLOSED without payment. */
+  async markClosedUnpaid(id: number, action: 'close' | null, now: Date): Promise<Trade | undefined> {
+    return this.db
+      .updateTable('trades')
+      .set({ status: 'TRADE_CLOSED', cancel_action: action, closed_at: now, updated_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'WAIT_BUYER_PAY')
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  /**
+   * A trade that the channel reports as paid and then refunded in full (by a cancel, or found so on query):
+   * booked as paid, fully refunded by a 'cancel' refund record, and closed, in one transaction.
+   */
+  async markPaidAndReversed(id: number, info: PaidInfo, now: Date, requestNo: string): Promise<Trade | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      const t = await tx
+        .updateTable('trades')
+        .set({
+          status: 'TRADE_CLOSED',
+          channel_trade_no: info.channelTradeNo,
+          paid_at: info.paidAt,
+          buyer_logon_id: info.buyerLogonId ?? null,
+          buyer_user_id: info.buyerUserId ?? null,
+          refund_reserved_fen: sql<number>`total_fen`,
+          refunded_fen: sql<number>`total_fen`,
+          cancel_action: 'refund',
+          closed_at: now,
+          updated_at: now,
+        })
+        .where('id', '=', id)
+        .where('status', '=', 'WAIT_BUYER_PAY')
+        .returningAll()
+        .executeTakeFirst();
+      if (!t) return undefined;
+      await tx
+        .insertInto('refunds')
+        .values({
+          trade_id: t.id,
+          app_id: t.app_id,
+          out_request_no: requestNo,
+          kind: 'cancel',
+          amount_fen: t.total_fen,
+          status: 'SUCCESS',
+          reason: 'cancel',
+          hospital_id: null,
+          terminal_id: null,
+          channel_refund_no: null,
+          fail_code: null,
+          created_at: now,
+          updated_at: now,
+          finished_at: now,
+        })
+        .execute();
+      return t;
+    });
+  }
+
+  /** TRADE_SUCCESS -> TRADE_FINISHED once the refund window is over. */
+  async markFinished(id: number, paidBefore: Date, now: Date): Promise<Trade | undefined> {
+    return this.db
+      .updateTable('trades')
+      .set({ status: 'TRADE_FINISHED', updated_at: now })
+      .where('id', '=', id)
+      .where('status', '=', 'TRADE_SUCCESS')
+      .where('paid_at', '<=', paidBefore)
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async setChannelCode(
+    id: number,
+    fields: { channelCodeUrl: string; channelTradeNo: string | null; codeUrl?: string },
+    now: Date,
+  ): Promise<void> {
+    await this.db
+      .updateTable('trades')
+      .set({
+        channel_code_url: fields.channelCodeUrl,
+        channel_trade_no: fields.channelTradeNo,
+        ...(fields.codeUrl !== undefined ? { code_url: fields.codeUrl } : {}),
+        updated_at: now,
+      })
+      .where('id', '=', id)
+      .execute();
+  }
+
+  /** Aggregated QR: the payer's app decides the pay type, once. Returns the trade if this call set it. */
+  async choosePayType(id: number, payType: string, channel: string, now: Date): Promise<Trade | undefined> {
+    return this.db
+      .updateTable('trades')
+      .set({ pay_type: payType, channel, updated_at: now })
+      .where('id', '=', id)
+      .where('pay_type', 'is', null)
+      .where('status', '=', 'WAIT_BUYER_PAY')
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  // ---- refunds ---------------------------------------------------------------------------------------
+
+  async refundByRequestNo(tradeId: number, outRequestNo: string): Promise<Refund | undefined> {
+    return this.db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('trade_id', '=', tradeId)
+      .where('out_request_no', '=', outRequestNo)
+      .executeTakeFirst();
+  }
+
+  /**
+   * Records a refund request and reserves its amount on the trade, in one transaction. The reservation is a
+   * guarded UPDATE (refund_reserved_fen + amount <= total_fen on a paid trade) and the table has a CHECK, so
+   * concurrent refunds can never reserve more than was paid.
+   * Returns 'exists' when this request number is already known, 'exceeded' when the amount does not fit.
+   */
+  async reserveRefund(input: {
+    trade: Trade;
+    outRequestNo: string;
+    kind: 'refund' | 'cancel';
+    amountFen: Fen;
+    reason: string | null;
+    hospitalId: string | null;
+    terminalId: string | null;
+    now: Date;
+  }): Promise<{ result: 'reserved'; refund: Refund } | { result: 'exists' } | { result: 'exceeded' }> {
+    try {
+      return await this.db.transaction().execute(async (tx) => {
+        const refund = await tx
+          .insertInto('refunds')
+          .values({
+            trade_id: input.trade.id,
+            app_id: input.trade.app_id,
+            out_request_no: input.outRequestNo,
+            kind: input.kind,
+            amount_fen: input.amountFen,
+            status: 'PROCESSING',
+            reason: input.reason,
+            hospital_id: input.hospitalId,
+            terminal_id: input.terminalId,
+            channel_refund_no: null,
+            fail_code: null,
+            created_at: input.now,
+            updated_at: input.now,
+            finished_at: null,
+          })
+          .onConflict((oc) => oc.columns(['trade_id', 'out_request_no']).doNothing())
+          .returningAll()
+          .executeTakeFirst();
+        if (!refund) return { result: 'exists' as const };
+        const ok = await this.reserve(tx, input.trade.id, input.amountFen, input.now);
+        if (!ok) throw new ReservationRefused();
+        return { result: 'reserved' as const, refund };
+      });
+    } catch (e) {
+      if (e instanceof ReservationRefused) return { result: 'exceeded' };
+      throw e;
+    }
+  }
+
+  private async reserve(tx: Transaction<Database>, tradeId: number, amountFen: Fen, now: Date): Promise<boolean> {
+    const r = await tx
+      .updateTable('trades')
+      .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+      .where('id', '=', tradeId)
+      .where('status', '=', 'TRADE_SUCCESS')
+      .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen`)
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** A FAILED refund retried with the same request number: back to PROCESSING, reserving again. */
+  async reReserveFailed(refund: Refund, now: Date): Promise<'reserved' | 'busy' | 'exceeded'> {
+    try {
+      return await this.db.transaction().execute(async (tx) => {
+        const r = await tx
+          .updateTable('refunds')
+          .set({ status: 'PROCESSING', fail_code: null, updated_at: now, finished_at: null })
+          .where('id', '=', refund.id)
+          .where('status', '=', 'FAILED')
+          .returning('id')
+          .executeTakeFirst();
+        if (!r) return 'busy' as const;
+        if (!(await this.reserve(tx, refund.trade_id, refund.amount_fen, now))) throw new ReservationRefused();
+        return 'reserved' as const;
+      });
+    } catch (e) {
+      if (e instanceof ReservationRefused) return 'exceeded';
+      throw e;
+    }
+  }
+
+  /**
+   * PROCESSING -> SUCCESS, and the trade's refunded total grows; a full refund closes the trade.
+   * Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
+   */
+  async completeRefund(refund: Refund, channelRefundNo: string, now: Date): Promise<Trade | undefined> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('refunds')
+        .set({ status: 'SUCCESS', channel_refund_no: channelRefundNo, updated_at: now, finished_at: now })
+        .where('id', '=', refund.id)
+        .where('status', '=', 'PROCESSING')
+        .returning('id')
+        .executeTakeFirst();
+      if (!r) return undefined;
+      return tx
+        .updateTable('trades')
+        .set({
+          refunded_fen: sql<number>`refunded_fen + ${refund.amount_fen}`,
+          status: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen THEN 'TRADE_CLOSED' ELSE status END`,
+          closed_at: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen THEN ${now}::timestamptz ELSE closed_at END`,
+          cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
+          updated_at: now,
+        })
+        .where('id', '=', refund.trade_id)
+        .returningAll()
+        .executeTakeFirstOrThrow();
+    });
+  }
+
+  /** PROCESSING -> FAILED, releasing the reservation. */
+  async failRefund(refund: Refund, code: string, now: Date): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('refunds')
+        .set({ status: 'FAILED', fail_code: code, updated_at: now, finished_at: now })
+        .where('id', '=', refund.id)
+        .where('status', '=', 'PROCESSING')
+        .returning('id')
+        .executeTakeFirst();
+      if (!r) return false;
+      await tx
+        .updateTable('trades')
+        .set({ refund_reserved_fen: sql<number>`refund_reserved_fen - ${refund.amount_fen}`, updated_at: now })
+        .where('id', '=', refund.trade_id)
+        .execute();
+      return true;
+    });
+  }
+
+  // ---- background job claims -----------------------------------------------------------------------
+
+  /**
+   * Claims unpaid trades past their deadline for the expiry job. FOR UPDATE SKIP LOCKED plus a lease means
+   * two instances never work on the same trade at once, and a crashed instance's claims expire.
+   */
+  async claimExpired(now: Date, owner: string, leaseMs: number, limit: number): Promise<Trade[]> {
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const r = await sql<Trade>`
+      UPDATE trades SET lease_until = ${leaseUntil}, lease_owner = ${owner}, job_attempts = job_attempts + 1
+      WHERE id IN (
+        SELECT id FROM trades
+        WHERE status = 'WAIT_BUYER_PAY' AND expires_at <= ${now}
+          AND (lease_until IS NULL OR lease_until < ${now})
+        ORDER BY expires_at
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(this.db);
+    return r.rows;
+  }
+
+  async releaseLease(id: number, owner: string, retryAt: Date | null): Promise<void> {
+    await this.db
+      .updateTable('trades')
+      .set({ lease_until: retryAt, lease_owner: null })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .execute();
+  }
+}
+
+class ReservationRefused extends Error {}
