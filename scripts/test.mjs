@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+// Runs the test suite: unit tests once, integration tests on the embedded database AND on PostgreSQL.
+//   npm test                       everything
+//   npm test -- --db=embedded      integration tests on one database only
+//   npm test -- test/integration/refund.test.ts   selected files
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const args = process.argv.slice(2);
+const dbArg = args.find((a) => a.startsWith('--db='))?.slice(5);
+const picked = args.filter((a) => !a.startsWith('--'));
+
+function find(dir) {
+  if (!fs.existsSync(dir)) return [];
+  return fs
+    .readdirSync(dir, { withFileTypes: true })
+    .flatMap((e) => (e.isDirectory() ? find(path.join(dir, e.name)) : e.name.endsWith('.test.ts') ? [path.join(dir, e.name)] : []));
+}
+
+const all = picked.length ? picked : find('test');
+const unit = all.filter((f) => !f.includes(`${path.sep}integration${path.sep}`));
+const integration = all.filter((f) => f.includes(`${path.sep}integration${path.sep}`));
+const dbs = dbArg ? [dbArg] : ['embedded', 'postgres'];
+
+let passed = 0;
+let failed = 0;
+let skipped = 0;
+
+function run(label, files, env) {
+  if (files.length === 0) return;
+  console.log(`\n=== ${label}: ${files.length} file(s) ===`);
+  const tap = path.join(fs.mkdtempSync('/tmp/hospay-test-'), 'out.tap');
+  const r = spawnSync(
+    process.execPath,
+    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
+    { stdio: 'inherit', env: { ...process.env, ...env } },
+  );
+  const out = fs.existsSync(tap) ? fs.readFileSync(tap, 'utf8') : '';
+  const count = (name) => [...out.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+  const p = count('pass');
+  const f = count('fail') + count('cancelled');
+  const s = count('skipped');
+  passed += p;
+  failed += f;
+  skipped += s;
+  if (r.status !== 0 && f === 0) failed++; // a crash outside any test still fails the run
+}
+
+run('unit', unit, {});
+for (const db of dbs) run(`integration on ${db}`, integration, { HOSPAY_TEST_DB: db });
+
+console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
+process.exit(failed === 0 && passed > 0 ? 0 : 1);
