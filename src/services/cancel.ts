@@ -43,7 +43,7 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
   let reversal: Refund | undefined;
   if (trade.status === 'TRADE_SUCCESS') {
     const r = await reserveReversal(deps, trade);
-    if ('error' in r) return { ok: false, trade, error: r.error, retry: false };
+    if ('error' in r) return { ok: false, trade, error: r.error, retry: r.retry ?? false };
     if (r.done) return { ok: true, trade: (await deps.trades.byId(trade.id)) ?? trade, action: 'refund' };
     reversal = r.refund;
   }
@@ -89,6 +89,7 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
       return { ok: false, trade, error: declined(outcome.code, outcome.zh, outcome.en), retry: false };
     case 'exception':
       // Unknown: the reservation stays PROCESSING so no refund can race the reversal; calling again continues it.
+      if (reversal) await deps.trades.releaseRefund(reversal);
       return { ok: false, trade, error: Errors.channelError(), retry: true };
   }
 }
@@ -101,13 +102,17 @@ function closedAction(trade: Trade): 'close' | 'refund' {
 async function reserveReversal(
   deps: ServiceDeps,
   trade: Trade,
-): Promise<{ refund: Refund; done?: false } | { done: true } | { error: HospayError }> {
+): Promise<{ refund: Refund; done?: false } | { done: true } | { error: HospayError; retry?: boolean }> {
   const now = deps.clock.now();
   const existing = await deps.trades.refundByRequestNo(trade.id, CANCEL_REQUEST_NO);
   if (existing) {
     if (existing.status === 'SUCCESS') return { done: true };
-    if (existing.status === 'PROCESSING') return { refund: existing };
-    const again = await deps.trades.reReserveFailed(existing, now);
+    if (existing.status === 'PROCESSING') {
+      const claimed = await deps.trades.claimRefund(existing, now, deps.config.jobs.leaseMs);
+      if (claimed) return { refund: claimed };
+      return { error: cancelInProgress(), retry: true };
+    }
+    const again = await deps.trades.reReserveFailed(existing, now, deps.config.jobs.leaseMs);
     if (again === 'reserved') return { refund: { ...existing, status: 'PROCESSING' } };
     if (again === 'busy') return reserveReversal(deps, trade);
     return { error: Errors.tradeHasRefund() };
@@ -122,8 +127,15 @@ async function reserveReversal(
     hospitalId: null,
     terminalId: null,
     now,
+    leaseMs: deps.config.jobs.leaseMs,
   });
   if (r.result === 'reserved') return { refund: r.refund };
   if (r.result === 'exists') return reserveReversal(deps, trade);
   return { error: Errors.tradeHasRefund() };
+}
+
+function cancelInProgress(): HospayError {
+  return new HospayError('CANCEL_IN_PROGRESS', 'system', '撤销正在处理中，请稍后重试', 'a cancel of this trade is in progress; call again shortly', {
+    retryable: true,
+  });
 }

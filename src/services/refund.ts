@@ -56,6 +56,7 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
     hospitalId: cmd.hospitalId ?? null,
     terminalId: cmd.terminalId ?? null,
     now: deps.clock.now(),
+    leaseMs: deps.config.jobs.leaseMs,
   });
   if (r.result === 'exceeded') {
     const now = (await deps.trades.byId(trade.id)) ?? trade;
@@ -75,7 +76,7 @@ async function repeat(deps: ServiceDeps, cmd: RefundCommand, trade: Trade, prior
   if (prior.amount_fen !== cmd.amountFen || prior.kind !== 'refund') throw Errors.outRequestNoConflict();
   if (prior.status === 'SUCCESS') return { trade, refund: prior, fundChange: false };
   if (prior.status === 'FAILED') {
-    const again = await deps.trades.reReserveFailed(prior, deps.clock.now());
+    const again = await deps.trades.reReserveFailed(prior, deps.clock.now(), deps.config.jobs.leaseMs);
     if (again === 'exceeded') throw Errors.refundAmountExceeded();
     if (again === 'busy') {
       const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
@@ -84,9 +85,15 @@ async function repeat(deps: ServiceDeps, cmd: RefundCommand, trade: Trade, prior
     }
     return execute(deps, cmd.app, trade, { ...prior, status: 'PROCESSING' }, cmd.reason);
   }
-  // PROCESSING: another request is at the channel, or an earlier outcome was unknown. The channel is idempotent
-  // on the request number, so asking again is safe; only the one that records the success reports a change.
-  return execute(deps, cmd.app, trade, prior, cmd.reason);
+  // PROCESSING: an earlier outcome was unknown (ask the channel again: it is idempotent on the request number),
+  // or another request is at the channel right now (then answer "processing").
+  const claimed = await deps.trades.claimRefund(prior, deps.clock.now(), deps.config.jobs.leaseMs);
+  if (!claimed) {
+    const now = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+    if (now && now.status !== 'PROCESSING') return repeat(deps, cmd, trade, now);
+    throw Errors.refundProcessing();
+  }
+  return execute(deps, cmd.app, trade, claimed, cmd.reason);
 }
 
 async function execute(deps: ServiceDeps, app: App, trade: Trade, refund: Refund, reason: string | undefined): Promise<RefundResult> {
@@ -113,5 +120,6 @@ async function execute(deps: ServiceDeps, app: App, trade: Trade, refund: Refund
     await deps.trades.failRefund(refund, outcome.code, now);
     throw declined(outcome.code, outcome.zh, outcome.en);
   }
+  await deps.trades.releaseRefund(refund);
   throw Errors.refundProcessing();
 }

@@ -444,6 +444,14 @@ export class SimulatorProvider {
       return { result: 'FAIL', code: 'REFUND_DECLINED', zh: '渠道拒绝退款（模拟）', en: 'refund declined by the channel (simulated)' };
     }
     const answer = await this.db.transaction().execute(async (tx): Promise<SimRefundAnswer> => {
+      // One refund at a time per trade, as a real provider serialises them.
+      await tx
+        .selectFrom('sim_trades')
+        .select('status')
+        .where('merchant', '=', input.merchant)
+        .where('out_trade_no', '=', input.outTradeNo)
+        .forUpdate()
+        .executeTakeFirst();
       const prior = await tx
         .selectFrom('sim_refunds')
         .selectAll()

@@ -78,6 +78,8 @@ export interface RefundsTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   finished_at: NullableTimestamp;
+  /** While set and in the future, one request is talking to the channel about this refund. */
+  lease_until: NullableTimestamp;
 }
 
 /** The simulator's own state: it plays a remote provider and keeps its own books. */

@@ -115,6 +115,7 @@ export class TradeRepository {
           created_at: now,
           updated_at: now,
           finished_at: now,
+          lease_until: null,
         })
         .execute();
       return t;
@@ -188,6 +189,8 @@ export class TradeRepository {
     hospitalId: string | null;
     terminalId: string | null;
     now: Date;
+    /** The caller holds the refund this long while it talks to the channel. */
+    leaseMs: number;
   }): Promise<{ result: 'reserved'; refund: Refund } | { result: 'exists' } | { result: 'exceeded' }> {
     try {
       return await this.db.transaction().execute(async (tx) => {
@@ -208,6 +211,7 @@ export class TradeRepository {
             created_at: input.now,
             updated_at: input.now,
             finished_at: null,
+            lease_until: new Date(input.now.getTime() + input.leaseMs),
           })
           .onConflict((oc) => oc.columns(['trade_id', 'out_request_no']).doNothing())
           .returningAll()
@@ -236,12 +240,18 @@ export class TradeRepository {
   }
 
   /** A FAILED refund retried with the same request number: back to PROCESSING, reserving again. */
-  async reReserveFailed(refund: Refund, now: Date): Promise<'reserved' | 'busy' | 'exceeded'> {
+  async reReserveFailed(refund: Refund, now: Date, leaseMs: number): Promise<'reserved' | 'busy' | 'exceeded'> {
     try {
       return await this.db.transaction().execute(async (tx) => {
         const r = await tx
           .updateTable('refunds')
-          .set({ status: 'PROCESSING', fail_code: null, updated_at: now, finished_at: null })
+          .set({
+            status: 'PROCESSING',
+            fail_code: null,
+            updated_at: now,
+            finished_at: null,
+            lease_until: new Date(now.getTime() + leaseMs),
+          })
           .where('id', '=', refund.id)
           .where('status', '=', 'FAILED')
           .returning('id')
@@ -257,6 +267,26 @@ export class TradeRepository {
   }
 
   /**
+   * Takes a PROCESSING refund for one caller to talk to the channel about. Concurrent repeats of the same
+   * request number do not call the channel at the same time: a "failed" answer to one of them must never undo
+   * a success seen by another.
+   */
+  async claimRefund(refund: Refund, now: Date, leaseMs: number): Promise<Refund | undefined> {
+    return this.db
+      .updateTable('refunds')
+      .set({ lease_until: new Date(now.getTime() + leaseMs) })
+      .where('id', '=', refund.id)
+      .where('status', '=', 'PROCESSING')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  async releaseRefund(refund: Refund): Promise<void> {
+    await this.db.updateTable('refunds').set({ lease_until: null }).where('id', '=', refund.id).where('status', '=', 'PROCESSING').execute();
+  }
+
+  /**
    * PROCESSING -> SUCCESS, and the trade's refunded total grows; a full refund closes the trade.
    * Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
    */
@@ -264,7 +294,7 @@ export class TradeRepository {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx
         .updateTable('refunds')
-        .set({ status: 'SUCCESS', channel_refund_no: channelRefundNo, updated_at: now, finished_at: now })
+        .set({ status: 'SUCCESS', channel_refund_no: channelRefundNo, updated_at: now, finished_at: now, lease_until: null })
         .where('id', '=', refund.id)
         .where('status', '=', 'PROCESSING')
         .returning('id')
@@ -290,7 +320,7 @@ export class TradeRepository {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx
         .updateTable('refunds')
-        .set({ status: 'FAILED', fail_code: code, updated_at: now, finished_at: now })
+        .set({ status: 'FAILED', fail_code: code, updated_at: now, finished_at: now, lease_until: null })
         .where('id', '=', refund.id)
         .where('status', '=', 'PROCESSING')
         .returning('id')

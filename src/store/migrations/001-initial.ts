@@ -81,6 +81,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       created_at timestamptz NOT NULL,
       updated_at timestamptz NOT NULL,
       finished_at timestamptz,
+      lease_until timestamptz,
       CONSTRAINT refunds_trade_request UNIQUE (trade_id, out_request_no)
     )`.execute(db);
 
