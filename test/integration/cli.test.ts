@@ -1,0 +1,119 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { barcodeFields, postRaw, xmlDoc } from '../support/platform.js';
+
+const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
+
+describe(`hospay CLI (${TEST_DB})`, () => {
+  let dataDir: string;
+  let db: TestDatabase;
+  let env: NodeJS.ProcessEnv;
+  let server: ChildProcess | null = null;
+  let serverOut = '';
+
+  before(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-cli-'));
+    db = await freshDatabase();
+    env = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' };
+    delete env['DATABASE_URL'];
+    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+  });
+  after(async () => {
+    server?.kill('SIGKILL');
+    await db.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  const run = (args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+
+  async function startServer(port: number): Promise<void> {
+    serverOut = '';
+    server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
+    server.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!/hospay is serving/.test(serverOut)) {
+      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`server did not start:\n${serverOut}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async function stopServer(): Promise<number | null> {
+    const s = server;
+    if (!s) return null;
+    const code = await new Promise<number | null>((resolve) => {
+      s.on('exit', (c) => resolve(c));
+      s.kill('SIGTERM');
+    });
+    server = null;
+    return code;
+  }
+
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const pay = (token: string) => postRaw(`http://127.0.0.1:${port}/offline/FWC_IF_Barcode_Pay`, xmlDoc({ AccessToken: token, ...barcodeFields() }));
+
+  it('first start creates a demo app, prints its AccessToken and serves a landing page', async () => {
+    await startServer(port);
+    const token = /AccessToken: (\S+)/.exec(serverOut)?.[1];
+    assert.ok(token, serverOut);
+    const landing = await fetch(`http://127.0.0.1:${port}/`);
+    assert.match(await landing.text(), /FWC_IF_Barcode_Pay/);
+    const a = await pay(token);
+    assert.equal(a.rr.IsSuccess, '1', a.text);
+  });
+
+  it('app create --json while the server runs: a working token at once', async () => {
+    const r = run(['app', 'create', '--name', '市第一医院', '--hospital-id', 'H42', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const created = JSON.parse(r.stdout) as { app_id: string; access_token: string; hospital_id: string };
+    assert.match(created.app_id, /^hp[0-9a-f]{16}$/);
+    assert.equal(created.hospital_id, 'H42');
+    const a = await pay(created.access_token);
+    assert.equal(a.rr.IsSuccess, '1', a.text);
+    const list = run(['app', 'list', '--json']);
+    assert.equal(list.status, 0, list.stderr);
+    assert.ok((JSON.parse(list.stdout) as Array<{ app_id: string }>).some((x) => x.app_id === created.app_id));
+  });
+
+  it('migrate says clearly when the embedded database is in use; stops cleanly on SIGTERM', async () => {
+    if (TEST_DB === 'embedded') {
+      const r = run(['migrate']);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /正被进程 \d+ 使用/);
+      assert.match(r.stderr, /in use by process/);
+    }
+    assert.equal(await stopServer(), 0);
+    assert.equal(fs.existsSync(path.join(dataDir, 'hospay.lock')), false);
+  });
+
+  it('with the server stopped, app create and migrate work directly on the database', async () => {
+    const r = run(['app', 'create', '--name', '离线创建', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const created = JSON.parse(r.stdout) as { access_token: string };
+    const m = run(['migrate']);
+    assert.equal(m.status, 0, m.stderr);
+    assert.match(m.stdout, /up to date/);
+    await startServer(port);
+    assert.doesNotMatch(serverOut, /AccessToken:/, 'no second demo app');
+    const a = await pay(created.access_token);
+    assert.equal(a.rr.IsSuccess, '1', a.text);
+    await stopServer();
+  });
+
+  it('usage errors exit 2 with help; a bad setting names its key', () => {
+    const r = run(['frobnicate']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /unknown command/);
+    const noName = run(['app', 'create']);
+    assert.equal(noName.status, 2);
+    assert.match(noName.stderr, /--name is required/);
+    const badEnv = spawnSync(process.execPath, [...CLI, 'serve'], { env: { ...env, PORT: 'eighty' }, encoding: 'utf8' });
+    assert.equal(badEnv.status, 1);
+    assert.match(badEnv.stderr, /PORT/);
+  });
+});
