@@ -18,12 +18,52 @@ export const REDACT_PATHS = [
   '*.Tel',
   '*.tel',
   '*.PatientName',
+  '*.patientName',
   '*.patient_name',
   '*.patient_card_no',
   '*.BuyerLogonId',
   '*.buyer_logon_id',
 ];
 
+// Runs of 11–24 digits are phone numbers, payment codes, ID and bank-card numbers; an ID number may end in X.
+// Longer runs (28-digit channel trade numbers) and our own HP… numbers stay readable.
+const PERSONAL_DIGITS = /(?<![0-9A-Za-z])([0-9]{3})[0-9]{5,18}([0-9]{3}|[0-9]{2}[Xx])(?![0-9A-Za-z])/g;
+// PEM blocks and long base64 runs (keys, tokens, signatures).
+const PEM = /-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g;
+const LONG_SECRET = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}/g;
+
+/** Masks personal numbers and secrets inside free text (error messages from SDKs and peers). */
+export function scrubText(text: string): string {
+  return text
+    .replace(PEM, '-----REDACTED KEY-----')
+    .replace(LONG_SECRET, (m) => (/^[0-9]+$/.test(m) ? m : '***'))
+    .replace(PERSONAL_DIGITS, '$1****$2');
+}
+
+function scrubValue(v: unknown, depth = 0): unknown {
+  if (typeof v === 'string') return scrubText(v);
+  if (depth > 4 || v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) return v.map((x) => scrubValue(x, depth + 1));
+  if (v instanceof Error) return { type: v.name, message: scrubText(v.message) };
+  const out: Record<string, unknown> = {};
+  for (const [k, x] of Object.entries(v)) out[k] = scrubValue(x, depth + 1);
+  return out;
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
-  return pino({ level, redact: { paths: REDACT_PATHS, censor: '***' }, base: { svc: 'hospay' } }, destination);
+  return pino(
+    {
+      level,
+      redact: { paths: REDACT_PATHS, censor: '***' },
+      base: { svc: 'hospay' },
+      formatters: { log: (obj) => scrubValue(obj) as Record<string, unknown> },
+      hooks: {
+        logMethod(args, method) {
+          const scrubbed = args.map((a) => (typeof a === 'string' ? scrubText(a) : a)) as typeof args;
+          method.apply(this, scrubbed);
+        },
+      },
+    },
+    destination,
+  );
 }

@@ -51,16 +51,21 @@ async function serve(args: string[]): Promise<number> {
   const config = loadConfig(process.env, port === undefined ? {} : { port });
   const platform = await startPlatform({ config });
   const where = config.store.kind === 'postgres' ? 'PostgreSQL' : `embedded database in ${config.dataDir}`;
-  console.log(`hospay is serving on ${platform.url} (${where}); public base URL ${config.publicBaseUrl}`);
+  const lines: string[] = [];
   if (platform.demo) {
-    console.log('');
-    console.log('  首次启动：已创建演示应用 / first start: a demo app was created');
-    console.log(`  app_id:      ${platform.demo.appId}`);
-    console.log(`  AccessToken: ${platform.demo.accessToken}`);
-    console.log('  (只显示这一次 / shown only this once)');
-    console.log(`  Landing page with a first call: ${config.publicBaseUrl}/`);
-    console.log('');
+    lines.push(
+      '',
+      '  首次启动：已创建演示应用 / first start: a demo app was created',
+      `  app_id:      ${platform.demo.appId}`,
+      `  AccessToken: ${platform.demo.accessToken}`,
+      '  (只显示这一次 / shown only this once)',
+      `  Landing page with a first call: ${config.publicBaseUrl}/`,
+      '',
+    );
   }
+  lines.push(`hospay is serving on ${platform.url} (${where}); public base URL ${config.publicBaseUrl}`);
+  // Straight to the terminal, never to the log: the demo token is shown once, here.
+  process.stdout.write(`${lines.join('\n')}\n`);
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;
