@@ -21,7 +21,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['../store/*', '../http/*', '../channels/*', '../services/*', 'fastify', 'kysely', 'pg'], message: 'domain/ is pure: it imports nothing of the outer layers.' }] },
+        {
+          patterns: [
+            {
+              group: ['../store/*', '../http/*', '../channels/*', '../services/*', 'fastify', 'kysely', 'pg'],
+              message: 'domain/ is pure: it imports nothing of the outer layers.',
+            },
+          ],
+        },
       ],
     },
   },
@@ -30,7 +37,14 @@ export default tseslint.config(
     rules: {
       'no-restricted-imports': [
         'error',
-        { patterns: [{ group: ['**/store/*', '**/services/*', '**/http/*'], message: 'channels are stateless adapters: no store, services or http.' }] },
+        {
+          patterns: [
+            {
+              group: ['**/store/*', '**/services/*', '**/http/*'],
+              message: 'channels are stateless adapters: no store, services or http.',
+            },
+          ],
+        },
       ],
     },
   },

@@ -15,7 +15,13 @@ function find(dir) {
   if (!fs.existsSync(dir)) return [];
   return fs
     .readdirSync(dir, { withFileTypes: true })
-    .flatMap((e) => (e.isDirectory() ? find(path.join(dir, e.name)) : e.name.endsWith('.test.ts') ? [path.join(dir, e.name)] : []));
+    .flatMap((e) =>
+      e.isDirectory()
+        ? find(path.join(dir, e.name))
+        : e.name.endsWith('.test.ts')
+          ? [path.join(dir, e.name)]
+          : [],
+    );
 }
 
 const all = picked.length ? picked : find('test');
@@ -33,11 +39,21 @@ function run(label, files, env) {
   const tap = path.join(fs.mkdtempSync('/tmp/hospay-test-'), 'out.tap');
   const r = spawnSync(
     process.execPath,
-    ['--import', 'tsx', '--test', '--test-reporter=spec', '--test-reporter-destination=stdout', '--test-reporter=tap', `--test-reporter-destination=${tap}`, ...files],
+    [
+      '--import',
+      'tsx',
+      '--test',
+      '--test-reporter=spec',
+      '--test-reporter-destination=stdout',
+      '--test-reporter=tap',
+      `--test-reporter-destination=${tap}`,
+      ...files,
+    ],
     { stdio: 'inherit', env: { ...process.env, ...env } },
   );
   const out = fs.existsSync(tap) ? fs.readFileSync(tap, 'utf8') : '';
-  const count = (name) => [...out.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
+  const count = (name) =>
+    [...out.matchAll(new RegExp(`^# ${name} (\\d+)$`, 'gm'))].reduce((sum, m) => sum + Number(m[1]), 0);
   const p = count('pass');
   const f = count('fail') + count('cancelled');
   const s = count('skipped');

@@ -51,7 +51,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const log = opts.log ?? createLogger(config.logLevel);
   const ownStore = !opts.store;
   let releaseLock: (() => void) | null = null;
-  if (ownStore && config.store.kind === 'embedded' && config.store.dataDir) releaseLock = acquireLock(config.store.dataDir);
+  if (ownStore && config.store.kind === 'embedded' && config.store.dataDir)
+    releaseLock = acquireLock(config.store.dataDir);
   let store: Store;
   try {
     store = opts.store ?? (await openStore(config.store));
@@ -81,7 +82,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       demo = { appId: created.appId, accessToken: created.accessToken };
     }
     const firstApp = (await apps.list())[0]?.id ?? null;
-    const adminToken = opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);
+    const adminToken =
+      opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);
     const server = await buildServer({ deps, config, simulator, adminToken, demoAppId: () => firstApp });
     const expiry = new ExpiryJob(deps);
 
@@ -89,7 +91,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     if (opts.listen !== false) {
       url = await server.listen({ host: config.host, port: config.port });
       const port = server.server.address();
-      if (releaseLock && port && typeof port === 'object') recordLockPort(config.dataDir, config.host, port.port);
+      if (releaseLock && port && typeof port === 'object')
+        recordLockPort(config.dataDir, config.host, port.port);
     } else {
       await server.ready();
     }

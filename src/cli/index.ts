@@ -45,7 +45,8 @@ async function serve(args: string[]): Promise<number> {
   const { values } = parseArgs({ args, options: { port: { type: 'string' } }, strict: true });
   let port: number | undefined;
   if (values.port !== undefined) {
-    if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) > 65535) throw new UsageError('--port must be a port number');
+    if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) > 65535)
+      throw new UsageError('--port must be a port number');
     port = Number(values.port);
   }
   const config = loadConfig(process.env, port === undefined ? {} : { port });
@@ -121,7 +122,8 @@ async function appCommand(args: string[]): Promise<number> {
         headers: { 'content-type': 'application/json', authorization: `Bearer ${remote.token}` },
         body: JSON.stringify({ name, hospital_id: hospitalId }),
       });
-      if (res.status !== 201) throw new Error(`the running server refused: HTTP ${res.status} ${await res.text()}`);
+      if (res.status !== 201)
+        throw new Error(`the running server refused: HTTP ${res.status} ${await res.text()}`);
       created = (await res.json()) as AppView;
     } else {
       const store = await openStore(config.store);
@@ -148,7 +150,9 @@ async function appCommand(args: string[]): Promise<number> {
     let apps: AppView[];
     const remote = await viaServer(config);
     if (remote) {
-      const res = await fetch(`${remote.base}/admin/apps`, { headers: { authorization: `Bearer ${remote.token}` } });
+      const res = await fetch(`${remote.base}/admin/apps`, {
+        headers: { authorization: `Bearer ${remote.token}` },
+      });
       if (res.status !== 200) throw new Error(`the running server refused: HTTP ${res.status}`);
       apps = (await res.json()) as AppView[];
     } else {
@@ -166,7 +170,8 @@ async function appCommand(args: string[]): Promise<number> {
       }
     }
     if (values.json) console.log(JSON.stringify(apps));
-    else for (const a of apps) console.log(`${a.app_id}  ${a.status ?? ''}  ${a.hospital_id ?? '-'}  ${a.name}`);
+    else
+      for (const a of apps) console.log(`${a.app_id}  ${a.status ?? ''}  ${a.hospital_id ?? '-'}  ${a.name}`);
     return 0;
   }
   throw new UsageError(`unknown app command "${sub ?? ''}" (create, list)`);
@@ -193,7 +198,13 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exit(code);
   },
   (err: unknown) => {
-    if (err instanceof UsageError || (err instanceof Error && err.name === 'TypeError' && 'code' in err && String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))) {
+    if (
+      err instanceof UsageError ||
+      (err instanceof Error &&
+        err.name === 'TypeError' &&
+        'code' in err &&
+        String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
+    ) {
       console.error(`hospay: ${err.message}\n\n${HELP}`);
       process.exit(2);
     }

@@ -75,7 +75,8 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
   }
   const defaultPolls = int(env, 'HOSPAY_BARCODE_POLLS', 5, 0, 100);
   const maxPolls = int(env, 'HOSPAY_BARCODE_MAX_POLLS', 10, 0, 100);
-  if (defaultPolls > maxPolls) throw new ConfigError('HOSPAY_BARCODE_POLLS', `must not exceed HOSPAY_BARCODE_MAX_POLLS (${maxPolls})`);
+  if (defaultPolls > maxPolls)
+    throw new ConfigError('HOSPAY_BARCODE_POLLS', `must not exceed HOSPAY_BARCODE_MAX_POLLS (${maxPolls})`);
   return {
     host,
     port,

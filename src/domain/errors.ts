@@ -30,13 +30,25 @@ export class HospayError extends Error {
 
 export const Errors = {
   missingField: (field: string) =>
-    new HospayError(`MISSING_FIELD.${field}`, 'invalid', `缺少必填字段 ${field}`, `required field ${field} is missing`, {
-      field,
-    }),
+    new HospayError(
+      `MISSING_FIELD.${field}`,
+      'invalid',
+      `缺少必填字段 ${field}`,
+      `required field ${field} is missing`,
+      {
+        field,
+      },
+    ),
   invalidField: (field: string, zhWhy: string, enWhy: string) =>
-    new HospayError(`INVALID_FIELD.${field}`, 'invalid', `字段 ${field} 无效：${zhWhy}`, `field ${field} is invalid: ${enWhy}`, {
-      field,
-    }),
+    new HospayError(
+      `INVALID_FIELD.${field}`,
+      'invalid',
+      `字段 ${field} 无效：${zhWhy}`,
+      `field ${field} is invalid: ${enWhy}`,
+      {
+        field,
+      },
+    ),
   tooLong: (field: string, max: number) =>
     new HospayError(
       `INVALID_FIELD.${field}`,
@@ -46,11 +58,22 @@ export const Errors = {
       { field },
     ),
   repeatedField: (field: string) =>
-    new HospayError(`REPEATED_FIELD.${field}`, 'invalid', `字段 ${field} 重复出现`, `field ${field} appears more than once`, {
-      field,
-    }),
+    new HospayError(
+      `REPEATED_FIELD.${field}`,
+      'invalid',
+      `字段 ${field} 重复出现`,
+      `field ${field} appears more than once`,
+      {
+        field,
+      },
+    ),
   accessTokenInvalid: () =>
-    new HospayError('ACCESS_TOKEN_INVALID', 'auth', 'AccessToken 无效或应用已停用', 'AccessToken is unknown or the app is disabled'),
+    new HospayError(
+      'ACCESS_TOKEN_INVALID',
+      'auth',
+      'AccessToken 无效或应用已停用',
+      'AccessToken is unknown or the app is disabled',
+    ),
   tradeNotExist: () => new HospayError('TRADE_NOT_EXIST', 'business', '交易不存在', 'trade does not exist'),
   outTradeNoConflict: () =>
     new HospayError(
@@ -59,16 +82,44 @@ export const Errors = {
       '该外部订单号已被使用且内容不同，请使用新的订单号',
       'this OutTradeNo was already used with different content; use a new order number',
     ),
-  tradeHasSuccess: () => new HospayError('TRADE_HAS_SUCCESS', 'business', '交易已被支付', 'the trade has already been paid'),
+  tradeHasSuccess: () =>
+    new HospayError('TRADE_HAS_SUCCESS', 'business', '交易已被支付', 'the trade has already been paid'),
   tradeHasClose: () => new HospayError('TRADE_HAS_CLOSE', 'business', '交易已关闭', 'the trade is closed'),
   tradeHasFinished: () =>
-    new HospayError('TRADE_HAS_FINISHED', 'business', '交易已结束，超过可退款期限', 'the trade is finished; the refund window is over'),
-  tradeNotPaid: () => new HospayError('TRADE_NOT_PAID', 'business', '交易未支付，不能退款', 'the trade is not paid; nothing to refund'),
+    new HospayError(
+      'TRADE_HAS_FINISHED',
+      'business',
+      '交易已结束，超过可退款期限',
+      'the trade is finished; the refund window is over',
+    ),
+  tradeNotPaid: () =>
+    new HospayError(
+      'TRADE_NOT_PAID',
+      'business',
+      '交易未支付，不能退款',
+      'the trade is not paid; nothing to refund',
+    ),
   tradeNoMismatch: () =>
-    new HospayError('TRADE_NO_MISMATCH', 'business', 'TradeNo 与该订单不符', 'TradeNo does not belong to this OutTradeNo'),
+    new HospayError(
+      'TRADE_NO_MISMATCH',
+      'business',
+      'TradeNo 与该订单不符',
+      'TradeNo does not belong to this OutTradeNo',
+    ),
   totalAmountMismatch: () =>
-    new HospayError('TOTAL_AMOUNT_MISMATCH', 'business', 'TotalAmount 与原交易金额不符', 'TotalAmount does not match the trade'),
-  payTypeMismatch: () => new HospayError('PAY_TYPE_MISMATCH', 'business', 'PayType 与原交易不符', 'PayType does not match the trade'),
+    new HospayError(
+      'TOTAL_AMOUNT_MISMATCH',
+      'business',
+      'TotalAmount 与原交易金额不符',
+      'TotalAmount does not match the trade',
+    ),
+  payTypeMismatch: () =>
+    new HospayError(
+      'PAY_TYPE_MISMATCH',
+      'business',
+      'PayType 与原交易不符',
+      'PayType does not match the trade',
+    ),
   kindMismatch: () =>
     new HospayError(
       'OUT_TRADE_NO_CONFLICT',
@@ -128,9 +179,15 @@ export const Errors = {
       `pay type ${payType} is not enabled for this app`,
     ),
   systemError: () =>
-    new HospayError('SYSTEM_ERROR', 'system', '系统繁忙，请稍后重试或查询', 'internal error; retry or query later', {
-      retryable: true,
-    }),
+    new HospayError(
+      'SYSTEM_ERROR',
+      'system',
+      '系统繁忙，请稍后重试或查询',
+      'internal error; retry or query later',
+      {
+        retryable: true,
+      },
+    ),
   channelError: () =>
     new HospayError(
       'CHANNEL_ERROR',

@@ -27,13 +27,21 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   });
   app.addHook('onResponse', async (req, reply) => {
     const path = req.url.split('?')[0];
-    req.log.info({ method: req.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime) }, 'request');
+    req.log.info(
+      { method: req.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+      'request',
+    );
   });
-  app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'NOT_FOUND', message: '没有这个地址 / no such path' }));
+  app.setNotFoundHandler((_req, reply) =>
+    reply.code(404).send({ code: 'NOT_FOUND', message: '没有这个地址 / no such path' }),
+  );
   app.setErrorHandler((err: Error & { statusCode?: number; code?: string }, req, reply) => {
     const status = err.statusCode && err.statusCode >= 400 && err.statusCode < 500 ? err.statusCode : 500;
     if (status === 500) req.log.error({ err: err.message, code: err.code }, 'unhandled error');
-    return reply.code(status).send({ code: status === 500 ? 'SYSTEM_ERROR' : (err.code ?? 'BAD_REQUEST'), message: status === 500 ? '系统错误 / internal error' : err.message });
+    return reply.code(status).send({
+      code: status === 500 ? 'SYSTEM_ERROR' : (err.code ?? 'BAD_REQUEST'),
+      message: status === 500 ? '系统错误 / internal error' : err.message,
+    });
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));

@@ -21,19 +21,29 @@ export class ExpiryJob {
   async tick(): Promise<Record<ExpireResult, number>> {
     const counts: Record<ExpireResult, number> = { paid: 0, closed: 0, reversed: 0, retry: 0, failed: 0 };
     const { config, clock, trades } = this.deps;
-    const claimed = await trades.claimExpired(clock.now(), this.owner, config.jobs.leaseMs, config.jobs.batchSize);
+    const claimed = await trades.claimExpired(
+      clock.now(),
+      this.owner,
+      config.jobs.leaseMs,
+      config.jobs.batchSize,
+    );
     for (const trade of claimed) {
       let result: ExpireResult;
       try {
         result = await expireTrade(this.deps, trade);
       } catch (err) {
-        this.deps.log.warn({ err: err instanceof Error ? err.message : String(err), tradeNo: trade.trade_no }, 'expiry failed');
+        this.deps.log.warn(
+          { err: err instanceof Error ? err.message : String(err), tradeNo: trade.trade_no },
+          'expiry failed',
+        );
         result = 'retry';
       }
       counts[result]++;
       // Retry with backoff (10 s, 20 s, ... up to 10 min); an operator case waits an hour between attempts.
-      const backoffMs = result === 'failed' ? 3_600_000 : Math.min(10_000 * 2 ** Math.min(trade.job_attempts, 6), 600_000);
-      const retryAt = result === 'retry' || result === 'failed' ? new Date(clock.now().getTime() + backoffMs) : null;
+      const backoffMs =
+        result === 'failed' ? 3_600_000 : Math.min(10_000 * 2 ** Math.min(trade.job_attempts, 6), 600_000);
+      const retryAt =
+        result === 'retry' || result === 'failed' ? new Date(clock.now().getTime() + backoffMs) : null;
       await trades.releaseLease(trade.id, this.owner, retryAt);
     }
     return counts;
@@ -43,7 +53,9 @@ export class ExpiryJob {
     if (this.timer) return;
     const loop = () => {
       this.running = this.tick()
-        .catch((err: unknown) => this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'expiry tick failed'))
+        .catch((err: unknown) =>
+          this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'expiry tick failed'),
+        )
         .finally(() => {
           this.running = null;
           if (this.timer) this.timer = setTimeout(loop, this.deps.config.jobs.intervalMs);

@@ -104,20 +104,25 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
   }
 
   const ctx = channelContext(cmd.app);
-  const outcome = await guarded<PayOutcome>(deps, 'barcodePay', { kind: 'unknown', reason: 'exception' }, () =>
-    channel.barcodePay(ctx, {
-      outTradeNo: cmd.outTradeNo,
-      payType,
-      amountFen: cmd.amountFen,
-      authCode: cmd.authCode,
-      subject: cmd.subject,
-      operatorId: cmd.operatorId,
-      terminalId: cmd.terminalId,
-    }),
+  const outcome = await guarded<PayOutcome>(
+    deps,
+    'barcodePay',
+    { kind: 'unknown', reason: 'exception' },
+    () =>
+      channel.barcodePay(ctx, {
+        outTradeNo: cmd.outTradeNo,
+        payType,
+        amountFen: cmd.amountFen,
+        authCode: cmd.authCode,
+        subject: cmd.subject,
+        operatorId: cmd.operatorId,
+        terminalId: cmd.terminalId,
+      }),
   );
 
   if (outcome.kind === 'paid') {
-    const paid = (await deps.trades.markPaid(trade.id, outcome, deps.clock.now())) ?? (await deps.trades.byId(trade.id));
+    const paid =
+      (await deps.trades.markPaid(trade.id, outcome, deps.clock.now())) ?? (await deps.trades.byId(trade.id));
     return describe(paid ?? trade);
   }
   if (outcome.kind === 'declined') {

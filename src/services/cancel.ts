@@ -24,11 +24,17 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
   if (trade.status === 'TRADE_CLOSED') return { ok: true, trade, action: closedAction(trade) };
   const now = deps.clock.now();
   if (now.getTime() - trade.created_at.getTime() > deps.config.cancelWindowMs) {
-    return { ok: false, trade, error: Errors.cancelWindowExpired(Math.round(deps.config.cancelWindowMs / 3_600_000)), retry: false };
+    return {
+      ok: false,
+      trade,
+      error: Errors.cancelWindowExpired(Math.round(deps.config.cancelWindowMs / 3_600_000)),
+      retry: false,
+    };
   }
   trade = await refreshTrade(deps, trade);
   if (trade.status === 'TRADE_CLOSED') return { ok: true, trade, action: closedAction(trade) };
-  if (trade.status === 'TRADE_FINISHED') return { ok: false, trade, error: Errors.tradeHasFinished(), retry: false };
+  if (trade.status === 'TRADE_FINISHED')
+    return { ok: false, trade, error: Errors.tradeHasFinished(), retry: false };
 
   if (trade.status === 'WAIT_BUYER_PAY' && !trade.pay_type) {
     // Aggregated code never scanned: no channel trade exists, close it here.
@@ -48,8 +54,15 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
     reversal = r.refund;
   }
 
-  const outcome = await guarded<CancelOutcome | { kind: 'exception' }>(deps, 'cancel', { kind: 'exception' }, () =>
-    channel.cancel(channelContext(app), { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType }),
+  const outcome = await guarded<CancelOutcome | { kind: 'exception' }>(
+    deps,
+    'cancel',
+    { kind: 'exception' },
+    () =>
+      channel.cancel(channelContext(app), {
+        outTradeNo: trade.out_trade_no,
+        payType: trade.pay_type as PayType,
+      }),
   );
   const at = deps.clock.now();
   switch (outcome.kind) {
@@ -60,7 +73,8 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
         deps.log.error({ tradeNo: trade.trade_no }, 'cancel: channel reports a paid trade as unpaid');
         return { ok: false, trade, error: Errors.systemError(), retry: false };
       }
-      const closed = (await deps.trades.markClosedUnpaid(trade.id, 'close', at)) ?? (await deps.trades.byId(trade.id));
+      const closed =
+        (await deps.trades.markClosedUnpaid(trade.id, 'close', at)) ?? (await deps.trades.byId(trade.id));
       if (closed?.status === 'TRADE_CLOSED') return { ok: true, trade: closed, action: closedAction(closed) };
       // It was paid meanwhile (a late pay answer): cancel again, which now reverses it.
       return cancelTrade(deps, app, outTradeNo);
@@ -79,9 +93,15 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
       return {
         ok: false,
         trade,
-        error: new HospayError('CANCEL_RETRY', 'system', '撤销暂时失败，请重试', 'the cancel failed for now; call it again', {
-          retryable: true,
-        }),
+        error: new HospayError(
+          'CANCEL_RETRY',
+          'system',
+          '撤销暂时失败，请重试',
+          'the cancel failed for now; call it again',
+          {
+            retryable: true,
+          },
+        ),
         retry: true,
       };
     case 'failed':
@@ -135,7 +155,13 @@ async function reserveReversal(
 }
 
 function cancelInProgress(): HospayError {
-  return new HospayError('CANCEL_IN_PROGRESS', 'system', '撤销正在处理中，请稍后重试', 'a cancel of this trade is in progress; call again shortly', {
-    retryable: true,
-  });
+  return new HospayError(
+    'CANCEL_IN_PROGRESS',
+    'system',
+    '撤销正在处理中，请稍后重试',
+    'a cancel of this trade is in progress; call again shortly',
+    {
+      retryable: true,
+    },
+  );
 }

@@ -50,11 +50,19 @@ export function channelContext(app: App | { id: string }): ChannelContext {
 }
 
 /** Runs a channel call; a thrown error becomes `fallback` (an unknown outcome), logged without the payload. */
-export async function guarded<T>(deps: ServiceDeps, what: string, fallback: T, call: () => Promise<T>): Promise<T> {
+export async function guarded<T>(
+  deps: ServiceDeps,
+  what: string,
+  fallback: T,
+  call: () => Promise<T>,
+): Promise<T> {
   try {
     return await call();
   } catch (err) {
-    deps.log.warn({ err: err instanceof Error ? err.message : String(err), call: what }, 'channel call failed');
+    deps.log.warn(
+      { err: err instanceof Error ? err.message : String(err), call: what },
+      'channel call failed',
+    );
     return fallback;
   }
 }

@@ -27,21 +27,32 @@ export async function expireTrade(deps: ServiceDeps, trade: Trade): Promise<Expi
   const ref = { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType };
   const ctx = channelContext({ id: trade.app_id });
   if (trade.kind === 'barcode') {
-    const c = await guarded<CancelOutcome>(deps, 'cancel', { kind: 'retry', reason: 'exception' }, () => channel.cancel(ctx, ref));
+    const c = await guarded<CancelOutcome>(deps, 'cancel', { kind: 'retry', reason: 'exception' }, () =>
+      channel.cancel(ctx, ref),
+    );
     const at = deps.clock.now();
-    if (c.kind === 'closed') return (await deps.trades.markClosedUnpaid(trade.id, 'close', at)) ? 'closed' : 'retry';
+    if (c.kind === 'closed')
+      return (await deps.trades.markClosedUnpaid(trade.id, 'close', at)) ? 'closed' : 'retry';
     if (c.kind === 'refunded') {
-      return (await deps.trades.markPaidAndReversed(trade.id, c, at, CANCEL_REQUEST_NO)) ? 'reversed' : 'retry';
+      return (await deps.trades.markPaidAndReversed(trade.id, c, at, CANCEL_REQUEST_NO))
+        ? 'reversed'
+        : 'retry';
     }
     if (c.kind === 'failed') {
-      deps.log.error({ tradeNo: trade.trade_no, code: c.code }, 'expiry: cancel refused by the channel; needs an operator');
+      deps.log.error(
+        { tradeNo: trade.trade_no, code: c.code },
+        'expiry: cancel refused by the channel; needs an operator',
+      );
       return 'failed';
     }
     return 'retry';
   }
-  const c = await guarded<CloseOutcome>(deps, 'close', { kind: 'retry', reason: 'exception' }, () => channel.close(ctx, ref));
+  const c = await guarded<CloseOutcome>(deps, 'close', { kind: 'retry', reason: 'exception' }, () =>
+    channel.close(ctx, ref),
+  );
   const at = deps.clock.now();
-  if (c.kind === 'closed') return (await deps.trades.markClosedUnpaid(trade.id, null, at)) ? 'closed' : 'retry';
+  if (c.kind === 'closed')
+    return (await deps.trades.markClosedUnpaid(trade.id, null, at)) ? 'closed' : 'retry';
   if (c.kind === 'paid') return (await deps.trades.markPaid(trade.id, c, at)) ? 'paid' : 'retry';
   return 'retry';
 }

@@ -40,7 +40,8 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
   const now = deps.clock.now();
   const timeoutExpress = cmd.timeoutExpress ?? DEFAULT_TIMEOUT_EXPRESS;
   const expiresAt = parseTimeoutExpress(timeoutExpress, now);
-  if (!expiresAt) throw Errors.invalidField('TimeoutExpress', '取值范围 1m～15d 或 1c', 'must be 1m–15d (m, h, d) or 1c');
+  if (!expiresAt)
+    throw Errors.invalidField('TimeoutExpress', '取值范围 1m～15d 或 1c', 'must be 1m–15d (m, h, d) or 1c');
   const ch = cmd.payType ? channelFor(deps, cmd.app, cmd.payType) : null;
   const fingerprint = sha256Hex(
     JSON.stringify([
@@ -107,7 +108,15 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
     return { trade, codeUrl: trade.code_url ?? '' };
   }
   const codeUrl = await openChannelTrade(deps, cmd.app, trade);
-  await deps.trades.setChannelCode(trade.id, { channelCodeUrl: codeUrl.channelCodeUrl, channelTradeNo: codeUrl.channelTradeNo, codeUrl: codeUrl.channelCodeUrl }, deps.clock.now());
+  await deps.trades.setChannelCode(
+    trade.id,
+    {
+      channelCodeUrl: codeUrl.channelCodeUrl,
+      channelTradeNo: codeUrl.channelTradeNo,
+      codeUrl: codeUrl.channelCodeUrl,
+    },
+    deps.clock.now(),
+  );
   return { trade, codeUrl: codeUrl.channelCodeUrl };
 }
 
@@ -137,7 +146,8 @@ export async function openChannelTrade(
         expiresAt: trade.expires_at,
       }),
   );
-  if (outcome.kind === 'created') return { channelCodeUrl: outcome.codeUrl, channelTradeNo: outcome.channelTradeNo ?? null };
+  if (outcome.kind === 'created')
+    return { channelCodeUrl: outcome.codeUrl, channelTradeNo: outcome.channelTradeNo ?? null };
   if (outcome.retryable) throw Errors.channelError();
   await deps.trades.markClosedUnpaid(trade.id, null, deps.clock.now());
   throw declined(outcome.code, outcome.zh, outcome.en);
@@ -153,7 +163,11 @@ export type CashierChoice =
  * The payer scanned an aggregated code with `payType`'s app. The first choice sticks: a trade is never open at
  * two channels at once, so it can never be paid twice.
  */
-export async function chooseCashierPayType(deps: ServiceDeps, token: string, payType: PayType): Promise<CashierChoice | null> {
+export async function chooseCashierPayType(
+  deps: ServiceDeps,
+  token: string,
+  payType: PayType,
+): Promise<CashierChoice | null> {
   let trade = await deps.trades.byCashierToken(token);
   if (!trade) return null;
   if (trade.status !== 'WAIT_BUYER_PAY') return { kind: 'status', trade };
@@ -167,7 +181,10 @@ export async function chooseCashierPayType(deps: ServiceDeps, token: string, pay
       if (e instanceof HospayError) return { kind: 'error', error: e, trade };
       throw e;
     }
-    trade = (await deps.trades.choosePayType(trade.id, payType, ch.id, deps.clock.now())) ?? (await deps.trades.byId(trade.id)) ?? trade;
+    trade =
+      (await deps.trades.choosePayType(trade.id, payType, ch.id, deps.clock.now())) ??
+      (await deps.trades.byId(trade.id)) ??
+      trade;
   }
   if (trade.pay_type !== payType) return { kind: 'other_pay_type', trade };
   if (trade.channel_code_url) return { kind: 'redirect', url: trade.channel_code_url };

@@ -34,7 +34,8 @@ export interface RefundResult {
 export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promise<RefundResult> {
   let trade = await deps.trades.byOutTradeNo(cmd.app.id, cmd.outTradeNo);
   if (!trade) throw Errors.tradeNotExist();
-  if (cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no) throw Errors.tradeNoMismatch();
+  if (cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no)
+    throw Errors.tradeNoMismatch();
   if (cmd.totalFen !== trade.total_fen) throw Errors.totalAmountMismatch();
   if (cmd.payType && trade.pay_type && cmd.payType !== trade.pay_type) throw Errors.payTypeMismatch();
 
@@ -44,7 +45,8 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
   trade = await refreshTrade(deps, trade);
   if (trade.status === 'WAIT_BUYER_PAY') throw Errors.tradeNotPaid();
   if (trade.status === 'TRADE_FINISHED') throw Errors.tradeHasFinished();
-  if (trade.status === 'TRADE_CLOSED') throw trade.paid_at ? Errors.refundAmountExceeded() : Errors.tradeHasClose();
+  if (trade.status === 'TRADE_CLOSED')
+    throw trade.paid_at ? Errors.refundAmountExceeded() : Errors.tradeHasClose();
   if (cmd.amountFen > trade.total_fen - trade.refund_reserved_fen) throw Errors.refundAmountExceeded();
 
   const r = await deps.trades.reserveRefund({
@@ -72,7 +74,12 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
 }
 
 /** A request number seen before: the earlier result, or (if still open) carry it on with the channel. */
-async function repeat(deps: ServiceDeps, cmd: RefundCommand, trade: Trade, prior: Refund): Promise<RefundResult> {
+async function repeat(
+  deps: ServiceDeps,
+  cmd: RefundCommand,
+  trade: Trade,
+  prior: Refund,
+): Promise<RefundResult> {
   if (prior.amount_fen !== cmd.amountFen || prior.kind !== 'refund') throw Errors.outRequestNoConflict();
   if (prior.status === 'SUCCESS') return { trade, refund: prior, fundChange: false };
   if (prior.status === 'FAILED') {
@@ -96,7 +103,13 @@ async function repeat(deps: ServiceDeps, cmd: RefundCommand, trade: Trade, prior
   return execute(deps, cmd.app, trade, claimed, cmd.reason);
 }
 
-async function execute(deps: ServiceDeps, app: App, trade: Trade, refund: Refund, reason: string | undefined): Promise<RefundResult> {
+async function execute(
+  deps: ServiceDeps,
+  app: App,
+  trade: Trade,
+  refund: Refund,
+  reason: string | undefined,
+): Promise<RefundResult> {
   const channel = channelOfTrade(deps, trade);
   if (!channel || !trade.pay_type) throw Errors.systemError();
   const outcome = await guarded<RefundOutcome>(deps, 'refund', { kind: 'unknown', reason: 'exception' }, () =>

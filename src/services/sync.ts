@@ -51,7 +51,11 @@ export async function refreshTrade(deps: ServiceDeps, trade: Trade): Promise<Tra
     const now = deps.clock.now();
     const paidBefore = new Date(now.getTime() - deps.config.refundWindowMs);
     if (trade.paid_at <= paidBefore) {
-      return (await deps.trades.markFinished(trade.id, paidBefore, now)) ?? (await deps.trades.byId(trade.id)) ?? trade;
+      return (
+        (await deps.trades.markFinished(trade.id, paidBefore, now)) ??
+        (await deps.trades.byId(trade.id)) ??
+        trade
+      );
     }
   }
   return trade;

@@ -3,7 +3,11 @@ import { formatFen } from '../domain/money.js';
 import { esc, page } from '../http/pages/html.js';
 import type { SimTrade, SimulatorProvider } from './provider.js';
 
-const PAY_TYPE_NAMES: Record<string, string> = { alipay: '支付宝 (Alipay)', weixin: '微信支付 (WeChat Pay)', unionpay: '云闪付 (UnionPay)' };
+const PAY_TYPE_NAMES: Record<string, string> = {
+  alipay: '支付宝 (Alipay)',
+  weixin: '微信支付 (WeChat Pay)',
+  unionpay: '云闪付 (UnionPay)',
+};
 const STATUS_TEXT: Record<SimTrade['status'], string> = {
   WAITING: '待支付',
   PAID: '支付成功',
@@ -35,16 +39,32 @@ function payerPage(t: SimTrade, notice?: string): string {
 }
 
 /** The simulator's payer pages: plain HTML forms (no JavaScript), standing in for the patient's phone. */
-export async function registerSimulatorPages(app: FastifyInstance, provider: SimulatorProvider): Promise<void> {
+export async function registerSimulatorPages(
+  app: FastifyInstance,
+  provider: SimulatorProvider,
+): Promise<void> {
   await app.register(async (scope) => {
-    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    });
+    scope.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 4096 },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
 
     scope.get('/simulator/pay/:no', async (req, reply) => {
       const { no } = req.params as { no: string };
       const t = /^[0-9]{10,40}$/.test(no) ? await provider.findByChannelTradeNo(no) : null;
-      if (!t) return reply.code(404).type('text/html; charset=utf-8').send(page('订单不存在', '<div class="card"><h1>订单不存在</h1><p class="muted">Unknown simulator trade.</p></div>'));
+      if (!t)
+        return reply
+          .code(404)
+          .type('text/html; charset=utf-8')
+          .send(
+            page(
+              '订单不存在',
+              '<div class="card"><h1>订单不存在</h1><p class="muted">Unknown simulator trade.</p></div>',
+            ),
+          );
       return reply.type('text/html; charset=utf-8').send(payerPage(t));
     });
 
@@ -52,11 +72,28 @@ export async function registerSimulatorPages(app: FastifyInstance, provider: Sim
       const { no } = req.params as { no: string };
       const action = (req.body as Record<string, string> | undefined)?.['action'];
       if (action !== 'pay' && action !== 'abandon') {
-        return reply.code(400).type('text/html; charset=utf-8').send(page('无效操作', '<div class="card"><h1>无效操作</h1><p class="muted">action must be pay or abandon.</p></div>'));
+        return reply
+          .code(400)
+          .type('text/html; charset=utf-8')
+          .send(
+            page(
+              '无效操作',
+              '<div class="card"><h1>无效操作</h1><p class="muted">action must be pay or abandon.</p></div>',
+            ),
+          );
       }
       const t = /^[0-9]{10,40}$/.test(no) ? await provider.payerAction(no, action) : null;
-      if (!t) return reply.code(404).type('text/html; charset=utf-8').send(page('订单不存在', '<div class="card"><h1>订单不存在</h1></div>'));
-      const notice = t.status === 'PAID' ? '支付成功，请回到医院页面查看结果。' : t.status === 'CLOSED' ? '您已放弃本次支付。' : undefined;
+      if (!t)
+        return reply
+          .code(404)
+          .type('text/html; charset=utf-8')
+          .send(page('订单不存在', '<div class="card"><h1>订单不存在</h1></div>'));
+      const notice =
+        t.status === 'PAID'
+          ? '支付成功，请回到医院页面查看结果。'
+          : t.status === 'CLOSED'
+            ? '您已放弃本次支付。'
+            : undefined;
       return reply.type('text/html; charset=utf-8').send(payerPage(t, notice));
     });
   });

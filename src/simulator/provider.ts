@@ -176,7 +176,13 @@ export class SimulatorProvider {
         if (chargeFen !== null) {
           await tx
             .insertInto('sim_ledger')
-            .values({ merchant: row.merchant, out_trade_no: row.out_trade_no, entry: 'charge', amount_fen: chargeFen, created_at: now })
+            .values({
+              merchant: row.merchant,
+              out_trade_no: row.out_trade_no,
+              entry: 'charge',
+              amount_fen: chargeFen,
+              created_at: now,
+            })
             .execute();
         }
         return { row: ins as Row, inserted: true };
@@ -214,7 +220,13 @@ export class SimulatorProvider {
       if (!r) return null;
       await tx
         .insertInto('sim_ledger')
-        .values({ merchant, out_trade_no: outTradeNo, entry: 'charge', amount_fen: r.amount_fen, created_at: now })
+        .values({
+          merchant,
+          out_trade_no: outTradeNo,
+          entry: 'charge',
+          amount_fen: r.amount_fen,
+          created_at: now,
+        })
         .execute();
       return r as Row;
     });
@@ -230,12 +242,18 @@ export class SimulatorProvider {
   }): Promise<SimPayAnswer> {
     const rule = input.authCode.slice(-2);
     if (rule === BARCODE_RULES.AUTH_CODE_INVALID) {
-      return { result: 'FAIL', code: 'AUTH_CODE_INVALID', zh: '付款码无效或已过期，请刷新后重试', en: 'payment code invalid or expired' };
+      return {
+        result: 'FAIL',
+        code: 'AUTH_CODE_INVALID',
+        zh: '付款码无效或已过期，请刷新后重试',
+        en: 'payment code invalid or expired',
+      };
     }
     const now = this.clock.now();
     const paidAtOnce = !['01', '02', '03', '06'].includes(rule);
     const b = this.buyer(input.payType);
-    const status: Row['status'] = rule === BARCODE_RULES.BALANCE_NOT_ENOUGH ? 'CLOSED' : paidAtOnce ? 'PAID' : 'WAITING';
+    const status: Row['status'] =
+      rule === BARCODE_RULES.BALANCE_NOT_ENOUGH ? 'CLOSED' : paidAtOnce ? 'PAID' : 'WAITING';
     const { row, inserted } = await this.insertOrGet(
       {
         merchant: input.merchant,
@@ -254,18 +272,34 @@ export class SimulatorProvider {
     );
     if (inserted) {
       if (rule === BARCODE_RULES.BALANCE_NOT_ENOUGH) {
-        return { result: 'FAIL', code: 'BUYER_BALANCE_NOT_ENOUGH', zh: '买家余额不足', en: "the buyer's balance is not enough" };
+        return {
+          result: 'FAIL',
+          code: 'BUYER_BALANCE_NOT_ENOUGH',
+          zh: '买家余额不足',
+          en: "the buyer's balance is not enough",
+        };
       }
       if (rule === BARCODE_RULES.SYSTEM_ERROR_BUT_PAID) return { result: 'SYSTEM_ERROR' };
     } else if (row.amount_fen !== input.amountFen) {
-      return { result: 'FAIL', code: 'TRADE_INFO_MISMATCH', zh: '交易信息被篡改', en: 'the trade number was used with other details' };
+      return {
+        result: 'FAIL',
+        code: 'TRADE_INFO_MISMATCH',
+        zh: '交易信息被篡改',
+        en: 'the trade number was used with other details',
+      };
     }
     // A repeated pay for the same order answers with the trade's current state, as the real providers do.
     if (row.status === 'PAID') return { result: 'SUCCESS', trade: toTrade(row) };
     if (row.status === 'WAITING') return { result: 'USER_PAYING', trade: toTrade(row) };
-    if (row.status === 'REFUNDED') return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
+    if (row.status === 'REFUNDED')
+      return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
     if (row.rule === BARCODE_RULES.BALANCE_NOT_ENOUGH) {
-      return { result: 'FAIL', code: 'BUYER_BALANCE_NOT_ENOUGH', zh: '买家余额不足', en: "the buyer's balance is not enough" };
+      return {
+        result: 'FAIL',
+        code: 'BUYER_BALANCE_NOT_ENOUGH',
+        zh: '买家余额不足',
+        en: "the buyer's balance is not enough",
+      };
     }
     return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
   }
@@ -276,7 +310,10 @@ export class SimulatorProvider {
     payType: SimPayType;
     amountFen: Fen;
     subject: string;
-  }): Promise<{ result: 'SUCCESS'; codeUrl: string; trade: SimTrade } | { result: 'FAIL'; code: string; zh: string; en: string }> {
+  }): Promise<
+    | { result: 'SUCCESS'; codeUrl: string; trade: SimTrade }
+    | { result: 'FAIL'; code: string; zh: string; en: string }
+  > {
     const { row } = await this.insertOrGet(
       {
         merchant: input.merchant,
@@ -294,10 +331,17 @@ export class SimulatorProvider {
       null,
     );
     if (row.amount_fen !== input.amountFen || row.pay_type !== input.payType) {
-      return { result: 'FAIL', code: 'TRADE_INFO_MISMATCH', zh: '交易信息被篡改', en: 'the trade number was used with other details' };
+      return {
+        result: 'FAIL',
+        code: 'TRADE_INFO_MISMATCH',
+        zh: '交易信息被篡改',
+        en: 'the trade number was used with other details',
+      };
     }
-    if (row.status === 'PAID') return { result: 'FAIL', code: 'TRADE_HAS_SUCCESS', zh: '交易已被支付', en: 'the trade has been paid' };
-    if (row.status !== 'WAITING') return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
+    if (row.status === 'PAID')
+      return { result: 'FAIL', code: 'TRADE_HAS_SUCCESS', zh: '交易已被支付', en: 'the trade has been paid' };
+    if (row.status !== 'WAITING')
+      return { result: 'FAIL', code: 'TRADE_HAS_CLOSE', zh: '交易已关闭', en: 'the trade is closed' };
     return { result: 'SUCCESS', codeUrl: this.payerPageUrl(row.channel_trade_no), trade: toTrade(row) };
   }
 
@@ -376,7 +420,12 @@ export class SimulatorProvider {
     if (existing.status === 'REFUNDED') return { result: 'SUCCESS', action: 'refund', trade: existing };
     // PAID
     if (existing.refundedFen > 0) {
-      return { result: 'FAIL', code: 'TRADE_HAS_REFUND', zh: '交易已有退款，不能撤销', en: 'the trade has refunds and cannot be reversed' };
+      return {
+        result: 'FAIL',
+        code: 'TRADE_HAS_REFUND',
+        zh: '交易已有退款，不能撤销',
+        en: 'the trade has refunds and cannot be reversed',
+      };
     }
     const refunded = await this.db.transaction().execute(async (tx) => {
       const r = await tx
@@ -391,7 +440,13 @@ export class SimulatorProvider {
       if (r) {
         await tx
           .insertInto('sim_ledger')
-          .values({ merchant, out_trade_no: outTradeNo, entry: 'reverse', amount_fen: -r.amount_fen, created_at: now })
+          .values({
+            merchant,
+            out_trade_no: outTradeNo,
+            entry: 'reverse',
+            amount_fen: -r.amount_fen,
+            created_at: now,
+          })
           .execute();
       }
       return r;
@@ -441,7 +496,12 @@ export class SimulatorProvider {
   }): Promise<SimRefundAnswer> {
     const now = this.clock.now();
     if (input.reason === REFUND_RULES.DECLINED) {
-      return { result: 'FAIL', code: 'REFUND_DECLINED', zh: '渠道拒绝退款（模拟）', en: 'refund declined by the channel (simulated)' };
+      return {
+        result: 'FAIL',
+        code: 'REFUND_DECLINED',
+        zh: '渠道拒绝退款（模拟）',
+        en: 'refund declined by the channel (simulated)',
+      };
     }
     const answer = await this.db.transaction().execute(async (tx): Promise<SimRefundAnswer> => {
       // One refund at a time per trade, as a real provider serialises them.
@@ -461,7 +521,12 @@ export class SimulatorProvider {
         .executeTakeFirst();
       if (prior) {
         if (prior.amount_fen !== input.amountFen) {
-          return { result: 'FAIL', code: 'REQUEST_AMOUNT_MISMATCH', zh: '退款请求号已用于其他金额', en: 'request number used with another amount' };
+          return {
+            result: 'FAIL',
+            code: 'REQUEST_AMOUNT_MISMATCH',
+            zh: '退款请求号已用于其他金额',
+            en: 'request number used with another amount',
+          };
         }
         return { result: 'SUCCESS', refundNo: prior.refund_no, createdAt: prior.created_at };
       }
@@ -484,9 +549,21 @@ export class SimulatorProvider {
           .where('merchant', '=', input.merchant)
           .where('out_trade_no', '=', input.outTradeNo)
           .executeTakeFirst();
-        if (!exists) return { result: 'FAIL', code: 'TRADE_NOT_EXIST', zh: '交易不存在', en: 'trade does not exist' };
-        if (exists.status !== 'PAID') return { result: 'FAIL', code: 'TRADE_STATUS_ERROR', zh: '交易状态不允许退款', en: 'trade status does not allow a refund' };
-        return { result: 'FAIL', code: 'REFUND_AMOUNT_EXCEEDED', zh: '退款金额超限', en: 'refund amount exceeds the payment' };
+        if (!exists)
+          return { result: 'FAIL', code: 'TRADE_NOT_EXIST', zh: '交易不存在', en: 'trade does not exist' };
+        if (exists.status !== 'PAID')
+          return {
+            result: 'FAIL',
+            code: 'TRADE_STATUS_ERROR',
+            zh: '交易状态不允许退款',
+            en: 'trade status does not allow a refund',
+          };
+        return {
+          result: 'FAIL',
+          code: 'REFUND_AMOUNT_EXCEEDED',
+          zh: '退款金额超限',
+          en: 'refund amount exceeds the payment',
+        };
       }
       const refundNo = `R${compactShanghai(now)}${digits(10)}`;
       await tx
@@ -502,7 +579,13 @@ export class SimulatorProvider {
         .execute();
       await tx
         .insertInto('sim_ledger')
-        .values({ merchant: input.merchant, out_trade_no: input.outTradeNo, entry: 'refund', amount_fen: -input.amountFen, created_at: now })
+        .values({
+          merchant: input.merchant,
+          out_trade_no: input.outTradeNo,
+          entry: 'refund',
+          amount_fen: -input.amountFen,
+          created_at: now,
+        })
         .execute();
       if (input.reason === REFUND_RULES.SYSTEM_ERROR_BUT_REFUNDED) return { result: 'SYSTEM_ERROR' };
       return { result: 'SUCCESS', refundNo, createdAt: now };

@@ -45,7 +45,10 @@ export class AppRepository {
   }
 
   async count(): Promise<number> {
-    const r = await this.db.selectFrom('apps').select((eb) => eb.fn.countAll<string>().as('n')).executeTakeFirstOrThrow();
+    const r = await this.db
+      .selectFrom('apps')
+      .select((eb) => eb.fn.countAll<string>().as('n'))
+      .executeTakeFirstOrThrow();
     return Number(r.n);
   }
 
@@ -77,7 +80,12 @@ export class AppRepository {
   }
 
   async setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean> {
-    const r = await this.db.updateTable('apps').set({ status }).where('id', '=', appId).returning('id').executeTakeFirst();
+    const r = await this.db
+      .updateTable('apps')
+      .set({ status })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
     this.cache.clear();
     return r !== undefined;
   }

@@ -40,7 +40,9 @@ export async function openStore(config: StoreConfig): Promise<Store> {
       // bigint (fen) as JS numbers: amounts are far below 2^53; anything larger is a bug worth failing on.
       types: {
         getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8_OID ? parseSafeInt : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+          oid === INT8_OID
+            ? parseSafeInt
+            : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });

@@ -77,7 +77,12 @@ export class TradeRepository {
    * A trade that the channel reports as paid and then refunded in full (by a cancel, or found so on query):
    * booked as paid, fully refunded by a 'cancel' refund record, and closed, in one transaction.
    */
-  async markPaidAndReversed(id: number, info: PaidInfo, now: Date, requestNo: string): Promise<Trade | undefined> {
+  async markPaidAndReversed(
+    id: number,
+    info: PaidInfo,
+    now: Date,
+    requestNo: string,
+  ): Promise<Trade | undefined> {
     return this.db.transaction().execute(async (tx) => {
       const t = await tx
         .updateTable('trades')
@@ -227,7 +232,12 @@ export class TradeRepository {
     }
   }
 
-  private async reserve(tx: Transaction<Database>, tradeId: number, amountFen: Fen, now: Date): Promise<boolean> {
+  private async reserve(
+    tx: Transaction<Database>,
+    tradeId: number,
+    amountFen: Fen,
+    now: Date,
+  ): Promise<boolean> {
     const r = await tx
       .updateTable('trades')
       .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
@@ -240,7 +250,11 @@ export class TradeRepository {
   }
 
   /** A FAILED refund retried with the same request number: back to PROCESSING, reserving again. */
-  async reReserveFailed(refund: Refund, now: Date, leaseMs: number): Promise<'reserved' | 'busy' | 'exceeded'> {
+  async reReserveFailed(
+    refund: Refund,
+    now: Date,
+    leaseMs: number,
+  ): Promise<'reserved' | 'busy' | 'exceeded'> {
     try {
       return await this.db.transaction().execute(async (tx) => {
         const r = await tx
@@ -257,7 +271,8 @@ export class TradeRepository {
           .returning('id')
           .executeTakeFirst();
         if (!r) return 'busy' as const;
-        if (!(await this.reserve(tx, refund.trade_id, refund.amount_fen, now))) throw new ReservationRefused();
+        if (!(await this.reserve(tx, refund.trade_id, refund.amount_fen, now)))
+          throw new ReservationRefused();
         return 'reserved' as const;
       });
     } catch (e) {
@@ -283,7 +298,12 @@ export class TradeRepository {
   }
 
   async releaseRefund(refund: Refund): Promise<void> {
-    await this.db.updateTable('refunds').set({ lease_until: null }).where('id', '=', refund.id).where('status', '=', 'PROCESSING').execute();
+    await this.db
+      .updateTable('refunds')
+      .set({ lease_until: null })
+      .where('id', '=', refund.id)
+      .where('status', '=', 'PROCESSING')
+      .execute();
   }
 
   /**
@@ -294,7 +314,13 @@ export class TradeRepository {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx
         .updateTable('refunds')
-        .set({ status: 'SUCCESS', channel_refund_no: channelRefundNo, updated_at: now, finished_at: now, lease_until: null })
+        .set({
+          status: 'SUCCESS',
+          channel_refund_no: channelRefundNo,
+          updated_at: now,
+          finished_at: now,
+          lease_until: null,
+        })
         .where('id', '=', refund.id)
         .where('status', '=', 'PROCESSING')
         .returning('id')
@@ -328,7 +354,10 @@ export class TradeRepository {
       if (!r) return false;
       await tx
         .updateTable('trades')
-        .set({ refund_reserved_fen: sql<number>`refund_reserved_fen - ${refund.amount_fen}`, updated_at: now })
+        .set({
+          refund_reserved_fen: sql<number>`refund_reserved_fen - ${refund.amount_fen}`,
+          updated_at: now,
+        })
         .where('id', '=', refund.trade_id)
         .execute();
       return true;

@@ -1,7 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { authCode, barcodeFields, orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import {
+  authCode,
+  barcodeFields,
+  orderNo,
+  startTestPlatform,
+  type TestPlatform,
+} from '../support/platform.js';
 
 describe('FWC_IF_Barcode_Pay', () => {
   let t: TestPlatform;
@@ -13,7 +19,11 @@ describe('FWC_IF_Barcode_Pay', () => {
   });
 
   const charges = async (outTradeNo: string) => {
-    const r = await sql<{ n: string }>`SELECT count(*)::text AS n FROM sim_ledger WHERE out_trade_no = ${outTradeNo} AND entry = 'charge'`.execute(t.store.db);
+    const r = await sql<{
+      n: string;
+    }>`SELECT count(*)::text AS n FROM sim_ledger WHERE out_trade_no = ${outTradeNo} AND entry = 'charge'`.execute(
+      t.store.db,
+    );
     return Number(r.rows[0]?.n);
   };
 
@@ -31,7 +41,11 @@ describe('FWC_IF_Barcode_Pay', () => {
     assert.match(a.result.TradeNo ?? '', /^[0-9]{28}$/);
     assert.match(a.result.PaymentDateTime ?? '', /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
     assert.equal(a.head.OutTradeNo, f.OutTradeNo, 'the request head is echoed');
-    const row = await t.store.db.selectFrom('trades').selectAll().where('out_trade_no', '=', f.OutTradeNo ?? '').executeTakeFirstOrThrow();
+    const row = await t.store.db
+      .selectFrom('trades')
+      .selectAll()
+      .where('out_trade_no', '=', f.OutTradeNo ?? '')
+      .executeTakeFirstOrThrow();
     assert.equal(row.total_fen, 10);
     assert.equal(typeof row.total_fen, 'number');
     assert.equal(row.operator_id, 'OP01');
@@ -43,7 +57,10 @@ describe('FWC_IF_Barcode_Pay', () => {
     assert.equal(wx.result.PayType, 'weixin');
     const up = await t.offline('FWC_IF_Barcode_Pay', barcodeFields({ AuthCode: authCode('00', 'unionpay') }));
     assert.equal(up.result.PayType, 'unionpay');
-    const explicit = await t.offline('FWC_IF_Barcode_Pay', barcodeFields({ AuthCode: '9912345678901234', PayType: 'WeiXin' }));
+    const explicit = await t.offline(
+      'FWC_IF_Barcode_Pay',
+      barcodeFields({ AuthCode: '9912345678901234', PayType: 'WeiXin' }),
+    );
     assert.equal(explicit.rr.IsSuccess, '1');
     assert.equal(explicit.result.PayType, 'weixin');
     const unknown = await t.offline('FWC_IF_Barcode_Pay', barcodeFields({ AuthCode: '9912345678901234' }));
@@ -76,11 +93,12 @@ describe('FWC_IF_Barcode_Pay', () => {
     const a = await t.offline('FWC_IF_Barcode_Pay', f);
     assert.equal(a.rr.SubCode, 'USER_PAYING');
     // Before the deadline the job leaves it alone.
-    let counts = await t.platform.expiry.tick();
+    const early = await t.platform.expiry.tick();
+    assert.equal(early.closed, 0);
     const q0 = await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: f.OutTradeNo });
     assert.equal(q0.result.TradeStatus, 'WAIT_BUYER_PAY');
     t.clock.advance(121_000);
-    counts = await t.platform.expiry.tick();
+    const counts = await t.platform.expiry.tick();
     assert.ok(counts.closed >= 1, JSON.stringify(counts));
     const q = await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: f.OutTradeNo });
     assert.equal(q.result.TradeStatus, 'TRADE_CLOSED');
@@ -141,7 +159,11 @@ describe('FWC_IF_Barcode_Pay', () => {
       assert.equal(b.rr.IsSuccess, '0');
       assert.equal(b.rr.SubCode, 'OUT_TRADE_NO_CONFLICT');
     }
-    const row = await t.store.db.selectFrom('trades').selectAll().where('out_trade_no', '=', f.OutTradeNo ?? '').executeTakeFirstOrThrow();
+    const row = await t.store.db
+      .selectFrom('trades')
+      .selectAll()
+      .where('out_trade_no', '=', f.OutTradeNo ?? '')
+      .executeTakeFirstOrThrow();
     assert.equal(row.total_fen, 8888);
     assert.equal(row.patient_name, '张三');
     assert.equal(await charges(f.OutTradeNo ?? ''), 1);
@@ -154,7 +176,11 @@ describe('FWC_IF_Barcode_Pay', () => {
       assert.ok(['SUCCESS', 'USER_PAYING'].includes(a.rr.SubCode), a.rr.SubCode);
     }
     assert.ok(answers.some((a) => a.rr.IsSuccess === '1'));
-    const rows = await t.store.db.selectFrom('trades').select('id').where('out_trade_no', '=', f.OutTradeNo ?? '').execute();
+    const rows = await t.store.db
+      .selectFrom('trades')
+      .select('id')
+      .where('out_trade_no', '=', f.OutTradeNo ?? '')
+      .execute();
     assert.equal(rows.length, 1);
     assert.equal(await charges(f.OutTradeNo ?? ''), 1);
     const q = await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: f.OutTradeNo });
@@ -187,7 +213,8 @@ describe('FWC_IF_Barcode_Pay', () => {
       const f2 = barcodeFields({ OutTradeNo: orderNo('TJ') });
       const f3 = barcodeFields({ OutTradeNo: orderNo('MZ') });
       for (const f of [f1, f2, f3]) await t.offline('FWC_IF_Barcode_Pay', f);
-      const cat = async (no: string | undefined) => (await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: no })).result.Category;
+      const cat = async (no: string | undefined) =>
+        (await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: no })).result.Category;
       assert.equal(await cat(f1.OutTradeNo), 'TJVIP');
       assert.equal(await cat(f2.OutTradeNo), 'TJ');
       assert.equal(await cat(f3.OutTradeNo), 'OTHER');

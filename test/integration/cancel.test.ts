@@ -12,9 +12,15 @@ describe('FWC_IF_Barcode_Pay_Cancel', () => {
     await t.close();
   });
 
-  const cancel = (outTradeNo: string | undefined) => t.offline('FWC_IF_Barcode_Pay_Cancel', { OutTradeNo: outTradeNo });
+  const cancel = (outTradeNo: string | undefined) =>
+    t.offline('FWC_IF_Barcode_Pay_Cancel', { OutTradeNo: outTradeNo });
   const ledger = async (outTradeNo: string | undefined) => {
-    const r = await sql<{ entry: string; amount_fen: number }>`SELECT entry, amount_fen FROM sim_ledger WHERE out_trade_no = ${outTradeNo ?? ''} ORDER BY id`.execute(t.store.db);
+    const r = await sql<{
+      entry: string;
+      amount_fen: number;
+    }>`SELECT entry, amount_fen FROM sim_ledger WHERE out_trade_no = ${outTradeNo ?? ''} ORDER BY id`.execute(
+      t.store.db,
+    );
     return r.rows.map((x) => `${x.entry}:${x.amount_fen}`);
   };
 
@@ -62,7 +68,13 @@ describe('FWC_IF_Barcode_Pay_Cancel', () => {
   it('refuses a trade that already has refunds (RetryFlag=N): use refund', async () => {
     const f = barcodeFields({ TotalAmount: '10.00' });
     const p = await t.offline('FWC_IF_Barcode_Pay', f);
-    await t.offline('FWC_IF_Barcode_Pay_Refund', { TradeNo: p.result.TradeNo, RefundAmount: '1.00', OutRequestNo: 'R1', OutTradeNo: f.OutTradeNo, TotalAmount: '10.00' });
+    await t.offline('FWC_IF_Barcode_Pay_Refund', {
+      TradeNo: p.result.TradeNo,
+      RefundAmount: '1.00',
+      OutRequestNo: 'R1',
+      OutTradeNo: f.OutTradeNo,
+      TotalAmount: '10.00',
+    });
     const c = await cancel(f.OutTradeNo);
     assert.equal(c.rr.IsSuccess, '0');
     assert.equal(c.rr.SubCode, 'TRADE_HAS_REFUND');
@@ -120,7 +132,11 @@ describe('FWC_IF_Barcode_Pay_Cancel', () => {
     for (const a of answers) assert.ok(a.rr.IsSuccess === '1' || a.result.RetryFlag === 'Y', a.text);
     assert.ok(answers.some((a) => a.result.CancelAction === 'refund'));
     assert.deepEqual(await ledger(f.OutTradeNo), ['charge:999', 'reverse:-999']);
-    const row = await t.store.db.selectFrom('trades').selectAll().where('out_trade_no', '=', f.OutTradeNo ?? '').executeTakeFirstOrThrow();
+    const row = await t.store.db
+      .selectFrom('trades')
+      .selectAll()
+      .where('out_trade_no', '=', f.OutTradeNo ?? '')
+      .executeTakeFirstOrThrow();
     assert.equal(row.status, 'TRADE_CLOSED');
     assert.equal(row.refunded_fen, 999);
   });

@@ -29,16 +29,21 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     fs.rmSync(dataDir, { recursive: true, force: true });
   });
 
-  const run = (args: string[]) => spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  const run = (args: string[]) =>
+    spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
 
   async function startServer(port: number): Promise<void> {
     serverOut = '';
-    server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     server.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
     server.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
     const deadline = Date.now() + 60_000;
     while (!/hospay is serving/.test(serverOut)) {
-      if (Date.now() > deadline || server.exitCode !== null) throw new Error(`server did not start:\n${serverOut}`);
+      if (Date.now() > deadline || server.exitCode !== null)
+        throw new Error(`server did not start:\n${serverOut}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }
@@ -55,7 +60,11 @@ describe(`hospay CLI (${TEST_DB})`, () => {
   }
 
   const port = 20000 + Math.floor(Math.random() * 20000);
-  const pay = (token: string) => postRaw(`http://127.0.0.1:${port}/offline/FWC_IF_Barcode_Pay`, xmlDoc({ AccessToken: token, ...barcodeFields() }));
+  const pay = (token: string) =>
+    postRaw(
+      `http://127.0.0.1:${port}/offline/FWC_IF_Barcode_Pay`,
+      xmlDoc({ AccessToken: token, ...barcodeFields() }),
+    );
 
   it('first start creates a demo app, prints its AccessToken and serves a landing page', async () => {
     await startServer(port);
@@ -77,7 +86,9 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     assert.equal(a.rr.IsSuccess, '1', a.text);
     const list = run(['app', 'list', '--json']);
     assert.equal(list.status, 0, list.stderr);
-    assert.ok((JSON.parse(list.stdout) as Array<{ app_id: string }>).some((x) => x.app_id === created.app_id));
+    assert.ok(
+      (JSON.parse(list.stdout) as Array<{ app_id: string }>).some((x) => x.app_id === created.app_id),
+    );
   });
 
   it('migrate says clearly when the embedded database is in use; stops cleanly on SIGTERM', async () => {
@@ -112,7 +123,10 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     const noName = run(['app', 'create']);
     assert.equal(noName.status, 2);
     assert.match(noName.stderr, /--name is required/);
-    const badEnv = spawnSync(process.execPath, [...CLI, 'serve'], { env: { ...env, PORT: 'eighty' }, encoding: 'utf8' });
+    const badEnv = spawnSync(process.execPath, [...CLI, 'serve'], {
+      env: { ...env, PORT: 'eighty' },
+      encoding: 'utf8',
+    });
     assert.equal(badEnv.status, 1);
     assert.match(badEnv.stderr, /PORT/);
   });

@@ -3,7 +3,13 @@ import assert from 'node:assert/strict';
 import { SimulatorChannel } from '../../src/channels/simulator/simulator-channel.js';
 import type { Channel, ChannelContext, TradeRef } from '../../src/channels/channel.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
-import { authCode, barcodeFields, qrFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import {
+  authCode,
+  barcodeFields,
+  qrFields,
+  startTestPlatform,
+  type TestPlatform,
+} from '../support/platform.js';
 
 /** Counts the calls that end a trade at the channel, and makes each one slow enough to overlap. */
 class CountingChannel extends SimulatorChannel {
@@ -31,7 +37,10 @@ describe('background jobs on two instances', () => {
     const provider = new SimulatorProvider({ db: t.store.db, clock: t.clock, publicBaseUrl: t.url });
     one = new CountingChannel(provider);
     two = new CountingChannel(provider);
-    (t.platform.deps.channels as unknown as { channels: Map<string, Channel> }).channels.set('simulator', one);
+    (t.platform.deps.channels as unknown as { channels: Map<string, Channel> }).channels.set(
+      'simulator',
+      one,
+    );
   });
   after(async () => {
     await t.close();
@@ -67,12 +76,19 @@ describe('background jobs on two instances', () => {
     assert.equal(one.cancels + two.cancels, 20);
     assert.equal(one.closes + two.closes, 10);
     for (const no of [...stuck, ...qrs]) {
-      const row = await t.store.db.selectFrom('trades').select(['status', 'cancel_action']).where('out_trade_no', '=', no).executeTakeFirstOrThrow();
+      const row = await t.store.db
+        .selectFrom('trades')
+        .select(['status', 'cancel_action'])
+        .where('out_trade_no', '=', no)
+        .executeTakeFirstOrThrow();
       assert.equal(row.status, 'TRADE_CLOSED');
     }
     // Nothing left to do: further ticks claim nothing.
     const again = await Promise.all([t.platform.expiry.tick(), other.expiry.tick()]);
-    assert.equal(again.reduce((s, c) => s + c.closed + c.retry + c.paid, 0), 0);
+    assert.equal(
+      again.reduce((s, c) => s + c.closed + c.retry + c.paid, 0),
+      0,
+    );
   });
 
   it('a transient cancel failure is retried later with backoff, not lost', async () => {
@@ -91,7 +107,7 @@ describe('background jobs on two instances', () => {
     assert.equal(q.result.TradeStatus, 'TRADE_CLOSED');
   });
 
-  it('a crashed instance\'s claim runs out and another instance finishes the work', async () => {
+  it("a crashed instance's claim runs out and another instance finishes the work", async () => {
     const f = barcodeFields({ AuthCode: authCode('02'), Cnt: '0' });
     await t.offline('FWC_IF_Barcode_Pay', f);
     t.clock.advance(3 * 60_000);

@@ -21,7 +21,11 @@ describe('FWC_IF_Qrcode_Pay', () => {
     });
 
   it('with PayType: the code is the channel payer page; paying there makes the trade TRADE_SUCCESS', async () => {
-    const f = qrFields({ PayType: 'Alipay', TradeDetail: '[{"goods_id":"apple-01","goods_name":"挂号费","goods_category":"7788 230","price":" 20.00","quantity":"1","body":"商品描述"}]' });
+    const f = qrFields({
+      PayType: 'Alipay',
+      TradeDetail:
+        '[{"goods_id":"apple-01","goods_name":"挂号费","goods_category":"7788 230","price":" 20.00","quantity":"1","body":"商品描述"}]',
+    });
     const a = await t.offline('FWC_IF_Qrcode_Pay', f);
     assert.equal(a.rr.IsSuccess, '1', a.text);
     assert.equal(a.result.OutTradeNo, f.OutTradeNo);
@@ -76,7 +80,10 @@ describe('FWC_IF_Qrcode_Pay', () => {
     assert.match(html, /支付宝/);
     assert.match(html, /微信支付/);
     // Scanned with WeChat: sent on to WeChat's code.
-    const wx = await fetch(code, { redirect: 'manual', headers: { 'user-agent': 'Mozilla/5.0 (iPhone) MicroMessenger/8.0.50' } });
+    const wx = await fetch(code, {
+      redirect: 'manual',
+      headers: { 'user-agent': 'Mozilla/5.0 (iPhone) MicroMessenger/8.0.50' },
+    });
     assert.equal(wx.status, 302);
     const target = wx.headers.get('location') ?? '';
     assert.match(target, /\/simulator\/pay\/4200[0-9]{24}$/);
@@ -113,7 +120,14 @@ describe('FWC_IF_Qrcode_Pay', () => {
       const a = await t.offline('FWC_IF_Qrcode_Pay', qrFields({ TimeoutExpress: te }));
       assert.equal(a.rr.IsSuccess, '1', te);
     }
-    for (const td of ['not json', '{"a":1}', '[]', '[{"goods_name":"x","quantity":"1"}]', '[{"goods_id":"a","goods_name":"x","quantity":"0"}]', '[{"goods_id":"a","goods_name":"x","quantity":"1","price":"1.234"}]']) {
+    for (const td of [
+      'not json',
+      '{"a":1}',
+      '[]',
+      '[{"goods_name":"x","quantity":"1"}]',
+      '[{"goods_id":"a","goods_name":"x","quantity":"0"}]',
+      '[{"goods_id":"a","goods_name":"x","quantity":"1","price":"1.234"}]',
+    ]) {
       const a = await t.offline('FWC_IF_Qrcode_Pay', qrFields({ TradeDetail: td }));
       assert.equal(a.rr.SubCode, 'INVALID_FIELD.TradeDetail', td);
     }
@@ -141,7 +155,11 @@ describe('FWC_IF_Qrcode_Pay', () => {
     await t.platform.expiry.tick();
     assert.equal((await query(direct.OutTradeNo)).result.TradeStatus, 'TRADE_CLOSED');
     assert.equal((await query(agg.OutTradeNo)).result.TradeStatus, 'TRADE_CLOSED');
-    assert.equal((await query(late.OutTradeNo)).result.TradeStatus, 'TRADE_SUCCESS', 'a paid code is found, not closed');
+    assert.equal(
+      (await query(late.OutTradeNo)).result.TradeStatus,
+      'TRADE_SUCCESS',
+      'a paid code is found, not closed',
+    );
     // The closed code can no longer be paid at the channel.
     const r = await form(d.result.TwoDimensionCode ?? '', { action: 'pay' });
     assert.doesNotMatch(await r.text(), /支付成功/);

@@ -16,10 +16,20 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
     const f = barcodeFields({ TotalAmount: amount, ...extra });
     const a = await t.offline('FWC_IF_Barcode_Pay', f);
     assert.equal(a.rr.IsSuccess, '1', a.text);
-    return { outTradeNo: f.OutTradeNo ?? '', tradeNo: a.result.TradeNo ?? '', platformTradeNo: a.result.PlatformTradeNo ?? '', amount };
+    return {
+      outTradeNo: f.OutTradeNo ?? '',
+      tradeNo: a.result.TradeNo ?? '',
+      platformTradeNo: a.result.PlatformTradeNo ?? '',
+      amount,
+    };
   }
 
-  const refund = (p: { outTradeNo: string; tradeNo: string; amount: string }, amount: string, requestNo: string, extra: Record<string, string> = {}) =>
+  const refund = (
+    p: { outTradeNo: string; tradeNo: string; amount: string },
+    amount: string,
+    requestNo: string,
+    extra: Record<string, string> = {},
+  ) =>
     t.offline('FWC_IF_Barcode_Pay_Refund', {
       TradeNo: p.tradeNo,
       RefundAmount: amount,
@@ -38,7 +48,11 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
 
   it('partial refunds add up; RefundFee is cumulative; a full refund closes the trade', async () => {
     const p = await paid('100.00');
-    const r1 = await refund(p, '30.01', 'R1', { RefundmentReason: '检查取消', TerminalID: 'T9', HospitalID: 'H001' });
+    const r1 = await refund(p, '30.01', 'R1', {
+      RefundmentReason: '检查取消',
+      TerminalID: 'T9',
+      HospitalID: 'H001',
+    });
     assert.equal(r1.rr.IsSuccess, '1', r1.text);
     assert.equal(r1.result.RefundFee, '30.01');
     assert.equal(r1.result.RefundChange, 'Y');
@@ -95,7 +109,11 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
     const f = barcodeFields({ AuthCode: authCode('02'), Cnt: '0' });
     const w = await t.offline('FWC_IF_Barcode_Pay', f);
     assert.equal(w.result.TradeStatus, 'WAIT_BUYER_PAY');
-    const r = await refund({ outTradeNo: f.OutTradeNo ?? '', tradeNo: w.result.PlatformTradeNo ?? '', amount: '88.88' }, '1.00', 'N2');
+    const r = await refund(
+      { outTradeNo: f.OutTradeNo ?? '', tradeNo: w.result.PlatformTradeNo ?? '', amount: '88.88' },
+      '1.00',
+      'N2',
+    );
     assert.equal(r.rr.SubCode, 'TRADE_NOT_PAID');
   });
 
@@ -147,9 +165,14 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
     const answers = await Promise.all(Array.from({ length: 50 }, () => refund(p, '80.00', 'SAME')));
     const changes = answers.filter((a) => a.result.RefundChange === 'Y').length;
     assert.equal(changes, 1);
-    for (const a of answers) assert.ok(a.rr.IsSuccess === '1' || a.rr.SubCode === 'REFUND_PROCESSING', a.text);
+    for (const a of answers)
+      assert.ok(a.rr.IsSuccess === '1' || a.rr.SubCode === 'REFUND_PROCESSING', a.text);
     assert.deepEqual(await ledger(p.outTradeNo), { count: 1, sumFen: -8000 });
-    const row = await t.store.db.selectFrom('trades').selectAll().where('out_trade_no', '=', p.outTradeNo).executeTakeFirstOrThrow();
+    const row = await t.store.db
+      .selectFrom('trades')
+      .selectAll()
+      .where('out_trade_no', '=', p.outTradeNo)
+      .executeTakeFirstOrThrow();
     assert.equal(row.refunded_fen, 8000);
     assert.equal(row.status, 'TRADE_CLOSED');
   });
@@ -161,7 +184,11 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
     const exceeded = answers.filter((a) => a.rr.SubCode === 'REFUND_AMOUNT_EXCEEDED').length;
     assert.equal(ok, 10);
     assert.equal(exceeded, 40);
-    const row = await t.store.db.selectFrom('trades').selectAll().where('out_trade_no', '=', p.outTradeNo).executeTakeFirstOrThrow();
+    const row = await t.store.db
+      .selectFrom('trades')
+      .selectAll()
+      .where('out_trade_no', '=', p.outTradeNo)
+      .executeTakeFirstOrThrow();
     assert.equal(row.refunded_fen, 1000);
     assert.equal(row.refund_reserved_fen, 1000);
     assert.deepEqual(await ledger(p.outTradeNo), { count: 10, sumFen: -1000 });
@@ -170,12 +197,16 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
   it('the database itself refuses refunding more than was paid (CHECK constraint)', async () => {
     const p = await paid('5.00');
     await assert.rejects(
-      sql`UPDATE trades SET refund_reserved_fen = total_fen + 1, refunded_fen = total_fen + 1 WHERE out_trade_no = ${p.outTradeNo}`.execute(t.store.db),
+      sql`UPDATE trades SET refund_reserved_fen = total_fen + 1, refunded_fen = total_fen + 1 WHERE out_trade_no = ${p.outTradeNo}`.execute(
+        t.store.db,
+      ),
       (e: { code?: string }) => e.code === '23514',
     );
     await assert.rejects(
       sql`INSERT INTO refunds (trade_id, app_id, out_request_no, kind, amount_fen, status, created_at, updated_at)
-          SELECT id, app_id, 'NEG', 'refund', -1, 'SUCCESS', now(), now() FROM trades WHERE out_trade_no = ${p.outTradeNo}`.execute(t.store.db),
+          SELECT id, app_id, 'NEG', 'refund', -1, 'SUCCESS', now(), now() FROM trades WHERE out_trade_no = ${p.outTradeNo}`.execute(
+        t.store.db,
+      ),
       (e: { code?: string }) => e.code === '23514',
     );
   });

@@ -4,12 +4,19 @@ import { SimulatorChannel } from '../../src/channels/simulator/simulator-channel
 import type { BarcodePayInput, ChannelContext } from '../../src/channels/channel.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
 import type { Channel } from '../../src/channels/channel.js';
-import { authCode, barcodeFields, qrFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import {
+  authCode,
+  barcodeFields,
+  qrFields,
+  startTestPlatform,
+  type TestPlatform,
+} from '../support/platform.js';
 
 /** A channel whose SDK puts the whole request, payment code included, into its error messages. */
 class LeakyChannel extends SimulatorChannel {
   override async barcodePay(ctx: ChannelContext, input: BarcodePayInput) {
-    if (input.subject === 'LEAK') throw new Error(`gateway timeout for request ${JSON.stringify(input)} phone 13912345678`);
+    if (input.subject === 'LEAK')
+      throw new Error(`gateway timeout for request ${JSON.stringify(input)} phone 13912345678`);
     return super.barcodePay(ctx, input);
   }
 }
@@ -19,26 +26,44 @@ describe('secrets and personal data never reach the logs', () => {
   before(async () => {
     t = await startTestPlatform();
     const provider = new SimulatorProvider({ db: t.store.db, clock: t.clock, publicBaseUrl: t.url });
-    (t.platform.deps.channels as unknown as { channels: Map<string, Channel> }).channels.set('simulator', new LeakyChannel(provider));
+    (t.platform.deps.channels as unknown as { channels: Map<string, Channel> }).channels.set(
+      'simulator',
+      new LeakyChannel(provider),
+    );
   });
   after(async () => {
     await t.close();
   });
 
   it('a full transcript logs none of: AccessToken, payment codes, patient names, phone numbers', async () => {
-    const codes = [authCode('00'), authCode('01'), authCode('03'), authCode('00', 'weixin'), authCode('00', 'unionpay')];
+    const codes = [
+      authCode('00'),
+      authCode('01'),
+      authCode('03'),
+      authCode('00', 'weixin'),
+      authCode('00', 'unionpay'),
+    ];
     const secrets = [t.token, ...codes, '欧阳秘密', '13912345678', '13800001111'];
     for (const code of codes) {
       const f = barcodeFields({ AuthCode: code, PatientName: '欧阳秘密', Cnt: '2' });
       const a = await t.offline('FWC_IF_Barcode_Pay', f);
       if (a.rr.IsSuccess === '1') {
-        await t.offline('FWC_IF_Barcode_Pay_Refund', { TradeNo: a.result.TradeNo, RefundAmount: '1.00', OutRequestNo: 'L1', OutTradeNo: f.OutTradeNo, TotalAmount: '88.88' });
+        await t.offline('FWC_IF_Barcode_Pay_Refund', {
+          TradeNo: a.result.TradeNo,
+          RefundAmount: '1.00',
+          OutRequestNo: 'L1',
+          OutTradeNo: f.OutTradeNo,
+          TotalAmount: '88.88',
+        });
       }
       await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: f.OutTradeNo });
     }
     const leakCode = authCode('00');
     secrets.push(leakCode);
-    const leak = await t.offline('FWC_IF_Barcode_Pay', barcodeFields({ AuthCode: leakCode, Caption: 'LEAK', Cnt: '0' }));
+    const leak = await t.offline(
+      'FWC_IF_Barcode_Pay',
+      barcodeFields({ AuthCode: leakCode, Caption: 'LEAK', Cnt: '0' }),
+    );
     assert.equal(leak.rr.IsSuccess, '2');
     await t.offline('FWC_IF_Qrcode_Pay', qrFields({ Tel: '13800001111', PatientName: '欧阳秘密' }));
     await t.offline('FWC_IF_Barcode_Pay', barcodeFields(), { token: 'wrong-token-that-is-secret-too' });

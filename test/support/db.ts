@@ -3,7 +3,8 @@ import pg from 'pg';
 import type { StoreConfig } from '../../src/store/db.js';
 
 /** Which database the integration tests run on: HOSPAY_TEST_DB=embedded (default) or postgres. */
-export const TEST_DB: 'embedded' | 'postgres' = process.env['HOSPAY_TEST_DB'] === 'postgres' ? 'postgres' : 'embedded';
+export const TEST_DB: 'embedded' | 'postgres' =
+  process.env['HOSPAY_TEST_DB'] === 'postgres' ? 'postgres' : 'embedded';
 
 const ADMIN_URL = process.env['HOSPAY_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 

@@ -18,7 +18,11 @@ export interface TestPlatform {
   /** Everything the platform logged, as text. */
   logs: () => string;
   /** Calls an offline interface with the given head fields (AccessToken defaults to the test app's). */
-  offline: (name: string, fields: Record<string, string | undefined>, opts?: { token?: string | null }) => Promise<OfflineAnswer>;
+  offline: (
+    name: string,
+    fields: Record<string, string | undefined>,
+    opts?: { token?: string | null },
+  ) => Promise<OfflineAnswer>;
   /** A second platform instance on the same database (as a second server would be). */
   second: (opts?: { channels?: Record<string, Channel> }) => Promise<Platform>;
   close: () => Promise<void>;
@@ -40,7 +44,10 @@ export function parseAnswer(status: number, text: string): OfflineAnswer {
   const rr = (body['ResponseResult'] ?? {}) as OfflineAnswer['rr'];
   const resultKey = Object.keys(body).find((k) => k !== 'ResponseResult');
   const result = (resultKey ? body[resultKey] : {}) as Record<string, string>;
-  const head = (typeof doc.xml?.head === 'object' && doc.xml.head !== null ? doc.xml.head : {}) as Record<string, string>;
+  const head = (typeof doc.xml?.head === 'object' && doc.xml.head !== null ? doc.xml.head : {}) as Record<
+    string,
+    string
+  >;
   return { status, text, head, rr, result };
 }
 
@@ -53,7 +60,11 @@ export function xmlDoc(fields: Record<string, string | undefined>): string {
   return `<?xml version="1.0" encoding="utf-8" ?>\n<xml>\n  <head>\n${inner}\n  </head>\n  <body></body>\n  <sign></sign>\n</xml>`;
 }
 
-export async function postRaw(url: string, body: string | Buffer, contentType = 'text/xml'): Promise<OfflineAnswer> {
+export async function postRaw(
+  url: string,
+  body: string | Buffer,
+  contentType = 'text/xml',
+): Promise<OfflineAnswer> {
   const res = await fetch(url, { method: 'POST', headers: { 'content-type': contentType }, body });
   const text = await res.text();
   return parseAnswer(res.status, text);
@@ -69,7 +80,9 @@ export function testConfig(env: Record<string, string> = {}): Config {
 }
 
 /** Starts the whole platform on a fresh database, listening on a free port, with a fake clock. */
-export async function startTestPlatform(opts: { env?: Record<string, string>; channels?: Record<string, Channel> } = {}): Promise<TestPlatform> {
+export async function startTestPlatform(
+  opts: { env?: Record<string, string>; channels?: Record<string, Channel> } = {},
+): Promise<TestPlatform> {
   const db: TestDatabase = await freshDatabase();
   const clock = new FakeClock();
   let logText = '';
@@ -156,7 +169,9 @@ export function authCode(rule = '00', payType: 'alipay' | 'weixin' | 'unionpay' 
   return `28${body(14)}${rule}`; // 18 digits
 }
 
-export function barcodeFields(over: Record<string, string | undefined> = {}): Record<string, string | undefined> {
+export function barcodeFields(
+  over: Record<string, string | undefined> = {},
+): Record<string, string | undefined> {
   return {
     OutTradeNo: orderNo(),
     AuthCode: authCode(),

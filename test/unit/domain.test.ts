@@ -8,11 +8,38 @@ import { formatShanghai } from '../../src/domain/clock.js';
 
 describe('money', () => {
   it('parses yuan strings to exact fen', () => {
-    const cases: Array<[string, number]> = [['0.01', 1], ['0.1', 10], ['0.10', 10], ['19.99', 1999], ['88.88', 8888], ['5', 500], ['99999999.99', 9_999_999_999], ['200.12', 20012]];
+    const cases: Array<[string, number]> = [
+      ['0.01', 1],
+      ['0.1', 10],
+      ['0.10', 10],
+      ['19.99', 1999],
+      ['88.88', 8888],
+      ['5', 500],
+      ['99999999.99', 9_999_999_999],
+      ['200.12', 20012],
+    ];
     for (const [s, fen] of cases) assert.equal(parseYuanToFen(s), fen, s);
   });
   it('refuses anything that is not plain yuan', () => {
-    for (const s of ['', ' 1', '1 ', '-1', '+1', '1.234', '1e3', '01', '00.10', '.5', '5.', '1,000', '１２', '0x1f', 'NaN', '100000000', '12345678901234567890']) {
+    for (const s of [
+      '',
+      ' 1',
+      '1 ',
+      '-1',
+      '+1',
+      '1.234',
+      '1e3',
+      '01',
+      '00.10',
+      '.5',
+      '5.',
+      '1,000',
+      '１２',
+      '0x1f',
+      'NaN',
+      '100000000',
+      '12345678901234567890',
+    ]) {
       assert.equal(parseYuanToFen(s), null, JSON.stringify(s));
     }
     assert.equal(parsePositiveYuan('0.00'), null);
@@ -35,10 +62,14 @@ describe('TimeoutExpress', () => {
     assert.equal(parseTimeoutExpress('2h', now)?.toISOString(), '2026-11-25T04:00:00.000Z');
     assert.equal(parseTimeoutExpress('15d', now)?.toISOString(), '2026-12-10T02:00:00.000Z');
     assert.equal(parseTimeoutExpress('1c', now)?.toISOString(), '2026-11-25T16:00:00.000Z');
-    assert.equal(parseTimeoutExpress('1c', new Date('2026-11-25T16:30:00Z'))?.toISOString(), '2026-11-26T16:00:00.000Z');
+    assert.equal(
+      parseTimeoutExpress('1c', new Date('2026-11-25T16:30:00Z'))?.toISOString(),
+      '2026-11-26T16:00:00.000Z',
+    );
   });
   it('refuses the rest', () => {
-    for (const s of ['0m', '16d', '361h', '21601m', '1.5h', '90', 'm', '2c', '-1m', '01m', '1M']) assert.equal(parseTimeoutExpress(s, now), null, s);
+    for (const s of ['0m', '16d', '361h', '21601m', '1.5h', '90', 'm', '2c', '-1m', '01m', '1M'])
+      assert.equal(parseTimeoutExpress(s, now), null, s);
   });
 });
 
@@ -70,7 +101,13 @@ describe('trades', () => {
     assert.equal(categorize('ZHZY2026001', DEFAULT_CATEGORIES), 'ZHZY');
     assert.equal(categorize('ZY2026001', DEFAULT_CATEGORIES), 'ZY');
     assert.equal(categorize('2026001', DEFAULT_CATEGORIES), 'OTHER');
-    assert.equal(validateCategories([{ prefix: 'A', name: 'x' }, { prefix: 'A', name: 'y' }]), null);
+    assert.equal(
+      validateCategories([
+        { prefix: 'A', name: 'x' },
+        { prefix: 'A', name: 'y' },
+      ]),
+      null,
+    );
     assert.equal(validateCategories([{ prefix: 'A-1', name: 'x' }]), null);
     assert.deepEqual(validateCategories([{ prefix: 'TJ', name: '体检' }]), [{ prefix: 'TJ', name: '体检' }]);
   });

@@ -15,7 +15,10 @@ describe('log scrubbing', () => {
     assert.equal(scrubText('amount 8888 fen'), 'amount 8888 fen');
   });
   it('masks keys and long tokens', () => {
-    assert.equal(scrubText('-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----'), '-----REDACTED KEY-----');
+    assert.equal(
+      scrubText('-----BEGIN PRIVATE KEY-----\nMIIE\n-----END PRIVATE KEY-----'),
+      '-----REDACTED KEY-----',
+    );
     assert.equal(scrubText('token SGxzdjyLFB1OJWRGQYnf3whRyFptbL8S8uwmjQ7yQ5o'), 'token ***');
   });
 });

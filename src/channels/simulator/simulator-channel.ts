@@ -55,7 +55,10 @@ export class SimulatorChannel implements Channel {
     }
   }
 
-  async precreate(ctx: ChannelContext, input: Parameters<Channel['precreate']>[1]): Promise<PrecreateOutcome> {
+  async precreate(
+    ctx: ChannelContext,
+    input: Parameters<Channel['precreate']>[1],
+  ): Promise<PrecreateOutcome> {
     const a = await this.provider.precreate({
       merchant: this.merchant(ctx),
       outTradeNo: input.outTradeNo,
@@ -63,7 +66,8 @@ export class SimulatorChannel implements Channel {
       amountFen: input.amountFen,
       subject: input.subject,
     });
-    if (a.result === 'SUCCESS') return { kind: 'created', codeUrl: a.codeUrl, channelTradeNo: a.trade.channelTradeNo };
+    if (a.result === 'SUCCESS')
+      return { kind: 'created', codeUrl: a.codeUrl, channelTradeNo: a.trade.channelTradeNo };
     return { kind: 'failed', code: a.code, zh: a.zh, en: a.en, retryable: false };
   }
 
@@ -103,7 +107,8 @@ export class SimulatorChannel implements Channel {
       amountFen: input.amountFen,
       reason: input.reason,
     });
-    if (a.result === 'SUCCESS') return { kind: 'success', channelRefundNo: a.refundNo, refundedAt: a.createdAt };
+    if (a.result === 'SUCCESS')
+      return { kind: 'success', channelRefundNo: a.refundNo, refundedAt: a.createdAt };
     if (a.result === 'FAIL') return { kind: 'failed', code: a.code, zh: a.zh, en: a.en };
     return { kind: 'unknown', reason: 'simulator answered SYSTEM_ERROR' };
   }

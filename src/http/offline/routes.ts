@@ -10,7 +10,15 @@ import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
 import { FieldReader, validateTradeDetail } from './fields.js';
-import { MAX_XML_BYTES, XmlErrors, buildOfflineXml, decodeUtf8, parseOfflineXml, type XmlFields, type XmlObject } from './xml.js';
+import {
+  MAX_XML_BYTES,
+  XmlErrors,
+  buildOfflineXml,
+  decodeUtf8,
+  parseOfflineXml,
+  type XmlFields,
+  type XmlObject,
+} from './xml.js';
 
 /** What one interface answers: the result element (also on some errors), or an error. */
 interface Answer {
@@ -63,7 +71,13 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
     const cmd = {
       app,
       outTradeNo: f.orderNo('OutTradeNo'),
-      authCode: f.required('AuthCode', 32, /^[0-9]{10,32}$/, '付款码须为 10～32 位数字', 'must be 10 to 32 digits'),
+      authCode: f.required(
+        'AuthCode',
+        32,
+        /^[0-9]{10,32}$/,
+        '付款码须为 10～32 位数字',
+        'must be 10 to 32 digits',
+      ),
       amountFen: f.amount('TotalAmount'),
       subject: f.required('Caption', 128),
       body: f.optional('Descriptive', 256),
@@ -76,7 +90,11 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
       polls: f.count('Cnt', 99),
     };
     const r = await barcodePay(deps, cmd);
-    return { resultName: 'BarcodeTradeResult', result: tradeResult(app, r.trade), ...(r.error ? { error: r.error } : {}) };
+    return {
+      resultName: 'BarcodeTradeResult',
+      result: tradeResult(app, r.trade),
+      ...(r.error ? { error: r.error } : {}),
+    };
   },
 
   async FWC_IF_Qrcode_Pay(deps, app, f) {
@@ -138,7 +156,12 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
     return {
       error: r.error,
       resultName: 'BarcodeTradeCancelResult',
-      result: { ...base, RetryFlag: r.retry ? 'Y' : 'N', CancelAction: '', TradeStatus: r.trade?.status ?? '' },
+      result: {
+        ...base,
+        RetryFlag: r.retry ? 'Y' : 'N',
+        CancelAction: '',
+        TradeStatus: r.trade?.status ?? '',
+      },
     };
   },
 
@@ -147,7 +170,13 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
       app,
       tradeNo: f.required('TradeNo', 64, /^[A-Za-z0-9_-]+$/, '格式不正确', 'wrong format'),
       amountFen: f.amount('RefundAmount'),
-      outRequestNo: f.required('OutRequestNo', 32, /^[A-Za-z0-9_-]+$/, '只能包含字母、数字、下划线和连字符', 'only letters, digits, _ and - are allowed'),
+      outRequestNo: f.required(
+        'OutRequestNo',
+        32,
+        /^[A-Za-z0-9_-]+$/,
+        '只能包含字母、数字、下划线和连字符',
+        'only letters, digits, _ and - are allowed',
+      ),
       reason: f.optional('RefundmentReason', 256),
       hospitalId: f.optional('HospitalID', 64),
       terminalId: f.optional('TerminalID', 32),
@@ -174,11 +203,49 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
 
 /** The head fields each interface echoes back (the spec's output samples echo the request head). */
 const ECHO_FIELDS: Record<string, readonly string[]> = {
-  FWC_IF_Barcode_Pay: ['AccessToken', 'OutTradeNo', 'AuthCode', 'TotalAmount', 'Caption', 'Descriptive', 'OperatorID', 'PatientName', 'InhospitalNo', 'OrderType', 'TerminalID', 'PayType', 'Cnt'],
-  FWC_IF_Qrcode_Pay: ['AccessToken', 'OutTradeNo', 'TotalAmount', 'Caption', 'Descriptive', 'TradeDetail', 'OrderType', 'TimeoutExpress', 'PayType', 'PatientName', 'Tel', 'InhospitalNo'],
+  FWC_IF_Barcode_Pay: [
+    'AccessToken',
+    'OutTradeNo',
+    'AuthCode',
+    'TotalAmount',
+    'Caption',
+    'Descriptive',
+    'OperatorID',
+    'PatientName',
+    'InhospitalNo',
+    'OrderType',
+    'TerminalID',
+    'PayType',
+    'Cnt',
+  ],
+  FWC_IF_Qrcode_Pay: [
+    'AccessToken',
+    'OutTradeNo',
+    'TotalAmount',
+    'Caption',
+    'Descriptive',
+    'TradeDetail',
+    'OrderType',
+    'TimeoutExpress',
+    'PayType',
+    'PatientName',
+    'Tel',
+    'InhospitalNo',
+  ],
   FWC_IF_Barcode_Pay_Query: ['AccessToken', 'OutTradeNo'],
   FWC_IF_Barcode_Pay_Cancel: ['AccessToken', 'OutTradeNo'],
-  FWC_IF_Barcode_Pay_Refund: ['AccessToken', 'TradeNo', 'RefundAmount', 'OutRequestNo', 'RefundmentReason', 'HospitalID', 'TerminalID', 'OutTradeNo', 'TotalAmount', 'PayType'],
+  FWC_IF_Barcode_Pay_Refund: [
+    'AccessToken',
+    'TradeNo',
+    'RefundAmount',
+    'OutRequestNo',
+    'RefundmentReason',
+    'HospitalID',
+    'TerminalID',
+    'OutTradeNo',
+    'TotalAmount',
+    'PayType',
+  ],
 };
 
 const MESSAGES: Record<string, string> = {
@@ -230,29 +297,35 @@ function readXmlText(req: FastifyRequest): string {
 }
 
 export async function registerOfflineRoutes(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
-  await app.register(
-    async (scope) => {
-      // Every body arrives as bytes: we decode (strict UTF-8) and parse (hardened) ourselves.
-      scope.removeAllContentTypeParsers();
-      scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) => done(null, body));
+  await app.register(async (scope) => {
+    // Every body arrives as bytes: we decode (strict UTF-8) and parse (hardened) ourselves.
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) =>
+      done(null, body),
+    );
 
-      scope.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
-        const name = (req.params as { name?: string } | undefined)?.name ?? '';
-        let error: HospayError;
-        if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') error = XmlErrors.tooLarge();
-        else if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH') {
-          error = XmlErrors.contentType();
-        } else {
-          req.log.error({ err: err.message, code: err.code }, 'offline door: unexpected error');
-          error = Errors.systemError();
-        }
-        void reply
-          .code(200)
-          .type('text/xml; charset=utf-8')
-          .send(render(name, null, { error, resultName: '' }));
-      });
+    scope.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+      const name = (req.params as { name?: string } | undefined)?.name ?? '';
+      let error: HospayError;
+      if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') error = XmlErrors.tooLarge();
+      else if (
+        err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' ||
+        err.code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH'
+      ) {
+        error = XmlErrors.contentType();
+      } else {
+        req.log.error({ err: err.message, code: err.code }, 'offline door: unexpected error');
+        error = Errors.systemError();
+      }
+      void reply
+        .code(200)
+        .type('text/xml; charset=utf-8')
+        .send(render(name, null, { error, resultName: '' }));
+    });
 
-      scope.post('/offline/:name', async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
+    scope.post(
+      '/offline/:name',
+      async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
         const name = req.params.name;
         const handler = Object.hasOwn(OFFLINE_INTERFACES, name) ? OFFLINE_INTERFACES[name] : undefined;
         let fields: XmlFields | null = null;
@@ -260,7 +333,12 @@ export async function registerOfflineRoutes(app: FastifyInstance, deps: ServiceD
         let appId: string | undefined;
         try {
           if (!handler) {
-            throw new HospayError('UNKNOWN_INTERFACE', 'invalid', `未知接口 ${name.slice(0, 64)}`, `unknown interface ${name.slice(0, 64)}`);
+            throw new HospayError(
+              'UNKNOWN_INTERFACE',
+              'invalid',
+              `未知接口 ${name.slice(0, 64)}`,
+              `unknown interface ${name.slice(0, 64)}`,
+            );
           }
           fields = parseOfflineXml(readXmlText(req));
           const token = fields.get('AccessToken') ?? '';
@@ -270,18 +348,34 @@ export async function registerOfflineRoutes(app: FastifyInstance, deps: ServiceD
           answer = await handler(deps, app, new FieldReader(fields));
         } catch (e) {
           if (!(e instanceof HospayError)) {
-            req.log.error({ err: e instanceof Error ? e.message : String(e), iface: name }, 'offline interface failed');
+            req.log.error(
+              { err: e instanceof Error ? e.message : String(e), iface: name },
+              'offline interface failed',
+            );
           }
           answer = { error: e instanceof HospayError ? e : Errors.systemError(), resultName: '' };
           if (name === 'FWC_IF_Barcode_Pay_Query' && fields) {
             // The spec's query lists ILLEGAL_ARGUMENT and SYSTEM_ERROR as trade statuses.
-            const status = answer.error?.kind === 'invalid' ? 'ILLEGAL_ARGUMENT' : answer.error?.kind === 'system' ? 'SYSTEM_ERROR' : '';
-            if (status) answer = { ...answer, resultName: 'BarcodeTradeStatus', result: { OutTradeNo: fields.get('OutTradeNo') ?? '', TradeStatus: status } };
+            const status =
+              answer.error?.kind === 'invalid'
+                ? 'ILLEGAL_ARGUMENT'
+                : answer.error?.kind === 'system'
+                  ? 'SYSTEM_ERROR'
+                  : '';
+            if (status)
+              answer = {
+                ...answer,
+                resultName: 'BarcodeTradeStatus',
+                result: { OutTradeNo: fields.get('OutTradeNo') ?? '', TradeStatus: status },
+              };
           }
         }
         req.log.info({ iface: name, app: appId, subCode: answer.error?.code ?? 'SUCCESS' }, 'offline call');
-        return reply.code(200).type('text/xml; charset=utf-8').send(render(name, fields, answer));
-      });
-    },
-  );
+        return reply
+          .code(200)
+          .type('text/xml; charset=utf-8')
+          .send(render(name, fields, answer));
+      },
+    );
+  });
 }

@@ -7,12 +7,29 @@ export const MAX_XML_BYTES = 64 * 1024;
 const protocolError = (code: string, zh: string, en: string) => new HospayError(code, 'invalid', zh, en);
 
 export const XmlErrors = {
-  tooLarge: () => protocolError('REQUEST_TOO_LARGE', `请求超过 ${MAX_XML_BYTES / 1024} KB`, `the request is larger than ${MAX_XML_BYTES / 1024} KB`),
+  tooLarge: () =>
+    protocolError(
+      'REQUEST_TOO_LARGE',
+      `请求超过 ${MAX_XML_BYTES / 1024} KB`,
+      `the request is larger than ${MAX_XML_BYTES / 1024} KB`,
+    ),
   empty: () => protocolError('XML_EMPTY', '请求体为空', 'the request body is empty'),
-  encoding: () => protocolError('XML_ENCODING', '请求不是有效的 UTF-8 编码', 'the request is not valid UTF-8'),
-  doctype: () => protocolError('XML_DOCTYPE_FORBIDDEN', '不允许 DOCTYPE 或实体声明', 'DOCTYPE and entity declarations are not allowed'),
-  malformed: (detail: string) => protocolError('XML_MALFORMED', `XML 格式错误：${detail}`, `malformed XML: ${detail}`),
-  root: () => protocolError('XML_ROOT', '根元素必须是 <xml>，并包含 <head>', 'the root element must be <xml> with a <head>'),
+  encoding: () =>
+    protocolError('XML_ENCODING', '请求不是有效的 UTF-8 编码', 'the request is not valid UTF-8'),
+  doctype: () =>
+    protocolError(
+      'XML_DOCTYPE_FORBIDDEN',
+      '不允许 DOCTYPE 或实体声明',
+      'DOCTYPE and entity declarations are not allowed',
+    ),
+  malformed: (detail: string) =>
+    protocolError('XML_MALFORMED', `XML 格式错误：${detail}`, `malformed XML: ${detail}`),
+  root: () =>
+    protocolError(
+      'XML_ROOT',
+      '根元素必须是 <xml>，并包含 <head>',
+      'the root element must be <xml> with a <head>',
+    ),
   contentType: () =>
     protocolError(
       'UNSUPPORTED_CONTENT_TYPE',

@@ -18,7 +18,11 @@ export function payTypeFromUserAgent(ua: string): PayType | null {
 
 function statusPage(reply: FastifyReply, t: Trade, note?: string) {
   const text =
-    t.status === 'TRADE_SUCCESS' || t.status === 'TRADE_FINISHED' ? '<span class="ok">已支付</span>' : t.status === 'TRADE_CLOSED' ? '<span class="bad">订单已关闭</span>' : '待支付';
+    t.status === 'TRADE_SUCCESS' || t.status === 'TRADE_FINISHED'
+      ? '<span class="ok">已支付</span>'
+      : t.status === 'TRADE_CLOSED'
+        ? '<span class="bad">订单已关闭</span>'
+        : '待支付';
   return reply.type('text/html; charset=utf-8').send(
     page(
       '医院收银台',
@@ -31,9 +35,13 @@ function statusPage(reply: FastifyReply, t: Trade, note?: string) {
 /** Aggregated QR codes open this page; it sends the payer on to the channel of the app they scanned with. */
 export async function registerCashierPages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
   await app.register(async (scope) => {
-    scope.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_req, body, done) => {
-      done(null, Object.fromEntries(new URLSearchParams(body as string)));
-    });
+    scope.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 4096 },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
 
     const go = async (token: string, payType: PayType, reply: FastifyReply) => {
       const r = await chooseCashierPayType(deps, token, payType);
@@ -44,7 +52,11 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
         case 'status':
           return statusPage(reply, r.trade);
         case 'other_pay_type':
-          return statusPage(reply, r.trade, `此订单已选择${NAMES[r.trade.pay_type as PayType] ?? r.trade.pay_type}，请使用该应用扫码支付。`);
+          return statusPage(
+            reply,
+            r.trade,
+            `此订单已选择${NAMES[r.trade.pay_type as PayType] ?? r.trade.pay_type}，请使用该应用扫码支付。`,
+          );
         case 'error':
           return statusPage(reply, r.trade, `${r.error.zh}（${r.error.en}）`);
       }
@@ -60,7 +72,10 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
       if (detected) return go(token, detected, reply);
       if (trade.pay_type) return go(token, trade.pay_type as PayType, reply);
       const buttons = (['alipay', 'weixin', 'unionpay'] as const)
-        .map((p) => `<button class="primary" type="submit" name="pay_type" value="${p}" id="choose-${p}">${NAMES[p]}</button>`)
+        .map(
+          (p) =>
+            `<button class="primary" type="submit" name="pay_type" value="${p}" id="choose-${p}">${NAMES[p]}</button>`,
+        )
         .join('');
       return reply.type('text/html; charset=utf-8').send(
         page(
@@ -77,12 +92,24 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
       const { token } = req.params as { token: string };
       const payType = parsePayType((req.body as Record<string, string> | undefined)?.['pay_type'] ?? '');
       if (!/^[A-Za-z0-9_-]{10,64}$/.test(token)) return notFound(reply);
-      if (!payType) return reply.code(400).type('text/html; charset=utf-8').send(page('无效的支付方式', '<div class="card"><h1>无效的支付方式</h1></div>'));
+      if (!payType)
+        return reply
+          .code(400)
+          .type('text/html; charset=utf-8')
+          .send(page('无效的支付方式', '<div class="card"><h1>无效的支付方式</h1></div>'));
       return go(token, payType, reply);
     });
   });
 }
 
 function notFound(reply: FastifyReply) {
-  return reply.code(404).type('text/html; charset=utf-8').send(page('订单不存在', '<div class="card"><h1>订单不存在或已失效</h1><p class="muted">Unknown payment code.</p></div>'));
+  return reply
+    .code(404)
+    .type('text/html; charset=utf-8')
+    .send(
+      page(
+        '订单不存在',
+        '<div class="card"><h1>订单不存在或已失效</h1><p class="muted">Unknown payment code.</p></div>',
+      ),
+    );
 }

@@ -3,7 +3,11 @@ import type { Config } from '../../config/config.js';
 import { esc, page } from './html.js';
 
 /** The landing page: what this server is and how to make a first call. */
-export async function registerLandingPage(app: FastifyInstance, config: Config, demoAppId: () => string | null): Promise<void> {
+export async function registerLandingPage(
+  app: FastifyInstance,
+  config: Config,
+  demoAppId: () => string | null,
+): Promise<void> {
   app.get('/', async (_req, reply) => {
     const base = config.publicBaseUrl;
     const demo = demoAppId();

@@ -61,7 +61,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       CONSTRAINT trades_paid_has_time CHECK (status = 'WAIT_BUYER_PAY' OR status = 'TRADE_CLOSED' OR paid_at IS NOT NULL),
       CONSTRAINT trades_refund_needs_payment CHECK (refund_reserved_fen = 0 OR paid_at IS NOT NULL)
     )`.execute(db);
-  await sql`CREATE INDEX trades_pending_expiry ON trades (expires_at) WHERE status = 'WAIT_BUYER_PAY'`.execute(db);
+  await sql`CREATE INDEX trades_pending_expiry ON trades (expires_at) WHERE status = 'WAIT_BUYER_PAY'`.execute(
+    db,
+  );
   await sql`CREATE INDEX trades_app_created ON trades (app_id, created_at)`.execute(db);
 
   await sql`
