@@ -1,11 +1,11 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
-import { loadConfig, ConfigError, type Config } from '../config/config.js';
+import { loadConfig, ConfigError } from '../config/config.js';
 import { startPlatform } from '../main.js';
 import { migrate, openStore } from '../store/db.js';
-import { AppRepository } from '../store/apps.js';
-import { systemClock } from '../domain/clock.js';
-import { DataDirBusyError, readAdminToken, readLock } from '../runtime/local-files.js';
+import { validateCategories, type Category } from '../domain/categories.js';
+import { DataDirBusyError, readLock } from '../runtime/local-files.js';
+import { AppNotFoundError, appAdmin } from './app-admin.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
 
@@ -14,6 +14,10 @@ Usage:
   hospay app create --name NAME [--hospital-id ID] [--json]
                                                create a hospital app and print its AccessToken (shown once)
   hospay app list [--json]                     list apps
+  hospay app disable --app ID | app enable --app ID
+                                               refuse / accept an app's AccessToken
+  hospay app categories --app ID [--set "MZ=门诊,ZY=住院" | --reset] [--json]
+                                               show or set the order-number categories (spec 4.1)
   hospay migrate                               apply database migrations
   hospay help
 
@@ -82,99 +86,96 @@ async function serve(args: string[]): Promise<number> {
   });
 }
 
-interface AppView {
-  app_id: string;
-  name: string;
-  hospital_id: string | null;
-  access_token?: string;
-  status?: string;
-}
-
-/** With the embedded database held by a running server, app commands go through its admin API. */
-async function viaServer(config: Config): Promise<{ base: string; token: string } | null> {
-  if (config.store.kind !== 'embedded') return null;
-  const holder = readLock(config.dataDir);
-  if (!holder) return null;
-  const token = process.env['HOSPAY_ADMIN_TOKEN'] || readAdminToken(config.dataDir);
-  if (!holder.port || !token) throw new DataDirBusyError(config.dataDir, holder);
-  const host = !holder.host || holder.host === '0.0.0.0' || holder.host === '::' ? '127.0.0.1' : holder.host;
-  return { base: `http://${host.includes(':') ? `[${host}]` : host}:${holder.port}`, token };
-}
-
 async function appCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const config = loadConfig();
+  const { values } = parseArgs({
+    args: rest,
+    options: {
+      name: { type: 'string' },
+      'hospital-id': { type: 'string' },
+      app: { type: 'string' },
+      set: { type: 'string' },
+      reset: { type: 'boolean' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (!['create', 'list', 'disable', 'enable', 'categories'].includes(sub ?? '')) {
+    throw new UsageError(`unknown app command "${sub ?? ''}" (create, list, disable, enable, categories)`);
+  }
+  // Validate before touching the database.
+  let name = '';
+  let categories: Category[] | null | undefined;
   if (sub === 'create') {
-    const { values } = parseArgs({
-      args: rest,
-      options: { name: { type: 'string' }, 'hospital-id': { type: 'string' }, json: { type: 'boolean' } },
-      strict: true,
-    });
-    const name = values.name?.trim();
+    name = values.name?.trim() ?? '';
     if (!name) throw new UsageError('--name is required');
     if (name.length > 64) throw new UsageError('--name is at most 64 characters');
-    const hospitalId = values['hospital-id'] ?? null;
-    let created: AppView;
-    const remote = await viaServer(config);
-    if (remote) {
-      const res = await fetch(`${remote.base}/admin/apps`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', authorization: `Bearer ${remote.token}` },
-        body: JSON.stringify({ name, hospital_id: hospitalId }),
-      });
-      if (res.status !== 201)
-        throw new Error(`the running server refused: HTTP ${res.status} ${await res.text()}`);
-      created = (await res.json()) as AppView;
-    } else {
-      const store = await openStore(config.store);
-      try {
-        await migrate(store.db);
-        const c = await new AppRepository(store.db, systemClock).create({ name, hospitalId });
-        created = { app_id: c.appId, name: c.name, hospital_id: c.hospitalId, access_token: c.accessToken };
-      } finally {
-        await store.close();
+  }
+  if (sub === 'disable' || sub === 'enable' || sub === 'categories') {
+    if (!values.app) throw new UsageError('--app APP_ID is required');
+  }
+  if (sub === 'categories') {
+    if (values.set !== undefined && values.reset) throw new UsageError('use either --set or --reset');
+    if (values.reset) categories = null;
+    else if (values.set !== undefined) {
+      const parsed = validateCategories(
+        values.set.split(',').map((pair) => {
+          const [prefix, ...rest] = pair.split('=');
+          return { prefix: prefix?.trim(), name: rest.join('=').trim() };
+        }),
+      );
+      if (!parsed)
+        throw new UsageError(
+          '--set takes PREFIX=名称 pairs, e.g. "MZ=门诊,ZY=住院" (unique alphanumeric prefixes)',
+        );
+      categories = parsed;
+    }
+  }
+
+  const { admin, close } = await appAdmin(config);
+  try {
+    switch (sub) {
+      case 'create': {
+        const created = await admin.create(name, values['hospital-id'] ?? null);
+        if (values.json) console.log(JSON.stringify(created));
+        else {
+          console.log(`应用已创建 / app created: ${created.name}`);
+          console.log(`  app_id:      ${created.app_id}`);
+          if (created.hospital_id) console.log(`  hospital_id: ${created.hospital_id}`);
+          console.log(`  AccessToken: ${created.access_token}`);
+          console.log('  请妥善保存，AccessToken 只显示这一次 / keep it safe: it is shown only once');
+        }
+        return 0;
+      }
+      case 'list': {
+        const apps = await admin.list();
+        if (values.json) console.log(JSON.stringify(apps));
+        else
+          for (const a of apps)
+            console.log(`${a.app_id}  ${a.status ?? ''}  ${a.hospital_id ?? '-'}  ${a.name}`);
+        return 0;
+      }
+      case 'disable':
+      case 'enable': {
+        const appId = values.app ?? '';
+        if (!(await admin.setStatus(appId, sub === 'disable' ? 'disabled' : 'active')))
+          throw new AppNotFoundError(appId);
+        console.log(`${appId}: ${sub === 'disable' ? 'disabled 已停用' : 'active 已启用'}`);
+        return 0;
+      }
+      default: {
+        const appId = values.app ?? '';
+        const now = await admin.setCategories(appId, categories);
+        if (!now) throw new AppNotFoundError(appId);
+        if (values.json) console.log(JSON.stringify(now));
+        else for (const c of now) console.log(`${c.prefix}\t${c.name}`);
+        return 0;
       }
     }
-    if (values.json) console.log(JSON.stringify(created));
-    else {
-      console.log(`应用已创建 / app created: ${created.name}`);
-      console.log(`  app_id:      ${created.app_id}`);
-      if (created.hospital_id) console.log(`  hospital_id: ${created.hospital_id}`);
-      console.log(`  AccessToken: ${created.access_token}`);
-      console.log('  请妥善保存，AccessToken 只显示这一次 / keep it safe: it is shown only once');
-    }
-    return 0;
+  } finally {
+    await close();
   }
-  if (sub === 'list') {
-    const { values } = parseArgs({ args: rest, options: { json: { type: 'boolean' } }, strict: true });
-    let apps: AppView[];
-    const remote = await viaServer(config);
-    if (remote) {
-      const res = await fetch(`${remote.base}/admin/apps`, {
-        headers: { authorization: `Bearer ${remote.token}` },
-      });
-      if (res.status !== 200) throw new Error(`the running server refused: HTTP ${res.status}`);
-      apps = (await res.json()) as AppView[];
-    } else {
-      const store = await openStore(config.store);
-      try {
-        await migrate(store.db);
-        apps = (await new AppRepository(store.db, systemClock).list()).map((a) => ({
-          app_id: a.id,
-          name: a.name,
-          hospital_id: a.hospital_id,
-          status: a.status,
-        }));
-      } finally {
-        await store.close();
-      }
-    }
-    if (values.json) console.log(JSON.stringify(apps));
-    else
-      for (const a of apps) console.log(`${a.app_id}  ${a.status ?? ''}  ${a.hospital_id ?? '-'}  ${a.name}`);
-    return 0;
-  }
-  throw new UsageError(`unknown app command "${sub ?? ''}" (create, list)`);
 }
 
 async function migrateCommand(): Promise<number> {
@@ -208,7 +209,7 @@ main(process.argv.slice(2)).then(
       console.error(`hospay: ${err.message}\n\n${HELP}`);
       process.exit(2);
     }
-    if (err instanceof ConfigError || err instanceof DataDirBusyError) {
+    if (err instanceof ConfigError || err instanceof DataDirBusyError || err instanceof AppNotFoundError) {
       console.error(`hospay: ${err.message}`);
       process.exit(1);
     }

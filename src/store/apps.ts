@@ -17,12 +17,9 @@ export function newAppId(): string {
 }
 
 export class AppRepository {
-  private cache = new Map<string, { app: App; at: number }>();
-
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-    private readonly cacheMs = 5_000,
   ) {}
 
   async create(input: { name: string; hospitalId?: string | null; appId?: string }): Promise<CreatedApp> {
@@ -67,14 +64,12 @@ export class AppRepository {
   async authenticate(token: string): Promise<App | null> {
     if (token.length === 0 || token.length > 128) return null;
     const digest = hashToken(token);
-    const now = this.clock.now().getTime();
-    const cached = this.cache.get(digest);
-    let app: App | undefined;
-    if (cached && now - cached.at < this.cacheMs) app = cached.app;
-    else {
-      app = await this.db.selectFrom('apps').selectAll().where('token_hash', '=', digest).executeTakeFirst();
-      if (app) this.cache.set(digest, { app, at: now });
-    }
+    // No cache: disabling an app takes effect at once, on every instance.
+    const app = await this.db
+      .selectFrom('apps')
+      .selectAll()
+      .where('token_hash', '=', digest)
+      .executeTakeFirst();
     if (!app || !sameDigest(app.token_hash, digest) || app.status !== 'active') return null;
     return app;
   }
@@ -86,7 +81,6 @@ export class AppRepository {
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
-    this.cache.clear();
     return r !== undefined;
   }
 
@@ -97,7 +91,6 @@ export class AppRepository {
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
-    this.cache.clear();
     return r !== undefined;
   }
 }

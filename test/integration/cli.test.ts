@@ -91,6 +91,33 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     );
   });
 
+  it('app disable/enable and categories, through the running server', async () => {
+    const created = JSON.parse(run(['app', 'create', '--name', '分院', '--json']).stdout) as {
+      app_id: string;
+      access_token: string;
+    };
+    assert.equal(run(['app', 'disable', '--app', created.app_id]).status, 0);
+    assert.equal((await pay(created.access_token)).rr.IsSuccess, '3');
+    assert.equal(run(['app', 'enable', '--app', created.app_id]).status, 0);
+    assert.equal((await pay(created.access_token)).rr.IsSuccess, '1');
+    const shown = run(['app', 'categories', '--app', created.app_id, '--json']);
+    assert.deepEqual(
+      (JSON.parse(shown.stdout) as Array<{ prefix: string }>).map((c) => c.prefix),
+      ['MZ', 'ZY', 'ZJMZ', 'ZHZY'],
+    );
+    const set = run(['app', 'categories', '--app', created.app_id, '--set', 'TJ=体检,MZ=门诊', '--json']);
+    assert.equal(set.status, 0, set.stderr);
+    assert.deepEqual(JSON.parse(set.stdout), [
+      { prefix: 'TJ', name: '体检' },
+      { prefix: 'MZ', name: '门诊' },
+    ]);
+    const bad = run(['app', 'categories', '--app', created.app_id, '--set', 'T-J=x']);
+    assert.equal(bad.status, 2);
+    const unknown = run(['app', 'disable', '--app', 'hpnosuchapp']);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /no such app/);
+  });
+
   it('migrate says clearly when the embedded database is in use; stops cleanly on SIGTERM', async () => {
     if (TEST_DB === 'embedded') {
       const r = run(['migrate']);

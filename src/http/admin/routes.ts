@@ -1,6 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { ServiceDeps } from '../../services/deps.js';
+import { appCategories } from '../../store/apps.js';
+import { validateCategories } from '../../domain/categories.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -65,8 +67,47 @@ export async function registerAdminRoutes(
         name: a.name,
         hospital_id: a.hospital_id,
         status: a.status,
+        categories: appCategories(a),
         created_at: a.created_at,
       }));
+    });
+
+    scope.put('/admin/apps/:id/status', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const status = ((req.body ?? {}) as Record<string, unknown>)['status'];
+      if (status !== 'active' && status !== 'disabled') {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.status',
+          message: 'status 须为 active 或 disabled / status must be active or disabled',
+        });
+      }
+      if (!(await deps.apps.setStatus(id, status)))
+        return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      return { app_id: id, status };
+    });
+
+    scope.get('/admin/apps/:id/categories', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const app = await deps.apps.get(id);
+      if (!app) return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      return { app_id: id, categories: appCategories(app) };
+    });
+
+    scope.put('/admin/apps/:id/categories', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const raw = ((req.body ?? {}) as Record<string, unknown>)['categories'];
+      const categories = raw === null ? null : validateCategories(raw);
+      if (raw !== null && categories === null) {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.categories',
+          message:
+            'categories 须为 [{prefix, name}]，前缀为 1～16 位字母数字且不重复 / categories must be [{prefix, name}] with unique alphanumeric prefixes',
+        });
+      }
+      if (!(await deps.apps.setCategories(id, categories)))
+        return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      const app = await deps.apps.get(id);
+      return { app_id: id, categories: app ? appCategories(app) : [] };
     });
   });
 }

@@ -1,0 +1,128 @@
+import type { Config } from '../config/config.js';
+import { migrate, openStore } from '../store/db.js';
+import { AppRepository, appCategories } from '../store/apps.js';
+import { systemClock } from '../domain/clock.js';
+import type { Category } from '../domain/categories.js';
+import { DataDirBusyError, readAdminToken, readLock } from '../runtime/local-files.js';
+
+export interface AppView {
+  app_id: string;
+  name: string;
+  hospital_id: string | null;
+  status?: string;
+  access_token?: string;
+  categories?: Category[];
+}
+
+/** App administration, either straight on the database or through a running server's admin API. */
+export interface AppAdmin {
+  create(name: string, hospitalId: string | null): Promise<AppView>;
+  list(): Promise<AppView[]>;
+  setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean>;
+  /** null resets to the platform defaults. Returns the categories in force, or null if the app is unknown. */
+  setCategories(appId: string, categories: Category[] | null | undefined): Promise<Category[] | null>;
+}
+
+export class AppNotFoundError extends Error {
+  constructor(appId: string) {
+    super(`没有这个应用 / no such app: ${appId}`);
+  }
+}
+
+/** Chooses how to reach the apps: through the server when it holds the embedded database, else directly. */
+export async function appAdmin(config: Config): Promise<{ admin: AppAdmin; close: () => Promise<void> }> {
+  if (config.store.kind === 'embedded') {
+    const holder = readLock(config.dataDir);
+    if (holder) {
+      const token = process.env['HOSPAY_ADMIN_TOKEN'] || readAdminToken(config.dataDir);
+      if (!holder.port || !token) throw new DataDirBusyError(config.dataDir, holder);
+      const host =
+        !holder.host || holder.host === '0.0.0.0' || holder.host === '::' ? '127.0.0.1' : holder.host;
+      const base = `http://${host.includes(':') ? `[${host}]` : host}:${holder.port}`;
+      return { admin: new RemoteAppAdmin(base, token), close: async () => {} };
+    }
+  }
+  const store = await openStore(config.store);
+  await migrate(store.db);
+  const repo = new AppRepository(store.db, systemClock);
+  return { admin: new LocalAppAdmin(repo), close: () => store.close() };
+}
+
+class LocalAppAdmin implements AppAdmin {
+  constructor(private readonly repo: AppRepository) {}
+
+  async create(name: string, hospitalId: string | null): Promise<AppView> {
+    const c = await this.repo.create({ name, hospitalId });
+    return { app_id: c.appId, name: c.name, hospital_id: c.hospitalId, access_token: c.accessToken };
+  }
+
+  async list(): Promise<AppView[]> {
+    return (await this.repo.list()).map((a) => ({
+      app_id: a.id,
+      name: a.name,
+      hospital_id: a.hospital_id,
+      status: a.status,
+      categories: [...appCategories(a)],
+    }));
+  }
+
+  setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean> {
+    return this.repo.setStatus(appId, status);
+  }
+
+  async setCategories(appId: string, categories: Category[] | null | undefined): Promise<Category[] | null> {
+    if (categories !== undefined && !(await this.repo.setCategories(appId, categories))) return null;
+    const app = await this.repo.get(appId);
+    return app ? [...appCategories(app)] : null;
+  }
+}
+
+class RemoteAppAdmin implements AppAdmin {
+  constructor(
+    private readonly base: string,
+    private readonly token: string,
+  ) {}
+
+  private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
+    const res = await fetch(`${this.base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${this.token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    if (res.status >= 400 && res.status !== 404)
+      throw new Error(`the running server refused: HTTP ${res.status} ${text}`);
+    return { status: res.status, data: (text ? JSON.parse(text) : null) as T };
+  }
+
+  async create(name: string, hospitalId: string | null): Promise<AppView> {
+    return (await this.call<AppView>('POST', '/admin/apps', { name, hospital_id: hospitalId })).data;
+  }
+
+  async list(): Promise<AppView[]> {
+    return (await this.call<AppView[]>('GET', '/admin/apps')).data;
+  }
+
+  async setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean> {
+    const r = await this.call('PUT', `/admin/apps/${encodeURIComponent(appId)}/status`, { status });
+    return r.status === 200;
+  }
+
+  async setCategories(appId: string, categories: Category[] | null | undefined): Promise<Category[] | null> {
+    const r =
+      categories === undefined
+        ? await this.call<{ categories: Category[] }>(
+            'GET',
+            `/admin/apps/${encodeURIComponent(appId)}/categories`,
+          )
+        : await this.call<{ categories: Category[] }>(
+            'PUT',
+            `/admin/apps/${encodeURIComponent(appId)}/categories`,
+            { categories },
+          );
+    return r.status === 200 ? r.data.categories : null;
+  }
+}
