@@ -32,11 +32,18 @@ const PERSONAL_DIGITS = /(?<![0-9A-Za-z])([0-9]{3})[0-9]{5,18}([0-9]{3}|[0-9]{2}
 const PEM = /-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g;
 const LONG_SECRET = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}/g;
 
+/** A URL path such as /simulator/pay/2026…: short segments of URL-safe characters. */
+function isUrlPath(text: string): boolean {
+  return (
+    text.startsWith('/') && text.split('/').every((seg) => seg.length < 40 && /^[A-Za-z0-9_-]*$/.test(seg))
+  );
+}
+
 /** Masks personal numbers and secrets inside free text (error messages from SDKs and peers). */
 export function scrubText(text: string): string {
   return text
     .replace(PEM, '-----REDACTED KEY-----')
-    .replace(LONG_SECRET, (m) => (/^[0-9]+$/.test(m) ? m : '***'))
+    .replace(LONG_SECRET, (m) => (/^[0-9]+$/.test(m) || isUrlPath(m) ? m : '***'))
     .replace(PERSONAL_DIGITS, '$1****$2');
 }
 

@@ -77,9 +77,9 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     };
 
     let demo: Platform['demo'] = null;
-    if (opts.demo !== false && (await apps.count()) === 0) {
-      const created = await apps.create({ name: '演示医院 Demo Hospital', hospitalId: 'DEMO' });
-      demo = { appId: created.appId, accessToken: created.accessToken };
+    if (opts.demo !== false) {
+      const created = await apps.createDemoIfEmpty();
+      if (created) demo = { appId: created.appId, accessToken: created.accessToken };
     }
     const firstApp = (await apps.list())[0]?.id ?? null;
     const adminToken =

@@ -149,13 +149,17 @@ export const Errors = {
       'refund outcome unknown; retry later with the same OutRequestNo',
       { retryable: true },
     ),
-  cancelWindowExpired: (hours: number) =>
-    new HospayError(
+  cancelWindowExpired: (windowMs: number) => {
+    const hours = windowMs / 3_600_000;
+    const zh = hours >= 1 ? `${+hours.toFixed(1)} 小时` : `${Math.round(windowMs / 60_000)} 分钟`;
+    const en = hours >= 1 ? `${+hours.toFixed(1)} hours` : `${Math.round(windowMs / 60_000)} minutes`;
+    return new HospayError(
       'CANCEL_WINDOW_EXPIRED',
       'business',
-      `交易创建已超过 ${hours} 小时，不能撤销，请使用退款`,
-      `the trade is older than ${hours} hours and can no longer be cancelled; use refund`,
-    ),
+      `交易创建已超过 ${zh}，不能撤销，请使用退款`,
+      `the trade is older than ${en} and can no longer be cancelled; use refund`,
+    );
+  },
   tradeHasRefund: () =>
     new HospayError(
       'TRADE_HAS_REFUND',

@@ -57,3 +57,9 @@ export function parseOrderType(text: string): OrderType | null {
 }
 
 export type TradeKind = 'barcode' | 'qrcode' | 'h5';
+
+/**
+ * The request number of the refund record made when a cancel reverses a paid trade. '#' is not allowed in a
+ * HIS's OutRequestNo, so it can never collide with one.
+ */
+export const CANCEL_REQUEST_NO = '#CANCEL';

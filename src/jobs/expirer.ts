@@ -41,7 +41,9 @@ export class ExpiryJob {
       counts[result]++;
       // Retry with backoff (10 s, 20 s, ... up to 10 min); an operator case waits an hour between attempts.
       const backoffMs =
-        result === 'failed' ? 3_600_000 : Math.min(10_000 * 2 ** Math.min(trade.job_attempts, 6), 600_000);
+        result === 'failed'
+          ? 3_600_000
+          : Math.min(10_000 * 2 ** Math.min(Math.max(trade.job_attempts - 1, 0), 6), 600_000);
       const retryAt =
         result === 'retry' || result === 'failed' ? new Date(clock.now().getTime() + backoffMs) : null;
       await trades.releaseLease(trade.id, this.owner, retryAt);

@@ -39,7 +39,15 @@ export interface TradeResult {
  * outcome is queried, never assumed failed; whatever is still unpaid at the deadline is cancelled by the job.
  */
 export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Promise<TradeResult> {
-  const payType = cmd.payType ?? payTypeFromAuthCode(cmd.authCode);
+  const detected = payTypeFromAuthCode(cmd.authCode);
+  if (cmd.payType && detected && cmd.payType !== detected) {
+    throw Errors.invalidField(
+      'PayType',
+      `与付款码不符（付款码属于 ${detected}）`,
+      `does not match the payment code (a ${detected} code)`,
+    );
+  }
+  const payType = cmd.payType ?? detected;
   if (!payType) throw Errors.payTypeUnknown();
   const { id: channelId, channel } = channelFor(deps, cmd.app, payType);
   const now = deps.clock.now();
@@ -98,6 +106,7 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
   });
 
   if (!inserted) {
+    if (trade.kind === 'void') throw Errors.tradeHasClose();
     if (trade.kind !== 'barcode') throw Errors.kindMismatch();
     if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
     return describe(await refreshTrade(deps, trade));

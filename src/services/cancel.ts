@@ -1,12 +1,9 @@
 import type { App, Refund, Trade } from '../store/schema.js';
 import type { CancelOutcome } from '../channels/channel.js';
 import { Errors, HospayError, declined } from '../domain/errors.js';
-import type { PayType } from '../domain/trade.js';
-import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
+import { CANCEL_REQUEST_NO, type PayType } from '../domain/trade.js';
+import { channelContext, channelOfTrade, guarded, newTradeNo, type ServiceDeps } from './deps.js';
 import { refreshTrade } from './sync.js';
-
-/** The request number of the refund record a cancel makes when it reverses a paid trade. */
-export const CANCEL_REQUEST_NO = 'CANCEL';
 
 export type CancelResult =
   | { ok: true; trade: Trade; action: 'close' | 'refund' }
@@ -19,7 +16,17 @@ export type CancelResult =
  */
 export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: string): Promise<CancelResult> {
   const found = await deps.trades.byOutTradeNo(app.id, outTradeNo);
-  if (!found) return { ok: false, error: Errors.tradeNotExist(), retry: false };
+  if (!found) {
+    // Never seen (the pay request may have been lost on the way): burn the number so it can never be paid.
+    const v = await deps.trades.insertVoid(
+      app.id,
+      outTradeNo,
+      newTradeNo(deps.clock.now()),
+      deps.clock.now(),
+    );
+    if (v.inserted) return { ok: true, trade: v.trade, action: 'close' };
+    return cancelTrade(deps, app, outTradeNo);
+  }
   let trade = found;
   if (trade.status === 'TRADE_CLOSED') return { ok: true, trade, action: closedAction(trade) };
   const now = deps.clock.now();
@@ -27,7 +34,7 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
     return {
       ok: false,
       trade,
-      error: Errors.cancelWindowExpired(Math.round(deps.config.cancelWindowMs / 3_600_000)),
+      error: Errors.cancelWindowExpired(deps.config.cancelWindowMs),
       retry: false,
     };
   }
@@ -126,6 +133,7 @@ async function reserveReversal(
   const now = deps.clock.now();
   const existing = await deps.trades.refundByRequestNo(trade.id, CANCEL_REQUEST_NO);
   if (existing) {
+    if (existing.kind !== 'cancel') return { error: Errors.tradeHasRefund() };
     if (existing.status === 'SUCCESS') return { done: true };
     if (existing.status === 'PROCESSING') {
       const claimed = await deps.trades.claimRefund(existing, now, deps.config.jobs.leaseMs);

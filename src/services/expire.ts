@@ -1,9 +1,8 @@
 import type { Trade } from '../store/schema.js';
 import type { CancelOutcome, CloseOutcome } from '../channels/channel.js';
-import type { PayType } from '../domain/trade.js';
+import { CANCEL_REQUEST_NO, type PayType } from '../domain/trade.js';
 import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
 import { applyQueryOutcome, queryChannel } from './sync.js';
-import { CANCEL_REQUEST_NO } from './cancel.js';
 
 export type ExpireResult = 'paid' | 'closed' | 'reversed' | 'retry' | 'failed';
 

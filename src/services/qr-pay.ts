@@ -97,6 +97,7 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
     lease_owner: null,
   });
   if (!inserted) {
+    if (trade.kind === 'void') throw Errors.tradeHasClose();
     if (trade.kind !== 'qrcode') throw Errors.kindMismatch();
     if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
     if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();

@@ -1,7 +1,7 @@
 import type { Trade } from '../store/schema.js';
 import type { QueryOutcome } from '../channels/channel.js';
 import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
-import type { PayType } from '../domain/trade.js';
+import { CANCEL_REQUEST_NO, type PayType } from '../domain/trade.js';
 
 /**
  * Applies what a channel says about a waiting trade. Only clear answers change anything; "waiting",
@@ -15,7 +15,7 @@ export async function applyQueryOutcome(deps: ServiceDeps, trade: Trade, q: Quer
       updated = await deps.trades.markPaid(trade.id, q, now);
       break;
     case 'refunded':
-      updated = await deps.trades.markPaidAndReversed(trade.id, q, now, 'CANCEL');
+      updated = await deps.trades.markPaidAndReversed(trade.id, q, now, CANCEL_REQUEST_NO);
       break;
     case 'closed':
       updated = await deps.trades.markClosedUnpaid(trade.id, null, now);

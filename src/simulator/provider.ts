@@ -495,14 +495,6 @@ export class SimulatorProvider {
     reason?: string | undefined;
   }): Promise<SimRefundAnswer> {
     const now = this.clock.now();
-    if (input.reason === REFUND_RULES.DECLINED) {
-      return {
-        result: 'FAIL',
-        code: 'REFUND_DECLINED',
-        zh: '渠道拒绝退款（模拟）',
-        en: 'refund declined by the channel (simulated)',
-      };
-    }
     const answer = await this.db.transaction().execute(async (tx): Promise<SimRefundAnswer> => {
       // One refund at a time per trade, as a real provider serialises them.
       await tx
@@ -529,6 +521,15 @@ export class SimulatorProvider {
           };
         }
         return { result: 'SUCCESS', refundNo: prior.refund_no, createdAt: prior.created_at };
+      }
+      // An earlier refund answers first, whatever the reason says now.
+      if (input.reason === REFUND_RULES.DECLINED) {
+        return {
+          result: 'FAIL',
+          code: 'REFUND_DECLINED',
+          zh: '渠道拒绝退款（模拟）',
+          en: 'refund declined by the channel (simulated)',
+        };
       }
       const t = await tx
         .updateTable('sim_trades')

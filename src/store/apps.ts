@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { sql } from 'kysely';
 import type { Db } from './db.js';
 import type { App } from './schema.js';
 import { hashToken, newAccessToken, sameDigest } from '../crypto/tokens.js';
@@ -39,6 +40,34 @@ export class AppRepository {
       })
       .execute();
     return { appId, name: input.name, hospitalId: input.hospitalId ?? null, accessToken };
+  }
+
+  /** Creates the demo app if there are no apps at all; two instances starting at once create one between them. */
+  async createDemoIfEmpty(): Promise<CreatedApp | null> {
+    return this.db.transaction().execute(async (tx) => {
+      await sql`LOCK TABLE apps IN EXCLUSIVE MODE`.execute(tx);
+      const n = await tx
+        .selectFrom('apps')
+        .select((eb) => eb.fn.countAll<string>().as('n'))
+        .executeTakeFirstOrThrow();
+      if (Number(n.n) > 0) return null;
+      const accessToken = newAccessToken();
+      const appId = newAppId();
+      await tx
+        .insertInto('apps')
+        .values({
+          id: appId,
+          name: '演示医院 Demo Hospital',
+          hospital_id: 'DEMO',
+          token_hash: hashToken(accessToken),
+          status: 'active',
+          categories: null,
+          channel_map: '{}',
+          created_at: this.clock.now(),
+        })
+        .execute();
+      return { appId, name: '演示医院 Demo Hospital', hospitalId: 'DEMO', accessToken };
+    });
   }
 
   async count(): Promise<number> {

@@ -23,7 +23,8 @@ export interface TradesTable {
   trade_no: string;
   app_id: string;
   out_trade_no: string;
-  kind: 'barcode' | 'qrcode' | 'h5';
+  /** 'void': an order number cancelled before hospay ever saw a payment for it (burnt, never payable). */
+  kind: 'barcode' | 'qrcode' | 'h5' | 'void';
   status: 'WAIT_BUYER_PAY' | 'TRADE_SUCCESS' | 'TRADE_CLOSED' | 'TRADE_FINISHED';
   pay_type: string | null;
   channel: string | null;

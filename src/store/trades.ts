@@ -27,6 +27,55 @@ export class TradeRepository {
     return { trade: existing, inserted: false };
   }
 
+  /**
+   * Burns an order number nobody has paid with yet (a cancel for a trade hospay never saw): a closed 'void'
+   * trade takes the (app, out_trade_no) key, so a late pay with that number can never be charged.
+   */
+  async insertVoid(
+    appId: string,
+    outTradeNo: string,
+    tradeNo: string,
+    now: Date,
+  ): Promise<{ trade: Trade; inserted: boolean }> {
+    return this.insertOrGet({
+      trade_no: tradeNo,
+      app_id: appId,
+      out_trade_no: outTradeNo,
+      kind: 'void',
+      status: 'TRADE_CLOSED',
+      pay_type: null,
+      channel: null,
+      category: 'VOID',
+      order_type: '',
+      total_fen: 0,
+      subject: '',
+      body: null,
+      operator_id: null,
+      terminal_id: null,
+      hospital_id: null,
+      patient_name: null,
+      inhospital_no: null,
+      tel: null,
+      trade_detail: null,
+      timeout_express: null,
+      fingerprint: 'void',
+      channel_trade_no: null,
+      code_url: null,
+      channel_code_url: null,
+      cashier_token: null,
+      buyer_logon_id: null,
+      buyer_user_id: null,
+      cancel_action: 'close',
+      created_at: now,
+      updated_at: now,
+      expires_at: now,
+      paid_at: null,
+      closed_at: now,
+      lease_until: null,
+      lease_owner: null,
+    });
+  }
+
   async byOutTradeNo(appId: string, outTradeNo: string, exec: Exec = this.db): Promise<Trade | undefined> {
     return exec
       .selectFrom('trades')

@@ -63,6 +63,11 @@ describe('FWC_IF_Barcode_Pay', () => {
     );
     assert.equal(explicit.rr.IsSuccess, '1');
     assert.equal(explicit.result.PayType, 'weixin');
+    const mismatch = await t.offline(
+      'FWC_IF_Barcode_Pay',
+      barcodeFields({ AuthCode: authCode('00', 'weixin'), PayType: 'alipay' }),
+    );
+    assert.equal(mismatch.rr.SubCode, 'INVALID_FIELD.PayType');
     const unknown = await t.offline('FWC_IF_Barcode_Pay', barcodeFields({ AuthCode: '9912345678901234' }));
     assert.equal(unknown.rr.IsSuccess, '0');
     assert.equal(unknown.rr.SubCode, 'INVALID_FIELD.AuthCode');

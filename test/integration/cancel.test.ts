@@ -96,10 +96,32 @@ describe('FWC_IF_Barcode_Pay_Cancel', () => {
     }
   });
 
-  it('unknown trade: TRADE_NOT_EXIST with RetryFlag=N', async () => {
-    const c = await cancel('MZNOSUCHTRADE');
-    assert.equal(c.rr.IsSuccess, '0');
-    assert.equal(c.rr.SubCode, 'TRADE_NOT_EXIST');
+  it('an order number never seen is burnt: cancel answers close, and a late pay with it is refused', async () => {
+    const f = barcodeFields();
+    const c = await cancel(f.OutTradeNo);
+    assert.equal(c.rr.IsSuccess, '1', c.text);
+    assert.equal(c.result.CancelAction, 'close');
+    assert.equal(c.result.RetryFlag, 'N');
+    const late = await t.offline('FWC_IF_Barcode_Pay', f);
+    assert.equal(late.rr.SubCode, 'TRADE_HAS_CLOSE');
+    assert.deepEqual(await ledger(f.OutTradeNo), []);
+    const again = await cancel(f.OutTradeNo);
+    assert.equal(again.result.CancelAction, 'close');
+  });
+
+  it('a HIS refund numbered CANCEL does not confuse a later cancel', async () => {
+    const f = barcodeFields({ TotalAmount: '50.00' });
+    const p = await t.offline('FWC_IF_Barcode_Pay', f);
+    const r = await t.offline('FWC_IF_Barcode_Pay_Refund', {
+      TradeNo: p.result.TradeNo,
+      RefundAmount: '10.00',
+      OutRequestNo: 'CANCEL',
+      OutTradeNo: f.OutTradeNo,
+      TotalAmount: '50.00',
+    });
+    assert.equal(r.rr.IsSuccess, '1');
+    const c = await cancel(f.OutTradeNo);
+    assert.equal(c.rr.SubCode, 'TRADE_HAS_REFUND');
     assert.equal(c.result.RetryFlag, 'N');
   });
 

@@ -1,0 +1,108 @@
+import {
+  createPrivateKey,
+  createPublicKey,
+  createSign,
+  createVerify,
+  generateKeyPairSync,
+  type KeyObject,
+} from 'node:crypto';
+
+/**
+ * The one signing rule of the gateway, used for requests, responses, notifications and return_url redirects
+ * (it is Alipay's, so integrators can verify with the tools they already have):
+ *
+ * - content: every parameter except `sign` (sign_type included); parameters with empty values left out;
+ *   keys sorted by ASCII; `key=value` joined with `&`; raw values, not URL-encoded; biz_content as the exact
+ *   JSON text sent.
+ * - sign_type `RSA2` = SHA256withRSA (default), `RSA` = SHA1withRSA (legacy merchants; 1024-bit keys accepted
+ *   for verifying). Case-insensitive. The signature is Base64.
+ */
+export type SignType = 'RSA' | 'RSA2';
+
+export function parseSignType(text: string | undefined): SignType | null {
+  const upper = (text ?? '').toUpperCase();
+  return upper === 'RSA' || upper === 'RSA2' ? upper : null;
+}
+
+const ALGORITHM: Record<SignType, string> = { RSA: 'RSA-SHA1', RSA2: 'RSA-SHA256' };
+
+export function signingContent(params: Readonly<Record<string, string | undefined | null>>): string {
+  return Object.keys(params)
+    .filter((k) => k !== 'sign' && params[k] !== undefined && params[k] !== null && params[k] !== '')
+    .sort((a, b) => (a < b ? -1 : a > b ? 1 : 0))
+    .map((k) => `${k}=${params[k] ?? ''}`)
+    .join('&');
+}
+
+export function signContent(content: string, key: KeyObject, type: SignType): string {
+  return createSign(ALGORITHM[type]).update(content, 'utf8').sign(key, 'base64');
+}
+
+export function verifyContent(content: string, signature: string, key: KeyObject, type: SignType): boolean {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature) || signature.length > 2048) return false;
+  try {
+    return createVerify(ALGORITHM[type]).update(content, 'utf8').verify(key, signature, 'base64');
+  } catch {
+    return false;
+  }
+}
+
+export function signParams(
+  params: Readonly<Record<string, string | undefined | null>>,
+  key: KeyObject,
+  type: SignType,
+): string {
+  return signContent(signingContent(params), key, type);
+}
+
+export function verifyParams(
+  params: Readonly<Record<string, string | undefined | null>>,
+  key: KeyObject,
+  type: SignType,
+): boolean {
+  const sig = params['sign'];
+  return typeof sig === 'string' && verifyContent(signingContent(params), sig, key, type);
+}
+
+/**
+ * Reads a public key as integrators hand it over: PEM ("-----BEGIN PUBLIC KEY-----"), or the bare Base64 of the
+ * DER (what Alipay's key tool prints). Returns null when it is not an RSA public key of at least 1024 bits.
+ */
+export function readPublicKey(text: string): KeyObject | null {
+  const t = text.trim();
+  try {
+    const key = t.startsWith('-----')
+      ? createPublicKey(t)
+      : createPublicKey({ key: Buffer.from(t.replace(/\s+/g, ''), 'base64'), format: 'der', type: 'spki' });
+    if (key.asymmetricKeyType !== 'rsa') return null;
+    const bits = key.asymmetricKeyDetails?.modulusLength ?? 0;
+    return bits >= 1024 ? key : null;
+  } catch {
+    return null;
+  }
+}
+
+export function readPrivateKey(text: string): KeyObject | null {
+  const t = text.trim();
+  try {
+    const key = t.startsWith('-----')
+      ? createPrivateKey(t)
+      : createPrivateKey({ key: Buffer.from(t.replace(/\s+/g, ''), 'base64'), format: 'der', type: 'pkcs8' });
+    return key.asymmetricKeyType === 'rsa' ? key : null;
+  } catch {
+    return null;
+  }
+}
+
+export function newRsaKeyPair(bits = 2048): { privatePem: string; publicPem: string } {
+  const { privateKey, publicKey } = generateKeyPairSync('rsa', { modulusLength: bits });
+  return {
+    privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    publicPem: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
+/** The bare Base64 of a public key's DER (SPKI), the form Alipay's tools show. */
+export function publicKeyBase64(key: KeyObject): string {
+  return key.export({ type: 'spki', format: 'der' }).toString('base64');
+}
