@@ -150,7 +150,7 @@ async function reserveReversal(
     trade,
     outRequestNo: CANCEL_REQUEST_NO,
     kind: 'cancel',
-    amountFen: trade.total_fen,
+    amountFen: trade.total_fen - trade.insurance_fen,
     reason: 'cancel',
     hospitalId: null,
     terminalId: null,

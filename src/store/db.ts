@@ -6,12 +6,14 @@ import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import type { Database } from './schema.js';
 import * as m001 from './migrations/001-initial.js';
+import * as m002 from './migrations/002-gateway.js';
 
 export type Db = Kysely<Database>;
 
 /** The migrations, in order. A new one is one more line here. */
 const MIGRATIONS: Record<string, Migration> = {
   '001-initial': m001,
+  '002-gateway': m002,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

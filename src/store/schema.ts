@@ -16,6 +16,10 @@ export interface AppsTable {
   /** JSON text: pay type -> channel id; missing = simulator. */
   channel_map: string;
   created_at: Timestamp;
+  /** The app's RSA public key (PEM) for the gateway; null = gateway not enabled. */
+  public_key: string | null;
+  /** JSON text: the redirect_uri prefixes allowed for medical-insurance authorisation. */
+  redirect_uris: ColumnType<string, string | undefined, string>;
 }
 
 export interface TradesTable {
@@ -61,6 +65,15 @@ export interface TradesTable {
   lease_until: NullableTimestamp;
   lease_owner: string | null;
   job_attempts: ColumnType<number, number | undefined, number>;
+  notify_url: ColumnType<string | null, string | null | undefined, string | null>;
+  return_url: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON text of what the HIS sent beyond the core fields (disable_pay_channels, business_params, medical data). */
+  extra: ColumnType<string | null, string | null | undefined, string | null>;
+  /** Mixed payment: the medical-insurance part, settled by the national system, not refundable here. */
+  insurance_fen: ColumnType<number, number | undefined, number>;
+  /** The insurance part the hospital reports as refunded through the national process. */
+  insurance_refunded_fen: ColumnType<number, number | undefined, number>;
+  reduced_fen: ColumnType<number, number | undefined, number>;
 }
 
 export interface RefundsTable {
@@ -99,6 +112,7 @@ export interface SimTradesTable {
   buyer_user_id: string | null;
   created_at: Timestamp;
   paid_at: NullableTimestamp;
+  return_url: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface SimRefundsTable {
@@ -120,6 +134,48 @@ export interface SimLedgerTable {
   created_at: Timestamp;
 }
 
+export interface PlatformKeysTable {
+  id: Generated<number>;
+  private_pem: string;
+  public_pem: string;
+  active: boolean;
+  created_at: Timestamp;
+}
+
+export interface GatewayNoncesTable {
+  app_id: string;
+  nonce: string;
+  expires_at: Timestamp;
+}
+
+export interface NotificationsTable {
+  id: Generated<number>;
+  notify_id: string;
+  app_id: string;
+  trade_id: number;
+  url: string;
+  trade_status: string;
+  status: 'PENDING' | 'DELIVERED' | 'FAILED';
+  attempts: ColumnType<number, number | undefined, number>;
+  next_attempt_at: Timestamp;
+  lease_until: NullableTimestamp;
+  lease_owner: string | null;
+  created_at: Timestamp;
+  delivered_at: NullableTimestamp;
+  last_error: string | null;
+}
+
+export interface NotifyAttemptsTable {
+  id: Generated<number>;
+  notification_id: number;
+  attempt: number;
+  started_at: Timestamp;
+  http_status: number | null;
+  latency_ms: number;
+  body_excerpt: string | null;
+  error: string | null;
+}
+
 export interface Database {
   apps: AppsTable;
   trades: TradesTable;
@@ -127,7 +183,13 @@ export interface Database {
   sim_trades: SimTradesTable;
   sim_refunds: SimRefundsTable;
   sim_ledger: SimLedgerTable;
+  platform_keys: PlatformKeysTable;
+  gateway_nonces: GatewayNoncesTable;
+  notifications: NotificationsTable;
+  notify_attempts: NotifyAttemptsTable;
 }
+
+export type Notification = Selectable<NotificationsTable>;
 
 export type App = Selectable<AppsTable>;
 export type Trade = Selectable<TradesTable>;

@@ -1,4 +1,4 @@
-import { sql, type Transaction } from 'kysely';
+import { sql, type Transaction, type UpdateQueryBuilder } from 'kysely';
 import type { Db } from './db.js';
 import type { Database, NewTrade, Refund, Trade } from './schema.js';
 import type { PaidInfo } from '../channels/channel.js';
@@ -95,31 +95,86 @@ export class TradeRepository {
 
   /** WAIT_BUYER_PAY -> TRADE_SUCCESS. Returns the updated trade, or undefined if it was not waiting. */
   async markPaid(id: number, info: PaidInfo, now: Date): Promise<Trade | undefined> {
-    return this.db
-      .updateTable('trades')
-      .set({
-        status: 'TRADE_SUCCESS',
-        channel_trade_no: info.channelTradeNo,
-        paid_at: info.paidAt,
-        buyer_logon_id: info.buyerLogonId ?? null,
-        buyer_user_id: info.buyerUserId ?? null,
-        updated_at: now,
-      })
-      .where('id', '=', id)
-      .where('status', '=', 'WAIT_BUYER_PAY')
-      .returningAll()
-      .executeTakeFirst();
+    return this.transition(
+      (db) =>
+        db
+          .updateTable('trades')
+          .set({
+            status: 'TRADE_SUCCESS',
+            channel_trade_no: info.channelTradeNo,
+            paid_at: info.paidAt,
+            buyer_logon_id: info.buyerLogonId ?? null,
+            buyer_user_id: info.buyerUserId ?? null,
+            updated_at: now,
+          })
+          .where('id', '=', id)
+          .where('status', '=', 'WAIT_BUYER_PAY')
+          .returningAll(),
+      now,
+    );
+  }
+
+  /**
+   * Runs a guarded state change and, in the same statement, writes the notification (outbox) for a trade that
+   * has a notify_url and has just become TRADE_SUCCESS or TRADE_CLOSED: no notify before commit, none lost.
+   */
+  private async transition(
+    update: (db: Exec) => UpdateQueryBuilder<Database, 'trades', 'trades', Trade>,
+    now: Date,
+    exec: Exec = this.db,
+    notifyOn: ReadonlyArray<'TRADE_SUCCESS' | 'TRADE_CLOSED'> = ['TRADE_SUCCESS', 'TRADE_CLOSED'],
+  ): Promise<Trade | undefined> {
+    return exec
+      .with('t', (db) => update(db as unknown as Exec))
+      .with('n', (db) =>
+        db
+          .insertInto('notifications')
+          .columns([
+            'notify_id',
+            'app_id',
+            'trade_id',
+            'url',
+            'trade_status',
+            'status',
+            'attempts',
+            'next_attempt_at',
+            'created_at',
+          ])
+          .expression((eb) =>
+            eb
+              .selectFrom('t')
+              .select([
+                sql<string>`replace(gen_random_uuid()::text, '-', '')`.as('notify_id'),
+                't.app_id',
+                't.id',
+                sql<string>`t.notify_url`.as('url'),
+                't.status',
+                sql<string>`'PENDING'`.as('nstatus'),
+                sql<number>`0`.as('attempts'),
+                sql<Date>`${now}::timestamptz`.as('next_attempt_at'),
+                sql<Date>`${now}::timestamptz`.as('created_at'),
+              ])
+              .where('t.notify_url', 'is not', null)
+              .where('t.status', 'in', [...notifyOn]),
+          ),
+      )
+      .selectFrom('t')
+      .selectAll()
+      .executeTakeFirst() as Promise<Trade | undefined>;
   }
 
   /** WAIT_BUYER_PAY -> TRADE_CLOSED without payment. */
   async markClosedUnpaid(id: number, action: 'close' | null, now: Date): Promise<Trade | undefined> {
-    return this.db
-      .updateTable('trades')
-      .set({ status: 'TRADE_CLOSED', cancel_action: action, closed_at: now, updated_at: now })
-      .where('id', '=', id)
-      .where('status', '=', 'WAIT_BUYER_PAY')
-      .returningAll()
-      .executeTakeFirst();
+    return this.transition(
+      (db) =>
+        db
+          .updateTable('trades')
+          .set({ status: 'TRADE_CLOSED', cancel_action: action, closed_at: now, updated_at: now })
+          .where('id', '=', id)
+          .where('status', '=', 'WAIT_BUYER_PAY')
+          .returningAll(),
+      now,
+    );
   }
 
   /**
@@ -133,24 +188,28 @@ export class TradeRepository {
     requestNo: string,
   ): Promise<Trade | undefined> {
     return this.db.transaction().execute(async (tx) => {
-      const t = await tx
-        .updateTable('trades')
-        .set({
-          status: 'TRADE_CLOSED',
-          channel_trade_no: info.channelTradeNo,
-          paid_at: info.paidAt,
-          buyer_logon_id: info.buyerLogonId ?? null,
-          buyer_user_id: info.buyerUserId ?? null,
-          refund_reserved_fen: sql<number>`total_fen`,
-          refunded_fen: sql<number>`total_fen`,
-          cancel_action: 'refund',
-          closed_at: now,
-          updated_at: now,
-        })
-        .where('id', '=', id)
-        .where('status', '=', 'WAIT_BUYER_PAY')
-        .returningAll()
-        .executeTakeFirst();
+      const t = await this.transition(
+        (db) =>
+          db
+            .updateTable('trades')
+            .set({
+              status: 'TRADE_CLOSED',
+              channel_trade_no: info.channelTradeNo,
+              paid_at: info.paidAt,
+              buyer_logon_id: info.buyerLogonId ?? null,
+              buyer_user_id: info.buyerUserId ?? null,
+              refund_reserved_fen: sql<number>`total_fen - insurance_fen`,
+              refunded_fen: sql<number>`total_fen - insurance_fen`,
+              cancel_action: 'refund',
+              closed_at: now,
+              updated_at: now,
+            })
+            .where('id', '=', id)
+            .where('status', '=', 'WAIT_BUYER_PAY')
+            .returningAll(),
+        now,
+        tx,
+      );
       if (!t) return undefined;
       await tx
         .insertInto('refunds')
@@ -159,7 +218,7 @@ export class TradeRepository {
           app_id: t.app_id,
           out_request_no: requestNo,
           kind: 'cancel',
-          amount_fen: t.total_fen,
+          amount_fen: t.total_fen - t.insurance_fen,
           status: 'SUCCESS',
           reason: 'cancel',
           hospital_id: null,
@@ -230,7 +289,7 @@ export class TradeRepository {
 
   /**
    * Records a refund request and reserves its amount on the trade, in one transaction. The reservation is a
-   * guarded UPDATE (refund_reserved_fen + amount <= total_fen on a paid trade) and the table has a CHECK, so
+   * guarded UPDATE (refund_reserved_fen + amount <= the cash part, total_fen - insurance_fen, of a paid trade) and the table has a CHECK, so
    * concurrent refunds can never reserve more than was paid.
    * Returns 'exists' when this request number is already known, 'exceeded' when the amount does not fit.
    */
@@ -292,7 +351,7 @@ export class TradeRepository {
       .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
       .where('id', '=', tradeId)
       .where('status', '=', 'TRADE_SUCCESS')
-      .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen`)
+      .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
       .returning('id')
       .executeTakeFirst();
     return r !== undefined;
@@ -375,18 +434,25 @@ export class TradeRepository {
         .returning('id')
         .executeTakeFirst();
       if (!r) return undefined;
-      return tx
-        .updateTable('trades')
-        .set({
-          refunded_fen: sql<number>`refunded_fen + ${refund.amount_fen}`,
-          status: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen THEN 'TRADE_CLOSED' ELSE status END`,
-          closed_at: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen THEN ${now}::timestamptz ELSE closed_at END`,
-          cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
-          updated_at: now,
-        })
-        .where('id', '=', refund.trade_id)
-        .returningAll()
-        .executeTakeFirstOrThrow();
+      const t = await this.transition(
+        (db) =>
+          db
+            .updateTable('trades')
+            .set({
+              refunded_fen: sql<number>`refunded_fen + ${refund.amount_fen}`,
+              status: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen - insurance_fen THEN 'TRADE_CLOSED' ELSE status END`,
+              closed_at: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen - insurance_fen THEN ${now}::timestamptz ELSE closed_at END`,
+              cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
+              updated_at: now,
+            })
+            .where('id', '=', refund.trade_id)
+            .returningAll(),
+        now,
+        tx,
+        ['TRADE_CLOSED'],
+      );
+      if (!t) throw new Error('refund without its trade');
+      return t;
     });
   }
 
