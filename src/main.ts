@@ -5,6 +5,7 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { migrate, openStore, type Store } from './store/db.js';
 import { AppRepository } from './store/apps.js';
 import { TradeRepository } from './store/trades.js';
+import { PlatformKeyRepository } from './store/keys.js';
 import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
@@ -69,6 +70,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       db: store.db,
       apps,
       trades: new TradeRepository(store.db),
+      keys: new PlatformKeyRepository(store.db, clock),
       channels,
       clock,
       config,
@@ -81,6 +83,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       const created = await apps.createDemoIfEmpty();
       if (created) demo = { appId: created.appId, accessToken: created.accessToken };
     }
+    await deps.keys.active(); // created on first start
     const firstApp = (await apps.list())[0]?.id ?? null;
     const adminToken =
       opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);

@@ -24,6 +24,18 @@ export interface Config {
   /** Cancel is accepted only this long after creation; later, refund. */
   cancelWindowMs: number;
   jobs: { enabled: boolean; intervalMs: number; batchSize: number; leaseMs: number };
+  gateway: {
+    /** Requests whose timestamp is further than this from the server's clock are refused as stale. */
+    clockSkewMs: number;
+  };
+  notify: {
+    /** How long one delivery attempt may take before it counts as failed. */
+    timeoutMs: number;
+    /** How often the delivery job looks for due notifications. */
+    intervalMs: number;
+    /** How many notifications one tick delivers at most (concurrently). */
+    batchSize: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -97,6 +109,12 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
       intervalMs: duration(env, 'HOSPAY_JOB_INTERVAL', 5_000),
       batchSize: int(env, 'HOSPAY_JOB_BATCH', 50, 1, 1000),
       leaseMs: duration(env, 'HOSPAY_JOB_LEASE', 60_000),
+    },
+    gateway: { clockSkewMs: duration(env, 'HOSPAY_GATEWAY_CLOCK_SKEW', 5 * 60_000) },
+    notify: {
+      timeoutMs: duration(env, 'HOSPAY_NOTIFY_TIMEOUT', 10_000),
+      intervalMs: duration(env, 'HOSPAY_NOTIFY_INTERVAL', 1_000),
+      batchSize: int(env, 'HOSPAY_NOTIFY_BATCH', 20, 1, 500),
     },
   };
 }

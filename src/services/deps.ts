@@ -6,6 +6,7 @@ import type { Db } from '../store/db.js';
 import type { AppRepository } from '../store/apps.js';
 import { appChannelFor } from '../store/apps.js';
 import type { TradeRepository } from '../store/trades.js';
+import type { PlatformKeyRepository } from '../store/keys.js';
 import type { App, Trade } from '../store/schema.js';
 import { DEFAULT_CHANNEL, type ChannelRegistry } from '../channels/registry.js';
 import type { Channel, ChannelContext } from '../channels/channel.js';
@@ -18,6 +19,8 @@ export interface ServiceDeps {
   db: Db;
   apps: AppRepository;
   trades: TradeRepository;
+  /** The platform's signing key pair (gateway answers, notifications, return_url redirects). */
+  keys: PlatformKeyRepository;
   channels: ChannelRegistry;
   clock: Clock;
   config: Config;

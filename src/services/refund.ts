@@ -48,7 +48,8 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
   if (trade.status === 'TRADE_CLOSED')
     throw trade.paid_at ? Errors.refundAmountExceeded() : Errors.tradeHasClose();
   // Only the cash part goes back through the channel; the insurance part is the national system's.
-  if (cmd.amountFen > trade.total_fen - trade.insurance_fen - trade.refund_reserved_fen) throw Errors.refundAmountExceeded();
+  if (cmd.amountFen > trade.total_fen - trade.insurance_fen - trade.refund_reserved_fen)
+    throw Errors.refundAmountExceeded();
 
   const r = await deps.trades.reserveRefund({
     trade,

@@ -113,6 +113,28 @@ export class AppRepository {
     return r !== undefined;
   }
 
+  /** Registers the app's RSA public key for the gateway (PEM); null removes it. */
+  async setPublicKey(appId: string, publicPem: string | null): Promise<boolean> {
+    const r = await this.db
+      .updateTable('apps')
+      .set({ public_key: publicPem })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** The redirect_uri prefixes allowed for the app's medical-insurance authorisation. */
+  async setRedirectUris(appId: string, uris: string[]): Promise<boolean> {
+    const r = await this.db
+      .updateTable('apps')
+      .set({ redirect_uris: JSON.stringify(uris) })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
   async setCategories(appId: string, categories: Category[] | null): Promise<boolean> {
     const r = await this.db
       .updateTable('apps')

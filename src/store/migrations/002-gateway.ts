@@ -27,9 +27,13 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   await sql`ALTER TABLE trades ADD COLUMN notify_url text`.execute(db);
   await sql`ALTER TABLE trades ADD COLUMN return_url text`.execute(db);
   await sql`ALTER TABLE trades ADD COLUMN extra text`.execute(db);
-  await sql`ALTER TABLE trades ADD COLUMN insurance_fen bigint NOT NULL DEFAULT 0 CHECK (insurance_fen >= 0)`.execute(db);
+  await sql`ALTER TABLE trades ADD COLUMN insurance_fen bigint NOT NULL DEFAULT 0 CHECK (insurance_fen >= 0)`.execute(
+    db,
+  );
   await sql`ALTER TABLE trades ADD COLUMN insurance_refunded_fen bigint NOT NULL DEFAULT 0`.execute(db);
-  await sql`ALTER TABLE trades ADD COLUMN reduced_fen bigint NOT NULL DEFAULT 0 CHECK (reduced_fen >= 0)`.execute(db);
+  await sql`ALTER TABLE trades ADD COLUMN reduced_fen bigint NOT NULL DEFAULT 0 CHECK (reduced_fen >= 0)`.execute(
+    db,
+  );
   await sql`ALTER TABLE trades ADD CONSTRAINT trades_cash_part CHECK (
     insurance_fen <= total_fen AND refund_reserved_fen <= total_fen - insurance_fen
     AND insurance_refunded_fen >= 0 AND insurance_refunded_fen <= insurance_fen)`.execute(db);
@@ -51,7 +55,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       delivered_at timestamptz,
       last_error text
     )`.execute(db);
-  await sql`CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'PENDING'`.execute(db);
+  await sql`CREATE INDEX notifications_due ON notifications (next_attempt_at) WHERE status = 'PENDING'`.execute(
+    db,
+  );
   await sql`CREATE INDEX notifications_trade ON notifications (trade_id)`.execute(db);
 
   await sql`
