@@ -49,6 +49,11 @@ export interface PrecreateInput {
   expiresAt: Date;
 }
 
+export interface WapPayInput extends PrecreateInput {
+  /** Where the channel sends the payer after paying or giving up. */
+  returnUrl: string;
+}
+
 export type PrecreateOutcome =
   | { kind: 'created'; codeUrl: string; channelTradeNo?: string | undefined }
   | { kind: 'failed'; code: string; zh: string; en: string; retryable: boolean };
@@ -103,6 +108,8 @@ export interface Channel {
   readonly payTypes: readonly PayType[];
   barcodePay(ctx: ChannelContext, input: BarcodePayInput): Promise<PayOutcome>;
   precreate(ctx: ChannelContext, input: PrecreateInput): Promise<PrecreateOutcome>;
+  /** Mobile-web (H5) payment: a page URL that opens the channel's cashier. Optional capability. */
+  wapPay?(ctx: ChannelContext, input: WapPayInput): Promise<PrecreateOutcome>;
   query(ctx: ChannelContext, ref: TradeRef): Promise<QueryOutcome>;
   cancel(ctx: ChannelContext, ref: TradeRef): Promise<CancelOutcome>;
   close(ctx: ChannelContext, ref: TradeRef): Promise<CloseOutcome>;

@@ -1,6 +1,7 @@
 import type { Config } from '../config/config.js';
 import { migrate, openStore } from '../store/db.js';
 import { AppRepository, appCategories } from '../store/apps.js';
+import { PlatformKeyRepository } from '../store/keys.js';
 import { systemClock } from '../domain/clock.js';
 import type { Category } from '../domain/categories.js';
 import { DataDirBusyError, readAdminToken, readLock } from '../runtime/local-files.js';
@@ -12,6 +13,9 @@ export interface AppView {
   status?: string;
   access_token?: string;
   categories?: Category[];
+  /** With --generate-key: shown once, never stored. */
+  private_key?: string;
+  public_key?: string;
 }
 
 /** App administration, either straight on the database or through a running server's admin API. */
@@ -21,6 +25,11 @@ export interface AppAdmin {
   setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean>;
   /** null resets to the platform defaults. Returns the categories in force, or null if the app is unknown. */
   setCategories(appId: string, categories: Category[] | null | undefined): Promise<Category[] | null>;
+  setPublicKey(appId: string, publicPem: string): Promise<boolean>;
+  setRedirectUris(appId: string, uris: string[]): Promise<boolean>;
+  /** The platform's active public key (PEM). */
+  platformKey(): Promise<string>;
+  rotatePlatformKey(): Promise<string>;
 }
 
 export class AppNotFoundError extends Error {
@@ -45,11 +54,32 @@ export async function appAdmin(config: Config): Promise<{ admin: AppAdmin; close
   const store = await openStore(config.store);
   await migrate(store.db);
   const repo = new AppRepository(store.db, systemClock);
-  return { admin: new LocalAppAdmin(repo), close: () => store.close() };
+  const keys = new PlatformKeyRepository(store.db, systemClock, 0);
+  return { admin: new LocalAppAdmin(repo, keys), close: () => store.close() };
 }
 
 class LocalAppAdmin implements AppAdmin {
-  constructor(private readonly repo: AppRepository) {}
+  constructor(
+    private readonly repo: AppRepository,
+    private readonly keys: PlatformKeyRepository,
+  ) {}
+
+  setPublicKey(appId: string, publicPem: string): Promise<boolean> {
+    return this.repo.setPublicKey(appId, publicPem);
+  }
+
+  setRedirectUris(appId: string, uris: string[]): Promise<boolean> {
+    return this.repo.setRedirectUris(appId, uris);
+  }
+
+  async platformKey(): Promise<string> {
+    return (await this.keys.active()).publicPem;
+  }
+
+  async rotatePlatformKey(): Promise<string> {
+    await this.keys.rotate();
+    return (await this.keys.active()).publicPem;
+  }
 
   async create(name: string, hospitalId: string | null): Promise<AppView> {
     const c = await this.repo.create({ name, hospitalId });
@@ -100,6 +130,34 @@ class RemoteAppAdmin implements AppAdmin {
 
   async create(name: string, hospitalId: string | null): Promise<AppView> {
     return (await this.call<AppView>('POST', '/admin/apps', { name, hospital_id: hospitalId })).data;
+  }
+
+  async setPublicKey(appId: string, publicPem: string): Promise<boolean> {
+    return (
+      (
+        await this.call('PUT', `/admin/apps/${encodeURIComponent(appId)}/public-key`, {
+          public_key: publicPem,
+        })
+      ).status === 200
+    );
+  }
+
+  async setRedirectUris(appId: string, uris: string[]): Promise<boolean> {
+    return (
+      (
+        await this.call('PUT', `/admin/apps/${encodeURIComponent(appId)}/redirect-uris`, {
+          redirect_uris: uris,
+        })
+      ).status === 200
+    );
+  }
+
+  async platformKey(): Promise<string> {
+    return (await this.call<{ public_key: string }>('GET', '/admin/keys/platform')).data.public_key;
+  }
+
+  async rotatePlatformKey(): Promise<string> {
+    return (await this.call<{ public_key: string }>('POST', '/admin/keys/rotate', {})).data.public_key;
   }
 
   async list(): Promise<AppView[]> {

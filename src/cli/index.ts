@@ -1,5 +1,7 @@
 #!/usr/bin/env node
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
+import { newRsaKeyPair, publicKeyBase64, readPublicKey } from '../crypto/signing.js';
 import { loadConfig, ConfigError } from '../config/config.js';
 import { startPlatform } from '../main.js';
 import { migrate, openStore } from '../store/db.js';
@@ -18,6 +20,12 @@ Usage:
                                                refuse / accept an app's AccessToken
   hospay app categories --app ID [--set "MZ=门诊,ZY=住院" | --reset] [--json]
                                                show or set the order-number categories (spec 4.1)
+  hospay app key --app ID --public-key FILE    register an app's RSA public key for the gateway (- = stdin)
+  hospay app create ... --generate-key         also make the app a gateway key pair; prints the private key once
+  hospay app redirect-uris --app ID --set "https://his.example/cb,..."
+                                               allowed redirect_uri prefixes for medical-insurance authorisation
+  hospay keys platform [--base64]              the platform's public key, to verify answers and notifications
+  hospay keys rotate                           make a new platform key pair
   hospay migrate                               apply database migrations
   hospay help
 
@@ -34,6 +42,8 @@ async function main(argv: string[]): Promise<number> {
       return appCommand(rest);
     case 'migrate':
       return migrateCommand();
+    case 'keys':
+      return keysCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -98,11 +108,15 @@ async function appCommand(args: string[]): Promise<number> {
       set: { type: 'string' },
       reset: { type: 'boolean' },
       json: { type: 'boolean' },
+      'generate-key': { type: 'boolean' },
+      'public-key': { type: 'string' },
     },
     strict: true,
   });
-  if (!['create', 'list', 'disable', 'enable', 'categories'].includes(sub ?? '')) {
-    throw new UsageError(`unknown app command "${sub ?? ''}" (create, list, disable, enable, categories)`);
+  if (!['create', 'list', 'disable', 'enable', 'categories', 'key', 'redirect-uris'].includes(sub ?? '')) {
+    throw new UsageError(
+      `unknown app command "${sub ?? ''}" (create, list, disable, enable, categories, key, redirect-uris)`,
+    );
   }
   // Validate before touching the database.
   let name = '';
@@ -112,8 +126,36 @@ async function appCommand(args: string[]): Promise<number> {
     if (!name) throw new UsageError('--name is required');
     if (name.length > 64) throw new UsageError('--name is at most 64 characters');
   }
-  if (sub === 'disable' || sub === 'enable' || sub === 'categories') {
+  if (
+    sub === 'disable' ||
+    sub === 'enable' ||
+    sub === 'categories' ||
+    sub === 'key' ||
+    sub === 'redirect-uris'
+  ) {
     if (!values.app) throw new UsageError('--app APP_ID is required');
+  }
+  let publicPem: string | null = null;
+  if (sub === 'key') {
+    if (!values['public-key'])
+      throw new UsageError('--public-key FILE is required (PEM or Base64; - reads standard input)');
+    const text =
+      values['public-key'] === '-'
+        ? fs.readFileSync(0, 'utf8')
+        : fs.readFileSync(values['public-key'], 'utf8');
+    const key = readPublicKey(text);
+    if (!key)
+      throw new UsageError('--public-key: not an RSA public key of 1024 bits or more (PEM or Base64 DER)');
+    publicPem = key.export({ type: 'spki', format: 'pem' }).toString();
+  }
+  let redirectUris: string[] = [];
+  if (sub === 'redirect-uris') {
+    redirectUris = (values.set ?? '')
+      .split(',')
+      .map((u) => u.trim())
+      .filter(Boolean);
+    if (!redirectUris.every((u) => /^https?:\/\/\S+$/.test(u)))
+      throw new UsageError('--set takes comma-separated http(s) URLs');
   }
   if (sub === 'categories') {
     if (values.set !== undefined && values.reset) throw new UsageError('use either --set or --reset');
@@ -138,6 +180,12 @@ async function appCommand(args: string[]): Promise<number> {
     switch (sub) {
       case 'create': {
         const created = await admin.create(name, values['hospital-id'] ?? null);
+        if (values['generate-key']) {
+          const pair = newRsaKeyPair(2048);
+          await admin.setPublicKey(created.app_id, pair.publicPem);
+          created.private_key = pair.privatePem;
+          created.public_key = pair.publicPem;
+        }
         if (values.json) console.log(JSON.stringify(created));
         else {
           console.log(`应用已创建 / app created: ${created.name}`);
@@ -145,7 +193,25 @@ async function appCommand(args: string[]): Promise<number> {
           if (created.hospital_id) console.log(`  hospital_id: ${created.hospital_id}`);
           console.log(`  AccessToken: ${created.access_token}`);
           console.log('  请妥善保存，AccessToken 只显示这一次 / keep it safe: it is shown only once');
+          if (created.private_key) {
+            console.log(
+              '  网关签名私钥（只显示这一次，平台不保存） / gateway private key (shown once; hospay keeps no copy):',
+            );
+            console.log(created.private_key.trim());
+          }
         }
+        return 0;
+      }
+      case 'key': {
+        const appId = values.app ?? '';
+        if (!(await admin.setPublicKey(appId, publicPem ?? ''))) throw new AppNotFoundError(appId);
+        console.log(`${appId}: 公钥已登记 / public key registered`);
+        return 0;
+      }
+      case 'redirect-uris': {
+        const appId = values.app ?? '';
+        if (!(await admin.setRedirectUris(appId, redirectUris))) throw new AppNotFoundError(appId);
+        console.log(`${appId}: ${redirectUris.join(', ') || '(none)'}`);
         return 0;
       }
       case 'list': {
@@ -173,6 +239,27 @@ async function appCommand(args: string[]): Promise<number> {
         return 0;
       }
     }
+  } finally {
+    await close();
+  }
+}
+
+async function keysCommand(args: string[]): Promise<number> {
+  const [sub, ...rest] = args;
+  const { values } = parseArgs({ args: rest, options: { base64: { type: 'boolean' } }, strict: true });
+  if (sub !== 'platform' && sub !== 'rotate')
+    throw new UsageError(`unknown keys command "${sub ?? ''}" (platform, rotate)`);
+  const { admin, close } = await appAdmin(loadConfig());
+  try {
+    const pem = sub === 'rotate' ? await admin.rotatePlatformKey() : await admin.platformKey();
+    const key = readPublicKey(pem);
+    if (values.base64 && key) console.log(publicKeyBase64(key));
+    else console.log(pem.trim());
+    if (sub === 'rotate')
+      console.error(
+        '新的平台公钥已启用，请发给各接入方 / the new platform key is active: give it to every integrator',
+      );
+    return 0;
   } finally {
     await close();
   }

@@ -3,6 +3,7 @@ import type { Config } from '../config/config.js';
 import type { ServiceDeps } from '../services/deps.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
 import { registerOfflineRoutes } from './offline/routes.js';
+import { registerGatewayRoutes } from './gateway/routes.js';
 import { registerSimulatorPages } from '../simulator/pages.js';
 import { registerCashierPages } from './pages/cashier.js';
 import { registerLandingPage } from './pages/landing.js';
@@ -46,6 +47,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
 
   app.get('/healthz', async () => ({ status: 'ok' }));
   await registerOfflineRoutes(app, parts.deps);
+  await registerGatewayRoutes(app, parts.deps);
   await registerSimulatorPages(app, parts.simulator);
   await registerCashierPages(app, parts.deps);
   await registerLandingPage(app, parts.config, parts.demoAppId);

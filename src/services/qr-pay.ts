@@ -121,11 +121,16 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
   return { trade, codeUrl: codeUrl.channelCodeUrl };
 }
 
-export function cashierUrl(deps: ServiceDeps, token: string): string {
-  return `${deps.config.publicBaseUrl}/cashier/qr/${token}`;
+export function cashierUrl(deps: ServiceDeps, token: string, kind: 'qrcode' | 'h5' = 'qrcode'): string {
+  return kind === 'h5'
+    ? `${deps.config.publicBaseUrl}/goto/${token}`
+    : `${deps.config.publicBaseUrl}/cashier/qr/${token}`;
 }
 
-/** Creates the trade at its channel (precreate). A refusal closes our trade; an unknown outcome leaves it open. */
+/**
+ * Creates the trade at its channel: precreate for a QR code, wap pay for H5. Only the cash part is paid there.
+ * A refusal closes our trade; an unknown outcome leaves it open.
+ */
 export async function openChannelTrade(
   deps: ServiceDeps,
   app: App | { id: string; channel_map: string },
@@ -134,18 +139,28 @@ export async function openChannelTrade(
   const payType = trade.pay_type as PayType;
   const channel = trade.channel ? deps.channels.get(trade.channel) : undefined;
   if (!channel) throw Errors.payTypeNotEnabled(payType);
+  const ctx = channelContext(app);
+  const input = {
+    outTradeNo: trade.out_trade_no,
+    payType,
+    amountFen: trade.total_fen - trade.insurance_fen,
+    subject: trade.subject,
+    expiresAt: trade.expires_at,
+  };
+  let call: () => Promise<PrecreateOutcome>;
+  if (trade.kind === 'h5') {
+    const wapPay = channel.wapPay?.bind(channel);
+    if (!wapPay) throw Errors.payTypeNotEnabled(payType);
+    const returnUrl = `${deps.config.publicBaseUrl}/goto/${trade.cashier_token ?? ''}/return`;
+    call = () => wapPay(ctx, { ...input, returnUrl });
+  } else {
+    call = () => channel.precreate(ctx, input);
+  }
   const outcome = await guarded<PrecreateOutcome>(
     deps,
-    'precreate',
+    trade.kind === 'h5' ? 'wapPay' : 'precreate',
     { kind: 'failed', code: 'CHANNEL_ERROR', zh: '', en: '', retryable: true },
-    () =>
-      channel.precreate(channelContext(app), {
-        outTradeNo: trade.out_trade_no,
-        payType,
-        amountFen: trade.total_fen,
-        subject: trade.subject,
-        expiresAt: trade.expires_at,
-      }),
+    call,
   );
   if (outcome.kind === 'created')
     return { channelCodeUrl: outcome.codeUrl, channelTradeNo: outcome.channelTradeNo ?? null };

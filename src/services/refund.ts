@@ -9,9 +9,11 @@ import { refreshTrade } from './sync.js';
 export interface RefundCommand {
   app: App;
   outTradeNo: string;
-  tradeNo: string;
+  /** Checked when given (the offline door requires it): the channel's trade number or our PlatformTradeNo. */
+  tradeNo?: string | undefined;
   amountFen: Fen;
-  totalFen: Fen;
+  /** Checked when given (the offline door requires it). */
+  totalFen?: Fen | undefined;
   outRequestNo: string;
   reason?: string | undefined;
   hospitalId?: string | undefined;
@@ -34,9 +36,10 @@ export interface RefundResult {
 export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promise<RefundResult> {
   let trade = await deps.trades.byOutTradeNo(cmd.app.id, cmd.outTradeNo);
   if (!trade) throw Errors.tradeNotExist();
-  if (cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no)
+  if (cmd.tradeNo !== undefined && cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no) {
     throw Errors.tradeNoMismatch();
-  if (cmd.totalFen !== trade.total_fen) throw Errors.totalAmountMismatch();
+  }
+  if (cmd.totalFen !== undefined && cmd.totalFen !== trade.total_fen) throw Errors.totalAmountMismatch();
   if (cmd.payType && trade.pay_type && cmd.payType !== trade.pay_type) throw Errors.payTypeMismatch();
 
   const prior = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);

@@ -88,6 +88,8 @@ export async function registerSimulatorPages(
           .code(404)
           .type('text/html; charset=utf-8')
           .send(page('订单不存在', '<div class="card"><h1>订单不存在</h1></div>'));
+      // Wap (H5) pay: back to the merchant, as the real cashiers do.
+      if (t.returnUrl) return reply.redirect(t.returnUrl, 303);
       const notice =
         t.status === 'PAID'
           ? '支付成功，请回到医院页面查看结果。'

@@ -49,6 +49,8 @@ export interface SimTrade {
   buyerLogonId: string | null;
   buyerUserId: string | null;
   paidAt: Date | null;
+  /** Wap (H5) pay: where the payer page sends the payer afterwards. */
+  returnUrl: string | null;
 }
 
 export type SimPayAnswer =
@@ -88,6 +90,7 @@ type Row = {
   buyer_logon_id: string | null;
   buyer_user_id: string | null;
   paid_at: Date | null;
+  return_url?: string | null;
 };
 
 function toTrade(r: Row): SimTrade {
@@ -103,6 +106,7 @@ function toTrade(r: Row): SimTrade {
     buyerLogonId: r.buyer_logon_id,
     buyerUserId: r.buyer_user_id,
     paidAt: r.paid_at,
+    returnUrl: r.return_url ?? null,
   };
 }
 
@@ -310,6 +314,8 @@ export class SimulatorProvider {
     payType: SimPayType;
     amountFen: Fen;
     subject: string;
+    /** Wap (H5) pay: where the payer page sends the payer afterwards. */
+    returnUrl?: string | undefined;
   }): Promise<
     | { result: 'SUCCESS'; codeUrl: string; trade: SimTrade }
     | { result: 'FAIL'; code: string; zh: string; en: string }
@@ -323,7 +329,8 @@ export class SimulatorProvider {
         amount_fen: input.amountFen,
         subject: input.subject,
         status: 'WAITING',
-        rule: 'qr',
+        rule: input.returnUrl ? 'wap' : 'qr',
+        return_url: input.returnUrl ?? null,
         buyer_logon_id: null,
         buyer_user_id: null,
         paid_at: null,

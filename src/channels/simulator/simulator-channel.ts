@@ -71,6 +71,23 @@ export class SimulatorChannel implements Channel {
     return { kind: 'failed', code: a.code, zh: a.zh, en: a.en, retryable: false };
   }
 
+  async wapPay(
+    ctx: ChannelContext,
+    input: Parameters<NonNullable<Channel['wapPay']>>[1],
+  ): Promise<PrecreateOutcome> {
+    const a = await this.provider.precreate({
+      merchant: this.merchant(ctx),
+      outTradeNo: input.outTradeNo,
+      payType: input.payType,
+      amountFen: input.amountFen,
+      subject: input.subject,
+      returnUrl: input.returnUrl,
+    });
+    if (a.result === 'SUCCESS')
+      return { kind: 'created', codeUrl: a.codeUrl, channelTradeNo: a.trade.channelTradeNo };
+    return { kind: 'failed', code: a.code, zh: a.zh, en: a.en, retryable: false };
+  }
+
   async query(ctx: ChannelContext, ref: Parameters<Channel['query']>[1]): Promise<QueryOutcome> {
     const t = await this.provider.query(this.merchant(ctx), ref.outTradeNo);
     if (!t) return { kind: 'not_found' };

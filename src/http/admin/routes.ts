@@ -3,6 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { ServiceDeps } from '../../services/deps.js';
 import { appCategories } from '../../store/apps.js';
 import { validateCategories } from '../../domain/categories.js';
+import { readPublicKey } from '../../crypto/signing.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -84,6 +85,49 @@ export async function registerAdminRoutes(
       if (!(await deps.apps.setStatus(id, status)))
         return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
       return { app_id: id, status };
+    });
+
+    scope.put('/admin/apps/:id/public-key', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const pem = ((req.body ?? {}) as Record<string, unknown>)['public_key'];
+      const key = typeof pem === 'string' ? readPublicKey(pem) : null;
+      if (!key || typeof pem !== 'string') {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.public_key',
+          message:
+            'public_key 须为 RSA 公钥（PEM 或 Base64，至少 1024 位） / public_key must be an RSA public key (PEM or Base64, 1024 bits or more)',
+        });
+      }
+      const publicPem = key.export({ type: 'spki', format: 'pem' }).toString();
+      if (!(await deps.apps.setPublicKey(id, publicPem)))
+        return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      return { app_id: id };
+    });
+
+    scope.put('/admin/apps/:id/redirect-uris', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const uris = ((req.body ?? {}) as Record<string, unknown>)['redirect_uris'];
+      if (
+        !Array.isArray(uris) ||
+        !uris.every((u) => typeof u === 'string' && /^https?:\/\/[^\s]+$/.test(u))
+      ) {
+        return reply
+          .code(400)
+          .send({
+            code: 'INVALID_FIELD.redirect_uris',
+            message: 'redirect_uris 须为 http(s) 地址数组 / redirect_uris must be an array of http(s) URLs',
+          });
+      }
+      if (!(await deps.apps.setRedirectUris(id, uris as string[])))
+        return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      return { app_id: id, redirect_uris: uris };
+    });
+
+    scope.get('/admin/keys/platform', async () => ({ public_key: (await deps.keys.active()).publicPem }));
+
+    scope.post('/admin/keys/rotate', async () => {
+      await deps.keys.rotate();
+      return { public_key: (await deps.keys.active()).publicPem };
     });
 
     scope.get('/admin/apps/:id/categories', async (req, reply) => {

@@ -5,6 +5,8 @@ import { formatFen } from '../../domain/money.js';
 import { parsePayType, type PayType } from '../../domain/trade.js';
 import type { Trade } from '../../store/schema.js';
 import { esc, page } from './html.js';
+import { refreshTrade } from '../../services/sync.js';
+import { signedReturnUrl } from '../gateway/return-url.js';
 
 const NAMES: Record<PayType, string> = { alipay: '支付宝', weixin: '微信支付', unionpay: '云闪付' };
 
@@ -62,42 +64,65 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
       }
     };
 
-    scope.get('/cashier/qr/:token', async (req, reply) => {
-      const { token } = req.params as { token: string };
-      if (!/^[A-Za-z0-9_-]{10,64}$/.test(token)) return notFound(reply);
-      const trade = await deps.trades.byCashierToken(token);
-      if (!trade) return notFound(reply);
-      if (trade.status !== 'WAIT_BUYER_PAY') return statusPage(reply, trade);
-      const detected = payTypeFromUserAgent(req.headers['user-agent'] ?? '');
-      if (detected) return go(token, detected, reply);
-      if (trade.pay_type) return go(token, trade.pay_type as PayType, reply);
-      const buttons = (['alipay', 'weixin', 'unionpay'] as const)
-        .map(
-          (p) =>
-            `<button class="primary" type="submit" name="pay_type" value="${p}" id="choose-${p}">${NAMES[p]}</button>`,
-        )
-        .join('');
-      return reply.type('text/html; charset=utf-8').send(
-        page(
-          '医院收银台',
-          `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(trade.total_fen)}</div>
-<dl><dt>订单</dt><dd>${esc(trade.subject)}</dd></dl>
-<p class="muted">请用支付宝、微信或云闪付扫码；在电脑上也可直接选择支付方式。Choose how to pay.</p>
-<form method="post" action="/cashier/qr/${esc(token)}">${buttons}</form></div>`,
-        ),
-      );
-    });
+    // The same page serves aggregated QR codes (/cashier/qr/…) and H5 payments (/goto/…, the spec's goto_url).
+    for (const { prefix, kind } of [
+      { prefix: '/cashier/qr', kind: 'qrcode' },
+      { prefix: '/goto', kind: 'h5' },
+    ] as const) {
+      const find = async (token: string) => {
+        if (!/^[A-Za-z0-9_-]{10,64}$/.test(token)) return undefined;
+        const t = await deps.trades.byCashierToken(token);
+        return t && t.kind === kind ? t : undefined;
+      };
 
-    scope.post('/cashier/qr/:token', async (req, reply) => {
+      scope.get(`${prefix}/:token`, async (req, reply) => {
+        const { token } = req.params as { token: string };
+        const trade = await find(token);
+        if (!trade) return notFound(reply);
+        if (trade.status !== 'WAIT_BUYER_PAY') return statusPage(reply, trade);
+        const detected = payTypeFromUserAgent(req.headers['user-agent'] ?? '');
+        if (detected) return go(token, detected, reply);
+        if (trade.pay_type) return go(token, trade.pay_type as PayType, reply);
+        const buttons = (['alipay', 'weixin', 'unionpay'] as const)
+          .map(
+            (p) =>
+              `<button class="primary" type="submit" name="pay_type" value="${p}" id="choose-${p}">${NAMES[p]}</button>`,
+          )
+          .join('');
+        return reply.type('text/html; charset=utf-8').send(
+          page(
+            '医院收银台',
+            `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(trade.total_fen - trade.insurance_fen)}</div>
+<dl><dt>订单</dt><dd>${esc(trade.subject)}</dd>${trade.insurance_fen > 0 ? `<dt>医保支付</dt><dd>¥ ${formatFen(trade.insurance_fen)}</dd>` : ''}</dl>
+<p class="muted">请用支付宝、微信或云闪付打开；在电脑上也可直接选择支付方式。Choose how to pay.</p>
+<form method="post" action="${prefix}/${esc(token)}">${buttons}</form></div>`,
+          ),
+        );
+      });
+
+      scope.post(`${prefix}/:token`, async (req, reply) => {
+        const { token } = req.params as { token: string };
+        const payType = parsePayType((req.body as Record<string, string> | undefined)?.['pay_type'] ?? '');
+        if (!(await find(token))) return notFound(reply);
+        if (!payType)
+          return reply
+            .code(400)
+            .type('text/html; charset=utf-8')
+            .send(page('无效的支付方式', '<div class="card"><h1>无效的支付方式</h1></div>'));
+        return go(token, payType, reply);
+      });
+    }
+
+    // H5: the channel's cashier sends the payer back here; we learn the outcome and go on to the HIS's
+    // return_url with signed parameters (spec 6.1), or show the result.
+    scope.get('/goto/:token/return', async (req, reply) => {
       const { token } = req.params as { token: string };
-      const payType = parsePayType((req.body as Record<string, string> | undefined)?.['pay_type'] ?? '');
       if (!/^[A-Za-z0-9_-]{10,64}$/.test(token)) return notFound(reply);
-      if (!payType)
-        return reply
-          .code(400)
-          .type('text/html; charset=utf-8')
-          .send(page('无效的支付方式', '<div class="card"><h1>无效的支付方式</h1></div>'));
-      return go(token, payType, reply);
+      const found = await deps.trades.byCashierToken(token);
+      if (!found || found.kind !== 'h5') return notFound(reply);
+      const trade = await refreshTrade(deps, found);
+      if (!trade.return_url) return statusPage(reply, trade);
+      return reply.redirect(await signedReturnUrl(deps, trade), 302);
     });
   });
 }

@@ -1,0 +1,155 @@
+import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
+import { Errors, HospayError } from '../../domain/errors.js';
+import { parsePositiveYuan, parseYuanToFen, type Fen } from '../../domain/money.js';
+import {
+  ORDER_TYPES,
+  parseOrderType,
+  parsePayType,
+  type OrderType,
+  type PayType,
+} from '../../domain/trade.js';
+
+/**
+ * biz_content is read without losing numbers: amounts may arrive as JSON numbers (the spec's examples write
+ * "total_amount":88.88), and a float must never touch them. Duplicate keys are refused.
+ */
+export function parseBizContent(text: string): Record<string, unknown> {
+  let value: unknown;
+  try {
+    value = parseLossless(text);
+  } catch (e) {
+    const why = e instanceof Error ? e.message.slice(0, 80) : 'unreadable';
+    throw new HospayError(
+      'INVALID_FIELD.biz_content',
+      'invalid',
+      `biz_content 不是有效的 JSON：${why}`,
+      `biz_content is not valid JSON: ${why}`,
+      {
+        field: 'biz_content',
+      },
+    );
+  }
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw Errors.invalidField('biz_content', '须为 JSON 对象', 'must be a JSON object');
+  }
+  return value as Record<string, unknown>;
+}
+
+/** Reads biz_content fields; every refusal names the field. */
+export class BizReader {
+  constructor(private readonly biz: Record<string, unknown>) {}
+
+  private raw(name: string): unknown {
+    return Object.hasOwn(this.biz, name) ? this.biz[name] : undefined;
+  }
+
+  /** A scalar as text: strings as they are, numbers as written; null/"" count as absent. */
+  optional(
+    name: string,
+    max: number,
+    pattern?: RegExp,
+    zhWhy = '格式不正确',
+    enWhy = 'wrong format',
+  ): string | undefined {
+    const v = this.raw(name);
+    if (v === undefined || v === null || v === '') return undefined;
+    let text: string;
+    if (typeof v === 'string') text = v.trim();
+    else if (isLosslessNumber(v)) text = v.value;
+    else if (typeof v === 'boolean') text = String(v);
+    else throw Errors.invalidField(name, '须为字符串', 'must be a string');
+    if (text === '') return undefined;
+    if ([...text].length > max) throw Errors.tooLong(name, max);
+    if (pattern && !pattern.test(text)) throw Errors.invalidField(name, zhWhy, enWhy);
+    return text;
+  }
+
+  required(name: string, max: number, pattern?: RegExp, zhWhy?: string, enWhy?: string): string {
+    const v = this.optional(name, max, pattern, zhWhy, enWhy);
+    if (v === undefined) throw Errors.missingField(name);
+    return v;
+  }
+
+  orderNo(name: string, max = 64): string {
+    return this.required(
+      name,
+      max,
+      /^[A-Za-z0-9_-]+$/,
+      '只能包含字母、数字、下划线和连字符',
+      'only letters, digits, _ and - are allowed',
+    );
+  }
+
+  amount(name: string): Fen {
+    const v = this.required(name, 12);
+    const fen = parsePositiveYuan(v);
+    if (fen === null) {
+      throw Errors.invalidField(
+        name,
+        '金额须为大于 0 的元，最多两位小数，如 88.88',
+        'must be yuan above 0 with at most 2 decimals, e.g. 88.88',
+      );
+    }
+    return fen;
+  }
+
+  /** An amount that may be zero (insurance_fee, cash_fee, reduced_fee). */
+  amountOrZero(name: string, required: boolean): Fen | undefined {
+    const v = required ? this.required(name, 12) : this.optional(name, 12);
+    if (v === undefined) return undefined;
+    const fen = parseYuanToFen(v);
+    if (fen === null)
+      throw Errors.invalidField(name, '金额须为元，最多两位小数', 'must be yuan with at most 2 decimals');
+    return fen;
+  }
+
+  /** order_type: the names of the spec, or their position 1–8 in its list (its example sends "1"). */
+  orderType(name: string): OrderType {
+    const v = this.required(name, 32);
+    const byNumber = /^[1-8]$/.test(v) ? ORDER_TYPES[Number(v) - 1] : undefined;
+    const t = byNumber ?? parseOrderType(v);
+    if (!t)
+      throw Errors.invalidField(
+        name,
+        '不是有效的交易类型',
+        'is not a known order type (APPOINTMENT, TREATMENT, ...)',
+      );
+    return t;
+  }
+
+  payType(name: string, required = false): PayType | undefined {
+    const v = required ? this.required(name, 16) : this.optional(name, 16);
+    if (v === undefined) return undefined;
+    const t = parsePayType(v);
+    if (!t)
+      throw Errors.invalidField(
+        name,
+        '支付类型须为 alipay、weixin 或 unionpay',
+        'must be alipay, weixin or unionpay',
+      );
+    return t;
+  }
+
+  url(name: string, required = false): string | undefined {
+    const v = required ? this.required(name, 512) : this.optional(name, 512);
+    if (v === undefined) return undefined;
+    let u: URL;
+    try {
+      u = new URL(v);
+    } catch {
+      throw Errors.invalidField(name, '须为完整的 http(s) 地址', 'must be an absolute http(s) URL');
+    }
+    if (u.protocol !== 'http:' && u.protocol !== 'https:')
+      throw Errors.invalidField(name, '须为 http(s) 地址', 'must be an http(s) URL');
+    return v;
+  }
+
+  /** An object field kept as its JSON text (business_params, agreement_sign_params); strings are kept as they are. */
+  json(name: string, max: number): string | undefined {
+    const v = this.raw(name);
+    if (v === undefined || v === null || v === '') return undefined;
+    const text = typeof v === 'string' ? v : (stringifyLossless(v) ?? '');
+    if (text.length > max) throw Errors.tooLong(name, max);
+    return text;
+  }
+}

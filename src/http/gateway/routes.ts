@@ -1,0 +1,346 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { Errors, HospayError } from '../../domain/errors.js';
+import { formatShanghai } from '../../domain/clock.js';
+import type { App, Trade } from '../../store/schema.js';
+import type { ServiceDeps } from '../../services/deps.js';
+import { h5Pay } from '../../services/h5-pay.js';
+import { queryTrade } from '../../services/query.js';
+import { cancelTrade } from '../../services/cancel.js';
+import { refundTrade } from '../../services/refund.js';
+import { parseSignType, readPublicKey, verifyParams, type SignType } from '../../crypto/signing.js';
+import { decodeUtf8 } from '../offline/xml.js';
+import { BizReader, parseBizContent } from './biz.js';
+import { GatewayCode, codeOf, errorBiz, money, signedAnswer } from './envelope.js';
+
+export const MAX_GATEWAY_BYTES = 64 * 1024;
+
+type MethodHandler = (
+  deps: ServiceDeps,
+  app: App,
+  biz: BizReader,
+  signType: SignType,
+) => Promise<Record<string, unknown>>;
+
+const isv = (code: string, kind: 'invalid' | 'auth', zh: string, en: string) =>
+  new HospayError(code, kind, zh, en);
+
+export const GatewayErrors = {
+  missing: (param: string) =>
+    isv(
+      `isv.missing-${param.replace(/_/g, '-')}`,
+      'invalid',
+      `缺少公共参数 ${param}`,
+      `the common parameter ${param} is missing`,
+    ),
+  repeated: (param: string) =>
+    isv(
+      'isv.repeated-parameter',
+      'invalid',
+      `参数 ${param} 重复`,
+      `parameter ${param} appears more than once`,
+    ),
+  contentType: () =>
+    isv(
+      'isv.invalid-content-type',
+      'invalid',
+      '请使用 application/x-www-form-urlencoded 表单',
+      'send an application/x-www-form-urlencoded form',
+    ),
+  tooLarge: () =>
+    isv(
+      'isv.request-too-large',
+      'invalid',
+      `请求超过 ${MAX_GATEWAY_BYTES / 1024} KB`,
+      `the request is larger than ${MAX_GATEWAY_BYTES / 1024} KB`,
+    ),
+  encoding: () =>
+    isv('isv.invalid-encoding', 'invalid', '请求不是有效的 UTF-8', 'the request is not valid UTF-8'),
+  appId: () =>
+    isv('isv.invalid-app-id', 'auth', 'app_id 无效或应用已停用', 'app_id is unknown or the app is disabled'),
+  noKey: () =>
+    isv(
+      'isv.missing-app-public-key',
+      'auth',
+      '应用未登记公钥，不能使用网关',
+      'the app has no public key registered for the gateway',
+    ),
+  signType: () =>
+    isv(
+      'isv.invalid-signature-type',
+      'invalid',
+      'sign_type 须为 RSA2 或 RSA',
+      'sign_type must be RSA2 or RSA',
+    ),
+  signature: () => isv('isv.invalid-signature', 'invalid', '验签失败', 'the signature does not verify'),
+  timestampFormat: () =>
+    isv(
+      'isv.invalid-timestamp',
+      'invalid',
+      "timestamp 格式须为 'yyyy-MM-dd HH:mm:ss'",
+      "timestamp must be 'yyyy-MM-dd HH:mm:ss'",
+    ),
+  stale: (minutes: number) =>
+    isv(
+      'isv.stale-timestamp',
+      'invalid',
+      `timestamp 与服务器时间相差超过 ${minutes} 分钟`,
+      `timestamp is more than ${minutes} minutes from the server's clock`,
+    ),
+  replay: () =>
+    isv('isv.repeated-nonce', 'invalid', 'nonce_str 已使用过（重放）', 'nonce_str was already used (replay)'),
+  nonceFormat: () =>
+    isv(
+      'isv.invalid-nonce',
+      'invalid',
+      'nonce_str 须为 1～64 位字母数字或 -_',
+      'nonce_str must be 1–64 letters, digits, - or _',
+    ),
+  method: (m: string) =>
+    isv(
+      'isv.invalid-method',
+      'invalid',
+      `不支持的接口 ${m.slice(0, 64)}`,
+      `unknown method ${m.slice(0, 64)}`,
+    ),
+};
+
+/** 'yyyy-MM-dd HH:mm:ss' in Asia/Shanghai. */
+export function parseGatewayTimestamp(text: string): Date | null {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})$/.exec(text);
+  if (!m) return null;
+  const [y, mo, d, h, mi, s] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  const t = Date.UTC(y, mo - 1, d, h - 8, mi, s);
+  const check = new Date(t + 8 * 3_600_000);
+  if (
+    check.getUTCFullYear() !== y ||
+    check.getUTCMonth() !== mo - 1 ||
+    check.getUTCDate() !== d ||
+    h > 23 ||
+    mi > 59 ||
+    s > 59
+  )
+    return null;
+  return new Date(t);
+}
+
+function tradeBiz(t: Trade): Record<string, unknown> {
+  const out: Record<string, unknown> = {
+    trade_no: t.trade_no,
+    out_trade_no: t.out_trade_no,
+    channel_trade_no: t.channel_trade_no ?? '',
+    trade_status: t.status,
+    total_amount: money(t.total_fen),
+    refund_fee: money(t.refunded_fen),
+    gmt_payment: t.paid_at ? formatShanghai(t.paid_at) : '',
+    payment_type: t.pay_type ?? '',
+    buyer_user_id: t.buyer_user_id ?? '',
+  };
+  if (t.insurance_fen > 0) {
+    out['insurance_fee'] = money(t.insurance_fen);
+    out['cash_fee'] = money(t.total_fen - t.insurance_fen);
+  }
+  return out;
+}
+
+/** The gateway's methods (spec chapter 6), by name. A new method is one more entry. */
+export const GATEWAY_METHODS: Record<string, MethodHandler> = {
+  async 'lc.trade.h5.pay'(deps, app, b, signType) {
+    const cmd = {
+      app,
+      outTradeNo: b.orderNo('out_trade_no'),
+      amountFen: b.amount('total_amount'),
+      subject: b.required('subject', 128),
+      body: b.optional('body', 128),
+      timeoutExpress: b.optional('timeout_express', 6),
+      returnUrl: b.url('return_url'),
+      notifyUrl: b.url('notify_url'),
+      orderType: b.orderType('order_type'),
+      extra: {
+        sign_type: signType,
+        disable_pay_channels: b.optional('disable_pay_channels', 128),
+        business_params: b.json('business_params', 512),
+        agreement_sign_params: b.json('agreement_sign_params', 4096),
+      },
+    };
+    const r = await h5Pay(deps, cmd);
+    return { out_trade_no: r.trade.out_trade_no, trade_no: r.trade.trade_no, goto_url: r.gotoUrl };
+  },
+
+  async 'lc.trade.query'(deps, app, b) {
+    return tradeBiz(await queryTrade(deps, app, b.orderNo('out_trade_no')));
+  },
+
+  async 'lc.trade.cancel'(deps, app, b) {
+    const outTradeNo = b.orderNo('out_trade_no');
+    b.optional('operator_id', 30);
+    b.optional('terminal_id', 32);
+    const r = await cancelTrade(deps, app, outTradeNo);
+    const base = { trade_no: r.trade?.trade_no ?? '', out_trade_no: outTradeNo };
+    if (r.ok) return { ...base, retry_flag: 'N', action: r.action, trade_status: r.trade.status };
+    throw new BizError(r.error, { ...base, retry_flag: r.retry ? 'Y' : 'N', action: '' });
+  },
+
+  async 'lc.trade.refund'(deps, app, b) {
+    const r = await refundTrade(deps, {
+      app,
+      outTradeNo: b.orderNo('out_trade_no'),
+      tradeNo: b.optional('trade_no', 64),
+      amountFen: b.amount('refund_amount'),
+      outRequestNo: b.required(
+        'out_request_no',
+        32,
+        /^[A-Za-z0-9_-]+$/,
+        '只能包含字母、数字、下划线和连字符',
+        'only letters, digits, _ and - are allowed',
+      ),
+      reason: b.optional('refund_reason', 256),
+      terminalId: b.optional('terminal_id', 32),
+    });
+    return {
+      trade_no: r.trade.trade_no,
+      out_trade_no: r.trade.out_trade_no,
+      out_request_no: r.refund.out_request_no,
+      refund_amount: money(r.refund.amount_fen),
+      refund_fee: money(r.trade.refunded_fen),
+      fund_change: r.fundChange ? 'Y' : 'N',
+      trade_status: r.trade.status,
+    };
+  },
+};
+
+/** A refusal that still carries result fields (cancel's retry_flag). */
+class BizError extends Error {
+  constructor(
+    readonly error: HospayError,
+    readonly fields: Record<string, unknown>,
+  ) {
+    super(error.message);
+  }
+}
+
+const REQUIRED = ['app_id', 'method', 'timestamp', 'nonce_str', 'biz_content', 'sign_type', 'sign'] as const;
+
+function readForm(req: FastifyRequest): Record<string, string> {
+  const body = req.body;
+  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
+  if (type !== 'application/x-www-form-urlencoded') throw GatewayErrors.contentType();
+  if (!Buffer.isBuffer(body) || body.length === 0) throw GatewayErrors.missing('app_id');
+  let text: string;
+  try {
+    text = decodeUtf8(body);
+  } catch {
+    throw GatewayErrors.encoding();
+  }
+  const form = new URLSearchParams(text);
+  const params: Record<string, string> = Object.create(null) as Record<string, string>;
+  for (const [k, v] of form) {
+    if (Object.hasOwn(params, k)) throw GatewayErrors.repeated(k.slice(0, 32));
+    if (v.includes('\ufffd') || v.includes('\u0000')) throw GatewayErrors.encoding();
+    params[k] = v;
+  }
+  return params;
+}
+
+/**
+ * Who is calling, and may they: the app, its key, the signature over every parameter, a fresh timestamp and an
+ * unused nonce — in that order. A refused request changes nothing (the nonce is stored only after all else).
+ */
+async function authenticate(
+  deps: ServiceDeps,
+  p: Record<string, string>,
+): Promise<{ app: App; signType: SignType }> {
+  for (const name of REQUIRED) if (!p[name]) throw GatewayErrors.missing(name);
+  const appId = p['app_id'] ?? '';
+  const app = appId.length <= 64 ? await deps.apps.get(appId) : undefined;
+  if (!app || app.status !== 'active') throw GatewayErrors.appId();
+  if (!app.public_key) throw GatewayErrors.noKey();
+  const signType = parseSignType(p['sign_type']);
+  if (!signType) throw GatewayErrors.signType();
+  const key = readPublicKey(app.public_key);
+  if (!key || !verifyParams(p, key, signType)) throw GatewayErrors.signature();
+  const ts = parseGatewayTimestamp(p['timestamp'] ?? '');
+  if (!ts) throw GatewayErrors.timestampFormat();
+  const now = deps.clock.now();
+  const skew = deps.config.gateway.clockSkewMs;
+  if (Math.abs(now.getTime() - ts.getTime()) > skew) throw GatewayErrors.stale(Math.round(skew / 60_000));
+  const nonce = p['nonce_str'] ?? '';
+  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nonce)) throw GatewayErrors.nonceFormat();
+  const stored = await deps.db
+    .insertInto('gateway_nonces')
+    .values({ app_id: app.id, nonce, expires_at: new Date(now.getTime() + 2 * skew) })
+    .onConflict((oc) => oc.columns(['app_id', 'nonce']).doNothing())
+    .returning('nonce')
+    .executeTakeFirst();
+  if (!stored) throw GatewayErrors.replay();
+  return { app, signType };
+}
+
+export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
+  await app.register(async (scope) => {
+    scope.removeAllContentTypeParsers();
+    scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_GATEWAY_BYTES }, (_req, body, done) =>
+      done(null, body),
+    );
+
+    const send = async (
+      reply: FastifyReply,
+      p: Record<string, string>,
+      signType: SignType,
+      code: GatewayCode,
+      biz: Record<string, unknown>,
+    ) => {
+      const key = await deps.keys.active();
+      const a = signedAnswer(
+        { app_id: p['app_id'], method: p['method'], nonce_str: p['nonce_str'] },
+        code,
+        biz,
+        key.privateKey,
+        signType,
+        deps.clock.now(),
+      );
+      return reply.code(200).type('application/json; charset=utf-8').send(a.body);
+    };
+
+    scope.setErrorHandler(async (err: Error & { code?: string }, req, reply) => {
+      const error =
+        err.code === 'FST_ERR_CTP_BODY_TOO_LARGE'
+          ? GatewayErrors.tooLarge()
+          : err.code?.startsWith('FST_ERR_CTP')
+            ? GatewayErrors.contentType()
+            : Errors.systemError();
+      if (error.kind === 'system')
+        req.log.error({ err: err.message, code: err.code }, 'gateway: unexpected error');
+      return send(reply, {}, 'RSA2', codeOf(error), errorBiz(error));
+    });
+
+    scope.post('/gateway', async (req, reply) => {
+      let p: Record<string, string> = {};
+      let signType: SignType = 'RSA2';
+      let appId: string | undefined;
+      try {
+        p = readForm(req);
+        signType = parseSignType(p['sign_type']) ?? 'RSA2';
+        const auth = await authenticate(deps, p);
+        appId = auth.app.id;
+        const method = p['method'] ?? '';
+        const handler = Object.hasOwn(GATEWAY_METHODS, method) ? GATEWAY_METHODS[method] : undefined;
+        if (!handler) throw GatewayErrors.method(method);
+        const biz = new BizReader(parseBizContent(p['biz_content'] ?? ''));
+        const result = await handler(deps, auth.app, biz, auth.signType);
+        req.log.info({ method, app: appId, code: GatewayCode.SUCCESS }, 'gateway call');
+        return send(reply, p, signType, GatewayCode.SUCCESS, { sub_code: '', sub_msg: '', ...result });
+      } catch (e) {
+        const fields = e instanceof BizError ? e.fields : {};
+        const error = e instanceof BizError ? e.error : e instanceof HospayError ? e : Errors.systemError();
+        if (!(e instanceof HospayError) && !(e instanceof BizError)) {
+          req.log.error(
+            { err: e instanceof Error ? e.message : String(e), method: p['method'] },
+            'gateway method failed',
+          );
+        }
+        req.log.info({ method: p['method']?.slice(0, 64), app: appId, subCode: error.code }, 'gateway call');
+        return send(reply, p, signType, codeOf(error), errorBiz(error, fields));
+      }
+    });
+  });
+}

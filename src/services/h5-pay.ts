@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import type { App, Trade } from '../store/schema.js';
+import { Errors } from '../domain/errors.js';
+import type { Fen } from '../domain/money.js';
+import { categorize } from '../domain/categories.js';
+import { parseTimeoutExpress } from '../domain/timeout-express.js';
+import type { OrderType } from '../domain/trade.js';
+import { appCategories } from '../store/apps.js';
+import { sha256Hex } from '../crypto/tokens.js';
+import { newTradeNo, type ServiceDeps } from './deps.js';
+import { cashierUrl, DEFAULT_TIMEOUT_EXPRESS } from './qr-pay.js';
+
+export interface H5PayCommand {
+  app: App;
+  outTradeNo: string;
+  amountFen: Fen;
+  subject: string;
+  body?: string | undefined;
+  timeoutExpress?: string | undefined;
+  returnUrl?: string | undefined;
+  notifyUrl?: string | undefined;
+  orderType: OrderType;
+  /** Kept with the trade: disable_pay_channels, business_params, agreement_sign_params, the request's sign_type. */
+  extra: Record<string, string | undefined>;
+  /** Mixed payment (lc.ssc.trade.pay): the insurance part and the hospital's reduction. */
+  insuranceFen?: Fen | undefined;
+  reducedFen?: Fen | undefined;
+  patientName?: string | undefined;
+  operatorId?: string | undefined;
+}
+
+/**
+ * H5 pay (spec 6.1): creates the trade and answers goto_url, our hosted page, which sends the payer to the
+ * cashier of the app they opened it in (Alipay / WeChat / UnionPay), or lets them choose.
+ * Same validation and idempotency as the offline door: the same out_trade_no with the same content answers the
+ * same goto_url; with other content it is refused.
+ */
+export async function h5Pay(
+  deps: ServiceDeps,
+  cmd: H5PayCommand,
+): Promise<{ trade: Trade; gotoUrl: string }> {
+  const now = deps.clock.now();
+  const timeoutExpress = cmd.timeoutExpress ?? DEFAULT_TIMEOUT_EXPRESS;
+  const expiresAt = parseTimeoutExpress(timeoutExpress, now);
+  if (!expiresAt)
+    throw Errors.invalidField('timeout_express', '取值范围 1m～15d 或 1c', 'must be 1m–15d (m, h, d) or 1c');
+  const extra = Object.fromEntries(Object.entries(cmd.extra).filter(([, v]) => v !== undefined));
+  const fingerprint = sha256Hex(
+    JSON.stringify([
+      'h5',
+      cmd.amountFen,
+      cmd.subject,
+      cmd.body ?? '',
+      timeoutExpress,
+      cmd.returnUrl ?? '',
+      cmd.notifyUrl ?? '',
+      cmd.orderType,
+      cmd.insuranceFen ?? 0,
+      cmd.reducedFen ?? 0,
+      extra,
+    ]),
+  );
+  const token = randomBytes(18).toString('base64url');
+  const { trade, inserted } = await deps.trades.insertOrGet({
+    trade_no: newTradeNo(now),
+    app_id: cmd.app.id,
+    out_trade_no: cmd.outTradeNo,
+    kind: 'h5',
+    status: 'WAIT_BUYER_PAY',
+    pay_type: null,
+    channel: null,
+    category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
+    order_type: cmd.orderType,
+    total_fen: cmd.amountFen,
+    subject: cmd.subject,
+    body: cmd.body ?? null,
+    operator_id: cmd.operatorId ?? null,
+    terminal_id: null,
+    hospital_id: cmd.app.hospital_id,
+    patient_name: cmd.patientName ?? null,
+    inhospital_no: null,
+    tel: null,
+    trade_detail: null,
+    timeout_express: timeoutExpress,
+    fingerprint,
+    channel_trade_no: null,
+    code_url: cashierUrl(deps, token, 'h5'),
+    channel_code_url: null,
+    cashier_token: token,
+    buyer_logon_id: null,
+    buyer_user_id: null,
+    cancel_action: null,
+    created_at: now,
+    updated_at: now,
+    expires_at: expiresAt,
+    paid_at: null,
+    closed_at: null,
+    lease_until: null,
+    lease_owner: null,
+    notify_url: cmd.notifyUrl ?? null,
+    return_url: cmd.returnUrl ?? null,
+    extra: JSON.stringify(extra),
+    insurance_fen: cmd.insuranceFen ?? 0,
+    reduced_fen: cmd.reducedFen ?? 0,
+  });
+  if (!inserted) {
+    if (trade.kind === 'void') throw Errors.tradeHasClose();
+    if (trade.kind !== 'h5') throw Errors.kindMismatch();
+    if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
+    if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();
+    if (trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
+  }
+  return { trade, gotoUrl: trade.code_url ?? '' };
+}
+
+/** What the HIS sent with the trade (sign_type, disable_pay_channels, ...). */
+export function tradeExtra(trade: Trade): Record<string, string> {
+  try {
+    return trade.extra ? (JSON.parse(trade.extra) as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
+}

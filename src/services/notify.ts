@@ -1,0 +1,448 @@
+import { randomUUID, type KeyObject } from 'node:crypto';
+import { sql } from 'kysely';
+import type { ServiceDeps } from './deps.js';
+import type { Notification, Trade } from '../store/schema.js';
+import type { Db } from '../store/db.js';
+import { formatShanghai } from '../domain/clock.js';
+import { formatFen } from '../domain/money.js';
+import { signParams } from '../crypto/signing.js';
+import { scrubText } from '../logging.js';
+
+/**
+ * Asynchronous notification (spec 6.2, lc.trade.notify): the platform POSTs a signed form to the trade's
+ * notify_url whenever the trade becomes TRADE_SUCCESS or TRADE_CLOSED. The notification row is written in the
+ * same statement as the state change (the outbox, see TradeRepository.transition); this module delivers it.
+ * Delivery is at-least-once: the HIS dedupes by notify_id, which stays the same across attempts.
+ */
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+/**
+ * Alipay's schedule: the delay before attempt n+1, counted from attempt n (for the first attempt: from the
+ * moment the notification was written). 8 attempts in all, over 24 h 24 min; then the notification is FAILED.
+ */
+export const NOTIFY_SCHEDULE_MS: readonly number[] = Object.freeze([
+  0,
+  4 * MINUTE,
+  10 * MINUTE,
+  10 * MINUTE,
+  1 * HOUR,
+  2 * HOUR,
+  6 * HOUR,
+  15 * HOUR,
+]);
+
+export const NOTIFY_MAX_ATTEMPTS = NOTIFY_SCHEDULE_MS.length;
+
+/**
+ * How long to wait before the next attempt, when `attemptsMade` attempts have been made (and failed);
+ * null = give up (the notification becomes FAILED).
+ */
+export function nextAttemptDelayMs(attemptsMade: number): number | null {
+  if (!Number.isSafeInteger(attemptsMade) || attemptsMade < 0)
+    throw new RangeError(`attemptsMade must be a whole number >= 0, got ${attemptsMade}`);
+  return NOTIFY_SCHEDULE_MS[attemptsMade] ?? null;
+}
+
+export const NOTIFY_STATUSES = ['PENDING', 'DELIVERED', 'FAILED'] as const;
+export type NotifyStatus = (typeof NOTIFY_STATUSES)[number];
+
+export function parseNotifyStatus(text: string | undefined): NotifyStatus | null {
+  const upper = (text ?? '').toUpperCase();
+  return (NOTIFY_STATUSES as readonly string[]).includes(upper) ? (upper as NotifyStatus) : null;
+}
+
+// ---- the form --------------------------------------------------------------------------------------------
+
+/**
+ * The biz_content JSON text, written by hand so that amounts are JSON numbers with exactly two decimals
+ * (`88.80`), never passed through a float. Absent values are left out.
+ */
+export function notifyBizContent(trade: Trade, tradeStatus: string): string {
+  const members: string[] = [];
+  const str = (key: string, value: string | null | undefined) => {
+    if (value !== null && value !== undefined && value !== '')
+      members.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
+  };
+  const amount = (key: string, fen: number) => members.push(`${JSON.stringify(key)}:${formatFen(fen)}`);
+  str('trade_no', trade.trade_no);
+  str('out_trade_no', trade.out_trade_no);
+  str('channel_trade_no', trade.channel_trade_no);
+  str('user_id', trade.buyer_user_id);
+  str('trade_status', tradeStatus);
+  amount('total_amount', trade.total_fen);
+  if (trade.insurance_fen > 0) {
+    amount('insurance_fee', trade.insurance_fen);
+    amount('cash_fee', trade.total_fen - trade.insurance_fen);
+  }
+  str('gmt_payment', trade.paid_at ? formatShanghai(trade.paid_at) : null);
+  if (tradeStatus === 'TRADE_CLOSED')
+    str('gmt_close', trade.closed_at ? formatShanghai(trade.closed_at) : null);
+  str('payment_type', trade.pay_type);
+  amount('refund_fee', trade.refunded_fen);
+  return `{${members.join(',')}}`;
+}
+
+export interface NotifyFormInput {
+  notification: Pick<Notification, 'notify_id' | 'app_id' | 'trade_status'>;
+  trade: Trade;
+  now: Date;
+  privateKey: KeyObject;
+  /** A new one per attempt; random unless given (tests). */
+  nonce?: string;
+}
+
+/** The signed form POSTed to the HIS (RSA2 over every field but `sign`, see crypto/signing.ts). */
+export function buildNotifyForm(input: NotifyFormInput): Record<string, string> {
+  const form: Record<string, string> = {
+    app_id: input.notification.app_id,
+    method: 'lc.trade.notify',
+    timestamp: formatShanghai(input.now),
+    nonce_str: input.nonce ?? randomUUID().replace(/-/g, ''),
+    notify_id: input.notification.notify_id,
+    charset: 'utf-8',
+    version: '1.0',
+    biz_content: notifyBizContent(input.trade, input.notification.trade_status),
+    sign_type: 'RSA2',
+  };
+  form['sign'] = signParams(form, input.privateKey, 'RSA2');
+  return form;
+}
+
+// ---- claiming and delivering -----------------------------------------------------------------------------
+
+/** Appended to lease_owner by a resend that arrives while an attempt is in flight. */
+const RESEND_MARK = '+resend';
+
+/**
+ * Claims due notifications for one delivery pass: PENDING, due, and not leased (or leased by an instance that
+ * has died: its lease ran out). FOR UPDATE SKIP LOCKED plus the lease means two instances never deliver the
+ * same notification at once. `claim` identifies this pass; it is the lease_owner of every claimed row.
+ */
+export async function claimDueNotifications(
+  db: Db,
+  now: Date,
+  claim: string,
+  leaseMs: number,
+  limit: number,
+): Promise<Notification[]> {
+  const leaseUntil = new Date(now.getTime() + leaseMs);
+  const r = await sql<Notification>`
+    UPDATE notifications SET lease_until = ${leaseUntil}, lease_owner = ${claim}
+    WHERE id IN (
+      SELECT id FROM notifications
+      WHERE status = 'PENDING' AND next_attempt_at < ${now}
+        AND (lease_until IS NULL OR lease_until < ${now})
+      ORDER BY next_attempt_at, id
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`.execute(db);
+  return r.rows;
+}
+
+export type DeliveryOutcome = 'delivered' | 'retry' | 'failed';
+
+const CONTENT_TYPE = 'application/x-www-form-urlencoded; charset=utf-8';
+/** The HIS must answer exactly these 7 bytes (no BOM, no whitespace, no newline). */
+const SUCCESS = Buffer.from('success', 'utf8');
+const MAX_BODY_BYTES = 4096;
+const EXCERPT_CHARS = 200;
+
+interface AttemptResult {
+  httpStatus: number | null;
+  body: Buffer | null;
+  error: string | null;
+}
+
+/**
+ * One delivery attempt of a claimed notification (its lease_owner is the claim): POST, record the attempt,
+ * then a guarded update: DELIVERED, or due again after the schedule's next delay, or FAILED after the last
+ * attempt. If the claim was lost meanwhile (lease run out and taken over), the outcome is recorded as an
+ * attempt but the notification is left to its new holder.
+ */
+export async function deliverOne(deps: ServiceDeps, n: Notification): Promise<DeliveryOutcome> {
+  const claim = n.lease_owner;
+  if (!claim) throw new Error('deliverOne needs a claimed notification');
+  const attempt = n.attempts + 1;
+  const startedAt = deps.clock.now();
+  const t0 = performance.now();
+  const result = await attemptDelivery(deps, n, startedAt);
+  const latencyMs = Math.max(0, Math.round(performance.now() - t0));
+  const finishedAt = deps.clock.now();
+
+  const ok =
+    result.error === null &&
+    result.httpStatus !== null &&
+    result.httpStatus >= 200 &&
+    result.httpStatus < 300 &&
+    result.body !== null &&
+    result.body.equals(SUCCESS);
+  const delay = nextAttemptDelayMs(attempt);
+  const outcome: DeliveryOutcome = ok ? 'delivered' : delay === null ? 'failed' : 'retry';
+  const lastError = ok
+    ? null
+    : (result.error ??
+      (result.httpStatus !== null && (result.httpStatus < 200 || result.httpStatus >= 300)
+        ? `HTTP ${result.httpStatus}`
+        : `HTTP ${result.httpStatus ?? '-'}: the answer was not "success"`));
+  const excerpt = result.body === null ? null : bodyExcerpt(result.body);
+
+  // A resend that arrived during this attempt marked the claim: the notification then stays due now.
+  const resent = `${claim}${RESEND_MARK}`;
+  const kept = await deps.db.transaction().execute(async (tx) => {
+    await tx
+      .insertInto('notify_attempts')
+      .values({
+        notification_id: n.id,
+        attempt,
+        started_at: startedAt,
+        http_status: result.httpStatus,
+        latency_ms: latencyMs,
+        body_excerpt: excerpt,
+        error: result.error,
+      })
+      .execute();
+    const nextAt = new Date(finishedAt.getTime() + (delay ?? 0));
+    const newStatus = ok ? 'DELIVERED' : delay === null ? 'FAILED' : 'PENDING';
+    const r = await tx
+      .updateTable('notifications')
+      .set({
+        attempts: sql<number>`attempts + 1`,
+        status: sql<NotifyStatus>`CASE WHEN lease_owner = ${resent} THEN 'PENDING' ELSE ${newStatus} END`,
+        next_attempt_at: ok
+          ? sql<Date>`next_attempt_at`
+          : sql<Date>`CASE WHEN lease_owner = ${resent} THEN next_attempt_at ELSE ${nextAt}::timestamptz END`,
+        ...(ok ? { delivered_at: finishedAt } : {}),
+        last_error: lastError,
+        lease_until: null,
+        lease_owner: null,
+      })
+      .where('id', '=', n.id)
+      .where('lease_owner', 'in', [claim, resent])
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
+  });
+
+  const logFields = {
+    notifyId: n.notify_id,
+    tradeId: n.trade_id,
+    attempt,
+    httpStatus: result.httpStatus,
+    outcome,
+  };
+  if (!kept) deps.log.warn(logFields, 'notify: claim lost during the attempt; left to its new holder');
+  else if (outcome === 'failed') deps.log.warn(logFields, 'notify: gave up after the last attempt');
+  else deps.log.info(logFields, 'notify attempt');
+  return outcome;
+}
+
+async function attemptDelivery(deps: ServiceDeps, n: Notification, now: Date): Promise<AttemptResult> {
+  let url: URL;
+  try {
+    url = new URL(n.url);
+  } catch {
+    return { httpStatus: null, body: null, error: 'notify_url is not a valid URL' };
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:')
+    return { httpStatus: null, body: null, error: 'notify_url must be http or https' };
+  const trade = await deps.trades.byId(n.trade_id);
+  if (!trade) return { httpStatus: null, body: null, error: 'the trade of this notification is missing' };
+  const key = await deps.keys.active();
+  const form = buildNotifyForm({ notification: n, trade, now, privateKey: key.privateKey });
+
+  const timeoutMs = deps.config.notify.timeoutMs;
+  let httpStatus: number | null = null;
+  try {
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': CONTENT_TYPE },
+      body: new URLSearchParams(form).toString(),
+      // A redirect is not an answer: a POST turned into a GET would lose the form.
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+    httpStatus = res.status;
+    const body = await readLimited(res, MAX_BODY_BYTES);
+    return { httpStatus, body, error: null };
+  } catch (err) {
+    return { httpStatus, body: null, error: describeError(err, timeoutMs) };
+  }
+}
+
+async function readLimited(res: Response, max: number): Promise<Buffer> {
+  if (!res.body) return Buffer.alloc(0);
+  const reader = res.body.getReader();
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let complete = false;
+  try {
+    while (size < max) {
+      const { done, value } = await reader.read();
+      if (done) {
+        complete = true;
+        break;
+      }
+      chunks.push(Buffer.from(value));
+      size += value.byteLength;
+    }
+  } finally {
+    if (!complete) await reader.cancel().catch(() => undefined);
+  }
+  return Buffer.concat(chunks).subarray(0, max);
+}
+
+function bodyExcerpt(body: Buffer): string {
+  const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(body);
+  return scrubText(Array.from(text).slice(0, EXCERPT_CHARS).join(''));
+}
+
+/** What went wrong, without the form or anything secret: the error's kind and the network cause. */
+function describeError(err: unknown, timeoutMs: number): string {
+  if (err instanceof Error && (err.name === 'TimeoutError' || err.name === 'AbortError'))
+    return `timeout: no complete answer within ${timeoutMs} ms`;
+  if (!(err instanceof Error)) return 'delivery failed';
+  const cause = (err as { cause?: unknown }).cause;
+  let text = `${err.name}: ${err.message}`;
+  if (cause instanceof Error) {
+    const code = (cause as { code?: unknown }).code;
+    text += ` (${typeof code === 'string' ? `${code}: ` : ''}${cause.message})`;
+  }
+  return scrubText(text).slice(0, 500);
+}
+
+// ---- operator tools --------------------------------------------------------------------------------------
+
+/**
+ * Makes a notification due now again (PENDING, next attempt now), whatever its state; false when unknown.
+ * The attempt counter is kept: after the schedule is exhausted, one failed attempt makes it FAILED again.
+ * If an attempt is in flight, it is marked so that the notification stays due once that attempt ends.
+ */
+export async function resendNotification(
+  deps: Pick<ServiceDeps, 'db' | 'clock'>,
+  notifyId: string,
+): Promise<boolean> {
+  const r = await deps.db
+    .updateTable('notifications')
+    .set({
+      status: 'PENDING',
+      next_attempt_at: deps.clock.now(),
+      lease_owner: sql<string | null>`CASE WHEN lease_owner IS NULL OR lease_owner LIKE ${`%${RESEND_MARK}`}
+        THEN lease_owner ELSE lease_owner || ${RESEND_MARK} END`,
+    })
+    .where('notify_id', '=', notifyId)
+    .returning('id')
+    .executeTakeFirst();
+  return r !== undefined;
+}
+
+export interface NotifyAttemptView {
+  attempt: number;
+  started_at: string;
+  http_status: number | null;
+  latency_ms: number;
+  body_excerpt: string | null;
+  error: string | null;
+}
+
+export interface NotificationView {
+  notify_id: string;
+  app_id: string;
+  trade_no: string;
+  out_trade_no: string;
+  trade_status: string;
+  url: string;
+  status: NotifyStatus;
+  /** Attempts made so far. */
+  attempts: number;
+  /** When the next attempt is due; null unless PENDING. */
+  next_attempt_at: string | null;
+  created_at: string;
+  /** The last successful delivery. */
+  delivered_at: string | null;
+  last_error: string | null;
+  attempt_log: NotifyAttemptView[];
+}
+
+export interface NotificationFilter {
+  appId?: string | undefined;
+  status?: NotifyStatus | undefined;
+  outTradeNo?: string | undefined;
+  limit: number;
+}
+
+export const MAX_LIST_LIMIT = 500;
+
+/** Notifications, newest first, with every attempt. */
+export async function listNotifications(
+  deps: Pick<ServiceDeps, 'db'>,
+  filter: NotificationFilter,
+): Promise<NotificationView[]> {
+  const limit = Math.min(Math.max(Math.trunc(filter.limit), 1), MAX_LIST_LIMIT);
+  let q = deps.db
+    .selectFrom('notifications as n')
+    .innerJoin('trades as t', 't.id', 'n.trade_id')
+    .select([
+      'n.id',
+      'n.notify_id',
+      'n.app_id',
+      't.trade_no',
+      't.out_trade_no',
+      'n.trade_status',
+      'n.url',
+      'n.status',
+      'n.attempts',
+      'n.next_attempt_at',
+      'n.created_at',
+      'n.delivered_at',
+      'n.last_error',
+    ])
+    .orderBy('n.id', 'desc')
+    .limit(limit);
+  if (filter.appId !== undefined) q = q.where('n.app_id', '=', filter.appId);
+  if (filter.status !== undefined) q = q.where('n.status', '=', filter.status);
+  if (filter.outTradeNo !== undefined) q = q.where('t.out_trade_no', '=', filter.outTradeNo);
+  const rows = await q.execute();
+  if (rows.length === 0) return [];
+  const attempts = await deps.db
+    .selectFrom('notify_attempts')
+    .selectAll()
+    .where(
+      'notification_id',
+      'in',
+      rows.map((r) => r.id),
+    )
+    .orderBy('notification_id')
+    .orderBy('attempt')
+    .orderBy('id')
+    .execute();
+  const byNotification = new Map<number, NotifyAttemptView[]>();
+  for (const a of attempts) {
+    const list = byNotification.get(a.notification_id) ?? [];
+    list.push({
+      attempt: a.attempt,
+      started_at: a.started_at.toISOString(),
+      http_status: a.http_status,
+      latency_ms: a.latency_ms,
+      body_excerpt: a.body_excerpt,
+      error: a.error,
+    });
+    byNotification.set(a.notification_id, list);
+  }
+  return rows.map((r) => ({
+    notify_id: r.notify_id,
+    app_id: r.app_id,
+    trade_no: r.trade_no,
+    out_trade_no: r.out_trade_no,
+    trade_status: r.trade_status,
+    url: r.url,
+    status: r.status,
+    attempts: r.attempts,
+    next_attempt_at: r.status === 'PENDING' ? r.next_attempt_at.toISOString() : null,
+    created_at: r.created_at.toISOString(),
+    delivered_at: r.delivered_at ? r.delivered_at.toISOString() : null,
+    last_error: r.last_error,
+    attempt_log: byNotification.get(r.id) ?? [],
+  }));
+}
