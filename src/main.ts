@@ -9,6 +9,7 @@ import { PlatformKeyRepository } from './store/keys.js';
 import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
+import { SimulatorMedicare } from './simulator/medicare.js';
 import { realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
 import { buildServer } from './http/server.js';
@@ -72,6 +73,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       trades: new TradeRepository(store.db),
       keys: new PlatformKeyRepository(store.db, clock),
       channels,
+      medicare: new SimulatorMedicare(clock, () => config.publicBaseUrl),
       clock,
       config,
       log,

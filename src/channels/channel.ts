@@ -115,3 +115,24 @@ export interface Channel {
   close(ctx: ChannelContext, ref: TradeRef): Promise<CloseOutcome>;
   refund(ctx: ChannelContext, input: RefundInput): Promise<RefundOutcome>;
 }
+
+/**
+ * The medical-insurance side (national mobile payment): the patient's authorisation, the payment token
+ * (pay_auth_no) and the settlement of the insurance part. The cash part is paid through a payment Channel.
+ */
+export interface MedicareChannel {
+  readonly id: string;
+  /** Where the patient is sent to consent; the page comes back to `/oauth2/medicareAuth/<authId>/decision`. */
+  authorisationUrl(authId: string): string;
+  issueToken(
+    ctx: ChannelContext,
+    input: { userId: string; paymentType: string; cityCode?: string | undefined; patientName?: string | undefined; patientCardNo?: string | undefined },
+  ): Promise<
+    | { kind: 'issued'; payAuthNo: string; qrCode: string; cityCode: string; cardInfo: string }
+    | { kind: 'failed'; code: string; zh: string; en: string }
+  >;
+  preSettle(
+    ctx: ChannelContext,
+    input: { payAuthNo: string; outTradeNo: string; totalFen: number; insuranceFen: number; cashFen: number; serialNo?: string | undefined },
+  ): Promise<{ kind: 'settled'; settlementNo: string } | { kind: 'failed'; code: string; zh: string; en: string }>;
+}

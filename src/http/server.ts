@@ -6,6 +6,7 @@ import { registerOfflineRoutes } from './offline/routes.js';
 import { registerGatewayRoutes } from './gateway/routes.js';
 import { registerSimulatorPages } from '../simulator/pages.js';
 import { registerCashierPages } from './pages/cashier.js';
+import { registerMedicarePages } from './pages/medicare.js';
 import { registerLandingPage } from './pages/landing.js';
 import { registerAdminRoutes } from './admin/routes.js';
 
@@ -50,6 +51,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   await registerGatewayRoutes(app, parts.deps);
   await registerSimulatorPages(app, parts.simulator);
   await registerCashierPages(app, parts.deps);
+  await registerMedicarePages(app, parts.deps);
   await registerLandingPage(app, parts.config, parts.demoAppId);
   await registerAdminRoutes(app, parts.deps, parts.adminToken);
   return app;

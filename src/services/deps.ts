@@ -9,7 +9,7 @@ import type { TradeRepository } from '../store/trades.js';
 import type { PlatformKeyRepository } from '../store/keys.js';
 import type { App, Trade } from '../store/schema.js';
 import { DEFAULT_CHANNEL, type ChannelRegistry } from '../channels/registry.js';
-import type { Channel, ChannelContext } from '../channels/channel.js';
+import type { Channel, ChannelContext, MedicareChannel } from '../channels/channel.js';
 import type { PayType } from '../domain/trade.js';
 import { Errors } from '../domain/errors.js';
 import { randomDigits } from '../crypto/tokens.js';
@@ -22,6 +22,8 @@ export interface ServiceDeps {
   /** The platform's signing key pair (gateway answers, notifications, return_url redirects). */
   keys: PlatformKeyRepository;
   channels: ChannelRegistry;
+  /** The medical-insurance side (the simulator by default). */
+  medicare: MedicareChannel;
   clock: Clock;
   config: Config;
   log: Logger;

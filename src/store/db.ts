@@ -7,6 +7,7 @@ import { PGliteDialect } from 'kysely-pglite-dialect';
 import type { Database } from './schema.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-gateway.js';
+import * as m003 from './migrations/003-medicare.js';
 
 export type Db = Kysely<Database>;
 
@@ -14,6 +15,7 @@ export type Db = Kysely<Database>;
 const MIGRATIONS: Record<string, Migration> = {
   '001-initial': m001,
   '002-gateway': m002,
+  '003-medicare': m003,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

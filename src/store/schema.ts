@@ -81,7 +81,8 @@ export interface RefundsTable {
   trade_id: number;
   app_id: string;
   out_request_no: string;
-  kind: 'refund' | 'cancel';
+  /** 'insurance': the insurance part, refunded by the hospital through the national process (recorded only). */
+  kind: 'refund' | 'cancel' | 'insurance';
   amount_fen: Int8;
   status: 'PROCESSING' | 'SUCCESS' | 'FAILED';
   reason: string | null;
@@ -176,6 +177,30 @@ export interface NotifyAttemptsTable {
   error: string | null;
 }
 
+export interface MedicareAuthsTable {
+  id: string;
+  app_id: string;
+  open_id: string;
+  state: string;
+  redirect_uri: string;
+  status: 'PENDING' | 'GRANTED' | 'DECLINED';
+  auth_code: string | null;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_at: NullableTimestamp;
+}
+
+export interface MedicareTokensTable {
+  pay_auth_no: string;
+  app_id: string;
+  user_id: string;
+  payment_type: string;
+  city_code: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  used_by_trade: number | null;
+}
+
 export interface Database {
   apps: AppsTable;
   trades: TradesTable;
@@ -187,6 +212,8 @@ export interface Database {
   gateway_nonces: GatewayNoncesTable;
   notifications: NotificationsTable;
   notify_attempts: NotifyAttemptsTable;
+  medicare_auths: MedicareAuthsTable;
+  medicare_tokens: MedicareTokensTable;
 }
 
 export type Notification = Selectable<NotificationsTable>;

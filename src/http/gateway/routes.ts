@@ -7,7 +7,9 @@ import { h5Pay } from '../../services/h5-pay.js';
 import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
+import { recordInsuranceRefund, sscTradePay, userToken } from '../../services/medicare.js';
 import { parseSignType, readPublicKey, verifyParams, type SignType } from '../../crypto/signing.js';
+import { parsePayType } from '../../domain/trade.js';
 import { decodeUtf8 } from '../offline/xml.js';
 import { BizReader, parseBizContent } from './biz.js';
 import { GatewayCode, codeOf, errorBiz, money, signedAnswer } from './envelope.js';
@@ -138,6 +140,7 @@ function tradeBiz(t: Trade): Record<string, unknown> {
   if (t.insurance_fen > 0) {
     out['insurance_fee'] = money(t.insurance_fen);
     out['cash_fee'] = money(t.total_fen - t.insurance_fen);
+    out['insurance_refund_fee'] = money(t.insurance_refunded_fen);
   }
   return out;
 }
@@ -207,6 +210,146 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
     };
   },
 };
+
+const MEDICARE_PAYMENT_TYPES = ['alipay', 'weixin', 'unionpay', 'eshimin', 'elecny'];
+const ID_CARD = /^[0-9]{15}$|^[0-9]{17}[0-9Xx]$/;
+
+function paymentType(b: BizReader): string {
+  const v = b.required('payment_type', 36).toLowerCase();
+  if (!MEDICARE_PAYMENT_TYPES.includes(v)) {
+    throw Errors.invalidField(
+      'payment_type',
+      '须为 alipay、weixin、unionpay、eshimin 或 elecny',
+      'must be alipay, weixin, unionpay, eshimin or elecny',
+    );
+  }
+  return v;
+}
+
+/** ID numbers are kept masked: 4401**********123X. */
+function maskIdCard(no: string): string {
+  return `${no.slice(0, 4)}${'*'.repeat(Math.max(no.length - 8, 0))}${no.slice(-4)}`;
+}
+
+Object.assign(GATEWAY_METHODS, {
+  /** Spec 6.5: auth_code → pay_auth_no (national), qr_code, city_code, card_info. */
+  async 'lc.ssc.user.token'(deps: ServiceDeps, app: App, b: BizReader) {
+    const type = paymentType(b);
+    const alipay = type === 'alipay';
+    const need = (name: string, max: number, pattern?: RegExp, zh?: string, en?: string) =>
+      alipay ? b.required(name, max, pattern, zh, en) : b.optional(name, max, pattern, zh, en);
+    const r = await userToken(deps, {
+      app,
+      userId: b.required('user_id', 64),
+      paymentType: type,
+      authCode: b.required('auth_code', 64),
+      patientName: need('patient_name', 64),
+      patientCardNo: need(
+        'patient_card_no',
+        18,
+        ID_CARD,
+        '须为 15 或 18 位身份证号',
+        'must be a 15- or 18-character ID number',
+      ),
+      bizCityCode: need('biz_city_code', 6, /^[0-9]{6}$/, '须为 6 位数字', 'must be 6 digits'),
+      sscInsType: need('ssc_ins_type', 5, /^(YB|RS)$/, '须为 YB 或 RS', 'must be YB or RS'),
+    });
+    b.optional('kinsfolk_card_no', 100);
+    b.optional('kinsfolk_name', 100);
+    b.optional('third_open_id', 36);
+    return { qr_code: r.qrCode, city_code: r.cityCode, card_info: r.cardInfo, pay_auth_no: r.payAuthNo };
+  },
+
+  /** Spec 6.6: mixed payment, insurance part + cash part. */
+  async 'lc.ssc.trade.pay'(deps: ServiceDeps, app: App, b: BizReader) {
+    const type = paymentType(b);
+    const payType = parsePayType(type);
+    if (!payType) throw Errors.payTypeNotEnabled(type);
+    const serialNo = b.optional('ssc_serial_no', 64);
+    const requestContent = b.optional('request_content', 4000);
+    if (type === 'alipay' && !serialNo && !requestContent) throw Errors.missingField('ssc_serial_no');
+    const cardNo = b.required(
+      'patient_card_no',
+      18,
+      ID_CARD,
+      '须为 15 或 18 位身份证号',
+      'must be a 15- or 18-character ID number',
+    );
+    const r = await sscTradePay(deps, {
+      app,
+      outTradeNo: b.orderNo('out_trade_no'),
+      sscScene: b.required(
+        'ssc_scene',
+        16,
+        /^(REGISTRATION|TREATMENT)$/,
+        '须为 REGISTRATION 或 TREATMENT',
+        'must be REGISTRATION or TREATMENT',
+      ),
+      subject: b.required('subject', 128),
+      notifyUrl: b.url('notify_url', true) ?? '',
+      returnUrl: b.url('return_url', true) ?? '',
+      totalFen: b.amount('total_amount'),
+      cashFen: b.amountOrZero('cash_fee', true) ?? 0,
+      insuranceFen: b.amountOrZero('insurance_fee', true) ?? 0,
+      reducedFen: b.amountOrZero('reduced_fee', false) ?? 0,
+      paymentType: payType,
+      userId: b.required('user_id', 64),
+      payAuthNo: b.required('pay_auth_no', 64),
+      patientName: b.required('patient_name', 64),
+      operatorId: b.optional('operator_id', 30),
+      timeoutExpress: b.optional('timeout_express', 6),
+      body: b.optional('body', 128),
+      serialNo,
+      medical: {
+        ssc_scene: b.optional('ssc_scene', 16),
+        org_no: b.required('org_no', 64),
+        org_name: b.required('org_name', 128),
+        city_code: b.required('city_code', 12),
+        ssc_ins_type: b.required('ssc_ins_type', 5, /^(YB|RS)$/, '须为 YB 或 RS', 'must be YB or RS'),
+        ssc_serial_no: serialNo,
+        ssc_bill_no: b.optional('ssc_bill_no', 64),
+        credit_org: b.optional('credit_org', 10),
+        pay_scene: b.optional('pay_scene', 50),
+        patient_card_no: maskIdCard(cardNo),
+      },
+    });
+    const paystr = JSON.stringify({
+      timestamp: String(Math.floor(deps.clock.now().getTime() / 1000)),
+      package: `prepay_id=${r.trade.trade_no}`,
+      pay_url: r.gotoUrl,
+    });
+    return {
+      out_trade_no: r.trade.out_trade_no,
+      trade_no: r.trade.trade_no,
+      trade_status: r.trade.status,
+      goto_url: r.gotoUrl,
+      paystr,
+    };
+  },
+
+  /** Records the insurance part refunded by the hospital through the national process (no money moves here). */
+  async 'lc.ssc.insurance.refund'(deps: ServiceDeps, app: App, b: BizReader) {
+    const r = await recordInsuranceRefund(deps, {
+      app,
+      outTradeNo: b.orderNo('out_trade_no'),
+      outRequestNo: b.required(
+        'out_request_no',
+        32,
+        /^[A-Za-z0-9_-]+$/,
+        '只能包含字母、数字、下划线和连字符',
+        'only letters, digits, _ and - are allowed',
+      ),
+      amountFen: b.amount('insurance_refund_fee'),
+    });
+    return {
+      out_trade_no: r.trade.out_trade_no,
+      trade_no: r.trade.trade_no,
+      insurance_fee: money(r.trade.insurance_fen),
+      insurance_refund_fee: money(r.trade.insurance_refunded_fen),
+      recorded: r.recorded ? 'Y' : 'N',
+    };
+  },
+} satisfies Record<string, MethodHandler>);
 
 /** A refusal that still carries result fields (cancel's retry_flag). */
 class BizError extends Error {

@@ -1,0 +1,224 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { TEST_APP_KEY, gateway } from '../support/gateway.js';
+
+describe('medical insurance: authorisation, token, mixed payment', () => {
+  let t: TestPlatform;
+  const redirect = 'https://his.example.cn/mi/callback';
+  before(async () => {
+    t = await startTestPlatform();
+    await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
+    await t.platform.deps.apps.setRedirectUris(t.appId, ['https://his.example.cn/mi/']);
+  });
+  after(async () => {
+    await t.close();
+  });
+
+  const form = (url: string, body: string) =>
+    fetch(url, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+
+  /** The patient's side of spec 6.4: returns the URL the patient lands on at the HIS. */
+  async function authorise(openId: string, decision: 'grant' | 'decline', state = 'st-1'): Promise<URL> {
+    const q = new URLSearchParams({ app_id: t.appId, open_id: openId, state, redirect_uri: redirect });
+    const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
+    assert.equal(start.status, 302);
+    const consent = start.headers.get('location') ?? '';
+    const page = await fetch(consent);
+    const html = await page.text();
+    assert.match(html, /同意授权/);
+    const action = /action="([^"]+)"/.exec(html)?.[1] ?? '';
+    const decided = await form(`${t.url}${action}`, `decision=${decision}`);
+    assert.equal(decided.status, 302);
+    return new URL(decided.headers.get('location') ?? '');
+  }
+
+  async function token(openId: string, extra: Record<string, string> = {}) {
+    const back = await authorise(openId, 'grant');
+    const authCode = back.searchParams.get('auth_code') ?? '';
+    return gateway(t, 'lc.ssc.user.token', {
+      user_id: openId,
+      payment_type: 'alipay',
+      auth_code: authCode,
+      patient_name: '王医保',
+      patient_card_no: '44010519800101123X',
+      biz_city_code: '440100',
+      ssc_ins_type: 'YB',
+      ...extra,
+    });
+  }
+
+  const sscPay = (openId: string, payAuthNo: string, over: Record<string, unknown> = {}) =>
+    gateway(t, 'lc.ssc.trade.pay', {
+      out_trade_no: orderNo('MZ'),
+      ssc_scene: 'TREATMENT',
+      subject: '门诊医保缴费',
+      notify_url: 'https://his.example.cn/mi/notify',
+      return_url: 'https://his.example.cn/mi/return',
+      total_amount: 100,
+      cash_fee: '40.00',
+      insurance_fee: '60.00',
+      reduced_fee: '0',
+      payment_type: 'alipay',
+      user_id: openId,
+      patient_name: '王医保',
+      patient_card_no: '44010519800101123X',
+      org_name: '市第一人民医院',
+      org_no: 'H44010100001',
+      ssc_ins_type: 'YB',
+      city_code: '440100',
+      ssc_serial_no: 'SSC0001',
+      pay_auth_no: payAuthNo,
+      ...over,
+    });
+
+  it('authorisation → auth_code (single use) → pay_auth_no', async () => {
+    const back = await authorise('2088000000000001', 'grant', 'state-xyz');
+    assert.equal(back.origin + back.pathname, redirect);
+    assert.equal(back.searchParams.get('state'), 'state-xyz');
+    const code = back.searchParams.get('auth_code') ?? '';
+    assert.match(code, /^[0-9a-f]{32}$/);
+    const biz = {
+      user_id: '2088000000000001',
+      payment_type: 'alipay',
+      auth_code: code,
+      patient_name: '王医保',
+      patient_card_no: '44010519800101123X',
+      biz_city_code: '440100',
+      ssc_ins_type: 'YB',
+    };
+    const a = await gateway(t, 'lc.ssc.user.token', biz);
+    assert.equal(a.json.code, '10000', a.raw);
+    assert.match(String(a.biz['pay_auth_no']), /^AUTH440100/);
+    assert.equal(a.biz['city_code'], '440100');
+    assert.ok(a.biz['qr_code'] && a.biz['card_info']);
+    const again = await gateway(t, 'lc.ssc.user.token', biz);
+    assert.equal(again.biz['sub_code'], 'AUTH_CODE_INVALID');
+  });
+
+  it('a declined authorisation comes back as error=access_denied', async () => {
+    const back = await authorise('2088000000000002', 'decline');
+    assert.equal(back.searchParams.get('error'), 'access_denied');
+    assert.equal(back.searchParams.get('auth_code'), null);
+  });
+
+  it('refuses a redirect_uri the app did not register, and unknown apps', async () => {
+    const q = new URLSearchParams({
+      app_id: t.appId,
+      open_id: 'u1',
+      state: 's',
+      redirect_uri: 'https://evil.example.com/steal',
+    });
+    const r = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
+    assert.equal(r.status, 400);
+    assert.match(await r.text(), /INVALID_FIELD\.redirect_uri/);
+    const q2 = new URLSearchParams({ app_id: 'hpnope', open_id: 'u1', state: 's', redirect_uri: redirect });
+    assert.equal(
+      (await fetch(`${t.url}/oauth2/medicareAuth?${q2.toString()}`, { redirect: 'manual' })).status,
+      400,
+    );
+  });
+
+  it("lc.ssc.user.token: the spec's conditions for alipay, another user's code, no insurance", async () => {
+    const back = await authorise('2088000000000003', 'grant');
+    const code = back.searchParams.get('auth_code') ?? '';
+    const missing = await gateway(t, 'lc.ssc.user.token', {
+      user_id: '2088000000000003',
+      payment_type: 'alipay',
+      auth_code: code,
+    });
+    assert.equal(missing.json.code, '40001');
+    assert.equal(missing.biz['sub_code'], 'MISSING_FIELD.patient_name');
+    const other = await gateway(t, 'lc.ssc.user.token', {
+      user_id: 'someone-else',
+      payment_type: 'weixin',
+      auth_code: code,
+    });
+    assert.equal(other.biz['sub_code'], 'AUTH_CODE_USER_MISMATCH');
+    const none = await token('2088000000000004', { patient_card_no: '440105198001010000' });
+    assert.equal(none.biz['sub_code'], 'NO_INSURANCE');
+  });
+
+  it('lc.ssc.trade.pay: insurance + cash; the cash part is paid on the channel; refunds return cash only', async () => {
+    const tok = await token('2088000000000005');
+    const payAuthNo = String(tok.biz['pay_auth_no']);
+    const a = await sscPay('2088000000000005', payAuthNo);
+    assert.equal(a.json.code, '10000', a.raw);
+    assert.ok(a.biz['paystr']);
+    const outTradeNo = String(a.biz['out_trade_no']);
+    // The payer's app is already known (payment_type): the goto page goes straight to the channel.
+    const go = await fetch(String(a.biz['goto_url']), { redirect: 'manual' });
+    assert.equal(go.status, 302);
+    const cashier = go.headers.get('location') ?? '';
+    assert.match(await (await fetch(cashier)).text(), /40\.00/, 'only the cash part is paid at the channel');
+    const paid = await form(cashier, 'action=pay');
+    assert.equal(paid.status, 303);
+    const q = await gateway(t, 'lc.trade.query', { out_trade_no: outTradeNo });
+    assert.equal(q.biz['trade_status'], 'TRADE_SUCCESS');
+    assert.match(q.raw, /"insurance_fee":60\.00/);
+    assert.match(q.raw, /"cash_fee":40\.00/);
+    const over = await gateway(t, 'lc.trade.refund', {
+      out_trade_no: outTradeNo,
+      refund_amount: '40.01',
+      out_request_no: 'R1',
+    });
+    assert.equal(over.biz['sub_code'], 'REFUND_AMOUNT_EXCEEDED');
+    const cash = await gateway(t, 'lc.trade.refund', {
+      out_trade_no: outTradeNo,
+      refund_amount: '40.00',
+      out_request_no: 'R1',
+    });
+    assert.equal(cash.json.code, '10000', cash.raw);
+    assert.equal(cash.biz['trade_status'], 'TRADE_CLOSED');
+    const ins = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: outTradeNo,
+      out_request_no: 'MI1',
+      insurance_refund_fee: '60.00',
+    });
+    assert.equal(ins.json.code, '10000', ins.raw);
+    assert.equal(ins.biz['recorded'], 'Y');
+    const insAgain = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: outTradeNo,
+      out_request_no: 'MI1',
+      insurance_refund_fee: '60.00',
+    });
+    assert.equal(insAgain.biz['recorded'], 'N');
+    const insOver = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: outTradeNo,
+      out_request_no: 'MI2',
+      insurance_refund_fee: '0.01',
+    });
+    assert.equal(insOver.biz['sub_code'], 'REFUND_AMOUNT_EXCEEDED');
+    // The pay_auth_no paid one trade; it cannot pay another.
+    const reuse = await sscPay('2088000000000005', payAuthNo);
+    assert.equal(reuse.biz['sub_code'], 'PAY_AUTH_NO_USED');
+  });
+
+  it('refusals: sums that do not add up, unknown or foreign pay_auth_no, settlement failure; full insurance pays at once', async () => {
+    const tok = await token('2088000000000006');
+    const payAuthNo = String(tok.biz['pay_auth_no']);
+    const sum = await sscPay('2088000000000006', payAuthNo, { total_amount: '100.01' });
+    assert.equal(sum.json.code, '40002');
+    assert.equal(sum.biz['sub_code'], 'INVALID_FIELD.total_amount');
+    const unknown = await sscPay('2088000000000006', 'AUTH000');
+    assert.equal(unknown.biz['sub_code'], 'PAY_AUTH_NO_INVALID');
+    const foreign = await sscPay('someone-else', payAuthNo);
+    assert.equal(foreign.biz['sub_code'], 'PAY_AUTH_NO_USER_MISMATCH');
+    const failed = await sscPay('2088000000000006', payAuthNo, { ssc_serial_no: 'SIM_INSURANCE_FAIL' });
+    assert.equal(failed.biz['sub_code'], 'INSURANCE_SETTLE_FAILED');
+    const noSerial = await sscPay('2088000000000006', payAuthNo, { ssc_serial_no: '' });
+    assert.equal(noSerial.biz['sub_code'], 'MISSING_FIELD.ssc_serial_no');
+    const full = await sscPay('2088000000000006', payAuthNo, {
+      total_amount: '60.00',
+      cash_fee: '0',
+      insurance_fee: '60.00',
+    });
+    assert.equal(full.json.code, '10000', full.raw);
+    assert.equal(full.biz['trade_status'], 'TRADE_SUCCESS');
+  });
+});
