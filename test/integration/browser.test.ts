@@ -28,7 +28,7 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
     // The HIS's return page.
     his = http.createServer((req, res) => {
       const u = new URL(req.url ?? '/', hisUrl);
-      if (u.pathname === '/pay/return') returns.push(u);
+      if (u.pathname === '/pay/return' || u.pathname === '/mi/callback') returns.push(u);
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
       res.end('<!doctype html><title>HIS</title><h1 id="his">医院结果页</h1>');
     });
@@ -111,5 +111,65 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
     const biz = JSON.parse(params['biz_content'] ?? '{}') as Record<string, unknown>;
     assert.equal(biz['trade_status'], 'TRADE_CLOSED');
     assert.equal(biz['sub_code'], '5001');
+  });
+
+  it('medical insurance: authorisation consent → auth_code → token → mixed payment paid in the browser', async () => {
+    await t.platform.deps.apps.setRedirectUris(t.appId, [`${hisUrl}/mi/`]);
+    const page = await browser.newPage();
+    try {
+      const q = new URLSearchParams({
+        app_id: t.appId,
+        open_id: '2088000000009999',
+        state: 'visit-7',
+        redirect_uri: `${hisUrl}/mi/callback`,
+      });
+      await page.goto(`${t.url}/oauth2/medicareAuth?${q.toString()}`);
+      assert.match((await page.textContent('body')) ?? '', /医保电子凭证授权/);
+      await page.click('#grant');
+      await page.waitForSelector('#his');
+      const back = returns[returns.length - 1] as URL;
+      assert.equal(back.pathname, '/mi/callback');
+      assert.equal(back.searchParams.get('state'), 'visit-7');
+      const tok = await gateway(t, 'lc.ssc.user.token', {
+        user_id: '2088000000009999',
+        payment_type: 'weixin',
+        auth_code: back.searchParams.get('auth_code'),
+      });
+      assert.equal(tok.json.code, '10000', tok.raw);
+      const outTradeNo = orderNo('MZ');
+      const pay = await gateway(t, 'lc.ssc.trade.pay', {
+        out_trade_no: outTradeNo,
+        ssc_scene: 'REGISTRATION',
+        subject: '医保挂号',
+        notify_url: `${hisUrl}/mi/notify`,
+        return_url: `${hisUrl}/pay/return`,
+        total_amount: '50.00',
+        cash_fee: '12.50',
+        insurance_fee: '37.50',
+        payment_type: 'weixin',
+        user_id: '2088000000009999',
+        patient_name: '李医保',
+        patient_card_no: '440105199001011234',
+        org_name: '市第一人民医院',
+        org_no: 'H44010100001',
+        ssc_ins_type: 'YB',
+        city_code: '440100',
+        pay_auth_no: tok.biz['pay_auth_no'],
+      });
+      assert.equal(pay.json.code, '10000', pay.raw);
+      await page.goto(String(pay.biz['goto_url']));
+      assert.match((await page.textContent('body')) ?? '', /12\.50/);
+      await page.click('#pay');
+      await page.waitForSelector('#his');
+      const ret = returns[returns.length - 1] as URL;
+      const params = Object.fromEntries(ret.searchParams);
+      assert.ok(verifyParams(params, (await t.platform.deps.keys.active()).publicKey, 'RSA2'));
+      assert.equal(
+        (JSON.parse(params['biz_content'] ?? '{}') as Record<string, unknown>)['trade_status'],
+        'TRADE_SUCCESS',
+      );
+    } finally {
+      await page.close();
+    }
   });
 });
