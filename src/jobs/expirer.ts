@@ -21,6 +21,7 @@ export class ExpiryJob {
   async tick(): Promise<Record<ExpireResult, number>> {
     const counts: Record<ExpireResult, number> = { paid: 0, closed: 0, reversed: 0, retry: 0, failed: 0 };
     const { config, clock, trades } = this.deps;
+    await this.purge();
     const claimed = await trades.claimExpired(
       clock.now(),
       this.owner,
@@ -49,6 +50,16 @@ export class ExpiryJob {
       await trades.releaseLease(trade.id, this.owner, retryAt);
     }
     return counts;
+  }
+
+  /** Spent gateway nonces and old authorisation requests are only needed while they could be replayed. */
+  private async purge(): Promise<void> {
+    const now = this.deps.clock.now();
+    await this.deps.db.deleteFrom('gateway_nonces').where('expires_at', '<', now).execute();
+    await this.deps.db
+      .deleteFrom('medicare_auths')
+      .where('expires_at', '<', new Date(now.getTime() - 86_400_000))
+      .execute();
   }
 
   start(): void {
