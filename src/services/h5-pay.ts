@@ -57,7 +57,8 @@ export async function h5Pay(
       cmd.orderType,
       cmd.insuranceFen ?? 0,
       cmd.reducedFen ?? 0,
-      extra,
+      // The signature type is how the request was signed, not what was ordered.
+      Object.fromEntries(Object.entries(extra).filter(([k]) => k !== 'sign_type')),
     ]),
   );
   const token = randomBytes(18).toString('base64url');

@@ -218,6 +218,16 @@ export async function sscTradePay(
     );
   if (token.user_id !== cmd.userId)
     throw bad('PAY_AUTH_NO_USER_MISMATCH', 'pay_auth_no 不属于该用户', 'pay_auth_no belongs to another user');
+  if (token.used_by_trade !== null) {
+    const same = await deps.trades.byOutTradeNo(cmd.app.id, cmd.outTradeNo);
+    if (!same || same.id !== token.used_by_trade) {
+      throw bad(
+        'PAY_AUTH_NO_USED',
+        'pay_auth_no 已用于其他订单',
+        'pay_auth_no was already used for another trade',
+      );
+    }
+  }
 
   const { trade, gotoUrl } = await h5Pay(deps, {
     app: cmd.app,

@@ -111,12 +111,10 @@ export async function registerAdminRoutes(
         !Array.isArray(uris) ||
         !uris.every((u) => typeof u === 'string' && /^https?:\/\/[^\s]+$/.test(u))
       ) {
-        return reply
-          .code(400)
-          .send({
-            code: 'INVALID_FIELD.redirect_uris',
-            message: 'redirect_uris 须为 http(s) 地址数组 / redirect_uris must be an array of http(s) URLs',
-          });
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.redirect_uris',
+          message: 'redirect_uris 须为 http(s) 地址数组 / redirect_uris must be an array of http(s) URLs',
+        });
       }
       if (!(await deps.apps.setRedirectUris(id, uris as string[])))
         return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });

@@ -11,7 +11,8 @@ import {
 
 /**
  * biz_content is read without losing numbers: amounts may arrive as JSON numbers (the spec's examples write
- * "total_amount":88.88), and a float must never touch them. Duplicate keys are refused.
+ * "total_amount":88.88), and a float must never touch them. A key repeated with
+ * another value is refused.
  */
 export function parseBizContent(text: string): Record<string, unknown> {
   let value: unknown;

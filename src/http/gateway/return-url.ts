@@ -17,12 +17,16 @@ export async function signedReturnUrl(deps: ServiceDeps, trade: Trade): Promise<
   const biz = {
     ...(cancelled ? { sub_code: '5001', sub_msg: '用户取消' } : {}),
     out_trade_no: trade.out_trade_no,
-    trade_no: trade.trade_no,
+    trade_no: trade.channel_trade_no ?? '',
+    platform_trade_no: trade.trade_no,
     total_amount: money(trade.total_fen),
     trade_status: trade.status,
   };
   const signType = parseSignType(tradeExtra(trade)['sign_type']) ?? 'RSA2';
-  const params: Record<string, string> = {
+  const url = new URL(trade.return_url ?? '');
+  // The HIS's own query parameters stay, and are signed too: "every parameter except sign" verifies as it is.
+  const params: Record<string, string> = Object.fromEntries(url.searchParams);
+  Object.assign(params, {
     app_id: trade.app_id,
     biz_content: bizText(biz),
     code: '10000',
@@ -31,10 +35,10 @@ export async function signedReturnUrl(deps: ServiceDeps, trade: Trade): Promise<
     nonce_str: randomUUID(),
     sign_type: signType,
     timestamp: formatShanghai(deps.clock.now()),
-  };
+  });
+  delete params['sign'];
   const key = await deps.keys.active();
   params['sign'] = signParams(params, key.privateKey, signType);
-  const url = new URL(trade.return_url ?? '');
-  for (const [k, v] of Object.entries(params)) url.searchParams.set(k, v);
+  url.search = new URLSearchParams(params).toString();
   return url.toString();
 }

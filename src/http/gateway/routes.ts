@@ -127,9 +127,9 @@ export function parseGatewayTimestamp(text: string): Date | null {
 
 function tradeBiz(t: Trade): Record<string, unknown> {
   const out: Record<string, unknown> = {
-    trade_no: t.trade_no,
+    trade_no: t.channel_trade_no ?? '',
+    platform_trade_no: t.trade_no,
     out_trade_no: t.out_trade_no,
-    channel_trade_no: t.channel_trade_no ?? '',
     trade_status: t.status,
     total_amount: money(t.total_fen),
     refund_fee: money(t.refunded_fen),
@@ -166,7 +166,7 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
       },
     };
     const r = await h5Pay(deps, cmd);
-    return { out_trade_no: r.trade.out_trade_no, trade_no: r.trade.trade_no, goto_url: r.gotoUrl };
+    return { out_trade_no: r.trade.out_trade_no, platform_trade_no: r.trade.trade_no, goto_url: r.gotoUrl };
   },
 
   async 'lc.trade.query'(deps, app, b) {
@@ -178,7 +178,11 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
     b.optional('operator_id', 30);
     b.optional('terminal_id', 32);
     const r = await cancelTrade(deps, app, outTradeNo);
-    const base = { trade_no: r.trade?.trade_no ?? '', out_trade_no: outTradeNo };
+    const base = {
+      trade_no: r.trade?.channel_trade_no ?? '',
+      platform_trade_no: r.trade?.trade_no ?? '',
+      out_trade_no: outTradeNo,
+    };
     if (r.ok) return { ...base, retry_flag: 'N', action: r.action, trade_status: r.trade.status };
     throw new BizError(r.error, { ...base, retry_flag: r.retry ? 'Y' : 'N', action: '' });
   },
@@ -200,7 +204,8 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
       terminalId: b.optional('terminal_id', 32),
     });
     return {
-      trade_no: r.trade.trade_no,
+      trade_no: r.trade.channel_trade_no ?? '',
+      platform_trade_no: r.trade.trade_no,
       out_trade_no: r.trade.out_trade_no,
       out_request_no: r.refund.out_request_no,
       refund_amount: money(r.refund.amount_fen),
@@ -238,9 +243,27 @@ Object.assign(GATEWAY_METHODS, {
     const alipay = type === 'alipay';
     const need = (name: string, max: number, pattern?: RegExp, zh?: string, en?: string) =>
       alipay ? b.required(name, max, pattern, zh, en) : b.optional(name, max, pattern, zh, en);
+    // Every field is checked before the single-use auth_code is spent.
+    b.optional('kinsfolk_card_no', 100);
+    b.optional('kinsfolk_name', 100);
+    b.optional('third_open_id', 36);
+    const userId = b.required('user_id', 64);
+    const authCode = b.required('auth_code', 64);
+    const fields = {
+      patientName: need('patient_name', 64),
+      patientCardNo: need(
+        'patient_card_no',
+        18,
+        ID_CARD,
+        '须为 15 或 18 位身份证号',
+        'must be a 15- or 18-character ID number',
+      ),
+      bizCityCode: need('biz_city_code', 6, /^[0-9]{6}$/, '须为 6 位数字', 'must be 6 digits'),
+      sscInsType: need('ssc_ins_type', 5, /^(YB|RS)$/, '须为 YB 或 RS', 'must be YB or RS'),
+    };
     const r = await userToken(deps, {
       app,
-      userId: b.required('user_id', 64),
+      userId,
       paymentType: type,
       authCode: b.required('auth_code', 64),
       patientName: need('patient_name', 64),
@@ -320,7 +343,7 @@ Object.assign(GATEWAY_METHODS, {
     });
     return {
       out_trade_no: r.trade.out_trade_no,
-      trade_no: r.trade.trade_no,
+      platform_trade_no: r.trade.trade_no,
       trade_status: r.trade.status,
       goto_url: r.gotoUrl,
       paystr,
@@ -343,7 +366,7 @@ Object.assign(GATEWAY_METHODS, {
     });
     return {
       out_trade_no: r.trade.out_trade_no,
-      trade_no: r.trade.trade_no,
+      platform_trade_no: r.trade.trade_no,
       insurance_fee: money(r.trade.insurance_fen),
       insurance_refund_fee: money(r.trade.insurance_refunded_fen),
       recorded: r.recorded ? 'Y' : 'N',
