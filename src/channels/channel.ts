@@ -126,13 +126,28 @@ export interface MedicareChannel {
   authorisationUrl(authId: string): string;
   issueToken(
     ctx: ChannelContext,
-    input: { userId: string; paymentType: string; cityCode?: string | undefined; patientName?: string | undefined; patientCardNo?: string | undefined },
+    input: {
+      userId: string;
+      paymentType: string;
+      cityCode?: string | undefined;
+      patientName?: string | undefined;
+      patientCardNo?: string | undefined;
+    },
   ): Promise<
     | { kind: 'issued'; payAuthNo: string; qrCode: string; cityCode: string; cardInfo: string }
     | { kind: 'failed'; code: string; zh: string; en: string }
   >;
   preSettle(
     ctx: ChannelContext,
-    input: { payAuthNo: string; outTradeNo: string; totalFen: number; insuranceFen: number; cashFen: number; serialNo?: string | undefined },
-  ): Promise<{ kind: 'settled'; settlementNo: string } | { kind: 'failed'; code: string; zh: string; en: string }>;
+    input: {
+      payAuthNo: string;
+      outTradeNo: string;
+      totalFen: number;
+      insuranceFen: number;
+      cashFen: number;
+      serialNo?: string | undefined;
+    },
+  ): Promise<
+    { kind: 'settled'; settlementNo: string } | { kind: 'failed'; code: string; zh: string; en: string }
+  >;
 }

@@ -27,7 +27,9 @@ export async function up(db: Kysely<unknown>): Promise<void> {
       used_by_trade bigint REFERENCES trades(id)
     )`.execute(db);
   await sql`ALTER TABLE refunds DROP CONSTRAINT refunds_kind_check`.execute(db);
-  await sql`ALTER TABLE refunds ADD CONSTRAINT refunds_kind_check CHECK (kind IN ('refund', 'cancel', 'insurance'))`.execute(db);
+  await sql`ALTER TABLE refunds ADD CONSTRAINT refunds_kind_check CHECK (kind IN ('refund', 'cancel', 'insurance'))`.execute(
+    db,
+  );
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
