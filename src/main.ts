@@ -12,6 +12,7 @@ import { SimulatorProvider } from './simulator/provider.js';
 import { SimulatorMedicare } from './simulator/medicare.js';
 import { realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
+import { NotifyJob } from './jobs/notifier.js';
 import { buildServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import { acquireLock, loadOrCreateAdminToken, recordLockPort } from './runtime/local-files.js';
@@ -39,6 +40,7 @@ export interface Platform {
   server: FastifyInstance;
   simulator: SimulatorProvider;
   expiry: ExpiryJob;
+  notifier: NotifyJob;
   /** Set when this start created the demo app: shown once. */
   demo: { appId: string; accessToken: string } | null;
   url: string;
@@ -91,6 +93,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);
     const server = await buildServer({ deps, config, simulator, adminToken, demoAppId: () => firstApp });
     const expiry = new ExpiryJob(deps);
+    const notifier = new NotifyJob(deps);
 
     let url = config.publicBaseUrl;
     if (opts.listen !== false) {
@@ -101,7 +104,10 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     } else {
       await server.ready();
     }
-    if (config.jobs.enabled) expiry.start();
+    if (config.jobs.enabled) {
+      expiry.start();
+      notifier.start();
+    }
 
     return {
       config,
@@ -110,11 +116,13 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       server,
       simulator,
       expiry,
+      notifier,
       demo,
       url,
       adminToken,
       async close() {
         await expiry.stop();
+        await notifier.stop();
         await server.close();
         if (ownStore) await store.close();
         releaseLock?.();

@@ -8,6 +8,7 @@ import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
 import { DataDirBusyError, readLock } from '../runtime/local-files.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
+import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
 
@@ -26,6 +27,7 @@ Usage:
                                                allowed redirect_uri prefixes for medical-insurance authorisation
   hospay keys platform [--base64]              the platform's public key, to verify answers and notifications
   hospay keys rotate                           make a new platform key pair
+${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
   hospay migrate                               apply database migrations
   hospay help
 
@@ -44,6 +46,8 @@ async function main(argv: string[]): Promise<number> {
       return migrateCommand();
     case 'keys':
       return keysCommand(rest);
+    case 'notify':
+      return notifyCommand(rest, loadConfig());
     case undefined:
     case 'help':
     case '--help':
@@ -288,6 +292,7 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (
       err instanceof UsageError ||
+      err instanceof NotifyUsageError ||
       (err instanceof Error &&
         err.name === 'TypeError' &&
         'code' in err &&
@@ -296,7 +301,12 @@ main(process.argv.slice(2)).then(
       console.error(`hospay: ${err.message}\n\n${HELP}`);
       process.exit(2);
     }
-    if (err instanceof ConfigError || err instanceof DataDirBusyError || err instanceof AppNotFoundError) {
+    if (
+      err instanceof ConfigError ||
+      err instanceof DataDirBusyError ||
+      err instanceof AppNotFoundError ||
+      err instanceof NotificationNotFoundError
+    ) {
       console.error(`hospay: ${err.message}`);
       process.exit(1);
     }

@@ -17,10 +17,10 @@ export const NOTIFY_USAGE = `Usage:
                                                notifications (lc.trade.notify) with their attempts, newest first
   hospay notify resend NOTIFY_ID               deliver a notification again now, whatever its state`;
 
-/** A mistake in the command line (the caller shows the usage and exits with 2). */
+/** A mistake in the command line (the caller shows the usage, NOTIFY_USAGE is part of it, and exits with 2). */
 export class NotifyUsageError extends Error {
   constructor(message: string) {
-    super(`${message}\n\n${NOTIFY_USAGE}`);
+    super(message);
     this.name = 'NotifyUsageError';
   }
 }

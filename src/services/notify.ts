@@ -57,7 +57,7 @@ export function parseNotifyStatus(text: string | undefined): NotifyStatus | null
 
 /**
  * The biz_content JSON text, written by hand so that amounts are JSON numbers with exactly two decimals
- * (`88.80`), never passed through a float. Absent values are left out.
+ * (`88.80`), never passed through a float. Absent values are left out (except trade_no).
  */
 export function notifyBizContent(trade: Trade, tradeStatus: string): string {
   const members: string[] = [];
@@ -66,9 +66,11 @@ export function notifyBizContent(trade: Trade, tradeStatus: string): string {
       members.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
   };
   const amount = (key: string, fen: number) => members.push(`${JSON.stringify(key)}:${formatFen(fen)}`);
-  str('trade_no', trade.trade_no);
   str('out_trade_no', trade.out_trade_no);
-  str('channel_trade_no', trade.channel_trade_no);
+  // As everywhere in the gateway: trade_no is the channel's number ("" while none exists; the spec makes it
+  // required), platform_trade_no is hospay's own.
+  members.push(`"trade_no":${JSON.stringify(trade.channel_trade_no ?? '')}`);
+  str('platform_trade_no', trade.trade_no);
   str('user_id', trade.buyer_user_id);
   str('trade_status', tradeStatus);
   amount('total_amount', trade.total_fen);
@@ -132,7 +134,7 @@ export async function claimDueNotifications(
     UPDATE notifications SET lease_until = ${leaseUntil}, lease_owner = ${claim}
     WHERE id IN (
       SELECT id FROM notifications
-      WHERE status = 'PENDING' AND next_attempt_at < ${now}
+      WHERE status = 'PENDING' AND next_attempt_at <= ${now}
         AND (lease_until IS NULL OR lease_until < ${now})
       ORDER BY next_attempt_at, id
       LIMIT ${limit}
@@ -349,8 +351,11 @@ export interface NotifyAttemptView {
 export interface NotificationView {
   notify_id: string;
   app_id: string;
-  trade_no: string;
   out_trade_no: string;
+  /** The channel's trade number ('' while none exists), as in the gateway's answers. */
+  trade_no: string;
+  /** hospay's trade number. */
+  platform_trade_no: string;
   trade_status: string;
   url: string;
   status: NotifyStatus;
@@ -388,6 +393,7 @@ export async function listNotifications(
       'n.notify_id',
       'n.app_id',
       't.trade_no',
+      't.channel_trade_no',
       't.out_trade_no',
       'n.trade_status',
       'n.url',
@@ -433,8 +439,9 @@ export async function listNotifications(
   return rows.map((r) => ({
     notify_id: r.notify_id,
     app_id: r.app_id,
-    trade_no: r.trade_no,
     out_trade_no: r.out_trade_no,
+    trade_no: r.channel_trade_no ?? '',
+    platform_trade_no: r.trade_no,
     trade_status: r.trade_status,
     url: r.url,
     status: r.status,

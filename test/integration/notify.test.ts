@@ -232,15 +232,25 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.match(biz, /"total_amount":88\.80[,}]/);
     assert.match(biz, /"refund_fee":0\.00[,}]/);
     const b = JSON.parse(biz) as Record<string, unknown>;
-    assert.equal(b['trade_no'], p.platformTradeNo);
+    // As in every gateway answer: trade_no is the channel's number, platform_trade_no hospay's.
+    assert.equal(b['trade_no'], p.channelTradeNo);
+    assert.match(p.channelTradeNo, /^[0-9]{28}$/);
+    assert.equal(b['platform_trade_no'], p.platformTradeNo);
+    assert.match(p.platformTradeNo, /^HP[0-9]{24}$/);
     assert.equal(b['out_trade_no'], p.outTradeNo);
-    assert.equal(b['channel_trade_no'], p.channelTradeNo);
+    assert.equal(b['channel_trade_no'], undefined);
     assert.equal(b['trade_status'], 'TRADE_SUCCESS');
     assert.equal(b['payment_type'], 'alipay');
     assert.match(String(b['gmt_payment']), /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$/);
     assert.equal(b['gmt_close'], undefined);
     assert.equal(b['insurance_fee'], undefined);
     assert.equal(b['cash_fee'], undefined);
+    const row = await t.store.db
+      .selectFrom('trades')
+      .select(['buyer_user_id'])
+      .where('out_trade_no', '=', p.outTradeNo)
+      .executeTakeFirstOrThrow();
+    assert.equal(b['user_id'], row.buyer_user_id ?? undefined);
 
     const delivered = await only(p.outTradeNo);
     assert.equal(delivered.status, 'DELIVERED');
@@ -526,6 +536,25 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal(his.on('/in-flight').length, 2);
   });
 
+  it('a mixed payment also gives the insurance part and the cash part', async () => {
+    const url = his.script('/mixed', always({ body: 'success' }));
+    const f = qrFields({ PayType: 'alipay', TotalAmount: '120.00' });
+    const no = f.OutTradeNo ?? '';
+    const a = await t.offline('FWC_IF_Qrcode_Pay', f);
+    assert.equal(a.rr.IsSuccess, '1', a.text);
+    await t.store.db
+      .updateTable('trades')
+      .set({ notify_url: url, insurance_fen: 10_010 })
+      .where('app_id', '=', t.appId)
+      .where('out_trade_no', '=', no)
+      .execute();
+    await payOnPage(a.result.TwoDimensionCode ?? '');
+    assert.equal((await query(no)).result.TradeStatus, 'TRADE_SUCCESS');
+    assert.deepEqual(await new NotifyJob(t.platform.deps).tick(), { delivered: 1, retry: 0, failed: 0 });
+    const biz = his.on('/mixed')[0]?.form['biz_content'] ?? '';
+    assert.match(biz, /"total_amount":120\.00,"insurance_fee":100\.10,"cash_fee":19\.90[,}]/);
+  });
+
   it('a QR code that expires unpaid is notified as TRADE_CLOSED', async () => {
     const url = his.script('/expired', always({ body: 'success' }));
     const f = qrFields({ PayType: 'alipay', TimeoutExpress: '5m' });
@@ -608,7 +637,8 @@ describe('lc.trade.notify: asynchronous notifications', () => {
       const v = list[0];
       assert.ok(v);
       assert.equal(v.out_trade_no, p.outTradeNo);
-      assert.equal(v.trade_no, p.platformTradeNo);
+      assert.equal(v.trade_no, p.channelTradeNo);
+      assert.equal(v.platform_trade_no, p.platformTradeNo);
       assert.equal(v.app_id, t.appId);
       assert.equal(v.status, 'PENDING');
       assert.equal(v.trade_status, 'TRADE_SUCCESS');
@@ -652,7 +682,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
       assert.equal(n.next_attempt_at.getTime(), t.clock.now().getTime());
     });
 
-    it(`CLI: hospay notify list / resend (${'through the server or straight on the database'})`, async () => {
+    it('CLI: hospay notify list / resend (through the server, or straight on the database)', async () => {
       const url = his.script('/cli-view', always({ body: 'nope' }));
       const p = await paidTrade(url);
       await new NotifyJob(t.platform.deps).tick();

@@ -4,6 +4,7 @@ import type { ServiceDeps } from '../../services/deps.js';
 import { appCategories } from '../../store/apps.js';
 import { validateCategories } from '../../domain/categories.js';
 import { readPublicKey } from '../../crypto/signing.js';
+import { registerNotificationAdminRoutes } from './notifications.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -28,6 +29,8 @@ export async function registerAdminRoutes(
         return reply.code(401).send({ code: 'ADMIN_AUTH', message: '管理令牌无效 / invalid admin token' });
       }
     });
+
+    registerNotificationAdminRoutes(scope, deps);
 
     scope.post('/admin/apps', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;

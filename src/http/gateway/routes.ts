@@ -265,21 +265,9 @@ Object.assign(GATEWAY_METHODS, {
       app,
       userId,
       paymentType: type,
-      authCode: b.required('auth_code', 64),
-      patientName: need('patient_name', 64),
-      patientCardNo: need(
-        'patient_card_no',
-        18,
-        ID_CARD,
-        '须为 15 或 18 位身份证号',
-        'must be a 15- or 18-character ID number',
-      ),
-      bizCityCode: need('biz_city_code', 6, /^[0-9]{6}$/, '须为 6 位数字', 'must be 6 digits'),
-      sscInsType: need('ssc_ins_type', 5, /^(YB|RS)$/, '须为 YB 或 RS', 'must be YB or RS'),
+      authCode,
+      ...fields,
     });
-    b.optional('kinsfolk_card_no', 100);
-    b.optional('kinsfolk_name', 100);
-    b.optional('third_open_id', 36);
     return { qr_code: r.qrCode, city_code: r.cityCode, card_info: r.cardInfo, pay_auth_no: r.payAuthNo };
   },
 
