@@ -5,7 +5,8 @@ import type { Notification, Trade } from '../store/schema.js';
 import type { Db } from '../store/db.js';
 import { formatShanghai } from '../domain/clock.js';
 import { formatFen } from '../domain/money.js';
-import { signParams } from '../crypto/signing.js';
+import { parseSignType, signParams } from '../crypto/signing.js';
+import { tradeExtra } from './h5-pay.js';
 import { scrubText } from '../logging.js';
 
 /**
@@ -95,8 +96,12 @@ export interface NotifyFormInput {
   nonce?: string;
 }
 
-/** The signed form POSTed to the HIS (RSA2 over every field but `sign`, see crypto/signing.ts). */
+/**
+ * The signed form POSTed to the HIS (every field but `sign`, see crypto/signing.ts), with the sign_type the HIS
+ * used when it created the trade (RSA2 unless it signs RSA), so a legacy SHA1 system can verify it too.
+ */
 export function buildNotifyForm(input: NotifyFormInput): Record<string, string> {
+  const signType = parseSignType(tradeExtra(input.trade)['sign_type']) ?? 'RSA2';
   const form: Record<string, string> = {
     app_id: input.notification.app_id,
     method: 'lc.trade.notify',
@@ -106,9 +111,9 @@ export function buildNotifyForm(input: NotifyFormInput): Record<string, string> 
     charset: 'utf-8',
     version: '1.0',
     biz_content: notifyBizContent(input.trade, input.notification.trade_status),
-    sign_type: 'RSA2',
+    sign_type: signType,
   };
-  form['sign'] = signParams(form, input.privateKey, 'RSA2');
+  form['sign'] = signParams(form, input.privateKey, signType);
   return form;
 }
 

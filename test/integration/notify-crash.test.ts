@@ -137,6 +137,6 @@ describe(`notifications survive kill -9 (${TEST_DB})`, () => {
     const biz = JSON.parse(form.get('biz_content') ?? '{}') as Record<string, unknown>;
     assert.equal(biz['out_trade_no'], outTradeNo);
     assert.equal(biz['trade_status'], 'TRADE_SUCCESS');
-    server?.kill('SIGTERM');
+    (server as ChildProcess | null)?.kill('SIGTERM');
   });
 });

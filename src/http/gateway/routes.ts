@@ -272,7 +272,7 @@ Object.assign(GATEWAY_METHODS, {
   },
 
   /** Spec 6.6: mixed payment, insurance part + cash part. */
-  async 'lc.ssc.trade.pay'(deps: ServiceDeps, app: App, b: BizReader) {
+  async 'lc.ssc.trade.pay'(deps: ServiceDeps, app: App, b: BizReader, signType: SignType) {
     const type = paymentType(b);
     const payType = parsePayType(type);
     if (!payType) throw Errors.payTypeNotEnabled(type);
@@ -322,6 +322,7 @@ Object.assign(GATEWAY_METHODS, {
         credit_org: b.optional('credit_org', 10),
         pay_scene: b.optional('pay_scene', 50),
         patient_card_no: maskIdCard(cardNo),
+        sign_type: signType,
       },
     });
     const paystr = JSON.stringify({
