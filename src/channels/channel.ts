@@ -150,4 +150,13 @@ export interface MedicareChannel {
   ): Promise<
     { kind: 'settled'; settlementNo: string } | { kind: 'failed'; code: string; zh: string; en: string }
   >;
+  /** Undoes a settlement whose trade ended unpaid or was cancelled (the national 6203 refund, refdType ALL). */
+  reverseSettlement(
+    ctx: ChannelContext,
+    input: { settlementNo: string; outTradeNo: string; insuranceFen: number },
+  ): Promise<
+    | { kind: 'reversed' }
+    | { kind: 'retry'; reason: string }
+    | { kind: 'failed'; code: string; zh: string; en: string }
+  >;
 }

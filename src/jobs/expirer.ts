@@ -49,7 +49,37 @@ export class ExpiryJob {
         result === 'retry' || result === 'failed' ? new Date(clock.now().getTime() + backoffMs) : null;
       await trades.releaseLease(trade.id, this.owner, retryAt);
     }
+    await this.reverseInsurance();
     return counts;
+  }
+
+  /** Undoes the insurance settlement of mixed payments that ended unpaid or were cancelled. */
+  private async reverseInsurance(): Promise<void> {
+    const { config, clock, trades, medicare, log } = this.deps;
+    const claimed = await trades.claimInsuranceReversals(
+      clock.now(),
+      this.owner,
+      config.jobs.leaseMs,
+      config.jobs.batchSize,
+    );
+    for (const t of claimed) {
+      let ok = false;
+      try {
+        const r = await medicare.reverseSettlement(
+          { appId: t.app_id, merchant: {} },
+          { settlementNo: t.settlement_no ?? '', outTradeNo: t.out_trade_no, insuranceFen: t.insurance_fen },
+        );
+        if (r.kind === 'reversed') ok = await trades.markInsuranceReversed(t.id, clock.now());
+        else if (r.kind === 'failed')
+          log.error({ tradeNo: t.trade_no, code: r.code }, 'insurance reversal refused; needs an operator');
+      } catch (err) {
+        log.warn(
+          { err: err instanceof Error ? err.message : String(err), tradeNo: t.trade_no },
+          'insurance reversal failed',
+        );
+      }
+      if (!ok) await trades.releaseLease(t.id, this.owner, new Date(clock.now().getTime() + 60_000));
+    }
   }
 
   /** Spent gateway nonces and old authorisation requests are only needed while they could be replayed. */

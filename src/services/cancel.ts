@@ -53,6 +53,13 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
   const channel = channelOfTrade(deps, trade);
   if (!channel || !trade.pay_type) return { ok: false, trade, error: Errors.systemError(), retry: true };
 
+  if (trade.status === 'TRADE_SUCCESS' && trade.total_fen === trade.insurance_fen) {
+    // No cash part (all paid by insurance): nothing to reverse at a payment channel; the job undoes the settlement.
+    const closed = await deps.trades.closeInsuranceOnly(trade.id, now);
+    if (closed) return { ok: true, trade: closed, action: 'refund' };
+    return cancelTrade(deps, app, outTradeNo);
+  }
+
   let reversal: Refund | undefined;
   if (trade.status === 'TRADE_SUCCESS') {
     const r = await reserveReversal(deps, trade);

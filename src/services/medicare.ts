@@ -278,6 +278,7 @@ export async function sscTradePay(
         'pay_auth_no 已用于其他订单',
         'pay_auth_no was already used for another trade',
       );
+    await deps.trades.markInsuranceSettled(trade.id, settled.settlementNo, deps.clock.now());
     // The cash part goes through the patient's own channel, chosen here rather than on the page.
     await deps.trades.choosePayType(trade.id, cmd.paymentType, channelId, deps.clock.now());
     if (cmd.cashFen === 0) {

@@ -68,4 +68,8 @@ export class SimulatorMedicare implements MedicareChannel {
       settlementNo: `SET${compactShanghai(this.clock.now())}${String(randomInt(1e8)).padStart(8, '0')}`,
     };
   }
+
+  async reverseSettlement(): ReturnType<MedicareChannel['reverseSettlement']> {
+    return { kind: 'reversed' };
+  }
 }

@@ -8,6 +8,7 @@ import type { Database } from './schema.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-gateway.js';
 import * as m003 from './migrations/003-medicare.js';
+import * as m004 from './migrations/004-insurance-state.js';
 
 export type Db = Kysely<Database>;
 
@@ -16,6 +17,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '001-initial': m001,
   '002-gateway': m002,
   '003-medicare': m003,
+  '004-insurance-state': m004,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

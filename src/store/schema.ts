@@ -74,6 +74,13 @@ export interface TradesTable {
   /** The insurance part the hospital reports as refunded through the national process. */
   insurance_refunded_fen: ColumnType<number, number | undefined, number>;
   reduced_fen: ColumnType<number, number | undefined, number>;
+  /** NONE: no insurance part; SETTLED at the medical-insurance side; REVERSED when the trade ended unpaid or cancelled. */
+  insurance_state: ColumnType<
+    'NONE' | 'SETTLED' | 'REVERSED',
+    'NONE' | 'SETTLED' | 'REVERSED' | undefined,
+    'NONE' | 'SETTLED' | 'REVERSED'
+  >;
+  settlement_no: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface RefundsTable {

@@ -500,6 +500,69 @@ export class TradeRepository {
     return r.rows;
   }
 
+  /** The insurance part of a mixed payment was settled at the medical-insurance side. */
+  async markInsuranceSettled(id: number, settlementNo: string, now: Date): Promise<void> {
+    await this.db
+      .updateTable('trades')
+      .set({ insurance_state: 'SETTLED', settlement_no: settlementNo, updated_at: now })
+      .where('id', '=', id)
+      .where('insurance_state', '=', 'NONE')
+      .execute();
+  }
+
+  /**
+   * Closed mixed payments whose insurance settlement must be undone: ended unpaid, or cancelled (reversed).
+   * A paid trade whose cash part was refunded is not among them: its insurance part is refunded by the
+   * hospital's national process, as the HIS reports it.
+   */
+  async claimInsuranceReversals(now: Date, owner: string, leaseMs: number, limit: number): Promise<Trade[]> {
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const r = await sql<Trade>`
+      UPDATE trades SET lease_until = ${leaseUntil}, lease_owner = ${owner}
+      WHERE id IN (
+        SELECT id FROM trades
+        WHERE insurance_state = 'SETTLED' AND status = 'TRADE_CLOSED'
+          AND (paid_at IS NULL OR cancel_action = 'refund')
+          AND (lease_until IS NULL OR lease_until < ${now})
+        ORDER BY id
+        LIMIT ${limit}
+        FOR UPDATE SKIP LOCKED)
+      RETURNING *`.execute(this.db);
+    return r.rows;
+  }
+
+  async markInsuranceReversed(id: number, now: Date): Promise<boolean> {
+    const r = await this.db
+      .updateTable('trades')
+      .set((eb) => ({
+        insurance_state: 'REVERSED',
+        insurance_refunded_fen: eb.ref('insurance_fen'),
+        updated_at: now,
+        lease_until: null,
+        lease_owner: null,
+      }))
+      .where('id', '=', id)
+      .where('insurance_state', '=', 'SETTLED')
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  /** Cancel of a paid trade that has no cash part (all insurance): closed here, the insurance reversed by the job. */
+  async closeInsuranceOnly(id: number, now: Date): Promise<Trade | undefined> {
+    return this.transition(
+      (db) =>
+        db
+          .updateTable('trades')
+          .set({ status: 'TRADE_CLOSED', cancel_action: 'refund', closed_at: now, updated_at: now })
+          .where('id', '=', id)
+          .where('status', '=', 'TRADE_SUCCESS')
+          .where((eb) => eb('total_fen', '=', eb.ref('insurance_fen')))
+          .returningAll(),
+      now,
+    );
+  }
+
   async releaseLease(id: number, owner: string, retryAt: Date | null): Promise<void> {
     await this.db
       .updateTable('trades')

@@ -221,4 +221,65 @@ describe('medical insurance: authorisation, token, mixed payment', () => {
     assert.equal(full.json.code, '10000', full.raw);
     assert.equal(full.biz['trade_status'], 'TRADE_SUCCESS');
   });
+
+  it('the insurance settlement is reversed when a mixed trade ends unpaid or is cancelled, not when only its cash is refunded', async () => {
+    const state = async (no: string) =>
+      await t.store.db
+        .selectFrom('trades')
+        .select(['insurance_state', 'insurance_refunded_fen', 'status'])
+        .where('out_trade_no', '=', no)
+        .executeTakeFirstOrThrow();
+    const payCash = async (gotoUrl: string) => {
+      const go = await fetch(gotoUrl, { redirect: 'manual' });
+      await form(go.headers.get('location') ?? '', 'action=pay');
+    };
+    // 1. Ends unpaid: expires, closed by the job, insurance reversed.
+    const t1 = await token('2088000000000011');
+    const unpaid = await sscPay('2088000000000011', String(t1.biz['pay_auth_no']), { timeout_express: '5m' });
+    const n1 = String(unpaid.biz['out_trade_no']);
+    assert.equal((await state(n1)).insurance_state, 'SETTLED');
+    t.clock.advance(6 * 60_000);
+    await t.platform.expiry.tick();
+    await t.platform.expiry.tick();
+    assert.deepEqual(await state(n1), {
+      insurance_state: 'REVERSED',
+      insurance_refunded_fen: 6000,
+      status: 'TRADE_CLOSED',
+    });
+    // 2. Paid, then cancelled: cash reversed at the channel, insurance by the job.
+    const t2 = await token('2088000000000012');
+    const paid = await sscPay('2088000000000012', String(t2.biz['pay_auth_no']));
+    const n2 = String(paid.biz['out_trade_no']);
+    await payCash(String(paid.biz['goto_url']));
+    const c = await gateway(t, 'lc.trade.cancel', { out_trade_no: n2 });
+    assert.equal(c.biz['action'], 'refund', c.raw);
+    await t.platform.expiry.tick();
+    assert.equal((await state(n2)).insurance_state, 'REVERSED');
+    // 3. All insurance, cancelled: closed without a channel.
+    const t3 = await token('2088000000000013');
+    const full = await sscPay('2088000000000013', String(t3.biz['pay_auth_no']), {
+      total_amount: '60.00',
+      cash_fee: '0',
+      insurance_fee: '60.00',
+    });
+    const n3 = String(full.biz['out_trade_no']);
+    const c3 = await gateway(t, 'lc.trade.cancel', { out_trade_no: n3 });
+    assert.equal(c3.biz['action'], 'refund', c3.raw);
+    await t.platform.expiry.tick();
+    assert.equal((await state(n3)).insurance_state, 'REVERSED');
+    // 4. Paid and its cash refunded: the insurance part is the hospital's national process, left as it is.
+    const t4 = await token('2088000000000014');
+    const p4 = await sscPay('2088000000000014', String(t4.biz['pay_auth_no']));
+    const n4 = String(p4.biz['out_trade_no']);
+    await payCash(String(p4.biz['goto_url']));
+    await gateway(t, 'lc.trade.refund', { out_trade_no: n4, refund_amount: '40.00', out_request_no: 'C1' });
+    await t.platform.expiry.tick();
+    assert.deepEqual(await state(n4), {
+      insurance_state: 'SETTLED',
+      insurance_refunded_fen: 0,
+      status: 'TRADE_CLOSED',
+    });
+    // The simulated e-voucher page exists.
+    assert.equal((await fetch(String(t4.biz['qr_code']))).status, 200);
+  });
 });

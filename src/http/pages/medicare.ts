@@ -69,6 +69,20 @@ export async function registerMedicarePages(app: FastifyInstance, deps: ServiceD
       return reply.redirect(url, 302);
     });
 
+    // The simulated e-voucher code (qr_code of lc.ssc.user.token).
+    scope.get('/simulator/medicare/qr/:no', async (req, reply) => {
+      const { no } = req.params as { no: string };
+      if (!/^AUTH[0-9]{10,40}$/.test(no)) return errorPage(reply, 404, '凭证不存在', 'unknown e-voucher');
+      return reply
+        .type('text/html; charset=utf-8')
+        .send(
+          page(
+            '医保电子凭证',
+            `<div class="card"><h1>医保电子凭证（模拟）</h1><p class="amount">${esc(no.slice(0, 10))}…${esc(no.slice(-4))}</p><p class="muted">Simulated medical-insurance e-voucher.</p></div>`,
+          ),
+        );
+    });
+
     // The simulated national medical-insurance consent page (a real deployment sends the patient to the
     // national platform's page instead).
     scope.get('/simulator/medicare/consent/:id', async (req, reply) => {
