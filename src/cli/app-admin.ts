@@ -4,7 +4,7 @@ import { AppRepository, appCategories } from '../store/apps.js';
 import { PlatformKeyRepository } from '../store/keys.js';
 import { systemClock } from '../domain/clock.js';
 import type { Category } from '../domain/categories.js';
-import { DataDirBusyError, readAdminToken, readLock } from '../runtime/local-files.js';
+import { runningServer } from './running-server.js';
 
 export interface AppView {
   app_id: string;
@@ -40,17 +40,8 @@ export class AppNotFoundError extends Error {
 
 /** Chooses how to reach the apps: through the server when it holds the embedded database, else directly. */
 export async function appAdmin(config: Config): Promise<{ admin: AppAdmin; close: () => Promise<void> }> {
-  if (config.store.kind === 'embedded') {
-    const holder = readLock(config.dataDir);
-    if (holder) {
-      const token = process.env['HOSPAY_ADMIN_TOKEN'] || readAdminToken(config.dataDir);
-      if (!holder.port || !token) throw new DataDirBusyError(config.dataDir, holder);
-      const host =
-        !holder.host || holder.host === '0.0.0.0' || holder.host === '::' ? '127.0.0.1' : holder.host;
-      const base = `http://${host.includes(':') ? `[${host}]` : host}:${holder.port}`;
-      return { admin: new RemoteAppAdmin(base, token), close: async () => {} };
-    }
-  }
+  const server = runningServer(config);
+  if (server) return { admin: new RemoteAppAdmin(server.base, server.token), close: async () => {} };
   const store = await openStore(config.store);
   await migrate(store.db);
   const repo = new AppRepository(store.db, systemClock);

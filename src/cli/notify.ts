@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { migrate, openStore } from '../store/db.js';
 import { formatShanghai, systemClock } from '../domain/clock.js';
-import { DataDirBusyError, readAdminToken, readLock } from '../runtime/local-files.js';
+import { runningServer } from './running-server.js';
 import {
   listNotifications,
   MAX_LIST_LIMIT,
@@ -131,17 +131,8 @@ function printList(list: NotificationView[]): void {
 
 /** Chooses how to reach the notifications, as appAdmin does for apps. */
 async function notifyAdmin(config: Config): Promise<{ admin: NotifyAdmin; close: () => Promise<void> }> {
-  if (config.store.kind === 'embedded') {
-    const holder = readLock(config.dataDir);
-    if (holder) {
-      const token = process.env['HOSPAY_ADMIN_TOKEN'] || readAdminToken(config.dataDir);
-      if (!holder.port || !token) throw new DataDirBusyError(config.dataDir, holder);
-      const host =
-        !holder.host || holder.host === '0.0.0.0' || holder.host === '::' ? '127.0.0.1' : holder.host;
-      const base = `http://${host.includes(':') ? `[${host}]` : host}:${holder.port}`;
-      return { admin: new RemoteNotifyAdmin(base, token), close: async () => {} };
-    }
-  }
+  const server = runningServer(config);
+  if (server) return { admin: new RemoteNotifyAdmin(server.base, server.token), close: async () => {} };
   const store = await openStore(config.store);
   try {
     await migrate(store.db);

@@ -1,13 +1,7 @@
 import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { Errors, HospayError } from '../../domain/errors.js';
-import { parsePositiveYuan, parseYuanToFen, type Fen } from '../../domain/money.js';
-import {
-  ORDER_TYPES,
-  parseOrderType,
-  parsePayType,
-  type OrderType,
-  type PayType,
-} from '../../domain/trade.js';
+import { ORDER_TYPES, parseOrderType, type OrderType } from '../../domain/trade.js';
+import { FieldReaderBase } from '../field-reader.js';
 
 /**
  * biz_content is read without losing numbers: amounts may arrive as JSON numbers (the spec's examples write
@@ -37,21 +31,17 @@ export function parseBizContent(text: string): Record<string, unknown> {
 }
 
 /** Reads biz_content fields; every refusal names the field. */
-export class BizReader {
-  constructor(private readonly biz: Record<string, unknown>) {}
+export class BizReader extends FieldReaderBase {
+  constructor(private readonly biz: Record<string, unknown>) {
+    super();
+  }
 
   private raw(name: string): unknown {
     return Object.hasOwn(this.biz, name) ? this.biz[name] : undefined;
   }
 
-  /** A scalar as text: strings as they are, numbers as written; null/"" count as absent. */
-  optional(
-    name: string,
-    max: number,
-    pattern?: RegExp,
-    zhWhy = '格式不正确',
-    enWhy = 'wrong format',
-  ): string | undefined {
+  /** A scalar as text: strings trimmed, numbers as written; null and "" count as absent. */
+  protected text(name: string): string | undefined {
     const v = this.raw(name);
     if (v === undefined || v === null || v === '') return undefined;
     let text: string;
@@ -59,53 +49,11 @@ export class BizReader {
     else if (isLosslessNumber(v)) text = v.value;
     else if (typeof v === 'boolean') text = String(v);
     else throw Errors.invalidField(name, '须为字符串', 'must be a string');
-    if (text === '') return undefined;
-    if ([...text].length > max) throw Errors.tooLong(name, max);
-    if (pattern && !pattern.test(text)) throw Errors.invalidField(name, zhWhy, enWhy);
-    return text;
-  }
-
-  required(name: string, max: number, pattern?: RegExp, zhWhy?: string, enWhy?: string): string {
-    const v = this.optional(name, max, pattern, zhWhy, enWhy);
-    if (v === undefined) throw Errors.missingField(name);
-    return v;
-  }
-
-  orderNo(name: string, max = 64): string {
-    return this.required(
-      name,
-      max,
-      /^[A-Za-z0-9_-]+$/,
-      '只能包含字母、数字、下划线和连字符',
-      'only letters, digits, _ and - are allowed',
-    );
-  }
-
-  amount(name: string): Fen {
-    const v = this.required(name, 12);
-    const fen = parsePositiveYuan(v);
-    if (fen === null) {
-      throw Errors.invalidField(
-        name,
-        '金额须为大于 0 的元，最多两位小数，如 88.88',
-        'must be yuan above 0 with at most 2 decimals, e.g. 88.88',
-      );
-    }
-    return fen;
-  }
-
-  /** An amount that may be zero (insurance_fee, cash_fee, reduced_fee). */
-  amountOrZero(name: string, required: boolean): Fen | undefined {
-    const v = required ? this.required(name, 12) : this.optional(name, 12);
-    if (v === undefined) return undefined;
-    const fen = parseYuanToFen(v);
-    if (fen === null)
-      throw Errors.invalidField(name, '金额须为元，最多两位小数', 'must be yuan with at most 2 decimals');
-    return fen;
+    return text === '' ? undefined : text;
   }
 
   /** order_type: the names of the spec, or their position 1–8 in its list (its example sends "1"). */
-  orderType(name: string): OrderType {
+  override orderType(name: string): OrderType {
     const v = this.required(name, 32);
     const byNumber = /^[1-8]$/.test(v) ? ORDER_TYPES[Number(v) - 1] : undefined;
     const t = byNumber ?? parseOrderType(v);
@@ -114,19 +62,6 @@ export class BizReader {
         name,
         '不是有效的交易类型',
         'is not a known order type (APPOINTMENT, TREATMENT, ...)',
-      );
-    return t;
-  }
-
-  payType(name: string, required = false): PayType | undefined {
-    const v = required ? this.required(name, 16) : this.optional(name, 16);
-    if (v === undefined) return undefined;
-    const t = parsePayType(v);
-    if (!t)
-      throw Errors.invalidField(
-        name,
-        '支付类型须为 alipay、weixin 或 unionpay',
-        'must be alipay, weixin or unionpay',
       );
     return t;
   }
