@@ -8,6 +8,7 @@ import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
 import { DataDirBusyError, readLock } from '../runtime/local-files.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
+import { startHisSimulator } from '../reconcile/his/his-sim.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
@@ -28,6 +29,9 @@ Usage:
   hospay keys platform [--base64]              the platform's public key, to verify answers and notifications
   hospay keys rotate                           make a new platform key pair
 ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
+  hospay his-sim [--port N] [--host H] [--from-db]
+                                               a HIS simulator (spec chapter 7) for trying reconciliation;
+                                               --from-db feeds it the platform's trades as a HIS would record them
   hospay migrate                               apply database migrations
   hospay help
 
@@ -48,6 +52,8 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand(rest);
     case 'notify':
       return notifyCommand(rest, loadConfig());
+    case 'his-sim':
+      return hisSimCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -267,6 +273,43 @@ async function keysCommand(args: string[]): Promise<number> {
   } finally {
     await close();
   }
+}
+
+/** A HIS simulator serving spec chapter 7, optionally fed from the platform's trades as a HIS would have them. */
+async function hisSimCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { port: { type: 'string' }, host: { type: 'string' }, 'from-db': { type: 'boolean' } },
+    strict: true,
+  });
+  const port = values.port === undefined ? 9090 : Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535)
+    throw new UsageError('--port must be a port number');
+  const { url, sim, close } = await startHisSimulator(port, values.host ?? '127.0.0.1');
+  if (values['from-db']) {
+    const config = loadConfig();
+    if (config.store.kind === 'embedded') {
+      const holder = readLock(config.dataDir);
+      if (holder) throw new DataDirBusyError(config.dataDir, holder);
+    }
+    const store = await openStore(config.store);
+    try {
+      await migrate(store.db);
+      const trades = await store.db.selectFrom('trades').selectAll().where('kind', '!=', 'void').execute();
+      const refunds = await store.db.selectFrom('refunds').selectAll().execute();
+      const flows = sim.loadFromTrades(trades, refunds);
+      console.log(`loaded ${flows.length} HIS records from the platform's trades`);
+    } finally {
+      await store.close();
+    }
+  }
+  console.log(`HIS simulator on ${url} (IF_Get_Hospital_Trade_List, HIS_IF_Query)`);
+  const stop = () => void close().then(() => process.exit(0));
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+  return new Promise<number>(() => {
+    /* runs until a signal */
+  });
 }
 
 async function migrateCommand(): Promise<number> {

@@ -157,4 +157,36 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     assert.equal(badEnv.status, 1);
     assert.match(badEnv.stderr, /PORT/);
   });
+
+  it("his-sim --from-db serves the platform's paid trades as a HIS would record them", async () => {
+    const simPort = 20000 + Math.floor(Math.random() * 20000);
+    const sim = spawn(process.execPath, [...CLI, 'his-sim', '--port', String(simPort), '--from-db'], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    sim.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    sim.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    try {
+      const deadline = Date.now() + 60_000;
+      while (!/HIS simulator on/.test(out)) {
+        if (Date.now() > deadline || sim.exitCode !== null) throw new Error(`his-sim did not start:\n${out}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const loaded = Number(/loaded (\d+) HIS records/.exec(out)?.[1] ?? 0);
+      assert.ok(loaded >= 3, out);
+      const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+      const r = await fetch(`http://127.0.0.1:${simPort}/IF_Get_Hospital_Trade_List`, {
+        method: 'POST',
+        headers: { 'content-type': 'text/xml' },
+        body: `<xml><head><BeginDate>${day} 00:00:00</BeginDate><EndDate>${day} 23:59:59</EndDate><PayType>Alipay</PayType></head></xml>`,
+      });
+      const text = await r.text();
+      assert.match(text, /<IsSuccess>1<\/IsSuccess>/);
+      assert.match(text, /<GetHospitalTradeList>/);
+      assert.match(text, /<Amount>88\.88<\/Amount>/);
+    } finally {
+      sim.kill('SIGTERM');
+    }
+  });
 });
