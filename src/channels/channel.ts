@@ -1,5 +1,6 @@
 import type { Fen } from '../domain/money.js';
 import type { PayType } from '../domain/trade.js';
+import type { Bill } from '../reconcile/bills/bill.js';
 
 /**
  * The channel port. A channel is stateless: input, its merchant configuration and injected transport in,
@@ -108,6 +109,11 @@ export interface Channel {
   readonly payTypes: readonly PayType[];
   barcodePay(ctx: ChannelContext, input: BarcodePayInput): Promise<PayOutcome>;
   precreate(ctx: ChannelContext, input: PrecreateInput): Promise<PrecreateOutcome>;
+  /**
+   * The day's trade bill (Asia/Shanghai business day 'yyyy-MM-dd'), fetched in the channel's own file format and
+   * read by the real parser, as normalised lines in fen. Optional capability.
+   */
+  downloadBill?(ctx: ChannelContext, input: { date: string; payType: PayType }): Promise<Bill>;
   /** Mobile-web (H5) payment: a page URL that opens the channel's cashier. Optional capability. */
   wapPay?(ctx: ChannelContext, input: WapPayInput): Promise<PrecreateOutcome>;
   query(ctx: ChannelContext, ref: TradeRef): Promise<QueryOutcome>;

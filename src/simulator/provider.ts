@@ -4,6 +4,10 @@ import type { Db } from '../store/db.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import type { Fen } from '../domain/money.js';
+import { formatShanghai } from '../domain/clock.js';
+import type { BillLine } from '../reconcile/bills/bill.js';
+import { buildAlipayTradeBill } from '../reconcile/bills/alipay.js';
+import { buildWechatTradeBill } from '../reconcile/bills/wechat.js';
 
 /**
  * The simulated payment provider: a stand-in for Alipay / WeChat Pay / UnionPay with its own books (sim_*
@@ -616,5 +620,105 @@ export class SimulatorProvider {
         .execute();
     }
     return this.findByChannelTradeNo(channelTradeNo);
+  }
+
+  /**
+   * The day's trade bill as the provider serves it: Alipay's ZIP of GBK CSV for alipay, WeChat's CSV for weixin
+   * and unionpay (the simulator has no UnionPay file format of its own). Fees are 0.6 % (60 bp), half up,
+   * returned in proportion on refunds. Reversals made by cancel appear as refunds numbered '#CANCEL'.
+   */
+  async billFile(merchant: string, payType: SimPayType, date: string): Promise<Buffer> {
+    const dayStart = new Date(`${date}T00:00:00+08:00`);
+    const dayEnd = new Date(dayStart.getTime() + 86_400_000);
+    const fee = (fen: number) => Math.floor((fen * 60 + 5_000) / 10_000);
+    const lines: BillLine[] = [];
+    const paid = await this.db
+      .selectFrom('sim_trades')
+      .selectAll()
+      .where('merchant', '=', merchant)
+      .where('pay_type', '=', payType)
+      .where('paid_at', '>=', dayStart)
+      .where('paid_at', '<', dayEnd)
+      .orderBy('paid_at')
+      .execute();
+    for (const t of paid) {
+      lines.push({
+        kind: 'payment',
+        channelTradeNo: t.channel_trade_no,
+        outTradeNo: t.out_trade_no,
+        amountFen: t.amount_fen,
+        feeFen: fee(t.amount_fen),
+        time: formatShanghai(t.paid_at ?? dayStart),
+        payType,
+        ...(t.subject ? { subject: t.subject.replace(/[,\t`"\r\n]/g, ' ') } : {}),
+      });
+    }
+    const refunds = await this.db
+      .selectFrom('sim_refunds')
+      .innerJoin('sim_trades', (j) =>
+        j
+          .onRef('sim_trades.merchant', '=', 'sim_refunds.merchant')
+          .onRef('sim_trades.out_trade_no', '=', 'sim_refunds.out_trade_no'),
+      )
+      .select([
+        'sim_refunds.out_trade_no',
+        'sim_refunds.out_request_no',
+        'sim_refunds.amount_fen',
+        'sim_refunds.refund_no',
+        'sim_refunds.created_at',
+        'sim_trades.channel_trade_no',
+      ])
+      .where('sim_refunds.merchant', '=', merchant)
+      .where('sim_trades.pay_type', '=', payType)
+      .where('sim_refunds.created_at', '>=', dayStart)
+      .where('sim_refunds.created_at', '<', dayEnd)
+      .orderBy('sim_refunds.created_at')
+      .execute();
+    const reversals = await this.db
+      .selectFrom('sim_ledger')
+      .innerJoin('sim_trades', (j) =>
+        j
+          .onRef('sim_trades.merchant', '=', 'sim_ledger.merchant')
+          .onRef('sim_trades.out_trade_no', '=', 'sim_ledger.out_trade_no'),
+      )
+      .select([
+        'sim_ledger.out_trade_no',
+        'sim_ledger.amount_fen',
+        'sim_ledger.created_at',
+        'sim_trades.channel_trade_no',
+      ])
+      .where('sim_ledger.merchant', '=', merchant)
+      .where('sim_ledger.entry', '=', 'reverse')
+      .where('sim_trades.pay_type', '=', payType)
+      .where('sim_ledger.created_at', '>=', dayStart)
+      .where('sim_ledger.created_at', '<', dayEnd)
+      .execute();
+    const refundLines: BillLine[] = [
+      ...refunds.map((r) => ({
+        kind: 'refund' as const,
+        channelTradeNo: r.channel_trade_no,
+        outTradeNo: r.out_trade_no,
+        outRequestNo: r.out_request_no,
+        channelRefundNo: r.refund_no,
+        amountFen: r.amount_fen,
+        feeFen: fee(r.amount_fen),
+        time: formatShanghai(r.created_at),
+        payType,
+      })),
+      ...reversals.map((r) => ({
+        kind: 'refund' as const,
+        channelTradeNo: r.channel_trade_no,
+        outTradeNo: r.out_trade_no,
+        outRequestNo: '#CANCEL',
+        amountFen: -r.amount_fen,
+        feeFen: fee(-r.amount_fen),
+        time: formatShanghai(r.created_at),
+        payType,
+      })),
+    ].sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : 0));
+    lines.push(...refundLines);
+    return payType === 'alipay'
+      ? buildAlipayTradeBill(date, lines, { pid: merchant.slice(0, 16) })
+      : buildWechatTradeBill(date, lines);
   }
 }

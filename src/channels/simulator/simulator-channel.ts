@@ -9,6 +9,9 @@ import type {
   RefundOutcome,
 } from '../channel.js';
 import type { SimTrade, SimulatorProvider } from '../../simulator/provider.js';
+import type { Bill } from '../../reconcile/bills/bill.js';
+import { parseAlipayTradeBill } from '../../reconcile/bills/alipay.js';
+import { parseWechatTradeBill } from '../../reconcile/bills/wechat.js';
 
 /**
  * The simulator channel: the reference adapter and the default. It talks to the simulated provider the way a
@@ -86,6 +89,23 @@ export class SimulatorChannel implements Channel {
     if (a.result === 'SUCCESS')
       return { kind: 'created', codeUrl: a.codeUrl, channelTradeNo: a.trade.channelTradeNo };
     return { kind: 'failed', code: a.code, zh: a.zh, en: a.en, retryable: false };
+  }
+
+  async downloadBill(
+    ctx: ChannelContext,
+    input: { date: string; payType: 'alipay' | 'weixin' | 'unionpay' },
+  ): Promise<Bill> {
+    const file = await this.provider.billFile(this.merchant(ctx), input.payType, input.date);
+    // Read with the real parsers, as a real channel's file would be.
+    const bill =
+      input.payType === 'alipay'
+        ? parseAlipayTradeBill(file)
+        : parseWechatTradeBill(file, { date: input.date });
+    return {
+      ...bill,
+      payType: input.payType,
+      lines: bill.lines.map((l) => ({ ...l, payType: input.payType })),
+    };
   }
 
   async query(ctx: ChannelContext, ref: Parameters<Channel['query']>[1]): Promise<QueryOutcome> {
