@@ -9,6 +9,7 @@ import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-gateway.js';
 import * as m003 from './migrations/003-medicare.js';
 import * as m004 from './migrations/004-insurance-state.js';
+import * as m005 from './migrations/005-reconciliation.js';
 
 export type Db = Kysely<Database>;
 
@@ -18,6 +19,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '002-gateway': m002,
   '003-medicare': m003,
   '004-insurance-state': m004,
+  '005-reconciliation': m005,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

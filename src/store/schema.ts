@@ -20,6 +20,8 @@ export interface AppsTable {
   public_key: string | null;
   /** JSON text: the redirect_uri prefixes allowed for medical-insurance authorisation. */
   redirect_uris: ColumnType<string, string | undefined, string>;
+  /** The HIS's base URL for reconciliation (spec chapter 7); null = no HIS comparison. */
+  his_base_url: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface TradesTable {
@@ -208,6 +210,50 @@ export interface MedicareTokensTable {
   used_by_trade: number | null;
 }
 
+export interface ReconRunsTable {
+  id: Generated<number>;
+  app_id: string;
+  business_date: string;
+  pay_type: string;
+  status: 'DONE' | 'FAILED';
+  matched: number;
+  differences: number;
+  totals: string;
+  pending: string;
+  error: string | null;
+  started_at: Timestamp;
+  finished_at: Timestamp;
+}
+
+export interface ReconDifferencesTable {
+  id: Generated<number>;
+  app_id: string;
+  business_date: string;
+  pay_type: string;
+  diff_key: string;
+  code: string;
+  kind: string;
+  out_trade_no: string;
+  out_request_no: string | null;
+  detail: string;
+  present: ColumnType<boolean, boolean | undefined, boolean>;
+  state: ColumnType<'OPEN' | 'RESOLVED', 'OPEN' | 'RESOLVED' | undefined, 'OPEN' | 'RESOLVED'>;
+  resolved_by: string | null;
+  resolved_note: string | null;
+  resolved_at: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface ReconAuditTable {
+  id: Generated<number>;
+  difference_id: number;
+  at: Timestamp;
+  actor: string;
+  action: string;
+  note: string | null;
+}
+
 export interface Database {
   apps: AppsTable;
   trades: TradesTable;
@@ -221,6 +267,9 @@ export interface Database {
   notify_attempts: NotifyAttemptsTable;
   medicare_auths: MedicareAuthsTable;
   medicare_tokens: MedicareTokensTable;
+  recon_runs: ReconRunsTable;
+  recon_differences: ReconDifferencesTable;
+  recon_audit: ReconAuditTable;
 }
 
 export type Notification = Selectable<NotificationsTable>;
