@@ -9,6 +9,8 @@ import { validateCategories, type Category } from '../domain/categories.js';
 import { DataDirBusyError, readLock } from '../runtime/local-files.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
 import { startHisSimulator } from '../reconcile/his/his-sim.js';
+import { reconcileDay } from '../reconcile/run.js';
+import { formatFen } from '../domain/money.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
@@ -32,6 +34,9 @@ ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
   hospay his-sim [--port N] [--host H] [--from-db]
                                                a HIS simulator (spec chapter 7) for trying reconciliation;
                                                --from-db feeds it the platform's trades as a HIS would record them
+  hospay reconcile --date YYYY-MM-DD [--app ID] [--json]
+                                               reconcile a business day: platform ↔ channel bill ↔ HIS;
+                                               exit 0 = no open differences, 3 = open differences
   hospay migrate                               apply database migrations
   hospay help
 
@@ -54,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
       return notifyCommand(rest, loadConfig());
     case 'his-sim':
       return hisSimCommand(rest);
+    case 'reconcile':
+      return reconcileCommand(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -310,6 +317,71 @@ async function hisSimCommand(args: string[]): Promise<number> {
   return new Promise<number>(() => {
     /* runs until a signal */
   });
+}
+
+/**
+ * Reconciles one business day. Exit code 0: no open differences; 3: open differences (listed); 1: failure.
+ * With the embedded database it needs the server stopped (or PostgreSQL, where both can run).
+ */
+async function reconcileCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { date: { type: 'string' }, app: { type: 'string' }, json: { type: 'boolean' } },
+    strict: true,
+  });
+  const date = values.date ?? '';
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(new Date(`${date}T00:00:00+08:00`).getTime())) {
+    throw new UsageError('--date YYYY-MM-DD is required');
+  }
+  const config = loadConfig();
+  if (config.store.kind === 'embedded') {
+    const holder = readLock(config.dataDir);
+    if (holder) throw new DataDirBusyError(config.dataDir, holder);
+  }
+  const platform = await startPlatform({
+    config: { ...config, jobs: { ...config.jobs, enabled: false } },
+    listen: false,
+    demo: false,
+  });
+  try {
+    const apps = (await platform.deps.apps.list()).filter(
+      (a) => a.status === 'active' && (!values.app || a.id === values.app),
+    );
+    if (values.app && apps.length === 0) throw new AppNotFoundError(values.app);
+    let open = 0;
+    const report: unknown[] = [];
+    for (const app of apps) {
+      if (process.stdout.isTTY && !values.json)
+        process.stdout.write(`对账中 / reconciling ${app.id} ${date} …\r`);
+      const outcomes = await reconcileDay(platform.deps, { app, date });
+      for (const o of outcomes) {
+        open += o.open;
+        report.push({ app_id: app.id, date, ...o });
+        if (values.json) continue;
+        if (o.skipped) {
+          console.log(`${app.id}  ${o.payType.padEnd(8)}  skipped: ${o.skipped}`);
+          continue;
+        }
+        const pay = o.totals?.channel.payment;
+        const refund = o.totals?.channel.refund;
+        console.log(
+          `${app.id}  ${o.payType.padEnd(8)}  matched ${o.matched}  differences ${o.differences} (open ${o.open})  pending ${o.pending}` +
+            `  channel: ${pay?.count ?? 0} payments ¥${formatFen(pay?.fen ?? 0)}, ${refund?.count ?? 0} refunds ¥${formatFen(refund?.fen ?? 0)}` +
+            (o.hisError ? `  HIS: ${o.hisError}` : ''),
+        );
+      }
+    }
+    if (values.json) console.log(JSON.stringify(report));
+    else
+      console.log(
+        open === 0
+          ? '无未处理差异 / no open differences'
+          : `未处理差异 ${open} 条 / ${open} open differences`,
+      );
+    return open === 0 ? 0 : 3;
+  } finally {
+    await platform.close();
+  }
 }
 
 async function migrateCommand(): Promise<number> {

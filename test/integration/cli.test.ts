@@ -189,4 +189,22 @@ describe(`hospay CLI (${TEST_DB})`, () => {
       sim.kill('SIGTERM');
     }
   });
+
+  it("reconcile --date: the day's payments against the simulator's bills, exit 0 when nothing is open", () => {
+    const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+    const r = run(['reconcile', '--date', day, '--json']);
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    const rows = JSON.parse(r.stdout) as Array<{ payType: string; matched: number; differences: number }>;
+    const alipay = rows.filter((x) => x.payType === 'alipay');
+    assert.ok(
+      alipay.some((x) => x.matched > 0),
+      r.stdout,
+    );
+    assert.ok(
+      rows.every((x) => x.differences === 0),
+      r.stdout,
+    );
+    const bad = run(['reconcile', '--date', 'yesterday']);
+    assert.equal(bad.status, 2);
+  });
 });

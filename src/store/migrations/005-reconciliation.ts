@@ -52,5 +52,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const t of ['recon_audit', 'recon_differences', 'recon_runs']) await sql`DROP TABLE IF EXISTS ${sql.table(t)}`.execute(db);
+  for (const t of ['recon_audit', 'recon_differences', 'recon_runs'])
+    await sql`DROP TABLE IF EXISTS ${sql.table(t)}`.execute(db);
 }
