@@ -3,6 +3,7 @@ import type { ServiceDeps } from '../services/deps.js';
 import { channelContext, channelFor } from '../services/deps.js';
 import type { PayType } from '../domain/trade.js';
 import { HospayError } from '../domain/errors.js';
+import { formatFen } from '../domain/money.js';
 import { HisClient } from './his/his-client.js';
 import type { HisTradeRecord } from './his/his-xml.js';
 import {
@@ -157,7 +158,9 @@ export async function reconcileDay(
       pending: previous ? revivePending(previous.pending) : [],
       dayStart,
     });
-    const open = await persist(deps, app, date, payType, result, startedAt, hisError);
+    const checks =
+      his && hisRecords ? await recheckWithHis(his, result.differences) : new Map<Difference, HisCheck>();
+    const open = await persist(deps, app, date, payType, result, startedAt, hisError, checks);
     out.push({
       payType,
       matched: result.matched,
@@ -171,6 +174,79 @@ export async function reconcileDay(
   return out;
 }
 
+/** What HIS_IF_Query said about a HIS-side difference before it was reported. */
+export interface HisCheck {
+  checkedWith: 'HIS_IF_Query';
+  found: boolean;
+  /** The flows the HIS listed for the order (signed fen: refunds negative). */
+  flows: Array<{ hisFlowId: string; amountFen: number; time: string }>;
+  /** The net the HIS holds for the order, in fen. */
+  netFen: number;
+  error?: string;
+  /** The suggestion after the check. */
+  suggestion: { zh: string; en: string };
+}
+
+const HIS_SIDE = new Set(['HIS_MISSING', 'HIS_ONLY', 'AMOUNT_MISMATCH', 'STATUS_MISMATCH']);
+
+/** Each HIS-side difference is checked once more with HIS_IF_Query; the report keeps what was found. */
+async function recheckWithHis(
+  his: HisClient,
+  differences: readonly Difference[],
+): Promise<Map<Difference, HisCheck>> {
+  const out = new Map<Difference, HisCheck>();
+  for (const d of differences) {
+    if (
+      !HIS_SIDE.has(d.code) ||
+      (d.code !== 'HIS_MISSING' && d.code !== 'HIS_ONLY' && d.amounts.his === undefined)
+    )
+      continue;
+    try {
+      const q = await his.queryTrade(d.outTradeNo);
+      const flows = q.flows.map((f) => ({
+        hisFlowId: f.hisFlowId,
+        amountFen: f.amountFen,
+        time: f.time.toISOString(),
+      }));
+      const netFen = flows.reduce((s, f) => s + f.amountFen, 0);
+      const suggestion =
+        d.code === 'HIS_MISSING'
+          ? q.found
+            ? {
+                zh: 'HIS 单笔查询能查到该笔，可能是交易列表遗漏：请 HIS 核对列表接口',
+                en: 'HIS_IF_Query finds it: the trade list missed it; ask the HIS to check its list',
+              }
+            : {
+                zh: 'HIS 确认无此记录：请退款给患者，或请 HIS 补录',
+                en: 'the HIS confirms it has no record: refund the patient or have the HIS write it back',
+              }
+          : d.code === 'HIS_ONLY'
+            ? {
+                zh: '渠道无此笔收款：请 HIS 冲正该记录',
+                en: 'the channel has no such payment: ask the HIS to reverse its record',
+              }
+            : {
+                zh: `HIS 记录净额 ${formatFen(netFen)} 元，请与 HIS 核对`,
+                en: `the HIS holds a net ${formatFen(netFen)} yuan; check with the HIS`,
+              };
+      out.set(d, { checkedWith: 'HIS_IF_Query', found: q.found, flows, netFen, suggestion });
+    } catch (e) {
+      out.set(d, {
+        checkedWith: 'HIS_IF_Query',
+        found: false,
+        flows: [],
+        netFen: 0,
+        error: e instanceof Error ? e.message : String(e),
+        suggestion: {
+          zh: 'HIS 单笔查询失败，请稍后重跑对账',
+          en: 'HIS_IF_Query failed; re-run the day later',
+        },
+      });
+    }
+  }
+  return out;
+}
+
 async function persist(
   deps: ServiceDeps,
   app: App,
@@ -179,6 +255,7 @@ async function persist(
   result: MatchResult,
   startedAt: Date,
   hisError: string | undefined,
+  checks: Map<Difference, HisCheck>,
 ): Promise<number> {
   const now = deps.clock.now();
   return deps.db.transaction().execute(async (tx) => {
@@ -218,7 +295,7 @@ async function persist(
         kind: d.kind,
         out_trade_no: d.outTradeNo,
         out_request_no: d.outRequestNo ?? null,
-        detail: JSON.stringify(d),
+        detail: JSON.stringify({ ...d, ...(checks.has(d) ? { hisCheck: checks.get(d) } : {}) }),
         present: true,
         created_at: now,
         updated_at: now,

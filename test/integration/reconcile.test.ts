@@ -80,6 +80,16 @@ describe('reconcile a day', () => {
     );
     assert.equal(faulty[0]?.open, rows.length);
 
+    // Each HIS-side difference was checked once more with HIS_IF_Query, and the report says what it found.
+    const missing = JSON.parse(rows.find((r) => r.code === 'HIS_MISSING')?.detail ?? '{}') as {
+      hisCheck?: { found: boolean; suggestion: { zh: string } };
+    };
+    assert.equal(missing.hisCheck?.found, false);
+    assert.match(missing.hisCheck?.suggestion.zh ?? '', /退款给患者/);
+    const amount = JSON.parse(rows.find((r) => r.code === 'AMOUNT_MISMATCH')?.detail ?? '{}') as {
+      hisCheck?: { netFen: number };
+    };
+    assert.equal(amount.hisCheck?.netFen, 2999);
     const target = rows.find((r) => r.code === 'HIS_MISSING');
     assert.ok(
       await resolveDifference(
