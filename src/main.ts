@@ -13,6 +13,7 @@ import { SimulatorMedicare } from './simulator/medicare.js';
 import { realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
 import { NotifyJob } from './jobs/notifier.js';
+import { ReconcileJob } from './jobs/reconciler.js';
 import { buildServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import { acquireLock, loadOrCreateAdminToken, recordLockPort } from './runtime/local-files.js';
@@ -41,6 +42,7 @@ export interface Platform {
   simulator: SimulatorProvider;
   expiry: ExpiryJob;
   notifier: NotifyJob;
+  reconciler: ReconcileJob;
   /** Set when this start created the demo app: shown once. */
   demo: { appId: string; accessToken: string } | null;
   url: string;
@@ -94,6 +96,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     const server = await buildServer({ deps, config, simulator, adminToken, demoAppId: () => firstApp });
     const expiry = new ExpiryJob(deps);
     const notifier = new NotifyJob(deps);
+    const reconciler = new ReconcileJob(deps);
 
     let url = config.publicBaseUrl;
     if (opts.listen !== false) {
@@ -107,6 +110,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     if (config.jobs.enabled) {
       expiry.start();
       notifier.start();
+      reconciler.start();
     }
 
     return {
@@ -117,12 +121,14 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       simulator,
       expiry,
       notifier,
+      reconciler,
       demo,
       url,
       adminToken,
       async close() {
         await expiry.stop();
         await notifier.stop();
+        await reconciler.stop();
         await server.close();
         if (ownStore) await store.close();
         releaseLock?.();

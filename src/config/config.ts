@@ -24,6 +24,10 @@ export interface Config {
   /** Cancel is accepted only this long after creation; later, refund. */
   cancelWindowMs: number;
   jobs: { enabled: boolean; intervalMs: number; batchSize: number; leaseMs: number };
+  reconcile: {
+    /** Daily reconciliation of the previous business day starts at this Asia/Shanghai time ('HH:mm'), or never. */
+    dailyAt: string | null;
+  };
   gateway: {
     /** Requests whose timestamp is further than this from the server's clock are refused as stale. */
     clockSkewMs: number;
@@ -71,6 +75,15 @@ function duration(env: Env, key: string, dfltMs: number): number {
   return n * factor;
 }
 
+function dailyAt(env: Env): string | null {
+  const raw = env['HOSPAY_RECONCILE_AT'];
+  if (raw === 'off') return null;
+  const v = raw || '10:00';
+  if (!/^([01][0-9]|2[0-3]):[0-5][0-9]$/.test(v))
+    throw new ConfigError('HOSPAY_RECONCILE_AT', `must be HH:mm or off, got "${v}"`);
+  return v;
+}
+
 export function loadConfig(env: Env = process.env, overrides: { port?: number } = {}): Config {
   const port = overrides.port ?? int(env, 'PORT', 8080, 0, 65535);
   const host = env['HOST'] || '127.0.0.1';
@@ -111,6 +124,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
       leaseMs: duration(env, 'HOSPAY_JOB_LEASE', 60_000),
     },
     gateway: { clockSkewMs: duration(env, 'HOSPAY_GATEWAY_CLOCK_SKEW', 5 * 60_000) },
+    reconcile: { dailyAt: dailyAt(env) },
     notify: {
       timeoutMs: duration(env, 'HOSPAY_NOTIFY_TIMEOUT', 10_000),
       intervalMs: duration(env, 'HOSPAY_NOTIFY_INTERVAL', 1_000),

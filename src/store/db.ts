@@ -10,6 +10,7 @@ import * as m002 from './migrations/002-gateway.js';
 import * as m003 from './migrations/003-medicare.js';
 import * as m004 from './migrations/004-insurance-state.js';
 import * as m005 from './migrations/005-reconciliation.js';
+import * as m006 from './migrations/006-job-claims.js';
 
 export type Db = Kysely<Database>;
 
@@ -20,6 +21,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '003-medicare': m003,
   '004-insurance-state': m004,
   '005-reconciliation': m005,
+  '006-job-claims': m006,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -254,6 +254,15 @@ export interface ReconAuditTable {
   note: string | null;
 }
 
+export interface JobClaimsTable {
+  job: string;
+  key: string;
+  owner: string;
+  claimed_at: Timestamp;
+  finished_at: NullableTimestamp;
+  result: string | null;
+}
+
 export interface Database {
   apps: AppsTable;
   trades: TradesTable;
@@ -270,6 +279,7 @@ export interface Database {
   recon_runs: ReconRunsTable;
   recon_differences: ReconDifferencesTable;
   recon_audit: ReconAuditTable;
+  job_claims: JobClaimsTable;
 }
 
 export type Notification = Selectable<NotificationsTable>;

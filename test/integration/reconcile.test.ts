@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay, resolveDifference } from '../../src/reconcile/run.js';
+import { ReconcileJob } from '../../src/jobs/reconciler.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
 
 /** A business day reconciled end to end: platform ↔ simulated channel bill ↔ HIS simulator over HTTP. */
@@ -115,5 +116,26 @@ describe('reconcile a day', () => {
       .where('difference_id', '=', target?.id ?? 0)
       .execute();
     assert.equal(audit.length, 1);
+  });
+
+  it('the daily schedule reconciles yesterday at 10:00, once, even with two instances', async () => {
+    const other = await t.second();
+    const one = new ReconcileJob(t.platform.deps);
+    const two = new ReconcileJob(other.deps);
+    t.clock.set('2026-11-26T01:59:00Z'); // 09:59 in Shanghai: not yet
+    assert.deepEqual(await Promise.all([one.tick(), two.tick()]), [null, null]);
+    t.clock.set('2026-11-26T02:00:00Z'); // 10:00
+    const ran = await Promise.all([one.tick(), two.tick()]);
+    assert.deepEqual(
+      ran.filter((x) => x !== null),
+      ['2026-11-25'],
+    );
+    assert.deepEqual(await Promise.all([one.tick(), two.tick()]), [null, null], 'not twice');
+    const claim = await t.store.db
+      .selectFrom('job_claims')
+      .selectAll()
+      .where('key', '=', '2026-11-25')
+      .executeTakeFirstOrThrow();
+    assert.ok(claim.finished_at);
   });
 });
