@@ -320,7 +320,7 @@ async function hisSimCommand(args: string[]): Promise<number> {
 }
 
 /**
- * Reconciles one business day. Exit code 0: no open differences; 3: open differences (listed); 1: failure.
+ * Reconciles one business day. Exit code 0: no open differences; 3: open differences (counted); 1: failure.
  * With the embedded database it needs the server stopped (or PostgreSQL, where both can run).
  */
 async function reconcileCommand(args: string[]): Promise<number> {
