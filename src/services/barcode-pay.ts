@@ -6,7 +6,7 @@ import { categorize } from '../domain/categories.js';
 import { payTypeFromAuthCode, type OrderType, type PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
 import { sha256Hex } from '../crypto/tokens.js';
-import { channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
+import { checkRepeat, channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
 import { applyQueryOutcome, queryChannel, refreshTrade } from './sync.js';
 
 export interface BarcodePayCommand {
@@ -106,9 +106,7 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
   });
 
   if (!inserted) {
-    if (trade.kind === 'void') throw Errors.tradeHasClose();
-    if (trade.kind !== 'barcode') throw Errors.kindMismatch();
-    if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
+    checkRepeat(trade, 'barcode', fingerprint);
     return describe(await refreshTrade(deps, trade));
   }
 

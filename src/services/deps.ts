@@ -71,3 +71,16 @@ export async function guarded<T>(
     return fallback;
   }
 }
+
+/**
+ * A repeated order number: the same kind and content may go on (idempotent repeat); another kind, other
+ * content or a burnt ('void') number is refused. With openOnly, a trade already paid or closed is refused too.
+ */
+export function checkRepeat(trade: Trade, kind: Trade['kind'], fingerprint: string, openOnly = false): void {
+  if (trade.kind === 'void') throw Errors.tradeHasClose();
+  if (trade.kind !== kind) throw Errors.kindMismatch();
+  if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
+  if (!openOnly) return;
+  if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();
+  if (trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
+}

@@ -7,7 +7,7 @@ import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
 import { sha256Hex } from '../crypto/tokens.js';
-import { newTradeNo, type ServiceDeps } from './deps.js';
+import { checkRepeat, newTradeNo, type ServiceDeps } from './deps.js';
 import { cashierUrl, DEFAULT_TIMEOUT_EXPRESS } from './qr-pay.js';
 
 export interface H5PayCommand {
@@ -104,13 +104,7 @@ export async function h5Pay(
     insurance_fen: cmd.insuranceFen ?? 0,
     reduced_fen: cmd.reducedFen ?? 0,
   });
-  if (!inserted) {
-    if (trade.kind === 'void') throw Errors.tradeHasClose();
-    if (trade.kind !== 'h5') throw Errors.kindMismatch();
-    if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
-    if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();
-    if (trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
-  }
+  if (!inserted) checkRepeat(trade, 'h5', fingerprint, true);
   return { trade, gotoUrl: trade.code_url ?? '' };
 }
 

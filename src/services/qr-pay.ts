@@ -8,7 +8,7 @@ import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType, PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
 import { sha256Hex } from '../crypto/tokens.js';
-import { channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
+import { checkRepeat, channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
 
 export interface QrPayCommand {
   app: App;
@@ -97,11 +97,7 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
     lease_owner: null,
   });
   if (!inserted) {
-    if (trade.kind === 'void') throw Errors.tradeHasClose();
-    if (trade.kind !== 'qrcode') throw Errors.kindMismatch();
-    if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
-    if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();
-    if (trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
+    checkRepeat(trade, 'qrcode', fingerprint, true);
     if (trade.code_url) return { trade, codeUrl: trade.code_url };
   }
   if (!trade.pay_type) {

@@ -58,33 +58,30 @@ export class SimulatorChannel implements Channel {
     }
   }
 
-  async precreate(
-    ctx: ChannelContext,
-    input: Parameters<Channel['precreate']>[1],
-  ): Promise<PrecreateOutcome> {
-    const a = await this.provider.precreate({
-      merchant: this.merchant(ctx),
-      outTradeNo: input.outTradeNo,
-      payType: input.payType,
-      amountFen: input.amountFen,
-      subject: input.subject,
-    });
-    if (a.result === 'SUCCESS')
-      return { kind: 'created', codeUrl: a.codeUrl, channelTradeNo: a.trade.channelTradeNo };
-    return { kind: 'failed', code: a.code, zh: a.zh, en: a.en, retryable: false };
+  precreate(ctx: ChannelContext, input: Parameters<Channel['precreate']>[1]): Promise<PrecreateOutcome> {
+    return this.openTrade(ctx, input);
   }
 
-  async wapPay(
+  wapPay(
     ctx: ChannelContext,
     input: Parameters<NonNullable<Channel['wapPay']>>[1],
   ): Promise<PrecreateOutcome> {
+    return this.openTrade(ctx, input, input.returnUrl);
+  }
+
+  /** A QR code or a wap (H5) cashier: the same trade at the provider; wap pay sends the payer back afterwards. */
+  private async openTrade(
+    ctx: ChannelContext,
+    input: Parameters<Channel['precreate']>[1],
+    returnUrl?: string,
+  ): Promise<PrecreateOutcome> {
     const a = await this.provider.precreate({
       merchant: this.merchant(ctx),
       outTradeNo: input.outTradeNo,
       payType: input.payType,
       amountFen: input.amountFen,
       subject: input.subject,
-      returnUrl: input.returnUrl,
+      returnUrl,
     });
     if (a.result === 'SUCCESS')
       return { kind: 'created', codeUrl: a.codeUrl, channelTradeNo: a.trade.channelTradeNo };
