@@ -16,7 +16,13 @@ import { NotifyJob } from './jobs/notifier.js';
 import { ReconcileJob } from './jobs/reconciler.js';
 import { buildServer } from './http/server.js';
 import { createLogger } from './logging.js';
-import { acquireLock, loadOrCreateAdminToken, recordLockPort } from './runtime/local-files.js';
+import {
+  acquireLock,
+  loadOrCreateAdminToken,
+  masterKeyLoader,
+  recordLockPort,
+} from './runtime/local-files.js';
+import { SecretBox } from './crypto/secret-box.js';
 
 export interface PlatformOptions {
   config: Config;
@@ -80,6 +86,13 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       medicare: new SimulatorMedicare(clock, () => config.publicBaseUrl),
       clock,
       config,
+      secrets: new SecretBox(
+        masterKeyLoader({
+          fromEnv: config.masterKey,
+          embedded: config.store.kind === 'embedded',
+          dataDir: config.dataDir,
+        }),
+      ),
       log,
       sleep: opts.sleep ?? realSleep,
     };

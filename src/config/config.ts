@@ -1,5 +1,6 @@
 import path from 'node:path';
 import type { StoreConfig } from '../store/db.js';
+import { parseMasterKey } from '../crypto/secret-box.js';
 
 /** Typed configuration from the environment (and CLI flags). Fails fast, naming the key that is wrong. */
 export interface Config {
@@ -9,6 +10,8 @@ export interface Config {
   store: StoreConfig;
   /** Where the embedded database and local secrets live. */
   dataDir: string;
+  /** HOSPAY_MASTER_KEY (32 bytes), sealing secrets at rest; null = a key file in dataDir (embedded only). */
+  masterKey: Buffer | null;
   logLevel: string;
   barcode: {
     /** An unpaid barcode trade older than this is cancelled at the channel by the background job. */
@@ -98,6 +101,10 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
   } catch {
     throw new ConfigError('PUBLIC_BASE_URL', `must be an absolute URL, got "${publicBaseUrl}"`);
   }
+  const masterKeyText = env['HOSPAY_MASTER_KEY'];
+  const masterKey = masterKeyText ? parseMasterKey(masterKeyText) : null;
+  if (masterKeyText && !masterKey)
+    throw new ConfigError('HOSPAY_MASTER_KEY', 'must be 32 bytes as 64 hex digits or base64');
   const defaultPolls = int(env, 'HOSPAY_BARCODE_POLLS', 5, 0, 100);
   const maxPolls = int(env, 'HOSPAY_BARCODE_MAX_POLLS', 10, 0, 100);
   if (defaultPolls > maxPolls)
@@ -108,6 +115,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     publicBaseUrl,
     store,
     dataDir,
+    masterKey,
     logLevel: env['LOG_LEVEL'] || 'info',
     barcode: {
       deadlineMs: duration(env, 'HOSPAY_BARCODE_DEADLINE', 120_000),

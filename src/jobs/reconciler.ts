@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceDeps } from '../services/deps.js';
-import { reconcileDay } from '../reconcile/run.js';
+import { reconcileApps } from '../reconcile/run.js';
 import { formatShanghai } from '../domain/clock.js';
 
 /**
@@ -40,16 +40,9 @@ export class ReconcileJob {
       .returning('key')
       .executeTakeFirst();
     if (!claimed) return null;
-    let open = 0;
-    const errors: string[] = [];
-    for (const app of await this.deps.apps.list()) {
-      if (app.status !== 'active') continue;
-      try {
-        for (const o of await reconcileDay(this.deps, { app, date: yesterday })) open += o.open;
-      } catch (e) {
-        errors.push(`${app.id}: ${e instanceof Error ? e.message : String(e)}`);
-      }
-    }
+    const run = await reconcileApps(this.deps, { date: yesterday });
+    const open = run.open;
+    const errors = run.outcomes.filter((o) => o.error).map((o) => `${o.appId}: ${o.error ?? ''}`);
     await this.deps.db
       .updateTable('job_claims')
       .set({ finished_at: this.deps.clock.now(), result: JSON.stringify({ open, errors }) })

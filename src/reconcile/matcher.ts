@@ -640,25 +640,14 @@ function matchHis(ctx: Ctx, money: Item[], his: Item[]): void {
   const hisPay = indexBy(his, payKey);
   const hisRefund = indexBy(his, (i) => (i.kind === 'refund' ? `R${SEP}${i.outTradeNo}` : null));
   const matchedH = new Set<Item>();
+  const unmatched: Item[] = [];
   for (const m of ordered(money)) {
     const h =
       m.kind === 'payment'
         ? take(hisPay, `P${SEP}${m.outTradeNo}`, m.amountFen)
         : take(hisRefund, `R${SEP}${m.outTradeNo}`, m.amountFen);
     if (!h) {
-      if (m.kind === 'payment') {
-        oneSided(ctx, 'his', m, () =>
-          diff('HIS_MISSING', m, { side: m.side, amounts: { [m.side]: m.amountFen } }),
-        );
-      } else {
-        oneSided(ctx, 'his', m, () =>
-          diff('STATUS_MISMATCH', m, {
-            side: m.side,
-            amounts: { [m.side]: m.amountFen },
-            statuses: { [m.side]: 'REFUNDED', his: 'PAID' },
-          }),
-        );
-      }
+      unmatched.push(m);
       continue;
     }
     matchedH.add(h);
@@ -670,6 +659,44 @@ function matchHis(ctx: Ctx, money: Item[], his: Item[]): void {
         }),
       );
     } else ctx.matched++;
+  }
+  // A payment the HIS lists as a refund of the same amount (or the reverse) is one STATUS_MISMATCH, not a
+  // missing record on one side and a stray one on the other. Paired only after the exact matches.
+  const strayHis = new Map<string, Item[]>();
+  for (const h of ordered(his)) {
+    if (matchedH.has(h)) continue;
+    const key = `${h.kind}${SEP}${h.outTradeNo}${SEP}${h.amountFen}`;
+    strayHis.set(key, [...(strayHis.get(key) ?? []), h]);
+  }
+  for (const m of unmatched) {
+    const other = m.kind === 'payment' ? 'refund' : 'payment';
+    const h = strayHis.get(`${other}${SEP}${m.outTradeNo}${SEP}${m.amountFen}`)?.shift();
+    if (h) {
+      matchedH.add(h);
+      ctx.differences.push(
+        diff('STATUS_MISMATCH', m, {
+          amounts: { [m.side]: m.amountFen, his: h.amountFen },
+          statuses: {
+            [m.side]: m.kind === 'payment' ? 'PAID' : 'REFUNDED',
+            his: h.kind === 'payment' ? 'PAID' : 'REFUNDED',
+          },
+        }),
+      );
+      continue;
+    }
+    if (m.kind === 'payment') {
+      oneSided(ctx, 'his', m, () =>
+        diff('HIS_MISSING', m, { side: m.side, amounts: { [m.side]: m.amountFen } }),
+      );
+    } else {
+      oneSided(ctx, 'his', m, () =>
+        diff('STATUS_MISMATCH', m, {
+          side: m.side,
+          amounts: { [m.side]: m.amountFen },
+          statuses: { [m.side]: 'REFUNDED', his: 'PAID' },
+        }),
+      );
+    }
   }
   for (const h of ordered(his)) {
     if (matchedH.has(h)) continue;

@@ -6,6 +6,11 @@ import { HospayError } from '../domain/errors.js';
 import { formatFen } from '../domain/money.js';
 import { HisClient } from './his/his-client.js';
 import type { HisTradeRecord } from './his/his-xml.js';
+import { readReconSettings } from './settings.js';
+import { parseShanghai } from './his/his-xml.js';
+import { formatShanghai } from '../domain/clock.js';
+import type { BillLine } from './bills/bill.js';
+import type { Channel } from '../channels/channel.js';
 import {
   businessDayStart,
   matchDay,
@@ -13,6 +18,7 @@ import {
   type Difference,
   type MatchResult,
   type PendingEntry,
+  type PlatformEntry,
 } from './matcher.js';
 
 export interface DayOutcome {
@@ -28,7 +34,17 @@ export interface DayOutcome {
   hisError?: string;
 }
 
+/** Where a run is, for a progress bar: `done` of `total` steps of the pay type's stage. */
+export interface ReconProgress {
+  payType: PayType;
+  stage: 'bill' | 'platform' | 'his' | 'match' | 'recheck' | 'save';
+  done: number;
+  total: number;
+}
+
 const DAY_MS = 86_400_000;
+/** HIS answers kept as evidence are cut at this many characters per slice. */
+const MAX_EVIDENCE_CHARS = 1_000_000;
 
 /** A stable key for a difference, so re-running a day finds it again and keeps its resolution. */
 export function differenceKey(d: Difference): string {
@@ -44,11 +60,38 @@ function revivePending(json: string): PendingEntry[] {
   }
 }
 
+/** The app's HIS client from its settings (base URL, sealed AccessToken, timeouts), or null without a HIS. */
+export function hisClientFor(deps: ServiceDeps, app: App): HisClient | null {
+  if (!app.his_base_url) return null;
+  const settings = readReconSettings(app.recon_settings);
+  return new HisClient({
+    baseUrl: app.his_base_url,
+    ...(app.his_token_sealed
+      ? { accessToken: deps.secrets.open(app.his_token_sealed, hisTokenContext(app.id)) }
+      : {}),
+    timeoutMs: settings.hisTimeoutSeconds * 1000,
+    retries: settings.hisRetries,
+  });
+}
+
+/** The sealed HIS AccessToken is bound to its app. */
+export function hisTokenContext(appId: string): string {
+  return `app:${appId}:his_token`;
+}
+
+interface Evidence {
+  source: 'HIS_TRADE_LIST' | 'CHANNEL_BILL';
+  request: unknown;
+  records: number;
+  raw: string | null;
+}
+
 /**
  * Reconciles one business day of one app: for each pay type, the platform's money movements against the
  * channel's bill and (when the app has a HIS) the HIS's trade list. Results replace the day's earlier results;
  * differences keep their resolution state across re-runs; one-sided movements near the cut-off wait in the
- * pending pool, carried from day to day.
+ * pending pool, carried from day to day. The app's settings (src/reconcile/settings.ts) give the cut-off hour,
+ * the pending days, the HIS slice size and the expected fee rates.
  */
 export async function reconcileDay(
   deps: ServiceDeps,
@@ -56,18 +99,17 @@ export async function reconcileDay(
     app: App;
     date: string;
     payTypes?: readonly PayType[];
+    /** Overrides the app's setting. */
     cutoffHour?: number;
     his?: (app: App) => HisClient | null;
+    onProgress?: (p: ReconProgress) => void;
   },
 ): Promise<DayOutcome[]> {
   const { app, date } = input;
-  const dayStart = businessDayStart(date, input.cutoffHour ?? 0);
+  const settings = readReconSettings(app.recon_settings);
+  const dayStart = businessDayStart(date, input.cutoffHour ?? settings.cutoffHour);
   const dayEnd = new Date(dayStart.getTime() + DAY_MS);
-  const his = input.his
-    ? input.his(app)
-    : app.his_base_url
-      ? new HisClient({ baseUrl: app.his_base_url })
-      : null;
+  const progress = input.onProgress ?? (() => {});
   const out: DayOutcome[] = [];
   for (const payType of input.payTypes ?? (['alipay', 'weixin', 'unionpay'] as const)) {
     const startedAt = deps.clock.now();
@@ -96,40 +138,29 @@ export async function reconcileDay(
       });
       continue;
     }
-    const bill = await channel.downloadBill(channelContext(app), { date, payType });
+    // Built per pay type: a HIS that cannot be reached (or a token that does not open) is that day's HIS error.
+    let his: HisClient | null = null;
+    let hisError: string | undefined;
+    try {
+      his = input.his ? input.his(app) : hisClientFor(deps, app);
+    } catch (e) {
+      hisError = e instanceof Error ? e.message : String(e);
+    }
 
-    // The platform's movements of the day (a margin either side, so the matcher sees what crosses midnight).
-    const from = new Date(dayStart.getTime() - DAY_MS);
-    const to = new Date(dayEnd.getTime() + DAY_MS);
-    const trades = await deps.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('app_id', '=', app.id)
-      .where('pay_type', '=', payType)
-      .where('paid_at', '>=', from)
-      .where('paid_at', '<', to)
-      .execute();
-    const refunds = await deps.db
-      .selectFrom('refunds')
-      .innerJoin('trades', 'trades.id', 'refunds.trade_id')
-      .selectAll('refunds')
-      .where('refunds.app_id', '=', app.id)
-      .where('trades.pay_type', '=', payType)
-      .where('refunds.finished_at', '>=', from)
-      .where('refunds.finished_at', '<', to)
-      .execute();
-    const refundTrades = await deps.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('id', 'in', refunds.length ? refunds.map((r) => r.trade_id) : [-1])
-      .execute();
-    const allTrades = [...trades, ...refundTrades.filter((t) => !trades.some((x) => x.id === t.id))];
-    const platform = platformEntriesFrom(allTrades, refunds).filter(
-      (e) =>
-        e.time >= dayStart &&
-        e.time < dayEnd &&
-        (e.kind === 'refund' || trades.some((t) => t.out_trade_no === e.outTradeNo)),
+    progress({ payType, stage: 'bill', done: 0, total: 1 });
+    const { lines: billLines, evidence } = await channelLines(
+      channel as Channel & { downloadBill: NonNullable<Channel['downloadBill']> },
+      app,
+      date,
+      payType,
+      dayStart,
+      dayEnd,
     );
+    progress({ payType, stage: 'bill', done: 1, total: 1 });
+
+    progress({ payType, stage: 'platform', done: 0, total: 1 });
+    const platform = await platformMovements(deps, app.id, payType, dayStart, dayEnd);
+    progress({ payType, stage: 'platform', done: 1, total: 1 });
 
     const previous = await deps.db
       .selectFrom('recon_runs')
@@ -142,25 +173,47 @@ export async function reconcileDay(
       .executeTakeFirst();
 
     let hisRecords: HisTradeRecord[] | undefined;
-    let hisError: string | undefined;
     if (his) {
+      const slices = 1440 / settings.hisSliceMinutes;
+      progress({ payType, stage: 'his', done: 0, total: slices });
       try {
-        hisRecords = (await his.getDay(dayStart, 3_600_000, payType)).records;
+        const day = await his.getDay(dayStart, settings.hisSliceMinutes * 60_000, payType, (done) =>
+          progress({ payType, stage: 'his', done, total: slices }),
+        );
+        hisRecords = day.records;
+        for (const s of day.slices)
+          evidence.push({
+            source: 'HIS_TRADE_LIST',
+            request: s.request,
+            records: s.records.length,
+            raw: s.raw.length > MAX_EVIDENCE_CHARS ? s.raw.slice(0, MAX_EVIDENCE_CHARS) : s.raw,
+          });
       } catch (e) {
         hisError = e instanceof Error ? e.message : String(e);
       }
     }
 
+    progress({ payType, stage: 'match', done: 0, total: 1 });
     const result = matchDay({
       platform,
-      channel: bill.lines,
+      channel: billLines,
       ...(hisRecords ? { his: hisRecords } : {}),
       pending: previous ? revivePending(previous.pending) : [],
       dayStart,
+      pendingDays: settings.pendingDays,
+      feeRateBps: settings.feeRateBps,
+      feeToleranceFen: settings.feeToleranceFen,
     });
+    progress({ payType, stage: 'match', done: 1, total: 1 });
     const checks =
-      his && hisRecords ? await recheckWithHis(his, result.differences) : new Map<Difference, HisCheck>();
-    const open = await persist(deps, app, date, payType, result, startedAt, hisError, checks);
+      his && hisRecords
+        ? await recheckWithHis(his, result.differences, (done, total) =>
+            progress({ payType, stage: 'recheck', done, total }),
+          )
+        : new Map<Difference, HisCheck>();
+    progress({ payType, stage: 'save', done: 0, total: 1 });
+    const open = await persist(deps, app, date, payType, result, startedAt, hisError, checks, evidence);
+    progress({ payType, stage: 'save', done: 1, total: 1 });
     out.push({
       payType,
       matched: result.matched,
@@ -172,6 +225,112 @@ export async function reconcileDay(
     });
   }
   return out;
+}
+
+/**
+ * The channel's lines of the business day. Channels bill natural days (Asia/Shanghai); with a cut-off hour the
+ * business day [D h:00, D+1 h:00) takes the end of day D's bill and the start of day D+1's.
+ */
+async function channelLines(
+  channel: Channel & { downloadBill: NonNullable<Channel['downloadBill']> },
+  app: App,
+  date: string,
+  payType: PayType,
+  dayStart: Date,
+  dayEnd: Date,
+): Promise<{ lines: BillLine[]; evidence: Evidence[] }> {
+  const dates = formatShanghai(dayStart).slice(11) === '00:00:00' ? [date] : [date, nextDate(date)];
+  const lines: BillLine[] = [];
+  const evidence: Evidence[] = [];
+  for (const d of dates) {
+    const bill = await channel.downloadBill(channelContext(app), { date: d, payType });
+    evidence.push({
+      source: 'CHANNEL_BILL',
+      request: { date: d, payType, channel: channel.id },
+      records: bill.lines.length,
+      raw: JSON.stringify(bill.summary),
+    });
+    for (const l of bill.lines) {
+      if (dates.length === 1) {
+        lines.push(l);
+        continue;
+      }
+      const t = parseShanghai(l.time);
+      if (t && t >= dayStart && t < dayEnd) lines.push(l);
+    }
+  }
+  return { lines, evidence };
+}
+
+function nextDate(date: string): string {
+  return new Date(Date.parse(`${date}T00:00:00Z`) + DAY_MS).toISOString().slice(0, 10);
+}
+
+/**
+ * The platform's money movements of the business day for one pay type: payments paid in the day (the cash
+ * part) and refunds finished in the day, whenever their trade was paid. Only the columns the matcher reads.
+ */
+async function platformMovements(
+  deps: ServiceDeps,
+  appId: string,
+  payType: PayType,
+  dayStart: Date,
+  dayEnd: Date,
+): Promise<PlatformEntry[]> {
+  const tradeColumns = [
+    'trades.id',
+    'trades.trade_no',
+    'trades.out_trade_no',
+    'trades.channel_trade_no',
+    'trades.status',
+    'trades.total_fen',
+    'trades.insurance_fen',
+    'trades.paid_at',
+    'trades.category',
+    'trades.kind',
+  ] as const;
+  const trades = await deps.db
+    .selectFrom('trades')
+    .select(tradeColumns)
+    .where('app_id', '=', appId)
+    .where('pay_type', '=', payType)
+    .where('paid_at', '>=', dayStart)
+    .where('paid_at', '<', dayEnd)
+    .execute();
+  const refunds = await deps.db
+    .selectFrom('refunds')
+    .innerJoin('trades', 'trades.id', 'refunds.trade_id')
+    .select([
+      'refunds.trade_id',
+      'refunds.out_request_no',
+      'refunds.kind',
+      'refunds.amount_fen',
+      'refunds.status',
+      'refunds.finished_at',
+      'refunds.updated_at',
+    ])
+    .where('refunds.app_id', '=', appId)
+    .where('trades.pay_type', '=', payType)
+    .where('refunds.finished_at', '>=', dayStart)
+    .where('refunds.finished_at', '<', dayEnd)
+    .execute();
+  // Refunds of trades paid on another day: their trades too (the refund needs its order number), not their payments.
+  const paidToday = new Set(trades.map((t) => t.id));
+  const otherIds = [...new Set(refunds.map((r) => r.trade_id).filter((id) => !paidToday.has(id)))];
+  const otherTrades = [];
+  for (let i = 0; i < otherIds.length; i += 1000) {
+    otherTrades.push(
+      ...(await deps.db
+        .selectFrom('trades')
+        .select(tradeColumns)
+        .where('id', 'in', otherIds.slice(i, i + 1000))
+        .execute()),
+    );
+  }
+  const otherTradeNos = new Set(otherTrades.map((t) => t.trade_no));
+  return platformEntriesFrom([...trades, ...otherTrades], refunds).filter(
+    (e) => e.kind === 'refund' || !otherTradeNos.has(e.platformTradeNo),
+  );
 }
 
 /** What HIS_IF_Query said about a HIS-side difference before it was reported. */
@@ -193,58 +352,67 @@ const HIS_SIDE = new Set(['HIS_MISSING', 'HIS_ONLY', 'AMOUNT_MISMATCH', 'STATUS_
 async function recheckWithHis(
   his: HisClient,
   differences: readonly Difference[],
+  onProgress: (done: number, total: number) => void,
 ): Promise<Map<Difference, HisCheck>> {
   const out = new Map<Difference, HisCheck>();
-  for (const d of differences) {
-    if (
-      !HIS_SIDE.has(d.code) ||
-      (d.code !== 'HIS_MISSING' && d.code !== 'HIS_ONLY' && d.amounts.his === undefined)
-    )
-      continue;
-    try {
-      const q = await his.queryTrade(d.outTradeNo);
-      const flows = q.flows.map((f) => ({
-        hisFlowId: f.hisFlowId,
-        amountFen: f.amountFen,
-        time: f.time.toISOString(),
-      }));
-      const netFen = flows.reduce((s, f) => s + f.amountFen, 0);
-      const suggestion =
-        d.code === 'HIS_MISSING'
-          ? q.found
-            ? {
-                zh: 'HIS 单笔查询能查到该笔，可能是交易列表遗漏：请 HIS 核对列表接口',
-                en: 'HIS_IF_Query finds it: the trade list missed it; ask the HIS to check its list',
-              }
-            : {
-                zh: 'HIS 确认无此记录：请退款给患者，或请 HIS 补录',
-                en: 'the HIS confirms it has no record: refund the patient or have the HIS write it back',
-              }
-          : d.code === 'HIS_ONLY'
-            ? {
-                zh: '渠道无此笔收款：请 HIS 冲正该记录',
-                en: 'the channel has no such payment: ask the HIS to reverse its record',
-              }
-            : {
-                zh: `HIS 记录净额 ${formatFen(netFen)} 元，请与 HIS 核对`,
-                en: `the HIS holds a net ${formatFen(netFen)} yuan; check with the HIS`,
-              };
-      out.set(d, { checkedWith: 'HIS_IF_Query', found: q.found, flows, netFen, suggestion });
-    } catch (e) {
-      out.set(d, {
-        checkedWith: 'HIS_IF_Query',
-        found: false,
-        flows: [],
-        netFen: 0,
-        error: e instanceof Error ? e.message : String(e),
-        suggestion: {
-          zh: 'HIS 单笔查询失败，请稍后重跑对账',
-          en: 'HIS_IF_Query failed; re-run the day later',
-        },
-      });
-    }
+  const todo = differences.filter(
+    (d) =>
+      HIS_SIDE.has(d.code) &&
+      (d.code === 'HIS_MISSING' || d.code === 'HIS_ONLY' || d.amounts.his !== undefined),
+  );
+  let done = 0;
+  onProgress(0, todo.length);
+  for (const d of todo) {
+    onProgress(done++, todo.length);
+    await recheckOne(his, d, out);
   }
+  onProgress(todo.length, todo.length);
   return out;
+}
+
+async function recheckOne(his: HisClient, d: Difference, out: Map<Difference, HisCheck>): Promise<void> {
+  try {
+    const q = await his.queryTrade(d.outTradeNo);
+    const flows = q.flows.map((f) => ({
+      hisFlowId: f.hisFlowId,
+      amountFen: f.amountFen,
+      time: f.time.toISOString(),
+    }));
+    const netFen = flows.reduce((s, f) => s + f.amountFen, 0);
+    const suggestion =
+      d.code === 'HIS_MISSING'
+        ? q.found
+          ? {
+              zh: 'HIS 单笔查询能查到该笔，可能是交易列表遗漏：请 HIS 核对列表接口',
+              en: 'HIS_IF_Query finds it: the trade list missed it; ask the HIS to check its list',
+            }
+          : {
+              zh: 'HIS 确认无此记录：请退款给患者，或请 HIS 补录',
+              en: 'the HIS confirms it has no record: refund the patient or have the HIS write it back',
+            }
+        : d.code === 'HIS_ONLY'
+          ? {
+              zh: '渠道无此笔收款：请 HIS 冲正该记录',
+              en: 'the channel has no such payment: ask the HIS to reverse its record',
+            }
+          : {
+              zh: `HIS 记录净额 ${formatFen(netFen)} 元，请与 HIS 核对`,
+              en: `the HIS holds a net ${formatFen(netFen)} yuan; check with the HIS`,
+            };
+    out.set(d, { checkedWith: 'HIS_IF_Query', found: q.found, flows, netFen, suggestion });
+  } catch (e) {
+    out.set(d, {
+      checkedWith: 'HIS_IF_Query',
+      found: false,
+      flows: [],
+      netFen: 0,
+      error: e instanceof Error ? e.message : String(e),
+      suggestion: {
+        zh: 'HIS 单笔查询失败，请稍后重跑对账',
+        en: 'HIS_IF_Query failed; re-run the day later',
+      },
+    });
+  }
 }
 
 async function persist(
@@ -256,6 +424,7 @@ async function persist(
   startedAt: Date,
   hisError: string | undefined,
   checks: Map<Difference, HisCheck>,
+  evidence: readonly Evidence[],
 ): Promise<number> {
   const now = deps.clock.now();
   return deps.db.transaction().execute(async (tx) => {
@@ -277,6 +446,28 @@ async function persist(
       .values(run)
       .onConflict((oc) => oc.columns(['app_id', 'business_date', 'pay_type']).doUpdateSet(run))
       .execute();
+    // The evidence of this run replaces the previous run's.
+    await tx
+      .deleteFrom('recon_evidence')
+      .where('app_id', '=', app.id)
+      .where('business_date', '=', date)
+      .where('pay_type', '=', payType)
+      .execute();
+    for (const [seq, e] of evidence.entries())
+      await tx
+        .insertInto('recon_evidence')
+        .values({
+          app_id: app.id,
+          business_date: date,
+          pay_type: payType,
+          source: e.source,
+          seq,
+          request: JSON.stringify(e.request),
+          records: e.records,
+          raw: e.raw,
+          fetched_at: now,
+        })
+        .execute();
     // Re-running replaces the day's results; resolutions stay with their differences.
     await tx
       .updateTable('recon_differences')
@@ -346,4 +537,73 @@ export async function resolveDifference(
       .execute();
     return true;
   });
+}
+
+export class UnknownAppError extends Error {
+  constructor(readonly appId: string) {
+    super(`没有这个应用 / no such app: ${appId}`);
+    this.name = 'UnknownAppError';
+  }
+}
+
+export interface AppDayOutcome extends DayOutcome {
+  appId: string;
+  date: string;
+  /** Set when the app's day could not be reconciled at all (e.g. the channel bill failed). */
+  error?: string;
+}
+
+/**
+ * Reconciles a business day for one app or every active app (the CLI, the admin API and the daily job).
+ * One app's failure does not stop the others; it is reported as that app's error.
+ */
+export async function reconcileApps(
+  deps: ServiceDeps,
+  input: { date: string; appId?: string; onProgress?: (p: ReconProgress & { appId: string }) => void },
+): Promise<{ outcomes: AppDayOutcome[]; open: number; errors: number }> {
+  const apps = (await deps.apps.list()).filter((a) =>
+    input.appId ? a.id === input.appId : a.status === 'active',
+  );
+  if (input.appId && apps.length === 0) throw new UnknownAppError(input.appId);
+  const outcomes: AppDayOutcome[] = [];
+  let open = 0;
+  let errors = 0;
+  for (const app of apps) {
+    try {
+      const days = await reconcileDay(deps, {
+        app,
+        date: input.date,
+        ...(input.onProgress ? { onProgress: (p) => input.onProgress?.({ ...p, appId: app.id }) } : {}),
+      });
+      for (const o of days) {
+        open += o.open;
+        outcomes.push({ appId: app.id, date: input.date, ...o });
+      }
+    } catch (e) {
+      errors++;
+      deps.log.warn(
+        { app: app.id, date: input.date, err: e instanceof Error ? e.message : String(e) },
+        'reconcile failed',
+      );
+      outcomes.push({
+        appId: app.id,
+        date: input.date,
+        payType: 'alipay',
+        skipped: 'failed',
+        error: e instanceof Error ? e.message : String(e),
+        matched: 0,
+        differences: 0,
+        open: 0,
+        pending: 0,
+      });
+    }
+  }
+  return { outcomes, open, errors };
+}
+
+/** A business date 'yyyy-MM-dd' that exists in the calendar. */
+export function isBusinessDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const d = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
 }

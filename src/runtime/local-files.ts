@@ -96,3 +96,34 @@ export function acquireLock(dataDir: string): () => void {
 export function recordLockPort(dataDir: string, host: string, port: number): void {
   fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, port, host }));
 }
+
+/**
+ * The master key that seals secrets at rest: HOSPAY_MASTER_KEY (given as `fromEnv`, already parsed) or, with
+ * the embedded database, a key file in the data directory made on first use (0600). With PostgreSQL the key
+ * must come from the environment, the same on every instance.
+ */
+export function masterKeyLoader(opts: {
+  fromEnv: Buffer | null;
+  embedded: boolean;
+  dataDir: string;
+}): () => Buffer {
+  return () => {
+    if (opts.fromEnv) return opts.fromEnv;
+    if (!opts.embedded)
+      throw new Error(
+        '未设置主密钥 HOSPAY_MASTER_KEY，无法保存密钥类配置 / set HOSPAY_MASTER_KEY (32 bytes, hex or base64) ' +
+          'to store secrets with PostgreSQL; every instance needs the same key',
+      );
+    fs.mkdirSync(opts.dataDir, { recursive: true });
+    const p = path.join(opts.dataDir, 'master-key');
+    try {
+      const b = Buffer.from(fs.readFileSync(p, 'utf8').trim(), 'hex');
+      if (b.length === 32) return b;
+    } catch {
+      /* first use */
+    }
+    const key = randomBytes(32);
+    fs.writeFileSync(p, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    return key;
+  };
+}

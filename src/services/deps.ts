@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { Config } from '../config/config.js';
+import type { SecretBox } from '../crypto/secret-box.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import type { Db } from '../store/db.js';
@@ -26,6 +27,8 @@ export interface ServiceDeps {
   medicare: MedicareChannel;
   clock: Clock;
   config: Config;
+  /** Seals and opens secrets stored in the database (the HIS AccessToken, channel keys). */
+  secrets: SecretBox;
   log: Logger;
   sleep: (ms: number) => Promise<void>;
 }

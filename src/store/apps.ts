@@ -135,6 +135,25 @@ export class AppRepository {
     return r !== undefined;
   }
 
+  /**
+   * The app's HIS and reconciliation settings. `hisTokenSealed` is the AccessToken already sealed by the
+   * caller (SecretBox); undefined fields are left as they are.
+   */
+  async setReconciliation(
+    appId: string,
+    patch: { hisBaseUrl?: string | null; hisTokenSealed?: string | null; settings?: string },
+  ): Promise<boolean> {
+    const set: { his_base_url?: string | null; his_token_sealed?: string | null; recon_settings?: string } = {};
+    if (patch.hisBaseUrl !== undefined) set.his_base_url = patch.hisBaseUrl;
+    if (patch.hisTokenSealed !== undefined) set.his_token_sealed = patch.hisTokenSealed;
+    if (patch.settings !== undefined) set.recon_settings = patch.settings;
+    const q =
+      Object.keys(set).length > 0
+        ? this.db.updateTable('apps').set(set).where('id', '=', appId).returning('id')
+        : this.db.selectFrom('apps').select('id').where('id', '=', appId);
+    return (await q.executeTakeFirst()) !== undefined;
+  }
+
   async setCategories(appId: string, categories: Category[] | null): Promise<boolean> {
     const r = await this.db
       .updateTable('apps')

@@ -75,6 +75,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     HOSPAY_BARCODE_POLL_INTERVAL: '5',
     HOSPAY_JOBS: 'off',
     LOG_LEVEL: 'info',
+    // Secrets at rest (HIS token, channel keys): PostgreSQL needs the master key from the environment.
+    HOSPAY_MASTER_KEY: '5f'.repeat(32),
     ...env,
   });
 }

@@ -106,7 +106,12 @@ export class HisClient {
    * A business day [dayStart, dayStart + 24 h) of one pay type, pulled in slices of sliceMs (e.g. one hour), concatenated in
    * order. Nothing is de-duplicated: a record the HIS lists twice appears twice. Fails on the first failed slice.
    */
-  async getDay(dayStart: Date, sliceMs: number, payType: HisPayType): Promise<DayResult> {
+  async getDay(
+    dayStart: Date,
+    sliceMs: number,
+    payType: HisPayType,
+    onSlice?: (done: number) => void,
+  ): Promise<DayResult> {
     if (!Number.isInteger(sliceMs) || sliceMs < 1000 || sliceMs % 1000 !== 0 || DAY_MS % sliceMs !== 0) {
       throw new RangeError('sliceMs must be whole seconds and divide 24 h');
     }
@@ -115,6 +120,7 @@ export class HisClient {
       const begin = new Date(t);
       const end = new Date(t + sliceMs);
       slices.push({ begin, end, ...(await this.getTradeList({ begin, end, payType })) });
+      onSlice?.(slices.length);
     }
     return { records: slices.flatMap((s) => s.records), slices };
   }

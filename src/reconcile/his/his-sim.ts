@@ -103,6 +103,8 @@ export interface HisSimulator {
   /** Requests received, per interface (to count retries). */
   requests: { tradeList: number; query: number };
   flows(): readonly HisSimFlow[];
+  /** The payment flow recorded for an order, if any (to aim a fault at an order number). */
+  paymentOf(outTradeNo: string): HisSimFlow | undefined;
   addPayment(input: PaymentInput): HisSimFlow;
   addRefund(input: RefundInput): HisSimFlow;
   /** Fault: a record with no payment behind it (hospay never saw this order). */
@@ -139,6 +141,10 @@ const refused = (subCode: string, message: string) => ({
 
 export function createHisSimulator(options: HisSimulatorOptions = {}): HisSimulator {
   let flows: HisSimFlow[] = [...(options.flows ?? [])];
+  /** The payment flow of each order, for refunds and faults by order number. */
+  const payByOrder = new Map<string, HisSimFlow>();
+  for (const f of flows)
+    if (f.kind === 'PAY' && !payByOrder.has(f.outTradeNo)) payByOrder.set(f.outTradeNo, f);
   const emptyFaults = (): HisSimFaults => ({
     drop: new Set(),
     amountFen: new Map(),
@@ -169,11 +175,12 @@ export function createHisSimulator(options: HisSimulatorOptions = {}): HisSimula
       costType: input.costType ?? '门诊',
     };
     flows.push(flow);
+    if (!payByOrder.has(flow.outTradeNo)) payByOrder.set(flow.outTradeNo, flow);
     return flow;
   };
 
   const addRefund = (input: RefundInput): HisSimFlow => {
-    const pay = flows.find((f) => f.outTradeNo === input.outTradeNo && f.kind === 'PAY');
+    const pay = payByOrder.get(input.outTradeNo);
     if (!pay) throw new Error(`no payment recorded for ${input.outTradeNo}`);
     if (!Number.isSafeInteger(input.amountFen) || input.amountFen <= 0)
       throw new RangeError('amountFen must be > 0');
@@ -353,12 +360,14 @@ export function createHisSimulator(options: HisSimulatorOptions = {}): HisSimula
     faults,
     requests,
     flows: () => flows,
+    paymentOf: (outTradeNo) => payByOrder.get(outTradeNo),
     addPayment,
     addRefund,
     addExtra,
     loadFromTrades,
     reset() {
       flows = [];
+      payByOrder.clear();
       Object.assign(faults, emptyFaults());
       requests.tradeList = 0;
       requests.query = 0;

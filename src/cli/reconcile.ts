@@ -1,0 +1,282 @@
+import { parseArgs } from 'node:util';
+import type { Config } from '../config/config.js';
+import { startPlatform, type Platform } from '../main.js';
+import { formatFen } from '../domain/money.js';
+import { runningServer } from './running-server.js';
+import {
+  UnknownAppError,
+  isBusinessDate,
+  reconcileApps,
+  type AppDayOutcome,
+  type ReconProgress,
+} from '../reconcile/run.js';
+import { parseFeeRates, ReconSettingsError } from '../reconcile/settings.js';
+import {
+  reconSettingsView,
+  updateReconSettings,
+  type ReconSettingsPatch,
+  type ReconSettingsView,
+} from '../reconcile/his-settings.js';
+
+export const RECONCILE_USAGE = `  hospay reconcile --date YYYY-MM-DD [--app ID] [--json]
+                                               reconcile a business day: platform ↔ channel bill ↔ HIS;
+                                               a progress bar on a terminal; exit 0 = no open differences,
+                                               3 = open differences, 1 = an app could not be reconciled
+  hospay app his --app ID [--url URL | --no-his] [--token-stdin | --no-token]
+                 [--slice-minutes N] [--cutoff-hour H] [--pending-days N] [--his-timeout S] [--his-retries N]
+                 [--fee-rate alipay=0.6%,weixin=0.6%,unionpay=-] [--fee-tolerance-fen N] [--json]
+                                               show or set the app's HIS (spec chapter 7) and reconciliation
+                                               settings; the HIS AccessToken is read from stdin and stored
+                                               sealed (HOSPAY_MASTER_KEY with PostgreSQL)`;
+
+export class ReconcileUsageError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ReconcileUsageError';
+  }
+}
+
+/** Opens the platform without listening or jobs (the CLI's own short-lived instance). */
+async function localPlatform(config: Config): Promise<Platform> {
+  return startPlatform({
+    config: { ...config, jobs: { ...config.jobs, enabled: false } },
+    listen: false,
+    demo: false,
+  });
+}
+
+async function admin<T>(
+  server: { base: string; token: string },
+  method: string,
+  path: string,
+  body?: unknown,
+) {
+  const res = await fetch(`${server.base}${path}`, {
+    method,
+    headers: {
+      authorization: `Bearer ${server.token}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  const data = (text ? JSON.parse(text) : null) as T & { code?: string; message?: string };
+  return { status: res.status, data };
+}
+
+const STAGES: Record<ReconProgress['stage'], string> = {
+  bill: '下载账单 bill',
+  platform: '平台流水 platform',
+  his: 'HIS 交易列表 HIS list',
+  match: '比对 matching',
+  recheck: 'HIS 复核 re-check',
+  save: '保存 saving',
+};
+
+/** A one-line progress bar on stderr, redrawn in place (only on a terminal). */
+export function progressBar(
+  write: (s: string) => void,
+  width = 24,
+): (p: ReconProgress & { appId: string }) => void {
+  return (p) => {
+    const ratio = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
+    const full = Math.round(ratio * width);
+    const bar = `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
+    write(
+      `\r\x1b[2K${p.appId} ${p.payType.padEnd(8)} [${bar}] ${String(p.done).padStart(3)}/${p.total} ${STAGES[p.stage]}`,
+    );
+  };
+}
+
+function printOutcomes(outcomes: readonly AppDayOutcome[]): void {
+  for (const o of outcomes) {
+    if (o.error) {
+      console.log(`${o.appId}  failed: ${o.error}`);
+      continue;
+    }
+    if (o.skipped) {
+      console.log(`${o.appId}  ${o.payType.padEnd(8)}  skipped: ${o.skipped}`);
+      continue;
+    }
+    const pay = o.totals?.channel.payment;
+    const refund = o.totals?.channel.refund;
+    console.log(
+      `${o.appId}  ${o.payType.padEnd(8)}  matched ${o.matched}  differences ${o.differences} (open ${o.open})  pending ${o.pending}` +
+        `  channel: ${pay?.count ?? 0} payments ¥${formatFen(pay?.fen ?? 0)}, ${refund?.count ?? 0} refunds ¥${formatFen(refund?.fen ?? 0)}` +
+        (o.hisError ? `  HIS: ${o.hisError}` : ''),
+    );
+  }
+}
+
+/**
+ * Reconciles one business day. Exit code 0: no open differences; 3: open differences; 1: an app failed.
+ * With the embedded database held by a running server, the server does the work (admin API).
+ */
+export async function reconcileCommand(args: string[], config: Config): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { date: { type: 'string' }, app: { type: 'string' }, json: { type: 'boolean' } },
+    strict: true,
+  });
+  const date = values.date ?? '';
+  if (!isBusinessDate(date)) throw new ReconcileUsageError('--date YYYY-MM-DD is required');
+  const tty = process.stderr.isTTY && !values.json;
+  let run: { outcomes: AppDayOutcome[]; open: number; errors: number };
+  const server = runningServer(config);
+  if (server) {
+    if (tty) process.stderr.write('对账中（由运行中的服务执行）/ reconciling on the running server …');
+    const r = await admin<typeof run>(server, 'POST', '/admin/reconcile', {
+      date,
+      ...(values.app ? { app_id: values.app } : {}),
+    });
+    if (tty) process.stderr.write('\r\x1b[2K');
+    if (r.status === 404) throw new UnknownAppError(values.app ?? '');
+    if (r.status !== 200)
+      throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
+    run = r.data;
+  } else {
+    const platform = await localPlatform(config);
+    try {
+      run = await reconcileApps(platform.deps, {
+        date,
+        ...(values.app ? { appId: values.app } : {}),
+        ...(tty ? { onProgress: progressBar((s) => process.stderr.write(s)) } : {}),
+      });
+    } finally {
+      if (tty) process.stderr.write('\r\x1b[2K');
+      await platform.close();
+    }
+  }
+  if (values.json) console.log(JSON.stringify(run.outcomes));
+  else {
+    printOutcomes(run.outcomes);
+    console.log(
+      run.open === 0
+        ? '无未处理差异 / no open differences'
+        : `未处理差异 ${run.open} 条 / ${run.open} open differences`,
+    );
+  }
+  if (run.errors > 0) return 1;
+  return run.open === 0 ? 0 : 3;
+}
+
+function wholeNumber(text: string | undefined, flag: string): number | undefined {
+  if (text === undefined) return undefined;
+  if (!/^[0-9]{1,6}$/.test(text)) throw new ReconcileUsageError(`${flag} takes a whole number`);
+  return Number(text);
+}
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const c of process.stdin) chunks.push(c as Buffer);
+  return Buffer.concat(chunks).toString('utf8').trim();
+}
+
+function printView(v: ReconSettingsView): void {
+  const s = v.settings;
+  const fees = Object.entries(s.feeRateBps)
+    .map(([pt, bps]) => `${pt}=${(bps / 100).toFixed(2)}%`)
+    .join(', ');
+  console.log(
+    [
+      `app ${v.app_id}`,
+      `  HIS 地址 / base URL      ${v.his_base_url ?? '(未配置 none: no HIS comparison)'}`,
+      `  HIS AccessToken          ${v.his_access_token === 'set' ? '已设置 set (sealed)' : '未设置 none'}`,
+      `  分片 / slice              ${s.hisSliceMinutes} min, 超时 timeout ${s.hisTimeoutSeconds} s, 重试 retries ${s.hisRetries}`,
+      `  日切 / cut-off hour       ${s.cutoffHour}:00 Asia/Shanghai`,
+      `  挂账 / pending days       ${s.pendingDays}`,
+      `  费率 / fee rates          ${fees || '(不核对 not checked)'}, 容差 tolerance ${s.feeToleranceFen} fen`,
+    ].join('\n'),
+  );
+}
+
+/** `hospay app his`: shows or changes an app's HIS connection and reconciliation settings. */
+export async function appHisCommand(args: string[], config: Config): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      app: { type: 'string' },
+      url: { type: 'string' },
+      'no-his': { type: 'boolean' },
+      'token-stdin': { type: 'boolean' },
+      'no-token': { type: 'boolean' },
+      'slice-minutes': { type: 'string' },
+      'cutoff-hour': { type: 'string' },
+      'pending-days': { type: 'string' },
+      'his-timeout': { type: 'string' },
+      'his-retries': { type: 'string' },
+      'fee-rate': { type: 'string' },
+      'fee-tolerance-fen': { type: 'string' },
+      json: { type: 'boolean' },
+    },
+    strict: true,
+  });
+  if (!values.app) throw new ReconcileUsageError('--app ID is required');
+  if (values.url !== undefined && values['no-his'])
+    throw new ReconcileUsageError('use either --url or --no-his');
+  if (values['token-stdin'] && values['no-token'])
+    throw new ReconcileUsageError('use either --token-stdin or --no-token');
+  const patch: ReconSettingsPatch = {};
+  if (values.url !== undefined) patch.his_base_url = values.url;
+  if (values['no-his']) patch.his_base_url = null;
+  if (values['no-token']) patch.his_access_token = null;
+  if (values['token-stdin']) {
+    const token = await readStdin();
+    if (!token) throw new ReconcileUsageError('--token-stdin: nothing was read from stdin');
+    patch.his_access_token = token;
+  }
+  const settings: Record<string, unknown> = {};
+  const numbers: Array<[string, string]> = [
+    ['slice-minutes', 'hisSliceMinutes'],
+    ['cutoff-hour', 'cutoffHour'],
+    ['pending-days', 'pendingDays'],
+    ['his-timeout', 'hisTimeoutSeconds'],
+    ['his-retries', 'hisRetries'],
+    ['fee-tolerance-fen', 'feeToleranceFen'],
+  ];
+  for (const [flag, field] of numbers) {
+    const n = wholeNumber(values[flag as keyof typeof values] as string | undefined, `--${flag}`);
+    if (n !== undefined) settings[field] = n;
+  }
+  if (values['fee-rate'] !== undefined) settings['feeRateBps'] = parseFeeRates(values['fee-rate']);
+  if (Object.keys(settings).length) patch.settings = settings;
+
+  let view: ReconSettingsView | null;
+  const server = runningServer(config);
+  if (server) {
+    const r =
+      Object.keys(patch).length === 0
+        ? await admin<ReconSettingsView>(
+            server,
+            'GET',
+            `/admin/apps/${encodeURIComponent(values.app)}/reconciliation`,
+          )
+        : await admin<ReconSettingsView>(
+            server,
+            'PUT',
+            `/admin/apps/${encodeURIComponent(values.app)}/reconciliation`,
+            patch,
+          );
+    if (r.status === 400) throw new ReconcileUsageError(r.data.message ?? 'refused');
+    if (r.status !== 200 && r.status !== 404)
+      throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
+    view = r.status === 404 ? null : r.data;
+  } else {
+    const platform = await localPlatform(config);
+    try {
+      const deps = platform.deps;
+      if (Object.keys(patch).length === 0) {
+        const app = await deps.apps.get(values.app);
+        view = app ? reconSettingsView(app) : null;
+      } else view = await updateReconSettings(deps, values.app, patch);
+    } finally {
+      await platform.close();
+    }
+  }
+  if (!view) throw new UnknownAppError(values.app);
+  if (values.json) console.log(JSON.stringify(view));
+  else printView(view);
+  return 0;
+}
+
+export { ReconSettingsError };

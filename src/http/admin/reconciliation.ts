@@ -1,0 +1,67 @@
+import type { FastifyInstance } from 'fastify';
+import type { ServiceDeps } from '../../services/deps.js';
+import { ReconSettingsError } from '../../reconcile/settings.js';
+import { reconSettingsView, updateReconSettings } from '../../reconcile/his-settings.js';
+import { UnknownAppError, isBusinessDate, reconcileApps } from '../../reconcile/run.js';
+import { SecretBoxError } from '../../crypto/secret-box.js';
+
+const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
+
+/**
+ * Reconciliation administration (behind the admin token, registered in routes.ts): an app's HIS connection
+ * and settings, and running a business day.
+ */
+export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: ServiceDeps): void {
+  scope.get('/admin/apps/:id/reconciliation', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const app = await deps.apps.get(id);
+    if (!app) return reply.code(404).send(NO_APP);
+    return reconSettingsView(app);
+  });
+
+  scope.put('/admin/apps/:id/reconciliation', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const body = req.body;
+    if (typeof body !== 'object' || body === null || Array.isArray(body))
+      return reply
+        .code(400)
+        .send({ code: 'INVALID_BODY', message: '须为 JSON 对象 / a JSON object is required' });
+    const known = new Set(['his_base_url', 'his_access_token', 'settings']);
+    const unknown = Object.keys(body).find((k) => !known.has(k));
+    if (unknown)
+      return reply
+        .code(400)
+        .send({ code: `INVALID_FIELD.${unknown}`, message: `未知字段 / unknown field: ${unknown}` });
+    try {
+      const view = await updateReconSettings(deps, id, body as Parameters<typeof updateReconSettings>[2]);
+      if (!view) return reply.code(404).send(NO_APP);
+      return view;
+    } catch (e) {
+      if (e instanceof ReconSettingsError)
+        return reply.code(400).send({ code: `INVALID_FIELD.${e.field}`, message: `${e.zh} / ${e.en}` });
+      if (e instanceof SecretBoxError || (e instanceof Error && /HOSPAY_MASTER_KEY/.test(e.message)))
+        return reply.code(409).send({ code: 'MASTER_KEY', message: e.message });
+      throw e;
+    }
+  });
+
+  scope.post('/admin/reconcile', async (req, reply) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const date = body['date'];
+    const appId = body['app_id'];
+    if (typeof date !== 'string' || !isBusinessDate(date))
+      return reply
+        .code(400)
+        .send({ code: 'INVALID_FIELD.date', message: 'date 须为 yyyy-MM-dd / date must be yyyy-MM-dd' });
+    if (appId !== undefined && typeof appId !== 'string')
+      return reply
+        .code(400)
+        .send({ code: 'INVALID_FIELD.app_id', message: 'app_id 须为字符串 / must be a string' });
+    try {
+      return await reconcileApps(deps, { date, ...(appId ? { appId } : {}) });
+    } catch (e) {
+      if (e instanceof UnknownAppError) return reply.code(404).send(NO_APP);
+      throw e;
+    }
+  });
+}
