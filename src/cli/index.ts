@@ -12,6 +12,7 @@ import { startHisSimulator } from '../reconcile/his/his-sim.js';
 import { reconcileDay } from '../reconcile/run.js';
 import { formatFen } from '../domain/money.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
+import { REPORT_USAGE, reportCommand } from './report.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
 
@@ -37,6 +38,7 @@ ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
   hospay reconcile --date YYYY-MM-DD [--app ID] [--json]
                                                reconcile a business day: platform ↔ channel bill ↔ HIS;
                                                exit 0 = no open differences, 3 = open differences
+${REPORT_USAGE}
   hospay migrate                               apply database migrations
   hospay help
 
@@ -61,6 +63,8 @@ async function main(argv: string[]): Promise<number> {
       return hisSimCommand(rest);
     case 'reconcile':
       return reconcileCommand(rest);
+    case 'report':
+      return reportCommand(rest, loadConfig());
     case undefined:
     case 'help':
     case '--help':

@@ -5,6 +5,7 @@ import { appCategories } from '../../store/apps.js';
 import { validateCategories } from '../../domain/categories.js';
 import { readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
+import { registerReportAdminRoutes } from './reports.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -31,6 +32,7 @@ export async function registerAdminRoutes(
     });
 
     registerNotificationAdminRoutes(scope, deps);
+    registerReportAdminRoutes(scope, deps);
 
     scope.post('/admin/apps', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
