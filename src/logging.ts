@@ -9,6 +9,8 @@ export const REDACT_PATHS = [
   '*.AccessToken',
   '*.accessToken',
   '*.access_token',
+  '*.his_access_token',
+  '*.his_token_sealed',
   '*.AuthCode',
   '*.authCode',
   '*.auth_code',

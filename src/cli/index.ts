@@ -8,9 +8,15 @@ import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
 import { DataDirBusyError, readLock } from '../runtime/local-files.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
-import { startHisSimulator } from '../reconcile/his/his-sim.js';
-import { reconcileDay } from '../reconcile/run.js';
-import { formatFen } from '../domain/money.js';
+import { HIS_SIM_USAGE, HisSimUsageError, hisSimCommand } from './his-sim.js';
+import { UnknownAppError } from '../reconcile/run.js';
+import {
+  RECONCILE_USAGE,
+  ReconcileUsageError,
+  ReconSettingsError,
+  appHisCommand,
+  reconcileCommand,
+} from './reconcile.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
 
@@ -32,12 +38,8 @@ Usage:
   hospay keys platform [--base64]              the platform's public key, to verify answers and notifications
   hospay keys rotate                           make a new platform key pair
 ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
-  hospay his-sim [--port N] [--host H] [--from-db]
-                                               a HIS simulator (spec chapter 7) for trying reconciliation;
-                                               --from-db feeds it the platform's trades as a HIS would record them
-  hospay reconcile --date YYYY-MM-DD [--app ID] [--json]
-                                               reconcile a business day: platform ↔ channel bill ↔ HIS;
-                                               exit 0 = no open differences, 3 = open differences
+${HIS_SIM_USAGE}
+${RECONCILE_USAGE}
 ${REPORT_USAGE}
   hospay migrate                               apply database migrations
   hospay help
@@ -60,9 +62,9 @@ async function main(argv: string[]): Promise<number> {
     case 'notify':
       return notifyCommand(rest, loadConfig());
     case 'his-sim':
-      return hisSimCommand(rest);
+      return hisSimCommand(rest, () => loadConfig());
     case 'reconcile':
-      return reconcileCommand(rest);
+      return reconcileCommand(rest, loadConfig());
     case 'report':
       return reportCommand(rest, loadConfig());
     case undefined:
@@ -120,6 +122,7 @@ async function serve(args: string[]): Promise<number> {
 async function appCommand(args: string[]): Promise<number> {
   const [sub, ...rest] = args;
   const config = loadConfig();
+  if (sub === 'his') return appHisCommand(rest, config);
   const { values } = parseArgs({
     args: rest,
     options: {
@@ -136,7 +139,7 @@ async function appCommand(args: string[]): Promise<number> {
   });
   if (!['create', 'list', 'disable', 'enable', 'categories', 'key', 'redirect-uris'].includes(sub ?? '')) {
     throw new UsageError(
-      `unknown app command "${sub ?? ''}" (create, list, disable, enable, categories, key, redirect-uris)`,
+      `unknown app command "${sub ?? ''}" (create, list, disable, enable, categories, key, redirect-uris, his)`,
     );
   }
   // Validate before touching the database.
@@ -287,107 +290,6 @@ async function keysCommand(args: string[]): Promise<number> {
 }
 
 /** A HIS simulator serving spec chapter 7, optionally fed from the platform's trades as a HIS would have them. */
-async function hisSimCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { port: { type: 'string' }, host: { type: 'string' }, 'from-db': { type: 'boolean' } },
-    strict: true,
-  });
-  const port = values.port === undefined ? 9090 : Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535)
-    throw new UsageError('--port must be a port number');
-  const { url, sim, close } = await startHisSimulator(port, values.host ?? '127.0.0.1');
-  if (values['from-db']) {
-    const config = loadConfig();
-    if (config.store.kind === 'embedded') {
-      const holder = readLock(config.dataDir);
-      if (holder) throw new DataDirBusyError(config.dataDir, holder);
-    }
-    const store = await openStore(config.store);
-    try {
-      await migrate(store.db);
-      const trades = await store.db.selectFrom('trades').selectAll().where('kind', '!=', 'void').execute();
-      const refunds = await store.db.selectFrom('refunds').selectAll().execute();
-      const flows = sim.loadFromTrades(trades, refunds);
-      console.log(`loaded ${flows.length} HIS records from the platform's trades`);
-    } finally {
-      await store.close();
-    }
-  }
-  console.log(`HIS simulator on ${url} (IF_Get_Hospital_Trade_List, HIS_IF_Query)`);
-  const stop = () => void close().then(() => process.exit(0));
-  process.on('SIGINT', stop);
-  process.on('SIGTERM', stop);
-  return new Promise<number>(() => {
-    /* runs until a signal */
-  });
-}
-
-/**
- * Reconciles one business day. Exit code 0: no open differences; 3: open differences (counted); 1: failure.
- * With the embedded database it needs the server stopped (or PostgreSQL, where both can run).
- */
-async function reconcileCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { date: { type: 'string' }, app: { type: 'string' }, json: { type: 'boolean' } },
-    strict: true,
-  });
-  const date = values.date ?? '';
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(new Date(`${date}T00:00:00+08:00`).getTime())) {
-    throw new UsageError('--date YYYY-MM-DD is required');
-  }
-  const config = loadConfig();
-  if (config.store.kind === 'embedded') {
-    const holder = readLock(config.dataDir);
-    if (holder) throw new DataDirBusyError(config.dataDir, holder);
-  }
-  const platform = await startPlatform({
-    config: { ...config, jobs: { ...config.jobs, enabled: false } },
-    listen: false,
-    demo: false,
-  });
-  try {
-    const apps = (await platform.deps.apps.list()).filter(
-      (a) => a.status === 'active' && (!values.app || a.id === values.app),
-    );
-    if (values.app && apps.length === 0) throw new AppNotFoundError(values.app);
-    let open = 0;
-    const report: unknown[] = [];
-    for (const app of apps) {
-      if (process.stdout.isTTY && !values.json)
-        process.stdout.write(`对账中 / reconciling ${app.id} ${date} …\r`);
-      const outcomes = await reconcileDay(platform.deps, { app, date });
-      for (const o of outcomes) {
-        open += o.open;
-        report.push({ app_id: app.id, date, ...o });
-        if (values.json) continue;
-        if (o.skipped) {
-          console.log(`${app.id}  ${o.payType.padEnd(8)}  skipped: ${o.skipped}`);
-          continue;
-        }
-        const pay = o.totals?.channel.payment;
-        const refund = o.totals?.channel.refund;
-        console.log(
-          `${app.id}  ${o.payType.padEnd(8)}  matched ${o.matched}  differences ${o.differences} (open ${o.open})  pending ${o.pending}` +
-            `  channel: ${pay?.count ?? 0} payments ¥${formatFen(pay?.fen ?? 0)}, ${refund?.count ?? 0} refunds ¥${formatFen(refund?.fen ?? 0)}` +
-            (o.hisError ? `  HIS: ${o.hisError}` : ''),
-        );
-      }
-    }
-    if (values.json) console.log(JSON.stringify(report));
-    else
-      console.log(
-        open === 0
-          ? '无未处理差异 / no open differences'
-          : `未处理差异 ${open} 条 / ${open} open differences`,
-      );
-    return open === 0 ? 0 : 3;
-  } finally {
-    await platform.close();
-  }
-}
-
 async function migrateCommand(): Promise<number> {
   const config = loadConfig();
   if (config.store.kind === 'embedded') {
@@ -412,6 +314,8 @@ main(process.argv.slice(2)).then(
     if (
       err instanceof UsageError ||
       err instanceof NotifyUsageError ||
+      err instanceof HisSimUsageError ||
+      err instanceof ReconcileUsageError ||
       (err instanceof Error &&
         err.name === 'TypeError' &&
         'code' in err &&
@@ -424,6 +328,8 @@ main(process.argv.slice(2)).then(
       err instanceof ConfigError ||
       err instanceof DataDirBusyError ||
       err instanceof AppNotFoundError ||
+      err instanceof UnknownAppError ||
+      err instanceof ReconSettingsError ||
       err instanceof NotificationNotFoundError
     ) {
       console.error(`hospay: ${err.message}`);

@@ -257,7 +257,12 @@ export async function appHisCommand(args: string[], config: Config): Promise<num
             `/admin/apps/${encodeURIComponent(values.app)}/reconciliation`,
             patch,
           );
-    if (r.status === 400) throw new ReconcileUsageError(r.data.message ?? 'refused');
+    if (r.status === 400)
+      throw new ReconSettingsError(
+        (r.data.code ?? '').replace(/^INVALID_FIELD\./, ''),
+        r.data.message ?? '',
+        '',
+      );
     if (r.status !== 200 && r.status !== 404)
       throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
     view = r.status === 404 ? null : r.data;

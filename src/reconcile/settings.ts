@@ -37,7 +37,7 @@ export class ReconSettingsError extends Error {
     readonly zh: string,
     readonly en: string,
   ) {
-    super(`${field}: ${zh} / ${en}`);
+    super(`${field}: ${zh}${en ? ` / ${en}` : ''}`);
     this.name = 'ReconSettingsError';
   }
 }

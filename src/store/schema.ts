@@ -22,6 +22,10 @@ export interface AppsTable {
   redirect_uris: ColumnType<string, string | undefined, string>;
   /** The HIS's base URL for reconciliation (spec chapter 7); null = no HIS comparison. */
   his_base_url: ColumnType<string | null, string | null | undefined, string | null>;
+  /** JSON text of ReconSettings (src/reconcile/settings.ts); '{}' = the defaults. */
+  recon_settings: ColumnType<string, string | undefined, string>;
+  /** The HIS's AccessToken for HIS_IF_Query, sealed with the master key (SecretBox); null = none. */
+  his_token_sealed: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface TradesTable {
@@ -254,6 +258,22 @@ export interface ReconAuditTable {
   note: string | null;
 }
 
+/** What a reconciliation run asked of the HIS / channel and what came back, kept as evidence. */
+export interface ReconEvidenceTable {
+  id: Generated<number>;
+  app_id: string;
+  business_date: string;
+  pay_type: string;
+  source: 'HIS_TRADE_LIST' | 'CHANNEL_BILL';
+  seq: number;
+  /** JSON text of what was asked. */
+  request: string;
+  records: number;
+  /** The answer as received (text), when kept. */
+  raw: string | null;
+  fetched_at: Timestamp;
+}
+
 export interface JobClaimsTable {
   job: string;
   key: string;
@@ -279,6 +299,7 @@ export interface Database {
   recon_runs: ReconRunsTable;
   recon_differences: ReconDifferencesTable;
   recon_audit: ReconAuditTable;
+  recon_evidence: ReconEvidenceTable;
   job_claims: JobClaimsTable;
 }
 

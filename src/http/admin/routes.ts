@@ -6,6 +6,7 @@ import { validateCategories } from '../../domain/categories.js';
 import { readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
 import { registerReportAdminRoutes } from './reports.js';
+import { registerReconciliationAdminRoutes } from './reconciliation.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -33,6 +34,7 @@ export async function registerAdminRoutes(
 
     registerNotificationAdminRoutes(scope, deps);
     registerReportAdminRoutes(scope, deps);
+    registerReconciliationAdminRoutes(scope, deps);
 
     scope.post('/admin/apps', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;

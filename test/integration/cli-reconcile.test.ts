@@ -1,0 +1,200 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { barcodeFields, postRaw, xmlDoc } from '../support/platform.js';
+
+const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
+
+/**
+ * The reconciliation commands as an operator types them: `app his` (settings, token from stdin), `his-sim`
+ * with faults, and `reconcile` while the server runs (through its admin API with the embedded database).
+ */
+describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () => {
+  let dataDir: string;
+  let db: TestDatabase;
+  let env: NodeJS.ProcessEnv;
+  const children: ChildProcess[] = [];
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const simPort = port + 1;
+  let appId = '';
+  let token = '';
+  const orders: string[] = [];
+
+  const run = (args: string[], input?: string) =>
+    spawnSync(process.execPath, [...CLI, ...args], {
+      env,
+      encoding: 'utf8',
+      timeout: 120_000,
+      ...(input !== undefined ? { input } : {}),
+    });
+
+  async function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
+    let out = '';
+    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    children.push(child);
+    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 60_000;
+    while (!ready.test(out)) {
+      if (Date.now() > deadline || child.exitCode !== null)
+        throw new Error(`${args[0]} did not start:\n${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    return { child, out: () => out };
+  }
+
+  before(async () => {
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-cli-recon-'));
+    db = await freshDatabase();
+    env = {
+      ...process.env,
+      HOSPAY_DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      HOSPAY_JOBS: 'off',
+      HOSPAY_BARCODE_POLL_INTERVAL: '5',
+    };
+    delete env['DATABASE_URL'];
+    delete env['HOSPAY_MASTER_KEY'];
+    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+  });
+  after(async () => {
+    for (const c of children) c.kill('SIGKILL');
+    await db.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it(
+    'with PostgreSQL, storing the HIS token needs HOSPAY_MASTER_KEY and says so',
+    { skip: TEST_DB !== 'postgres' },
+    () => {
+      const created = run(['app', 'create', '--name', '对账医院', '--json']);
+      assert.equal(created.status, 0, created.stderr);
+      const id = (JSON.parse(created.stdout) as { app_id: string }).app_id;
+      const r = run(['app', 'his', '--app', id, '--token-stdin'], 'T0K3N\n');
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, /HOSPAY_MASTER_KEY/);
+      assert.ok(!r.stderr.includes('T0K3N'));
+      env['HOSPAY_MASTER_KEY'] = 'ab'.repeat(32);
+    },
+  );
+
+  it('payments through the server; app his sets the HIS and settings (token from stdin, never echoed)', async () => {
+    await start(['serve', '--port', String(port)], /hospay is serving/);
+    const created = run(['app', 'create', '--name', '对账医院二', '--json']);
+    assert.equal(created.status, 0, created.stderr);
+    ({ app_id: appId, access_token: token } = JSON.parse(created.stdout) as {
+      app_id: string;
+      access_token: string;
+    });
+    for (const amount of ['10.00', '20.00', '30.00']) {
+      const f = barcodeFields({ TotalAmount: amount });
+      const a = await postRaw(
+        `http://127.0.0.1:${port}/offline/FWC_IF_Barcode_Pay`,
+        xmlDoc({ AccessToken: token, ...f }),
+      );
+      assert.equal(a.rr.IsSuccess, '1', a.text);
+      orders.push(f.OutTradeNo ?? '');
+    }
+
+    const set = run(
+      [
+        'app',
+        'his',
+        '--app',
+        appId,
+        '--url',
+        `http://127.0.0.1:${simPort}`,
+        '--token-stdin',
+        '--slice-minutes',
+        '120',
+        '--fee-rate',
+        'alipay=0.6%',
+        '--json',
+      ],
+      'HIS-CLI-TOKEN\n',
+    );
+    assert.equal(set.status, 0, set.stderr);
+    const view = JSON.parse(set.stdout) as {
+      his_base_url: string;
+      his_access_token: string;
+      settings: { hisSliceMinutes: number; feeRateBps: Record<string, number> };
+    };
+    assert.equal(view.his_base_url, `http://127.0.0.1:${simPort}`);
+    assert.equal(view.his_access_token, 'set');
+    assert.equal(view.settings.hisSliceMinutes, 120);
+    assert.deepEqual(view.settings.feeRateBps, { alipay: 60 });
+    assert.ok(!set.stdout.includes('HIS-CLI-TOKEN'));
+
+    const show = run(['app', 'his', '--app', appId]);
+    assert.equal(show.status, 0, show.stderr);
+    assert.match(show.stdout, /已设置 set \(sealed\)/);
+    assert.match(show.stdout, /alipay=0\.60%/);
+
+    const bad = run(['app', 'his', '--app', appId, '--slice-minutes', '7']);
+    assert.equal(bad.status, 1);
+    assert.match(bad.stderr, /hisSliceMinutes/);
+    const unknown = run(['app', 'his', '--app', 'NOPE']);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /NOPE/);
+  });
+
+  it('his-sim with faults from the command line; reconcile finds them and exits 3', async () => {
+    // The HIS simulator reads the platform's trades once at start; the embedded database is the server's.
+    if (TEST_DB === 'embedded') {
+      const stop = children.find((c) => c.exitCode === null && c.spawnargs.includes('serve'));
+      await new Promise<void>((resolve) => {
+        stop?.on('exit', () => resolve());
+        stop?.kill('SIGTERM');
+      });
+    }
+    const sim = await start(
+      [
+        'his-sim',
+        '--port',
+        String(simPort),
+        '--from-db',
+        '--app',
+        appId,
+        '--access-token',
+        'HIS-CLI-TOKEN',
+        '--drop',
+        orders[0] ?? '',
+        '--amount',
+        `${orders[1] ?? ''}=19.99`,
+        '--extra',
+        `7.77@${new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10)} 12:00:01`,
+      ],
+      /HIS simulator on/,
+    );
+    assert.match(sim.out(), /loaded 3 HIS records/);
+    if (TEST_DB === 'embedded') await start(['serve', '--port', String(port)], /hospay is serving/);
+
+    const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+    const r = run(['reconcile', '--date', day, '--app', appId]);
+    assert.equal(r.status, 3, r.stdout + r.stderr);
+    assert.match(r.stdout, /未处理差异 3 条 \/ 3 open differences/);
+    const json = run(['reconcile', '--date', day, '--app', appId, '--json']);
+    assert.equal(json.status, 3);
+    const rows = JSON.parse(json.stdout) as Array<{
+      payType: string;
+      differences: number;
+      hisError?: string;
+    }>;
+    const alipay = rows.find((x) => x.payType === 'alipay');
+    assert.equal(alipay?.differences, 3, json.stdout);
+    assert.equal(alipay?.hisError, undefined);
+
+    const badFault = run(['his-sim', '--port', '0', '--drop', 'NO-SUCH-ORDER']);
+    assert.equal(badFault.status, 2);
+    assert.match(badFault.stderr, /NO-SUCH-ORDER/);
+    const badDate = run(['reconcile', '--date', '2026-02-30']);
+    assert.equal(badDate.status, 2);
+    const noApp = run(['reconcile', '--date', day, '--app', 'NOPE']);
+    assert.equal(noApp.status, 1);
+    assert.match(noApp.stderr, /NOPE/);
+  });
+});
