@@ -25,6 +25,12 @@ export const REDACT_PATHS = [
   '*.patient_card_no',
   '*.BuyerLogonId',
   '*.buyer_logon_id',
+  '*.password',
+  '*.password_hash',
+  '*.passwordHash',
+  '*.csrf',
+  '*.csrf_token',
+  '*.csrfToken',
 ];
 
 // Runs of 11–24 digits are phone numbers, payment codes, ID and bank-card numbers; an ID number may end in X.

@@ -19,6 +19,7 @@ import {
 } from './reconcile.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
+import { operatorCommand } from './operator.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
 
@@ -41,6 +42,10 @@ ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
 ${HIS_SIM_USAGE}
 ${RECONCILE_USAGE}
 ${REPORT_USAGE}
+  hospay operator create --username U --name 显示名 [--password-stdin] [--json]
+                                               a finance operator for /finance (password shown once)
+  hospay operator list [--json] | operator passwd --username U [--password-stdin]
+  hospay operator disable --username U | operator enable --username U
   hospay migrate                               apply database migrations
   hospay help
 
@@ -67,6 +72,8 @@ async function main(argv: string[]): Promise<number> {
       return reconcileCommand(rest, loadConfig());
     case 'report':
       return reportCommand(rest, loadConfig());
+    case 'operator':
+      return operatorCommand(rest, loadConfig());
     case undefined:
     case 'help':
     case '--help':

@@ -8,6 +8,7 @@ import { registerSimulatorPages } from '../simulator/pages.js';
 import { registerCashierPages } from './pages/cashier.js';
 import { registerMedicarePages } from './pages/medicare.js';
 import { registerLandingPage } from './pages/landing.js';
+import { registerFinancePages } from './pages/finance.js';
 import { registerAdminRoutes } from './admin/routes.js';
 
 export interface ServerParts {
@@ -53,6 +54,7 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   await registerCashierPages(app, parts.deps);
   await registerMedicarePages(app, parts.deps);
   await registerLandingPage(app, parts.config, parts.demoAppId);
+  await registerFinancePages(app, parts.deps);
   await registerAdminRoutes(app, parts.deps, parts.adminToken);
   return app;
 }

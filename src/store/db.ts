@@ -11,6 +11,7 @@ import * as m003 from './migrations/003-medicare.js';
 import * as m004 from './migrations/004-insurance-state.js';
 import * as m005 from './migrations/005-reconciliation.js';
 import * as m006 from './migrations/006-job-claims.js';
+import * as m007 from './migrations/007-finance-operators.js';
 import * as m008 from './migrations/008-recon-settings.js';
 
 export type Db = Kysely<Database>;
@@ -23,6 +24,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '004-insurance-state': m004,
   '005-reconciliation': m005,
   '006-job-claims': m006,
+  '007-finance-operators': m007,
   '008-recon-settings': m008,
 };
 

@@ -283,6 +283,27 @@ export interface JobClaimsTable {
   result: string | null;
 }
 
+export interface FinanceOperatorsTable {
+  username: string;
+  display_name: string;
+  /** scrypt$N$r$p$salt$hash (base64url salt and hash). */
+  password_hash: string;
+  status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
+  failed_logins: ColumnType<number, number | undefined, number>;
+  locked_until: NullableTimestamp;
+  created_at: Timestamp;
+}
+
+export interface FinanceSessionsTable {
+  /** sha256 (hex) of the session cookie's token; the token itself is never stored. */
+  token_hash: string;
+  username: string;
+  csrf_token: string;
+  created_at: Timestamp;
+  expires_at: Timestamp;
+  last_seen_at: Timestamp;
+}
+
 export interface Database {
   apps: AppsTable;
   trades: TradesTable;
@@ -301,6 +322,8 @@ export interface Database {
   recon_audit: ReconAuditTable;
   recon_evidence: ReconEvidenceTable;
   job_claims: JobClaimsTable;
+  finance_operators: FinanceOperatorsTable;
+  finance_sessions: FinanceSessionsTable;
 }
 
 export type Notification = Selectable<NotificationsTable>;

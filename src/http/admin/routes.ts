@@ -7,6 +7,7 @@ import { readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
 import { registerReportAdminRoutes } from './reports.js';
 import { registerReconciliationAdminRoutes } from './reconciliation.js';
+import { registerOperatorAdminRoutes } from './operators.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -35,6 +36,7 @@ export async function registerAdminRoutes(
     registerNotificationAdminRoutes(scope, deps);
     registerReportAdminRoutes(scope, deps);
     registerReconciliationAdminRoutes(scope, deps);
+    registerOperatorAdminRoutes(scope, deps);
 
     scope.post('/admin/apps', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;

@@ -1,0 +1,622 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { sql } from 'kysely';
+import type { ServiceDeps } from '../../services/deps.js';
+import { formatShanghai } from '../../domain/clock.js';
+import { reconcileDay, resolveDifference } from '../../reconcile/run.js';
+import { buildDayReport, ReportAppNotFoundError } from '../../reconcile/report.js';
+import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
+import { OperatorRepository, type FinanceSession } from '../../store/operators.js';
+import {
+  dayQuery,
+  dayView,
+  differenceView,
+  FINANCE_CSP,
+  loginView,
+  messageView,
+  PAY_TYPE_ORDER,
+  type DayViewModel,
+  type DifferenceRow,
+  type DiffFilter,
+  type Flash,
+  type PendingView,
+  type RunTotals,
+  type RunView,
+  type Viewer,
+} from './finance-views.js';
+
+/**
+ * The finance page (/finance): log in with an operator account (hospay operator create), see a business day's
+ * reconciliation per pay type with a chart, the differences and their evidence, resolve one, re-run the day,
+ * download the exports. Server-rendered, no script; every POST carries the session's CSRF token.
+ */
+
+export const SESSION_COOKIE = 'hospay_finance';
+/** Before login: the double-submit token of the login form. */
+export const LOGIN_COOKIE = 'hospay_finance_login';
+const NOTE_MAX = 500;
+const DAY_MS = 86_400_000;
+const SESSION_COOKIE_MAX_AGE_S = 12 * 3600;
+
+const FLASHES: Readonly<Record<string, Flash>> = {
+  resolved: { kind: 'ok', text: '已标记为已处理 / resolved' },
+  already: { kind: 'warn', text: '该差异此前已被处理，本次未作更改 / this difference was already resolved' },
+  rerun: { kind: 'ok', text: '已重新对账，以下为最新结果 / reconciled again: the latest results' },
+  rerun_failed: { kind: 'bad', text: '重新对账失败，请稍后再试或联系管理员 / the re-run failed' },
+  bad_date: { kind: 'warn', text: '日期无效，已显示默认日期 / invalid date: showing the default day' },
+};
+
+function sameToken(a: string, b: string): boolean {
+  const ha = createHash('sha256').update(a).digest();
+  const hb = createHash('sha256').update(b).digest();
+  return timingSafeEqual(ha, hb) && a.length > 0 && b.length > 0;
+}
+
+function readCookie(req: FastifyRequest, name: string): string | null {
+  const header = req.headers.cookie;
+  if (!header) return null;
+  for (const part of header.split(';')) {
+    const i = part.indexOf('=');
+    if (i < 0) continue;
+    if (part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
+  }
+  return null;
+}
+
+function isDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const d = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
+}
+
+/** Only our own pages, as a path: never another host. */
+function safeNext(text: string | undefined): string | null {
+  if (!text) return null;
+  if (!/^\/finance(?:\/[A-Za-z0-9/_-]*)?(?:\?[A-Za-z0-9=&%._-]*)?$/.test(text)) return null;
+  if (text.startsWith('/finance/login') || text.startsWith('/finance/logout')) return null;
+  return text;
+}
+
+/** Control characters other than those allowed (a note may have line breaks and tabs). */
+export function hasControl(text: string, allowed = ''): boolean {
+  for (const ch of text) {
+    const c = ch.codePointAt(0) ?? 0;
+    if ((c < 0x20 || c === 0x7f) && !allowed.includes(ch)) return true;
+  }
+  return false;
+}
+
+/** The <GetHospitalTradeList> elements of a HIS answer that name the order (the HIS's own words, as text). */
+export function hisRowsOf(raw: string, outTradeNo: string): string[] {
+  const out: string[] = [];
+  const re = /<GetHospitalTradeList>[\s\S]*?<\/GetHospitalTradeList>/g;
+  for (const m of raw.matchAll(re)) {
+    if (m[0].includes(`<OutTradeNo>${outTradeNo}</OutTradeNo>`)) out.push(m[0]);
+    if (out.length >= 10) break;
+  }
+  return out;
+}
+
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' ? v : undefined;
+}
+
+function parseJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+function obj(v: unknown): Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};
+}
+
+function int(v: unknown): number {
+  return typeof v === 'number' && Number.isSafeInteger(v) ? v : 0;
+}
+
+function countFen(v: unknown): { count: number; fen: number } {
+  const o = obj(v);
+  return { count: int(o['count']), fen: int(o['fen']) };
+}
+
+function sideTotals(v: unknown): {
+  payment: { count: number; fen: number };
+  refund: { count: number; fen: number };
+} {
+  const o = obj(v);
+  return { payment: countFen(o['payment']), refund: countFen(o['refund']) };
+}
+
+/** recon_runs.totals, read defensively (a missing side is zeros; a missing HIS side means no HIS comparison). */
+function readTotals(json: string): RunTotals {
+  const o = obj(parseJson(json));
+  const channel = obj(o['channel']);
+  return {
+    platform: sideTotals(o['platform']),
+    channel: { ...sideTotals(channel), feeFen: int(channel['feeFen']) },
+    ...(o['his'] === undefined ? {} : { his: sideTotals(o['his']) }),
+  };
+}
+
+function readPending(json: string): PendingView[] {
+  const rows = parseJson(json);
+  if (!Array.isArray(rows)) return [];
+  return rows.map((r) => {
+    const o = obj(r);
+    return {
+      pair: str(o['pair']) ?? '',
+      side: str(o['side']) ?? '',
+      kind: str(o['kind']) ?? '',
+      outTradeNo: str(o['outTradeNo']) ?? '',
+      ...(str(o['outRequestNo']) ? { outRequestNo: str(o['outRequestNo']) } : {}),
+      amountFen: int(o['amountFen']),
+      time: str(o['time']) ?? '',
+      sinceDayStart: str(o['sinceDayStart']) ?? '',
+    };
+  });
+}
+
+function readAmounts(detail: string): DifferenceRow['amounts'] {
+  const a = obj(obj(parseJson(detail))['amounts']);
+  const out: DifferenceRow['amounts'] = {};
+  for (const s of ['platform', 'channel', 'his'] as const) {
+    const v = a[s];
+    if (typeof v === 'number' && Number.isSafeInteger(v)) out[s] = v;
+  }
+  return out;
+}
+
+export async function registerFinancePages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
+  const operators = new OperatorRepository(deps.db, deps.clock);
+  const secure = () => deps.config.publicBaseUrl.startsWith('https:');
+  const cookie = (name: string, value: string, maxAgeS: number) =>
+    `${name}=${value}; Path=/finance; HttpOnly; SameSite=Strict${secure() ? '; Secure' : ''}; Max-Age=${maxAgeS}`;
+  const html = (reply: FastifyReply, body: string, status = 200) =>
+    reply.code(status).type('text/html; charset=utf-8').send(body);
+  const viewerOf = (s: FinanceSession): Viewer => ({
+    username: s.username,
+    displayName: s.displayName,
+    csrfToken: s.csrfToken,
+  });
+  const today = () => formatShanghai(deps.clock.now()).slice(0, 10);
+  const defaultDate = () => formatShanghai(new Date(deps.clock.now().getTime() - DAY_MS)).slice(0, 10);
+
+  async function session(req: FastifyRequest): Promise<FinanceSession | undefined> {
+    const token = readCookie(req, SESSION_COOKIE);
+    return token ? operators.lookupSession(token) : undefined;
+  }
+
+  /** The session of a page request, or a 303 to the login page (coming back here afterwards). */
+  async function requireSession(req: FastifyRequest, reply: FastifyReply): Promise<FinanceSession | null> {
+    const s = await session(req);
+    if (s) return s;
+    const next = req.method === 'GET' ? safeNext(req.url) : null;
+    await reply.redirect(
+      `/finance/login${next ? `?${new URLSearchParams({ next }).toString()}` : '?m=expired'}`,
+      303,
+    );
+    return null;
+  }
+
+  /** A POST's session and CSRF token; answers (303 to login, or 403) and returns null when either fails. */
+  async function requirePost(req: FastifyRequest, reply: FastifyReply): Promise<FinanceSession | null> {
+    const s = await session(req);
+    if (!s) {
+      await reply.redirect('/finance/login?m=expired', 303);
+      return null;
+    }
+    const csrf = str((req.body as Record<string, unknown> | undefined)?.['csrf']) ?? '';
+    if (!sameToken(csrf, s.csrfToken)) {
+      await html(
+        reply,
+        messageView(
+          '请求无效 / forbidden',
+          '页面已过期或请求来源不明（CSRF 校验失败），请返回重新操作。The form is stale or did not come from this site.',
+          viewerOf(s),
+          { href: '/finance', text: '返回对账首页' },
+        ),
+        403,
+      );
+      return null;
+    }
+    return s;
+  }
+
+  await app.register(async (scope) => {
+    scope.addContentTypeParser(
+      'application/x-www-form-urlencoded',
+      { parseAs: 'string', bodyLimit: 16 * 1024 },
+      (_req, body, done) => {
+        done(null, Object.fromEntries(new URLSearchParams(body as string)));
+      },
+    );
+    scope.addHook('onSend', async (_req, reply, payload) => {
+      reply.header('content-security-policy', FINANCE_CSP);
+      reply.header('x-frame-options', 'DENY');
+      reply.header('x-content-type-options', 'nosniff');
+      reply.header('referrer-policy', 'same-origin');
+      reply.header('cache-control', 'no-store');
+      return payload;
+    });
+
+    // ------------------------------------------------------------------------------------------- login
+    const loginPage = (
+      reply: FastifyReply,
+      opts: { next: string | null; username?: string; error?: string | null; info?: string | null },
+      status = 200,
+    ) => {
+      const csrf = randomBytes(24).toString('base64url');
+      reply.header('set-cookie', cookie(LOGIN_COOKIE, csrf, 3600));
+      return html(reply, loginView({ csrf, ...opts }), status);
+    };
+
+    scope.get('/finance/login', async (req, reply) => {
+      const q = (req.query ?? {}) as Record<string, unknown>;
+      const next = safeNext(str(q['next']));
+      if (await session(req)) return reply.redirect(next ?? '/finance', 303);
+      const m = str(q['m']);
+      return loginPage(reply, {
+        next,
+        info:
+          m === 'bye'
+            ? '已退出登录 / logged out'
+            : m === 'expired'
+              ? '登录已过期，请重新登录 / please log in again'
+              : null,
+      });
+    });
+
+    scope.post('/finance/login', async (req, reply) => {
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const next = safeNext(str(body['next']));
+      const formToken = str(body['csrf']) ?? '';
+      const cookieToken = readCookie(req, LOGIN_COOKIE) ?? '';
+      if (!sameToken(formToken, cookieToken))
+        return html(
+          reply,
+          messageView(
+            '请求无效 / forbidden',
+            '登录页已过期或请求来源不明，请重新打开登录页。The login form is stale or did not come from this site.',
+            null,
+            { href: '/finance/login', text: '重新登录' },
+          ),
+          403,
+        );
+      const username = (str(body['username']) ?? '').trim();
+      const password = str(body['password']) ?? '';
+      if (!username || !password || username.length > 64 || password.length > 1024)
+        return loginPage(
+          reply,
+          { next, username, error: '请输入用户名和密码 / enter a username and password' },
+          400,
+        );
+      const r = await operators.verify(username, password);
+      if (!r.ok) {
+        deps.log.info({ finance: 'login refused', reason: r.reason }, 'finance login refused');
+        const error =
+          r.reason === 'locked'
+            ? `登录失败次数过多，账号已锁定至 ${formatShanghai(r.lockedUntil)}（北京时间），请稍后再试或联系管理员 / too many failed logins: locked for now`
+            : r.reason === 'disabled'
+              ? '该账号已停用，请联系管理员 / this account is disabled'
+              : '用户名或密码错误 / wrong username or password';
+        return loginPage(
+          reply,
+          { next, username, error },
+          r.reason === 'locked' ? 429 : r.reason === 'disabled' ? 403 : 401,
+        );
+      }
+      const created = await operators.createSession(r.username);
+      deps.log.info({ finance: 'login', operator: r.username }, 'finance login');
+      reply.header('set-cookie', [
+        cookie(SESSION_COOKIE, created.token, SESSION_COOKIE_MAX_AGE_S),
+        cookie(LOGIN_COOKIE, '', 0),
+      ]);
+      return reply.redirect(next ?? '/finance', 303);
+    });
+
+    scope.post('/finance/logout', async (req, reply) => {
+      const s = await requirePost(req, reply);
+      if (!s) return reply;
+      const token = readCookie(req, SESSION_COOKIE);
+      if (token) await operators.deleteSession(token);
+      reply.header('set-cookie', cookie(SESSION_COOKIE, '', 0));
+      return reply.redirect('/finance/login?m=bye', 303);
+    });
+
+    // ----------------------------------------------------------------------------------------- the day
+    scope.get('/finance', async (req, reply) => {
+      const s = await requireSession(req, reply);
+      if (!s) return reply;
+      const q = (req.query ?? {}) as Record<string, unknown>;
+      const apps = await deps.apps.list();
+      if (apps.length === 0)
+        return html(reply, messageView('尚无应用', '还没有任何应用，无可对账。No apps yet.', viewerOf(s)));
+      const chosen = apps.find((a) => a.id === str(q['app'])) ?? apps[0];
+      if (!chosen) return html(reply, messageView('尚无应用', 'No apps yet.', viewerOf(s)));
+      const dateText = str(q['date']);
+      const date = dateText && isDate(dateText) ? dateText : defaultDate();
+      const filterText = str(q['filter']);
+      const filter: DiffFilter = filterText === 'resolved' || filterText === 'all' ? filterText : 'open';
+      const flashKey = dateText && !isDate(dateText) ? 'bad_date' : str(q['flash']);
+
+      const runRows = await deps.db
+        .selectFrom('recon_runs')
+        .selectAll()
+        .where('app_id', '=', chosen.id)
+        .where('business_date', '=', date)
+        .execute();
+      const diffs = await deps.db
+        .selectFrom('recon_differences')
+        .select([
+          'id',
+          'pay_type',
+          'code',
+          'kind',
+          'out_trade_no',
+          'out_request_no',
+          'detail',
+          'present',
+          'state',
+          'resolved_by',
+        ])
+        .where('app_id', '=', chosen.id)
+        .where('business_date', '=', date)
+        .orderBy('id')
+        .execute();
+      const order = (p: string) => {
+        const i = PAY_TYPE_ORDER.indexOf(p);
+        return i < 0 ? PAY_TYPE_ORDER.length : i;
+      };
+      const runs: RunView[] = runRows
+        .sort((a, b) => order(a.pay_type) - order(b.pay_type) || a.pay_type.localeCompare(b.pay_type))
+        .map((r) => ({
+          payType: r.pay_type,
+          status: r.status,
+          matched: r.matched,
+          differences: r.differences,
+          open: diffs.filter((d) => d.pay_type === r.pay_type && d.present && d.state === 'OPEN').length,
+          pending: readPending(r.pending),
+          totals: readTotals(r.totals),
+          error: r.error,
+          finishedAt: r.finished_at,
+        }));
+      const isOpen = (d: { present: boolean; state: string }) => d.present && d.state === 'OPEN';
+      const counts = {
+        open: diffs.filter(isOpen).length,
+        resolved: diffs.filter((d) => d.state === 'RESOLVED').length,
+        all: diffs.length,
+      };
+      const shown = diffs
+        .filter((d) =>
+          filter === 'open' ? isOpen(d) : filter === 'resolved' ? d.state === 'RESOLVED' : true,
+        )
+        .sort((a, b) => order(a.pay_type) - order(b.pay_type) || a.id - b.id)
+        .map((d): DifferenceRow => ({
+          id: d.id,
+          payType: d.pay_type,
+          code: d.code,
+          kind: d.kind,
+          outTradeNo: d.out_trade_no,
+          outRequestNo: d.out_request_no,
+          amounts: readAmounts(d.detail),
+          state: d.state,
+          present: d.present,
+          resolvedBy: d.resolved_by,
+        }));
+      const model: DayViewModel = {
+        viewer: viewerOf(s),
+        apps: apps.map((a) => ({ id: a.id, name: a.name, status: a.status })),
+        appId: chosen.id,
+        appName: chosen.name,
+        date,
+        filter,
+        runs,
+        counts,
+        differences: shown,
+        flash: (flashKey && FLASHES[flashKey]) || null,
+        exports: true,
+      };
+      return html(reply, dayView(model));
+    });
+
+    scope.post('/finance/rerun', async (req, reply) => {
+      const s = await requirePost(req, reply);
+      if (!s) return reply;
+      const body = (req.body ?? {}) as Record<string, unknown>;
+      const date = str(body['date']) ?? '';
+      const target = await deps.apps.get(str(body['app']) ?? '');
+      if (!target || !isDate(date) || date > today())
+        return html(
+          reply,
+          messageView(
+            '无法对账',
+            '应用或日期无效（不能对未来的日期对账）/ unknown app or invalid date',
+            viewerOf(s),
+            {
+              href: '/finance',
+              text: '返回',
+            },
+          ),
+          400,
+        );
+      let flash = 'rerun';
+      try {
+        await reconcileDay(deps, { app: target, date });
+        deps.log.info({ finance: 'rerun', operator: s.username, app: target.id, date }, 'finance re-run');
+      } catch (e) {
+        flash = 'rerun_failed';
+        deps.log.warn(
+          { err: e instanceof Error ? e.message : String(e), app: target.id, date },
+          'finance re-run failed',
+        );
+      }
+      return reply.redirect(`/finance?${dayQuery(target.id, date, { flash })}`, 303);
+    });
+
+    // --------------------------------------------------------------------------------------- exports
+    scope.get('/finance/export', async (req, reply) => {
+      const s = await requireSession(req, reply);
+      if (!s) return reply;
+      const q = (req.query ?? {}) as Record<string, unknown>;
+      const date = str(q['date']) ?? '';
+      const appId = str(q['app']) ?? '';
+      const format = str(q['format']);
+      const bad = (text: string) =>
+        html(reply, messageView('无法下载', text, viewerOf(s), { href: '/finance', text: '返回' }), 400);
+      if (!isDate(date)) return bad('日期无效 / invalid date');
+      if (format !== 'csv' && format !== 'xlsx')
+        return bad('格式须为 csv 或 xlsx / format must be csv or xlsx');
+      if (!/^[A-Za-z0-9_-]{1,64}$/.test(appId)) return bad('应用无效 / unknown app');
+      let report;
+      try {
+        report = await buildDayReport(deps.db, { date, appId, now: deps.clock.now() });
+      } catch (e) {
+        if (e instanceof ReportAppNotFoundError) return bad('没有这个应用 / no such app');
+        throw e;
+      }
+      deps.log.info({ finance: 'export', operator: s.username, app: appId, date, format }, 'finance export');
+      reply.header('content-disposition', `attachment; filename="hospay-report-${date}-${appId}.${format}"`);
+      if (format === 'csv')
+        return reply.type('text/csv; charset=utf-8').send(Buffer.from(reportToCsv(report), 'utf8'));
+      return reply
+        .type('application/vnd.openxmlformats-officedocument.spreadsheetml.sheet')
+        .send(await reportToXlsx(report));
+    });
+
+    // ------------------------------------------------------------------------------- one difference
+    const loadDifference = async (id: number) =>
+      deps.db.selectFrom('recon_differences').selectAll().where('id', '=', id).executeTakeFirst();
+
+    const showDifference = async (
+      reply: FastifyReply,
+      s: FinanceSession,
+      id: number,
+      opts: { flash?: Flash | null; noteDraft?: string; noteError?: string | null; status?: number } = {},
+    ) => {
+      const d = await loadDifference(id);
+      if (!d)
+        return html(
+          reply,
+          messageView('差异不存在', '没有这个差异 / no such difference', viewerOf(s), {
+            href: '/finance',
+            text: '返回对账首页',
+          }),
+          404,
+        );
+      const owner = await deps.apps.get(d.app_id);
+      const audit = await deps.db
+        .selectFrom('recon_audit')
+        .selectAll()
+        .where('difference_id', '=', id)
+        .orderBy('at')
+        .orderBy('id')
+        .execute();
+      const evidence = await deps.db
+        .selectFrom('recon_evidence')
+        .select(['source', 'request', 'records', 'fetched_at'])
+        .where('app_id', '=', d.app_id)
+        .where('business_date', '=', d.business_date)
+        .where('pay_type', '=', d.pay_type)
+        .orderBy('source')
+        .orderBy('seq')
+        .execute();
+      // The HIS's own rows for this order, from the answers kept with the run (found by the database).
+      const raws = await deps.db
+        .selectFrom('recon_evidence')
+        .select('raw')
+        .where('app_id', '=', d.app_id)
+        .where('business_date', '=', d.business_date)
+        .where('pay_type', '=', d.pay_type)
+        .where('source', '=', 'HIS_TRADE_LIST')
+        .where(sql<boolean>`position(${d.out_trade_no} in raw) > 0`)
+        .orderBy('seq')
+        .limit(5)
+        .execute();
+      const names = await operators.displayNames([
+        ...audit.map((a) => a.actor),
+        ...(d.resolved_by ? [d.resolved_by] : []),
+      ]);
+      return html(
+        reply,
+        differenceView({
+          viewer: viewerOf(s),
+          flash: opts.flash ?? null,
+          id: d.id,
+          appId: d.app_id,
+          appName: owner?.name ?? d.app_id,
+          date: d.business_date,
+          payType: d.pay_type,
+          code: d.code,
+          kind: d.kind,
+          outTradeNo: d.out_trade_no,
+          outRequestNo: d.out_request_no,
+          detail: obj(parseJson(d.detail)),
+          present: d.present,
+          state: d.state,
+          resolvedBy: d.resolved_by,
+          resolvedByName: d.resolved_by ? (names.get(d.resolved_by) ?? null) : null,
+          resolvedNote: d.resolved_note,
+          resolvedAt: d.resolved_at,
+          audit: audit.map((a) => ({
+            at: a.at,
+            actor: a.actor,
+            actorName: names.get(a.actor) ?? null,
+            action: a.action,
+            note: a.note,
+          })),
+          evidence: evidence.map((e) => ({
+            source: e.source,
+            request: e.request,
+            records: e.records,
+            fetchedAt: e.fetched_at,
+          })),
+          hisExcerpts: raws.flatMap((r) => hisRowsOf(r.raw ?? '', d.out_trade_no)).slice(0, 10),
+          ...(opts.noteDraft !== undefined ? { noteDraft: opts.noteDraft } : {}),
+          noteError: opts.noteError ?? null,
+        }),
+        opts.status ?? 200,
+      );
+    };
+
+    const differenceId = (req: FastifyRequest): number | null => {
+      const { id } = req.params as { id: string };
+      return /^[0-9]{1,15}$/.test(id) ? Number(id) : null;
+    };
+
+    scope.get('/finance/differences/:id', async (req, reply) => {
+      const s = await requireSession(req, reply);
+      if (!s) return reply;
+      const id = differenceId(req);
+      const flashKey = str(((req.query ?? {}) as Record<string, unknown>)['flash']);
+      return showDifference(reply, s, id ?? -1, { flash: (flashKey && FLASHES[flashKey]) || null });
+    });
+
+    scope.post('/finance/differences/:id/resolve', async (req, reply) => {
+      const s = await requirePost(req, reply);
+      if (!s) return reply;
+      const id = differenceId(req) ?? -1;
+      const raw = str((req.body as Record<string, unknown> | undefined)?.['note']) ?? '';
+      const note = raw.replace(/\r\n/g, '\n').trim();
+      const length = [...note].length;
+      if (length < 1 || length > NOTE_MAX || hasControl(note, '\n\t'))
+        return showDifference(reply, s, id, {
+          noteDraft: raw,
+          noteError:
+            length < 1
+              ? '请填写处理说明（1～500 字）/ a note is required'
+              : `处理说明至多 ${NOTE_MAX} 字，且不能含控制字符 / the note is at most ${NOTE_MAX} characters`,
+          status: 400,
+        });
+      if (await resolveDifference(deps, id, s.username, note)) {
+        deps.log.info({ finance: 'resolve', operator: s.username, difference: id }, 'difference resolved');
+        return reply.redirect(`/finance/differences/${id}?flash=resolved`, 303);
+      }
+      const d = await loadDifference(id);
+      if (d?.state === 'RESOLVED') return reply.redirect(`/finance/differences/${id}?flash=already`, 303);
+      return showDifference(reply, s, id);
+    });
+  });
+}

@@ -1,0 +1,359 @@
+import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
+import { sql } from 'kysely';
+import type { Db } from './db.js';
+import { isUniqueViolation } from './db.js';
+import type { Clock } from '../domain/clock.js';
+import { sha256Hex } from '../crypto/tokens.js';
+
+/** A finance operator's login name: 2–32 of A–Z a–z 0–9 . _ - (the table checks it too). */
+export const USERNAME_PATTERN = /^[A-Za-z0-9._-]{2,32}$/;
+export const MIN_PASSWORD_LENGTH = 10;
+export const MAX_PASSWORD_LENGTH = 256;
+export const MAX_DISPLAY_NAME_LENGTH = 64;
+
+/** Failed logins in a row before the account is locked, and for how long. */
+export const MAX_FAILED_LOGINS = 5;
+export const LOCK_MS = 15 * 60_000;
+/** A session ends after 8 hours without a request, and 12 hours after login at the latest. */
+export const SESSION_IDLE_MS = 8 * 3_600_000;
+export const SESSION_ABSOLUTE_MS = 12 * 3_600_000;
+
+// scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, a few tens of milliseconds). Stored with each hash, so it can
+// be raised later without invalidating existing passwords.
+const SCRYPT_N = 32_768;
+const SCRYPT_R = 8;
+const SCRYPT_P = 1;
+const KEY_LENGTH = 32;
+
+function scrypt(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+  const options: ScryptOptions = { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 };
+  return new Promise((resolve, reject) =>
+    scryptCb(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) =>
+      err ? reject(err) : resolve(key),
+    ),
+  );
+}
+
+/** `scrypt$N$r$p$salt$hash`, salt and hash in base64url. */
+export async function hashPassword(password: string): Promise<string> {
+  const salt = randomBytes(16);
+  const key = await scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P);
+  return `scrypt$${SCRYPT_N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
+}
+
+/** Checks a password against a stored hash, in constant time. A malformed hash never matches. */
+export async function checkPassword(password: string, stored: string): Promise<boolean> {
+  const parts = stored.split('$');
+  if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
+  const [n, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
+  if (![n, r, p].every((x) => Number.isInteger(x) && x > 0) || n > 1 << 20 || r > 32 || p > 16) return false;
+  const salt = Buffer.from(parts[4] ?? '', 'base64url');
+  const expected = Buffer.from(parts[5] ?? '', 'base64url');
+  if (salt.length < 8 || expected.length !== KEY_LENGTH) return false;
+  const actual = await scrypt(password, salt, n, r, p);
+  return timingSafeEqual(actual, expected);
+}
+
+/** A strong random password for `operator create` without --password-stdin: 24 base64url characters. */
+export function generatePassword(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+/** Null when acceptable, otherwise why not (Chinese / English). */
+export function passwordProblem(password: string): string | null {
+  const length = [...password].length;
+  if (length < MIN_PASSWORD_LENGTH)
+    return `密码至少 ${MIN_PASSWORD_LENGTH} 个字符 / the password needs at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (length > MAX_PASSWORD_LENGTH)
+    return `密码至多 ${MAX_PASSWORD_LENGTH} 个字符 / the password is at most ${MAX_PASSWORD_LENGTH} characters`;
+  return null;
+}
+
+export function displayNameProblem(name: string): string | null {
+  const length = [...name.trim()].length;
+  if (
+    length < 1 ||
+    length > MAX_DISPLAY_NAME_LENGTH ||
+    [...name].some((ch) => (ch.codePointAt(0) ?? 0) < 0x20 || ch === '\u007f')
+  )
+    return `显示名须为 1～${MAX_DISPLAY_NAME_LENGTH} 个字符 / the display name must be 1 to ${MAX_DISPLAY_NAME_LENGTH} characters`;
+  return null;
+}
+
+export interface OperatorView {
+  username: string;
+  display_name: string;
+  status: 'active' | 'disabled';
+  failed_logins: number;
+  /** ISO time while locked after too many failed logins, else null. */
+  locked_until: string | null;
+  created_at: string;
+}
+
+export type VerifyResult =
+  | { ok: true; username: string; displayName: string }
+  | { ok: false; reason: 'invalid' | 'disabled' }
+  | { ok: false; reason: 'locked'; lockedUntil: Date };
+
+export interface FinanceSession {
+  username: string;
+  displayName: string;
+  csrfToken: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export class OperatorExistsError extends Error {
+  constructor(username: string) {
+    super(`用户名已存在 / the username is taken: ${username}`);
+    this.name = 'OperatorExistsError';
+  }
+}
+
+export class OperatorInputError extends Error {
+  constructor(
+    readonly field: 'username' | 'display_name' | 'password',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'OperatorInputError';
+  }
+}
+
+// A hash of a password nobody has, checked when the username is unknown so that the answer takes as long.
+let dummyHash: Promise<string> | null = null;
+
+/** The finance operators and their sessions. */
+export class OperatorRepository {
+  constructor(
+    private readonly db: Db,
+    private readonly clock: Clock,
+  ) {}
+
+  /** Creates an active operator. Throws OperatorInputError or OperatorExistsError. */
+  async create(input: { username: string; displayName: string; password: string }): Promise<OperatorView> {
+    if (!USERNAME_PATTERN.test(input.username))
+      throw new OperatorInputError(
+        'username',
+        '用户名须为 2～32 位字母、数字或 . _ - / the username must be 2 to 32 of A-Z a-z 0-9 . _ -',
+      );
+    const nameProblem = displayNameProblem(input.displayName);
+    if (nameProblem) throw new OperatorInputError('display_name', nameProblem);
+    const pwProblem = passwordProblem(input.password);
+    if (pwProblem) throw new OperatorInputError('password', pwProblem);
+    const row = {
+      username: input.username,
+      display_name: input.displayName.trim(),
+      password_hash: await hashPassword(input.password),
+      status: 'active' as const,
+      failed_logins: 0,
+      locked_until: null,
+      created_at: this.clock.now(),
+    };
+    try {
+      await this.db.insertInto('finance_operators').values(row).execute();
+    } catch (e) {
+      if (isUniqueViolation(e)) throw new OperatorExistsError(input.username);
+      throw e;
+    }
+    return toView(row);
+  }
+
+  async list(): Promise<OperatorView[]> {
+    const rows = await this.db.selectFrom('finance_operators').selectAll().orderBy('username').execute();
+    return rows.map(toView);
+  }
+
+  async get(username: string): Promise<OperatorView | undefined> {
+    const row = await this.db
+      .selectFrom('finance_operators')
+      .selectAll()
+      .where('username', '=', username)
+      .executeTakeFirst();
+    return row ? toView(row) : undefined;
+  }
+
+  /** Display names of the given usernames (for audit trails). */
+  async displayNames(usernames: readonly string[]): Promise<Map<string, string>> {
+    if (usernames.length === 0) return new Map();
+    const rows = await this.db
+      .selectFrom('finance_operators')
+      .select(['username', 'display_name'])
+      .where('username', 'in', [...new Set(usernames)])
+      .execute();
+    return new Map(rows.map((r) => [r.username, r.display_name]));
+  }
+
+  /** Sets a new password, unlocks the account and ends its sessions. False if there is no such operator. */
+  async setPassword(username: string, password: string): Promise<boolean> {
+    const problem = passwordProblem(password);
+    if (problem) throw new OperatorInputError('password', problem);
+    const passwordHash = await hashPassword(password);
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('finance_operators')
+        .set({ password_hash: passwordHash, failed_logins: 0, locked_until: null })
+        .where('username', '=', username)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return false;
+      await tx.deleteFrom('finance_sessions').where('username', '=', username).execute();
+      return true;
+    });
+  }
+
+  /**
+   * Disables (ends every session) or enables (also clears a lock) an operator. False if there is no such
+   * operator.
+   */
+  async setStatus(username: string, status: 'active' | 'disabled'): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('finance_operators')
+        .set(status === 'active' ? { status, failed_logins: 0, locked_until: null } : { status })
+        .where('username', '=', username)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return false;
+      if (status === 'disabled')
+        await tx.deleteFrom('finance_sessions').where('username', '=', username).execute();
+      return true;
+    });
+  }
+
+  /**
+   * Checks a login. A locked account is refused without looking at the password; each wrong password counts,
+   * and the MAX_FAILED_LOGINS-th in a row locks the account for LOCK_MS. A right password clears the count.
+   */
+  async verify(username: string, password: string): Promise<VerifyResult> {
+    const now = this.clock.now();
+    const row = USERNAME_PATTERN.test(username)
+      ? await this.db
+          .selectFrom('finance_operators')
+          .selectAll()
+          .where('username', '=', username)
+          .executeTakeFirst()
+      : undefined;
+    if (!row) {
+      dummyHash ??= hashPassword(generatePassword());
+      await checkPassword(password, await dummyHash);
+      return { ok: false, reason: 'invalid' };
+    }
+    if (row.locked_until && row.locked_until > now)
+      return { ok: false, reason: 'locked', lockedUntil: row.locked_until };
+    const good = await checkPassword(password, row.password_hash);
+    if (!good) {
+      const lockUntil = new Date(now.getTime() + LOCK_MS);
+      // One statement, so concurrent failures all count. Locking starts a fresh count for after the lock.
+      const r = await this.db
+        .updateTable('finance_operators')
+        .set({
+          failed_logins: sql<number>`CASE WHEN failed_logins + 1 >= ${MAX_FAILED_LOGINS} THEN 0 ELSE failed_logins + 1 END`,
+          locked_until: sql<Date | null>`CASE WHEN failed_logins + 1 >= ${MAX_FAILED_LOGINS} THEN ${lockUntil}::timestamptz ELSE locked_until END`,
+        })
+        .where('username', '=', username)
+        .returning(['locked_until'])
+        .executeTakeFirst();
+      if (r?.locked_until && r.locked_until > now)
+        return { ok: false, reason: 'locked', lockedUntil: r.locked_until };
+      return { ok: false, reason: 'invalid' };
+    }
+    if (row.status !== 'active') return { ok: false, reason: 'disabled' };
+    if (row.failed_logins !== 0 || row.locked_until !== null)
+      await this.db
+        .updateTable('finance_operators')
+        .set({ failed_logins: 0, locked_until: null })
+        .where('username', '=', username)
+        .execute();
+    return { ok: true, username: row.username, displayName: row.display_name };
+  }
+
+  /** A new session: the cookie's token (returned once; only its hash is stored) and the CSRF token. */
+  async createSession(username: string): Promise<{ token: string; csrfToken: string; expiresAt: Date }> {
+    const now = this.clock.now();
+    const token = randomBytes(32).toString('base64url');
+    const csrfToken = randomBytes(32).toString('base64url');
+    const expiresAt = new Date(now.getTime() + Math.min(SESSION_IDLE_MS, SESSION_ABSOLUTE_MS));
+    // Ended sessions are swept here, so the table stays small.
+    await this.db.deleteFrom('finance_sessions').where('expires_at', '<=', now).execute();
+    await this.db
+      .insertInto('finance_sessions')
+      .values({
+        token_hash: sha256Hex(token),
+        username,
+        csrf_token: csrfToken,
+        created_at: now,
+        expires_at: expiresAt,
+        last_seen_at: now,
+      })
+      .execute();
+    return { token, csrfToken, expiresAt };
+  }
+
+  /**
+   * The live session of a cookie token, its idle expiry moved on (8 hours from now, never past 12 hours
+   * from login). Undefined when unknown, ended, or its operator is disabled.
+   */
+  async lookupSession(token: string): Promise<FinanceSession | undefined> {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(token)) return undefined;
+    const now = this.clock.now();
+    const tokenHash = sha256Hex(token);
+    const row = await this.db
+      .selectFrom('finance_sessions')
+      .innerJoin('finance_operators', 'finance_operators.username', 'finance_sessions.username')
+      .select([
+        'finance_sessions.username',
+        'finance_sessions.csrf_token',
+        'finance_sessions.created_at',
+        'finance_sessions.expires_at',
+        'finance_sessions.last_seen_at',
+        'finance_operators.display_name',
+        'finance_operators.status',
+      ])
+      .where('finance_sessions.token_hash', '=', tokenHash)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const idleEnd = row.last_seen_at.getTime() + SESSION_IDLE_MS;
+    const absoluteEnd = row.created_at.getTime() + SESSION_ABSOLUTE_MS;
+    if (
+      row.status !== 'active' ||
+      now.getTime() >= Math.min(idleEnd, absoluteEnd, row.expires_at.getTime())
+    ) {
+      await this.db.deleteFrom('finance_sessions').where('token_hash', '=', tokenHash).execute();
+      return undefined;
+    }
+    const expiresAt = new Date(Math.min(now.getTime() + SESSION_IDLE_MS, absoluteEnd));
+    await this.db
+      .updateTable('finance_sessions')
+      .set({ last_seen_at: now, expires_at: expiresAt })
+      .where('token_hash', '=', tokenHash)
+      .execute();
+    return {
+      username: row.username,
+      displayName: row.display_name,
+      csrfToken: row.csrf_token,
+      createdAt: row.created_at,
+      expiresAt,
+    };
+  }
+
+  async deleteSession(token: string): Promise<void> {
+    await this.db.deleteFrom('finance_sessions').where('token_hash', '=', sha256Hex(token)).execute();
+  }
+}
+
+function toView(row: {
+  username: string;
+  display_name: string;
+  status: 'active' | 'disabled';
+  failed_logins: number;
+  locked_until: Date | null;
+  created_at: Date;
+}): OperatorView {
+  return {
+    username: row.username,
+    display_name: row.display_name,
+    status: row.status,
+    failed_logins: row.failed_logins,
+    locked_until: row.locked_until ? row.locked_until.toISOString() : null,
+    created_at: row.created_at.toISOString(),
+  };
+}
