@@ -9,7 +9,9 @@ import { PlatformKeyRepository } from './store/keys.js';
 import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
-import { SimulatorMedicare } from './simulator/medicare.js';
+import { httpRequest } from './channels/http.js';
+import { ChannelConfigs } from './services/channel-config.js';
+import { ChannelCallLog } from './store/channel-calls.js';
 import { realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
 import { NotifyJob } from './jobs/notifier.js';
@@ -76,22 +78,32 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     await migrate(store.db);
     const apps = new AppRepository(store.db, clock);
     const simulator = new SimulatorProvider({ db: store.db, clock, publicBaseUrl: config.publicBaseUrl });
-    const channels = new ChannelRegistry({ simulator }, opts.channels);
+    const channels = new ChannelRegistry(
+      { simulator, http: httpRequest, clock, publicBaseUrl: () => config.publicBaseUrl },
+      opts.channels,
+    );
+    const secrets = new SecretBox(
+      masterKeyLoader({
+        fromEnv: config.masterKey,
+        embedded: config.store.kind === 'embedded',
+        dataDir: config.dataDir,
+      }),
+    );
     const deps: ServiceDeps = {
       db: store.db,
       apps,
       trades: new TradeRepository(store.db),
       keys: new PlatformKeyRepository(store.db, clock),
       channels,
-      medicare: new SimulatorMedicare(clock, () => config.publicBaseUrl),
       clock,
       config,
-      secrets: new SecretBox(
-        masterKeyLoader({
-          fromEnv: config.masterKey,
-          embedded: config.store.kind === 'embedded',
-          dataDir: config.dataDir,
-        }),
+      secrets,
+      channelConfigs: new ChannelConfigs(store.db, secrets, clock),
+      channelCalls: new ChannelCallLog(store.db, (err) =>
+        log.warn(
+          { err: err instanceof Error ? err.message : String(err) },
+          'channel call record not written',
+        ),
       ),
       log,
       sleep: opts.sleep ?? realSleep,

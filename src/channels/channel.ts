@@ -12,9 +12,49 @@ import type { Bill } from '../reconcile/bills/bill.js';
 export interface ChannelContext {
   /** The platform app the call is made for. */
   appId: string;
-  /** The app's merchant configuration for this channel (ids, keys), already decrypted. */
+  /**
+   * The app's configuration for this channel (ids, keys, certificates as PEM/base64 text), already decrypted,
+   * by the field names of the channel's definition (see definition.ts). Never log it.
+   */
   merchant: Readonly<Record<string, string>>;
+  /** Where the provider should POST asynchronous notifications for this app and channel (absolute URL). */
+  notifyUrl: string;
+  /**
+   * Records one exchange with the provider for operators (`hospay channel calls`). The channel redacts what it
+   * passes: no keys, no auth codes, no buyer accounts, no ID or phone numbers.
+   */
+  record: (call: ChannelCall) => void;
 }
+
+/** One exchange with a provider, as kept for operators. */
+export interface ChannelCall {
+  /** e.g. 'alipay.trade.pay', 'v3/pay/transactions/native'. */
+  operation: string;
+  outTradeNo?: string | undefined;
+  httpStatus?: number | undefined;
+  latencyMs: number;
+  /** What the call came to: 'paid', 'paying', 'declined ACQ.TRADE_HAS_CLOSE', 'unknown: timeout', ... */
+  outcome: string;
+  /** Redacted excerpts (at most a few KB each). */
+  request?: string | undefined;
+  response?: string | undefined;
+  error?: string | undefined;
+}
+
+/** What the platform answers the provider's notification with (each provider wants its own body). */
+export interface NotifyAck {
+  status: number;
+  contentType: string;
+  body: string;
+}
+
+export type NotifyParse =
+  /** A genuine notification about one of our trades: the platform queries the trade and answers `ack`. */
+  | { kind: 'trade'; outTradeNo: string; ack: NotifyAck }
+  /** Genuine but of no interest (e.g. an event type we do not act on): answer `ack`. */
+  | { kind: 'ignored'; ack: NotifyAck }
+  /** Wrong signature, undecryptable, malformed: nothing is done; the provider is told to retry (`ack`). */
+  | { kind: 'rejected'; reason: string; ack: NotifyAck };
 
 export interface BarcodePayInput {
   outTradeNo: string;
@@ -120,6 +160,15 @@ export interface Channel {
   cancel(ctx: ChannelContext, ref: TradeRef): Promise<CancelOutcome>;
   close(ctx: ChannelContext, ref: TradeRef): Promise<CloseOutcome>;
   refund(ctx: ChannelContext, input: RefundInput): Promise<RefundOutcome>;
+  /**
+   * Verifies and reads an asynchronous notification the provider POSTed to ctx.notifyUrl. The platform never
+   * takes a notification's word for the payment: on `trade` it queries the trade (an idempotent sync), so a
+   * duplicate notification changes nothing. Optional capability.
+   */
+  parseNotify?(
+    ctx: ChannelContext,
+    input: { headers: Readonly<Record<string, string>>; body: Buffer },
+  ): Promise<NotifyParse>;
 }
 
 /**

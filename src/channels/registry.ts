@@ -1,32 +1,74 @@
-import type { Channel } from './channel.js';
+import type { Channel, MedicareChannel } from './channel.js';
+import type { ChannelDefinition, ChannelDeps, MedicareDefinition } from './definition.js';
 import { SimulatorChannel } from './simulator/simulator-channel.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
+import { SimulatorMedicare } from '../simulator/medicare.js';
 
-/** What a channel factory may be given. Real adapters will take an HTTP transport and config from here. */
-export interface ChannelDeps {
-  simulator: SimulatorProvider;
-}
+export type { ChannelDeps } from './definition.js';
+
+const simulator: ChannelDefinition = {
+  id: 'simulator',
+  zh: '内置模拟器',
+  payTypes: ['alipay', 'weixin', 'unionpay'],
+  fields: [
+    {
+      name: 'merchant_id',
+      secret: false,
+      required: false,
+      zh: '模拟商户号（默认为应用号）',
+      en: "simulated merchant id (default: the app's id)",
+    },
+  ],
+  create: (deps) => new SimulatorChannel(deps.simulator as SimulatorProvider),
+};
 
 /** The one list of channels. Adding a channel is one line here and one folder beside this file. */
-const FACTORIES: Record<string, (deps: ChannelDeps) => Channel> = {
-  simulator: (deps) => new SimulatorChannel(deps.simulator),
+export const CHANNEL_DEFINITIONS: readonly ChannelDefinition[] = [simulator];
+
+const simulatorMedicare: MedicareDefinition = {
+  id: 'simulator',
+  zh: '内置医保模拟器',
+  fields: [],
+  create: (deps) => new SimulatorMedicare(deps.clock, deps.publicBaseUrl),
 };
+
+/** The medical-insurance sides (national mobile payment), chosen per app with the pay type "medicare". */
+export const MEDICARE_DEFINITIONS: readonly MedicareDefinition[] = [simulatorMedicare];
 
 export const DEFAULT_CHANNEL = 'simulator';
 
 export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
+  private readonly medicares = new Map<string, MedicareChannel>();
 
-  constructor(deps: ChannelDeps, only?: Record<string, Channel>) {
+  constructor(
+    deps: ChannelDeps & { publicBaseUrl: () => string },
+    only?: Record<string, Channel>,
+    onlyMedicare?: MedicareChannel,
+  ) {
     if (only) for (const [id, c] of Object.entries(only)) this.channels.set(id, c);
-    else for (const [id, make] of Object.entries(FACTORIES)) this.channels.set(id, make(deps));
+    else for (const d of CHANNEL_DEFINITIONS) this.channels.set(d.id, d.create(deps));
+    if (onlyMedicare) this.medicares.set(DEFAULT_CHANNEL, onlyMedicare);
+    else for (const d of MEDICARE_DEFINITIONS) this.medicares.set(d.id, d.create(deps));
   }
 
   get(id: string): Channel | undefined {
     return this.channels.get(id);
   }
 
+  medicare(id: string): MedicareChannel | undefined {
+    return this.medicares.get(id);
+  }
+
   ids(): string[] {
     return [...this.channels.keys()];
   }
+}
+
+export function channelDefinition(id: string): ChannelDefinition | undefined {
+  return CHANNEL_DEFINITIONS.find((d) => d.id === id);
+}
+
+export function medicareDefinition(id: string): MedicareDefinition | undefined {
+  return MEDICARE_DEFINITIONS.find((d) => d.id === id);
 }

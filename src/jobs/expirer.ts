@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ServiceDeps } from '../services/deps.js';
+import { channelContext, medicareFor, type ServiceDeps } from '../services/deps.js';
 import { expireTrade, type ExpireResult } from '../services/expire.js';
 
 /**
@@ -55,7 +55,7 @@ export class ExpiryJob {
 
   /** Undoes the insurance settlement of mixed payments that ended unpaid or were cancelled. */
   private async reverseInsurance(): Promise<void> {
-    const { config, clock, trades, medicare, log } = this.deps;
+    const { config, clock, trades, log } = this.deps;
     const claimed = await trades.claimInsuranceReversals(
       clock.now(),
       this.owner,
@@ -65,10 +65,14 @@ export class ExpiryJob {
     for (const t of claimed) {
       let ok = false;
       try {
-        const r = await medicare.reverseSettlement(
-          { appId: t.app_id, merchant: {} },
-          { settlementNo: t.settlement_no ?? '', outTradeNo: t.out_trade_no, insuranceFen: t.insurance_fen },
-        );
+        const app = await this.deps.apps.get(t.app_id);
+        if (!app) throw new Error(`no app ${t.app_id}`);
+        const mi = medicareFor(this.deps, app);
+        const r = await mi.channel.reverseSettlement(await channelContext(this.deps, app.id, mi.ctxId), {
+          settlementNo: t.settlement_no ?? '',
+          outTradeNo: t.out_trade_no,
+          insuranceFen: t.insurance_fen,
+        });
         if (r.kind === 'reversed') ok = await trades.markInsuranceReversed(t.id, clock.now());
         else if (r.kind === 'failed')
           log.error({ tradeNo: t.trade_no, code: r.code }, 'insurance reversal refused; needs an operator');

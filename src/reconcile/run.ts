@@ -10,7 +10,7 @@ import { readReconSettings } from './settings.js';
 import { parseShanghai } from './his/his-xml.js';
 import { formatShanghai } from '../domain/clock.js';
 import type { BillLine } from './bills/bill.js';
-import type { Channel } from '../channels/channel.js';
+import type { Channel, ChannelContext } from '../channels/channel.js';
 import {
   businessDayStart,
   matchDay,
@@ -114,8 +114,9 @@ export async function reconcileDay(
   for (const payType of input.payTypes ?? (['alipay', 'weixin', 'unionpay'] as const)) {
     const startedAt = deps.clock.now();
     let channel;
+    let channelId = '';
     try {
-      channel = channelFor(deps, app, payType).channel;
+      ({ id: channelId, channel } = channelFor(deps, app, payType));
     } catch (e) {
       out.push({
         payType,
@@ -150,7 +151,7 @@ export async function reconcileDay(
     progress({ payType, stage: 'bill', done: 0, total: 1 });
     const { lines: billLines, evidence } = await channelLines(
       channel as Channel & { downloadBill: NonNullable<Channel['downloadBill']> },
-      app,
+      await channelContext(deps, app.id, channelId),
       date,
       payType,
       dayStart,
@@ -233,7 +234,7 @@ export async function reconcileDay(
  */
 async function channelLines(
   channel: Channel & { downloadBill: NonNullable<Channel['downloadBill']> },
-  app: App,
+  ctx: ChannelContext,
   date: string,
   payType: PayType,
   dayStart: Date,
@@ -243,7 +244,7 @@ async function channelLines(
   const lines: BillLine[] = [];
   const evidence: Evidence[] = [];
   for (const d of dates) {
-    const bill = await channel.downloadBill(channelContext(app), { date: d, payType });
+    const bill = await channel.downloadBill(ctx, { date: d, payType });
     evidence.push({
       source: 'CHANNEL_BILL',
       request: { date: d, payType, channel: channel.id },

@@ -110,7 +110,7 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
     return describe(await refreshTrade(deps, trade));
   }
 
-  const ctx = channelContext(cmd.app);
+  const ctx = await channelContext(deps, cmd.app.id, channelId);
   const outcome = await guarded<PayOutcome>(
     deps,
     'barcodePay',

@@ -72,8 +72,8 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
     deps,
     'cancel',
     { kind: 'exception' },
-    () =>
-      channel.cancel(channelContext(app), {
+    async () =>
+      channel.cancel(await channelContext(deps, app.id, trade.channel ?? ''), {
         outTradeNo: trade.out_trade_no,
         payType: trade.pay_type as PayType,
       }),

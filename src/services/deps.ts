@@ -8,6 +8,8 @@ import type { AppRepository } from '../store/apps.js';
 import { appChannelFor } from '../store/apps.js';
 import type { TradeRepository } from '../store/trades.js';
 import type { PlatformKeyRepository } from '../store/keys.js';
+import type { ChannelCallLog } from '../store/channel-calls.js';
+import type { ChannelConfigs } from './channel-config.js';
 import type { App, Trade } from '../store/schema.js';
 import { DEFAULT_CHANNEL, type ChannelRegistry } from '../channels/registry.js';
 import type { Channel, ChannelContext, MedicareChannel } from '../channels/channel.js';
@@ -23,8 +25,10 @@ export interface ServiceDeps {
   /** The platform's signing key pair (gateway answers, notifications, return_url redirects). */
   keys: PlatformKeyRepository;
   channels: ChannelRegistry;
-  /** The medical-insurance side (the simulator by default). */
-  medicare: MedicareChannel;
+  /** Per-app channel configuration (secrets sealed), read by channelContext. */
+  channelConfigs: ChannelConfigs;
+  /** The record of exchanges with the providers. */
+  channelCalls: ChannelCallLog;
   clock: Clock;
   config: Config;
   /** Seals and opens secrets stored in the database (the HIS AccessToken, channel keys). */
@@ -52,9 +56,34 @@ export function channelOfTrade(deps: ServiceDeps, trade: Trade): Channel | undef
   return trade.channel ? deps.channels.get(trade.channel) : undefined;
 }
 
-export function channelContext(app: App | { id: string }): ChannelContext {
-  // Per-app merchant configuration for real channels arrives with the channel adapters; the simulator needs none.
-  return { appId: app.id, merchant: {} };
+/**
+ * The context of a channel call for an app: its configuration of that channel (decrypted), the URL the
+ * provider notifies, and the recorder of the exchange. `channelId` is a payment channel's id, or
+ * "medicare:<id>" for the medical-insurance side.
+ */
+export async function channelContext(
+  deps: ServiceDeps,
+  appId: string,
+  channelId: string,
+): Promise<ChannelContext> {
+  const merchant = await deps.channelConfigs.load(appId, channelId);
+  return {
+    appId,
+    merchant,
+    notifyUrl: `${deps.config.publicBaseUrl}/channels/${encodeURIComponent(channelId)}/notify/${encodeURIComponent(appId)}`,
+    record: (call) => deps.channelCalls.record(appId, channelId, call, deps.clock.now()),
+  };
+}
+
+/** The app's medical-insurance side (pay type "medicare" in its channel map; the simulator by default). */
+export function medicareFor(
+  deps: ServiceDeps,
+  app: App,
+): { id: string; channel: MedicareChannel; ctxId: string } {
+  const id = appChannelFor(app, 'medicare', DEFAULT_CHANNEL);
+  const channel = deps.channels.medicare(id);
+  if (!channel) throw Errors.payTypeNotEnabled('medicare');
+  return { id, channel, ctxId: `medicare:${id}` };
 }
 
 /** Runs a channel call; a thrown error becomes `fallback` (an unknown outcome), logged without the payload. */

@@ -24,7 +24,7 @@ export async function expireTrade(deps: ServiceDeps, trade: Trade): Promise<Expi
   const channel = channelOfTrade(deps, trade);
   if (!channel) return 'failed';
   const ref = { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType };
-  const ctx = channelContext({ id: trade.app_id });
+  const ctx = await channelContext(deps, trade.app_id, trade.channel ?? '');
   if (trade.kind === 'barcode') {
     const c = await guarded<CancelOutcome>(deps, 'cancel', { kind: 'retry', reason: 'exception' }, () =>
       channel.cancel(ctx, ref),

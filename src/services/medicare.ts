@@ -3,7 +3,7 @@ import type { App, Trade } from '../store/schema.js';
 import { Errors, HospayError, declined } from '../domain/errors.js';
 import type { Fen } from '../domain/money.js';
 import type { OrderType, PayType } from '../domain/trade.js';
-import { channelFor, channelContext, type ServiceDeps } from './deps.js';
+import { channelFor, channelContext, medicareFor, type ServiceDeps } from './deps.js';
 import { h5Pay } from './h5-pay.js';
 
 /** An auth_code lives this long and is good once. */
@@ -67,7 +67,7 @@ export async function startAuthorisation(
       used_at: null,
     })
     .execute();
-  return { consentUrl: deps.medicare.authorisationUrl(id) };
+  return { consentUrl: medicareFor(deps, app).channel.authorisationUrl(id) };
 }
 
 /** The patient granted or declined: back to the HIS's redirect_uri with auth_code & state (or error). */
@@ -140,7 +140,8 @@ export async function userToken(deps: ServiceDeps, cmd: UserTokenCommand) {
     throw bad('AUTH_CODE_INVALID', 'auth_code 无效、已使用或已过期', 'auth_code is invalid, used or expired');
   if (used.open_id !== cmd.userId)
     throw bad('AUTH_CODE_USER_MISMATCH', 'auth_code 不属于该用户', 'auth_code belongs to another user');
-  const r = await deps.medicare.issueToken(channelContext(cmd.app), {
+  const mi = medicareFor(deps, cmd.app);
+  const r = await mi.channel.issueToken(await channelContext(deps, cmd.app.id, mi.ctxId), {
     userId: cmd.userId,
     paymentType: cmd.paymentType,
     cityCode: cmd.bizCityCode,
@@ -253,7 +254,8 @@ export async function sscTradePay(
     );
   }
   if (token.used_by_trade === null) {
-    const settled = await deps.medicare.preSettle(channelContext(cmd.app), {
+    const mi = medicareFor(deps, cmd.app);
+    const settled = await mi.channel.preSettle(await channelContext(deps, cmd.app.id, mi.ctxId), {
       payAuthNo: cmd.payAuthNo,
       outTradeNo: cmd.outTradeNo,
       totalFen: cmd.totalFen,

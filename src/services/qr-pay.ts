@@ -135,7 +135,7 @@ export async function openChannelTrade(
   const payType = trade.pay_type as PayType;
   const channel = trade.channel ? deps.channels.get(trade.channel) : undefined;
   if (!channel) throw Errors.payTypeNotEnabled(payType);
-  const ctx = channelContext(app);
+  const ctx = await channelContext(deps, app.id, trade.channel ?? '');
   const input = {
     outTradeNo: trade.out_trade_no,
     payType,

@@ -117,15 +117,20 @@ async function execute(
 ): Promise<RefundResult> {
   const channel = channelOfTrade(deps, trade);
   if (!channel || !trade.pay_type) throw Errors.systemError();
-  const outcome = await guarded<RefundOutcome>(deps, 'refund', { kind: 'unknown', reason: 'exception' }, () =>
-    channel.refund(channelContext(app), {
-      outTradeNo: trade.out_trade_no,
-      payType: trade.pay_type as PayType,
-      outRequestNo: refund.out_request_no,
-      amountFen: refund.amount_fen,
-      totalFen: trade.total_fen,
-      reason: reason ?? refund.reason ?? undefined,
-    }),
+  const channelId = trade.channel ?? '';
+  const outcome = await guarded<RefundOutcome>(
+    deps,
+    'refund',
+    { kind: 'unknown', reason: 'exception' },
+    async () =>
+      channel.refund(await channelContext(deps, app.id, channelId), {
+        outTradeNo: trade.out_trade_no,
+        payType: trade.pay_type as PayType,
+        outRequestNo: refund.out_request_no,
+        amountFen: refund.amount_fen,
+        totalFen: trade.total_fen,
+        reason: reason ?? refund.reason ?? undefined,
+      }),
   );
   const now = deps.clock.now();
   if (outcome.kind === 'success') {

@@ -34,8 +34,8 @@ export async function queryChannel(deps: ServiceDeps, trade: Trade): Promise<Que
   const channel = channelOfTrade(deps, trade);
   if (!channel || !trade.pay_type) return { kind: 'not_found' };
   const ref = { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType };
-  return guarded(deps, 'query', { kind: 'unknown', reason: 'exception' } as QueryOutcome, () =>
-    channel.query(channelContext({ id: trade.app_id }), ref),
+  return guarded(deps, 'query', { kind: 'unknown', reason: 'exception' } as QueryOutcome, async () =>
+    channel.query(await channelContext(deps, trade.app_id, trade.channel ?? ''), ref),
   );
 }
 

@@ -13,6 +13,7 @@ import * as m005 from './migrations/005-reconciliation.js';
 import * as m006 from './migrations/006-job-claims.js';
 import * as m007 from './migrations/007-finance-operators.js';
 import * as m008 from './migrations/008-recon-settings.js';
+import * as m009 from './migrations/009-channels.js';
 
 export type Db = Kysely<Database>;
 
@@ -26,6 +27,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '006-job-claims': m006,
   '007-finance-operators': m007,
   '008-recon-settings': m008,
+  '009-channels': m009,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

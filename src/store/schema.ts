@@ -274,6 +274,31 @@ export interface ReconEvidenceTable {
   fetched_at: Timestamp;
 }
 
+/** An app's configuration of one channel: plain fields as JSON, secret ones sealed (SecretBox) as JSON. */
+export interface ChannelConfigsTable {
+  app_id: string;
+  channel_id: string;
+  settings: ColumnType<string, string | undefined, string>;
+  secrets_sealed: string | null;
+  updated_at: Timestamp;
+}
+
+/** One exchange with a provider (redacted), for operators. */
+export interface ChannelCallsTable {
+  id: Generated<number>;
+  app_id: string;
+  channel_id: string;
+  operation: string;
+  out_trade_no: string | null;
+  started_at: Timestamp;
+  latency_ms: number;
+  http_status: number | null;
+  outcome: string;
+  request: string | null;
+  response: string | null;
+  error: string | null;
+}
+
 export interface JobClaimsTable {
   job: string;
   key: string;
@@ -321,6 +346,8 @@ export interface Database {
   recon_differences: ReconDifferencesTable;
   recon_audit: ReconAuditTable;
   recon_evidence: ReconEvidenceTable;
+  channel_configs: ChannelConfigsTable;
+  channel_calls: ChannelCallsTable;
   job_claims: JobClaimsTable;
   finance_operators: FinanceOperatorsTable;
   finance_sessions: FinanceSessionsTable;

@@ -1,3 +1,4 @@
+import { channelContext } from '../../src/services/deps.js';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
@@ -18,7 +19,10 @@ describe('channel bills from the simulator', () => {
     const channel = t.platform.deps.channels.get('simulator');
     assert.ok(channel?.downloadBill);
     // The fake clock stands at 2026-11-25 10:00 in Asia/Shanghai.
-    return channel.downloadBill({ appId: t.appId, merchant: {} }, { date: '2026-11-25', payType });
+    return channel.downloadBill(await channelContext(t.platform.deps, t.appId, 'simulator'), {
+      date: '2026-11-25',
+      payType,
+    });
   };
 
   it('payments, refunds and cancel reversals appear in the Alipay and WeChat bills, and a clean day matches', async () => {
@@ -94,10 +98,10 @@ describe('channel bills from the simulator', () => {
 
   it('another day has an empty bill', async () => {
     const channel = t.platform.deps.channels.get('simulator');
-    const b = await channel?.downloadBill?.(
-      { appId: t.appId, merchant: {} },
-      { date: '2026-11-20', payType: 'alipay' },
-    );
+    const b = await channel?.downloadBill?.(await channelContext(t.platform.deps, t.appId, 'simulator'), {
+      date: '2026-11-20',
+      payType: 'alipay',
+    });
     assert.equal(b?.lines.length, 0);
   });
 });

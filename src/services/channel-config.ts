@@ -1,0 +1,213 @@
+/**
+ * Per-app channel configuration: plain fields stored as JSON, secret fields (keys, certificates, API keys)
+ * sealed with the master key. Read through a short cache, so a payment does not decrypt on every call; a
+ * change made through this process is seen at once, one made elsewhere within CACHE_MS.
+ */
+import type { Db } from '../store/db.js';
+import type { SecretBox } from '../crypto/secret-box.js';
+import type { Clock } from '../domain/clock.js';
+import {
+  checkChannelConfig,
+  withDefaults,
+  type ConfigField,
+  type ConfigProblem,
+} from '../channels/definition.js';
+import { channelDefinition, medicareDefinition, DEFAULT_CHANNEL } from '../channels/registry.js';
+import { PAY_TYPES } from '../domain/trade.js';
+
+const CACHE_MS = 30_000;
+
+export interface ChannelConfigView {
+  app_id: string;
+  channel: string;
+  /** Plain values as set; secret ones only as "set" / absent. */
+  values: Record<string, string>;
+  problems: ConfigProblem[];
+}
+
+export class UnknownChannelError extends Error {
+  constructor(readonly channelId: string) {
+    super(`没有这个渠道 / no such channel: ${channelId}`);
+    this.name = 'UnknownChannelError';
+  }
+}
+
+export class ChannelConfigError extends Error {
+  constructor(
+    readonly channelId: string,
+    readonly problems: ConfigProblem[],
+  ) {
+    super(
+      `渠道 ${channelId} 配置有误 / channel ${channelId} configuration: ` +
+        problems.map((p) => `${p.field}: ${p.zh} / ${p.en}`).join('; '),
+    );
+    this.name = 'ChannelConfigError';
+  }
+}
+
+export function fieldsOf(channelId: string): readonly ConfigField[] | null {
+  if (channelId.startsWith('medicare:')) return medicareDefinition(channelId.slice(9))?.fields ?? null;
+  return channelDefinition(channelId)?.fields ?? null;
+}
+
+export class ChannelConfigs {
+  private readonly cache = new Map<string, { at: number; values: Record<string, string> }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly secrets: SecretBox,
+    private readonly clock: Clock,
+  ) {}
+
+  private static sealContext(appId: string, channelId: string): string {
+    return `app:${appId}:channel:${channelId}`;
+  }
+
+  /** The stored values, secrets opened, without defaults. */
+  private async raw(appId: string, channelId: string): Promise<Record<string, string>> {
+    const row = await this.db
+      .selectFrom('channel_configs')
+      .selectAll()
+      .where('app_id', '=', appId)
+      .where('channel_id', '=', channelId)
+      .executeTakeFirst();
+    if (!row) return {};
+    const plain = JSON.parse(row.settings) as Record<string, string>;
+    const secret = row.secrets_sealed
+      ? (JSON.parse(
+          this.secrets.open(row.secrets_sealed, ChannelConfigs.sealContext(appId, channelId)),
+        ) as Record<string, string>)
+      : {};
+    return { ...plain, ...secret };
+  }
+
+  /**
+   * The configuration an adapter is given (ctx.merchant): decrypted, defaults filled in. Channel ids of the
+   * medical-insurance side are "medicare:<id>".
+   */
+  async load(appId: string, channelId: string): Promise<Record<string, string>> {
+    const key = `${appId}\u0000${channelId}`;
+    const hit = this.cache.get(key);
+    const now = this.clock.now().getTime();
+    if (hit && now - hit.at < CACHE_MS) return hit.values;
+    const values = withDefaults(fieldsOf(channelId) ?? [], await this.raw(appId, channelId));
+    this.cache.set(key, { at: now, values });
+    return values;
+  }
+
+  /**
+   * Changes an app's configuration of a channel: each value set (null removes it), the result checked as a
+   * whole before anything is stored. Throws ChannelConfigError naming every broken field.
+   */
+  async set(
+    appId: string,
+    channelId: string,
+    patch: Record<string, string | null>,
+  ): Promise<ChannelConfigView> {
+    const fields = fieldsOf(channelId);
+    if (!fields) throw new UnknownChannelError(channelId);
+    const current = await this.raw(appId, channelId);
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete current[k];
+      else current[k] = v;
+    }
+    const problems = checkChannelConfig(fields, current);
+    if (problems.length) throw new ChannelConfigError(channelId, problems);
+    const plain: Record<string, string> = {};
+    const secret: Record<string, string> = {};
+    for (const f of fields) {
+      const v = current[f.name];
+      if (v === undefined) continue;
+      (f.secret ? secret : plain)[f.name] = v;
+    }
+    const sealed = Object.keys(secret).length
+      ? this.secrets.seal(JSON.stringify(secret), ChannelConfigs.sealContext(appId, channelId))
+      : null;
+    const now = this.clock.now();
+    await this.db
+      .insertInto('channel_configs')
+      .values({
+        app_id: appId,
+        channel_id: channelId,
+        settings: JSON.stringify(plain),
+        secrets_sealed: sealed,
+        updated_at: now,
+      })
+      .onConflict((oc) =>
+        oc
+          .columns(['app_id', 'channel_id'])
+          .doUpdateSet({ settings: JSON.stringify(plain), secrets_sealed: sealed, updated_at: now }),
+      )
+      .execute();
+    this.cache.delete(`${appId}\u0000${channelId}`);
+    return this.view(appId, channelId);
+  }
+
+  /** What an operator may see: plain values, and which secrets are set. */
+  async view(appId: string, channelId: string): Promise<ChannelConfigView> {
+    const fields = fieldsOf(channelId);
+    if (!fields) throw new UnknownChannelError(channelId);
+    const current = await this.raw(appId, channelId);
+    const values: Record<string, string> = {};
+    for (const f of fields) {
+      const v = current[f.name];
+      if (v === undefined || v === '') continue;
+      values[f.name] = f.secret ? '已设置 set' : v;
+    }
+    return { app_id: appId, channel: channelId, values, problems: checkChannelConfig(fields, current) };
+  }
+
+  /**
+   * Start-up check: for every app, every channel it uses (its pay types' channels and its medical-insurance
+   * side) and every channel it has configured, the configuration must be complete and valid, and its secrets
+   * must open. Returns the problems, each naming the app, the channel and the field.
+   */
+  async problems(): Promise<Array<{ appId: string; channelId: string; problems: ConfigProblem[] }>> {
+    const out: Array<{ appId: string; channelId: string; problems: ConfigProblem[] }> = [];
+    const apps = await this.db.selectFrom('apps').select(['id', 'channel_map', 'status']).execute();
+    const configured = await this.db.selectFrom('channel_configs').select(['app_id', 'channel_id']).execute();
+    for (const app of apps) {
+      if (app.status !== 'active') continue;
+      const used = new Set<string>(configured.filter((c) => c.app_id === app.id).map((c) => c.channel_id));
+      let map: Record<string, unknown> = {};
+      try {
+        map = JSON.parse(app.channel_map) as Record<string, unknown>;
+      } catch {
+        /* an unreadable map is reported below as its channels being unknown */
+      }
+      for (const pt of PAY_TYPES) {
+        const id = typeof map[pt] === 'string' ? (map[pt] as string) : DEFAULT_CHANNEL;
+        if (id !== DEFAULT_CHANNEL) used.add(id);
+      }
+      const mi = typeof map['medicare'] === 'string' ? (map['medicare'] as string) : DEFAULT_CHANNEL;
+      if (mi !== DEFAULT_CHANNEL) used.add(`medicare:${mi}`);
+      for (const channelId of used) {
+        const fields = fieldsOf(channelId);
+        if (!fields) {
+          out.push({
+            appId: app.id,
+            channelId,
+            problems: [{ field: '(channel)', zh: '没有这个渠道', en: 'no such channel' }],
+          });
+          continue;
+        }
+        let values: Record<string, string>;
+        try {
+          values = await this.raw(app.id, channelId);
+        } catch (e) {
+          out.push({
+            appId: app.id,
+            channelId,
+            problems: [
+              { field: '(secrets)', zh: '密钥无法解开', en: e instanceof Error ? e.message : String(e) },
+            ],
+          });
+          continue;
+        }
+        const problems = checkChannelConfig(fields, values);
+        if (problems.length) out.push({ appId: app.id, channelId, problems });
+      }
+    }
+    return out;
+  }
+}
