@@ -11,6 +11,7 @@ import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
 import { httpRequest } from './channels/http.js';
 import { ChannelConfigs } from './services/channel-config.js';
+import type { ConfigProblem } from './channels/definition.js';
 import { ChannelCallLog } from './store/channel-calls.js';
 import { realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
@@ -25,6 +26,22 @@ import {
   recordLockPort,
 } from './runtime/local-files.js';
 import { SecretBox } from './crypto/secret-box.js';
+
+/** Start-up refused: some app's channel configuration is incomplete or broken. */
+export class ChannelStartupError extends Error {
+  constructor(readonly problems: Array<{ appId: string; channelId: string; problems: ConfigProblem[] }>) {
+    super(
+      '渠道配置有误，服务未启动 / channel configuration is broken, not starting:\n' +
+        problems
+          .flatMap((p) =>
+            p.problems.map((q) => `  app ${p.appId}, channel ${p.channelId}, ${q.field}: ${q.zh} / ${q.en}`),
+          )
+          .join('\n') +
+        '\n(fix with: hospay channel set --app APP --channel CHANNEL ..., or hospay channel use ... --channel simulator)',
+    );
+    this.name = 'ChannelStartupError';
+  }
+}
 
 export interface PlatformOptions {
   config: Config;
@@ -115,6 +132,11 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       if (created) demo = { appId: created.appId, accessToken: created.accessToken };
     }
     await deps.keys.active(); // created on first start
+    if (opts.listen !== false) {
+      // A server must not start with an app whose channel cannot work: say which app, channel and field.
+      const problems = await deps.channelConfigs.problems();
+      if (problems.length) throw new ChannelStartupError(problems);
+    }
     const firstApp = (await apps.list())[0]?.id ?? null;
     const adminToken =
       opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);

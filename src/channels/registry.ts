@@ -1,6 +1,7 @@
 import type { Channel, MedicareChannel } from './channel.js';
 import type { ChannelDefinition, ChannelDeps, MedicareDefinition } from './definition.js';
 import { SimulatorChannel } from './simulator/simulator-channel.js';
+import { recordedChannel } from './recorded.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
 import { SimulatorMedicare } from '../simulator/medicare.js';
 
@@ -19,7 +20,7 @@ const simulator: ChannelDefinition = {
       en: "simulated merchant id (default: the app's id)",
     },
   ],
-  create: (deps) => new SimulatorChannel(deps.simulator as SimulatorProvider),
+  create: (deps) => recordedChannel(new SimulatorChannel(deps.simulator as SimulatorProvider)),
 };
 
 /** The one list of channels. Adding a channel is one line here and one folder beside this file. */

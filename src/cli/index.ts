@@ -8,6 +8,8 @@ import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
 import { DataDirBusyError, readLock } from '../runtime/local-files.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
+import { CHANNEL_USAGE, ChannelAppMissingError, ChannelUsageError, channelCommand } from './channel.js';
+import { ChannelConfigError, ChannelMapError, UnknownChannelError } from '../services/channel-config.js';
 import { HIS_SIM_USAGE, HisSimUsageError, hisSimCommand } from './his-sim.js';
 import { UnknownAppError } from '../reconcile/run.js';
 import {
@@ -39,6 +41,7 @@ Usage:
   hospay keys platform [--base64]              the platform's public key, to verify answers and notifications
   hospay keys rotate                           make a new platform key pair
 ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
+${CHANNEL_USAGE}
 ${HIS_SIM_USAGE}
 ${RECONCILE_USAGE}
 ${REPORT_USAGE}
@@ -66,6 +69,8 @@ async function main(argv: string[]): Promise<number> {
       return keysCommand(rest);
     case 'notify':
       return notifyCommand(rest, loadConfig());
+    case 'channel':
+      return channelCommand(rest, loadConfig());
     case 'his-sim':
       return hisSimCommand(rest, () => loadConfig());
     case 'reconcile':
@@ -322,6 +327,7 @@ main(process.argv.slice(2)).then(
       err instanceof UsageError ||
       err instanceof NotifyUsageError ||
       err instanceof HisSimUsageError ||
+      err instanceof ChannelUsageError ||
       err instanceof ReconcileUsageError ||
       (err instanceof Error &&
         err.name === 'TypeError' &&
@@ -336,6 +342,10 @@ main(process.argv.slice(2)).then(
       err instanceof DataDirBusyError ||
       err instanceof AppNotFoundError ||
       err instanceof UnknownAppError ||
+      err instanceof ChannelAppMissingError ||
+      err instanceof ChannelConfigError ||
+      err instanceof ChannelMapError ||
+      err instanceof UnknownChannelError ||
       err instanceof ReconSettingsError ||
       err instanceof NotificationNotFoundError
     ) {

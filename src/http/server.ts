@@ -10,6 +10,7 @@ import { registerMedicarePages } from './pages/medicare.js';
 import { registerLandingPage } from './pages/landing.js';
 import { registerFinancePages } from './pages/finance.js';
 import { registerAdminRoutes } from './admin/routes.js';
+import { registerChannelNotifyRoutes } from './channels/notify.js';
 
 export interface ServerParts {
   deps: ServiceDeps;
@@ -56,5 +57,6 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   await registerLandingPage(app, parts.config, parts.demoAppId);
   await registerFinancePages(app, parts.deps);
   await registerAdminRoutes(app, parts.deps, parts.adminToken);
+  await registerChannelNotifyRoutes(app, parts.deps);
   return app;
 }

@@ -14,6 +14,7 @@ import {
 } from '../channels/definition.js';
 import { channelDefinition, medicareDefinition, DEFAULT_CHANNEL } from '../channels/registry.js';
 import { PAY_TYPES } from '../domain/trade.js';
+import { appChannelMap, type AppRepository } from '../store/apps.js';
 
 const CACHE_MS = 30_000;
 
@@ -210,4 +211,58 @@ export class ChannelConfigs {
     }
     return out;
   }
+}
+
+export class ChannelMapError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ChannelMapError';
+  }
+}
+
+/**
+ * Switches an app's pay type (alipay, weixin, unionpay, or medicare for the medical-insurance side) to a
+ * channel. Refused when the channel does not take that pay type or the app's configuration of it is
+ * incomplete, so a switch never leaves an app that cannot pay. Returns the new map, or null for an unknown app.
+ */
+export async function setChannelMap(
+  deps: { apps: AppRepository; channelConfigs: ChannelConfigs },
+  appId: string,
+  payType: string,
+  channelId: string,
+): Promise<Record<string, string> | null> {
+  const app = await deps.apps.get(appId);
+  if (!app) return null;
+  if (payType === 'medicare') {
+    if (!medicareDefinition(channelId))
+      throw new ChannelMapError(
+        'CHANNEL_NOT_FOUND',
+        `没有这个医保渠道 / no such medical-insurance side: ${channelId}`,
+      );
+  } else {
+    if (!(PAY_TYPES as readonly string[]).includes(payType))
+      throw new ChannelMapError(
+        'INVALID_FIELD.pay_type',
+        `pay_type 须为 ${PAY_TYPES.join(' / ')} 或 medicare / pay_type must be ${PAY_TYPES.join(', ')} or medicare`,
+      );
+    const def = channelDefinition(channelId);
+    if (!def) throw new ChannelMapError('CHANNEL_NOT_FOUND', `没有这个渠道 / no such channel: ${channelId}`);
+    if (!(def.payTypes as readonly string[]).includes(payType))
+      throw new ChannelMapError(
+        'CHANNEL_PAY_TYPE',
+        `渠道 ${channelId} 不受理 ${payType} / channel ${channelId} does not take ${payType}`,
+      );
+  }
+  const configId = payType === 'medicare' ? `medicare:${channelId}` : channelId;
+  if (channelId !== DEFAULT_CHANNEL) {
+    const view = await deps.channelConfigs.view(appId, configId);
+    if (view.problems.length) throw new ChannelConfigError(configId, view.problems);
+  }
+  const map = { ...appChannelMap(app), [payType]: channelId };
+  if (channelId === DEFAULT_CHANNEL) delete map[payType];
+  await deps.apps.setChannelMap(appId, map);
+  return map;
 }

@@ -143,7 +143,8 @@ export class AppRepository {
     appId: string,
     patch: { hisBaseUrl?: string | null; hisTokenSealed?: string | null; settings?: string },
   ): Promise<boolean> {
-    const set: { his_base_url?: string | null; his_token_sealed?: string | null; recon_settings?: string } = {};
+    const set: { his_base_url?: string | null; his_token_sealed?: string | null; recon_settings?: string } =
+      {};
     if (patch.hisBaseUrl !== undefined) set.his_base_url = patch.hisBaseUrl;
     if (patch.hisTokenSealed !== undefined) set.his_token_sealed = patch.hisTokenSealed;
     if (patch.settings !== undefined) set.recon_settings = patch.settings;
@@ -152,6 +153,16 @@ export class AppRepository {
         ? this.db.updateTable('apps').set(set).where('id', '=', appId).returning('id')
         : this.db.selectFrom('apps').select('id').where('id', '=', appId);
     return (await q.executeTakeFirst()) !== undefined;
+  }
+
+  async setChannelMap(appId: string, map: Record<string, string>): Promise<boolean> {
+    const r = await this.db
+      .updateTable('apps')
+      .set({ channel_map: JSON.stringify(map) })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
   }
 
   async setCategories(appId: string, categories: Category[] | null): Promise<boolean> {
@@ -168,6 +179,18 @@ export class AppRepository {
 export function appCategories(app: App): readonly Category[] {
   if (app.categories === null) return DEFAULT_CATEGORIES;
   return validateCategories(JSON.parse(app.categories)) ?? DEFAULT_CATEGORIES;
+}
+
+/** The app's pay type → channel map (missing pay types use the simulator). */
+export function appChannelMap(app: App): Record<string, string> {
+  try {
+    const map = JSON.parse(app.channel_map) as Record<string, unknown>;
+    return Object.fromEntries(
+      Object.entries(map).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    );
+  } catch {
+    return {};
+  }
 }
 
 export function appChannelFor(app: App, payType: string, fallback: string): string {

@@ -7,6 +7,7 @@ import { readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
 import { registerReportAdminRoutes } from './reports.js';
 import { registerReconciliationAdminRoutes } from './reconciliation.js';
+import { registerChannelAdminRoutes } from './channels.js';
 import { registerOperatorAdminRoutes } from './operators.js';
 
 function sameSecret(a: string, b: string): boolean {
@@ -36,6 +37,7 @@ export async function registerAdminRoutes(
     registerNotificationAdminRoutes(scope, deps);
     registerReportAdminRoutes(scope, deps);
     registerReconciliationAdminRoutes(scope, deps);
+    registerChannelAdminRoutes(scope, deps);
     registerOperatorAdminRoutes(scope, deps);
 
     scope.post('/admin/apps', async (req, reply) => {

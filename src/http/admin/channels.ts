@@ -1,0 +1,128 @@
+import type { FastifyInstance, FastifyReply } from 'fastify';
+import type { ServiceDeps } from '../../services/deps.js';
+import { CHANNEL_DEFINITIONS, MEDICARE_DEFINITIONS } from '../../channels/registry.js';
+import {
+  ChannelConfigError,
+  UnknownChannelError,
+  setChannelMap,
+  ChannelMapError,
+} from '../../services/channel-config.js';
+import { appChannelMap } from '../../store/apps.js';
+
+const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
+
+function describeFields(
+  fields: readonly {
+    name: string;
+    secret: boolean;
+    required: boolean;
+    zh: string;
+    en: string;
+    default?: string;
+  }[],
+) {
+  return fields.map((f) => ({
+    name: f.name,
+    secret: f.secret,
+    required: f.required,
+    zh: f.zh,
+    en: f.en,
+    ...(f.default !== undefined ? { default: f.default } : {}),
+  }));
+}
+
+function refuse(reply: FastifyReply, e: unknown): FastifyReply | null {
+  if (e instanceof ChannelConfigError)
+    return reply.code(400).send({ code: 'CHANNEL_CONFIG_INVALID', message: e.message, problems: e.problems });
+  if (e instanceof UnknownChannelError)
+    return reply.code(404).send({ code: 'CHANNEL_NOT_FOUND', message: e.message });
+  if (e instanceof ChannelMapError)
+    return reply.code(e.code === 'CHANNEL_NOT_FOUND' ? 404 : 400).send({ code: e.code, message: e.message });
+  if (e instanceof Error && /HOSPAY_MASTER_KEY/.test(e.message))
+    return reply.code(409).send({ code: 'MASTER_KEY', message: e.message });
+  return null;
+}
+
+/** Channel administration behind the admin token (registered in routes.ts). */
+export function registerChannelAdminRoutes(scope: FastifyInstance, deps: ServiceDeps): void {
+  scope.get('/admin/channels', async () => ({
+    channels: CHANNEL_DEFINITIONS.map((d) => ({
+      id: d.id,
+      zh: d.zh,
+      pay_types: d.payTypes,
+      fields: describeFields(d.fields),
+    })),
+    medicare: MEDICARE_DEFINITIONS.map((d) => ({ id: d.id, zh: d.zh, fields: describeFields(d.fields) })),
+  }));
+
+  scope.get('/admin/apps/:id/channels', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const app = await deps.apps.get(id);
+    if (!app) return reply.code(404).send(NO_APP);
+    const configured = await deps.db
+      .selectFrom('channel_configs')
+      .select('channel_id')
+      .where('app_id', '=', id)
+      .orderBy('channel_id')
+      .execute();
+    return {
+      app_id: id,
+      channel_map: appChannelMap(app),
+      configs: await Promise.all(configured.map((c) => deps.channelConfigs.view(id, c.channel_id))),
+    };
+  });
+
+  scope.put('/admin/apps/:id/channels/:channel', async (req, reply) => {
+    const { id, channel } = req.params as { id: string; channel: string };
+    if (!(await deps.apps.get(id))) return reply.code(404).send(NO_APP);
+    const values = ((req.body ?? {}) as Record<string, unknown>)['values'];
+    if (
+      typeof values !== 'object' ||
+      values === null ||
+      Array.isArray(values) ||
+      !Object.values(values).every((v) => v === null || typeof v === 'string')
+    )
+      return reply.code(400).send({
+        code: 'INVALID_FIELD.values',
+        message: 'values 须为 {字段: 字符串或 null} / values must be {field: string or null}',
+      });
+    try {
+      return await deps.channelConfigs.set(id, channel, values as Record<string, string | null>);
+    } catch (e) {
+      const r = refuse(reply, e);
+      if (r) return r;
+      throw e;
+    }
+  });
+
+  scope.put('/admin/apps/:id/channel-map', async (req, reply) => {
+    const { id } = req.params as { id: string };
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    const payType = body['pay_type'];
+    const channel = body['channel'];
+    if (typeof payType !== 'string' || typeof channel !== 'string')
+      return reply.code(400).send({
+        code: 'INVALID_FIELD.pay_type',
+        message: 'pay_type 与 channel 必填 / pay_type and channel are required',
+      });
+    try {
+      const map = await setChannelMap(deps, id, payType, channel);
+      if (!map) return reply.code(404).send(NO_APP);
+      return { app_id: id, channel_map: map };
+    } catch (e) {
+      const r = refuse(reply, e);
+      if (r) return r;
+      throw e;
+    }
+  });
+
+  scope.get('/admin/channel-calls', async (req) => {
+    const q = req.query as Record<string, string | undefined>;
+    const limit = Math.min(Math.max(Number(q['limit'] ?? 50) || 50, 1), 500);
+    return deps.channelCalls.list({
+      limit,
+      ...(q['app'] ? { appId: q['app'] } : {}),
+      ...(q['out_trade_no'] ? { outTradeNo: q['out_trade_no'] } : {}),
+    });
+  });
+}
