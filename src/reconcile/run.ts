@@ -114,7 +114,7 @@ export async function reconcileDay(
   for (const payType of input.payTypes ?? (['alipay', 'weixin', 'unionpay'] as const)) {
     const startedAt = deps.clock.now();
     let channel;
-    let channelId = '';
+    let channelId: string;
     try {
       ({ id: channelId, channel } = channelFor(deps, app, payType));
     } catch (e) {
