@@ -25,7 +25,8 @@ export class HisSimUsageError extends Error {}
 
 function orderFlow(sim: HisSimulator, order: string, flag: string): string {
   const flow = sim.paymentOf(order);
-  if (!flow) throw new HisSimUsageError(`${flag}: 模拟 HIS 中没有订单 ${order} / no recorded payment ${order}`);
+  if (!flow)
+    throw new HisSimUsageError(`${flag}: 模拟 HIS 中没有订单 ${order} / no recorded payment ${order}`);
   return flow.hisFlowId;
 }
 
@@ -85,17 +86,21 @@ export async function hisSimCommand(args: string[], loadConfig: () => Config): P
           rq = rq.where('app_id', '=', values.app);
         }
         const flows = sim.loadFromTrades(await tq.execute(), await rq.execute());
-        console.log(`已载入 ${flows.length} 条 HIS 记录 / loaded ${flows.length} HIS records from the platform's trades`);
+        console.log(
+          `已载入 ${flows.length} 条 HIS 记录 / loaded ${flows.length} HIS records from the platform's trades`,
+        );
       } finally {
         await store.close();
       }
     }
     for (const order of values.drop ?? []) sim.faults.drop.add(orderFlow(sim, order, '--drop'));
-    for (const order of values.duplicate ?? []) sim.faults.duplicate.add(orderFlow(sim, order, '--duplicate'));
+    for (const order of values.duplicate ?? [])
+      sim.faults.duplicate.add(orderFlow(sim, order, '--duplicate'));
     for (const text of values.amount ?? []) {
       const [order, yuan] = pair(text, '--amount');
       const fen = parseYuanToFen(yuan);
-      if (fen === null || fen <= 0) throw new HisSimUsageError(`--amount: "${yuan}" is not an amount in yuan`);
+      if (fen === null || fen <= 0)
+        throw new HisSimUsageError(`--amount: "${yuan}" is not an amount in yuan`);
       sim.faults.amountFen.set(orderFlow(sim, order, '--amount'), fen);
     }
     for (const text of values.status ?? []) {
@@ -115,7 +120,9 @@ export async function hisSimCommand(args: string[], loadConfig: () => Config): P
         time,
         ...(payType ? { payType: payType as 'alipay' | 'weixin' | 'unionpay' } : {}),
       });
-      console.log(`无支付的 HIS 记录 / phantom HIS record: ${f.outTradeNo} ${yuan} at ${formatShanghai(time)}`);
+      console.log(
+        `无支付的 HIS 记录 / phantom HIS record: ${f.outTradeNo} ${yuan} at ${formatShanghai(time)}`,
+      );
     }
     sim.faults.delayMs = delayMs;
     sim.faults.broken = broken as typeof sim.faults.broken;
