@@ -2,7 +2,10 @@
 // Runs the test suite: unit tests once, integration tests on the embedded database AND on PostgreSQL.
 //   npm test                       everything
 //   npm test -- --db=embedded      integration tests on one database only
-//   npm test -- test/integration/refund.test.ts   selected files
+//   npm test -- test/integration/refund.test.ts   selected files (or directories)
+//   npm run test:reliability       the reliability battery (test/reliability: slow, on both databases) plus its
+//                                  quick parts (test/unit/reliability, test/integration/reliability)
+// `npm test` leaves out test/reliability (slow) and test/remote (live sandboxes: npm run test:remote).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -24,9 +27,14 @@ function find(dir) {
     );
 }
 
-const all = picked.length ? picked : find('test');
-const unit = all.filter((f) => !f.includes(`${path.sep}integration${path.sep}`));
-const integration = all.filter((f) => f.includes(`${path.sep}integration${path.sep}`));
+const SLOW = `test${path.sep}reliability${path.sep}`;
+const REMOTE = `test${path.sep}remote${path.sep}`;
+const all = picked.length
+  ? picked.flatMap((p) => (fs.existsSync(p) && fs.statSync(p).isDirectory() ? find(p) : [p]))
+  : find('test').filter((f) => !f.startsWith(SLOW) && !f.startsWith(REMOTE));
+const onDatabases = (f) => f.includes(`${path.sep}integration${path.sep}`) || f.startsWith(SLOW);
+const unit = all.filter((f) => !onDatabases(f));
+const integration = all.filter(onDatabases);
 const dbs = dbArg ? [dbArg] : ['embedded', 'postgres'];
 
 let passed = 0;
