@@ -30,7 +30,7 @@ function find(dir) {
 const SLOW = `test${path.sep}reliability${path.sep}`;
 const REMOTE = `test${path.sep}remote${path.sep}`;
 const all = picked.length
-  ? picked.flatMap((p) => (fs.existsSync(p) && fs.statSync(p).isDirectory() ? find(p) : [p]))
+  ? picked.flatMap((p) => (!fs.existsSync(p) ? [] : fs.statSync(p).isDirectory() ? find(p) : [p]))
   : find('test').filter((f) => !f.startsWith(SLOW) && !f.startsWith(REMOTE));
 const onDatabases = (f) => f.includes(`${path.sep}integration${path.sep}`) || f.startsWith(SLOW);
 const unit = all.filter((f) => !onDatabases(f));
