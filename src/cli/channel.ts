@@ -18,7 +18,7 @@ import type { ServiceDeps } from '../services/deps.js';
 
 export const CHANNEL_USAGE = `  hospay channel list                          the channels, their pay types and settings
   hospay channel show --app ID [--json]        the app's channels (secrets only as 已设置 set)
-  hospay channel set --app ID --channel C [--set NAME=VALUE]... [--secret-file NAME=PATH]...
+  hospay channel set --app ID --channel C [--set NAME=VALUE]... [--file NAME=PATH]...
                      [--secret-stdin NAME] [--unset NAME]... [--json]
                                                configure a channel for an app (medical insurance: C = medicare:ID);
                                                checked as a whole, secrets sealed at rest, never printed
@@ -205,6 +205,7 @@ export async function channelCommand(args: string[], config: Config): Promise<nu
       'pay-type': { type: 'string' },
       set: { type: 'string', multiple: true },
       'secret-file': { type: 'string', multiple: true },
+      file: { type: 'string', multiple: true },
       'secret-stdin': { type: 'string' },
       unset: { type: 'string', multiple: true },
       'out-trade-no': { type: 'string' },
@@ -221,17 +222,20 @@ export async function channelCommand(args: string[], config: Config): Promise<nu
   if (sub === 'set') {
     if (!values.channel) throw new ChannelUsageError('--channel is required');
     for (const [k, v] of pairs(values.set, '--set')) patch[k] = v;
-    for (const [k, p] of pairs(values['secret-file'], '--secret-file')) {
+    for (const [k, p] of [
+      ...pairs(values.file, '--file'),
+      ...pairs(values['secret-file'], '--secret-file'),
+    ]) {
       try {
         patch[k] = fs.readFileSync(p, 'utf8').trim();
       } catch {
-        throw new ChannelUsageError(`--secret-file ${k}: cannot read ${p}`);
+        throw new ChannelUsageError(`--file ${k}: cannot read ${p}`);
       }
     }
     if (values['secret-stdin']) patch[values['secret-stdin']] = await readStdin();
     for (const k of values.unset ?? []) patch[k] = null;
     if (Object.keys(patch).length === 0)
-      throw new ChannelUsageError('nothing to set (--set, --secret-file, --secret-stdin, --unset)');
+      throw new ChannelUsageError('nothing to set (--set, --file, --secret-stdin, --unset)');
   }
   const admin = server ? remote(server) : await local(config);
   try {
