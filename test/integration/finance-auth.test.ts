@@ -129,6 +129,8 @@ describe('finance page: authentication and safety over HTTP', () => {
     assert.equal(noToken.status, 403);
     const page = await request(`${t.url}/finance/login`);
     const pre = cookieValue(page.setCookies, 'hospay_finance_login');
+    const secondTab = await request(`${t.url}/finance/login`, { cookie: `hospay_finance_login=${pre}` });
+    assert.equal(csrfOf(secondTab.text), pre, 'a second login tab gets the same form token');
     const wrongToken = await request(`${t.url}/finance/login`, {
       cookie: `hospay_finance_login=${pre}`,
       form: { username: 'fin.auth', password, csrf: 'not-the-token' },

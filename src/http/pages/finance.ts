@@ -243,12 +243,16 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
     });
 
     // ------------------------------------------------------------------------------------------- login
+    // The login form's token is kept while its cookie lives, so two open login tabs both work.
     const loginPage = (
+      req: FastifyRequest,
       reply: FastifyReply,
       opts: { next: string | null; username?: string; error?: string | null; info?: string | null },
       status = 200,
     ) => {
-      const csrf = randomBytes(24).toString('base64url');
+      const existing = readCookie(req, LOGIN_COOKIE);
+      const csrf =
+        existing && /^[A-Za-z0-9_-]{32}$/.test(existing) ? existing : randomBytes(24).toString('base64url');
       reply.header('set-cookie', cookie(LOGIN_COOKIE, csrf, 3600));
       return html(reply, loginView({ csrf, ...opts }), status);
     };
@@ -258,7 +262,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
       const next = safeNext(str(q['next']));
       if (await session(req)) return reply.redirect(next ?? '/finance', 303);
       const m = str(q['m']);
-      return loginPage(reply, {
+      return loginPage(req, reply, {
         next,
         info:
           m === 'bye'
@@ -289,6 +293,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
       const password = str(body['password']) ?? '';
       if (!username || !password || username.length > 64 || password.length > 1024)
         return loginPage(
+          req,
           reply,
           { next, username, error: '请输入用户名和密码 / enter a username and password' },
           400,
@@ -303,6 +308,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
               ? '该账号已停用，请联系管理员 / this account is disabled'
               : '用户名或密码错误 / wrong username or password';
         return loginPage(
+          req,
           reply,
           { next, username, error },
           r.reason === 'locked' ? 429 : r.reason === 'disabled' ? 403 : 401,
