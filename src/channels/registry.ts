@@ -4,6 +4,7 @@ import { SimulatorChannel } from './simulator/simulator-channel.js';
 import { recordedChannel } from './recorded.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
 import { SimulatorMedicare } from '../simulator/medicare.js';
+import { unionpayDefinition } from './unionpay/definition.js';
 
 export type { ChannelDeps } from './definition.js';
 
@@ -24,7 +25,7 @@ const simulator: ChannelDefinition = {
 };
 
 /** The one list of channels. Adding a channel is one line here and one folder beside this file. */
-export const CHANNEL_DEFINITIONS: readonly ChannelDefinition[] = [simulator];
+export const CHANNEL_DEFINITIONS: readonly ChannelDefinition[] = [simulator, unionpayDefinition];
 
 const simulatorMedicare: MedicareDefinition = {
   id: 'simulator',

@@ -1,0 +1,556 @@
+/**
+ * The UnionPay QuickPass adapter's own rules: the signing rule (known answers computed with the openssl CLI),
+ * certId, the verify chain and owner checks, answer parsing, order ids and txnTime, the configuration checks,
+ * and the adapter against the fake gateway where the conformance suite does not reach (rogue chains, wrong
+ * owners, old trades, repeats, cancels of unpaid trades).
+ */
+import { describe, it, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import crypto, { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
+import {
+  cancelOrderId,
+  certIdOf,
+  checkSigningCert,
+  cnIdentity,
+  consumeOrderId,
+  dayTxnTime,
+  maskAccount,
+  parseAnswer,
+  parseForm,
+  redactFields,
+  refundOrderId,
+  signFields,
+  signingText,
+  tradeTime,
+  verifyFields,
+} from '../../../src/channels/unionpay/acp.js';
+import { unionpayDefinition } from '../../../src/channels/unionpay/definition.js';
+import { checkChannelConfig } from '../../../src/channels/definition.js';
+import { httpRequest } from '../../../src/channels/http.js';
+import type { Channel, ChannelCall, ChannelContext } from '../../../src/channels/channel.js';
+import { conformanceContext } from '../../conformance/suite.js';
+import {
+  MERCHANT_SERIAL,
+  startFakeUnionPay,
+  unionPayCerts,
+  type FakeUnionPay,
+} from '../../fakes/unionpay-server.js';
+
+const KEY = fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8');
+
+describe('unionpay: signing rule (acp 5.1.0, signMethod 01)', () => {
+  const consume: Record<string, string> = {
+    version: '5.1.0',
+    encoding: 'UTF-8',
+    signMethod: '01',
+    certId: '68759663125',
+    txnType: '01',
+    txnSubType: '06',
+    bizType: '000000',
+    accessType: '0',
+    merId: '777290058110097',
+    orderId: 'MZ20260101000001',
+    txnTime: '20260101000000',
+    channelType: '08',
+    txnAmt: '1234',
+    currencyCode: '156',
+    qrNo: '6225881234567890123',
+    reqReserved: 'MZ20260101000001',
+  };
+
+  it('signs the sorted k=v text of every field but signature (known answer from the openssl CLI)', () => {
+    assert.equal(
+      signingText({ ...consume, signature: 'ignored' }),
+      'accessType=0&bizType=000000&certId=68759663125&channelType=08&currencyCode=156&encoding=UTF-8' +
+        '&merId=777290058110097&orderId=MZ20260101000001&qrNo=6225881234567890123' +
+        '&reqReserved=MZ20260101000001&signMethod=01&txnAmt=1234&txnSubType=06&txnTime=20260101000000' +
+        '&txnType=01&version=5.1.0',
+    );
+    // printf '%s' "$(printf '%s' TEXT | openssl dgst -sha256 -r | cut -d' ' -f1)" \
+    //   | openssl dgst -sha256 -sign test/fixtures/keys/test-app-2048.pem | base64 -w0
+    const expected =
+      'Ge9GDibKgOHIgambDs6xhHQs5JTdrqqrjg4uiR7JVtLfNvHUxjZ1Kkt7ZY6o1iehDNZh+JwVWQL96GOCjN5ExS0rrYGPzkJdXZ/KBIpd' +
+      'GN+HTyGVXixeKupXC3KvruyeXuWXuU7NrkNV7sut7qXj+4lj2V2E4OJwB6IuBDiJLfBX2jDeEm2MgVhpFnQvCRh0TbiSbEVz+CfP3wgq' +
+      'vdGoh1c+hLGU2WnjCYkMDgiuvU4tfMCELJKnxolUF5/8+iCs3y3I+vkovzk0JsHRGmKgTZgbA4IJT5vMf/v7WQLHm2hH8uTx1vDMAPu9' +
+      'UjdlwhlgQ8jhB611CR1OlhkRO3oKMA==';
+    const key = crypto.createPrivateKey(KEY);
+    assert.equal(signFields(consume, key), expected);
+    assert.equal(signFields({ ...consume, signature: 'anything' }, key), expected, 'signature is not signed');
+  });
+
+  it('values are signed raw (UTF-8, brackets, no URL encoding): a second known answer', () => {
+    const f = { txnType: '00', respCode: '00', respMsg: '成功[0000000]', bizType: '000000' };
+    assert.equal(signingText(f), 'bizType=000000&respCode=00&respMsg=成功[0000000]&txnType=00');
+    assert.equal(
+      signFields(f, crypto.createPrivateKey(KEY)),
+      'MGDtMxpJQhAGs6M//sW8u1EIPLdyFuNX92dAU6+kMLy9rvrUeBJx/D39IGwumbhAKNv9fkFxqMaaBrUbmVd3etyRbZCurnPDNMI2OSRu' +
+        'Hoz6YdRfHggy4NbgxIzfDmQBQMfFiPifejuFuVRBb5FKVXT3NS0iwXrqB530arRX5oho97V0NFoxNiYVIrtgy6FXwmq0zDeA+aNweDBs' +
+        'oc4/xL9YR3oOXK5RZcXvc/eFkwPo5NfJndg4XJ04+Y1JxuO16HrAWuHidvk/pNVjnME7mwQ4+iChVrnYBmxSKtgHdm0yfW2CIGIt5ZGi' +
+        '3H5hfDn4Y2szFa/0PHQ5aRXbBK5rYQ==',
+    );
+  });
+
+  it('verifies its own signatures and nothing altered', () => {
+    const key = crypto.createPrivateKey(KEY);
+    const pub = crypto.createPublicKey(key);
+    const signed = { ...consume, signature: signFields(consume, key) };
+    assert.equal(verifyFields(signed, pub), true);
+    assert.equal(verifyFields({ ...signed, txnAmt: '1235' }, pub), false);
+    assert.equal(verifyFields({ ...signed, extra: '' }, pub), false, 'an added field changes the text');
+    assert.equal(verifyFields({ ...signed, signature: 'not base64!' }, pub), false);
+    const { signature: _drop, ...unsigned } = signed;
+    assert.equal(verifyFields(unsigned, pub), false);
+  });
+});
+
+describe('unionpay: certificates', () => {
+  const certs = unionPayCerts();
+  const chain = {
+    root: new X509Certificate(certs.root),
+    middle: new X509Certificate(certs.middle),
+    expectedCn: '中国银联股份有限公司',
+  };
+  const now = new Date();
+
+  it('certId is the signing certificate serial number in decimal', () => {
+    assert.equal(certIdOf(new X509Certificate(certs.merchantCert)), MERCHANT_SERIAL);
+    const c = new X509Certificate(certs.signCert);
+    assert.equal(certIdOf(c), BigInt(`0x${c.serialNumber}`).toString());
+    assert.match(certIdOf(c), /^\d+$/);
+  });
+
+  it("the owner is the third '@'-part of the CN", () => {
+    assert.equal(cnIdentity(new X509Certificate(certs.signCert)), '中国银联股份有限公司');
+    assert.equal(cnIdentity(new X509Certificate(certs.wrongCnCert)), '某某科技有限公司');
+    assert.equal(cnIdentity(new X509Certificate(certs.root)), null, 'a CN without @ names nobody');
+  });
+
+  it('trusts a signPubKeyCert only through the configured chain, valid now, naming UnionPay', () => {
+    const ok = checkSigningCert(certs.signCert, chain, now);
+    assert.equal(ok.ok, true);
+    if (ok.ok) assert.ok(ok.key.equals(new X509Certificate(certs.signCert).publicKey));
+    const bad = (pem: string, c = chain, at = now) => {
+      const r = checkSigningCert(pem, c, at);
+      return r.ok ? 'trusted' : r.reason;
+    };
+    assert.match(bad(certs.wrongCnCert), /owner/);
+    assert.match(bad(certs.rogueCert), /chain/);
+    assert.match(bad(certs.signCert, { ...chain, expectedCn: '00040000:SIGN' }), /owner/);
+    assert.match(bad(certs.signCert, { ...chain, middle: new X509Certificate(certs.rogueMiddle) }), /chain/);
+    assert.match(bad(certs.signCert, chain, new Date(now.getTime() + 2 * 365 * 86_400_000)), /not valid now/);
+    assert.match(bad(certs.signCert, chain, new Date(now.getTime() - 86_400_000)), /not valid now/);
+    assert.match(bad('-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n'), /unreadable/);
+    // The middle certificate itself is a CA of the chain, not a signing certificate naming UnionPay.
+    assert.match(bad(certs.middle), /owner|chain/);
+  });
+});
+
+describe('unionpay: answers, notices, order ids, times, records', () => {
+  it('reads raw k=v answers, with & inside {…} and [..], and refuses anything else', () => {
+    const pem = '-----BEGIN CERTIFICATE-----\nMIIB+/=\n-----END CERTIFICATE-----\n';
+    assert.deepEqual(
+      parseAnswer(`respCode=00&respMsg=成功[00&00]&reserved={a=1&b=2}&signPubKeyCert=${pem}&x=`),
+      {
+        respCode: '00',
+        respMsg: '成功[00&00]',
+        reserved: '{a=1&b=2}',
+        signPubKeyCert: pem,
+        x: '',
+      },
+    );
+    for (const bad of ['', '<html>502</html>', 'a=1&a=2', 'a=1&=2', 'a={1&b=2', 'a=1&b', '1a=2'])
+      assert.equal(parseAnswer(bad), null, bad);
+  });
+
+  it('reads form notices and refuses repeated fields', () => {
+    assert.deepEqual(parseForm('a=%E6%88%90+1&b=x%2By'), { a: '成 1', b: 'x+y' });
+    assert.equal(parseForm('a=1&a=2'), null);
+    assert.equal(parseForm('<<not a notification>>'), null);
+  });
+
+  it('order ids: a fitting outTradeNo as it is, anything else hashed; refunds and cancels never natural', () => {
+    assert.equal(consumeOrderId('MZ20260101000001'), 'MZ20260101000001');
+    for (const no of ['MZ-2026_01', 'SHORT1', 'A'.repeat(41), '挂号']) {
+      const id = consumeOrderId(no);
+      assert.match(id, /^H[0-9a-f]{31}$/);
+      assert.equal(consumeOrderId(no), id, 'deterministic');
+    }
+    const c = cancelOrderId('MZ20260101000001');
+    const r1 = refundOrderId('MZ20260101000001', 'R1');
+    const r2 = refundOrderId('MZ20260101000001', 'R2');
+    assert.equal(new Set([c, r1, r2, consumeOrderId('MZ20260101000001')]).size, 4);
+    for (const id of [c, r1, r2]) assert.match(id, /^H[0-9a-f]{31}$/);
+  });
+
+  it('txnTime is 00:00:00 of the Beijing day; traceTime gives the payment time', () => {
+    assert.equal(dayTxnTime(new Date('2026-03-01T15:59:59Z')), '20260301000000');
+    assert.equal(dayTxnTime(new Date('2026-03-01T16:00:00Z')), '20260302000000');
+    assert.equal(dayTxnTime(new Date('2026-03-01T16:00:00Z'), 1), '20260301000000');
+    assert.equal(dayTxnTime(new Date('2026-01-01T00:00:00Z'), 1), '20251231000000');
+    const fallback = new Date(0);
+    assert.equal(
+      tradeTime({ traceTime: '0301080910', txnTime: '20260301000000' }, fallback).toISOString(),
+      '2026-03-01T00:09:10.000Z',
+    );
+    assert.equal(
+      tradeTime({ traceTime: '0101000001', txnTime: '20251231000000' }, fallback).toISOString(),
+      '2025-12-31T16:00:01.000Z',
+      'across new year',
+    );
+    assert.equal(tradeTime({ traceTime: 'x' }, fallback), fallback);
+  });
+
+  it('records hide the payment code, signatures and certificates, and mask card numbers', () => {
+    const text = redactFields({
+      qrNo: '6225881234567890123',
+      accNo: '6216261000000000018',
+      signature: 'SIG',
+      signPubKeyCert: 'PEM',
+      orderId: 'MZ1',
+    });
+    assert.equal(text, 'accNo=621626*********0018&orderId=MZ1&qrNo=***');
+    assert.equal(maskAccount('12'), '***');
+  });
+});
+
+describe('unionpay: configuration checks', () => {
+  const certs = unionPayCerts();
+  const good = {
+    mer_id: '777290058110097',
+    sign_key_pem: certs.merchantKey,
+    sign_cert_pem: certs.merchantCert,
+    root_cert: certs.root,
+    middle_cert: certs.middle,
+  };
+  const problems = (values: Record<string, string>) =>
+    checkChannelConfig(unionpayDefinition.fields, values).map((p) => `${p.field}: ${p.en}`);
+
+  it('the definition', () => {
+    assert.equal(unionpayDefinition.id, 'unionpay');
+    assert.equal(unionpayDefinition.zh, '银联云闪付');
+    assert.deepEqual(unionpayDefinition.payTypes, ['unionpay']);
+    const secret = unionpayDefinition.fields.filter((f) => f.secret).map((f) => f.name);
+    assert.deepEqual(secret, ['sign_key_pem']);
+    const defaults = Object.fromEntries(unionpayDefinition.fields.map((f) => [f.name, f.default]));
+    assert.equal(defaults['expected_cn'], '中国银联股份有限公司');
+    assert.equal(defaults['gateway_url'], 'https://gateway.95516.com');
+    assert.equal(defaults['timeout_ms'], '10000');
+  });
+
+  it('a complete configuration passes; each broken field is named (中文 / English)', () => {
+    assert.deepEqual(problems(good), []);
+    assert.deepEqual(problems({}).sort(), [
+      'mer_id: required, not set',
+      'middle_cert: required, not set',
+      'root_cert: required, not set',
+      'sign_cert_pem: required, not set',
+      'sign_key_pem: required, not set',
+    ]);
+    assert.deepEqual(problems({ ...good, mer_id: '12345' }), ['mer_id: must be 15 digits']);
+    assert.deepEqual(problems({ ...good, sign_key_pem: certs.signKey }), [
+      'sign_key_pem: the key does not match sign_cert_pem',
+    ]);
+    assert.deepEqual(problems({ ...good, sign_key_pem: 'nope' }), [
+      'sign_key_pem: not a readable PEM private key',
+    ]);
+    const encrypted = crypto
+      .createPrivateKey(certs.merchantKey)
+      .export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'x' })
+      .toString();
+    assert.match(problems({ ...good, sign_key_pem: encrypted })[0] ?? '', /encrypted/);
+    assert.deepEqual(problems({ ...good, sign_cert_pem: 'x' }), [
+      'sign_cert_pem: not a PEM X.509 certificate',
+    ]);
+    assert.deepEqual(problems({ ...good, middle_cert: certs.rogueMiddle }), [
+      'middle_cert: middle_cert is not issued by root_cert',
+    ]);
+    assert.deepEqual(problems({ ...good, root_cert: certs.signCert, middle_cert: certs.middle }).sort(), [
+      'middle_cert: middle_cert is not issued by root_cert',
+      'root_cert: not a CA certificate',
+    ]);
+    assert.deepEqual(problems({ ...good, expected_cn: 'a@b' }), ['expected_cn: must be non-empty, no @']);
+    assert.deepEqual(problems({ ...good, gateway_url: 'http://gateway.95516.com' }), [
+      'gateway_url: must be https',
+    ]);
+    assert.deepEqual(problems({ ...good, gateway_url: 'http://127.0.0.1:9999' }), []);
+    assert.deepEqual(problems({ ...good, timeout_ms: '50' }), [
+      'timeout_ms: must be an integer from 100 to 60000',
+    ]);
+    assert.deepEqual(problems({ ...good, access_type: '1' }), [
+      'access_type: access type 1 needs acq_ins_code',
+    ]);
+    assert.deepEqual(problems({ ...good, access_type: '1', acq_ins_code: '48020000' }), []);
+    assert.deepEqual(problems({ ...good, term_id: '123' }), ['term_id: must be 8 letters or digits']);
+    assert.deepEqual(problems({ ...good, pfx: 'x' }), ['pfx: unknown setting']);
+  });
+});
+
+describe('unionpay adapter against the fake gateway: beyond the conformance suite', () => {
+  let fake: FakeUnionPay;
+  let channel: Channel;
+  let ctx: ChannelContext & { calls: ChannelCall[] };
+  let clockOffset = 0;
+  let n = 0;
+  const no = () => `MZUNIT${Date.now().toString(36).toUpperCase()}${String(++n).padStart(3, '0')}`;
+  const code = () =>
+    `62${String(crypto.randomInt(0, 10 ** 9)).padStart(9, '0')}${String(n).padStart(8, '0')}`;
+  const pay = (outTradeNo: string, amountFen = 1000) =>
+    channel.barcodePay(ctx, {
+      outTradeNo,
+      payType: 'unionpay',
+      amountFen,
+      authCode: code(),
+      subject: '门诊',
+    });
+  const ref = (outTradeNo: string) => ({ outTradeNo, payType: 'unionpay' as const });
+
+  before(async () => {
+    fake = await startFakeUnionPay();
+    channel = unionpayDefinition.create({
+      http: httpRequest,
+      clock: { now: () => new Date(Date.now() + clockOffset) },
+      simulator: null,
+    });
+    ctx = conformanceContext({
+      mer_id: fake.merId,
+      sign_key_pem: fake.certs.merchantKey,
+      sign_cert_pem: fake.certs.merchantCert,
+      root_cert: fake.certs.root,
+      middle_cert: fake.certs.middle,
+      gateway_url: fake.url,
+      timeout_ms: '800',
+      lookback_days: '10',
+    });
+  });
+  after(async () => {
+    await fake?.close();
+  });
+
+  it('the consume request is the payment-code consume (01/06, bizType 000000, channelType 08), signed', async () => {
+    const o = no();
+    const r = await pay(o, 2550);
+    assert.equal(r.kind, 'paid', JSON.stringify(r));
+    if (r.kind === 'paid') assert.equal(r.buyerLogonId, '621626*********0018');
+    const sent = fake.received().find((x) => x.op === 'pay' && x.fields['orderId'] === o);
+    assert.ok(sent);
+    assert.equal(sent.signatureValid, true);
+    const f = sent.fields;
+    assert.deepEqual(
+      [f['version'], f['signMethod'], f['txnType'], f['txnSubType'], f['bizType'], f['channelType']],
+      ['5.1.0', '01', '01', '06', '000000', '08'],
+    );
+    assert.deepEqual(
+      [f['txnAmt'], f['currencyCode'], f['certId'], f['merId']],
+      ['2550', '156', MERCHANT_SERIAL, fake.merId],
+    );
+    assert.equal(f['backUrl'], ctx.notifyUrl);
+    assert.match(f['txnTime'] ?? '', /^\d{8}000000$/);
+  });
+
+  for (const bad of ['rogue_chain', 'wrong_cn', 'no_cert', 'other_order'] as const) {
+    it(`an answer ${bad.replace('_', ' ')} is never success: pay, query, refund, cancel, notify`, async () => {
+      fake.script('pay', bad);
+      const p = await pay(no());
+      assert.equal(p.kind, 'unknown', JSON.stringify(p));
+      const o = no();
+      assert.equal((await pay(o)).kind, 'paid');
+      fake.script('query', bad);
+      const q = await channel.query(ctx, ref(o));
+      assert.equal(q.kind, 'unknown', JSON.stringify(q));
+      fake.script('refund', bad);
+      const r = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 100, totalFen: 1000 });
+      assert.equal(r.kind, 'unknown', JSON.stringify(r));
+      fake.script('cancel', bad);
+      const c = await channel.cancel(ctx, ref(o));
+      assert.equal(c.kind, 'retry', JSON.stringify(c));
+    });
+  }
+
+  it('a notice signed by a certificate of another chain or owner is rejected', async () => {
+    const o = no();
+    await pay(o);
+    for (const signer of ['rogue', 'wrong_cn'] as const) {
+      const x = await channel.parseNotify!(ctx, fake.notification(o, { signer }));
+      assert.equal(x.kind, 'rejected', signer);
+      assert.ok(x.ack.status >= 400);
+    }
+    const ok = await channel.parseNotify!(ctx, fake.notification(o));
+    assert.deepEqual([ok.kind, ok.ack.status, ok.ack.body], ['trade', 200, 'ok']);
+  });
+
+  it('an outTradeNo UnionPay cannot take as it is travels hashed, and comes back through reqReserved', async () => {
+    const o = `MZ-${no()}_1`;
+    assert.equal((await pay(o)).kind, 'paid');
+    const sent = fake.received().find((x) => x.op === 'pay' && x.fields['reqReserved'] === o);
+    assert.match(sent?.fields['orderId'] ?? '', /^H[0-9a-f]{31}$/);
+    assert.equal((await channel.query(ctx, ref(o))).kind, 'paid');
+    const n2 = await channel.parseNotify!(ctx, fake.notification(o));
+    assert.equal(n2.kind === 'trade' ? n2.outTradeNo : n2.kind, o);
+  });
+
+  it('a refund finds a payment of days ago; a repeated request number refunds once; refunds add up', async () => {
+    const o = no();
+    await pay(o, 1000);
+    fake.age(o, 4);
+    const a = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 300, totalFen: 1000 });
+    assert.equal(a.kind, 'success', JSON.stringify(a));
+    const again = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R1',
+      amountFen: 300,
+      totalFen: 1000,
+    });
+    assert.equal(again.kind, 'success');
+    if (a.kind === 'success' && again.kind === 'success')
+      assert.equal(again.channelRefundNo, a.channelRefundNo);
+    assert.equal(fake.received().filter((x) => x.op === 'refund' && x.fields['reqReserved'] === o).length, 1);
+    assert.equal(fake.trade(o)?.refundedFen, 300);
+    const b = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R2', amountFen: 700, totalFen: 1000 });
+    assert.equal(b.kind, 'success');
+    assert.equal(fake.trade(o)?.state, 'refunded');
+    const over = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R3', amountFen: 1, totalFen: 1000 });
+    assert.equal(over.kind, 'failed', JSON.stringify(over));
+  });
+
+  it('a refund of a payment UnionPay never saw fails, after looking back lookback_days', async () => {
+    const before = fake.requests().length;
+    const r = await channel.refund(ctx, { ...ref(no()), outRequestNo: 'R1', amountFen: 1, totalFen: 1 });
+    assert.equal(r.kind, 'failed');
+    if (r.kind === 'failed') assert.equal(r.code, 'UNIONPAY_TRADE_NOT_FOUND');
+    assert.equal(
+      fake.requests().length - before,
+      2 + 10,
+      'two looks for the refund, ten days for the payment',
+    );
+  });
+
+  it('a refund whose answer was lost is read back on the repeat, not sent twice', async () => {
+    const o = no();
+    await pay(o, 500);
+    fake.script('refund', 'timeout');
+    const lost = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 200, totalFen: 500 });
+    assert.equal(lost.kind, 'unknown');
+    // The fake did not process the timed-out request: the repeat sends it (once).
+    const again = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 200, totalFen: 500 });
+    assert.equal(again.kind, 'success', JSON.stringify(again));
+    fake.script('refund', 'bad_signature');
+    const unverified = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R2',
+      amountFen: 100,
+      totalFen: 500,
+    });
+    assert.equal(unverified.kind, 'unknown');
+    // It was processed: the repeat finds it and does not refund again.
+    const read = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R2', amountFen: 100, totalFen: 500 });
+    assert.equal(read.kind, 'success');
+    assert.equal(fake.trade(o)?.refundedFen, 300);
+  });
+
+  it('cancel: unpaid and still confirming is retried, failed or unseen is closed; query then says refunded', async () => {
+    const waiting = no();
+    fake.script('pay', 'paying');
+    assert.equal((await pay(waiting)).kind, 'paying');
+    assert.equal((await channel.cancel(ctx, ref(waiting))).kind, 'retry');
+    assert.equal((await channel.close(ctx, ref(waiting))).kind, 'retry');
+    fake.setTrade(waiting, 'closed');
+    assert.equal((await channel.query(ctx, ref(waiting))).kind, 'closed');
+    assert.equal((await channel.cancel(ctx, ref(waiting))).kind, 'closed');
+    assert.equal((await channel.close(ctx, ref(waiting))).kind, 'closed');
+    assert.equal((await channel.cancel(ctx, ref(no()))).kind, 'closed');
+
+    const paid = no();
+    await pay(paid);
+    assert.equal((await channel.close(ctx, ref(paid))).kind, 'paid');
+    const c = await channel.cancel(ctx, ref(paid));
+    assert.equal(c.kind, 'refunded');
+    assert.equal((await channel.query(ctx, ref(paid))).kind, 'refunded');
+    assert.equal(
+      (await channel.cancel(ctx, ref(paid))).kind,
+      'refunded',
+      'a repeated cancel reads the first',
+    );
+    assert.equal(
+      fake.received().filter((x) => x.op === 'cancel' && x.fields['reqReserved'] === paid).length,
+      1,
+    );
+  });
+
+  it('a cancel refused by UnionPay (not the same day) is final', async () => {
+    const o = no();
+    await pay(o);
+    fake.age(o, 1);
+    const c = await channel.cancel(ctx, ref(o));
+    assert.equal(c.kind, 'failed', JSON.stringify(c));
+  });
+
+  it('query looks at today and yesterday (a payment just before midnight)', async () => {
+    const o = no();
+    await pay(o);
+    fake.age(o, 1);
+    assert.equal((await channel.query(ctx, ref(o))).kind, 'paid');
+    fake.age(o, 1);
+    assert.equal((await channel.query(ctx, ref(o))).kind, 'not_found');
+  });
+
+  it('an answer whose certificate expired is not believed', async () => {
+    const o = no();
+    await pay(o);
+    clockOffset = 2 * 365 * 86_400_000;
+    try {
+      const q = await channel.query(ctx, ref(o));
+      assert.equal(q.kind, 'unknown');
+    } finally {
+      clockOffset = 0;
+    }
+  });
+
+  it('precreate is not offered; a broken configuration never pays', async () => {
+    const p = await channel.precreate(ctx, {
+      outTradeNo: no(),
+      payType: 'unionpay',
+      amountFen: 1,
+      subject: 'x',
+      expiresAt: new Date(),
+    });
+    assert.deepEqual(p.kind === 'failed' ? [p.code, p.retryable] : p, ['CHANNEL_UNSUPPORTED', false]);
+    const broken = { ...ctx, merchant: { ...ctx.merchant, sign_key_pem: 'garbage' } };
+    const r = await channel.barcodePay(broken, {
+      outTradeNo: no(),
+      payType: 'unionpay',
+      amountFen: 1,
+      authCode: code(),
+      subject: 'x',
+    });
+    assert.equal(r.kind, 'declined');
+    assert.equal((await channel.query(broken, ref(no()))).kind, 'unknown');
+  });
+
+  it('our request refused for its signature (respCode 11) is a decline, never success', async () => {
+    const other = unionPayCerts();
+    const wrongKey = { ...ctx, merchant: { ...ctx.merchant, sign_key_pem: other.signKey } };
+    const r = await channel.barcodePay(wrongKey, {
+      outTradeNo: no(),
+      payType: 'unionpay',
+      amountFen: 1,
+      authCode: code(),
+      subject: 'x',
+    });
+    assert.equal(r.kind, 'declined', JSON.stringify(r));
+    if (r.kind === 'declined') assert.equal(r.code, 'UNIONPAY_11');
+  });
+
+  it('records: every call, redacted', () => {
+    const text = JSON.stringify(ctx.calls);
+    assert.ok(ctx.calls.some((c) => c.operation === 'unionpay.consume'));
+    assert.ok(ctx.calls.some((c) => c.operation === 'unionpay.query'));
+    assert.ok(ctx.calls.some((c) => c.operation === 'unionpay.refund'));
+    assert.ok(ctx.calls.some((c) => c.operation === 'unionpay.cancel'));
+    assert.ok(ctx.calls.some((c) => c.operation === 'unionpay.notify'));
+    assert.ok(!/qrNo=62/.test(text), 'no payment code');
+    assert.ok(!text.includes('6216261000000000018'), 'card numbers masked');
+    assert.ok(!text.includes('BEGIN CERTIFICATE'), 'no certificates');
+    assert.ok(!/signature=/.test(text), 'no signatures');
+  });
+});
