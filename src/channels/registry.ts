@@ -4,6 +4,7 @@ import { SimulatorChannel } from './simulator/simulator-channel.js';
 import { recordedChannel } from './recorded.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
 import { SimulatorMedicare } from '../simulator/medicare.js';
+import { nhsaDefinition } from './nhsa/definition.js';
 import { unionpayDefinition } from './unionpay/definition.js';
 
 export type { ChannelDeps } from './definition.js';
@@ -35,7 +36,7 @@ const simulatorMedicare: MedicareDefinition = {
 };
 
 /** The medical-insurance sides (national mobile payment), chosen per app with the pay type "medicare". */
-export const MEDICARE_DEFINITIONS: readonly MedicareDefinition[] = [simulatorMedicare];
+export const MEDICARE_DEFINITIONS: readonly MedicareDefinition[] = [simulatorMedicare, nhsaDefinition];
 
 export const DEFAULT_CHANNEL = 'simulator';
 

@@ -1,0 +1,572 @@
+/**
+ * The national medical-insurance mobile-payment centre (国家医保移动支付中心) as the platform's medical-insurance
+ * side: the e-voucher authorisation page, the token step (auth code / identity → payAuthNo), 6201 fee upload,
+ * 6202 order, 6301 settlement query and 6203 refund, each call enveloped (SM4 + SM3withSM2, envelope.ts) and each
+ * answer read only after the platform's signature verifies.
+ *
+ * Pessimistic throughout: a timeout, an HTTP error, an unsigned, wrongly signed, undecryptable or unparseable
+ * answer is never a settlement. When the 6202 order's outcome is unclear the centre's books are asked (6301).
+ */
+import type { ChannelContext, MedicareChannel } from '../channel.js';
+import type { Clock } from '../../domain/clock.js';
+import { compactShanghai, formatShanghai } from '../../domain/clock.js';
+import { formatFen } from '../../domain/money.js';
+import { HttpError, excerpt, type HttpClient, type HttpResponse } from '../http.js';
+import { readConfig, fillAuthUrl, NhsaConfigError, type NhsaConfig, type NhsaOp } from './config.js';
+import {
+  openAnswer,
+  scalarText,
+  sealRequest,
+  sm3Hex,
+  sm4DecryptHex,
+  sm4EncryptHex,
+  yuanTextToFen,
+} from './envelope.js';
+
+type TokenInput = Parameters<MedicareChannel['issueToken']>[1] & {
+  /**
+   * The auth code the region's authorisation page returned, once the platform passes it through (see
+   * docs/channels/nhsa.md). Without it the patient's identity (user id, name, ID number) is queried.
+   */
+  authCode?: string | undefined;
+};
+type TokenOutcome = Awaited<ReturnType<MedicareChannel['issueToken']>>;
+type PreSettleInput = Parameters<MedicareChannel['preSettle']>[1];
+type PreSettleOutcome = Awaited<ReturnType<MedicareChannel['preSettle']>>;
+type ReverseInput = Parameters<MedicareChannel['reverseSettlement']>[1];
+type ReverseOutcome = Awaited<ReturnType<MedicareChannel['reverseSettlement']>>;
+
+/** One exchange with the centre, classified. */
+type CallResult =
+  /** Signed by the platform and code 0. */
+  | { kind: 'ok'; data: Record<string, unknown> }
+  /** Signed by the platform, refused (code ≠ 0). */
+  | { kind: 'refused'; code: string; message: string }
+  /** Timeout, network, HTTP ≠ 200, unsigned, wrongly signed, undecryptable or unparseable. */
+  | { kind: 'unknown'; reason: string };
+
+/** The order states of the national dictionary (订单状态), grouped as the platform needs them. */
+const REVERSED_STATES = new Set(['7', '8', '11', '12', '13']);
+/** Only the cash part was refunded: the insurance part is still there. */
+const CASH_ONLY_REFUNDED = new Set(['9', '10']);
+const IN_PROGRESS = new Set(['2']);
+const ABNORMAL = new Set(['14']);
+const NEVER_SETTLED = ['0', '1', '3', '15', '16'];
+
+/** Fields of the centre's business data that may appear in a call record; everything else is left out. */
+const RECORDABLE = new Set([
+  'payOrdId',
+  'ordStas',
+  'feeSumamt',
+  'ownPayAmt',
+  'psnAcctPay',
+  'fundPay',
+  'deposit',
+  'refStatus',
+  'refdSn',
+  'setlType',
+  'medOrgOrd',
+  'insuplcAdmdvs',
+  'refdType',
+  'totlRefdAmt',
+  'cashRefdAmt',
+  'psnAcctRefdAmt',
+  'fundRefdAmt',
+  'appRefdSn',
+  'orgBizSer',
+  'medfeeSumamt',
+  'fulamtOwnpayAmt',
+  'inscpScpAmt',
+  'chrgBchno',
+]);
+
+/** Long digit runs (ID, card, phone numbers) and ID numbers ending in X never reach a record. */
+function scrub(text: string): string {
+  return text.replace(/[0-9]{17}[0-9Xx]|[0-9]{11,24}/g, '[number]');
+}
+
+/** A credential shown only by its ends: AUTH4401…5678. */
+function mask(v: string | undefined): string | undefined {
+  if (!v) return undefined;
+  return v.length <= 8 ? '****' : `${v.slice(0, 4)}…${v.slice(-4)}`;
+}
+
+function recordable(data: Readonly<Record<string, unknown>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(data)) {
+    if (!RECORDABLE.has(k)) continue;
+    // Order numbers, states and amounts only: nothing personal, so kept whole (payOrdIds are long digit runs).
+    const t = scalarText(v);
+    if (t !== undefined) out[k] = t.slice(0, 64);
+  }
+  return out;
+}
+
+const str = (v: unknown): string | undefined => {
+  const t = scalarText(v);
+  return t === undefined || t === '' ? undefined : t;
+};
+
+function failed(
+  code: string,
+  zh: string,
+  en: string,
+): { kind: 'failed'; code: string; zh: string; en: string } {
+  return { kind: 'failed', code, zh, en };
+}
+
+/**
+ * The outcome of a 6202/6301 answer: the centre's order state and, when it gives them, its total and cash part.
+ */
+interface Settlement {
+  payOrdId: string | undefined;
+  ordStas: string | undefined;
+  totalFen: number | null;
+  cashFen: number | null;
+  acctFen: number | null;
+  fundFen: number | null;
+}
+
+function settlementOf(data: Readonly<Record<string, unknown>>): Settlement {
+  return {
+    payOrdId: str(data['payOrdId']),
+    ordStas: str(data['ordStas']),
+    totalFen: yuanTextToFen(data['feeSumamt']),
+    cashFen: yuanTextToFen(data['ownPayAmt']),
+    acctFen: yuanTextToFen(data['psnAcctPay']),
+    fundFen: yuanTextToFen(data['fundPay']),
+  };
+}
+
+/**
+ * The settlement number the platform keeps: the centre's payOrdId and, sealed with the app's SM4 key, the
+ * order's payToken (6301 and 6203 need it and the platform keeps no other place for it).
+ */
+export function settlementNumber(cfg: NhsaConfig, payOrdId: string, payToken: string): string {
+  return `${payOrdId}.${sm4EncryptHex(payToken, cfg.keys.sm4Key)}`;
+}
+
+export function readSettlementNumber(
+  cfg: NhsaConfig,
+  settlementNo: string,
+): { payOrdId: string; payToken: string | undefined } {
+  const dot = settlementNo.lastIndexOf('.');
+  if (dot <= 0) return { payOrdId: settlementNo, payToken: undefined };
+  const payOrdId = settlementNo.slice(0, dot);
+  try {
+    return { payOrdId, payToken: sm4DecryptHex(settlementNo.slice(dot + 1), cfg.keys.sm4Key) };
+  } catch {
+    // Sealed under an app secret that has since changed: the query goes without it.
+    return { payOrdId, payToken: undefined };
+  }
+}
+
+export class NhsaMedicare implements MedicareChannel {
+  readonly id = 'nhsa';
+
+  constructor(private readonly deps: { http: HttpClient; clock: Clock; publicBaseUrl: () => string }) {}
+
+  /**
+   * The region's e-voucher authorisation page for a platform authorisation request. The page depends on the
+   * app's configuration, so it needs the call's context: the port's one-argument form cannot know which region
+   * to send the patient to and refuses (docs/channels/nhsa.md, "What the platform must pass").
+   */
+  authorisationUrl(authId: string, ctx?: ChannelContext): string {
+    if (!ctx)
+      throw new Error(
+        '国家医保授权页取决于应用的地区配置，平台须传入调用上下文 / the national authorisation page depends on the ' +
+          "app's region settings: the platform must pass the call context",
+      );
+    const cfg = readConfig(ctx.merchant);
+    return fillAuthUrl(cfg.authUrl, {
+      appId: cfg.keys.appId,
+      orgCode: cfg.orgCode,
+      cityCode: cfg.cityCode,
+      redirect: `${this.deps.publicBaseUrl()}/oauth2/medicareAuth/${encodeURIComponent(authId)}/decision`,
+      state: authId,
+    });
+  }
+
+  async issueToken(ctx: ChannelContext, input: TokenInput): Promise<TokenOutcome> {
+    const cfg = this.config(ctx, 'token');
+    if ('kind' in cfg) return cfg;
+    const r = await this.call(ctx, cfg, 'token', undefined, {
+      orgCodg: cfg.orgCode,
+      orgName: cfg.orgName,
+      appUserId: input.userId,
+      authCode: input.authCode,
+      userName: input.patientName,
+      idNo: input.patientCardNo,
+      idType: input.patientCardNo ? '01' : undefined,
+      insuplcAdmdvs: input.cityCode ?? cfg.cityCode,
+    });
+    if (r.kind === 'unknown')
+      return failed(
+        'UNKNOWN',
+        `医保授权查询结果未知（${r.reason}），请重新授权后再试`,
+        `the insurance authorisation query had no clear answer (${r.reason}); authorise again and retry`,
+      );
+    if (r.kind === 'refused') return this.refusal(r);
+    const payAuthNo = str(r.data['payAuthNo']);
+    if (!payAuthNo)
+      return failed(
+        'NHSA_NO_PAY_AUTH_NO',
+        '医保移动支付中心未返回支付授权码',
+        'the centre answered without a payAuthNo',
+      );
+    return {
+      kind: 'issued',
+      payAuthNo,
+      qrCode: str(r.data['ecQrCode']) ?? str(r.data['qrCode']) ?? '',
+      cityCode: str(r.data['insuplcAdmdvs']) ?? str(r.data['cityCode']) ?? input.cityCode ?? cfg.cityCode,
+      cardInfo: str(r.data['cardInfo']) ?? '',
+    };
+  }
+
+  /**
+   * 6201 (fee upload) then 6202 (order). Settled only when a signed answer (6202, or 6301 when 6202 was unclear)
+   * shows a settled order state whose total and cash part are the HIS's. A signed refusal fails with the
+   * centre's code (NHSA_<code>). When even 6301 cannot tell, the result is `UNKNOWN`: the trade is closed
+   * unpaid and the operator checks the recorded payOrdId at the centre; the HIS may retry with a new order
+   * number and a new authorisation.
+   */
+  async preSettle(ctx: ChannelContext, input: PreSettleInput): Promise<PreSettleOutcome> {
+    const cfg = this.config(ctx, '6201');
+    if ('kind' in cfg) return cfg;
+    const now = this.deps.clock.now();
+    const batch = input.serialNo ?? input.outTradeNo;
+    const upload = await this.call(ctx, cfg, '6201', input.outTradeNo, {
+      // Constants a region may override through interface_extra.6201 …
+      medType: '11',
+      feeType: '01',
+      psnSetlway: '01',
+      pubHospRfomFlag: '0',
+      rxCircFlag: '0',
+      acctUsedFlag: cfg.acctUsedFlag,
+      mdtrtareaAdmvs: cfg.cityCode,
+      ...cfg.extra['6201'],
+      // … and what identifies this order and its money, which it may not.
+      orgCodg: cfg.orgCode,
+      orgName: cfg.orgName,
+      medOrgOrd: input.outTradeNo,
+      payAuthNo: input.payAuthNo,
+      chrgBchno: batch,
+      iptOtpNo: batch,
+      begntime: formatShanghai(now),
+      medfeeSumamt: formatFen(input.totalFen),
+      fulamtOwnpayAmt: formatFen(input.cashFen),
+      preselfpayAmt: '0.00',
+      inscpScpAmt: formatFen(input.insuranceFen),
+    });
+    if (upload.kind === 'refused') return this.refusal(upload);
+    if (upload.kind === 'unknown')
+      // An upload moves no money: nothing to resolve.
+      return failed(
+        'UNKNOWN',
+        `医保费用明细上传结果未知（${upload.reason}），可换订单号重试`,
+        `the fee upload (6201) had no clear answer (${upload.reason}); retry with a new order number`,
+      );
+    const payOrdId = str(upload.data['payOrdId']);
+    const payToken = str(upload.data['payToken']);
+    if (!payOrdId || !payToken)
+      return failed(
+        'UNKNOWN',
+        '医保费用明细上传的应答缺少支付订单号',
+        'the fee upload (6201) answer lacks payOrdId or payToken',
+      );
+
+    const order = await this.call(ctx, cfg, '6202', input.outTradeNo, {
+      acctUsedFlag: cfg.acctUsedFlag,
+      feeType: '01',
+      ...cfg.extra['6202'],
+      orgCodg: cfg.orgCode,
+      payAuthNo: input.payAuthNo,
+      payOrdId,
+      payToken,
+      orgBizSer: input.outTradeNo,
+      chrgBchno: batch,
+      mdtrtId: str(upload.data['mdtrtId']),
+    });
+    if (order.kind === 'ok') {
+      const decided = await this.decide(ctx, cfg, input, payOrdId, payToken, settlementOf(order.data));
+      if (decided) return decided;
+    }
+    // Refused, unclear or in progress: the centre's books say what happened.
+    const q = await this.query(ctx, cfg, input.outTradeNo, payOrdId, payToken);
+    if (q.kind === 'ok') {
+      const s = settlementOf(q.data);
+      const decided = await this.decide(ctx, cfg, input, payOrdId, payToken, s);
+      if (decided) return decided;
+      if (order.kind === 'refused' && s.ordStas !== undefined && !IN_PROGRESS.has(s.ordStas))
+        return this.refusal(order);
+      if (s.ordStas !== undefined && NEVER_SETTLED.includes(s.ordStas) && !cfg.settledStates.has(s.ordStas))
+        return failed(
+          'NHSA_NOT_SETTLED',
+          `医保未结算（订单状态 ${s.ordStas}）`,
+          `the insurance part was not settled (order state ${s.ordStas})`,
+        );
+    }
+    const why =
+      order.kind === 'unknown' ? order.reason : order.kind === 'refused' ? order.code : 'in progress';
+    return failed(
+      'UNKNOWN',
+      `医保结算结果未知（${why}），请核对支付订单 ${payOrdId}`,
+      `the insurance settlement is unknown (${why}); check payment order ${payOrdId} at the centre`,
+    );
+  }
+
+  /**
+   * A settled/failed decision from a signed order state, or null when it is not final (in progress, unknown
+   * state). A settled order whose total or cash part differs from the HIS's is refunded at once (6203).
+   */
+  private async decide(
+    ctx: ChannelContext,
+    cfg: NhsaConfig,
+    input: PreSettleInput,
+    payOrdId: string,
+    payToken: string,
+    s: Settlement,
+  ): Promise<PreSettleOutcome | null> {
+    if (s.ordStas === undefined) return null;
+    if (s.payOrdId !== undefined && s.payOrdId !== payOrdId) return null;
+    if (cfg.settledStates.has(s.ordStas)) {
+      if (s.totalFen === input.totalFen && s.cashFen === input.cashFen)
+        return { kind: 'settled', settlementNo: settlementNumber(cfg, payOrdId, payToken) };
+      const undone = await this.refund(ctx, cfg, input.outTradeNo, payOrdId, payToken, cfg.refundType, s);
+      return failed(
+        'NHSA_SPLIT_MISMATCH',
+        `医保结算金额与医院不符（总额 ${s.totalFen ?? '?'} 分、自付 ${s.cashFen ?? '?'} 分），${undone.kind === 'reversed' ? '已退回' : '退回未完成，请人工处理'}`,
+        `the centre settled another split (total ${s.totalFen ?? '?'}, cash ${s.cashFen ?? '?'} fen); ${undone.kind === 'reversed' ? 'refunded' : 'the refund did not complete: an operator must act'}`,
+      );
+    }
+    if (['14', '15', '16'].includes(s.ordStas))
+      return failed(
+        `NHSA_ORDER_${s.ordStas}`,
+        `医保结算失败（订单状态 ${s.ordStas}）`,
+        `the insurance settlement failed (order state ${s.ordStas})`,
+      );
+    return null;
+  }
+
+  /**
+   * 6301 first: an order already refunded (or never settled) needs nothing; a settled one is refunded with 6203
+   * (refdType ALL by default, HI when only its cash part was refunded) with the centre's own split.
+   */
+  async reverseSettlement(ctx: ChannelContext, input: ReverseInput): Promise<ReverseOutcome> {
+    const cfg = this.config(ctx, '6203');
+    if ('kind' in cfg) return cfg;
+    const { payOrdId, payToken } = readSettlementNumber(cfg, input.settlementNo);
+    if (!payOrdId) return failed('NHSA_NO_SETTLEMENT', '缺少医保支付订单号', 'no settlement number');
+    const q = await this.query(ctx, cfg, input.outTradeNo, payOrdId, payToken);
+    if (q.kind === 'unknown') return { kind: 'retry', reason: `6301: ${q.reason}` };
+    if (q.kind === 'refused') return this.refusal(q);
+    const s = settlementOf(q.data);
+    const st = s.ordStas;
+    if (st === undefined) return { kind: 'retry', reason: '6301 without an order state' };
+    if (REVERSED_STATES.has(st)) return { kind: 'reversed' };
+    if (IN_PROGRESS.has(st)) return { kind: 'retry', reason: `order state ${st}: in progress` };
+    if (ABNORMAL.has(st))
+      return failed(
+        `NHSA_ORDER_${st}`,
+        `医保订单异常（状态 ${st}）`,
+        `the centre reports the order abnormal (${st})`,
+      );
+    if (cfg.settledStates.has(st) || CASH_ONLY_REFUNDED.has(st))
+      return this.refund(
+        ctx,
+        cfg,
+        input.outTradeNo,
+        payOrdId,
+        payToken,
+        CASH_ONLY_REFUNDED.has(st) ? 'HI' : cfg.refundType,
+        s,
+      );
+    if (NEVER_SETTLED.includes(st)) return { kind: 'reversed' };
+    return { kind: 'retry', reason: `order state ${st} not understood` };
+  }
+
+  /** 6203 for a settled order with the centre's split; the refund number is derived, so a retry is the same refund. */
+  private async refund(
+    ctx: ChannelContext,
+    cfg: NhsaConfig,
+    outTradeNo: string,
+    payOrdId: string,
+    payToken: string | undefined,
+    refdType: 'ALL' | 'HI',
+    s: Settlement,
+  ): Promise<ReverseOutcome> {
+    const fund = s.fundFen;
+    const acct = s.acctFen;
+    const cash = s.cashFen;
+    if (fund === null || acct === null || cash === null)
+      return failed('NHSA_NO_SPLIT', '医保订单缺少结算金额，无法退费', 'the order has no split to refund');
+    const total = refdType === 'ALL' ? fund + acct + cash : fund + acct;
+    const r = await this.call(ctx, cfg, '6203', outTradeNo, {
+      ...cfg.extra['6203'],
+      orgCodg: cfg.orgCode,
+      payOrdId,
+      ecToken: payToken,
+      appRefdSn: `RV${sm3Hex(`${cfg.orgCode}|${payOrdId}`).slice(0, 30).toUpperCase()}`,
+      appRefdTime: compactShanghai(this.deps.clock.now()),
+      refdType,
+      totlRefdAmt: formatFen(total),
+      fundRefdAmt: formatFen(fund),
+      psnAcctRefdAmt: formatFen(acct),
+      cashRefdAmt: formatFen(refdType === 'ALL' ? cash : 0),
+    });
+    if (r.kind === 'unknown') return { kind: 'retry', reason: `6203: ${r.reason}` };
+    if (r.kind === 'refused') return this.refusal(r);
+    const status = str(r.data['refStatus']);
+    if (status === 'SUCC') return { kind: 'reversed' };
+    if (status === 'FAIL')
+      return failed('NHSA_REFUND_FAIL', '医保退费失败', 'the centre refused the refund (refStatus FAIL)');
+    return { kind: 'retry', reason: `6203 refStatus ${status ?? '(none)'}` };
+  }
+
+  private query(
+    ctx: ChannelContext,
+    cfg: NhsaConfig,
+    outTradeNo: string,
+    payOrdId: string,
+    payToken?: string,
+  ) {
+    return this.call(ctx, cfg, '6301', outTradeNo, {
+      ...cfg.extra['6301'],
+      orgCodg: cfg.orgCode,
+      payOrdId,
+      payToken,
+    });
+  }
+
+  private refusal(r: { code: string; message: string }) {
+    return failed(
+      `NHSA_${r.code.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 32) || 'REFUSED'}`,
+      `医保移动支付中心拒绝：${r.message || r.code}`,
+      `refused by the medical-insurance centre: ${r.message || r.code}`,
+    );
+  }
+
+  private config(ctx: ChannelContext, op: NhsaOp): NhsaConfig | ReturnType<typeof failed> {
+    try {
+      return readConfig(ctx.merchant);
+    } catch (e) {
+      const field = e instanceof NhsaConfigError ? e.field : '(config)';
+      ctx.record({
+        operation: `nhsa.${op}`,
+        latencyMs: 0,
+        outcome: 'failed NHSA_CONFIG',
+        error: `configuration: ${field}`,
+      });
+      return failed(
+        'NHSA_CONFIG',
+        `国家医保渠道配置有误：${field}`,
+        `the nhsa channel is misconfigured: ${field}`,
+      );
+    }
+  }
+
+  /** One enveloped exchange, recorded (redacted). */
+  private async call(
+    ctx: ChannelContext,
+    cfg: NhsaConfig,
+    op: NhsaOp,
+    outTradeNo: string | undefined,
+    data: Record<string, unknown>,
+  ): Promise<CallResult> {
+    const operation = `nhsa.${op}`;
+    const timestamp = String(this.deps.clock.now().getTime());
+    const sealed = sealRequest(cfg.keys, data, timestamp);
+    const request = excerpt(
+      JSON.stringify({
+        path: cfg.paths[op],
+        appId: cfg.keys.appId,
+        timestamp,
+        version: cfg.keys.version,
+        encData: `<SM4 ${sealed.outer['encData']?.length ?? 0} hex>`,
+        signData: '<SM2>',
+        data: {
+          ...recordable(data),
+          ...(typeof data['payAuthNo'] === 'string' ? { payAuthNo: mask(data['payAuthNo']) } : {}),
+        },
+      }),
+    );
+    const started = performance.now();
+    const latency = () => Math.max(0, Math.round(performance.now() - started));
+    let res: HttpResponse;
+    try {
+      res = await this.deps.http({
+        method: 'POST',
+        url: `${cfg.apiBaseUrl}${cfg.paths[op]}`,
+        headers: {
+          'content-type': 'application/json;charset=UTF-8',
+          accept: 'application/json',
+          ...cfg.headers,
+        },
+        body: sealed.body,
+        timeoutMs: cfg.timeoutMs,
+        maxBytes: 1024 * 1024,
+      });
+    } catch (e) {
+      const reason = e instanceof HttpError ? e.kind : 'network';
+      ctx.record({
+        operation,
+        outTradeNo,
+        latencyMs: latency(),
+        outcome: `unknown: ${reason}`,
+        request,
+        error: scrub(e instanceof Error ? e.message : String(e)).slice(0, 200),
+      });
+      return { kind: 'unknown', reason };
+    }
+    const text = res.body.toString('utf8');
+    if (res.status !== 200) {
+      ctx.record({
+        operation,
+        outTradeNo,
+        httpStatus: res.status,
+        latencyMs: latency(),
+        outcome: `unknown: HTTP ${res.status}`,
+        request,
+        response: scrub(excerpt(text, 300)),
+      });
+      return { kind: 'unknown', reason: `HTTP ${res.status}` };
+    }
+    const opened = openAnswer(cfg.keys, text);
+    if (!opened.ok) {
+      const outer: Record<string, string> = {};
+      for (const [k, v] of Object.entries(opened.fields ?? {})) {
+        if (k === 'encData' || k === 'signData' || k === 'data') continue;
+        const t = scalarText(v);
+        if (t !== undefined) outer[k] = scrub(t).slice(0, 100);
+      }
+      ctx.record({
+        operation,
+        outTradeNo,
+        httpStatus: res.status,
+        latencyMs: latency(),
+        outcome: `unknown: ${opened.reason}`,
+        request,
+        response: opened.fields ? JSON.stringify(outer) : scrub(excerpt(text, 200)),
+        error: opened.reason,
+      });
+      return { kind: 'unknown', reason: opened.reason };
+    }
+    const code = str(opened.fields['code']) ?? '';
+    const message = scrub(str(opened.fields['message']) ?? str(opened.fields['msg']) ?? '').slice(0, 120);
+    const successFlag = str(opened.fields['success']);
+    const ok = code === '0' && successFlag !== 'false';
+    ctx.record({
+      operation,
+      outTradeNo,
+      httpStatus: res.status,
+      latencyMs: latency(),
+      outcome: ok
+        ? `ok${opened.data['ordStas'] !== undefined ? ` ordStas=${str(opened.data['ordStas'])}` : ''}`
+        : `refused ${code}`,
+      request,
+      response: JSON.stringify({ code, message, success: successFlag, data: recordable(opened.data) }),
+    });
+    if (ok) return { kind: 'ok', data: opened.data };
+    return { kind: 'refused', code: code || 'SUCCESS_FALSE', message };
+  }
+}

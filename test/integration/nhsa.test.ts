@@ -1,0 +1,268 @@
+/**
+ * The platform with an app whose medical-insurance side is the national mobile-payment centre (here the fake
+ * centre, test/fakes/nhsa-server.ts), driven through the real doors: the authorisation decision, the gateway's
+ * lc.ssc.user.token and lc.ssc.trade.pay, the cash part paid on the patient's channel (the simulator), and the
+ * expiry job reversing the insurance part (6203) of a cancelled mixed payment.
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { sm2 } from 'sm-crypto-v2';
+import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { TEST_APP_KEY, gateway } from '../support/gateway.js';
+import { startNhsaFake, type NhsaFake } from '../fakes/nhsa-server.js';
+import { channelContext } from '../../src/services/deps.js';
+
+describe('medical insurance through the national mobile-payment centre (nhsa)', () => {
+  let t: TestPlatform;
+  let fake: NhsaFake;
+  const org = sm2.generateKeyPairHex();
+  const appSecret = 'INTEGRATIONSECRET0123456789abcdef';
+  const nhsaAppId = 'HOSPAYNHSAINTEG0000000000000001';
+  const orgCode = 'H44010100001';
+  const redirect = 'https://his.example.cn/mi/callback';
+  const patient = { name: '王医保', idNo: '44010519800101123X' };
+
+  before(async () => {
+    t = await startTestPlatform();
+    await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
+    await t.platform.deps.apps.setRedirectUris(t.appId, ['https://his.example.cn/mi/']);
+    fake = await startNhsaFake({ appId: nhsaAppId, appSecret, orgPublicKeyHex: org.publicKey, orgCode });
+    await t.platform.deps.channelConfigs.set(t.appId, 'medicare:nhsa', {
+      app_id: nhsaAppId,
+      app_secret: appSecret,
+      org_code: orgCode,
+      org_name: '市第一人民医院',
+      platform_public_key: fake.publicKeyHex,
+      org_private_key: org.privateKey,
+      api_base_url: fake.url,
+      auth_url: fake.authUrl,
+      path_token: fake.paths.token,
+      city_code: '440100',
+      timeout_ms: '2000',
+    });
+    await t.store.db
+      .updateTable('apps')
+      .set({ channel_map: JSON.stringify({ medicare: 'nhsa' }) })
+      .where('id', '=', t.appId)
+      .execute();
+  });
+  after(async () => {
+    await t.close();
+    await fake.close();
+  });
+
+  const form = (url: string, body: string) =>
+    fetch(url, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+
+  /**
+   * The patient's authorisation. The platform's start door asks the adapter for the region's page without the
+   * app's configuration, which the real page needs (docs/channels/nhsa.md); until the platform passes it, the
+   * request startAuthorisation would store is stored here, the region's page is reached with the call context,
+   * and the decision comes back through the platform's own door.
+   */
+  async function authorise(openId: string): Promise<string> {
+    const id = randomBytes(18).toString('base64url');
+    const now = t.clock.now();
+    await t.store.db
+      .insertInto('medicare_auths')
+      .values({
+        id,
+        app_id: t.appId,
+        open_id: openId,
+        state: 'st-1',
+        redirect_uri: redirect,
+        status: 'PENDING',
+        auth_code: null,
+        created_at: now,
+        expires_at: new Date(now.getTime() + 10 * 60_000),
+        used_at: null,
+      })
+      .execute();
+    const mi = t.platform.deps.channels.medicare('nhsa');
+    assert.ok(mi);
+    const ctx = await channelContext(t.platform.deps, t.appId, 'medicare:nhsa');
+    const page = new URL(
+      (mi as { authorisationUrl(id: string, c: unknown): string }).authorisationUrl(id, ctx),
+    );
+    assert.equal(page.origin, fake.url);
+    assert.equal(page.searchParams.get('redirect'), `${t.url}/oauth2/medicareAuth/${id}/decision`);
+    page.searchParams.set('decision', 'grant');
+    const back = await fetch(page, { redirect: 'manual' });
+    const decision = new URL(back.headers.get('location') ?? '');
+    assert.equal(decision.origin + decision.pathname, `${t.url}/oauth2/medicareAuth/${id}/decision`);
+    assert.equal(decision.searchParams.get('state'), id);
+    const decided = await form(`${t.url}/oauth2/medicareAuth/${id}/decision`, 'decision=grant');
+    assert.equal(decided.status, 302);
+    const his = new URL(decided.headers.get('location') ?? '');
+    assert.equal(his.searchParams.get('state'), 'st-1');
+    return his.searchParams.get('auth_code') ?? '';
+  }
+
+  async function payAuthNo(openId: string): Promise<string> {
+    const a = await gateway(t, 'lc.ssc.user.token', {
+      user_id: openId,
+      payment_type: 'alipay',
+      auth_code: await authorise(openId),
+      patient_name: patient.name,
+      patient_card_no: patient.idNo,
+      biz_city_code: '440100',
+      ssc_ins_type: 'YB',
+    });
+    assert.equal(a.json.code, '10000', a.raw);
+    return String(a.biz['pay_auth_no']);
+  }
+
+  const sscPay = (openId: string, pan: string, over: Record<string, unknown> = {}) =>
+    gateway(t, 'lc.ssc.trade.pay', {
+      out_trade_no: orderNo('MZ'),
+      ssc_scene: 'TREATMENT',
+      subject: '门诊医保缴费',
+      notify_url: 'https://his.example.cn/mi/notify',
+      return_url: 'https://his.example.cn/mi/return',
+      total_amount: '100.00',
+      cash_fee: '40.00',
+      insurance_fee: '60.00',
+      reduced_fee: '0',
+      payment_type: 'alipay',
+      user_id: openId,
+      patient_name: patient.name,
+      patient_card_no: patient.idNo,
+      org_name: '市第一人民医院',
+      org_no: orgCode,
+      ssc_ins_type: 'YB',
+      city_code: '440100',
+      ssc_serial_no: 'SSC0001',
+      pay_auth_no: pan,
+      ...over,
+    });
+
+  const trade = (no: string) =>
+    t.store.db
+      .selectFrom('trades')
+      .select(['insurance_state', 'settlement_no', 'status', 'channel', 'insurance_fen', 'total_fen'])
+      .where('out_trade_no', '=', no)
+      .executeTakeFirstOrThrow();
+
+  it('lc.ssc.user.token: the pay_auth_no comes from the centre', async () => {
+    const pan = await payAuthNo('2088000000000101');
+    assert.match(pan, /^AUTH440100/);
+    assert.ok(fake.tokens().some((x) => x.payAuthNo === pan && x.appUserId === '2088000000000101'));
+  });
+
+  it('a mixed payment: insurance settled by the centre (6201, 6202), cash paid on the simulator; cancelled → 6203 by the expiry job', async () => {
+    const openId = '2088000000000102';
+    const a = await sscPay(openId, await payAuthNo(openId));
+    assert.equal(a.json.code, '10000', a.raw);
+    const no = String(a.biz['out_trade_no']);
+    const o = fake.order(no);
+    assert.ok(o, 'the centre has the order');
+    assert.equal(o.state, 'paid');
+    assert.equal(o.fundFen + o.acctFen, 6000);
+    assert.equal(o.cashFen, 4000);
+    const settled = await trade(no);
+    assert.equal(settled.insurance_state, 'SETTLED');
+    assert.ok(settled.settlement_no?.startsWith(`${o.payOrdId}.`));
+    assert.equal(settled.channel, 'simulator', "the cash part goes through the patient's channel");
+
+    // The cash part on the simulator's cashier: 40.00 only.
+    const go = await fetch(String(a.biz['goto_url']), { redirect: 'manual' });
+    assert.equal(go.status, 302);
+    const cashier = go.headers.get('location') ?? '';
+    assert.match(await (await fetch(cashier)).text(), /40\.00/);
+    assert.equal((await form(cashier, 'action=pay')).status, 303);
+    const q = await gateway(t, 'lc.trade.query', { out_trade_no: no });
+    assert.equal(q.biz['trade_status'], 'TRADE_SUCCESS', q.raw);
+    assert.match(q.raw, /"insurance_fee":60\.00/);
+    assert.match(q.raw, /"cash_fee":40\.00/);
+
+    // Cancelled: the cash part is refunded at the channel, the insurance part reversed by the job (6301, 6203).
+    const c = await gateway(t, 'lc.trade.cancel', { out_trade_no: no });
+    assert.equal(c.biz['action'], 'refund', c.raw);
+    assert.equal(fake.order(no)?.state, 'paid');
+    await t.platform.expiry.tick();
+    assert.equal((await trade(no)).insurance_state, 'REVERSED');
+    const after6203 = fake.order(no);
+    assert.equal(after6203?.state, 'refunded');
+    assert.equal(after6203?.refunds.length, 1);
+    assert.ok(
+      fake
+        .requests()
+        .filter((r) => r.op === '6203')
+        .every((r) => r.signatureValid),
+    );
+  });
+
+  it('an unpaid mixed payment that expires: the job reverses its insurance part; a failing centre is retried', async () => {
+    const openId = '2088000000000103';
+    const a = await sscPay(openId, await payAuthNo(openId), { timeout_express: '5m' });
+    const no = String(a.biz['out_trade_no']);
+    assert.equal((await trade(no)).insurance_state, 'SETTLED');
+    t.clock.advance(6 * 60_000);
+    fake.script('6203', 'timeout');
+    await t.platform.expiry.tick();
+    await t.platform.expiry.tick();
+    assert.equal((await trade(no)).status, 'TRADE_CLOSED');
+    assert.equal((await trade(no)).insurance_state, 'SETTLED', 'an unanswered 6203 is not a reversal');
+    assert.equal(fake.order(no)?.state, 'paid');
+    t.clock.advance(2 * 60_000); // past the retry lease
+    await t.platform.expiry.tick();
+    assert.equal((await trade(no)).insurance_state, 'REVERSED');
+    assert.equal(fake.order(no)?.state, 'refunded');
+  });
+
+  it('a settlement the centre declines closes the trade with its code; nothing is paid', async () => {
+    const openId = '2088000000000104';
+    const pan = await payAuthNo(openId);
+    fake.script('6202', 'declined');
+    const a = await sscPay(openId, pan);
+    assert.equal(a.biz['sub_code'], 'NHSA_3001', a.raw);
+    const o = fake.orders().find((x) => x.payAuthNo === pan);
+    assert.equal(o?.state, 'uploaded');
+  });
+
+  it('a settlement answered with a forged signature is never taken as settled', async () => {
+    const openId = '2088000000000105';
+    const pan = await payAuthNo(openId);
+    fake.script('6202', 'bad_signature');
+    const a = await sscPay(openId, pan);
+    assert.notEqual(a.json.code, '10000', a.raw);
+    assert.equal(a.biz['sub_code'], 'NHSA_NOT_SETTLED', a.raw);
+  });
+
+  it('the exchanges are recorded for operators without secrets or personal data', async () => {
+    let rows: Array<{
+      operation: string;
+      request: string | null;
+      response: string | null;
+      error: string | null;
+    }> = [];
+    for (let i = 0; i < 50; i++) {
+      rows = await t.store.db
+        .selectFrom('channel_calls')
+        .select(['operation', 'request', 'response', 'error'])
+        .where('app_id', '=', t.appId)
+        .where('channel_id', '=', 'medicare:nhsa')
+        .execute();
+      if (rows.some((r) => r.operation === 'nhsa.6203')) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    const ops = new Set(rows.map((r) => r.operation));
+    for (const op of ['nhsa.token', 'nhsa.6201', 'nhsa.6202', 'nhsa.6301', 'nhsa.6203'])
+      assert.ok(ops.has(op), op);
+    const text = JSON.stringify(rows);
+    for (const s of [
+      appSecret,
+      org.privateKey,
+      patient.name,
+      patient.idNo,
+      ...fake.orders().map((o) => o.payToken),
+    ])
+      assert.ok(!text.includes(s), `a record holds ${s.slice(0, 4)}…`);
+  });
+});
