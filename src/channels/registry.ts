@@ -6,6 +6,7 @@ import type { SimulatorProvider } from '../simulator/provider.js';
 import { SimulatorMedicare } from '../simulator/medicare.js';
 import { nhsaDefinition } from './nhsa/definition.js';
 import { unionpayDefinition } from './unionpay/definition.js';
+import { wechatDefinition } from './wechat/definition.js';
 
 export type { ChannelDeps } from './definition.js';
 
@@ -26,7 +27,11 @@ const simulator: ChannelDefinition = {
 };
 
 /** The one list of channels. Adding a channel is one line here and one folder beside this file. */
-export const CHANNEL_DEFINITIONS: readonly ChannelDefinition[] = [simulator, unionpayDefinition];
+export const CHANNEL_DEFINITIONS: readonly ChannelDefinition[] = [
+  simulator,
+  unionpayDefinition,
+  wechatDefinition,
+];
 
 const simulatorMedicare: MedicareDefinition = {
   id: 'simulator',
