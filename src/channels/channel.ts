@@ -178,11 +178,19 @@ export interface Channel {
 export interface MedicareChannel {
   readonly id: string;
   /** Where the patient is sent to consent; the page comes back to `/oauth2/medicareAuth/<authId>/decision`. */
-  authorisationUrl(authId: string): string;
+  /**
+   * The consent page for an authorisation. `ctx` carries the app's configuration of this side (the region's
+   * page differs). A real region sends the patient back with a GET to
+   * `/oauth2/medicareAuth/<authId>/decision?authCode=…&state=<authId>`; its code becomes the auth_code the
+   * HIS later exchanges (issueToken's `authCode`).
+   */
+  authorisationUrl(authId: string, ctx?: ChannelContext): string;
   issueToken(
     ctx: ChannelContext,
     input: {
       userId: string;
+      /** The auth_code the HIS received (a real region's own code, to be exchanged at the centre). */
+      authCode?: string | undefined;
       paymentType: string;
       cityCode?: string | undefined;
       patientName?: string | undefined;

@@ -67,7 +67,8 @@ export async function startAuthorisation(
       used_at: null,
     })
     .execute();
-  return { consentUrl: medicareFor(deps, app).channel.authorisationUrl(id) };
+  const mi = medicareFor(deps, app);
+  return { consentUrl: mi.channel.authorisationUrl(id, await channelContext(deps, app.id, mi.ctxId)) };
 }
 
 /** The patient granted or declined: back to the HIS's redirect_uri with auth_code & state (or error). */
@@ -75,9 +76,11 @@ export async function decideAuthorisation(
   deps: ServiceDeps,
   id: string,
   grant: boolean,
+  /** A real region's code for the grant; without it hospay makes one (the simulator's consent page). */
+  providerCode?: string,
 ): Promise<string | null> {
   const now = deps.clock.now();
-  const authCode = grant ? randomBytes(16).toString('hex') : null;
+  const authCode = grant ? (providerCode ?? randomBytes(16).toString('hex')) : null;
   const r = await deps.db
     .updateTable('medicare_auths')
     .set({
@@ -143,6 +146,7 @@ export async function userToken(deps: ServiceDeps, cmd: UserTokenCommand) {
   const mi = medicareFor(deps, cmd.app);
   const r = await mi.channel.issueToken(await channelContext(deps, cmd.app.id, mi.ctxId), {
     userId: cmd.userId,
+    authCode: cmd.authCode,
     paymentType: cmd.paymentType,
     cityCode: cmd.bizCityCode,
     patientName: cmd.patientName,

@@ -6,12 +6,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { sm2 } from 'sm-crypto-v2';
 import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
 import { startNhsaFake, type NhsaFake } from '../fakes/nhsa-server.js';
-import { channelContext } from '../../src/services/deps.js';
 
 describe('medical insurance through the national mobile-payment centre (nhsa)', () => {
   let t: TestPlatform;
@@ -61,47 +59,39 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
     });
 
   /**
-   * The patient's authorisation. The platform's start door asks the adapter for the region's page without the
-   * app's configuration, which the real page needs (docs/channels/nhsa.md); until the platform passes it, the
-   * request startAuthorisation would store is stored here, the region's page is reached with the call context,
-   * and the decision comes back through the platform's own door.
+   * The patient's authorisation through the real doors: the platform's start door sends the patient to the
+   * region's page (the fake centre's), which comes back with its own code to the platform's decision door
+   * (GET), which sends the patient on to the HIS with that code as auth_code.
    */
   async function authorise(openId: string): Promise<string> {
-    const id = randomBytes(18).toString('base64url');
-    const now = t.clock.now();
-    await t.store.db
-      .insertInto('medicare_auths')
-      .values({
-        id,
-        app_id: t.appId,
-        open_id: openId,
-        state: 'st-1',
-        redirect_uri: redirect,
-        status: 'PENDING',
-        auth_code: null,
-        created_at: now,
-        expires_at: new Date(now.getTime() + 10 * 60_000),
-        used_at: null,
-      })
-      .execute();
-    const mi = t.platform.deps.channels.medicare('nhsa');
-    assert.ok(mi);
-    const ctx = await channelContext(t.platform.deps, t.appId, 'medicare:nhsa');
-    const page = new URL(
-      (mi as { authorisationUrl(id: string, c: unknown): string }).authorisationUrl(id, ctx),
-    );
+    const start = new URL(`${t.url}/oauth2/medicareAuth`);
+    start.searchParams.set('app_id', t.appId);
+    start.searchParams.set('open_id', openId);
+    start.searchParams.set('state', 'st-1');
+    start.searchParams.set('redirect_uri', redirect);
+    const toRegion = await fetch(start, { redirect: 'manual' });
+    assert.equal(toRegion.status, 302, await toRegion.text());
+    const page = new URL(toRegion.headers.get('location') ?? '');
     assert.equal(page.origin, fake.url);
-    assert.equal(page.searchParams.get('redirect'), `${t.url}/oauth2/medicareAuth/${id}/decision`);
+    const decisionUrl = page.searchParams.get('redirect') ?? '';
+    assert.match(decisionUrl, new RegExp(`^${t.url}/oauth2/medicareAuth/[A-Za-z0-9_-]+/decision$`));
     page.searchParams.set('decision', 'grant');
     const back = await fetch(page, { redirect: 'manual' });
     const decision = new URL(back.headers.get('location') ?? '');
-    assert.equal(decision.origin + decision.pathname, `${t.url}/oauth2/medicareAuth/${id}/decision`);
-    assert.equal(decision.searchParams.get('state'), id);
-    const decided = await form(`${t.url}/oauth2/medicareAuth/${id}/decision`, 'decision=grant');
+    assert.equal(decision.origin + decision.pathname, decisionUrl);
+    const regionCode = decision.searchParams.get('authCode') ?? '';
+    assert.ok(regionCode.length > 0);
+    const decided = await fetch(decision, { redirect: 'manual' });
     assert.equal(decided.status, 302);
     const his = new URL(decided.headers.get('location') ?? '');
     assert.equal(his.searchParams.get('state'), 'st-1');
-    return his.searchParams.get('auth_code') ?? '';
+    assert.equal(his.searchParams.get('auth_code'), regionCode, "the region's code is the HIS's auth_code");
+    // The decision door is good once, and only for its own state.
+    assert.equal((await fetch(decision, { redirect: 'manual' })).status, 410);
+    const wrongState = new URL(decision);
+    wrongState.searchParams.set('state', 'other');
+    assert.equal((await fetch(wrongState, { redirect: 'manual' })).status, 404);
+    return regionCode;
   }
 
   async function payAuthNo(openId: string): Promise<string> {

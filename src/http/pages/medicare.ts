@@ -51,6 +51,28 @@ export async function registerMedicarePages(app: FastifyInstance, deps: ServiceD
       }
     });
 
+    // A real region's consent page comes back with a GET: authCode (or auth_code / code) on a grant, nothing or
+    // an error on a refusal; state must be the authorisation's id.
+    scope.get('/oauth2/medicareAuth/:id/decision', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const q = req.query as Record<string, unknown>;
+      const str = (k: string) => (typeof q[k] === 'string' ? (q[k] as string) : '');
+      if (!/^[A-Za-z0-9_-]{10,64}$/.test(id) || str('state') !== id)
+        return errorPage(reply, 404, '授权请求不存在', 'unknown authorisation request');
+      const code = str('authCode') || str('auth_code') || str('code');
+      if (code !== '' && !/^[A-Za-z0-9._~-]{4,128}$/.test(code))
+        return errorPage(reply, 400, '授权码无效', 'invalid authorisation code');
+      const url = await decideAuthorisation(deps, id, code !== '', code || undefined);
+      if (!url)
+        return errorPage(
+          reply,
+          410,
+          '授权请求不存在、已处理或已过期',
+          'the authorisation request is unknown, already decided or expired',
+        );
+      return reply.redirect(url, 302);
+    });
+
     scope.post('/oauth2/medicareAuth/:id/decision', async (req, reply) => {
       const { id } = req.params as { id: string };
       const decision = (req.body as Record<string, string> | undefined)?.['decision'];
