@@ -5,6 +5,7 @@ import { recordedChannel } from './recorded.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
 import { SimulatorMedicare } from '../simulator/medicare.js';
 import { nhsaDefinition } from './nhsa/definition.js';
+import { alipayDefinition } from './alipay/definition.js';
 import { unionpayDefinition } from './unionpay/definition.js';
 import { wechatDefinition } from './wechat/definition.js';
 
@@ -30,6 +31,7 @@ const simulator: ChannelDefinition = {
 export const CHANNEL_DEFINITIONS: readonly ChannelDefinition[] = [
   simulator,
   unionpayDefinition,
+  alipayDefinition,
   wechatDefinition,
 ];
 
