@@ -93,6 +93,8 @@ export interface PrecreateInput {
 export interface WapPayInput extends PrecreateInput {
   /** Where the channel sends the payer after paying or giving up. */
   returnUrl: string;
+  /** The payer's IP address as hospay saw it (WeChat Pay H5 compares it with the IP that opens the page). */
+  payerClientIp?: string | undefined;
 }
 
 export type PrecreateOutcome =

@@ -10,6 +10,8 @@ export interface Config {
   store: StoreConfig;
   /** Where the embedded database and local secrets live. */
   dataDir: string;
+  /** Fastify's trustProxy: false, true, or the proxies' addresses (HOSPAY_TRUST_PROXY). */
+  trustProxy: boolean | string;
   /** HOSPAY_MASTER_KEY (32 bytes), sealing secrets at rest; null = a key file in dataDir (embedded only). */
   masterKey: Buffer | null;
   logLevel: string;
@@ -87,6 +89,18 @@ function dailyAt(env: Env): string | null {
   return v;
 }
 
+function trustProxy(env: Env): boolean | string {
+  const raw = env['HOSPAY_TRUST_PROXY'];
+  if (raw === undefined || raw === '' || raw === 'false') return false;
+  if (raw === 'true') return true;
+  if (!/^[0-9a-fA-F.:/, ]+$/.test(raw))
+    throw new ConfigError(
+      'HOSPAY_TRUST_PROXY',
+      `must be true, false or proxy addresses (CIDR list), got "${raw}"`,
+    );
+  return raw;
+}
+
 export function loadConfig(env: Env = process.env, overrides: { port?: number } = {}): Config {
   const port = overrides.port ?? int(env, 'PORT', 8080, 0, 65535);
   const host = env['HOST'] || '127.0.0.1';
@@ -116,6 +130,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     store,
     dataDir,
     masterKey,
+    trustProxy: trustProxy(env),
     logLevel: env['LOG_LEVEL'] || 'info',
     barcode: {
       deadlineMs: duration(env, 'HOSPAY_BARCODE_DEADLINE', 120_000),

@@ -26,7 +26,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     loggerInstance: parts.deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
-    trustProxy: false,
+    // Behind a reverse proxy (HOSPAY_TRUST_PROXY) the payer's address comes from X-Forwarded-For.
+    trustProxy: parts.config.trustProxy,
     return503OnClosing: true,
   });
   app.addHook('onResponse', async (req, reply) => {

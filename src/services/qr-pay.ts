@@ -131,6 +131,7 @@ export async function openChannelTrade(
   deps: ServiceDeps,
   app: App | { id: string; channel_map: string },
   trade: Trade,
+  payerClientIp?: string,
 ): Promise<{ channelCodeUrl: string; channelTradeNo: string | null }> {
   const payType = trade.pay_type as PayType;
   const channel = trade.channel ? deps.channels.get(trade.channel) : undefined;
@@ -148,7 +149,7 @@ export async function openChannelTrade(
     const wapPay = channel.wapPay?.bind(channel);
     if (!wapPay) throw Errors.payTypeNotEnabled(payType);
     const returnUrl = `${deps.config.publicBaseUrl}/goto/${trade.cashier_token ?? ''}/return`;
-    call = () => wapPay(ctx, { ...input, returnUrl });
+    call = () => wapPay(ctx, { ...input, returnUrl, ...(payerClientIp ? { payerClientIp } : {}) });
   } else {
     call = () => channel.precreate(ctx, input);
   }
@@ -179,6 +180,7 @@ export async function chooseCashierPayType(
   deps: ServiceDeps,
   token: string,
   payType: PayType,
+  payerClientIp?: string,
 ): Promise<CashierChoice | null> {
   let trade = await deps.trades.byCashierToken(token);
   if (!trade) return null;
@@ -201,7 +203,7 @@ export async function chooseCashierPayType(
   if (trade.pay_type !== payType) return { kind: 'other_pay_type', trade };
   if (trade.channel_code_url) return { kind: 'redirect', url: trade.channel_code_url };
   try {
-    const opened = await openChannelTrade(deps, app, trade);
+    const opened = await openChannelTrade(deps, app, trade, payerClientIp);
     await deps.trades.setChannelCode(trade.id, opened, deps.clock.now());
     return { kind: 'redirect', url: opened.channelCodeUrl };
   } catch (e) {

@@ -658,7 +658,7 @@ export class WechatChannel implements Channel {
   }
 
   async wapPay(ctx: ChannelContext, input: WapPayInput): Promise<PrecreateOutcome> {
-    return this.order(ctx, input, 'h5', input.returnUrl);
+    return this.order(ctx, input, 'h5', input.returnUrl, input.payerClientIp);
   }
 
   private async order(
@@ -666,6 +666,7 @@ export class WechatChannel implements Channel {
     input: PrecreateInput,
     kind: 'native' | 'h5',
     returnUrl?: string,
+    payerClientIp?: string,
   ): Promise<PrecreateOutcome> {
     const operation = `v3/pay/transactions/${kind}`;
     const cfg = this.config(ctx);
@@ -690,8 +691,9 @@ export class WechatChannel implements Channel {
       amount: { total: input.amountFen, currency: 'CNY' },
       ...(kind === 'h5'
         ? {
-            // The port does not carry the payer's IP; WeChat compares it with the IP that opens h5_url.
-            scene_info: { payer_client_ip: hostIp(), h5_info: { type: 'Wap' } },
+            // WeChat compares it with the IP that opens h5_url: the payer's, as hospay's cashier page saw it
+            // (behind a proxy, set HOSPAY_TRUST_PROXY); this server's own address only when it is unknown.
+            scene_info: { payer_client_ip: payerClientIp ?? hostIp(), h5_info: { type: 'Wap' } },
           }
         : {}),
     };

@@ -46,7 +46,7 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
     );
 
     const go = async (token: string, payType: PayType, reply: FastifyReply) => {
-      const r = await chooseCashierPayType(deps, token, payType);
+      const r = await chooseCashierPayType(deps, token, payType, reply.request.ip);
       if (!r) return notFound(reply);
       switch (r.kind) {
         case 'redirect':
