@@ -4,6 +4,8 @@ import {
   createSign,
   createVerify,
   generateKeyPairSync,
+  sign as cryptoSign,
+  verify as cryptoVerify,
   type KeyObject,
 } from 'node:crypto';
 
@@ -45,6 +47,61 @@ export function verifyContent(content: string, signature: string, key: KeyObject
   } catch {
     return false;
   }
+}
+
+const DIGEST: Record<SignType, string> = { RSA: 'sha1', RSA2: 'sha256' };
+
+/**
+ * The same signature as signContent, computed on libuv's thread pool (crypto.sign with a callback), so an
+ * RSA-2048 signature (about a millisecond of CPU) does not hold up the event loop.
+ */
+export function signContentAsync(content: string, key: KeyObject, type: SignType): Promise<string> {
+  return new Promise((resolve, reject) => {
+    cryptoSign(DIGEST[type], Buffer.from(content, 'utf8'), key, (err, sig) => {
+      if (err) reject(err);
+      else resolve(sig.toString('base64'));
+    });
+  });
+}
+
+/** verifyContent on the thread pool. */
+export function verifyContentAsync(
+  content: string,
+  signature: string,
+  key: KeyObject,
+  type: SignType,
+): Promise<boolean> {
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature) || signature.length > 2048) return Promise.resolve(false);
+  return new Promise((resolve) => {
+    try {
+      cryptoVerify(
+        DIGEST[type],
+        Buffer.from(content, 'utf8'),
+        key,
+        Buffer.from(signature, 'base64'),
+        (err, ok) => resolve(!err && ok),
+      );
+    } catch {
+      resolve(false);
+    }
+  });
+}
+
+export function signParamsAsync(
+  params: Readonly<Record<string, string | undefined | null>>,
+  key: KeyObject,
+  type: SignType,
+): Promise<string> {
+  return signContentAsync(signingContent(params), key, type);
+}
+
+export async function verifyParamsAsync(
+  params: Readonly<Record<string, string | undefined | null>>,
+  key: KeyObject,
+  type: SignType,
+): Promise<boolean> {
+  const sig = params['sign'];
+  return typeof sig === 'string' && (await verifyContentAsync(signingContent(params), sig, key, type));
 }
 
 export function signParams(

@@ -5,7 +5,7 @@ import type { Notification, Trade } from '../store/schema.js';
 import type { Db } from '../store/db.js';
 import { formatShanghai } from '../domain/clock.js';
 import { formatFen } from '../domain/money.js';
-import { parseSignType, signParams } from '../crypto/signing.js';
+import { parseSignType, signParamsAsync } from '../crypto/signing.js';
 import { tradeExtra } from './h5-pay.js';
 import { scrubText } from '../logging.js';
 
@@ -100,7 +100,7 @@ export interface NotifyFormInput {
  * The signed form POSTed to the HIS (every field but `sign`, see crypto/signing.ts), with the sign_type the HIS
  * used when it created the trade (RSA2 unless it signs RSA), so a legacy SHA1 system can verify it too.
  */
-export function buildNotifyForm(input: NotifyFormInput): Record<string, string> {
+export async function buildNotifyForm(input: NotifyFormInput): Promise<Record<string, string>> {
   const signType = parseSignType(tradeExtra(input.trade)['sign_type']) ?? 'RSA2';
   const form: Record<string, string> = {
     app_id: input.notification.app_id,
@@ -113,7 +113,7 @@ export function buildNotifyForm(input: NotifyFormInput): Record<string, string> 
     biz_content: notifyBizContent(input.trade, input.notification.trade_status),
     sign_type: signType,
   };
-  form['sign'] = signParams(form, input.privateKey, signType);
+  form['sign'] = await signParamsAsync(form, input.privateKey, signType);
   return form;
 }
 
@@ -257,7 +257,7 @@ async function attemptDelivery(deps: ServiceDeps, n: Notification, now: Date): P
   const trade = await deps.trades.byId(n.trade_id);
   if (!trade) return { httpStatus: null, body: null, error: 'the trade of this notification is missing' };
   const key = await deps.keys.active();
-  const form = buildNotifyForm({ notification: n, trade, now, privateKey: key.privateKey });
+  const form = await buildNotifyForm({ notification: n, trade, now, privateKey: key.privateKey });
 
   const timeoutMs = deps.config.notify.timeoutMs;
   let httpStatus: number | null = null;

@@ -3,7 +3,7 @@ import type { KeyObject } from 'node:crypto';
 import { HospayError } from '../../domain/errors.js';
 import { formatFen, type Fen } from '../../domain/money.js';
 import { formatShanghai } from '../../domain/clock.js';
-import { signParams, type SignType } from '../../crypto/signing.js';
+import { signParamsAsync, type SignType } from '../../crypto/signing.js';
 
 /** Gateway codes, Alipay's. */
 export const GatewayCode = {
@@ -57,14 +57,14 @@ export interface SignedAnswer {
  * biz_content as its exact JSON text — which is written into the body verbatim, so a verifier can take the text
  * between `"biz_content":` and `,"sign_type"` as it is.
  */
-export function signedAnswer(
+export async function signedAnswer(
   request: { app_id?: string | undefined; method?: string | undefined; nonce_str?: string | undefined },
   code: GatewayCode,
   biz: Record<string, unknown>,
   key: KeyObject,
   signType: SignType,
   now: Date,
-): SignedAnswer {
+): Promise<SignedAnswer> {
   const params: Record<string, string> = {
     app_id: request.app_id ?? '',
     method: request.method ?? '',
@@ -75,7 +75,7 @@ export function signedAnswer(
     biz_content: bizText(biz),
     sign_type: signType,
   };
-  const sign = signParams(params, key, signType);
+  const sign = await signParamsAsync(params, key, signType);
   const j = JSON.stringify;
   const body =
     `{"app_id":${j(params.app_id)},"method":${j(params.method)},"timestamp":${j(params.timestamp)},` +

@@ -3,7 +3,7 @@ import type { Trade } from '../../store/schema.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { tradeExtra } from '../../services/h5-pay.js';
 import { formatShanghai } from '../../domain/clock.js';
-import { parseSignType, signParams } from '../../crypto/signing.js';
+import { parseSignType, signParamsAsync } from '../../crypto/signing.js';
 import { bizText, money } from './envelope.js';
 
 /**
@@ -38,7 +38,7 @@ export async function signedReturnUrl(deps: ServiceDeps, trade: Trade): Promise<
   });
   delete params['sign'];
   const key = await deps.keys.active();
-  params['sign'] = signParams(params, key.privateKey, signType);
+  params['sign'] = await signParamsAsync(params, key.privateKey, signType);
   url.search = new URLSearchParams(params).toString();
   return url.toString();
 }

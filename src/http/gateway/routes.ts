@@ -8,7 +8,20 @@ import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
 import { recordInsuranceRefund, sscTradePay, userToken } from '../../services/medicare.js';
-import { parseSignType, readPublicKey, verifyParams, type SignType } from '../../crypto/signing.js';
+import { parseSignType, readPublicKey, verifyParamsAsync, type SignType } from '../../crypto/signing.js';
+import type { KeyObject } from 'node:crypto';
+
+/** Parsed app public keys by their PEM text (a key change is a new PEM, so entries never go stale). */
+const publicKeys = new Map<string, KeyObject | null>();
+function appPublicKey(pem: string): KeyObject | null {
+  let k = publicKeys.get(pem);
+  if (k === undefined) {
+    k = readPublicKey(pem);
+    if (publicKeys.size > 10_000) publicKeys.clear();
+    publicKeys.set(pem, k);
+  }
+  return k;
+}
 import { parsePayType } from '../../domain/trade.js';
 import { decodeUtf8 } from '../offline/xml.js';
 import { BizReader, parseBizContent } from './biz.js';
@@ -411,8 +424,8 @@ async function authenticate(
   if (!app.public_key) throw GatewayErrors.noKey();
   const signType = parseSignType(p['sign_type']);
   if (!signType) throw GatewayErrors.signType();
-  const key = readPublicKey(app.public_key);
-  if (!key || !verifyParams(p, key, signType)) throw GatewayErrors.signature();
+  const key = appPublicKey(app.public_key);
+  if (!key || !(await verifyParamsAsync(p, key, signType))) throw GatewayErrors.signature();
   const ts = parseGatewayTimestamp(p['timestamp'] ?? '');
   if (!ts) throw GatewayErrors.timestampFormat();
   const now = deps.clock.now();
@@ -445,7 +458,7 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
       biz: Record<string, unknown>,
     ) => {
       const key = await deps.keys.active();
-      const a = signedAnswer(
+      const a = await signedAnswer(
         { app_id: p['app_id'], method: p['method'], nonce_str: p['nonce_str'] },
         code,
         biz,
