@@ -23,6 +23,13 @@ export abstract class FieldReaderBase {
     if (pattern && !pattern.test(v)) throw Errors.invalidField(name, zhWhy, enWhy);
     if (hasControlCharacters(v))
       throw Errors.invalidField(name, '含有控制字符', 'contains control characters');
+    // A JSON escape such as "\ud800" gives a lone surrogate: not text, and the database would store U+FFFD.
+    if (LONE_SURROGATE.test(v))
+      throw Errors.invalidField(
+        name,
+        '含有无效的 Unicode 字符',
+        'contains invalid Unicode (a lone surrogate)',
+      );
     return v;
   }
 
@@ -90,6 +97,9 @@ export abstract class FieldReaderBase {
     return t;
   }
 }
+
+/** A UTF-16 surrogate that is not part of a pair. */
+const LONE_SURROGATE = /\p{Cs}/u;
 
 /** C0 control characters other than tab, line feed and carriage return. */
 function hasControlCharacters(text: string): boolean {
