@@ -177,6 +177,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         await notifier.stop();
         await reconciler.stop();
         await server.close();
+        await deps.channelCalls.flush();
         if (ownStore) await store.close();
         releaseLock?.();
       },

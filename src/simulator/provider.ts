@@ -167,42 +167,51 @@ export class SimulatorProvider {
     return r ? toTrade(r as Row) : null;
   }
 
-  /** Inserts the trade unless one exists for (merchant, out_trade_no); returns the stored row either way. */
+  /**
+   * Inserts the trade unless one exists for (merchant, out_trade_no), booking the charge with it, in one
+   * statement (one round trip, atomic); returns the stored row either way.
+   */
   private async insertOrGet(
     row: Omit<Row, 'query_count' | 'refunded_fen'>,
     chargeFen: Fen | null,
   ): Promise<{ row: Row; inserted: boolean }> {
     const now = this.clock.now();
-    return this.db.transaction().execute(async (tx) => {
-      const ins = await tx
-        .insertInto('sim_trades')
-        .values({ ...row, created_at: now })
-        .onConflict((oc) => oc.columns(['merchant', 'out_trade_no']).doNothing())
-        .returningAll()
-        .executeTakeFirst();
-      if (ins) {
-        if (chargeFen !== null) {
-          await tx
-            .insertInto('sim_ledger')
-            .values({
-              merchant: row.merchant,
-              out_trade_no: row.out_trade_no,
-              entry: 'charge',
-              amount_fen: chargeFen,
-              created_at: now,
-            })
-            .execute();
-        }
-        return { row: ins as Row, inserted: true };
-      }
-      const existing = await tx
-        .selectFrom('sim_trades')
-        .selectAll()
-        .where('merchant', '=', row.merchant)
-        .where('out_trade_no', '=', row.out_trade_no)
-        .executeTakeFirstOrThrow();
-      return { row: existing as Row, inserted: false };
-    });
+    const ins = await this.db
+      .with('ins', (db) =>
+        db
+          .insertInto('sim_trades')
+          .values({ ...row, created_at: now })
+          .onConflict((oc) => oc.columns(['merchant', 'out_trade_no']).doNothing())
+          .returningAll(),
+      )
+      .with('led', (db) =>
+        db
+          .insertInto('sim_ledger')
+          .columns(['merchant', 'out_trade_no', 'entry', 'amount_fen', 'created_at'])
+          .expression((eb) =>
+            eb
+              .selectFrom('ins')
+              .select([
+                'ins.merchant',
+                'ins.out_trade_no',
+                sql<'charge'>`'charge'`.as('entry'),
+                sql<number>`${chargeFen ?? 0}::bigint`.as('amount_fen'),
+                sql<Date>`${now}::timestamptz`.as('created_at'),
+              ])
+              .where(sql<boolean>`${chargeFen !== null}`),
+          ),
+      )
+      .selectFrom('ins')
+      .selectAll()
+      .executeTakeFirst();
+    if (ins) return { row: ins as Row, inserted: true };
+    const existing = await this.db
+      .selectFrom('sim_trades')
+      .selectAll()
+      .where('merchant', '=', row.merchant)
+      .where('out_trade_no', '=', row.out_trade_no)
+      .executeTakeFirstOrThrow();
+    return { row: existing as Row, inserted: false };
   }
 
   /** Marks a WAITING trade PAID (guarded) and books the charge. */
