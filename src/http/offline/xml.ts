@@ -59,7 +59,7 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   trimValues: true,
   processEntities: true, // the five predefined entities and character references only; DOCTYPE is refused first
-  htmlEntities: false,
+  htmlEntities: true, // numeric character references (&#20013;) as XML defines them, and HTML named ones
   ignoreDeclaration: true,
   ignorePiTags: true,
   maxNestedTags: 16,
@@ -75,6 +75,8 @@ export type XmlFields = Map<string, string>;
 export function parseOfflineXml(text: string): XmlFields {
   if (text.trim().length === 0) throw XmlErrors.empty();
   if (/<!DOCTYPE|<!ENTITY/i.test(text)) throw XmlErrors.doctype();
+  // &#0; is not a character XML allows (the parser would drop it silently).
+  if (/&#(?:0+|x0+);/i.test(text)) throw XmlErrors.malformed('a character reference to NUL (&#0;)');
   const decl = /^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']/i.exec(text);
   if (decl && !/^utf-?8$/i.test(decl[1] ?? '')) throw XmlErrors.encoding();
   const valid = XMLValidator.validate(text);
