@@ -86,7 +86,11 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     releaseLock = acquireLock(config.store.dataDir);
   let store: Store;
   try {
-    store = opts.store ?? (await openStore(config.store));
+    store =
+      opts.store ??
+      (await openStore(config.store, {
+        onConnectionError: (err) => log.warn({ err: err.message }, 'database connection lost'),
+      }));
   } catch (e) {
     releaseLock?.();
     throw e;

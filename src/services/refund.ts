@@ -4,7 +4,7 @@ import { Errors, declined } from '../domain/errors.js';
 import type { Fen } from '../domain/money.js';
 import type { PayType } from '../domain/trade.js';
 import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
-import { refreshTrade } from './sync.js';
+import { refreshTrade, refundWindowOver } from './sync.js';
 
 export interface RefundCommand {
   app: App;
@@ -47,7 +47,12 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
 
   trade = await refreshTrade(deps, trade);
   if (trade.status === 'WAIT_BUYER_PAY') throw Errors.tradeNotPaid();
-  if (trade.status === 'TRADE_FINISHED') throw Errors.tradeHasFinished();
+  // A trade whose window is over stays TRADE_SUCCESS while an earlier refund is in flight: no new refund either.
+  if (
+    trade.status === 'TRADE_FINISHED' ||
+    (trade.status === 'TRADE_SUCCESS' && refundWindowOver(deps, trade))
+  )
+    throw Errors.tradeHasFinished();
   if (trade.status === 'TRADE_CLOSED')
     throw trade.paid_at ? Errors.refundAmountExceeded() : Errors.tradeHasClose();
   // Only the cash part goes back through the channel; the insurance part is the national system's.

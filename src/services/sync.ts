@@ -50,7 +50,7 @@ export async function refreshTrade(deps: ServiceDeps, trade: Trade): Promise<Tra
   if (trade.status === 'TRADE_SUCCESS' && trade.paid_at) {
     const now = deps.clock.now();
     const paidBefore = new Date(now.getTime() - deps.config.refundWindowMs);
-    if (trade.paid_at <= paidBefore) {
+    if (refundWindowOver(deps, trade)) {
       return (
         (await deps.trades.markFinished(trade.id, paidBefore, now)) ??
         (await deps.trades.byId(trade.id)) ??
@@ -59,4 +59,12 @@ export async function refreshTrade(deps: ServiceDeps, trade: Trade): Promise<Tra
     }
   }
   return trade;
+}
+
+/** Whether a paid trade's refund window (HOSPAY_REFUND_WINDOW, counted from the payment) is over. */
+export function refundWindowOver(deps: Pick<ServiceDeps, 'clock' | 'config'>, trade: Trade): boolean {
+  return (
+    trade.paid_at !== null &&
+    trade.paid_at.getTime() <= deps.clock.now().getTime() - deps.config.refundWindowMs
+  );
 }

@@ -48,7 +48,12 @@ export interface Store {
 
 const INT8_OID = 20;
 
-export async function openStore(config: StoreConfig): Promise<Store> {
+export interface StoreOptions {
+  /** A pooled PostgreSQL connection failed (the server restarted, the network dropped it). */
+  onConnectionError?: (err: Error) => void;
+}
+
+export async function openStore(config: StoreConfig, opts: StoreOptions = {}): Promise<Store> {
   if (config.kind === 'postgres') {
     const pool = new pg.Pool({
       connectionString: config.url,
@@ -61,6 +66,13 @@ export async function openStore(config: StoreConfig): Promise<Store> {
             : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
       },
     });
+    // When PostgreSQL drops a connection (stopped, restarted, a network cut), pg emits 'error' on that client,
+    // and on the pool for an idle one; an 'error' event nobody listens to throws and ends the process. The query
+    // in flight fails on its own (its request answers a system error); the broken client is left out of the pool
+    // when released, and new connections are made once PostgreSQL is back, so the process recovers by itself.
+    const onError = (err: Error) => opts.onConnectionError?.(err);
+    pool.on('error', onError);
+    pool.on('connect', (client) => client.on('error', onError));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }

@@ -235,7 +235,11 @@ export class TradeRepository {
     });
   }
 
-  /** TRADE_SUCCESS -> TRADE_FINISHED once the refund window is over. */
+  /**
+   * TRADE_SUCCESS -> TRADE_FINISHED once the refund window is over, but not while a refund is in flight (its
+   * outcome unknown, its amount reserved): that refund may have been made at the channel, and completing it may
+   * close the trade, which a finished trade can no longer do.
+   */
   async markFinished(id: number, paidBefore: Date, now: Date): Promise<Trade | undefined> {
     return this.db
       .updateTable('trades')
@@ -243,6 +247,7 @@ export class TradeRepository {
       .where('id', '=', id)
       .where('status', '=', 'TRADE_SUCCESS')
       .where('paid_at', '<=', paidBefore)
+      .where((eb) => eb('refund_reserved_fen', '=', eb.ref('refunded_fen')))
       .returningAll()
       .executeTakeFirst();
   }

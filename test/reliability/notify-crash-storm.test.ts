@@ -1,0 +1,307 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { formatShanghai } from '../../src/domain/clock.js';
+import { signParams } from '../../src/crypto/signing.js';
+import { openStore } from '../../src/store/db.js';
+import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+
+/**
+ * Reliability battery, item 4: `hospay serve` is killed with SIGKILL again and again while it delivers
+ * notifications to a local receiver (which answers a little late, so that kills land between its receipt and
+ * the server's record of it) and while payers keep paying, giving up and being refunded. After the last
+ * restart every committed transition must have been delivered at least once. Reported: duplicates and the
+ * longest delay from the transition to its first delivery.
+ */
+
+const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
+const ROUNDS = Number(process.env['HOSPAY_CRASH_ROUNDS'] ?? 8);
+const WORKERS = 10;
+const NOTIFY_TIMEOUT_MS = 2_000;
+const ADMIN_TOKEN = `admin-${randomUUID()}`;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Delivery {
+  notifyId: string;
+  outTradeNo: string;
+  tradeStatus: string;
+  at: number;
+  /** The server went away before the answer was written. */
+  cut: boolean;
+}
+
+describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () => {
+  let db: TestDatabase;
+  let dataDir: string;
+  let env: NodeJS.ProcessEnv;
+  let server: ChildProcess | null = null;
+  let out = '';
+  let receiver: http.Server;
+  let notifyUrl = '';
+  const deliveries: Delivery[] = [];
+  const port = 20000 + Math.floor(Math.random() * 20000);
+  const base = `http://127.0.0.1:${port}`;
+
+  before(async () => {
+    db = await freshDatabase();
+    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-notify-kill-'));
+    env = {
+      ...process.env,
+      HOSPAY_DATA_DIR: dataDir,
+      LOG_LEVEL: 'warn',
+      PORT: String(port),
+      PUBLIC_BASE_URL: base,
+      HOSPAY_NOTIFY_INTERVAL: '100ms',
+      HOSPAY_NOTIFY_TIMEOUT: `${NOTIFY_TIMEOUT_MS}ms`,
+      HOSPAY_RECONCILE_AT: 'off',
+      HOSPAY_ADMIN_TOKEN: ADMIN_TOKEN,
+    };
+    delete env['DATABASE_URL'];
+    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    receiver = http.createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+        const biz = JSON.parse(form.get('biz_content') ?? '{}') as Record<string, unknown>;
+        const d: Delivery = {
+          notifyId: form.get('notify_id') ?? '',
+          outTradeNo: String(biz['out_trade_no']),
+          tradeStatus: String(biz['trade_status']),
+          at: Date.now(),
+          cut: false,
+        };
+        deliveries.push(d);
+        // A server killed before the answer is written leaves the connection closed under it.
+        res.on('close', () => {
+          if (!res.writableFinished) d.cut = true;
+        });
+        // The HIS stores it, then answers: a kill in between leaves the server not knowing it was delivered.
+        setTimeout(() => res.end('success'), Math.floor(Math.random() * 300));
+      });
+    });
+    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
+    notifyUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/notify`;
+  });
+  after(async () => {
+    server?.kill('SIGKILL');
+    receiver.closeAllConnections();
+    await new Promise<void>((r) => receiver.close(() => r()));
+    await db.drop();
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function start(): Promise<void> {
+    out = '';
+    const s = spawn(process.execPath, [...CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    server = s;
+    s.stdout?.on('data', (d: Buffer) => (out += d.toString()));
+    s.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const deadline = Date.now() + 90_000;
+    while (!/hospay is serving/.test(out)) {
+      if (Date.now() > deadline || s.exitCode !== null || s.signalCode !== null)
+        throw new Error(`server did not start:\n${out}`);
+      await sleep(50);
+    }
+  }
+  async function stop(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
+    const s = server;
+    if (!s) return;
+    const exited = new Promise<void>((r) =>
+      s.exitCode !== null || s.signalCode !== null ? r() : s.on('exit', () => r()),
+    );
+    s.kill(signal);
+    await exited;
+    server = null;
+  }
+
+  it(`${ROUNDS} kills during delivery: every committed transition is delivered at least once`, async (ctx) => {
+    const created = spawnSync(
+      process.execPath,
+      [...CLI, 'app', 'create', '--name', '通知崩溃测试医院', '--generate-key', '--json'],
+      { env, encoding: 'utf8', timeout: 60_000 },
+    );
+    assert.equal(created.status, 0, created.stderr);
+    const app = JSON.parse(created.stdout) as { app_id: string; private_key: string };
+    const key: KeyObject = createPrivateKey(app.private_key);
+
+    const gw = async (method: string, biz: Record<string, unknown>) => {
+      const params: Record<string, string> = {
+        app_id: app.app_id,
+        method,
+        timestamp: formatShanghai(new Date()),
+        nonce_str: randomUUID(),
+        biz_content: JSON.stringify(biz),
+        sign_type: 'RSA2',
+      };
+      params['sign'] = signParams(params, key, 'RSA2');
+      const res = await fetch(`${base}/gateway`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(params).toString(),
+      });
+      return JSON.parse(await res.text()) as { code: string; biz_content: Record<string, unknown> };
+    };
+    const browse = async (url: string, body?: string) => {
+      const r = await fetch(url, {
+        method: body === undefined ? 'GET' : 'POST',
+        redirect: 'manual',
+        ...(body === undefined
+          ? {}
+          : { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }),
+      });
+      await r.arrayBuffer();
+      return { status: r.status, location: r.headers.get('location') ?? '' };
+    };
+
+    /** Transitions the server acknowledged: `${out_trade_no} ${status}` -> when the answer came. */
+    const acknowledged = new Map<string, number>();
+    let flows = 0;
+    const flow = async () => {
+      flows++;
+      const no = `MZN${Date.now().toString(36)}${Math.floor(Math.random() * 1e9)}`;
+      const h5 = await gw('lc.trade.h5.pay', {
+        out_trade_no: no,
+        total_amount: '12.30',
+        subject: '门诊缴费',
+        return_url: 'https://his.example.cn/pay/return',
+        notify_url: notifyUrl,
+        order_type: 'TREATMENT',
+      });
+      if (h5.code !== '10000') return;
+      const chosen = await browse(String(h5.biz_content['goto_url']), 'pay_type=alipay');
+      if (chosen.status !== 302) return;
+      const giveUp = Math.random() < 0.25;
+      const acted = await browse(chosen.location, giveUp ? 'action=abandon' : 'action=pay');
+      const back = await browse(acted.location);
+      const status = /trade_status%22%3A%22(TRADE_[A-Z]+)/.exec(back.location)?.[1];
+      if (back.status === 302 && status) acknowledged.set(`${no} ${status}`, Date.now());
+      if (giveUp || Math.random() < 0.5) return;
+      const r = await gw('lc.trade.refund', {
+        out_trade_no: no,
+        refund_amount: '12.30',
+        out_request_no: 'F1',
+      });
+      if (r.code === '10000' && r.biz_content['trade_status'] === 'TRADE_CLOSED')
+        acknowledged.set(`${no} TRADE_CLOSED`, Date.now());
+    };
+
+    const killsAfter: number[] = [];
+    const deliveredAtKill: number[] = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      await start();
+      let dead = false;
+      const workers = Array.from({ length: WORKERS }, async () => {
+        while (!dead) {
+          try {
+            await flow();
+          } catch {
+            return;
+          }
+        }
+      });
+      const after = 800 + Math.floor(Math.random() * 1700);
+      killsAfter.push(after);
+      await sleep(after);
+      const killedAt = Date.now();
+      await stop('SIGKILL');
+      // Deliveries that had reached the receiver in the last 300 ms before the kill (its answers take up to that).
+      deliveredAtKill.push(deliveries.filter((d) => d.at > killedAt - 300 && d.at <= killedAt).length);
+      dead = true;
+      await Promise.all(workers);
+    }
+
+    // The last start: whatever was claimed by a killed instance is taken over when its lease runs out
+    // (HOSPAY_NOTIFY_TIMEOUT + 60 s).
+    await start();
+    const waitFrom = Date.now();
+    let rows: Array<{
+      notify_id: string;
+      out_trade_no: string;
+      trade_status: string;
+      status: string;
+      created_at: Date;
+    }>;
+    try {
+      for (;;) {
+        await sleep(1_000);
+        // The admin API shows the outbox of the running server (the embedded database is its own).
+        const res = await fetch(`${base}/admin/notifications?limit=500&status=PENDING`, {
+          headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        });
+        const pending = (await res.json()) as unknown[];
+        if (pending.length === 0) break;
+        assert.ok(Date.now() - waitFrom < 150_000, `${pending.length} notifications still pending`);
+      }
+      await stop('SIGTERM');
+      const store = await openStore(db.store.kind === 'postgres' ? db.store : { kind: 'embedded', dataDir });
+      try {
+        rows = await store.db
+          .selectFrom('notifications as n')
+          .innerJoin('trades as t', 't.id', 'n.trade_id')
+          .select(['n.notify_id', 't.out_trade_no', 'n.trade_status', 'n.status', 'n.created_at'])
+          .execute();
+      } finally {
+        await store.close();
+      }
+    } finally {
+      await stop('SIGKILL');
+    }
+
+    const problems: string[] = [];
+    const byId = new Map<string, Delivery[]>();
+    for (const d of deliveries) byId.set(d.notifyId, [...(byId.get(d.notifyId) ?? []), d]);
+    // Every acknowledged transition is in the outbox; every outbox row (committed transition) was delivered.
+    for (const key of acknowledged.keys()) {
+      const [no, status] = key.split(' ');
+      if (!rows.some((r) => r.out_trade_no === no && r.trade_status === status))
+        problems.push(`${key}: no notification`);
+    }
+    let longest = 0;
+    let longestKey = '';
+    const delays: number[] = [];
+    for (const r of rows) {
+      const got = byId.get(r.notify_id) ?? [];
+      if (got.length === 0)
+        problems.push(`${r.out_trade_no} ${r.trade_status}: never delivered (${r.status})`);
+      else {
+        const first = Math.min(...got.map((d) => d.at));
+        const delay = first - new Date(r.created_at).getTime();
+        delays.push(delay);
+        if (delay > longest) {
+          longest = delay;
+          longestKey = `${r.out_trade_no} ${r.trade_status}`;
+        }
+      }
+      if (r.status !== 'DELIVERED') problems.push(`${r.out_trade_no} ${r.trade_status}: ${r.status}`);
+    }
+    const duplicated = [...byId.values()].filter((l) => l.length > 1);
+    const extra = duplicated.reduce((s, l) => s + l.length - 1, 0);
+    delays.sort((a, b) => a - b);
+    const pct = (p: number) =>
+      delays[Math.min(delays.length - 1, Math.floor((delays.length * p) / 100))] ?? 0;
+    ctx.diagnostic(
+      `${ROUNDS} kills at ${killsAfter.join(', ')} ms into each round; deliveries reaching the receiver in the 300 ms ` +
+        `before each kill: ${deliveredAtKill.join(', ')}; deliveries whose answer was cut off by a kill: ${deliveries.filter((d) => d.cut).length}`,
+    );
+    ctx.diagnostic(
+      `${flows} payer flows, ${acknowledged.size} transitions acknowledged, ${rows.length} committed (outbox rows); ` +
+        `${deliveries.length} deliveries; every committed transition delivered: ${problems.length === 0 ? 'yes' : 'NO'}; ` +
+        `duplicates: ${duplicated.length} notifications delivered more than once (${extra} extra deliveries)`,
+    );
+    ctx.diagnostic(
+      `delay from the transition to its first delivery: median ${pct(50)} ms, 95th percentile ${pct(95)} ms, ` +
+        `longest ${longest} ms (${longestKey}; a claim held by a killed server is taken over after its lease, ` +
+        `HOSPAY_NOTIFY_TIMEOUT ${NOTIFY_TIMEOUT_MS} ms + 60 s); waited ${Math.round((Date.now() - waitFrom) / 1000)} s ` +
+        `after the last restart`,
+    );
+    assert.deepEqual(problems, []);
+    assert.ok(rows.length > ROUNDS, 'transitions were made');
+  });
+});
