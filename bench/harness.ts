@@ -1,0 +1,642 @@
+/**
+ * The benchmark's machinery (bench/run.ts): a database per run, hospay and the reference in their own
+ * processes, their memory, signed gateway bodies made ahead of the load, a notification receiver, and one
+ * autocannon load with its figures.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
+import net, { type AddressInfo } from 'node:net';
+import autocannon from 'autocannon';
+import pg from 'pg';
+
+export const PG_ADMIN = process.env['HOSPAY_TEST_PG_URL'] ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+export const APP_KEY_PEM = fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8');
+export const APP_PUBLIC_PEM = fs.readFileSync('test/fixtures/keys/test-app-2048.pub.pem', 'utf8');
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Every child this run started, so that a failing or interrupted run leaves none behind. */
+const children = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of children) if (c.exitCode === null) c.kill('SIGKILL');
+});
+
+// ---- the database of one run --------------------------------------------------------------------------------
+
+export interface BenchDb {
+  kind: 'postgres' | 'embedded';
+  /** PostgreSQL: the URL of this run's database (hospay's tables and the reference's ref_* tables). */
+  url: string | null;
+  /** hospay's data directory (embedded: the database itself; PostgreSQL: the admin token file). */
+  dataDir: string;
+  /** The reference's own embedded database (embedded runs only). */
+  refDataDir: string;
+  drop(): Promise<void>;
+}
+
+export async function createDb(kind: 'postgres' | 'embedded'): Promise<BenchDb> {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-bench-'));
+  const refDataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-bench-ref-'));
+  const rmDirs = () => {
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    fs.rmSync(refDataDir, { recursive: true, force: true });
+  };
+  if (kind === 'embedded') return { kind, url: null, dataDir, refDataDir, drop: async () => rmDirs() };
+  const name = `hospay_bench_${randomBytes(4).toString('hex')}`;
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  await c.query(`CREATE DATABASE ${name}`);
+  await c.end();
+  const url = new URL(PG_ADMIN);
+  url.pathname = `/${name}`;
+  return {
+    kind,
+    url: url.toString(),
+    dataDir,
+    refDataDir,
+    async drop() {
+      const d = new pg.Client({ connectionString: PG_ADMIN });
+      await d.connect();
+      await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await d.end();
+      rmDirs();
+    },
+  };
+}
+
+// ---- servers in their own processes -------------------------------------------------------------------------
+
+export interface Server {
+  name: 'hospay' | 'reference';
+  proc: ChildProcess;
+  pid: number;
+  base: string;
+  output: () => string;
+  stop(): Promise<void>;
+}
+
+async function startProcess(
+  name: Server['name'],
+  args: string[],
+  env: NodeJS.ProcessEnv,
+  ready: RegExp,
+): Promise<{ proc: ChildProcess; base: string; output: () => string }> {
+  const proc = spawn(process.execPath, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.add(proc);
+  let out = '';
+  // Keep the start of the output (banners) and the latest errors, not everything a long run prints.
+  const keep = (d: Buffer) => {
+    out += d.toString();
+    if (out.length > 200_000) out = out.slice(0, 20_000) + '\n…\n' + out.slice(-100_000);
+  };
+  proc.stdout?.on('data', keep);
+  proc.stderr?.on('data', keep);
+  const deadline = Date.now() + 90_000;
+  let m = ready.exec(out);
+  while (!m) {
+    if (Date.now() > deadline || proc.exitCode !== null)
+      throw new Error(`${name} did not start (exit ${proc.exitCode}):\n${out.slice(-4000)}`);
+    await sleep(50);
+    m = ready.exec(out);
+  }
+  return { proc, base: m[1] ?? '', output: () => out };
+}
+
+async function stopProcess(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) {
+    children.delete(proc);
+    return;
+  }
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => proc.kill('SIGKILL'), 30_000);
+    proc.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    proc.kill('SIGTERM');
+  });
+  children.delete(proc);
+}
+
+export interface HospayOptions {
+  jobs: boolean;
+  /** Directory for a V8 CPU profile of the server (node --cpu-prof), or null. */
+  cpuProfDir: string | null;
+  adminToken: string;
+  extraEnv?: Record<string, string>;
+  /** Connect through this URL instead of the run's database URL (the round-trip counter). */
+  dbUrl?: string;
+}
+
+export async function startHospay(db: BenchDb, o: HospayOptions): Promise<Server> {
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    LOG_LEVEL: 'warn',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    HOSPAY_DATA_DIR: db.dataDir,
+    HOSPAY_ADMIN_TOKEN: o.adminToken,
+    HOSPAY_MASTER_KEY: 'ab'.repeat(32),
+    HOSPAY_JOBS: o.jobs ? 'on' : 'off',
+    ...o.extraEnv,
+  };
+  if (db.url) env['DATABASE_URL'] = o.dbUrl ?? db.url;
+  else delete env['DATABASE_URL'];
+  const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
+  const p = await startProcess(
+    'hospay',
+    [...nodeArgs, 'dist/cli/index.js', 'serve'],
+    env,
+    /hospay is serving on (http:\/\/\S+)/,
+  );
+  return {
+    name: 'hospay',
+    proc: p.proc,
+    pid: p.proc.pid ?? 0,
+    base: `http://127.0.0.1:${port}`,
+    output: p.output,
+    stop: () => stopProcess(p.proc),
+  };
+}
+
+export async function startReference(
+  db: BenchDb,
+  notify: { intervalMs: number; batch: number },
+  dbUrl?: string,
+): Promise<Server> {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    REF_PORT: '0',
+    REF_NOTIFY_INTERVAL_MS: String(notify.intervalMs),
+    REF_NOTIFY_BATCH: String(notify.batch),
+  };
+  if (db.url) env['REF_DATABASE_URL'] = dbUrl ?? db.url;
+  else env['REF_DATA_DIR'] = db.refDataDir;
+  const p = await startProcess(
+    'reference',
+    ['--import', 'tsx', 'bench/reference-server.ts'],
+    env,
+    /reference serving on (http:\/\/\S+)/,
+  );
+  return {
+    name: 'reference',
+    proc: p.proc,
+    pid: p.proc.pid ?? 0,
+    base: p.base,
+    output: p.output,
+    stop: () => stopProcess(p.proc),
+  };
+}
+
+// ---- memory ---------------------------------------------------------------------------------------------------
+
+/** VmHWM (peak resident set) and VmRSS (now) of a process, in MB; 0 when it cannot be read. */
+export function memoryMb(pid: number): { peak: number; rss: number } {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const kb = (k: string) => Number(new RegExp(`${k}:\\s+(\\d+)`).exec(status)?.[1] ?? 0);
+    return { peak: Math.round(kb('VmHWM') / 1024), rss: Math.round(kb('VmRSS') / 1024) };
+  } catch {
+    return { peak: 0, rss: 0 };
+  }
+}
+
+// ---- CPU -------------------------------------------------------------------------------------------------------
+
+/** CPU time (user + system) a process has used so far, in ms (Linux clock ticks of 10 ms); 0 if unreadable. */
+export function cpuMs(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) * 10;
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU time of the PostgreSQL backends serving one database, per backend pid (the server must run on this
+ * machine, as in the benchmark). Taken before and after a load, the difference is the database's share of it.
+ */
+export async function backendsCpu(url: string): Promise<Map<number, number>> {
+  const name = new URL(url).pathname.slice(1);
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  try {
+    const r = await c.query<{ pid: number }>('SELECT pid FROM pg_stat_activity WHERE datname = $1', [name]);
+    return new Map(r.rows.map((row) => [row.pid, cpuMs(row.pid)]));
+  } finally {
+    await c.end();
+  }
+}
+
+/** CPU ms the backends used between two snapshots (a backend that appeared in between counts in full). */
+export function backendsDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, ms] of after) sum += Math.max(0, ms - (before.get(pid) ?? 0));
+  return sum;
+}
+
+// ---- counting database round trips -----------------------------------------------------------------------------
+
+export interface PgCounter {
+  /** A URL of the same database through the counter. */
+  url: string;
+  /** Round trips (a simple Query, or a Sync ending an extended-protocol query), explicit BEGINs. */
+  counts: { roundTrips: number; begins: number };
+  /** The statements sent since the last reset (their first words), when `capture` is on. */
+  statements: string[];
+  capture: boolean;
+  reset(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * A TCP relay in front of PostgreSQL that reads the frontend messages going through it and counts the round
+ * trips the client makes: every 'Q' (simple query) and every 'S' (Sync, which ends an extended-protocol query
+ * and waits for its answer). Only for a short sequential probe; never under load.
+ */
+export async function startPgCounter(url: string): Promise<PgCounter> {
+  const target = new URL(url);
+  const counts = { roundTrips: 0, begins: 0 };
+  const self = { capture: false, statements: [] as string[] };
+  const head = (text: string) => text.replace(/\s+/g, ' ').trim().slice(0, 90);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    const upstream = net.connect(Number(target.port || 5432), target.hostname);
+    sockets.add(client);
+    sockets.add(upstream);
+    let buf = Buffer.alloc(0);
+    let started = false;
+    client.on('data', (d: Buffer) => {
+      upstream.write(d);
+      buf = Buffer.concat([buf, d]);
+      for (;;) {
+        if (!started) {
+          if (buf.length < 8) break;
+          const len = buf.readInt32BE(0);
+          if (buf.length < len) break;
+          const code = buf.readInt32BE(4);
+          if (code !== 80877103 && code !== 80877104) started = true; // not an SSL/GSS request: the startup
+          buf = buf.subarray(len);
+          continue;
+        }
+        if (buf.length < 5) break;
+        const len = buf.readInt32BE(1);
+        if (buf.length < 1 + len) break;
+        const type = String.fromCharCode(buf[0] ?? 0);
+        if (type === 'Q' || type === 'S') counts.roundTrips++;
+        if (type === 'Q') {
+          const text = buf.toString('utf8', 5, 1 + len - 1);
+          if (/^\s*(begin|start transaction)/i.test(text)) counts.begins++;
+          if (self.capture) self.statements.push(head(text));
+        }
+        if (type === 'P' && self.capture) {
+          // Parse: statement name, then the query text, each NUL-terminated.
+          const nameEnd = buf.indexOf(0, 5);
+          const queryEnd = buf.indexOf(0, nameEnd + 1);
+          if (nameEnd > 0 && queryEnd > nameEnd)
+            self.statements.push(head(buf.toString('utf8', nameEnd + 1, queryEnd)));
+        }
+        buf = buf.subarray(1 + len);
+      }
+    });
+    upstream.on('data', (d: Buffer) => client.write(d));
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      sockets.delete(client);
+      sockets.delete(upstream);
+    };
+    client.on('close', end);
+    upstream.on('close', end);
+    client.on('error', end);
+    upstream.on('error', end);
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const via = new URL(url);
+  via.hostname = '127.0.0.1';
+  via.port = String((server.address() as AddressInfo).port);
+  return {
+    url: via.toString(),
+    counts,
+    get statements() {
+      return self.statements;
+    },
+    get capture() {
+      return self.capture;
+    },
+    set capture(on: boolean) {
+      self.capture = on;
+    },
+    reset() {
+      counts.roundTrips = 0;
+      counts.begins = 0;
+      self.statements = [];
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+// ---- HTTP helpers ---------------------------------------------------------------------------------------------
+
+export async function postJson(
+  url: string,
+  body: unknown,
+  token?: string,
+  method = 'POST',
+): Promise<unknown> {
+  const res = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  if (res.status >= 300) throw new Error(`${method} ${url}: HTTP ${res.status} ${text.slice(0, 300)}`);
+  return text ? (JSON.parse(text) as unknown) : null;
+}
+
+export const xml = (fields: Record<string, string>) =>
+  `<?xml version="1.0" encoding="utf-8"?><xml><head>${Object.entries(fields)
+    .map(([k, v]) => `<${k}>${v}</${k}>`)
+    .join('')}</head><body></body><sign></sign></xml>`;
+
+export async function postXml(url: string, fields: Record<string, string>): Promise<string> {
+  const r = await fetch(url, { method: 'POST', headers: { 'content-type': 'text/xml' }, body: xml(fields) });
+  return r.text();
+}
+
+let seq = 0;
+/** A unique order number: letters, digits; at most 32 characters. */
+export const uniq = (prefix: string) =>
+  `${prefix}${Date.now().toString(36)}${(seq++).toString(36)}${randomBytes(3).toString('hex')}`;
+
+/** Runs `fn` over `items` with at most `n` at a time. */
+export async function pool<T, R>(
+  items: T[],
+  n: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(n, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i] as T, i);
+      }
+    }),
+  );
+  return out;
+}
+
+// ---- signed gateway bodies, made before the load --------------------------------------------------------------
+
+const SIGNER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const key = crypto.createPrivateKey(workerData.pem);
+const out = [];
+for (const p of workerData.items) {
+  const content = Object.keys(p).filter((k) => p[k] !== '').sort().map((k) => k + '=' + p[k]).join('&');
+  const sign = crypto.createSign('RSA-SHA256').update(content, 'utf8').sign(key, 'base64');
+  out.push(new URLSearchParams({ ...p, sign }).toString());
+}
+parentPort.postMessage(out);
+`;
+
+function shanghai(d: Date): string {
+  const l = new Date(d.getTime() + 8 * 3_600_000);
+  return l.toISOString().slice(0, 19).replace('T', ' ');
+}
+
+/**
+ * `n` signed lc.trade.h5.pay forms (RSA2 with the public test key), each with its own out_trade_no and
+ * nonce_str, signed on worker threads so that the load generator only hands them out.
+ */
+export async function signedH5Bodies(
+  appId: string,
+  n: number,
+  o: { prefix: string; notifyUrl: string; returnUrl: string },
+): Promise<string[]> {
+  const timestamp = shanghai(new Date());
+  const items = Array.from({ length: n }, (_, i) => ({
+    app_id: appId,
+    method: 'lc.trade.h5.pay',
+    timestamp,
+    nonce_str: `${o.prefix}${i.toString(36)}${randomBytes(6).toString('hex')}`,
+    biz_content: JSON.stringify({
+      out_trade_no: `${o.prefix}${Date.now().toString(36)}${i.toString(36).padStart(5, '0')}`,
+      total_amount: 88.88,
+      subject: '门诊缴费',
+      return_url: o.returnUrl,
+      notify_url: o.notifyUrl,
+      order_type: 'TREATMENT',
+    }),
+    sign_type: 'RSA2',
+  }));
+  const workers = Math.max(1, Math.min(os.cpus().length, 4));
+  const per = Math.ceil(n / workers);
+  const parts = await Promise.all(
+    Array.from(
+      { length: workers },
+      (_, w) =>
+        new Promise<string[]>((resolve, reject) => {
+          const worker = new Worker(SIGNER, {
+            eval: true,
+            workerData: { pem: APP_KEY_PEM, items: items.slice(w * per, (w + 1) * per) },
+          });
+          worker.once('message', (m: string[]) => {
+            resolve(m);
+            void worker.terminate();
+          });
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  return parts.flat();
+}
+
+// ---- a HIS that receives notifications ------------------------------------------------------------------------
+
+export interface Receiver {
+  url: string;
+  /** First arrival time (performance.now()) per out_trade_no. */
+  arrivals: Map<string, number>;
+  duplicates: number;
+  waitFor(keys: Iterable<string>, timeoutMs: number): Promise<boolean>;
+  close(): Promise<void>;
+}
+
+export async function startReceiver(): Promise<Receiver> {
+  const arrivals = new Map<string, number>();
+  let duplicates = 0;
+  const server = http.createServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const at = performance.now();
+      const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
+      const no = /"out_trade_no":"([^"]+)"/.exec(form.get('biz_content') ?? '')?.[1];
+      if (no) {
+        if (arrivals.has(no)) duplicates++;
+        else arrivals.set(no, at);
+      }
+      res.writeHead(200, { 'content-type': 'text/plain; charset=utf-8' });
+      res.end('success');
+    });
+  });
+  server.keepAliveTimeout = 30_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as AddressInfo).port;
+  return {
+    url: `http://127.0.0.1:${port}/notify`,
+    arrivals,
+    get duplicates() {
+      return duplicates;
+    },
+    async waitFor(keys, timeoutMs) {
+      const want = [...keys];
+      const deadline = Date.now() + timeoutMs;
+      while (Date.now() < deadline) {
+        if (want.every((k) => arrivals.has(k))) return true;
+        await sleep(20);
+      }
+      return false;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
+  };
+}
+
+// ---- one load -------------------------------------------------------------------------------------------------
+
+export interface LoadResult {
+  rps: number;
+  p50: number;
+  p90: number;
+  p99: number;
+  max: number;
+  requests: number;
+  errors: number;
+  timeouts: number;
+  non2xx: number;
+  /** Answers that were not the business success the path expects (IsSuccess 1, code 10000). */
+  appFail: number;
+  /** The pre-made bodies ran out before the time was up (the run was cut short; req/s is still right). */
+  exhausted: boolean;
+  seconds: number;
+  /** Every response time (ms), to merge rounds into exact percentiles. */
+  latencies: number[];
+}
+
+export async function load(o: {
+  url: string;
+  contentType: string;
+  connections: number;
+  duration: number;
+  /** The next body; null when there are no more (the run stops). */
+  body: () => string | null;
+  ok: (status: number, body: string) => boolean;
+}): Promise<LoadResult> {
+  let appFail = 0;
+  let exhausted = false;
+  let last = '';
+  const latencies: number[] = [];
+  return new Promise<LoadResult>((resolve, reject) => {
+    const instance: autocannon.Instance = autocannon(
+      {
+        url: o.url,
+        method: 'POST',
+        headers: { 'content-type': o.contentType },
+        connections: o.connections,
+        duration: o.duration,
+        timeout: 30,
+        requests: [
+          {
+            setupRequest: (req) => {
+              const b = o.body();
+              if (b === null) {
+                if (!exhausted) {
+                  exhausted = true;
+                  setImmediate(() => instance.stop());
+                }
+                return { ...req, body: last };
+              }
+              last = b;
+              return { ...req, body: b };
+            },
+            onResponse: (status, resBody) => {
+              if (!o.ok(status, resBody)) appFail++;
+            },
+          },
+        ],
+      },
+      (err, r) => {
+        if (err) {
+          reject(err instanceof Error ? err : new Error(String(err)));
+          return;
+        }
+        resolve({
+          rps: Math.round(r.requests.total / Math.max(r.duration, 0.001)),
+          p50: r.latency.p50,
+          p90: r.latency.p90,
+          p99: r.latency.p99,
+          max: r.latency.max,
+          requests: r.requests.total,
+          errors: r.errors,
+          timeouts: r.timeouts,
+          non2xx: r.non2xx,
+          appFail,
+          exhausted,
+          seconds: r.duration,
+          latencies,
+        });
+      },
+    );
+    instance.on('response', (_client, _status, _bytes, responseTime) => latencies.push(responseTime));
+  });
+}
+
+/** Rounds of one load taken together: req/s over all their time, percentiles over all their responses. */
+export function merge(parts: LoadResult[]): LoadResult {
+  const latencies = parts.flatMap((p) => p.latencies).sort((a, b) => a - b);
+  const sum = (f: (p: LoadResult) => number) => parts.reduce((a, p) => a + f(p), 0);
+  const seconds = sum((p) => p.seconds);
+  const ms = (x: number) => Math.round(x * 10) / 10;
+  return {
+    rps: Math.round(sum((p) => p.requests) / Math.max(seconds, 0.001)),
+    p50: ms(percentile(latencies, 50)),
+    p90: ms(percentile(latencies, 90)),
+    p99: ms(percentile(latencies, 99)),
+    max: ms(latencies[latencies.length - 1] ?? 0),
+    requests: sum((p) => p.requests),
+    errors: sum((p) => p.errors),
+    timeouts: sum((p) => p.timeouts),
+    non2xx: sum((p) => p.non2xx),
+    appFail: sum((p) => p.appFail),
+    exhausted: parts.some((p) => p.exhausted),
+    seconds: Math.round(seconds * 10) / 10,
+    latencies: [],
+  };
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return 0;
+  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[i] ?? 0;
+}
