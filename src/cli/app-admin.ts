@@ -4,7 +4,7 @@ import { AppRepository, appCategories } from '../store/apps.js';
 import { PlatformKeyRepository } from '../store/keys.js';
 import { systemClock } from '../domain/clock.js';
 import type { Category } from '../domain/categories.js';
-import { runningServer } from './running-server.js';
+import { adminFetch, runningServer } from './running-server.js';
 
 export interface AppView {
   app_id: string;
@@ -105,18 +105,11 @@ class RemoteAppAdmin implements AppAdmin {
   ) {}
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
-    const res = await fetch(`${this.base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
+    const res = await adminFetch({ base: this.base, token: this.token }, method, path, body);
+    const text = res.text;
     if (res.status >= 400 && res.status !== 404)
       throw new Error(`the running server refused: HTTP ${res.status} ${text}`);
-    return { status: res.status, data: (text ? JSON.parse(text) : null) as T };
+    return { status: res.status, data: res.data as T };
   }
 
   async create(name: string, hospitalId: string | null): Promise<AppView> {

@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
-import { startPlatform } from '../main.js';
-import { runningServer } from './running-server.js';
+import { adminFetch, cliPlatform, readStdin, runningServer } from './running-server.js';
 import { CHANNEL_DEFINITIONS, MEDICARE_DEFINITIONS } from '../channels/registry.js';
 import {
   ChannelConfigError,
@@ -49,11 +48,7 @@ interface ChannelAdmin {
 }
 
 async function local(config: Config): Promise<ChannelAdmin> {
-  const platform = await startPlatform({
-    config: { ...config, jobs: { ...config.jobs, enabled: false } },
-    listen: false,
-    demo: false,
-  });
+  const platform = await cliPlatform(config);
   const deps: ServiceDeps = platform.deps;
   return {
     async show(appId) {
@@ -82,21 +77,13 @@ async function local(config: Config): Promise<ChannelAdmin> {
 
 function remote(server: { base: string; token: string }): ChannelAdmin {
   const call = async <T>(method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${server.base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${server.token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    const data = (text ? JSON.parse(text) : null) as T & {
+    const r = await adminFetch(server, method, path, body);
+    const data = (r.data ?? {}) as T & {
       code?: string;
       message?: string;
       problems?: ChannelConfigError['problems'];
     };
-    return { status: res.status, data };
+    return { status: r.status, data };
   };
   const fail = (
     r: {
@@ -159,14 +146,6 @@ function pairs(list: string[] | undefined, flag: string): Array<[string, string]
     if (i <= 0) throw new ChannelUsageError(`${flag} takes NAME=VALUE, got "${text.slice(0, 40)}"`);
     return [text.slice(0, i), text.slice(i + 1)];
   });
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks)
-    .toString('utf8')
-    .replace(/\r?\n$/, '');
 }
 
 function printView(v: ChannelConfigView): void {

@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { migrate, openStore } from '../store/db.js';
 import { formatShanghai, systemClock } from '../domain/clock.js';
-import { runningServer } from './running-server.js';
+import { adminFetch, runningServer } from './running-server.js';
 import {
   listNotifications,
   MAX_LIST_LIMIT,
@@ -157,16 +157,13 @@ class RemoteNotifyAdmin implements NotifyAdmin {
   ) {}
 
   private async call<T>(method: string, path: string): Promise<{ status: number; data: T }> {
-    const res = await fetch(`${this.base}${path}`, {
-      method,
-      headers: { authorization: `Bearer ${this.token}` },
-    });
-    const text = await res.text();
+    const res = await adminFetch({ base: this.base, token: this.token }, method, path);
+    const text = res.text;
     if (res.status >= 400 && res.status !== 404)
       throw new Error(`the running server refused: HTTP ${res.status} ${text}`);
     if (res.status === 404 && !text.includes('NOTIFY_NOT_FOUND'))
       throw new Error('the running server has no notification API (is it an older version?)');
-    return { status: res.status, data: (text ? JSON.parse(text) : null) as T };
+    return { status: res.status, data: res.data as T };
   }
 
   async list(filter: NotificationFilter): Promise<NotificationView[]> {

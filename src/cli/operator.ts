@@ -3,7 +3,7 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { migrate, openStore } from '../store/db.js';
 import { systemClock } from '../domain/clock.js';
-import { runningServer } from './running-server.js';
+import { adminFetch, runningServer } from './running-server.js';
 import {
   displayNameProblem,
   generatePassword,
@@ -190,21 +190,8 @@ class RemoteOperatorAdmin implements OperatorAdmin {
   ) {}
 
   private async call<T>(method: string, path: string, body?: unknown): Promise<{ status: number; data: T }> {
-    const res = await fetch(`${this.base}${path}`, {
-      method,
-      headers: {
-        authorization: `Bearer ${this.token}`,
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    const text = await res.text();
-    let data: unknown = null;
-    try {
-      data = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON */
-    }
+    const res = await adminFetch({ base: this.base, token: this.token }, method, path, body);
+    const { text, data } = res;
     const message = (data as { message?: unknown } | null)?.message;
     if (res.status === 409) throw new OperatorFailure(String(message ?? 'the username is taken'));
     if (res.status === 400) throw new OperatorUsageError(String(message ?? text));

@@ -1,8 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
-import { startPlatform, type Platform } from '../main.js';
 import { formatFen } from '../domain/money.js';
-import { runningServer } from './running-server.js';
+import { adminFetch, cliPlatform, readStdin, runningServer } from './running-server.js';
 import {
   UnknownAppError,
   isBusinessDate,
@@ -36,32 +35,15 @@ export class ReconcileUsageError extends Error {
   }
 }
 
-/** Opens the platform without listening or jobs (the CLI's own short-lived instance). */
-async function localPlatform(config: Config): Promise<Platform> {
-  return startPlatform({
-    config: { ...config, jobs: { ...config.jobs, enabled: false } },
-    listen: false,
-    demo: false,
-  });
-}
-
+/** The admin API's answer with the fields every refusal carries. */
 async function admin<T>(
   server: { base: string; token: string },
   method: string,
   path: string,
   body?: unknown,
 ) {
-  const res = await fetch(`${server.base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${server.token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  const data = (text ? JSON.parse(text) : null) as T & { code?: string; message?: string };
-  return { status: res.status, data };
+  const r = await adminFetch(server, method, path, body);
+  return { status: r.status, data: (r.data ?? {}) as T & { code?: string; message?: string } };
 }
 
 const STAGES: Record<ReconProgress['stage'], string> = {
@@ -135,7 +117,7 @@ export async function reconcileCommand(args: string[], config: Config): Promise<
       throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
     run = r.data;
   } else {
-    const platform = await localPlatform(config);
+    const platform = await cliPlatform(config);
     try {
       run = await reconcileApps(platform.deps, {
         date,
@@ -164,12 +146,6 @@ function wholeNumber(text: string | undefined, flag: string): number | undefined
   if (text === undefined) return undefined;
   if (!/^[0-9]{1,6}$/.test(text)) throw new ReconcileUsageError(`${flag} takes a whole number`);
   return Number(text);
-}
-
-async function readStdin(): Promise<string> {
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString('utf8').trim();
 }
 
 function printView(v: ReconSettingsView): void {
@@ -221,7 +197,7 @@ export async function appHisCommand(args: string[], config: Config): Promise<num
   if (values['no-his']) patch.his_base_url = null;
   if (values['no-token']) patch.his_access_token = null;
   if (values['token-stdin']) {
-    const token = await readStdin();
+    const token = (await readStdin()).trim();
     if (!token) throw new ReconcileUsageError('--token-stdin: nothing was read from stdin');
     patch.his_access_token = token;
   }
@@ -267,7 +243,7 @@ export async function appHisCommand(args: string[], config: Config): Promise<num
       throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
     view = r.status === 404 ? null : r.data;
   } else {
-    const platform = await localPlatform(config);
+    const platform = await cliPlatform(config);
     try {
       const deps = platform.deps;
       if (Object.keys(patch).length === 0) {

@@ -15,6 +15,13 @@ export function formatShanghai(date: Date): string {
   );
 }
 
+/** A date 'yyyy-MM-dd' that exists in the calendar (business dates of reconciliation and reports). */
+export function isCalendarDate(text: string): boolean {
+  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
+  const d = new Date(`${text}T00:00:00Z`);
+  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
+}
+
 /** 'yyyyMMddHHmmss' in Asia/Shanghai, for trade numbers. */
 export function compactShanghai(date: Date): string {
   return formatShanghai(date).replace(/[-: ]/g, '');

@@ -28,7 +28,7 @@ import type { App } from '../store/schema.js';
 import { appCategories } from '../store/apps.js';
 import { OTHER_CATEGORY } from '../domain/categories.js';
 import { PAY_TYPES } from '../domain/trade.js';
-import { formatShanghai } from '../domain/clock.js';
+import { formatShanghai, isCalendarDate } from '../domain/clock.js';
 import { readReconSettings } from './settings.js';
 import { businessDayStart, DIFFERENCE_INFO, type Bilingual, type DifferenceCode } from './matcher.js';
 
@@ -195,11 +195,7 @@ export class ReportAppNotFoundError extends Error {
 }
 
 /** True for a real calendar date written yyyy-MM-dd. */
-export function isReportDate(text: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
-  const d = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
-}
+export const isReportDate = isCalendarDate;
 
 export function zeroAmounts(): ReportAmounts {
   return {

@@ -8,7 +8,7 @@ import { HisClient } from './his/his-client.js';
 import type { HisTradeRecord } from './his/his-xml.js';
 import { readReconSettings } from './settings.js';
 import { parseShanghai } from './his/his-xml.js';
-import { formatShanghai } from '../domain/clock.js';
+import { formatShanghai, isCalendarDate } from '../domain/clock.js';
 import type { BillLine } from './bills/bill.js';
 import type { Channel, ChannelContext } from '../channels/channel.js';
 import {
@@ -603,8 +603,4 @@ export async function reconcileApps(
 }
 
 /** A business date 'yyyy-MM-dd' that exists in the calendar. */
-export function isBusinessDate(text: string): boolean {
-  if (!/^\d{4}-\d{2}-\d{2}$/.test(text)) return false;
-  const d = new Date(`${text}T00:00:00Z`);
-  return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
-}
+export const isBusinessDate = isCalendarDate;

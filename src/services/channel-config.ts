@@ -170,18 +170,11 @@ export class ChannelConfigs {
     for (const app of apps) {
       if (app.status !== 'active') continue;
       const used = new Set<string>(configured.filter((c) => c.app_id === app.id).map((c) => c.channel_id));
-      let map: Record<string, unknown> = {};
-      try {
-        map = JSON.parse(app.channel_map) as Record<string, unknown>;
-      } catch {
-        /* an unreadable map is reported below as its channels being unknown */
+      for (const [payType, id] of Object.entries(appChannelMap(app))) {
+        if (id === DEFAULT_CHANNEL) continue;
+        if (payType === 'medicare') used.add(`medicare:${id}`);
+        else if ((PAY_TYPES as readonly string[]).includes(payType)) used.add(id);
       }
-      for (const pt of PAY_TYPES) {
-        const id = typeof map[pt] === 'string' ? (map[pt] as string) : DEFAULT_CHANNEL;
-        if (id !== DEFAULT_CHANNEL) used.add(id);
-      }
-      const mi = typeof map['medicare'] === 'string' ? (map['medicare'] as string) : DEFAULT_CHANNEL;
-      if (mi !== DEFAULT_CHANNEL) used.add(`medicare:${mi}`);
       for (const channelId of used) {
         const fields = fieldsOf(channelId);
         if (!fields) {

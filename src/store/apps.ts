@@ -182,7 +182,7 @@ export function appCategories(app: App): readonly Category[] {
 }
 
 /** The app's pay type → channel map (missing pay types use the simulator). */
-export function appChannelMap(app: App): Record<string, string> {
+export function appChannelMap(app: Pick<App, 'channel_map'>): Record<string, string> {
   try {
     const map = JSON.parse(app.channel_map) as Record<string, unknown>;
     return Object.fromEntries(
@@ -193,12 +193,6 @@ export function appChannelMap(app: App): Record<string, string> {
   }
 }
 
-export function appChannelFor(app: App, payType: string, fallback: string): string {
-  try {
-    const map = JSON.parse(app.channel_map) as Record<string, unknown>;
-    const v = map[payType];
-    return typeof v === 'string' ? v : fallback;
-  } catch {
-    return fallback;
-  }
+export function appChannelFor(app: Pick<App, 'channel_map'>, payType: string, fallback: string): string {
+  return appChannelMap(app)[payType] ?? fallback;
 }

@@ -24,17 +24,7 @@ describe('channels: records, notifications, administration, start-up check', () 
     await t.close();
   });
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${t.url}${path}`, {
-      method,
-      headers: {
-        authorization: 'Bearer test-admin-token',
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, data: (await res.json()) as Record<string, unknown> };
-  };
+  const admin = (method: string, path: string, body?: unknown) => t.admin(method, path, body);
 
   it('every exchange with the channel is recorded, without the payment code', async () => {
     const code = authCode('00', 'alipay');

@@ -22,17 +22,7 @@ describe('reconciliation settings and differences end to end', () => {
     await t.close();
   });
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${t.url}${path}`, {
-      method,
-      headers: {
-        authorization: 'Bearer test-admin-token',
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, data: (await res.json()) as Record<string, unknown> };
-  };
+  const admin = (method: string, path: string, body?: unknown) => t.admin(method, path, body);
   const settingsPath = () => `/admin/apps/${t.appId}/reconciliation`;
   const app = async () => (await t.platform.deps.apps.get(t.appId))!;
   const run = async (date: string, onProgress?: (p: ReconProgress) => void) =>

@@ -30,17 +30,7 @@ describe('switching an app from the simulator to Alipay is configuration only', 
     await t.close();
   });
 
-  const admin = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(`${t.url}${path}`, {
-      method,
-      headers: {
-        authorization: 'Bearer test-admin-token',
-        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-      },
-      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-    });
-    return { status: res.status, data: (await res.json()) as Record<string, unknown> };
-  };
+  const admin = (method: string, path: string, body?: unknown) => t.admin(method, path, body);
 
   /** A pay, query, partial refund, repeat of the refund, and cancel of another payment; answers normalised. */
   async function flow(): Promise<{ answers: string[]; orders: string[] }> {

@@ -23,6 +23,12 @@ export interface TestPlatform {
     fields: Record<string, string | undefined>,
     opts?: { token?: string | null },
   ) => Promise<OfflineAnswer>;
+  /** Calls the admin API with the test admin token; the answer's status and JSON body. */
+  admin: (
+    method: string,
+    path: string,
+    body?: unknown,
+  ) => Promise<{ status: number; data: Record<string, unknown> }>;
   /** A second platform instance on the same database (as a second server would be). */
   second: (opts?: { channels?: Record<string, Channel> }) => Promise<Platform>;
   close: () => Promise<void>;
@@ -127,6 +133,17 @@ export async function startTestPlatform(
       const token = o.token === undefined ? created.accessToken : o.token;
       const all = token === null ? fields : { AccessToken: token, ...fields };
       return postRaw(`${url}/offline/${name}`, xmlDoc(all));
+    },
+    async admin(method, path, body) {
+      const res = await fetch(`${url}${path}`, {
+        method,
+        headers: {
+          authorization: 'Bearer test-admin-token',
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, data: (await res.json()) as Record<string, unknown> };
     },
     async second(o = {}) {
       // On PostgreSQL a second instance has its own connection pool; the embedded database is one process's.
