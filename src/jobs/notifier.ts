@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceDeps } from '../services/deps.js';
-import { claimDueNotifications, deliverOne, type DeliveryOutcome } from '../services/notify.js';
+import { claimDueNotificationsWithTrades, deliverOne, type DeliveryOutcome } from '../services/notify.js';
 
 /**
  * The notification job: delivers due lc.trade.notify notifications (the outbox written with each trade
@@ -23,12 +23,15 @@ export class NotifyJob {
     return this.deps.config.notify.timeoutMs + 60_000;
   }
 
-  /** One pass: claims due notifications and delivers them concurrently. */
+  /**
+   * One pass: claims due notifications (with their trades, in one statement) and delivers them concurrently;
+   * each delivery records its outcome (one statement) as soon as it ends, not when the whole batch has.
+   */
   async tick(): Promise<Record<DeliveryOutcome, number>> {
     const counts: Record<DeliveryOutcome, number> = { delivered: 0, retry: 0, failed: 0 };
     const { db, clock, config, log } = this.deps;
     const claim = `${this.owner}:${++this.pass}`;
-    const claimed = await claimDueNotifications(
+    const claimed = await claimDueNotificationsWithTrades(
       db,
       clock.now(),
       claim,
@@ -36,9 +39,9 @@ export class NotifyJob {
       config.notify.batchSize,
     );
     const outcomes = await Promise.all(
-      claimed.map(async (n) => {
+      claimed.map(async ({ notification: n, trade }) => {
         try {
-          return await deliverOne(this.deps, n);
+          return await deliverOne(this.deps, n, trade);
         } catch (err) {
           // The claim stays until its lease runs out; then the notification is tried again.
           log.warn(

@@ -122,6 +122,21 @@ export async function buildNotifyForm(input: NotifyFormInput): Promise<Record<st
 /** Appended to lease_owner by a resend that arrives while an attempt is in flight. */
 const RESEND_MARK = '+resend';
 
+/** The claim: marks due rows as leased by `claim` and returns them (RETURNING *). */
+function claimStatement(now: Date, claim: string, leaseMs: number, limit: number) {
+  const leaseUntil = new Date(now.getTime() + leaseMs);
+  return sql<Notification>`
+    UPDATE notifications SET lease_until = ${leaseUntil}, lease_owner = ${claim}
+    WHERE id IN (
+      SELECT id FROM notifications
+      WHERE status = 'PENDING' AND next_attempt_at <= ${now}
+        AND (lease_until IS NULL OR lease_until < ${now})
+      ORDER BY next_attempt_at, id
+      LIMIT ${limit}
+      FOR UPDATE SKIP LOCKED)
+    RETURNING *`;
+}
+
 /**
  * Claims due notifications for one delivery pass: PENDING, due, and not leased (or leased by an instance that
  * has died: its lease ran out). FOR UPDATE SKIP LOCKED plus the lease means two instances never deliver the
@@ -134,18 +149,78 @@ export async function claimDueNotifications(
   leaseMs: number,
   limit: number,
 ): Promise<Notification[]> {
-  const leaseUntil = new Date(now.getTime() + leaseMs);
-  const r = await sql<Notification>`
-    UPDATE notifications SET lease_until = ${leaseUntil}, lease_owner = ${claim}
-    WHERE id IN (
-      SELECT id FROM notifications
-      WHERE status = 'PENDING' AND next_attempt_at <= ${now}
-        AND (lease_until IS NULL OR lease_until < ${now})
-      ORDER BY next_attempt_at, id
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`.execute(db);
+  const r = await claimStatement(now, claim, leaseMs, limit).execute(db);
   return r.rows;
+}
+
+/** A claimed notification with its trade; null when the trade is missing. */
+export interface ClaimedNotification {
+  notification: Notification;
+  trade: Trade | null;
+}
+
+/** The notification's columns under a prefix, so that they do not collide with the trade's (t.*). */
+type Prefixed<T> = { [K in keyof T & string as `n__${K}`]: T[K] };
+/** A trade row from the LEFT JOIN: every column null when the trade is missing. */
+type JoinedTrade = { [K in keyof Trade]: Trade[K] | null };
+
+/**
+ * claimDueNotifications, and the trade of each claimed notification read in the same statement, so that a
+ * delivery needs no read of its own. The trade's columns come back as plain columns (t.*), parsed by the
+ * driver as deps.trades.byId's are (timestamptz as Date, bigint as number).
+ */
+export async function claimDueNotificationsWithTrades(
+  db: Db,
+  now: Date,
+  claim: string,
+  leaseMs: number,
+  limit: number,
+): Promise<ClaimedNotification[]> {
+  const r = await sql<Prefixed<Notification> & JoinedTrade>`
+    WITH c AS (${claimStatement(now, claim, leaseMs, limit)})
+    SELECT c.id AS n__id, c.notify_id AS n__notify_id, c.app_id AS n__app_id, c.trade_id AS n__trade_id,
+      c.url AS n__url, c.trade_status AS n__trade_status, c.status AS n__status, c.attempts AS n__attempts,
+      c.next_attempt_at AS n__next_attempt_at, c.lease_until AS n__lease_until,
+      c.lease_owner AS n__lease_owner, c.created_at AS n__created_at, c.delivered_at AS n__delivered_at,
+      c.last_error AS n__last_error, t.*
+    FROM c LEFT JOIN trades t ON t.id = c.trade_id`.execute(db);
+  return r.rows.map((row) => {
+    const {
+      n__id,
+      n__notify_id,
+      n__app_id,
+      n__trade_id,
+      n__url,
+      n__trade_status,
+      n__status,
+      n__attempts,
+      n__next_attempt_at,
+      n__lease_until,
+      n__lease_owner,
+      n__created_at,
+      n__delivered_at,
+      n__last_error,
+      ...trade
+    } = row;
+    const notification: Notification = {
+      id: n__id,
+      notify_id: n__notify_id,
+      app_id: n__app_id,
+      trade_id: n__trade_id,
+      url: n__url,
+      trade_status: n__trade_status,
+      status: n__status,
+      attempts: n__attempts,
+      next_attempt_at: n__next_attempt_at,
+      lease_until: n__lease_until,
+      lease_owner: n__lease_owner,
+      created_at: n__created_at,
+      delivered_at: n__delivered_at,
+      last_error: n__last_error,
+    };
+    // LEFT JOIN: either the whole trade row or every column null.
+    return { notification, trade: trade.id === null ? null : (trade as Trade) };
+  });
 }
 
 export type DeliveryOutcome = 'delivered' | 'retry' | 'failed';
@@ -163,18 +238,24 @@ interface AttemptResult {
 }
 
 /**
- * One delivery attempt of a claimed notification (its lease_owner is the claim): POST, record the attempt,
- * then a guarded update: DELIVERED, or due again after the schedule's next delay, or FAILED after the last
- * attempt. If the claim was lost meanwhile (lease run out and taken over), the outcome is recorded as an
- * attempt but the notification is left to its new holder.
+ * One delivery attempt of a claimed notification (its lease_owner is the claim): POST, then one statement
+ * that records the attempt and makes a guarded update: DELIVERED, or due again after the schedule's next
+ * delay, or FAILED after the last attempt. If the claim was lost meanwhile (lease run out and taken over), the
+ * outcome is recorded as an attempt but the notification is left to its new holder.
+ * `trade`: the notification's trade when already read (claimDueNotificationsWithTrades; null = missing);
+ * undefined = read it here.
  */
-export async function deliverOne(deps: ServiceDeps, n: Notification): Promise<DeliveryOutcome> {
+export async function deliverOne(
+  deps: ServiceDeps,
+  n: Notification,
+  trade?: Trade | null,
+): Promise<DeliveryOutcome> {
   const claim = n.lease_owner;
   if (!claim) throw new Error('deliverOne needs a claimed notification');
   const attempt = n.attempts + 1;
   const startedAt = deps.clock.now();
   const t0 = performance.now();
-  const result = await attemptDelivery(deps, n, startedAt);
+  const result = await attemptDelivery(deps, n, startedAt, trade);
   const latencyMs = Math.max(0, Math.round(performance.now() - t0));
   const finishedAt = deps.clock.now();
 
@@ -197,10 +278,32 @@ export async function deliverOne(deps: ServiceDeps, n: Notification): Promise<De
 
   // A resend that arrived during this attempt marked the claim: the notification then stays due now.
   const resent = `${claim}${RESEND_MARK}`;
-  const kept = await deps.db.transaction().execute(async (tx) => {
-    await tx
-      .insertInto('notify_attempts')
-      .values({
+  const nextAt = new Date(finishedAt.getTime() + (delay ?? 0));
+  const newStatus = ok ? 'DELIVERED' : delay === null ? 'FAILED' : 'PENDING';
+  // One statement: the attempt is recorded whatever happens (a data-modifying CTE always runs to completion,
+  // read or not), the notification is updated only while this pass still holds its claim; a row from `u`
+  // means it did.
+  const updated = await deps.db
+    .with('u', (db) =>
+      db
+        .updateTable('notifications')
+        .set({
+          attempts: sql<number>`attempts + 1`,
+          status: sql<NotifyStatus>`CASE WHEN lease_owner = ${resent} THEN 'PENDING' ELSE ${newStatus} END`,
+          next_attempt_at: ok
+            ? sql<Date>`next_attempt_at`
+            : sql<Date>`CASE WHEN lease_owner = ${resent} THEN next_attempt_at ELSE ${nextAt}::timestamptz END`,
+          ...(ok ? { delivered_at: finishedAt } : {}),
+          last_error: lastError,
+          lease_until: null,
+          lease_owner: null,
+        })
+        .where('id', '=', n.id)
+        .where('lease_owner', 'in', [claim, resent])
+        .returning('id'),
+    )
+    .with('a', (db) =>
+      db.insertInto('notify_attempts').values({
         notification_id: n.id,
         attempt,
         started_at: startedAt,
@@ -208,29 +311,12 @@ export async function deliverOne(deps: ServiceDeps, n: Notification): Promise<De
         latency_ms: latencyMs,
         body_excerpt: excerpt,
         error: result.error,
-      })
-      .execute();
-    const nextAt = new Date(finishedAt.getTime() + (delay ?? 0));
-    const newStatus = ok ? 'DELIVERED' : delay === null ? 'FAILED' : 'PENDING';
-    const r = await tx
-      .updateTable('notifications')
-      .set({
-        attempts: sql<number>`attempts + 1`,
-        status: sql<NotifyStatus>`CASE WHEN lease_owner = ${resent} THEN 'PENDING' ELSE ${newStatus} END`,
-        next_attempt_at: ok
-          ? sql<Date>`next_attempt_at`
-          : sql<Date>`CASE WHEN lease_owner = ${resent} THEN next_attempt_at ELSE ${nextAt}::timestamptz END`,
-        ...(ok ? { delivered_at: finishedAt } : {}),
-        last_error: lastError,
-        lease_until: null,
-        lease_owner: null,
-      })
-      .where('id', '=', n.id)
-      .where('lease_owner', 'in', [claim, resent])
-      .returning('id')
-      .executeTakeFirst();
-    return r !== undefined;
-  });
+      }),
+    )
+    .selectFrom('u')
+    .select('u.id')
+    .executeTakeFirst();
+  const kept = updated !== undefined;
 
   const logFields = {
     notifyId: n.notify_id,
@@ -245,7 +331,12 @@ export async function deliverOne(deps: ServiceDeps, n: Notification): Promise<De
   return outcome;
 }
 
-async function attemptDelivery(deps: ServiceDeps, n: Notification, now: Date): Promise<AttemptResult> {
+async function attemptDelivery(
+  deps: ServiceDeps,
+  n: Notification,
+  now: Date,
+  given: Trade | null | undefined,
+): Promise<AttemptResult> {
   let url: URL;
   try {
     url = new URL(n.url);
@@ -254,7 +345,7 @@ async function attemptDelivery(deps: ServiceDeps, n: Notification, now: Date): P
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
     return { httpStatus: null, body: null, error: 'notify_url must be http or https' };
-  const trade = await deps.trades.byId(n.trade_id);
+  const trade = given === undefined ? await deps.trades.byId(n.trade_id) : given;
   if (!trade) return { httpStatus: null, body: null, error: 'the trade of this notification is missing' };
   const key = await deps.keys.active();
   const form = await buildNotifyForm({ notification: n, trade, now, privateKey: key.privateKey });

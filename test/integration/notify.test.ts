@@ -10,6 +10,8 @@ import { qrFields, startTestPlatform, type TestPlatform } from '../support/platf
 import { NotifyJob } from '../../src/jobs/notifier.js';
 import {
   claimDueNotifications,
+  claimDueNotificationsWithTrades,
+  deliverOne,
   NOTIFY_SCHEDULE_MS,
   resendNotification,
   type NotificationView,
@@ -19,6 +21,8 @@ import { notifyCommand, NotifyUsageError, NotificationNotFoundError } from '../.
 import { verifyParams } from '../../src/crypto/signing.js';
 import { formatShanghai } from '../../src/domain/clock.js';
 import type { Config } from '../../src/config/config.js';
+import type { ServiceDeps } from '../../src/services/deps.js';
+import type { KyselyPlugin } from 'kysely';
 
 // ---- a HIS that receives notifications -----------------------------------------------------------------
 
@@ -534,6 +538,132 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal(after.next_attempt_at.getTime(), t.clock.now().getTime(), 'due now, not in 4 minutes');
     assert.deepEqual(await job.tick(), { delivered: 1, retry: 0, failed: 0 });
     assert.equal(his.on('/in-flight').length, 2);
+  });
+
+  /**
+   * The service deps with the database counted: statements (every query Kysely runs, builder or sql``),
+   * transactions started, and calls on the trade repository (which has its own database handle).
+   */
+  function countingDeps() {
+    const counts = { statements: 0, transactions: 0, tradeReads: 0 };
+    const base = t.platform.deps;
+    const plugin: KyselyPlugin = {
+      transformQuery: (args) => {
+        counts.statements++;
+        return args.node;
+      },
+      transformResult: async (args) => args.result,
+    };
+    const counted = base.db.withPlugin(plugin);
+    const db = new Proxy(counted, {
+      get(target, prop) {
+        if (prop === 'transaction' || prop === 'startTransaction') counts.transactions++;
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const trades = new Proxy(base.trades, {
+      get(target, prop) {
+        const v = Reflect.get(target, prop, target) as unknown;
+        if (typeof v !== 'function') return v;
+        return (...a: unknown[]) => {
+          counts.tradeReads++;
+          return (v as (...a: unknown[]) => unknown).apply(target, a);
+        };
+      },
+    });
+    const deps: ServiceDeps = { ...base, db, trades };
+    return { deps, counts };
+  }
+
+  it('the claim reads each trade as deps.trades.byId does; then a delivery is one statement', async () => {
+    const url = his.script('/one-statement', (i) => ({ body: i === 0 ? 'fail' : 'success' }));
+    const p = await paidTrade(url, '66.60');
+    const initial = await only(p.outTradeNo);
+    const { deps, counts } = countingDeps();
+
+    const claimed = await claimDueNotificationsWithTrades(deps.db, t.clock.now(), 'probe:1', 90_000, 10);
+    assert.equal(counts.statements, 1, 'the claim and the trades: one statement');
+    assert.equal(claimed.length, 1);
+    const [c] = claimed;
+    assert.ok(c);
+    assert.deepEqual(c.notification, await only(p.outTradeNo), 'the notification as claimed (RETURNING *)');
+    assert.equal(c.notification.lease_owner, 'probe:1');
+    const trade = await t.platform.deps.trades.byId(initial.trade_id);
+    assert.ok(trade);
+    assert.deepEqual(c.trade, trade, 'the same columns and JS types (Date, number) as byId');
+    assert.ok(c.trade?.paid_at instanceof Date);
+    assert.equal(typeof c.trade?.total_fen, 'number');
+
+    // A failed attempt: one statement, no transaction, no trade read.
+    counts.statements = 0;
+    assert.equal(await deliverOne(deps, c.notification, c.trade), 'retry');
+    assert.deepEqual(counts, { statements: 1, transactions: 0, tradeReads: 0 });
+    const retried = await only(p.outTradeNo);
+    assert.equal(retried.status, 'PENDING');
+    assert.equal(retried.attempts, 1);
+    assert.equal(retried.lease_owner, null);
+    assert.equal(retried.lease_until, null);
+    assert.equal(retried.last_error, 'HTTP 200: the answer was not "success"');
+    assert.equal(retried.next_attempt_at.getTime(), t.clock.now().getTime() + 4 * MIN);
+    assert.equal((await attemptsOf(initial.id)).length, 1);
+
+    // Due again: delivered, the form built from the trade read with the claim.
+    t.clock.advance(4 * MIN);
+    counts.statements = 0;
+    const again = await claimDueNotificationsWithTrades(deps.db, t.clock.now(), 'probe:2', 90_000, 10);
+    assert.equal(again.length, 1);
+    assert.equal(await deliverOne(deps, again[0]!.notification, again[0]!.trade), 'delivered');
+    assert.deepEqual(counts, { statements: 2, transactions: 0, tradeReads: 0 });
+    const done = await only(p.outTradeNo);
+    assert.equal(done.status, 'DELIVERED');
+    assert.equal(done.attempts, 2);
+    assert.equal(done.delivered_at?.getTime(), t.clock.now().getTime());
+    assert.equal(done.last_error, null);
+    const got = his.on('/one-statement');
+    assert.equal(got.length, 2);
+    assert.equal(verifyParams(got[1]!.form, await publicKey(), 'RSA2'), true);
+    const b = JSON.parse(got[1]!.form['biz_content'] ?? '') as Record<string, unknown>;
+    assert.equal(b['out_trade_no'], p.outTradeNo);
+    assert.equal(b['platform_trade_no'], p.platformTradeNo);
+    assert.equal(b['gmt_payment'], formatShanghai(trade.paid_at ?? new Date(0)));
+    assert.match(got[1]!.form['biz_content'] ?? '', /"total_amount":66\.60[,}]/);
+    const attempts = await attemptsOf(initial.id);
+    assert.deepEqual(
+      attempts.map((a) => [a.attempt, a.http_status, a.body_excerpt]),
+      [
+        [1, 200, 'fail'],
+        [2, 200, 'success'],
+      ],
+    );
+  });
+
+  it('a claim lost during the attempt: the attempt is recorded, the notification left to its new holder', async () => {
+    const url = his.script('/lost', always({ body: 'success' }));
+    const p = await paidTrade(url);
+    const [n] = await claimDueNotifications(t.store.db, t.clock.now(), 'slow:1', 90_000, 10);
+    assert.ok(n);
+    // The lease ran out and another instance took the notification over.
+    await t.store.db
+      .updateTable('notifications')
+      .set({ lease_owner: 'new:1' })
+      .where('id', '=', n.id)
+      .execute();
+    // Without a trade given (operator tools): deliverOne reads it.
+    const { deps, counts } = countingDeps();
+    assert.equal(await deliverOne(deps, n), 'delivered');
+    assert.deepEqual(counts, { statements: 1, transactions: 0, tradeReads: 1 });
+    assert.equal(his.on('/lost').length, 1);
+    const left = await only(p.outTradeNo);
+    assert.equal(left.status, 'PENDING', 'untouched');
+    assert.equal(left.attempts, 0);
+    assert.equal(left.lease_owner, 'new:1');
+    assert.equal(left.delivered_at, null);
+    const attempts = await attemptsOf(n.id);
+    assert.equal(attempts.length, 1, 'the attempt is recorded all the same');
+    assert.equal(attempts[0]?.attempt, 1);
+    assert.equal(attempts[0]?.http_status, 200);
+    assert.equal(attempts[0]?.body_excerpt, 'success');
   });
 
   it('a mixed payment also gives the insurance part and the cash part', async () => {
