@@ -97,7 +97,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   }
   try {
     await migrate(store.db);
-    const apps = new AppRepository(store.db, clock);
+    const apps = new AppRepository(store.db, clock, config.appCacheMs);
     const simulator = new SimulatorProvider({ db: store.db, clock, publicBaseUrl: config.publicBaseUrl });
     const channels = new ChannelRegistry(
       { simulator, http: httpRequest, clock, publicBaseUrl: () => config.publicBaseUrl },

@@ -15,6 +15,12 @@ export interface Config {
   /** HOSPAY_MASTER_KEY (32 bytes), sealing secrets at rest; null = a key file in dataDir (embedded only). */
   masterKey: Buffer | null;
   logLevel: string;
+  /**
+   * How long an authenticated app (AccessToken or gateway app_id) is reused without reading the database
+   * (HOSPAY_APP_CACHE; 0 = read it on every request). A change made through this server is seen at once; one
+   * made through another server or straight in the database, within this time.
+   */
+  appCacheMs: number;
   barcode: {
     /** An unpaid barcode trade older than this is cancelled at the channel by the background job. */
     deadlineMs: number;
@@ -132,6 +138,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     masterKey,
     trustProxy: trustProxy(env),
     logLevel: env['LOG_LEVEL'] || 'info',
+    appCacheMs: duration(env, 'HOSPAY_APP_CACHE', 1_000),
     barcode: {
       deadlineMs: duration(env, 'HOSPAY_BARCODE_DEADLINE', 120_000),
       defaultPolls,

@@ -166,6 +166,8 @@ async function reserveReversal(
   });
   if (r.result === 'reserved') return { refund: r.refund };
   if (r.result === 'exists') return reserveReversal(deps, trade);
+  // Refused: other refunds hold the amount, or a concurrent cancel reserved it first (then go on with that one).
+  if (await deps.trades.refundByRequestNo(trade.id, CANCEL_REQUEST_NO)) return reserveReversal(deps, trade);
   return { error: Errors.tradeHasRefund() };
 }
 

@@ -34,16 +34,16 @@ export interface RefundResult {
  * refunds can never add up to more than was paid; repeating a request number never moves money twice.
  */
 export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promise<RefundResult> {
-  let trade = await deps.trades.byOutTradeNo(cmd.app.id, cmd.outTradeNo);
-  if (!trade) throw Errors.tradeNotExist();
+  const found = await deps.trades.forRefund(cmd.app.id, cmd.outTradeNo, cmd.outRequestNo);
+  if (!found) throw Errors.tradeNotExist();
+  let trade = found.trade;
   if (cmd.tradeNo !== undefined && cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no) {
     throw Errors.tradeNoMismatch();
   }
   if (cmd.totalFen !== undefined && cmd.totalFen !== trade.total_fen) throw Errors.totalAmountMismatch();
   if (cmd.payType && trade.pay_type && cmd.payType !== trade.pay_type) throw Errors.payTypeMismatch();
 
-  const prior = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
-  if (prior) return repeat(deps, cmd, trade, prior);
+  if (found.priorRefundId !== null) return repeatKnown(deps, cmd, trade);
 
   trade = await refreshTrade(deps, trade);
   if (trade.status === 'WAIT_BUYER_PAY') throw Errors.tradeNotPaid();
@@ -70,17 +70,22 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
     now: deps.clock.now(),
     leaseMs: deps.config.jobs.leaseMs,
   });
+  if (r.result === 'exists') return repeatKnown(deps, cmd, trade);
   if (r.result === 'exceeded') {
+    // The same request number, reserved by a concurrent call just before, also leaves no room: a repeat.
+    if (await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo)) return repeatKnown(deps, cmd, trade);
     const now = (await deps.trades.byId(trade.id)) ?? trade;
     if (now.status === 'TRADE_FINISHED') throw Errors.tradeHasFinished();
     throw Errors.refundAmountExceeded();
   }
-  if (r.result === 'exists') {
-    const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
-    if (!p) throw Errors.systemError();
-    return repeat(deps, cmd, trade, p);
-  }
   return execute(deps, cmd.app, trade, r.refund, cmd.reason);
+}
+
+/** A request number known for this trade: read it and answer as a repeat. */
+async function repeatKnown(deps: ServiceDeps, cmd: RefundCommand, trade: Trade): Promise<RefundResult> {
+  const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+  if (!p) throw Errors.systemError();
+  return repeat(deps, cmd, trade, p);
 }
 
 /** A request number seen before: the earlier result, or (if still open) carry it on with the channel. */
@@ -140,9 +145,22 @@ async function execute(
   const now = deps.clock.now();
   if (outcome.kind === 'success') {
     const moved = await deps.trades.completeRefund(refund, outcome.channelRefundNo, now);
-    const t = moved ?? (await deps.trades.byId(trade.id)) ?? trade;
+    if (moved) {
+      // What completeRefund stored, without reading it back.
+      const done: Refund = {
+        ...refund,
+        status: 'SUCCESS',
+        channel_refund_no: outcome.channelRefundNo,
+        updated_at: now,
+        finished_at: now,
+        lease_until: null,
+      };
+      return { trade: moved, refund: done, fundChange: true };
+    }
+    // Completed by someone else meanwhile (a repeat after our lease ran out): read what they stored.
+    const t = (await deps.trades.byId(trade.id)) ?? trade;
     const r = (await deps.trades.refundByRequestNo(trade.id, refund.out_request_no)) ?? refund;
-    return { trade: t, refund: r, fundChange: moved !== undefined };
+    return { trade: t, refund: r, fundChange: false };
   }
   if (outcome.kind === 'failed') {
     await deps.trades.failRefund(refund, outcome.code, now);

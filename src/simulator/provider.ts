@@ -1,6 +1,6 @@
 import { randomInt } from 'node:crypto';
 import { sql } from 'kysely';
-import type { Db } from '../store/db.js';
+import { isUniqueViolation, type Db } from '../store/db.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import type { Fen } from '../domain/money.js';
@@ -515,103 +515,95 @@ export class SimulatorProvider {
     reason?: string | undefined;
   }): Promise<SimRefundAnswer> {
     const now = this.clock.now();
-    const answer = await this.db.transaction().execute(async (tx): Promise<SimRefundAnswer> => {
-      // One refund at a time per trade, as a real provider serialises them.
-      await tx
-        .selectFrom('sim_trades')
-        .select('status')
-        .where('merchant', '=', input.merchant)
-        .where('out_trade_no', '=', input.outTradeNo)
-        .forUpdate()
-        .executeTakeFirst();
-      const prior = await tx
-        .selectFrom('sim_refunds')
-        .selectAll()
-        .where('merchant', '=', input.merchant)
-        .where('out_trade_no', '=', input.outTradeNo)
-        .where('out_request_no', '=', input.outRequestNo)
-        .executeTakeFirst();
-      if (prior) {
-        if (prior.amount_fen !== input.amountFen) {
-          return {
-            result: 'FAIL',
-            code: 'REQUEST_AMOUNT_MISMATCH',
-            zh: '退款请求号已用于其他金额',
-            en: 'request number used with another amount',
-          };
-        }
-        return { result: 'SUCCESS', refundNo: prior.refund_no, createdAt: prior.created_at };
-      }
-      // An earlier refund answers first, whatever the reason says now.
-      if (input.reason === REFUND_RULES.DECLINED) {
+    const refundNo = `R${compactShanghai(now)}${digits(10)}`;
+    const declined = input.reason === REFUND_RULES.DECLINED;
+    const { merchant, outTradeNo, outRequestNo, amountFen } = input;
+    // One statement: an earlier refund with this request number answers first (whatever the reason says now);
+    // else the guarded update of the trade (paid, and not refunded beyond its amount), and only from its result
+    // the refund and its ledger line. Two refunds of one trade serialise on the trade's row; the same request
+    // number twice at once fails the primary key of sim_refunds, undoing the statement, and is asked again.
+    const run = () =>
+      sql<{
+        prior_amount: number | null;
+        prior_no: string | null;
+        prior_at: Date | null;
+        refunded: boolean;
+        status: string | null;
+      }>`
+      WITH prior AS (
+        SELECT amount_fen, refund_no, created_at FROM sim_refunds
+        WHERE merchant = ${merchant} AND out_trade_no = ${outTradeNo} AND out_request_no = ${outRequestNo}),
+      t AS (
+        UPDATE sim_trades SET
+          refunded_fen = refunded_fen + ${amountFen},
+          status = CASE WHEN refunded_fen + ${amountFen} = amount_fen THEN 'REFUNDED' ELSE status END
+        WHERE merchant = ${merchant} AND out_trade_no = ${outTradeNo} AND status = 'PAID'
+          AND refunded_fen + ${amountFen} <= amount_fen
+          AND NOT ${declined} AND NOT EXISTS (SELECT 1 FROM prior)
+        RETURNING merchant),
+      rf AS (
+        INSERT INTO sim_refunds (merchant, out_trade_no, out_request_no, amount_fen, refund_no, created_at)
+        SELECT ${merchant}, ${outTradeNo}, ${outRequestNo}, ${amountFen}::bigint, ${refundNo}, ${now}::timestamptz
+        FROM t),
+      led AS (
+        INSERT INTO sim_ledger (merchant, out_trade_no, entry, amount_fen, created_at)
+        SELECT ${merchant}, ${outTradeNo}, 'refund', ${-amountFen}::bigint, ${now}::timestamptz FROM t)
+      SELECT
+        (SELECT amount_fen FROM prior) AS prior_amount,
+        (SELECT refund_no FROM prior) AS prior_no,
+        (SELECT created_at FROM prior) AS prior_at,
+        EXISTS (SELECT 1 FROM t) AS refunded,
+        (SELECT status FROM sim_trades WHERE merchant = ${merchant} AND out_trade_no = ${outTradeNo}) AS status`.execute(
+        this.db,
+      );
+    let r;
+    try {
+      r = await run();
+    } catch (e) {
+      if (!isUniqueViolation(e)) throw e;
+      r = await run();
+    }
+    const row = r.rows[0];
+    if (!row) throw new Error('the refund statement returned no row');
+    if (row.prior_no !== null) {
+      if (Number(row.prior_amount) !== amountFen) {
         return {
           result: 'FAIL',
-          code: 'REFUND_DECLINED',
-          zh: '渠道拒绝退款（模拟）',
-          en: 'refund declined by the channel (simulated)',
+          code: 'REQUEST_AMOUNT_MISMATCH',
+          zh: '退款请求号已用于其他金额',
+          en: 'request number used with another amount',
         };
       }
-      const t = await tx
-        .updateTable('sim_trades')
-        .set({
-          refunded_fen: sql`refunded_fen + ${input.amountFen}`,
-          status: sql`CASE WHEN refunded_fen + ${input.amountFen} = amount_fen THEN 'REFUNDED' ELSE status END`,
-        })
-        .where('merchant', '=', input.merchant)
-        .where('out_trade_no', '=', input.outTradeNo)
-        .where('status', '=', 'PAID')
-        .where(sql<boolean>`refunded_fen + ${input.amountFen} <= amount_fen`)
-        .returningAll()
-        .executeTakeFirst();
-      if (!t) {
-        const exists = await tx
-          .selectFrom('sim_trades')
-          .select('status')
-          .where('merchant', '=', input.merchant)
-          .where('out_trade_no', '=', input.outTradeNo)
-          .executeTakeFirst();
-        if (!exists)
-          return { result: 'FAIL', code: 'TRADE_NOT_EXIST', zh: '交易不存在', en: 'trade does not exist' };
-        if (exists.status !== 'PAID')
-          return {
-            result: 'FAIL',
-            code: 'TRADE_STATUS_ERROR',
-            zh: '交易状态不允许退款',
-            en: 'trade status does not allow a refund',
-          };
+      const at = row.prior_at instanceof Date ? row.prior_at : new Date(row.prior_at ?? now);
+      return { result: 'SUCCESS', refundNo: row.prior_no, createdAt: at };
+    }
+    if (declined) {
+      return {
+        result: 'FAIL',
+        code: 'REFUND_DECLINED',
+        zh: '渠道拒绝退款（模拟）',
+        en: 'refund declined by the channel (simulated)',
+      };
+    }
+    if (!row.refunded) {
+      if (row.status === null)
+        return { result: 'FAIL', code: 'TRADE_NOT_EXIST', zh: '交易不存在', en: 'trade does not exist' };
+      if (row.status !== 'PAID')
         return {
           result: 'FAIL',
-          code: 'REFUND_AMOUNT_EXCEEDED',
-          zh: '退款金额超限',
-          en: 'refund amount exceeds the payment',
+          code: 'TRADE_STATUS_ERROR',
+          zh: '交易状态不允许退款',
+          en: 'trade status does not allow a refund',
         };
-      }
-      const refundNo = `R${compactShanghai(now)}${digits(10)}`;
-      await tx
-        .insertInto('sim_refunds')
-        .values({
-          merchant: input.merchant,
-          out_trade_no: input.outTradeNo,
-          out_request_no: input.outRequestNo,
-          amount_fen: input.amountFen,
-          refund_no: refundNo,
-          created_at: now,
-        })
-        .execute();
-      await tx
-        .insertInto('sim_ledger')
-        .values({
-          merchant: input.merchant,
-          out_trade_no: input.outTradeNo,
-          entry: 'refund',
-          amount_fen: -input.amountFen,
-          created_at: now,
-        })
-        .execute();
-      if (input.reason === REFUND_RULES.SYSTEM_ERROR_BUT_REFUNDED) return { result: 'SYSTEM_ERROR' };
-      return { result: 'SUCCESS', refundNo, createdAt: now };
-    });
-    return answer;
+      return {
+        result: 'FAIL',
+        code: 'REFUND_AMOUNT_EXCEEDED',
+        zh: '退款金额超限',
+        en: 'refund amount exceeds the payment',
+      };
+    }
+    if (input.reason === REFUND_RULES.SYSTEM_ERROR_BUT_REFUNDED) return { result: 'SYSTEM_ERROR' };
+    return { result: 'SUCCESS', refundNo, createdAt: now };
   }
 
   /** The payer's action on the simulator's payer page (QR and H5): pay or abandon. */

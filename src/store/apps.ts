@@ -17,11 +17,42 @@ export function newAppId(): string {
   return `hp${randomBytes(8).toString('hex')}`;
 }
 
+/**
+ * Apps. The two lookups on every request (by AccessToken, by gateway app_id) go through a short cache of
+ * active apps: a change made through this repository empties it at once; one made elsewhere (another server,
+ * SQL by hand) is seen within `cacheMs`. Unknown and disabled apps are never cached.
+ */
 export class AppRepository {
+  private readonly byDigest = new Map<string, { app: App; at: number }>();
+  private readonly byId = new Map<string, { app: App; at: number }>();
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
+    private readonly cacheMs = 0,
   ) {}
+
+  /** Forgets every cached app (called by every change made through this repository). */
+  invalidate(): void {
+    this.byDigest.clear();
+    this.byId.clear();
+  }
+
+  private cached(map: Map<string, { app: App; at: number }>, key: string): App | undefined {
+    if (this.cacheMs <= 0) return undefined;
+    const hit = map.get(key);
+    if (!hit) return undefined;
+    if (performance.now() - hit.at < this.cacheMs) return hit.app;
+    map.delete(key);
+    return undefined;
+  }
+
+  private remember(app: App): void {
+    if (this.cacheMs <= 0 || app.status !== 'active') return;
+    const entry = { app, at: performance.now() };
+    this.byDigest.set(app.token_hash, entry);
+    this.byId.set(app.id, entry);
+  }
 
   async create(input: { name: string; hospitalId?: string | null; appId?: string }): Promise<CreatedApp> {
     const accessToken = newAccessToken();
@@ -87,51 +118,63 @@ export class AppRepository {
   }
 
   /**
-   * Authenticates an AccessToken: looked up by its SHA-256, then compared in constant time.
+   * Authenticates an AccessToken: looked up by its SHA-256 (through the cache), then compared in constant time.
    * Unknown and disabled apps are both refused (the caller cannot tell which).
    */
   async authenticate(token: string): Promise<App | null> {
     if (token.length === 0 || token.length > 128) return null;
     const digest = hashToken(token);
-    // No cache: disabling an app takes effect at once, on every instance.
-    const app = await this.db
-      .selectFrom('apps')
-      .selectAll()
-      .where('token_hash', '=', digest)
-      .executeTakeFirst();
+    const app =
+      this.cached(this.byDigest, digest) ??
+      (await this.db.selectFrom('apps').selectAll().where('token_hash', '=', digest).executeTakeFirst());
     if (!app || !sameDigest(app.token_hash, digest) || app.status !== 'active') return null;
+    this.remember(app);
+    return app;
+  }
+
+  /** An active app by its id (the gateway's app_id), through the cache; undefined if unknown or disabled. */
+  async getActive(appId: string): Promise<App | undefined> {
+    const app = this.cached(this.byId, appId) ?? (await this.get(appId));
+    if (!app || app.status !== 'active') return undefined;
+    this.remember(app);
     return app;
   }
 
   async setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean> {
+    this.invalidate();
     const r = await this.db
       .updateTable('apps')
       .set({ status })
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
     return r !== undefined;
   }
 
   /** Registers the app's RSA public key for the gateway (PEM); null removes it. */
   async setPublicKey(appId: string, publicPem: string | null): Promise<boolean> {
+    this.invalidate();
     const r = await this.db
       .updateTable('apps')
       .set({ public_key: publicPem })
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
     return r !== undefined;
   }
 
   /** The redirect_uri prefixes allowed for the app's medical-insurance authorisation. */
   async setRedirectUris(appId: string, uris: string[]): Promise<boolean> {
+    this.invalidate();
     const r = await this.db
       .updateTable('apps')
       .set({ redirect_uris: JSON.stringify(uris) })
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
     return r !== undefined;
   }
 
@@ -143,6 +186,7 @@ export class AppRepository {
     appId: string,
     patch: { hisBaseUrl?: string | null; hisTokenSealed?: string | null; settings?: string },
   ): Promise<boolean> {
+    this.invalidate();
     const set: { his_base_url?: string | null; his_token_sealed?: string | null; recon_settings?: string } =
       {};
     if (patch.hisBaseUrl !== undefined) set.his_base_url = patch.hisBaseUrl;
@@ -152,26 +196,32 @@ export class AppRepository {
       Object.keys(set).length > 0
         ? this.db.updateTable('apps').set(set).where('id', '=', appId).returning('id')
         : this.db.selectFrom('apps').select('id').where('id', '=', appId);
-    return (await q.executeTakeFirst()) !== undefined;
+    const done = (await q.executeTakeFirst()) !== undefined;
+    this.invalidate();
+    return done;
   }
 
   async setChannelMap(appId: string, map: Record<string, string>): Promise<boolean> {
+    this.invalidate();
     const r = await this.db
       .updateTable('apps')
       .set({ channel_map: JSON.stringify(map) })
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
     return r !== undefined;
   }
 
   async setCategories(appId: string, categories: Category[] | null): Promise<boolean> {
+    this.invalidate();
     const r = await this.db
       .updateTable('apps')
       .set({ categories: categories === null ? null : JSON.stringify(categories) })
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
     return r !== undefined;
   }
 }

@@ -1,5 +1,5 @@
-import { sql, type Transaction, type UpdateQueryBuilder } from 'kysely';
-import type { Db } from './db.js';
+import { sql, type QueryCreator, type Transaction, type UpdateQueryBuilder } from 'kysely';
+import { isUniqueViolation, type Db } from './db.js';
 import type { Database, NewTrade, Refund, Trade } from './schema.js';
 import type { PaidInfo } from '../channels/channel.js';
 import type { Fen } from '../domain/money.js';
@@ -13,14 +13,40 @@ type Exec = Db | Transaction<Database>;
 export class TradeRepository {
   constructor(private readonly db: Db) {}
 
-  /** Inserts a new trade, or returns the existing one for (app, out_trade_no). */
-  async insertOrGet(trade: NewTrade): Promise<{ trade: Trade; inserted: boolean }> {
-    const ins = await this.db
-      .insertInto('trades')
-      .values(trade)
-      .onConflict((oc) => oc.columns(['app_id', 'out_trade_no']).doNothing())
-      .returningAll()
-      .executeTakeFirst();
+  /**
+   * Inserts a new trade, or returns the existing one for (app, out_trade_no). With `nonce` (a gateway request's
+   * nonce_str), the nonce is stored in the same statement: a nonce used before fails its unique key, nothing
+   * is written, and NonceReplayError is thrown; otherwise `nonce.consumed` becomes true.
+   */
+  async insertOrGet(trade: NewTrade, nonce?: GatewayNonce): Promise<{ trade: Trade; inserted: boolean }> {
+    let ins: Trade | undefined;
+    if (nonce) {
+      try {
+        ins = await this.db
+          .with('n', (db) =>
+            db
+              .insertInto('gateway_nonces')
+              .values({ app_id: nonce.appId, nonce: nonce.nonce, expires_at: nonce.expiresAt })
+              .returning('nonce'),
+          )
+          .insertInto('trades')
+          .values(trade)
+          .onConflict((oc) => oc.columns(['app_id', 'out_trade_no']).doNothing())
+          .returningAll()
+          .executeTakeFirst();
+      } catch (e) {
+        if (isUniqueViolation(e) && /gateway_nonces/.test(violated(e))) throw new NonceReplayError();
+        throw e;
+      }
+      nonce.consumed = true;
+    } else {
+      ins = await this.db
+        .insertInto('trades')
+        .values(trade)
+        .onConflict((oc) => oc.columns(['app_id', 'out_trade_no']).doNothing())
+        .returningAll()
+        .executeTakeFirst();
+    }
     if (ins) return { trade: ins, inserted: true };
     const existing = await this.byOutTradeNo(trade.app_id, trade.out_trade_no);
     if (!existing) throw new Error('trade vanished after a unique conflict');
@@ -85,6 +111,34 @@ export class TradeRepository {
       .executeTakeFirst();
   }
 
+  /**
+   * The trade of a refund request, and whether that request number is already known for it (the id of the
+   * refund), in one round trip.
+   */
+  async forRefund(
+    appId: string,
+    outTradeNo: string,
+    outRequestNo: string,
+  ): Promise<{ trade: Trade; priorRefundId: number | null } | undefined> {
+    const row = await this.db
+      .selectFrom('trades')
+      .selectAll('trades')
+      .select((eb) =>
+        eb
+          .selectFrom('refunds')
+          .select('refunds.id')
+          .whereRef('refunds.trade_id', '=', 'trades.id')
+          .where('refunds.out_request_no', '=', outRequestNo)
+          .as('prior_refund_id'),
+      )
+      .where('app_id', '=', appId)
+      .where('out_trade_no', '=', outTradeNo)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { prior_refund_id, ...trade } = row;
+    return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id) };
+  }
+
   async byId(id: number): Promise<Trade | undefined> {
     return this.db.selectFrom('trades').selectAll().where('id', '=', id).executeTakeFirst();
   }
@@ -126,38 +180,7 @@ export class TradeRepository {
   ): Promise<Trade | undefined> {
     return exec
       .with('t', (db) => update(db as unknown as Exec))
-      .with('n', (db) =>
-        db
-          .insertInto('notifications')
-          .columns([
-            'notify_id',
-            'app_id',
-            'trade_id',
-            'url',
-            'trade_status',
-            'status',
-            'attempts',
-            'next_attempt_at',
-            'created_at',
-          ])
-          .expression((eb) =>
-            eb
-              .selectFrom('t')
-              .select([
-                sql<string>`replace(gen_random_uuid()::text, '-', '')`.as('notify_id'),
-                't.app_id',
-                't.id',
-                sql<string>`t.notify_url`.as('url'),
-                't.status',
-                sql<string>`'PENDING'`.as('nstatus'),
-                sql<number>`0`.as('attempts'),
-                sql<Date>`${now}::timestamptz`.as('next_attempt_at'),
-                sql<Date>`${now}::timestamptz`.as('created_at'),
-              ])
-              .where('t.notify_url', 'is not', null)
-              .where('t.status', 'in', [...notifyOn]),
-          ),
-      )
+      .with('n', (db) => outbox(db, now, notifyOn))
       .selectFrom('t')
       .selectAll()
       .executeTakeFirst() as Promise<Trade | undefined>;
@@ -293,10 +316,13 @@ export class TradeRepository {
   }
 
   /**
-   * Records a refund request and reserves its amount on the trade, in one transaction. The reservation is a
-   * guarded UPDATE (refund_reserved_fen + amount <= the cash part, total_fen - insurance_fen, of a paid trade) and the table has a CHECK, so
-   * concurrent refunds can never reserve more than was paid.
-   * Returns 'exists' when this request number is already known, 'exceeded' when the amount does not fit.
+   * Records a refund request and reserves its amount on the trade, in one statement (one round trip, atomic):
+   * the reservation is a guarded UPDATE (refund_reserved_fen + amount <= the cash part, total_fen -
+   * insurance_fen, of a paid trade; the table has a CHECK too), and the refund row is inserted only from its
+   * result. Concurrent refunds can never reserve more than was paid. A request number already known fails the
+   * unique key (trade_id, out_request_no) and the whole statement, reservation included, is undone.
+   * Returns 'exists' when this request number is already known, 'exceeded' when the amount does not fit (or the
+   * trade is no longer paid).
    */
   async reserveRefund(input: {
     trade: Trade;
@@ -310,37 +336,57 @@ export class TradeRepository {
     /** The caller holds the refund this long while it talks to the channel. */
     leaseMs: number;
   }): Promise<{ result: 'reserved'; refund: Refund } | { result: 'exists' } | { result: 'exceeded' }> {
+    const { now, amountFen } = input;
+    const leaseUntil = new Date(now.getTime() + input.leaseMs);
     try {
-      return await this.db.transaction().execute(async (tx) => {
-        const refund = await tx
-          .insertInto('refunds')
-          .values({
-            trade_id: input.trade.id,
-            app_id: input.trade.app_id,
-            out_request_no: input.outRequestNo,
-            kind: input.kind,
-            amount_fen: input.amountFen,
-            status: 'PROCESSING',
-            reason: input.reason,
-            hospital_id: input.hospitalId,
-            terminal_id: input.terminalId,
-            channel_refund_no: null,
-            fail_code: null,
-            created_at: input.now,
-            updated_at: input.now,
-            finished_at: null,
-            lease_until: new Date(input.now.getTime() + input.leaseMs),
-          })
-          .onConflict((oc) => oc.columns(['trade_id', 'out_request_no']).doNothing())
-          .returningAll()
-          .executeTakeFirst();
-        if (!refund) return { result: 'exists' as const };
-        const ok = await this.reserve(tx, input.trade.id, input.amountFen, input.now);
-        if (!ok) throw new ReservationRefused();
-        return { result: 'reserved' as const, refund };
-      });
+      const refund = await this.db
+        .with('up', (db) =>
+          db
+            .updateTable('trades')
+            .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+            .where('id', '=', input.trade.id)
+            .where('status', '=', 'TRADE_SUCCESS')
+            .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
+            .returning(['id', 'app_id']),
+        )
+        .insertInto('refunds')
+        .columns([
+          'trade_id',
+          'app_id',
+          'out_request_no',
+          'kind',
+          'amount_fen',
+          'status',
+          'reason',
+          'hospital_id',
+          'terminal_id',
+          'created_at',
+          'updated_at',
+          'lease_until',
+        ])
+        .expression((eb) =>
+          eb
+            .selectFrom('up')
+            .select([
+              'up.id',
+              'up.app_id',
+              sql<string>`${input.outRequestNo}::text`.as('out_request_no'),
+              sql<string>`${input.kind}::text`.as('kind'),
+              sql<number>`${amountFen}::bigint`.as('amount_fen'),
+              sql<string>`'PROCESSING'`.as('status'),
+              sql<string | null>`${input.reason}::text`.as('reason'),
+              sql<string | null>`${input.hospitalId}::text`.as('hospital_id'),
+              sql<string | null>`${input.terminalId}::text`.as('terminal_id'),
+              sql<Date>`${now}::timestamptz`.as('created_at'),
+              sql<Date>`${now}::timestamptz`.as('updated_at'),
+              sql<Date>`${leaseUntil}::timestamptz`.as('lease_until'),
+            ]),
+        )
+        .returningAll()
+        .executeTakeFirst();
+      return refund ? { result: 'reserved', refund } : { result: 'exceeded' };
     } catch (e) {
-      if (e instanceof ReservationRefused) return { result: 'exceeded' };
+      if (isUniqueViolation(e)) return { result: 'exists' };
       throw e;
     }
   }
@@ -420,45 +466,48 @@ export class TradeRepository {
   }
 
   /**
-   * PROCESSING -> SUCCESS, and the trade's refunded total grows; a full refund closes the trade.
-   * Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
+   * PROCESSING -> SUCCESS, and the trade's refunded total grows; a full refund closes the trade (and writes its
+   * notification). One statement: the refund's guarded update, the trade's update only if that happened, and
+   * the outbox. Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
    */
   async completeRefund(refund: Refund, channelRefundNo: string, now: Date): Promise<Trade | undefined> {
-    return this.db.transaction().execute(async (tx) => {
-      const r = await tx
-        .updateTable('refunds')
-        .set({
-          status: 'SUCCESS',
-          channel_refund_no: channelRefundNo,
-          updated_at: now,
-          finished_at: now,
-          lease_until: null,
-        })
-        .where('id', '=', refund.id)
-        .where('status', '=', 'PROCESSING')
-        .returning('id')
-        .executeTakeFirst();
-      if (!r) return undefined;
-      const t = await this.transition(
-        (db) =>
-          db
-            .updateTable('trades')
-            .set({
-              refunded_fen: sql<number>`refunded_fen + ${refund.amount_fen}`,
-              status: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen - insurance_fen THEN 'TRADE_CLOSED' ELSE status END`,
-              closed_at: sql`CASE WHEN refunded_fen + ${refund.amount_fen} = total_fen - insurance_fen THEN ${now}::timestamptz ELSE closed_at END`,
-              cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
-              updated_at: now,
-            })
-            .where('id', '=', refund.trade_id)
-            .returningAll(),
-        now,
-        tx,
-        ['TRADE_CLOSED'],
-      );
-      if (!t) throw new Error('refund without its trade');
-      return t;
-    });
+    const amount = refund.amount_fen;
+    const closes = sql<boolean>`refunded_fen + ${amount} = total_fen - insurance_fen`;
+    return this.db
+      .with('r', (db) =>
+        db
+          .updateTable('refunds')
+          .set({
+            status: 'SUCCESS',
+            channel_refund_no: channelRefundNo,
+            updated_at: now,
+            finished_at: now,
+            lease_until: null,
+          })
+          .where('id', '=', refund.id)
+          .where('status', '=', 'PROCESSING')
+          .returning('id'),
+      )
+      .with('t', (db) =>
+        db
+          .updateTable('trades')
+          .set({
+            refunded_fen: sql<number>`refunded_fen + ${amount}`,
+            status: sql`CASE WHEN ${closes} THEN 'TRADE_CLOSED' ELSE status END`,
+            closed_at: sql`CASE WHEN ${closes} THEN ${now}::timestamptz ELSE closed_at END`,
+            cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
+            updated_at: now,
+          })
+          .where('id', '=', refund.trade_id)
+          .where(sql<boolean>`EXISTS (SELECT 1 FROM r)`)
+          .returningAll(),
+      )
+      .with('n', (db) =>
+        outbox(db as unknown as QueryCreator<Database & { t: Trade }>, now, ['TRADE_CLOSED']),
+      )
+      .selectFrom('t')
+      .selectAll()
+      .executeTakeFirst() as Promise<Trade | undefined>;
   }
 
   /** PROCESSING -> FAILED, releasing the reservation. */
@@ -579,3 +628,68 @@ export class TradeRepository {
 }
 
 class ReservationRefused extends Error {}
+
+/** A gateway request's nonce_str, to be stored with the request's first write (see insertOrGet). */
+export interface GatewayNonce {
+  appId: string;
+  nonce: string;
+  expiresAt: Date;
+  /** Set once the nonce is stored. */
+  consumed: boolean;
+}
+
+/** The nonce was used before: the request is a replay. */
+export class NonceReplayError extends Error {
+  constructor() {
+    super('gateway nonce replayed');
+    this.name = 'NonceReplayError';
+  }
+}
+
+/** Which constraint or table a unique violation names (pg and PGlite both give these fields). */
+function violated(e: unknown): string {
+  const x = e as { constraint?: unknown; table?: unknown; detail?: unknown; message?: unknown };
+  return [x.constraint, x.table, x.detail, x.message].filter((v) => typeof v === 'string').join(' ');
+}
+
+/**
+ * The notification (outbox) for a trade that has a notify_url and has just become one of `notifyOn`, as a CTE
+ * reading the updated trade from `t`: written in the same statement as the state change, so there is no
+ * notification before the commit and none is lost.
+ */
+function outbox(
+  db: QueryCreator<Database & { t: Trade }>,
+  now: Date,
+  notifyOn: ReadonlyArray<'TRADE_SUCCESS' | 'TRADE_CLOSED'>,
+) {
+  return db
+    .insertInto('notifications')
+    .columns([
+      'notify_id',
+      'app_id',
+      'trade_id',
+      'url',
+      'trade_status',
+      'status',
+      'attempts',
+      'next_attempt_at',
+      'created_at',
+    ])
+    .expression((eb) =>
+      eb
+        .selectFrom('t')
+        .select([
+          sql<string>`replace(gen_random_uuid()::text, '-', '')`.as('notify_id'),
+          't.app_id',
+          't.id',
+          sql<string>`t.notify_url`.as('url'),
+          't.status',
+          sql<string>`'PENDING'`.as('nstatus'),
+          sql<number>`0`.as('attempts'),
+          sql<Date>`${now}::timestamptz`.as('next_attempt_at'),
+          sql<Date>`${now}::timestamptz`.as('created_at'),
+        ])
+        .where('t.notify_url', 'is not', null)
+        .where('t.status', 'in', [...notifyOn]),
+    );
+}

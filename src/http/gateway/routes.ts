@@ -4,6 +4,7 @@ import { formatShanghai } from '../../domain/clock.js';
 import type { App, Trade } from '../../store/schema.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { h5Pay } from '../../services/h5-pay.js';
+import { NonceReplayError, type GatewayNonce } from '../../store/trades.js';
 import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
@@ -34,7 +35,16 @@ type MethodHandler = (
   app: App,
   biz: BizReader,
   signType: SignType,
+  /** Only for the methods in NONCE_WITH_FIRST_WRITE: the request's nonce, not stored yet. */
+  nonce: GatewayNonce,
 ) => Promise<Record<string, unknown>>;
+
+/**
+ * Methods whose first write stores the request's nonce in the same statement (one round trip less). For every
+ * other method the nonce is stored before the method runs. If such a method fails before its write, the nonce
+ * is stored then, and a replay is still answered as a replay.
+ */
+const NONCE_WITH_FIRST_WRITE = new Set(['lc.trade.h5.pay']);
 
 const isv = (code: string, kind: 'invalid' | 'auth', zh: string, en: string) =>
   new HospayError(code, kind, zh, en);
@@ -160,7 +170,7 @@ function tradeBiz(t: Trade): Record<string, unknown> {
 
 /** The gateway's methods (spec chapter 6), by name. A new method is one more entry. */
 export const GATEWAY_METHODS: Record<string, MethodHandler> = {
-  async 'lc.trade.h5.pay'(deps, app, b, signType) {
+  async 'lc.trade.h5.pay'(deps, app, b, signType, nonce) {
     const cmd = {
       app,
       outTradeNo: b.orderNo('out_trade_no'),
@@ -177,6 +187,7 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
         business_params: b.json('business_params', 512),
         agreement_sign_params: b.json('agreement_sign_params', 4096),
       },
+      nonce,
     };
     const r = await h5Pay(deps, cmd);
     return { out_trade_no: r.trade.out_trade_no, platform_trade_no: r.trade.trade_no, goto_url: r.gotoUrl };
@@ -416,11 +427,12 @@ function readForm(req: FastifyRequest): Record<string, string> {
 async function authenticate(
   deps: ServiceDeps,
   p: Record<string, string>,
-): Promise<{ app: App; signType: SignType }> {
+  deferNonce: boolean,
+): Promise<{ app: App; signType: SignType; nonce: GatewayNonce }> {
   for (const name of REQUIRED) if (!p[name]) throw GatewayErrors.missing(name);
   const appId = p['app_id'] ?? '';
-  const app = appId.length <= 64 ? await deps.apps.get(appId) : undefined;
-  if (!app || app.status !== 'active') throw GatewayErrors.appId();
+  const app = appId.length <= 64 ? await deps.apps.getActive(appId) : undefined;
+  if (!app) throw GatewayErrors.appId();
   if (!app.public_key) throw GatewayErrors.noKey();
   const signType = parseSignType(p['sign_type']);
   if (!signType) throw GatewayErrors.signType();
@@ -433,14 +445,26 @@ async function authenticate(
   if (Math.abs(now.getTime() - ts.getTime()) > skew) throw GatewayErrors.stale(Math.round(skew / 60_000));
   const nonce = p['nonce_str'] ?? '';
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(nonce)) throw GatewayErrors.nonceFormat();
+  const claim: GatewayNonce = {
+    appId: app.id,
+    nonce,
+    expiresAt: new Date(now.getTime() + 2 * skew),
+    consumed: false,
+  };
+  if (!deferNonce) await storeNonce(deps, claim);
+  return { app, signType, nonce: claim };
+}
+
+/** Stores a request's nonce; a nonce used before is a replay. */
+async function storeNonce(deps: ServiceDeps, n: GatewayNonce): Promise<void> {
   const stored = await deps.db
     .insertInto('gateway_nonces')
-    .values({ app_id: app.id, nonce, expires_at: new Date(now.getTime() + 2 * skew) })
+    .values({ app_id: n.appId, nonce: n.nonce, expires_at: n.expiresAt })
     .onConflict((oc) => oc.columns(['app_id', 'nonce']).doNothing())
     .returning('nonce')
     .executeTakeFirst();
+  n.consumed = true;
   if (!stored) throw GatewayErrors.replay();
-  return { app, signType };
 }
 
 export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
@@ -485,19 +509,31 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
       let p: Record<string, string> = {};
       let signType: SignType = 'RSA2';
       let appId: string | undefined;
+      let nonce: GatewayNonce | undefined;
       try {
         p = readForm(req);
         signType = parseSignType(p['sign_type']) ?? 'RSA2';
-        const auth = await authenticate(deps, p);
-        appId = auth.app.id;
         const method = p['method'] ?? '';
+        const auth = await authenticate(deps, p, NONCE_WITH_FIRST_WRITE.has(method));
+        appId = auth.app.id;
+        nonce = auth.nonce;
         const handler = Object.hasOwn(GATEWAY_METHODS, method) ? GATEWAY_METHODS[method] : undefined;
         if (!handler) throw GatewayErrors.method(method);
         const biz = new BizReader(parseBizContent(p['biz_content'] ?? ''));
-        const result = await handler(deps, auth.app, biz, auth.signType);
+        const result = await handler(deps, auth.app, biz, auth.signType, auth.nonce);
+        if (!nonce.consumed) await storeNonce(deps, nonce);
         req.log.info({ method, app: appId, code: GatewayCode.SUCCESS }, 'gateway call');
         return send(reply, p, signType, GatewayCode.SUCCESS, { sub_code: '', sub_msg: '', ...result });
-      } catch (e) {
+      } catch (caught) {
+        let e = caught instanceof NonceReplayError ? GatewayErrors.replay() : caught;
+        // A method that stores its nonce with its first write and failed before it: a replay stays a replay.
+        if (nonce && !nonce.consumed) {
+          try {
+            await storeNonce(deps, nonce);
+          } catch (replay) {
+            e = replay;
+          }
+        }
         const fields = e instanceof BizError ? e.fields : {};
         const error = e instanceof BizError ? e.error : e instanceof HospayError ? e : Errors.systemError();
         if (!(e instanceof HospayError) && !(e instanceof BizError)) {
