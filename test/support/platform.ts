@@ -89,7 +89,12 @@ export function testConfig(env: Record<string, string> = {}): Config {
 
 /** Starts the whole platform on a fresh database, listening on a free port, with a fake clock. */
 export async function startTestPlatform(
-  opts: { env?: Record<string, string>; channels?: Record<string, Channel> } = {},
+  opts: {
+    env?: Record<string, string>;
+    channels?: Record<string, Channel>;
+    /** What the platform is given instead of the store itself (e.g. the store with its statements counted). */
+    wrapStore?: (store: Store) => Store;
+  } = {},
 ): Promise<TestPlatform> {
   const db: TestDatabase = await freshDatabase();
   const clock = new FakeClock();
@@ -106,7 +111,7 @@ export async function startTestPlatform(
   const platform = await startPlatform({
     config,
     clock,
-    store,
+    store: opts.wrapStore ? opts.wrapStore(store) : store,
     log: createLogger('info', sink),
     adminToken: 'test-admin-token',
     demo: false,
