@@ -34,7 +34,28 @@ export interface RefundResult {
  * refunds can never add up to more than was paid; repeating a request number never moves money twice.
  */
 export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promise<RefundResult> {
-  const found = await deps.trades.forRefund(cmd.app.id, cmd.outTradeNo, cmd.outRequestNo);
+  const now0 = deps.clock.now();
+  // The common case in one statement: every check below holds, so the amount is reserved right away.
+  const first = await deps.trades.forRefundReserving({
+    appId: cmd.app.id,
+    outTradeNo: cmd.outTradeNo,
+    outRequestNo: cmd.outRequestNo,
+    amountFen: cmd.amountFen,
+    tradeNo: cmd.tradeNo,
+    totalFen: cmd.totalFen,
+    payType: cmd.payType,
+    paidAfter: new Date(now0.getTime() - deps.config.refundWindowMs),
+    reason: cmd.reason ?? null,
+    hospitalId: cmd.hospitalId ?? null,
+    terminalId: cmd.terminalId ?? null,
+    now: now0,
+    leaseMs: deps.config.jobs.leaseMs,
+  });
+  if (first !== 'raced' && first?.refund)
+    return execute(deps, cmd.app, first.trade, first.refund, cmd.reason);
+  // Not reserved: find out why, and answer it (or reserve after all, if the trade needed bringing up to date).
+  const found =
+    first === 'raced' ? await deps.trades.forRefund(cmd.app.id, cmd.outTradeNo, cmd.outRequestNo) : first;
   if (!found) throw Errors.tradeNotExist();
   let trade = found.trade;
   if (cmd.tradeNo !== undefined && cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no) {

@@ -139,6 +139,145 @@ export class TradeRepository {
     return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id) };
   }
 
+  /**
+   * The common refund in one statement: reads the trade and whether the request number is known (as forRefund),
+   * and, if everything the caller checks holds (no such request number yet; trade number, total and pay type
+   * as given; paid after `paidAfter`, i.e. within the refund window; TRADE_SUCCESS; the amount fits), reserves
+   * the amount and records the refund (as reserveRefund). `refund` is null when nothing was reserved: the
+   * caller then looks at the trade as read (before this statement) and decides why. 'raced' means a concurrent
+   * request with the same request number won (the unique key undid the statement): read again.
+   */
+  async forRefundReserving(input: {
+    appId: string;
+    outTradeNo: string;
+    outRequestNo: string;
+    amountFen: Fen;
+    tradeNo: string | undefined;
+    totalFen: Fen | undefined;
+    payType: string | undefined;
+    paidAfter: Date;
+    reason: string | null;
+    hospitalId: string | null;
+    terminalId: string | null;
+    now: Date;
+    leaseMs: number;
+  }): Promise<{ trade: Trade; priorRefundId: number | null; refund: Refund | null } | undefined | 'raced'> {
+    const { now, amountFen } = input;
+    const leaseUntil = new Date(now.getTime() + input.leaseMs);
+    let row;
+    try {
+      row = await this.db
+        .with('cur', (db) =>
+          db
+            .selectFrom('trades')
+            .selectAll('trades')
+            .select((eb) =>
+              eb
+                .selectFrom('refunds')
+                .select('refunds.id')
+                .whereRef('refunds.trade_id', '=', 'trades.id')
+                .where('refunds.out_request_no', '=', input.outRequestNo)
+                .as('prior_refund_id'),
+            )
+            .where('app_id', '=', input.appId)
+            .where('out_trade_no', '=', input.outTradeNo),
+        )
+        .with('up', (db) =>
+          db
+            .updateTable('trades')
+            .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+            .where('id', '=', (eb) => {
+              let q = eb
+                .selectFrom('cur')
+                .select('cur.id')
+                .where('cur.prior_refund_id', 'is', null)
+                .where('cur.paid_at', '>', input.paidAfter);
+              const tradeNo = input.tradeNo;
+              if (tradeNo !== undefined)
+                q = q.where((w) =>
+                  w.or([w('cur.trade_no', '=', tradeNo), w('cur.channel_trade_no', '=', tradeNo)]),
+                );
+              if (input.totalFen !== undefined) q = q.where('cur.total_fen', '=', input.totalFen);
+              const payType = input.payType;
+              if (payType !== undefined)
+                q = q.where((w) => w.or([w('cur.pay_type', 'is', null), w('cur.pay_type', '=', payType)]));
+              return q;
+            })
+            .where('status', '=', 'TRADE_SUCCESS')
+            .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
+            .returning(['id', 'app_id']),
+        )
+        .with('ins', (db) =>
+          db
+            .insertInto('refunds')
+            .columns([
+              'trade_id',
+              'app_id',
+              'out_request_no',
+              'kind',
+              'amount_fen',
+              'status',
+              'reason',
+              'hospital_id',
+              'terminal_id',
+              'created_at',
+              'updated_at',
+              'lease_until',
+            ])
+            .expression((eb) =>
+              eb
+                .selectFrom('up')
+                .select([
+                  'up.id',
+                  'up.app_id',
+                  sql<string>`${input.outRequestNo}::text`.as('out_request_no'),
+                  sql<string>`'refund'`.as('kind'),
+                  sql<number>`${amountFen}::bigint`.as('amount_fen'),
+                  sql<string>`'PROCESSING'`.as('status'),
+                  sql<string | null>`${input.reason}::text`.as('reason'),
+                  sql<string | null>`${input.hospitalId}::text`.as('hospital_id'),
+                  sql<string | null>`${input.terminalId}::text`.as('terminal_id'),
+                  sql<Date>`${now}::timestamptz`.as('created_at'),
+                  sql<Date>`${now}::timestamptz`.as('updated_at'),
+                  sql<Date>`${leaseUntil}::timestamptz`.as('lease_until'),
+                ]),
+            )
+            .returning('id'),
+        )
+        .selectFrom('cur')
+        .selectAll('cur')
+        .select((eb) => eb.selectFrom('ins').select('ins.id').as('new_refund_id'))
+        .executeTakeFirst();
+    } catch (e) {
+      if (isUniqueViolation(e)) return 'raced';
+      throw e;
+    }
+    if (!row) return undefined;
+    const { prior_refund_id, new_refund_id, ...trade } = row;
+    const refund: Refund | null =
+      new_refund_id === null
+        ? null
+        : {
+            id: Number(new_refund_id),
+            trade_id: trade.id,
+            app_id: trade.app_id,
+            out_request_no: input.outRequestNo,
+            kind: 'refund',
+            amount_fen: amountFen,
+            status: 'PROCESSING',
+            reason: input.reason,
+            hospital_id: input.hospitalId,
+            terminal_id: input.terminalId,
+            channel_refund_no: null,
+            fail_code: null,
+            created_at: now,
+            updated_at: now,
+            finished_at: null,
+            lease_until: leaseUntil,
+          };
+    return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id), refund };
+  }
+
   async byId(id: number): Promise<Trade | undefined> {
     return this.db.selectFrom('trades').selectAll().where('id', '=', id).executeTakeFirst();
   }

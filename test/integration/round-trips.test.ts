@@ -94,7 +94,7 @@ describe('round trips per request', () => {
     assert.deepEqual([m.statements, m.tx], [1, 0], counts.tables.join(' '));
   });
 
-  it('refund: 4 statements (trade + request number, reservation, the channel, completion), no transaction', async () => {
+  it('refund: 3 statements (the trade with its reservation, the channel, completion), no transaction', async () => {
     const f = barcodeFields({ TotalAmount: '50.00' });
     const paid = await t.offline('FWC_IF_Barcode_Pay', f);
     const refund = (no: string) =>
@@ -108,7 +108,7 @@ describe('round trips per request', () => {
     const m = await measure(() => refund('RT1'));
     assert.equal(m.result.rr.IsSuccess, '1', m.result.text);
     assert.equal(m.result.result.RefundChange, 'Y');
-    assert.deepEqual([m.statements, m.tx], [4, 0], counts.tables.join(' '));
+    assert.deepEqual([m.statements, m.tx], [3, 0], counts.tables.join(' '));
     // A repeat: the trade with the request number, then the refund; no money moves.
     const again = await measure(() => refund('RT1'));
     assert.equal(again.result.result.RefundChange, 'N');
