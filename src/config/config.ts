@@ -65,6 +65,14 @@ export class ConfigError extends Error {
 
 type Env = Record<string, string | undefined>;
 
+function onOff(env: Env, key: string, dflt: boolean): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '') return dflt;
+  if (raw === 'on') return true;
+  if (raw === 'off') return false;
+  throw new ConfigError(key, `must be on or off, got "${raw}"`);
+}
+
 function int(env: Env, key: string, dflt: number, min: number, max: number): number {
   const raw = env[key];
   if (raw === undefined || raw === '') return dflt;
@@ -113,7 +121,12 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
   const dataDir = path.resolve(env['HOSPAY_DATA_DIR'] || 'data');
   const databaseUrl = env['DATABASE_URL'];
   const store: StoreConfig = databaseUrl
-    ? { kind: 'postgres', url: databaseUrl, poolSize: int(env, 'HOSPAY_DB_POOL', 10, 1, 200) }
+    ? {
+        kind: 'postgres',
+        url: databaseUrl,
+        poolSize: int(env, 'HOSPAY_DB_POOL', 10, 1, 200),
+        prepare: onOff(env, 'HOSPAY_DB_PREPARE', true),
+      }
     : { kind: 'embedded', dataDir };
   const publicBaseUrl = (env['PUBLIC_BASE_URL'] || `http://localhost:${port}`).replace(/\/+$/, '');
   try {

@@ -5,6 +5,7 @@ import pg from 'pg';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import type { Database } from './schema.js';
+import { usePreparedStatements } from './prepared.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-gateway.js';
 import * as m003 from './migrations/003-medicare.js';
@@ -37,7 +38,13 @@ class StaticMigrationProvider implements MigrationProvider {
 }
 
 export type StoreConfig =
-  | { kind: 'postgres'; url: string; poolSize?: number }
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize?: number;
+      /** Named prepared statements (HOSPAY_DB_PREPARE, on by default; see prepared.ts). */
+      prepare?: boolean;
+    }
   | { kind: 'embedded'; dataDir: string | null /* null = in memory */ };
 
 export interface Store {
@@ -72,7 +79,10 @@ export async function openStore(config: StoreConfig, opts: StoreOptions = {}): P
     // when released, and new connections are made once PostgreSQL is back, so the process recovers by itself.
     const onError = (err: Error) => opts.onConnectionError?.(err);
     pool.on('error', onError);
-    pool.on('connect', (client) => client.on('error', onError));
+    pool.on('connect', (client) => {
+      client.on('error', onError);
+      if (config.prepare !== false) usePreparedStatements(client);
+    });
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
