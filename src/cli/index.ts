@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
-import { newRsaKeyPair, publicKeyBase64, readPublicKey } from '../crypto/signing.js';
+import { isPrivateKeyText, newRsaKeyPair, publicKeyBase64, readPublicKey } from '../crypto/signing.js';
 import { loadConfig, ConfigError } from '../config/config.js';
 import { startPlatform } from '../main.js';
 import { migrate, openStore } from '../store/db.js';
@@ -179,6 +179,10 @@ async function appCommand(args: string[]): Promise<number> {
       values['public-key'] === '-'
         ? fs.readFileSync(0, 'utf8')
         : fs.readFileSync(values['public-key'], 'utf8');
+    if (isPrivateKeyText(text))
+      throw new UsageError(
+        '--public-key: this is a PRIVATE key; give the public key only, and keep the private key to yourselves (replace the pair if it has been exposed)',
+      );
     const key = readPublicKey(text);
     if (!key)
       throw new UsageError('--public-key: not an RSA public key of 1024 bits or more (PEM or Base64 DER)');

@@ -127,6 +127,8 @@ export function verifyParams(
  */
 export function readPublicKey(text: string): KeyObject | null {
   const t = text.trim();
+  // Node derives a public key from a private one; a private key handed over by mistake is refused, not used.
+  if (isPrivateKeyText(t)) return null;
   try {
     const key = t.startsWith('-----')
       ? createPublicKey(t)
@@ -137,6 +139,25 @@ export function readPublicKey(text: string): KeyObject | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Whether the text is a private key (PEM of any kind, or the bare Base64 of a PKCS#8 or PKCS#1 DER): what an
+ * integrator must never send, and what is refused with its own message where a public key is asked for.
+ */
+export function isPrivateKeyText(text: string): boolean {
+  const t = text.trim();
+  if (t.startsWith('-----')) return /-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(t);
+  const der = Buffer.from(t.replace(/\s+/g, ''), 'base64');
+  for (const type of ['pkcs8', 'pkcs1'] as const) {
+    try {
+      createPrivateKey({ key: der, format: 'der', type });
+      return true;
+    } catch {
+      // not this kind
+    }
+  }
+  return false;
 }
 
 export function readPrivateKey(text: string): KeyObject | null {

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
@@ -306,6 +307,20 @@ describe('online gateway (POST /gateway)', () => {
     );
     assert.equal(replays.filter((r) => r.json.code === '10000').length, 1);
     assert.equal(replays.filter((r) => r.biz['sub_code'] === 'isv.repeated-nonce').length, 19);
+  });
+
+  it('registering a key: a private key pasted by mistake is refused with its own message, and nothing is stored', async () => {
+    const other = await t.platform.deps.apps.create({ name: '私钥误传' });
+    const privPem = fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8');
+    const r = await t.admin('PUT', `/admin/apps/${other.appId}/public-key`, { public_key: privPem });
+    assert.equal(r.status, 400);
+    assert.equal(r.data['code'], 'INVALID_FIELD.public_key');
+    assert.match(String(r.data['message']), /私钥.*PRIVATE key/s);
+    assert.equal((await t.platform.deps.apps.get(other.appId))?.public_key ?? null, null);
+    const ok = await t.admin('PUT', `/admin/apps/${other.appId}/public-key`, {
+      public_key: TEST_APP_KEY.publicPem,
+    });
+    assert.equal(ok.status, 200);
   });
 
   it('an app without a registered key, or disabled, cannot use the gateway', async () => {

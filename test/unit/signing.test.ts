@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
+import type { KeyObject } from 'node:crypto';
 import {
+  isPrivateKeyText,
   parseSignType,
   readPrivateKey,
   readPublicKey,
@@ -73,5 +75,23 @@ describe('gateway signing rule', () => {
     assert.ok(pub);
     assert.ok(readPublicKey(publicKeyBase64(pub)));
     assert.equal(readPublicKey('not a key'), null);
+  });
+
+  it('a private key given where a public key is asked for is refused, not turned into its public key', () => {
+    const privPem = fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8');
+    const priv = readPrivateKey(privPem);
+    assert.ok(priv);
+    assert.equal(isPrivateKeyText(privPem), true);
+    assert.equal(readPublicKey(privPem), null);
+    const pkcs8 = priv.export({ type: 'pkcs8', format: 'der' }).toString('base64');
+    const pkcs1 = priv.export({ type: 'pkcs1', format: 'pem' }).toString();
+    const pkcs1Der = priv.export({ type: 'pkcs1', format: 'der' }).toString('base64');
+    for (const text of [pkcs8, pkcs1, pkcs1Der]) {
+      assert.equal(isPrivateKeyText(text), true);
+      assert.equal(readPublicKey(text), null);
+    }
+    const pubPem = fs.readFileSync('test/fixtures/keys/test-app-2048.pub.pem', 'utf8');
+    assert.equal(isPrivateKeyText(pubPem), false);
+    assert.equal(isPrivateKeyText(publicKeyBase64(readPublicKey(pubPem) as KeyObject)), false);
   });
 });

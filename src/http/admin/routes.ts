@@ -3,7 +3,7 @@ import { timingSafeEqual, createHash } from 'node:crypto';
 import type { ServiceDeps } from '../../services/deps.js';
 import { appCategories } from '../../store/apps.js';
 import { validateCategories } from '../../domain/categories.js';
-import { readPublicKey } from '../../crypto/signing.js';
+import { isPrivateKeyText, readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
 import { registerReportAdminRoutes } from './reports.js';
 import { registerReconciliationAdminRoutes } from './reconciliation.js';
@@ -101,6 +101,13 @@ export async function registerAdminRoutes(
     scope.put('/admin/apps/:id/public-key', async (req, reply) => {
       const { id } = req.params as { id: string };
       const pem = ((req.body ?? {}) as Record<string, unknown>)['public_key'];
+      if (typeof pem === 'string' && isPrivateKeyText(pem)) {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.public_key',
+          message:
+            'public_key 是私钥：请只提交公钥，私钥须由医院自行保管（如已外泄请更换密钥） / public_key is a PRIVATE key: send the public key only and keep the private key to yourselves (replace the key pair if it has been exposed)',
+        });
+      }
       const key = typeof pem === 'string' ? readPublicKey(pem) : null;
       if (!key || typeof pem !== 'string') {
         return reply.code(400).send({
