@@ -275,6 +275,7 @@ export async function startPgCounter(url: string): Promise<PgCounter> {
     sockets.add(upstream);
     let buf = Buffer.alloc(0);
     let started = false;
+    const prepared = new Map<string, string>();
     client.on('data', (d: Buffer) => {
       upstream.write(d);
       buf = Buffer.concat([buf, d]);
@@ -298,12 +299,25 @@ export async function startPgCounter(url: string): Promise<PgCounter> {
           if (/^\s*(begin|start transaction)/i.test(text)) counts.begins++;
           if (self.capture) self.statements.push(head(text));
         }
-        if (type === 'P' && self.capture) {
-          // Parse: statement name, then the query text, each NUL-terminated.
+        if (type === 'P') {
+          // Parse: statement name, then the query text, each NUL-terminated. A named (prepared) statement is
+          // parsed once per connection and later only bound by its name: remember its text.
           const nameEnd = buf.indexOf(0, 5);
           const queryEnd = buf.indexOf(0, nameEnd + 1);
-          if (nameEnd > 0 && queryEnd > nameEnd)
-            self.statements.push(head(buf.toString('utf8', nameEnd + 1, queryEnd)));
+          if (nameEnd > 0 && queryEnd > nameEnd) {
+            const name = buf.toString('utf8', 5, nameEnd);
+            const text = buf.toString('utf8', nameEnd + 1, queryEnd);
+            if (name) prepared.set(name, text);
+            else if (self.capture) self.statements.push(head(text));
+          }
+        }
+        if (type === 'B' && self.capture) {
+          // Bind: portal name, then statement name, each NUL-terminated.
+          const portalEnd = buf.indexOf(0, 5);
+          const nameEnd = buf.indexOf(0, portalEnd + 1);
+          const name =
+            portalEnd > 0 && nameEnd > portalEnd ? buf.toString('utf8', portalEnd + 1, nameEnd) : '';
+          if (name) self.statements.push(head(prepared.get(name) ?? `(prepared statement ${name})`));
         }
         buf = buf.subarray(1 + len);
       }
