@@ -64,6 +64,11 @@ export interface BarcodePayInput {
   subject: string;
   operatorId?: string | undefined;
   terminalId?: string | undefined;
+  /**
+   * When the trade was created (its stored created_at; the row exists before the channel is called). A channel
+   * that finds a trade again by a time of its own (UnionPay's txnTime) sends this one. Absent for other callers.
+   */
+  createdAt?: Date | undefined;
 }
 
 export interface PaidInfo {
@@ -101,9 +106,17 @@ export type PrecreateOutcome =
   | { kind: 'created'; codeUrl: string; channelTradeNo?: string | undefined }
   | { kind: 'failed'; code: string; zh: string; en: string; retryable: boolean };
 
+/**
+ * A trade as the services know it. Besides outTradeNo, the services pass what they stored, so that a channel
+ * needs no state of its own to find the trade again; both are optional (other callers, tests, old rows).
+ */
 export interface TradeRef {
   outTradeNo: string;
   payType: PayType;
+  /** The trade's created_at: when it was created, just before the pay call was sent. */
+  createdAt?: Date | undefined;
+  /** The stored channel_trade_no: the channel's own number for the trade (UnionPay: the payment's queryId). */
+  channelTradeNo?: string | null | undefined;
 }
 
 export type QueryOutcome =
@@ -137,6 +150,11 @@ export interface RefundInput extends TradeRef {
   amountFen: Fen;
   totalFen: Fen;
   reason?: string | undefined;
+  /**
+   * The refund record's created_at: when this outRequestNo was first asked for. The same on every repeat, so a
+   * channel can send the refund with it and find that order again however much later the repeat comes.
+   */
+  requestedAt?: Date | undefined;
 }
 
 export type RefundOutcome =

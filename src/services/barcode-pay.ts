@@ -124,6 +124,7 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
         subject: cmd.subject,
         operatorId: cmd.operatorId,
         terminalId: cmd.terminalId,
+        createdAt: trade.created_at,
       }),
   );
 

@@ -76,6 +76,8 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
       channel.cancel(await channelContext(deps, app.id, trade.channel ?? ''), {
         outTradeNo: trade.out_trade_no,
         payType: trade.pay_type as PayType,
+        createdAt: trade.created_at,
+        channelTradeNo: trade.channel_trade_no,
       }),
   );
   const at = deps.clock.now();

@@ -23,7 +23,12 @@ export async function expireTrade(deps: ServiceDeps, trade: Trade): Promise<Expi
 
   const channel = channelOfTrade(deps, trade);
   if (!channel) return 'failed';
-  const ref = { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType };
+  const ref = {
+    outTradeNo: trade.out_trade_no,
+    payType: trade.pay_type as PayType,
+    createdAt: trade.created_at,
+    channelTradeNo: trade.channel_trade_no,
+  };
   const ctx = await channelContext(deps, trade.app_id, trade.channel ?? '');
   if (trade.kind === 'barcode') {
     const c = await guarded<CancelOutcome>(deps, 'cancel', { kind: 'retry', reason: 'exception' }, () =>

@@ -161,6 +161,9 @@ async function execute(
         amountFen: refund.amount_fen,
         totalFen: trade.total_fen,
         reason: reason ?? refund.reason ?? undefined,
+        createdAt: trade.created_at,
+        channelTradeNo: trade.channel_trade_no,
+        requestedAt: refund.created_at,
       }),
   );
   const now = deps.clock.now();

@@ -33,7 +33,12 @@ export async function applyQueryOutcome(deps: ServiceDeps, trade: Trade, q: Quer
 export async function queryChannel(deps: ServiceDeps, trade: Trade): Promise<QueryOutcome> {
   const channel = channelOfTrade(deps, trade);
   if (!channel || !trade.pay_type) return { kind: 'not_found' };
-  const ref = { outTradeNo: trade.out_trade_no, payType: trade.pay_type as PayType };
+  const ref = {
+    outTradeNo: trade.out_trade_no,
+    payType: trade.pay_type as PayType,
+    createdAt: trade.created_at,
+    channelTradeNo: trade.channel_trade_no,
+  };
   return guarded(deps, 'query', { kind: 'unknown', reason: 'exception' } as QueryOutcome, async () =>
     channel.query(await channelContext(deps, trade.app_id, trade.channel ?? ''), ref),
   );

@@ -103,6 +103,96 @@ describe('channels: records, notifications, administration, start-up check', () 
     }
   });
 
+  it('the services give the channel what they stored: the trade’s creation time and number, the refund’s first request time', async () => {
+    const sim = t.platform.deps.channels.get('simulator') as Channel;
+    const seen: Array<{ op: string; input: Record<string, unknown> }> = [];
+    let failNextRefund = true;
+    const own = sim as unknown as Record<string, unknown>;
+    for (const op of ['barcodePay', 'query', 'cancel', 'close', 'refund'] as const) {
+      const original = sim[op].bind(sim) as (c: unknown, i: unknown) => Promise<unknown>;
+      own[op] = async (c: unknown, input: Record<string, unknown>) => {
+        seen.push({ op, input });
+        if (op === 'refund' && failNextRefund) {
+          failNextRefund = false;
+          throw new Error('answer lost');
+        }
+        return original(c, input);
+      };
+    }
+    const tradeOf = (outTradeNo: string) =>
+      t.store.db
+        .selectFrom('trades')
+        .selectAll()
+        .where('app_id', '=', t.appId)
+        .where('out_trade_no', '=', outTradeNo)
+        .executeTakeFirstOrThrow();
+    const of = (op: string, outTradeNo: string) =>
+      seen.filter((x) => x.op === op && x.input['outTradeNo'] === outTradeNo).map((x) => x.input);
+    try {
+      // Barcode pay (paid on the second query): the pay call and the queries carry the creation time.
+      const f = barcodeFields({ AuthCode: authCode('01') });
+      assert.equal((await t.offline('FWC_IF_Barcode_Pay', f)).rr.IsSuccess, '1');
+      const no = f.OutTradeNo ?? '';
+      const trade = await tradeOf(no);
+      assert.equal((of('barcodePay', no)[0]?.['createdAt'] as Date).getTime(), trade.created_at.getTime());
+      const queries = of('query', no);
+      assert.ok(queries.length >= 1);
+      for (const q of queries) assert.equal((q['createdAt'] as Date).getTime(), trade.created_at.getTime());
+      assert.ok(trade.channel_trade_no);
+
+      // Refund: the first answer is lost (unknown); the repeat carries the same first request time.
+      const refund = {
+        OutTradeNo: no,
+        TradeNo: trade.trade_no,
+        RefundAmount: '1.00',
+        OutRequestNo: 'R1',
+        TotalAmount: f.TotalAmount,
+      };
+      assert.equal((await t.offline('FWC_IF_Barcode_Pay_Refund', refund)).rr.IsSuccess, '2', 'processing');
+      t.clock.advance(60_000);
+      assert.equal((await t.offline('FWC_IF_Barcode_Pay_Refund', refund)).rr.IsSuccess, '1');
+      const row = await t.store.db
+        .selectFrom('refunds')
+        .selectAll()
+        .where('trade_id', '=', trade.id)
+        .where('out_request_no', '=', 'R1')
+        .executeTakeFirstOrThrow();
+      const refunds = of('refund', no);
+      assert.equal(refunds.length, 2);
+      for (const r of refunds) {
+        assert.equal((r['requestedAt'] as Date).getTime(), row.created_at.getTime());
+        assert.equal((r['createdAt'] as Date).getTime(), trade.created_at.getTime());
+        assert.equal(r['channelTradeNo'], trade.channel_trade_no);
+      }
+
+      // Cancel of a paid trade.
+      const g = barcodeFields();
+      await t.offline('FWC_IF_Barcode_Pay', g);
+      const paid = await tradeOf(g.OutTradeNo ?? '');
+      assert.equal(
+        (await t.offline('FWC_IF_Barcode_Pay_Cancel', { OutTradeNo: paid.out_trade_no })).rr.IsSuccess,
+        '1',
+      );
+      const cancel = of('cancel', paid.out_trade_no)[0];
+      assert.equal((cancel?.['createdAt'] as Date).getTime(), paid.created_at.getTime());
+      assert.equal(cancel?.['channelTradeNo'], paid.channel_trade_no);
+
+      // The expiry job: query, then cancel, of a trade never paid.
+      const h = barcodeFields({ AuthCode: authCode('02'), Cnt: '0' });
+      await t.offline('FWC_IF_Barcode_Pay', h);
+      const stuck = await tradeOf(h.OutTradeNo ?? '');
+      t.clock.advance(3 * 60_000);
+      await t.platform.expiry.tick();
+      for (const op of ['query', 'cancel']) {
+        const x = of(op, stuck.out_trade_no);
+        assert.ok(x.length >= 1, op);
+        for (const i of x) assert.equal((i['createdAt'] as Date).getTime(), stuck.created_at.getTime(), op);
+      }
+    } finally {
+      for (const op of ['barcodePay', 'query', 'cancel', 'close', 'refund']) delete own[op];
+    }
+  });
+
   it('administration: the channels and their fields, an app’s configuration checked, the pay-type switch guarded', async () => {
     const list = await admin('GET', '/admin/channels');
     const channels = list.data['channels'] as Array<{ id: string; fields: Array<{ name: string }> }>;

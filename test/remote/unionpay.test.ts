@@ -75,13 +75,16 @@ describe(
       async () => {
         const { channel, ctx } = setup();
         const no = orderNo();
-        const ref = { outTradeNo: no, payType: 'unionpay' as const };
+        // As the platform calls it: the trade's creation time, sent as the consume's txnTime.
+        const createdAt = new Date();
+        const ref = { outTradeNo: no, payType: 'unionpay' as const, createdAt };
         const paid = await channel.barcodePay(ctx, {
           outTradeNo: no,
           payType: 'unionpay',
           amountFen: 1,
           authCode: env('QR_NO'),
           subject: 'hospay remote test',
+          createdAt,
         });
         assert.ok(paid.kind === 'paid' || paid.kind === 'paying', JSON.stringify(paid));
         let q = await channel.query(ctx, ref);

@@ -184,14 +184,35 @@ export const cancelOrderId = (outTradeNo: string) => orderIdFor(`cancel\u0000${o
 export const refundOrderId = (outTradeNo: string, outRequestNo: string) =>
   orderIdFor(`refund\u0000${outTradeNo}\u0000${outRequestNo}`);
 
+const BEIJING_MS = 8 * 3_600_000;
+const p2 = (n: number) => n.toString().padStart(2, '0');
+
 /**
- * txnTime of an order sent on the Beijing day `daysBack` days before `now`: that day at 00:00:00. A trade
- * is found again by its order id and the day it was sent, with no state kept (see docs/channels/unionpay.md).
+ * txnTime of a stored instant: that second in Beijing, `yyyyMMddHHmmss` (milliseconds dropped). Orders are sent
+ * with the time the platform stored for them (a trade's or a refund's created_at), so a later call finds the
+ * same order with one exact query (see docs/channels/unionpay.md).
+ */
+export function exactTxnTime(at: Date): string {
+  const d = new Date(at.getTime() + BEIJING_MS);
+  return (
+    `${d.getUTCFullYear()}${p2(d.getUTCMonth() + 1)}${p2(d.getUTCDate())}` +
+    `${p2(d.getUTCHours())}${p2(d.getUTCMinutes())}${p2(d.getUTCSeconds())}`
+  );
+}
+
+/**
+ * txnTime of an order sent on the Beijing day `daysBack` days before `now`: that day at 00:00:00. The earlier
+ * convention (no stored time given): such an order is found again by its order id and the day it was sent.
  */
 export function dayTxnTime(now: Date, daysBack = 0): string {
-  const d = new Date(now.getTime() + 8 * 3_600_000 - daysBack * 86_400_000);
-  const p = (n: number) => n.toString().padStart(2, '0');
-  return `${d.getUTCFullYear()}${p(d.getUTCMonth() + 1)}${p(d.getUTCDate())}000000`;
+  const d = new Date(now.getTime() + BEIJING_MS - daysBack * 86_400_000);
+  return `${d.getUTCFullYear()}${p2(d.getUTCMonth() + 1)}${p2(d.getUTCDate())}000000`;
+}
+
+/** How many Beijing days `later` is after `earlier` (0 on the same day; negative if it is before). */
+export function beijingDaysBetween(earlier: Date, later: Date): number {
+  const day = (d: Date) => Math.floor((d.getTime() + BEIJING_MS) / 86_400_000);
+  return day(later) - day(earlier);
 }
 
 /**

@@ -20,12 +20,14 @@ import { HttpError, excerpt } from '../http.js';
 import {
   ACP_VERSION,
   SIGN_METHOD_RSA,
+  beijingDaysBetween,
   cancelOrderId,
   certIdOf,
   checkSigningCert,
   consumeOrderId,
   dayTxnTime,
   encodeForm,
+  exactTxnTime,
   maskAccount,
   parseAnswer,
   parseForm,
@@ -39,10 +41,12 @@ import {
 
 /**
  * The UnionPay QuickPass channel: payment-code consume (被扫), query, refund and same-day cancel through
- * UnionPay's online gateway (acp 5.1.0, RSA certificates). Stateless: a trade is found again from its
- * outTradeNo alone (order id derived from it, txnTime = 00:00:00 of the Beijing day it was sent; see
- * docs/channels/unionpay.md). Every answer's signPubKeyCert is checked against the app's root and middle
- * certificates and owner before its signature, and only then is respCode read; anything unclear is unknown.
+ * UnionPay's online gateway (acp 5.1.0, RSA certificates). Stateless: an order is found again from what the
+ * platform stored (order id derived from the outTradeNo; txnTime = the trade's created_at, or for a refund the
+ * refund's created_at, to the second in Beijing time), and without those from the earlier convention (txnTime =
+ * 00:00:00 of the Beijing day it was sent; see docs/channels/unionpay.md). Every answer's signPubKeyCert is
+ * checked against the app's root and middle certificates and owner before its signature, and only then is
+ * respCode read; anything unclear is unknown.
  */
 
 export const UNIONPAY_DEFAULTS = {
@@ -82,6 +86,14 @@ type Order =
   | { kind: 'not_found' }
   | { kind: 'unknown'; reason: string };
 type OrderState = 'success' | 'processing' | 'failed' | 'unclear';
+
+/** The exact txnTime of a stored instant, or null when none was given. */
+function storedTxnTime(at: Date | undefined): string | null {
+  return at instanceof Date && Number.isFinite(at.getTime()) ? exactTxnTime(at) : null;
+}
+
+/** A stored channel trade number that can be UnionPay's queryId of the payment. */
+const QUERY_ID = /^[0-9A-Za-z]{6,64}$/;
 
 function orderState(f: Readonly<Record<string, string>>): OrderState {
   const c = f['origRespCode'] ?? '';
@@ -313,20 +325,59 @@ export class UnionPayChannel implements Channel {
     return { kind: 'unknown', reason: `query answered respCode ${rc || 'missing'}` };
   }
 
-  /** Finds an order sent on one of the last `days` Beijing days (today first). */
-  private async locate(
+  /**
+   * Finds an order by the txnTimes it may have been sent with, each asked once, in order: `exact` (the stored
+   * time this version sends orders with) first, then the midnights of the earlier convention.
+   */
+  private async findOrder(
+    ctx: ChannelContext,
+    cfg: Config,
+    outTradeNo: string,
+    orderId: string,
+    exact: string | null,
+    midnights: readonly string[],
+  ): Promise<Order> {
+    const asked = new Set<string>();
+    for (const txnTime of exact === null ? midnights : [exact, ...midnights]) {
+      if (asked.has(txnTime)) continue;
+      asked.add(txnTime);
+      const o = await this.queryOrder(ctx, cfg, outTradeNo, orderId, txnTime);
+      if (o.kind !== 'not_found') return o;
+    }
+    return { kind: 'not_found' };
+  }
+
+  /** The midnight txnTimes of the last `days` Beijing days, today first. */
+  private midnights(days: number): string[] {
+    const now = this.deps.clock.now();
+    return Array.from({ length: Math.max(days, 0) }, (_, back) => dayTxnTime(now, back));
+  }
+
+  /** Finds an order sent on one of the last `days` Beijing days (today first), by the midnight convention. */
+  private locate(
     ctx: ChannelContext,
     cfg: Config,
     outTradeNo: string,
     orderId: string,
     days: number,
   ): Promise<Order> {
-    const now = this.deps.clock.now();
-    for (let back = 0; back < days; back++) {
-      const o = await this.queryOrder(ctx, cfg, outTradeNo, orderId, dayTxnTime(now, back));
-      if (o.kind !== 'not_found') return o;
-    }
-    return { kind: 'not_found' };
+    return this.findOrder(ctx, cfg, outTradeNo, orderId, null, this.midnights(days));
+  }
+
+  /**
+   * Finds the payment order. Given the trade's creation time: one exact question (the consume was sent with it);
+   * only if UnionPay has no such order, the midnight convention of the previous version (trades sent before the
+   * upgrade): the creation day (and the next, for a trade created on the stroke of midnight), then the last
+   * `days` days. Without it: the last `days` days.
+   */
+  private findPayment(ctx: ChannelContext, cfg: Config, ref: TradeRef, days: number): Promise<Order> {
+    const exact = storedTxnTime(ref.createdAt);
+    const created =
+      exact !== null && ref.createdAt
+        ? [dayTxnTime(ref.createdAt), dayTxnTime(new Date(ref.createdAt.getTime() + 60_000))]
+        : [];
+    const out = ref.outTradeNo;
+    return this.findOrder(ctx, cfg, out, consumeOrderId(out), exact, [...created, ...this.midnights(days)]);
   }
 
   private paidInfo(f: Readonly<Record<string, string>>): PaidInfo {
@@ -367,7 +418,8 @@ export class UnionPayChannel implements Channel {
         en: 'the UnionPay channel takes UnionPay only',
       };
     const orderId = consumeOrderId(input.outTradeNo);
-    const txnTime = dayTxnTime(this.deps.clock.now());
+    // The trade's creation second (stored, so every later call finds the order in one question).
+    const txnTime = storedTxnTime(input.createdAt) ?? dayTxnTime(this.deps.clock.now());
     const fields: Record<string, string> = {
       ...this.base(cfg, '01', '06', orderId, txnTime),
       channelType: '08',
@@ -415,7 +467,7 @@ export class UnionPayChannel implements Channel {
   async query(ctx: ChannelContext, ref: TradeRef): Promise<QueryOutcome> {
     const cfg = this.config(ctx);
     if ('error' in cfg) return { kind: 'unknown', reason: `configuration: ${cfg.error}` };
-    const c = await this.locate(ctx, cfg, ref.outTradeNo, consumeOrderId(ref.outTradeNo), 2);
+    const c = await this.findPayment(ctx, cfg, ref, 2);
     if (c.kind !== 'found') return c;
     switch (orderState(c.fields)) {
       case 'processing':
@@ -443,7 +495,7 @@ export class UnionPayChannel implements Channel {
     const cfg = this.config(ctx);
     if ('error' in cfg) return { kind: 'retry', reason: `configuration: ${cfg.error}` };
     const out = ref.outTradeNo;
-    const c = await this.locate(ctx, cfg, out, consumeOrderId(out), 2);
+    const c = await this.findPayment(ctx, cfg, ref, 2);
     if (c.kind === 'unknown') return { kind: 'retry', reason: c.reason };
     if (c.kind === 'not_found') return { kind: 'closed' };
     const state = orderState(c.fields);
@@ -454,7 +506,7 @@ export class UnionPayChannel implements Channel {
     if (!origQryId || !/^\d+$/.test(amount))
       return { kind: 'retry', reason: 'paid order without queryId or amount' };
 
-    // The cancel order: derived from the trade, sent with the payment's day.
+    // The cancel order: derived from the trade, sent with the payment's txnTime (query finds it from the trade).
     const cancelId = cancelOrderId(out);
     const seen = await this.queryOrder(ctx, cfg, out, cancelId, c.txnTime);
     if (seen.kind === 'unknown') return { kind: 'retry', reason: seen.reason };
@@ -528,30 +580,50 @@ export class UnionPayChannel implements Channel {
       return { kind: 'unknown', reason: 'the refund is being processed' };
     };
 
-    // A repeat of a refund request already sent (today or yesterday) reads its result: no second refund.
-    const seen = await this.locate(ctx, cfg, out, refundId, 2);
+    // A repeat of a refund request already sent reads its result: no second refund. The refund order is sent
+    // with the time the request was first made (stored, the same on every repeat): one exact question finds it
+    // however much later the repeat comes. Only if UnionPay has no such order, the midnights from that day to
+    // today (a refund first sent by the previous version); without a stored time, today and yesterday.
+    const now = this.deps.clock.now();
+    const requested = storedTxnTime(input.requestedAt);
+    const sinceDays = input.requestedAt ? Math.max(beijingDaysBetween(input.requestedAt, now), 0) + 1 : 2;
+    const seen =
+      requested !== null
+        ? await this.findOrder(
+            ctx,
+            cfg,
+            out,
+            refundId,
+            requested,
+            this.midnights(Math.min(sinceDays, cfg.lookbackDays)),
+          )
+        : await this.locate(ctx, cfg, out, refundId, 2);
     if (seen.kind === 'unknown') return seen;
     if (seen.kind === 'found') return settled(seen.fields);
 
-    const c = await this.locate(ctx, cfg, out, consumeOrderId(out), cfg.lookbackDays);
-    if (c.kind === 'unknown') return c;
-    if (c.kind === 'not_found')
-      return {
-        kind: 'failed',
-        code: 'UNIONPAY_TRADE_NOT_FOUND',
-        zh: `银联在最近 ${cfg.lookbackDays} 天内查无此交易`,
-        en: `UnionPay has no such payment in the last ${cfg.lookbackDays} days`,
-      };
-    const state = orderState(c.fields);
-    if (state !== 'success') {
-      return state === 'failed'
-        ? { kind: 'failed', code: 'TRADE_NOT_PAID', zh: '原交易未成功', en: 'the payment did not succeed' }
-        : { kind: 'unknown', reason: 'the payment is still being processed' };
+    // The payment's queryId: the one stored with the trade, else the payment found at UnionPay.
+    let origQryId = input.channelTradeNo ?? '';
+    if (!QUERY_ID.test(origQryId)) {
+      const c = await this.findPayment(ctx, cfg, input, cfg.lookbackDays);
+      if (c.kind === 'unknown') return c;
+      if (c.kind === 'not_found')
+        return {
+          kind: 'failed',
+          code: 'UNIONPAY_TRADE_NOT_FOUND',
+          zh: `银联在最近 ${cfg.lookbackDays} 天内查无此交易`,
+          en: `UnionPay has no such payment in the last ${cfg.lookbackDays} days`,
+        };
+      const state = orderState(c.fields);
+      if (state !== 'success') {
+        return state === 'failed'
+          ? { kind: 'failed', code: 'TRADE_NOT_PAID', zh: '原交易未成功', en: 'the payment did not succeed' }
+          : { kind: 'unknown', reason: 'the payment is still being processed' };
+      }
+      origQryId = c.fields['queryId'] ?? '';
+      if (!origQryId) return { kind: 'unknown', reason: 'paid order without queryId' };
     }
-    const origQryId = c.fields['queryId'];
-    if (!origQryId) return { kind: 'unknown', reason: 'paid order without queryId' };
 
-    const txnTime = dayTxnTime(this.deps.clock.now());
+    const txnTime = requested ?? dayTxnTime(now);
     const a = await this.exchange(ctx, cfg, 'unionpay.refund', BACK_PATH, out, {
       ...this.base(cfg, '04', '00', refundId, txnTime),
       channelType: '08',

@@ -9,12 +9,14 @@ import assert from 'node:assert/strict';
 import crypto, { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import {
+  beijingDaysBetween,
   cancelOrderId,
   certIdOf,
   checkSigningCert,
   cnIdentity,
   consumeOrderId,
   dayTxnTime,
+  exactTxnTime,
   maskAccount,
   parseAnswer,
   parseForm,
@@ -181,6 +183,15 @@ describe('unionpay: answers, notices, order ids, times, records', () => {
     const r2 = refundOrderId('MZ20260101000001', 'R2');
     assert.equal(new Set([c, r1, r2, consumeOrderId('MZ20260101000001')]).size, 4);
     for (const id of [c, r1, r2]) assert.match(id, /^H[0-9a-f]{31}$/);
+  });
+
+  it('txnTime: a stored instant to the second in Beijing; days between Beijing days', () => {
+    assert.equal(exactTxnTime(new Date('2026-03-01T15:59:59.999Z')), '20260301235959');
+    assert.equal(exactTxnTime(new Date('2026-03-01T16:00:00.000Z')), '20260302000000');
+    assert.equal(exactTxnTime(new Date('2025-12-31T16:00:01.500Z')), '20260101000001');
+    assert.equal(beijingDaysBetween(new Date('2026-03-01T15:59:59Z'), new Date('2026-03-01T16:00:00Z')), 1);
+    assert.equal(beijingDaysBetween(new Date('2026-03-01T16:00:00Z'), new Date('2026-03-02T15:59:59Z')), 0);
+    assert.equal(beijingDaysBetween(new Date('2026-03-01T00:00:00Z'), new Date('2026-03-04T00:00:00Z')), 3);
   });
 
   it('txnTime is 00:00:00 of the Beijing day; traceTime gives the payment time', () => {
@@ -539,6 +550,193 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     });
     assert.equal(r.kind, 'declined', JSON.stringify(r));
     if (r.kind === 'declined') assert.equal(r.code, 'UNIONPAY_11');
+  });
+
+  // ---- with the stored facts the services pass (trade created_at, channel_trade_no, refund created_at) ----
+
+  /** A Beijing yyyyMMddHHmmss written out here, apart from the adapter's own helper. */
+  const beijing = (d: Date) =>
+    new Date(d.getTime() + 8 * 3_600_000).toISOString().replace(/\D/g, '').slice(0, 14);
+  const payAt = (outTradeNo: string, createdAt: Date, amountFen = 1000) =>
+    channel.barcodePay(ctx, {
+      outTradeNo,
+      payType: 'unionpay',
+      amountFen,
+      authCode: code(),
+      subject: '门诊',
+      createdAt,
+    });
+  const sentSince = (from: number) => fake.received().slice(from);
+
+  it('the consume is sent with the trade’s creation second (Beijing), not midnight', async () => {
+    const o = no();
+    const createdAt = new Date(Date.now() - 1_234);
+    assert.equal((await payAt(o, createdAt)).kind, 'paid');
+    const sent = fake.received().filter((x) => x.fields['orderId'] === o);
+    assert.deepEqual(
+      sent.map((x) => [x.op, x.fields['txnTime']]),
+      [
+        ['pay', beijing(createdAt)],
+        ['query', beijing(createdAt)],
+      ],
+    );
+  });
+
+  it('given the creation time, a query finds the payment with one question', async () => {
+    const waiting = no();
+    const createdAt = new Date();
+    fake.script('pay', 'paying');
+    assert.equal((await payAt(waiting, createdAt)).kind, 'paying');
+    let from = fake.received().length;
+    assert.equal((await channel.query(ctx, { ...ref(waiting), createdAt })).kind, 'waiting');
+    assert.deepEqual(
+      sentSince(from).map((x) => [x.op, x.fields['orderId'], x.fields['txnTime']]),
+      [['query', waiting, beijing(createdAt)]],
+    );
+
+    // Paid: the payment (one question), then our cancel order at the payment's txnTime.
+    const paid = no();
+    await payAt(paid, createdAt);
+    from = fake.received().length;
+    assert.equal((await channel.query(ctx, { ...ref(paid), createdAt })).kind, 'paid');
+    assert.deepEqual(
+      sentSince(from).map((x) => [x.fields['orderId'], x.fields['txnTime']]),
+      [
+        [paid, beijing(createdAt)],
+        [cancelOrderId(paid), beijing(createdAt)],
+      ],
+    );
+
+    // A cancel finds it the same way, and is sent with the payment's txnTime; query then sees it.
+    from = fake.received().length;
+    assert.equal((await channel.cancel(ctx, { ...ref(paid), createdAt })).kind, 'refunded');
+    assert.deepEqual(
+      sentSince(from).map((x) => [x.op, x.fields['txnTime']]),
+      [
+        ['query', beijing(createdAt)],
+        ['query', beijing(createdAt)],
+        ['cancel', beijing(createdAt)],
+        ['query', beijing(createdAt)],
+      ],
+    );
+    assert.equal((await channel.query(ctx, { ...ref(paid), createdAt })).kind, 'refunded');
+  });
+
+  it('upgrade: a payment sent by the midnight convention is still found, through the fallback', async () => {
+    const o = no();
+    const createdAt = new Date();
+    assert.equal((await pay(o)).kind, 'paid', 'sent without a creation time: txnTime yyyyMMdd000000');
+    const from = fake.received().length;
+    assert.equal((await channel.query(ctx, { ...ref(o), createdAt })).kind, 'paid');
+    const asked = sentSince(from).map((x) => x.fields['txnTime']);
+    assert.equal(asked[0], beijing(createdAt), 'the exact time first');
+    assert.equal(asked[1], dayTxnTime(createdAt), 'then the creation day’s midnight, where it is');
+    // A refund of it, given the creation time but no stored queryId, finds it the same way.
+    const r = await channel.refund(ctx, {
+      ...ref(o),
+      createdAt,
+      requestedAt: new Date(),
+      outRequestNo: 'R1',
+      amountFen: 100,
+      totalFen: 1000,
+    });
+    assert.equal(r.kind, 'success', JSON.stringify(r));
+    assert.equal(fake.trade(o)?.refundedFen, 100);
+  });
+
+  it('a refund with an unknown outcome, repeated 3 days later, finds the first refund order: no second refund', async () => {
+    const o = no();
+    const createdAt = new Date();
+    const paid = await payAt(o, createdAt, 1000);
+    assert.equal(paid.kind, 'paid');
+    const channelTradeNo = paid.kind === 'paid' ? paid.channelTradeNo : '';
+    const requestedAt = new Date();
+    const input = {
+      ...ref(o),
+      createdAt,
+      channelTradeNo,
+      requestedAt,
+      outRequestNo: 'R1',
+      amountFen: 300,
+      totalFen: 1000,
+    };
+    // Processed by UnionPay, but the answer cannot be believed: unknown.
+    fake.script('refund', 'bad_signature');
+    let from = fake.received().length;
+    assert.equal((await channel.refund(ctx, input)).kind, 'unknown');
+    const first = sentSince(from);
+    assert.ok(
+      !first.some((x) => x.op === 'query' && x.fields['orderId'] === o),
+      'the stored queryId is used: no look for the payment',
+    );
+    const sent = first.find((x) => x.op === 'refund');
+    assert.equal(sent?.fields['origQryId'], channelTradeNo);
+    assert.equal(sent?.fields['txnTime'], beijing(requestedAt), 'sent with the first request’s second');
+
+    clockOffset = 3 * 86_400_000;
+    try {
+      from = fake.received().length;
+      const again = await channel.refund(ctx, input);
+      assert.equal(again.kind, 'success', JSON.stringify(again));
+      assert.deepEqual(
+        sentSince(from).map((x) => [x.op, x.fields['orderId'], x.fields['txnTime']]),
+        [['query', refundOrderId(o, 'R1'), beijing(requestedAt)]],
+        'one exact question',
+      );
+    } finally {
+      clockOffset = 0;
+    }
+    assert.equal(fake.received().filter((x) => x.op === 'refund' && x.fields['reqReserved'] === o).length, 1);
+    assert.equal(fake.trade(o)?.refundedFen, 300, 'refunded once');
+  });
+
+  it('upgrade: a refund first sent by the midnight convention is found by a repeat days later', async () => {
+    const o = no();
+    await pay(o, 1000);
+    const requestedAt = new Date();
+    const base = { ...ref(o), outRequestNo: 'R1', amountFen: 400, totalFen: 1000 };
+    fake.script('refund', 'bad_signature');
+    assert.equal((await channel.refund(ctx, base)).kind, 'unknown', 'sent by the previous version');
+    clockOffset = 3 * 86_400_000;
+    try {
+      const again = await channel.refund(ctx, { ...base, createdAt: requestedAt, requestedAt });
+      assert.equal(again.kind, 'success', JSON.stringify(again));
+    } finally {
+      clockOffset = 0;
+    }
+    assert.equal(fake.received().filter((x) => x.op === 'refund' && x.fields['reqReserved'] === o).length, 1);
+    assert.equal(fake.trade(o)?.refundedFen, 400);
+  });
+
+  it('a refund whose first attempt never reached UnionPay is sent later with its first request time', async () => {
+    const o = no();
+    const createdAt = new Date();
+    const paid = await payAt(o, createdAt, 500);
+    const channelTradeNo = paid.kind === 'paid' ? paid.channelTradeNo : '';
+    const requestedAt = new Date();
+    const input = {
+      ...ref(o),
+      createdAt,
+      channelTradeNo,
+      requestedAt,
+      outRequestNo: 'R1',
+      amountFen: 200,
+      totalFen: 500,
+    };
+    fake.script('refund', 'timeout');
+    assert.equal((await channel.refund(ctx, input)).kind, 'unknown');
+    clockOffset = 86_400_000;
+    try {
+      assert.equal((await channel.refund(ctx, input)).kind, 'success');
+    } finally {
+      clockOffset = 0;
+    }
+    const sent = fake.received().filter((x) => x.op === 'refund' && x.fields['reqReserved'] === o);
+    assert.deepEqual(
+      sent.map((x) => x.fields['txnTime']),
+      [beijing(requestedAt), beijing(requestedAt)],
+    );
+    assert.equal(fake.trade(o)?.refundedFen, 200);
   });
 
   it('records: every call, redacted', () => {
