@@ -40,10 +40,23 @@ export function signContent(content: string, key: KeyObject, type: SignType): st
   return createSign(ALGORITHM[type]).update(content, 'utf8').sign(key, 'base64');
 }
 
+/**
+ * The signature's bytes if it is canonical Base64 (standard alphabet, padded, unused bits zero: the one spelling
+ * a signer produces), else null. Node's decoder is lenient; without this, several spellings of one signature
+ * would all be accepted.
+ */
+function signatureBytes(signature: string): Buffer | null {
+  if (signature.length > 2048 || signature.length % 4 !== 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(signature))
+    return null;
+  const bytes = Buffer.from(signature, 'base64');
+  return bytes.toString('base64') === signature ? bytes : null;
+}
+
 export function verifyContent(content: string, signature: string, key: KeyObject, type: SignType): boolean {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature) || signature.length > 2048) return false;
+  const bytes = signatureBytes(signature);
+  if (!bytes) return false;
   try {
-    return createVerify(ALGORITHM[type]).update(content, 'utf8').verify(key, signature, 'base64');
+    return createVerify(ALGORITHM[type]).update(content, 'utf8').verify(key, bytes);
   } catch {
     return false;
   }
@@ -71,16 +84,11 @@ export function verifyContentAsync(
   key: KeyObject,
   type: SignType,
 ): Promise<boolean> {
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(signature) || signature.length > 2048) return Promise.resolve(false);
+  const bytes = signatureBytes(signature);
+  if (!bytes) return Promise.resolve(false);
   return new Promise((resolve) => {
     try {
-      cryptoVerify(
-        DIGEST[type],
-        Buffer.from(content, 'utf8'),
-        key,
-        Buffer.from(signature, 'base64'),
-        (err, ok) => resolve(!err && ok),
-      );
+      cryptoVerify(DIGEST[type], Buffer.from(content, 'utf8'), key, bytes, (err, ok) => resolve(!err && ok));
     } catch {
       resolve(false);
     }

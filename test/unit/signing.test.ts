@@ -7,6 +7,7 @@ import {
   parseSignType,
   readPrivateKey,
   readPublicKey,
+  verifyContentAsync,
   signContent,
   signingContent,
   verifyContent,
@@ -93,5 +94,25 @@ describe('gateway signing rule', () => {
     const pubPem = fs.readFileSync('test/fixtures/keys/test-app-2048.pub.pem', 'utf8');
     assert.equal(isPrivateKeyText(pubPem), false);
     assert.equal(isPrivateKeyText(publicKeyBase64(readPublicKey(pubPem) as KeyObject)), false);
+  });
+
+  it('only the canonical Base64 spelling of a signature is accepted', async () => {
+    const v = vectors[0] as Vector;
+    const pub = readPublicKey(fs.readFileSync(v.key.replace('.pem', '.pub.pem'), 'utf8'));
+    assert.ok(pub);
+    assert.ok(verifyContent(v.content, v.sign, pub, 'RSA2'));
+    assert.ok(await verifyContentAsync(v.content, v.sign, pub, 'RSA2'));
+    const unpadded = v.sign.replace(/=+$/, '');
+    // A 2048-bit signature is 256 bytes: Base64 with '==' padding, whose last character has 4 unused bits.
+    assert.notEqual(unpadded, v.sign);
+    const last = unpadded.length - 1;
+    const alphabet = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
+    const bits = alphabet.indexOf(v.sign[last] ?? 'A');
+    const sloppy = `${v.sign.slice(0, last)}${alphabet[bits ^ 1] ?? 'A'}${v.sign.slice(last + 1)}`;
+    assert.deepEqual(Buffer.from(sloppy, 'base64'), Buffer.from(v.sign, 'base64'), 'the same bytes');
+    for (const variant of [unpadded, sloppy, `${v.sign}\n`, ` ${v.sign}`, v.sign.replace(/\+/g, '-')]) {
+      assert.equal(verifyContent(v.content, variant, pub, 'RSA2'), false, JSON.stringify(variant.slice(-6)));
+      assert.equal(await verifyContentAsync(v.content, variant, pub, 'RSA2'), false);
+    }
   });
 });
