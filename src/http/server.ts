@@ -26,6 +26,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     loggerInstance: parts.deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: 64 * 1024,
+    // An over-long interface name (/offline/:name) gets the door's XML error, not Fastify's 414.
+    maxParamLength: 1024,
     // Behind a reverse proxy (HOSPAY_TRUST_PROXY) the payer's address comes from X-Forwarded-For.
     trustProxy: parts.config.trustProxy,
     return503OnClosing: true,

@@ -322,6 +322,11 @@ describe('offline door: authentication, validation, hardening', () => {
     it('an unknown interface is named in the answer', async () => {
       const a = await postRaw(`${t.url}/offline/FWC_IF_Nope`, valid());
       assert.equal(a.rr.SubCode, 'UNKNOWN_INTERFACE');
+      // However long the name: the door's XML answer (the name cut to 64 characters), not a bare HTTP error.
+      const long = await postRaw(`${t.url}/offline/FWC_IF_${'X'.repeat(300)}`, valid());
+      assert.equal(long.status, 200);
+      assert.equal(long.rr.SubCode, 'UNKNOWN_INTERFACE');
+      assert.ok(long.rr.SubMessage.length < 200, long.rr.SubMessage);
     });
 
     it('the process stays up and serves after all of it', async () => {
