@@ -19,6 +19,7 @@ import {
   appHisCommand,
   reconcileCommand,
 } from './reconcile.js';
+import { differencesCommand } from './differences.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
 import { operatorCommand } from './operator.js';
@@ -74,7 +75,9 @@ async function main(argv: string[]): Promise<number> {
     case 'his-sim':
       return hisSimCommand(rest, () => loadConfig());
     case 'reconcile':
-      return reconcileCommand(rest, loadConfig());
+      return rest[0] === 'differences' || rest[0] === 'resolve'
+        ? differencesCommand(rest, loadConfig())
+        : reconcileCommand(rest, loadConfig());
     case 'report':
       return reportCommand(rest, loadConfig());
     case 'operator':

@@ -10,6 +10,7 @@ import {
   type ReconProgress,
 } from '../reconcile/run.js';
 import { parseFeeRates, ReconSettingsError } from '../reconcile/settings.js';
+import { ADMIN_ACTOR_PREFIX, NOTE_MAX } from '../reconcile/differences.js';
 import {
   reconSettingsView,
   updateReconSettings,
@@ -21,6 +22,15 @@ export const RECONCILE_USAGE = `  hospay reconcile --date YYYY-MM-DD [--app ID] 
                                                reconcile a business day: platform ↔ channel bill ↔ HIS;
                                                a progress bar on a terminal; exit 0 = no open differences,
                                                3 = open differences, 1 = an app could not be reconciled
+  hospay reconcile differences --date YYYY-MM-DD --app ID [--state OPEN|RESOLVED]
+                               [--pay-type alipay|weixin|unionpay] [--json]
+                                               the day's differences (every run of the day; a table, or JSON);
+                                               exit 0 = none open among those listed, 3 = some still open
+                                               (present and not resolved), 1 = unknown app
+  hospay reconcile resolve --id N --note TEXT --by NAME [--json]
+                                               resolve a difference (note 1–${NOTE_MAX} characters); the audit
+                                               trail records "${ADMIN_ACTOR_PREFIX}NAME"; exit 1 = no such difference or
+                                               already resolved
   hospay app his --app ID [--url URL | --no-his] [--token-stdin | --no-token]
                  [--slice-minutes N] [--cutoff-hour H] [--pending-days N] [--his-timeout S] [--his-retries N]
                  [--fee-rate alipay=0.6%,weixin=0.6%,unionpay=-] [--fee-tolerance-fen N] [--json]

@@ -197,4 +197,109 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
     assert.equal(noApp.status, 1);
     assert.match(noApp.stderr, /NOPE/);
   });
+
+  it('reconcile differences lists the day (exit 3 while some are open); reconcile resolve records admin:<by>', async () => {
+    const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+    const differences = (...extra: string[]) =>
+      run(['reconcile', 'differences', '--date', day, '--app', appId, ...extra]);
+    // With the embedded database this goes through the running server's admin API.
+    const json = differences('--json');
+    assert.equal(json.status, 3, json.stdout + json.stderr);
+    const list = JSON.parse(json.stdout) as {
+      date: string;
+      app_id: string;
+      differences: Array<{ id: number; code: string; out_trade_no: string; state: string; present: boolean }>;
+    };
+    assert.equal(list.date, day);
+    assert.equal(list.app_id, appId);
+    assert.deepEqual(list.differences.map((d) => d.code).sort(), [
+      'AMOUNT_MISMATCH',
+      'HIS_MISSING',
+      'HIS_ONLY',
+    ]);
+    const missing = list.differences.find((d) => d.code === 'HIS_MISSING');
+    assert.equal(missing?.out_trade_no, orders[0]);
+    const table = differences();
+    assert.equal(table.status, 3);
+    assert.match(table.stdout, /^ID +PAY TYPE +CODE +KIND +OUT_TRADE_NO/);
+    assert.match(table.stdout, new RegExp(`${missing?.id ?? 0} +alipay +HIS_MISSING +payment +${orders[0]}`));
+    assert.match(table.stdout, /3 differences, 3 open/);
+
+    const resolved = run([
+      'reconcile',
+      'resolve',
+      '--id',
+      String(missing?.id),
+      '--note',
+      '已原路退款给患者',
+      '--by',
+      '王会计',
+    ]);
+    assert.equal(resolved.status, 0, resolved.stderr);
+    assert.match(resolved.stdout, /resolved by admin:王会计/);
+    const again = run(['reconcile', 'resolve', '--id', String(missing?.id), '--note', 'x', '--by', 'y']);
+    assert.equal(again.status, 1);
+    assert.match(again.stderr, /already resolved/);
+    const unknown = run(['reconcile', 'resolve', '--id', '999999', '--note', 'x', '--by', 'y']);
+    assert.equal(unknown.status, 1);
+    assert.match(unknown.stderr, /no such difference: 999999/);
+    const done = JSON.parse(differences('--state', 'RESOLVED', '--json').stdout) as {
+      differences: Array<{ id: number; resolved_by: string; resolved_note: string }>;
+    };
+    assert.deepEqual(
+      done.differences.map((d) => [d.id, d.resolved_by, d.resolved_note]),
+      [[missing?.id, 'admin:王会计', '已原路退款给患者']],
+    );
+    assert.equal(differences('--state', 'RESOLVED').status, 0, 'nothing open among those listed');
+    assert.equal(differences('--pay-type', 'weixin').status, 0);
+
+    // Usage errors exit 2, before anything is asked; an unknown app exits 1.
+    for (const args of [
+      ['reconcile', 'differences', '--app', appId],
+      ['reconcile', 'differences', '--date', day, '--app', appId, '--state', 'CLOSED'],
+      ['reconcile', 'resolve', '--id', 'abc', '--note', 'x', '--by', 'y'],
+      ['reconcile', 'resolve', '--id', '1', '--by', 'y'],
+      ['reconcile', 'resolve', '--id', '1', '--note', '账'.repeat(501), '--by', 'y'],
+      ['reconcile', 'resolve', '--id', '1', '--note', 'x'],
+    ]) {
+      const r = run(args);
+      assert.equal(r.status, 2, `${args.join(' ').slice(0, 80)}: ${r.stderr.slice(0, 200)}`);
+    }
+    const noApp = run(['reconcile', 'differences', '--date', day, '--app', 'NOPE']);
+    assert.equal(noApp.status, 1);
+    assert.match(noApp.stderr, /no such app: NOPE/);
+
+    // Without a running server the CLI works on the database itself, with the same answers.
+    if (TEST_DB === 'embedded') {
+      const server = children.find((c) => c.exitCode === null && c.spawnargs.includes('serve'));
+      await new Promise<void>((resolve) => {
+        server?.on('exit', () => resolve());
+        server?.kill('SIGTERM');
+      });
+    }
+    for (const d of list.differences.filter((x) => x.id !== missing?.id)) {
+      const r = run([
+        'reconcile',
+        'resolve',
+        '--id',
+        String(d.id),
+        '--note',
+        '已与 HIS 核对',
+        '--by',
+        'ops',
+        '--json',
+      ]);
+      assert.equal(r.status, 0, r.stderr);
+      const shown = JSON.parse(r.stdout) as { state: string; audit: Array<{ actor: string; note: string }> };
+      assert.equal(shown.state, 'RESOLVED');
+      assert.deepEqual(
+        shown.audit.map((a) => [a.actor, a.note]),
+        [['admin:ops', '已与 HIS 核对']],
+      );
+    }
+    const all = differences();
+    assert.equal(all.status, 0, all.stdout + all.stderr);
+    assert.match(all.stdout, /3 differences, 0 open/);
+    assert.match(all.stdout, /admin:王会计/);
+  });
 });

@@ -7,6 +7,7 @@ import { isPrivateKeyText, readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
 import { registerReportAdminRoutes } from './reports.js';
 import { registerReconciliationAdminRoutes } from './reconciliation.js';
+import { registerDifferenceAdminRoutes } from './differences.js';
 import { registerChannelAdminRoutes } from './channels.js';
 import { registerOperatorAdminRoutes } from './operators.js';
 
@@ -37,6 +38,7 @@ export async function registerAdminRoutes(
     registerNotificationAdminRoutes(scope, deps);
     registerReportAdminRoutes(scope, deps);
     registerReconciliationAdminRoutes(scope, deps);
+    registerDifferenceAdminRoutes(scope, deps);
     registerChannelAdminRoutes(scope, deps);
     registerOperatorAdminRoutes(scope, deps);
 

@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import type { ServiceDeps } from '../../services/deps.js';
 import { formatShanghai } from '../../domain/clock.js';
 import { reconcileDay, resolveDifference } from '../../reconcile/run.js';
+import { NOTE_MAX, readResolveNote } from '../../reconcile/differences.js';
 import { buildDayReport, ReportAppNotFoundError } from '../../reconcile/report.js';
 import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
 import { OperatorRepository, type FinanceSession } from '../../store/operators.js';
@@ -34,7 +35,6 @@ import {
 export const SESSION_COOKIE = 'hospay_finance';
 /** Before login: the double-submit token of the login form. */
 export const LOGIN_COOKIE = 'hospay_finance_login';
-const NOTE_MAX = 500;
 const DAY_MS = 86_400_000;
 const SESSION_COOKIE_MAX_AGE_S = 12 * 3600;
 
@@ -75,15 +75,6 @@ function safeNext(text: string | undefined): string | null {
   if (!/^\/finance(?:\/[A-Za-z0-9/_-]*)?(?:\?[A-Za-z0-9=&%._-]*)?$/.test(text)) return null;
   if (text.startsWith('/finance/login') || text.startsWith('/finance/logout')) return null;
   return text;
-}
-
-/** Control characters other than those allowed (a note may have line breaks and tabs). */
-export function hasControl(text: string, allowed = ''): boolean {
-  for (const ch of text) {
-    const c = ch.codePointAt(0) ?? 0;
-    if ((c < 0x20 || c === 0x7f) && !allowed.includes(ch)) return true;
-  }
-  return false;
 }
 
 /** The <GetHospitalTradeList> elements of a HIS answer that name the order (the HIS's own words, as text). */
@@ -605,17 +596,17 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
       if (!s) return reply;
       const id = differenceId(req) ?? -1;
       const raw = str((req.body as Record<string, unknown> | undefined)?.['note']) ?? '';
-      const note = raw.replace(/\r\n/g, '\n').trim();
-      const length = [...note].length;
-      if (length < 1 || length > NOTE_MAX || hasControl(note, '\n\t'))
+      const checked = readResolveNote(raw);
+      if ('error' in checked)
         return showDifference(reply, s, id, {
           noteDraft: raw,
           noteError:
-            length < 1
+            checked.error === 'empty'
               ? '请填写处理说明（1～500 字）/ a note is required'
               : `处理说明至多 ${NOTE_MAX} 字，且不能含控制字符 / the note is at most ${NOTE_MAX} characters`,
           status: 400,
         });
+      const note = checked.note;
       if (await resolveDifference(deps, id, s.username, note)) {
         deps.log.info({ finance: 'resolve', operator: s.username, difference: id }, 'difference resolved');
         return reply.redirect(`/finance/differences/${id}?flash=resolved`, 303);
