@@ -203,46 +203,22 @@ export class TradeRepository {
                 q = q.where((w) => w.or([w('cur.pay_type', 'is', null), w('cur.pay_type', '=', payType)]));
               return q;
             })
+            // The same guard as reservation() (that helper cannot take this statement's `cur`).
             .where('status', '=', 'TRADE_SUCCESS')
             .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
             .returning(['id', 'app_id']),
         )
         .with('ins', (db) =>
-          db
-            .insertInto('refunds')
-            .columns([
-              'trade_id',
-              'app_id',
-              'out_request_no',
-              'kind',
-              'amount_fen',
-              'status',
-              'reason',
-              'hospital_id',
-              'terminal_id',
-              'created_at',
-              'updated_at',
-              'lease_until',
-            ])
-            .expression((eb) =>
-              eb
-                .selectFrom('up')
-                .select([
-                  'up.id',
-                  'up.app_id',
-                  sql<string>`${input.outRequestNo}::text`.as('out_request_no'),
-                  sql<string>`'refund'`.as('kind'),
-                  sql<number>`${amountFen}::bigint`.as('amount_fen'),
-                  sql<string>`'PROCESSING'`.as('status'),
-                  sql<string | null>`${input.reason}::text`.as('reason'),
-                  sql<string | null>`${input.hospitalId}::text`.as('hospital_id'),
-                  sql<string | null>`${input.terminalId}::text`.as('terminal_id'),
-                  sql<Date>`${now}::timestamptz`.as('created_at'),
-                  sql<Date>`${now}::timestamptz`.as('updated_at'),
-                  sql<Date>`${leaseUntil}::timestamptz`.as('lease_until'),
-                ]),
-            )
-            .returning('id'),
+          refundFromReservation(db as unknown as ReservedQueryCreator, {
+            outRequestNo: input.outRequestNo,
+            kind: 'refund',
+            amountFen,
+            reason: input.reason,
+            hospitalId: input.hospitalId,
+            terminalId: input.terminalId,
+            now,
+            leaseUntil,
+          }).returning('id'),
         )
         .selectFrom('cur')
         .selectAll('cur')
@@ -478,49 +454,12 @@ export class TradeRepository {
     const { now, amountFen } = input;
     const leaseUntil = new Date(now.getTime() + input.leaseMs);
     try {
-      const refund = await this.db
-        .with('up', (db) =>
-          db
-            .updateTable('trades')
-            .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
-            .where('id', '=', input.trade.id)
-            .where('status', '=', 'TRADE_SUCCESS')
-            .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
-            .returning(['id', 'app_id']),
-        )
-        .insertInto('refunds')
-        .columns([
-          'trade_id',
-          'app_id',
-          'out_request_no',
-          'kind',
-          'amount_fen',
-          'status',
-          'reason',
-          'hospital_id',
-          'terminal_id',
-          'created_at',
-          'updated_at',
-          'lease_until',
-        ])
-        .expression((eb) =>
-          eb
-            .selectFrom('up')
-            .select([
-              'up.id',
-              'up.app_id',
-              sql<string>`${input.outRequestNo}::text`.as('out_request_no'),
-              sql<string>`${input.kind}::text`.as('kind'),
-              sql<number>`${amountFen}::bigint`.as('amount_fen'),
-              sql<string>`'PROCESSING'`.as('status'),
-              sql<string | null>`${input.reason}::text`.as('reason'),
-              sql<string | null>`${input.hospitalId}::text`.as('hospital_id'),
-              sql<string | null>`${input.terminalId}::text`.as('terminal_id'),
-              sql<Date>`${now}::timestamptz`.as('created_at'),
-              sql<Date>`${now}::timestamptz`.as('updated_at'),
-              sql<Date>`${leaseUntil}::timestamptz`.as('lease_until'),
-            ]),
-        )
+      const refund = await refundFromReservation(
+        this.db.with('up', (db) =>
+          reservation(db, amountFen, now).where('id', '=', input.trade.id).returning(['id', 'app_id']),
+        ),
+        { ...input, leaseUntil },
+      )
         .returningAll()
         .executeTakeFirst();
       return refund ? { result: 'reserved', refund } : { result: 'exceeded' };
@@ -536,12 +475,8 @@ export class TradeRepository {
     amountFen: Fen,
     now: Date,
   ): Promise<boolean> {
-    const r = await tx
-      .updateTable('trades')
-      .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+    const r = await reservation(tx, amountFen, now)
       .where('id', '=', tradeId)
-      .where('status', '=', 'TRADE_SUCCESS')
-      .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
       .returning('id')
       .executeTakeFirst();
     return r !== undefined;
@@ -767,6 +702,73 @@ export class TradeRepository {
 }
 
 class ReservationRefused extends Error {}
+
+/**
+ * Reserves a refund's amount on a paid trade (the caller picks the trade): refund_reserved_fen grows, guarded so
+ * that the reserved total never exceeds the cash part (total_fen - insurance_fen). The table's CHECK says the same.
+ */
+function reservation(db: QueryCreator<Database>, amountFen: Fen, now: Date) {
+  return db
+    .updateTable('trades')
+    .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+    .where('status', '=', 'TRADE_SUCCESS')
+    .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`);
+}
+
+type ReservedQueryCreator = QueryCreator<Database & { up: { id: number; app_id: string } }>;
+
+/**
+ * The refund record (PROCESSING, leased to the caller) inserted from a reservation CTE `up` (the trade's id and
+ * app): no reservation, no record. A known request number fails the unique key and undoes the whole statement.
+ */
+function refundFromReservation(
+  db: ReservedQueryCreator,
+  r: {
+    outRequestNo: string;
+    kind: 'refund' | 'cancel';
+    amountFen: Fen;
+    reason: string | null;
+    hospitalId: string | null;
+    terminalId: string | null;
+    now: Date;
+    leaseUntil: Date;
+  },
+) {
+  return db
+    .insertInto('refunds')
+    .columns([
+      'trade_id',
+      'app_id',
+      'out_request_no',
+      'kind',
+      'amount_fen',
+      'status',
+      'reason',
+      'hospital_id',
+      'terminal_id',
+      'created_at',
+      'updated_at',
+      'lease_until',
+    ])
+    .expression((eb) =>
+      eb
+        .selectFrom('up')
+        .select([
+          'up.id',
+          'up.app_id',
+          sql<string>`${r.outRequestNo}::text`.as('out_request_no'),
+          sql<string>`${r.kind}::text`.as('kind'),
+          sql<number>`${r.amountFen}::bigint`.as('amount_fen'),
+          sql<string>`'PROCESSING'`.as('status'),
+          sql<string | null>`${r.reason}::text`.as('reason'),
+          sql<string | null>`${r.hospitalId}::text`.as('hospital_id'),
+          sql<string | null>`${r.terminalId}::text`.as('terminal_id'),
+          sql<Date>`${r.now}::timestamptz`.as('created_at'),
+          sql<Date>`${r.now}::timestamptz`.as('updated_at'),
+          sql<Date>`${r.leaseUntil}::timestamptz`.as('lease_until'),
+        ]),
+    );
+}
 
 /** A gateway request's nonce_str, to be stored with the request's first write (see insertOrGet). */
 export interface GatewayNonce {
