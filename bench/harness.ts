@@ -145,6 +145,8 @@ export async function startHospay(db: BenchDb, o: HospayOptions): Promise<Server
     HOSPAY_ADMIN_TOKEN: o.adminToken,
     HOSPAY_MASTER_KEY: 'ab'.repeat(32),
     HOSPAY_JOBS: o.jobs ? 'on' : 'off',
+    // The benchmark's notification receiver listens on 127.0.0.1.
+    HOSPAY_NOTIFY_ALLOW_LOOPBACK: '1',
     ...o.extraEnv,
   };
   if (db.url) env['DATABASE_URL'] = o.dbUrl ?? db.url;

@@ -55,6 +55,24 @@ export function scrubText(text: string): string {
     .replace(PERSONAL_DIGITS, '$1****$2');
 }
 
+/**
+ * URL paths whose segment is a capability: knowing the URL is enough to use it (the hosted cashier and goto
+ * pages, a medical-insurance authorisation, the simulator's payer, consent and e-voucher pages).
+ */
+const CAPABILITY_PATHS =
+  /^(\/(?:cashier\/qr|goto|oauth2\/medicareAuth|simulator\/pay|simulator\/medicare\/consent|simulator\/medicare\/qr)\/)([^/]+)/i;
+
+/**
+ * A request URL as it may be logged: without its query (it may carry codes and states) and with a capability
+ * token cut to its first 4 characters and '…'.
+ */
+export function maskUrlPath(url: string): string {
+  const path = url.split('?')[0] ?? '';
+  return path.replace(CAPABILITY_PATHS, (_m, prefix: string, token: string) =>
+    token.length > 4 ? `${prefix}${token.slice(0, 4)}…` : `${prefix}${token}`,
+  );
+}
+
 function scrubValue(v: unknown, depth = 0): unknown {
   if (typeof v === 'string') return scrubText(v);
   if (depth > 4 || v === null || typeof v !== 'object') return v;
@@ -70,6 +88,13 @@ export function createLogger(level: string, destination?: pino.DestinationStream
     {
       level,
       redact: { paths: REDACT_PATHS, censor: '***' },
+      // Fastify's own request lines (if ever enabled) log `req`: its URL is masked like our request line.
+      serializers: {
+        req: (req: { method?: string; url?: string }) => ({
+          method: req.method,
+          url: maskUrlPath(req.url ?? ''),
+        }),
+      },
       base: { svc: 'hospay' },
       formatters: { log: (obj) => scrubValue(obj) as Record<string, unknown> },
       hooks: {

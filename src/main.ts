@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
-import type { Config } from './config/config.js';
+import { ConfigError, MIN_ADMIN_TOKEN_LENGTH, type Config } from './config/config.js';
 import { systemClock, type Clock } from './domain/clock.js';
 import { migrate, openStore, type Store } from './store/db.js';
 import { AppRepository } from './store/apps.js';
@@ -10,7 +10,8 @@ import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
 import { httpRequest } from './channels/http.js';
-import { ChannelConfigs } from './services/channel-config.js';
+import { ChannelConfigs, simulatorProblems } from './services/channel-config.js';
+import { SimulatorStartupError } from './channels/choice.js';
 import type { ConfigProblem } from './channels/definition.js';
 import { ChannelCallLog } from './store/channel-calls.js';
 import { realSleep, type ServiceDeps } from './services/deps.js';
@@ -21,9 +22,11 @@ import { buildServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import {
   acquireLock,
+  adminTokenPath,
   loadOrCreateAdminToken,
   masterKeyLoader,
   recordLockPort,
+  secureDataDir,
 } from './runtime/local-files.js';
 import { SecretBox } from './crypto/secret-box.js';
 
@@ -64,6 +67,10 @@ export interface Platform {
   deps: ServiceDeps;
   store: Store;
   server: FastifyInstance;
+  /** The admin API and finance pages on their own address (HOSPAY_ADMIN_LISTEN); null: on `server`. */
+  adminServer: FastifyInstance | null;
+  /** Where the admin API is reached: `url`, or the admin listener's address. */
+  adminUrl: string;
   simulator: SimulatorProvider;
   expiry: ExpiryJob;
   notifier: NotifyJob;
@@ -80,7 +87,20 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
   const { config } = opts;
   const clock = opts.clock ?? systemClock;
   const log = opts.log ?? createLogger(config.logLevel);
+  if (config.notify.allowLoopback)
+    log.warn(
+      '!!! HOSPAY_NOTIFY_ALLOW_LOOPBACK is on: notify_url may reach loopback addresses (127.0.0.1, ::1, localhost) ' +
+        'on this machine. For development and tests ONLY; never in production (docs/notifications.md) !!!',
+    );
   const ownStore = !opts.store;
+  // The platform's private key is sealed with the master key; with PostgreSQL it can only come from the
+  // environment (the same on every instance), so a start without it is refused before anything is written.
+  if (config.store.kind === 'postgres' && !config.masterKey)
+    throw new ConfigError(
+      'HOSPAY_MASTER_KEY',
+      'is required with PostgreSQL: it seals the platform private key and channel secrets (32 bytes, 64 hex ' +
+        'digits or base64; the same on every instance) / 使用 PostgreSQL 时必须设置主密钥',
+    );
   let releaseLock: (() => void) | null = null;
   if (ownStore && config.store.kind === 'embedded' && config.store.dataDir)
     releaseLock = acquireLock(config.store.dataDir);
@@ -90,6 +110,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       opts.store ??
       (await openStore(config.store, {
         onConnectionError: (err) => log.warn({ err: err.message }, 'database connection lost'),
+        onWarning: (problem) => log.warn({ problem }, 'data directory is not private'),
       }));
   } catch (e) {
     releaseLock?.();
@@ -100,7 +121,13 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     const apps = new AppRepository(store.db, clock, config.appCacheMs);
     const simulator = new SimulatorProvider({ db: store.db, clock, publicBaseUrl: config.publicBaseUrl });
     const channels = new ChannelRegistry(
-      { simulator, http: httpRequest, clock, publicBaseUrl: () => config.publicBaseUrl },
+      {
+        simulator,
+        http: httpRequest,
+        clock,
+        publicBaseUrl: () => config.publicBaseUrl,
+        withSimulator: config.simulator.enabled,
+      },
       opts.channels,
     );
     const secrets = new SecretBox(
@@ -114,7 +141,11 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       db: store.db,
       apps,
       trades: new TradeRepository(store.db),
-      keys: new PlatformKeyRepository(store.db, clock),
+      keys: new PlatformKeyRepository(store.db, clock, secrets, {
+        graceMs: config.keyGraceMs,
+        kind: store.kind,
+        onWarning: (problem) => log.warn({ problem }, 'platform key clean-up'),
+      }),
       channels,
       clock,
       config,
@@ -131,32 +162,72 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     };
 
     let demo: Platform['demo'] = null;
-    if (opts.demo !== false) {
+    // No demo app (it would take simulated payments) when the simulator is off.
+    if (opts.demo !== false && config.simulator.enabled) {
       const created = await apps.createDemoIfEmpty();
       if (created) demo = { appId: created.appId, accessToken: created.accessToken };
     }
     await deps.keys.active(); // created on first start
     if (opts.listen !== false) {
-      // A server must not start with an app whose channel cannot work: say which app, channel and field.
+      // A server must not start with an app using the simulator where it may not (off, or mixed with real
+      // channels unallowed), nor with an app whose channel cannot work: say which app, channel and field.
+      const simulated = await simulatorProblems(apps, config.simulator);
+      if (simulated.length) throw new SimulatorStartupError(simulated);
       const problems = await deps.channelConfigs.problems();
       if (problems.length) throw new ChannelStartupError(problems);
+      log.info(
+        { simulator: config.simulator.enabled ? 'on' : 'off' },
+        config.simulator.enabled
+          ? 'simulator on (HOSPAY_SIMULATOR=on): apps without a real channel take simulated payments'
+          : 'simulator off (HOSPAY_SIMULATOR=off): no simulated payments, pay types without a real channel are refused',
+      );
     }
     const firstApp = (await apps.list())[0]?.id ?? null;
     const adminToken =
       opts.adminToken ?? loadOrCreateAdminToken(config.dataDir, process.env['HOSPAY_ADMIN_TOKEN']);
-    const server = await buildServer({ deps, config, simulator, adminToken, demoAppId: () => firstApp });
+    if (adminToken.length < MIN_ADMIN_TOKEN_LENGTH)
+      throw new ConfigError(
+        opts.adminToken || process.env['HOSPAY_ADMIN_TOKEN']
+          ? 'HOSPAY_ADMIN_TOKEN'
+          : adminTokenPath(config.dataDir),
+        `the admin token must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters`,
+      );
+    // The data directory (admin token, master key, embedded database, lock) is its owner's only.
+    if (ownStore)
+      for (const problem of secureDataDir(config.dataDir))
+        log.warn({ problem }, 'data directory is not private');
+    const parts = { deps, config, simulator, adminToken, demoAppId: () => firstApp };
+    const server = await buildServer(parts, config.adminListen ? 'public' : 'all');
+    const adminServer = config.adminListen ? await buildServer(parts, 'admin') : null;
     const expiry = new ExpiryJob(deps);
     const notifier = new NotifyJob(deps);
     const reconciler = new ReconcileJob(deps);
 
     let url = config.publicBaseUrl;
+    let adminUrl = url;
     if (opts.listen !== false) {
       url = await server.listen({ host: config.host, port: config.port });
+      adminUrl = url;
+      let admin: { host: string; port: number } | null = null;
+      if (adminServer && config.adminListen) {
+        try {
+          adminUrl = await adminServer.listen({
+            host: config.adminListen.host,
+            port: config.adminListen.port,
+          });
+        } catch (e) {
+          await server.close();
+          throw e;
+        }
+        const a = adminServer.server.address();
+        if (a && typeof a === 'object') admin = { host: config.adminListen.host, port: a.port };
+      }
       const port = server.server.address();
       if (releaseLock && port && typeof port === 'object')
-        recordLockPort(config.dataDir, config.host, port.port);
+        recordLockPort(config.dataDir, config.host, port.port, admin);
     } else {
       await server.ready();
+      await adminServer?.ready();
     }
     if (config.jobs.enabled) {
       expiry.start();
@@ -169,6 +240,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       deps,
       store,
       server,
+      adminServer,
+      adminUrl,
       simulator,
       expiry,
       notifier,
@@ -181,6 +254,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         await notifier.stop();
         await reconciler.stop();
         await server.close();
+        await adminServer?.close();
         await deps.channelCalls.flush();
         if (ownStore) await store.close();
         releaseLock?.();

@@ -8,6 +8,7 @@ import { nhsaDefinition } from './nhsa/definition.js';
 import { alipayDefinition } from './alipay/definition.js';
 import { unionpayDefinition } from './unionpay/definition.js';
 import { wechatDefinition } from './wechat/definition.js';
+import { SIMULATOR } from './choice.js';
 
 export type { ChannelDeps } from './definition.js';
 
@@ -45,21 +46,26 @@ const simulatorMedicare: MedicareDefinition = {
 /** The medical-insurance sides (national mobile payment), chosen per app with the pay type "medicare". */
 export const MEDICARE_DEFINITIONS: readonly MedicareDefinition[] = [simulatorMedicare, nhsaDefinition];
 
-export const DEFAULT_CHANNEL = 'simulator';
-
+/**
+ * The registered channels and medical-insurance sides. With `withSimulator: false` (HOSPAY_SIMULATOR=off) the
+ * simulator is not registered at all, as a payment channel or as a medical-insurance side.
+ */
 export class ChannelRegistry {
   private readonly channels = new Map<string, Channel>();
   private readonly medicares = new Map<string, MedicareChannel>();
 
   constructor(
-    deps: ChannelDeps & { publicBaseUrl: () => string },
+    deps: ChannelDeps & { publicBaseUrl: () => string; withSimulator?: boolean },
     only?: Record<string, Channel>,
     onlyMedicare?: MedicareChannel,
   ) {
-    if (only) for (const [id, c] of Object.entries(only)) this.channels.set(id, c);
-    else for (const d of CHANNEL_DEFINITIONS) this.channels.set(d.id, d.create(deps));
-    if (onlyMedicare) this.medicares.set(DEFAULT_CHANNEL, onlyMedicare);
-    else for (const d of MEDICARE_DEFINITIONS) this.medicares.set(d.id, d.create(deps));
+    const wanted = (id: string) => deps.withSimulator !== false || id !== SIMULATOR;
+    if (only) {
+      for (const [id, c] of Object.entries(only)) if (wanted(id)) this.channels.set(id, c);
+    } else for (const d of CHANNEL_DEFINITIONS) if (wanted(d.id)) this.channels.set(d.id, d.create(deps));
+    if (onlyMedicare) {
+      if (wanted(SIMULATOR)) this.medicares.set(SIMULATOR, onlyMedicare);
+    } else for (const d of MEDICARE_DEFINITIONS) if (wanted(d.id)) this.medicares.set(d.id, d.create(deps));
   }
 
   get(id: string): Channel | undefined {

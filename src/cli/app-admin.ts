@@ -5,6 +5,9 @@ import { PlatformKeyRepository } from '../store/keys.js';
 import { systemClock } from '../domain/clock.js';
 import type { Category } from '../domain/categories.js';
 import { adminFetch, runningServer } from './running-server.js';
+import { allowListEntries } from '../services/notify-target.js';
+import { SecretBox } from '../crypto/secret-box.js';
+import { masterKeyLoader } from '../runtime/local-files.js';
 
 export interface AppView {
   app_id: string;
@@ -13,6 +16,8 @@ export interface AppView {
   status?: string;
   access_token?: string;
   categories?: Category[];
+  /** The private address ranges the app's notify_url may reach. */
+  notify_private_cidrs?: string[];
   /** With --generate-key: shown once, never stored. */
   private_key?: string;
   public_key?: string;
@@ -25,8 +30,14 @@ export interface AppAdmin {
   setStatus(appId: string, status: 'active' | 'disabled'): Promise<boolean>;
   /** null resets to the platform defaults. Returns the categories in force, or null if the app is unknown. */
   setCategories(appId: string, categories: Category[] | null | undefined): Promise<Category[] | null>;
-  setPublicKey(appId: string, publicPem: string): Promise<boolean>;
+  /** legacySign: allow sign_type RSA (SHA-1) and keys under 2048 bits for this app. */
+  setPublicKey(appId: string, publicPem: string, legacySign?: boolean): Promise<boolean>;
   setRedirectUris(appId: string, uris: string[]): Promise<boolean>;
+  /**
+   * The app's notify allow-list (validated CIDRs): sets it unless undefined; returns the list in force, or null
+   * if the app is unknown.
+   */
+  notifyAllowlist(appId: string, cidrs: string[] | undefined): Promise<string[] | null>;
   /** The platform's active public key (PEM). */
   platformKey(): Promise<string>;
   rotatePlatformKey(): Promise<string>;
@@ -45,7 +56,19 @@ export async function appAdmin(config: Config): Promise<{ admin: AppAdmin; close
   const store = await openStore(config.store);
   await migrate(store.db);
   const repo = new AppRepository(store.db, systemClock);
-  const keys = new PlatformKeyRepository(store.db, systemClock, 0);
+  const secrets = new SecretBox(
+    masterKeyLoader({
+      fromEnv: config.masterKey,
+      embedded: config.store.kind === 'embedded',
+      dataDir: config.dataDir,
+    }),
+  );
+  const keys = new PlatformKeyRepository(store.db, systemClock, secrets, {
+    reloadMs: 0,
+    graceMs: config.keyGraceMs,
+    kind: store.kind,
+    onWarning: (problem) => console.error(problem),
+  });
   return { admin: new LocalAppAdmin(repo, keys), close: () => store.close() };
 }
 
@@ -55,12 +78,18 @@ class LocalAppAdmin implements AppAdmin {
     private readonly keys: PlatformKeyRepository,
   ) {}
 
-  setPublicKey(appId: string, publicPem: string): Promise<boolean> {
-    return this.repo.setPublicKey(appId, publicPem);
+  setPublicKey(appId: string, publicPem: string, legacySign = false): Promise<boolean> {
+    return this.repo.setPublicKey(appId, publicPem, legacySign);
   }
 
   setRedirectUris(appId: string, uris: string[]): Promise<boolean> {
     return this.repo.setRedirectUris(appId, uris);
+  }
+
+  async notifyAllowlist(appId: string, cidrs: string[] | undefined): Promise<string[] | null> {
+    if (cidrs !== undefined && !(await this.repo.setNotifyPrivateCidrs(appId, cidrs))) return null;
+    const app = await this.repo.get(appId);
+    return app ? allowListEntries(app.notify_private_cidrs) : null;
   }
 
   async platformKey(): Promise<string> {
@@ -84,6 +113,7 @@ class LocalAppAdmin implements AppAdmin {
       hospital_id: a.hospital_id,
       status: a.status,
       categories: [...appCategories(a)],
+      notify_private_cidrs: allowListEntries(a.notify_private_cidrs),
     }));
   }
 
@@ -116,11 +146,12 @@ class RemoteAppAdmin implements AppAdmin {
     return (await this.call<AppView>('POST', '/admin/apps', { name, hospital_id: hospitalId })).data;
   }
 
-  async setPublicKey(appId: string, publicPem: string): Promise<boolean> {
+  async setPublicKey(appId: string, publicPem: string, legacySign = false): Promise<boolean> {
     return (
       (
         await this.call('PUT', `/admin/apps/${encodeURIComponent(appId)}/public-key`, {
           public_key: publicPem,
+          legacy_sign: legacySign,
         })
       ).status === 200
     );
@@ -134,6 +165,15 @@ class RemoteAppAdmin implements AppAdmin {
         })
       ).status === 200
     );
+  }
+
+  async notifyAllowlist(appId: string, cidrs: string[] | undefined): Promise<string[] | null> {
+    const path = `/admin/apps/${encodeURIComponent(appId)}/notify-allowlist`;
+    const r =
+      cidrs === undefined
+        ? await this.call<{ notify_private_cidrs: string[] }>('GET', path)
+        : await this.call<{ notify_private_cidrs: string[] }>('PUT', path, { notify_private_cidrs: cidrs });
+    return r.status === 200 ? r.data.notify_private_cidrs : null;
   }
 
   async platformKey(): Promise<string> {

@@ -11,6 +11,7 @@ import {
   type ChannelConfigView,
 } from '../services/channel-config.js';
 import { appChannelMap } from '../store/apps.js';
+import { chosenChannel } from '../channels/choice.js';
 import { formatShanghai } from '../domain/clock.js';
 import type { ChannelCallRow } from '../store/channel-calls.js';
 import type { ServiceDeps } from '../services/deps.js';
@@ -22,7 +23,9 @@ export const CHANNEL_USAGE = `  hospay channel list                          the
                                                configure a channel for an app (medical insurance: C = medicare:ID);
                                                checked as a whole, secrets sealed at rest, never printed
   hospay channel use --app ID --pay-type alipay|weixin|unionpay|medicare --channel C
-                                               switch a pay type to a configured channel (simulator = built-in)
+                                               switch a pay type to a configured channel; C = none removes it,
+                                               C = simulator chooses the built-in simulator (in an app with a
+                                               real channel only with HOSPAY_ALLOW_MIXED_SIMULATOR=1)
   hospay channel calls [--app ID] [--out-trade-no NO] [--limit N] [--json]
                                                recent exchanges with the providers (redacted)`;
 
@@ -224,8 +227,9 @@ export async function channelCommand(args: string[], config: Config): Promise<nu
         if (!r) throw new AppMissing(appId);
         if (values.json) console.log(JSON.stringify(r));
         else {
+          // As this command's environment sees the simulator settings (HOSPAY_SIMULATOR, ..._ALLOW_MIXED_...).
           const map = ['alipay', 'weixin', 'unionpay', 'medicare'].map(
-            (pt) => `${pt} → ${r.channel_map[pt] ?? 'simulator'}`,
+            (pt) => `${pt} → ${chosenChannel(r.channel_map, pt, config.simulator) ?? '(未开通 not enabled)'}`,
           );
           console.log(`app ${appId}: ${map.join(', ')}`);
           for (const v of r.configs) printView(v);

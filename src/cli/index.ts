@@ -6,7 +6,10 @@ import { loadConfig, ConfigError } from '../config/config.js';
 import { startPlatform } from '../main.js';
 import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
-import { DataDirBusyError, readLock } from '../runtime/local-files.js';
+import { DataDirBusyError, masterKeyLoader, readLock } from '../runtime/local-files.js';
+import { SecretBox } from '../crypto/secret-box.js';
+import { PlatformKeyRepository } from '../store/keys.js';
+import { systemClock } from '../domain/clock.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
 import { CHANNEL_USAGE, ChannelAppMissingError, ChannelUsageError, channelCommand } from './channel.js';
 import { ChannelConfigError, ChannelMapError, UnknownChannelError } from '../services/channel-config.js';
@@ -23,6 +26,8 @@ import { differencesCommand } from './differences.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
 import { operatorCommand } from './operator.js';
+import { normaliseRegisteredRedirect } from '../services/medicare.js';
+import { parseAllowList } from '../services/notify-target.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
 
@@ -35,10 +40,17 @@ Usage:
                                                refuse / accept an app's AccessToken
   hospay app categories --app ID [--set "MZ=门诊,ZY=住院" | --reset] [--json]
                                                show or set the order-number categories (spec 4.1)
-  hospay app key --app ID --public-key FILE    register an app's RSA public key for the gateway (- = stdin)
+  hospay app key --app ID --public-key FILE [--legacy-sign]
+                                               register an app's RSA public key for the gateway (- = stdin);
+                                               --legacy-sign also allows sign_type RSA (SHA-1) and keys under
+                                               2048 bits (the spec's legacy samples), off by default
   hospay app create ... --generate-key         also make the app a gateway key pair; prints the private key once
   hospay app redirect-uris --app ID --set "https://his.example/cb,..."
-                                               allowed redirect_uri prefixes for medical-insurance authorisation
+                                               allowed redirect URIs for medical-insurance authorisation (same
+                                               scheme, host and port; the path at or below, on a / boundary)
+  hospay app notify-allowlist --app ID [--set "10.8.0.0/16,fd12::/48" | --reset] [--json]
+                                               show or set the private address ranges the app's notify_url may
+                                               reach (its HIS on the intranet); loopback and metadata: never
   hospay keys platform [--base64]              the platform's public key, to verify answers and notifications
   hospay keys rotate                           make a new platform key pair
 ${NOTIFY_USAGE.replace(/^Usage:\n/, '')}
@@ -116,7 +128,12 @@ async function serve(args: string[]): Promise<number> {
       '',
     );
   }
-  lines.push(`hospay is serving on ${platform.url} (${where}); public base URL ${config.publicBaseUrl}`);
+  lines.push(
+    `hospay is serving on ${platform.url} (${where}); public base URL ${config.publicBaseUrl}; ` +
+      (config.simulator.enabled ? 'simulator on' : 'simulator off (HOSPAY_SIMULATOR=off)'),
+  );
+  if (platform.adminServer)
+    lines.push(`admin API and finance pages (only) on ${platform.adminUrl} (HOSPAY_ADMIN_LISTEN)`);
   // Straight to the terminal, never to the log: the demo token is shown once, here.
   process.stdout.write(`${lines.join('\n')}\n`);
   let stopping = false;
@@ -149,12 +166,23 @@ async function appCommand(args: string[]): Promise<number> {
       json: { type: 'boolean' },
       'generate-key': { type: 'boolean' },
       'public-key': { type: 'string' },
+      'legacy-sign': { type: 'boolean' },
     },
     strict: true,
   });
-  if (!['create', 'list', 'disable', 'enable', 'categories', 'key', 'redirect-uris'].includes(sub ?? '')) {
+  const subs = [
+    'create',
+    'list',
+    'disable',
+    'enable',
+    'categories',
+    'key',
+    'redirect-uris',
+    'notify-allowlist',
+  ];
+  if (!subs.includes(sub ?? '')) {
     throw new UsageError(
-      `unknown app command "${sub ?? ''}" (create, list, disable, enable, categories, key, redirect-uris, his)`,
+      `unknown app command "${sub ?? ''}" (create, list, disable, enable, categories, key, redirect-uris, notify-allowlist, his)`,
     );
   }
   // Validate before touching the database.
@@ -170,9 +198,25 @@ async function appCommand(args: string[]): Promise<number> {
     sub === 'enable' ||
     sub === 'categories' ||
     sub === 'key' ||
-    sub === 'redirect-uris'
+    sub === 'redirect-uris' ||
+    sub === 'notify-allowlist'
   ) {
     if (!values.app) throw new UsageError('--app APP_ID is required');
+  }
+  let allowlist: string[] | undefined;
+  if (sub === 'notify-allowlist') {
+    if (values.set !== undefined && values.reset) throw new UsageError('use either --set or --reset');
+    if (values.reset) allowlist = [];
+    else if (values.set !== undefined) {
+      const parsed = parseAllowList(
+        values.set
+          .split(',')
+          .map((c) => c.trim())
+          .filter(Boolean),
+      );
+      if ('why' in parsed) throw new UsageError(`--set: ${parsed.why} / ${parsed.zh}`);
+      allowlist = parsed.cidrs;
+    }
   }
   let publicPem: string | null = null;
   if (sub === 'key') {
@@ -189,16 +233,24 @@ async function appCommand(args: string[]): Promise<number> {
     const key = readPublicKey(text);
     if (!key)
       throw new UsageError('--public-key: not an RSA public key of 1024 bits or more (PEM or Base64 DER)');
+    if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048 && !values['legacy-sign'])
+      throw new UsageError(
+        '--public-key: the key is shorter than 2048 bits; register a 2048-bit key, or add --legacy-sign for a legacy HIS that cannot (密钥短于 2048 位)',
+      );
     publicPem = key.export({ type: 'spki', format: 'pem' }).toString();
   }
   let redirectUris: string[] = [];
   if (sub === 'redirect-uris') {
-    redirectUris = (values.set ?? '')
+    const given = (values.set ?? '')
       .split(',')
       .map((u) => u.trim())
       .filter(Boolean);
-    if (!redirectUris.every((u) => /^https?:\/\/\S+$/.test(u)))
-      throw new UsageError('--set takes comma-separated http(s) URLs');
+    redirectUris = given.map((u) => normaliseRegisteredRedirect(u) ?? '');
+    const bad = given.find((u) => normaliseRegisteredRedirect(u) === null);
+    if (bad !== undefined)
+      throw new UsageError(
+        `--set takes comma-separated absolute http(s) URLs without userinfo, query or fragment; not: ${bad}`,
+      );
   }
   if (sub === 'categories') {
     if (values.set !== undefined && values.reset) throw new UsageError('use either --set or --reset');
@@ -247,8 +299,14 @@ async function appCommand(args: string[]): Promise<number> {
       }
       case 'key': {
         const appId = values.app ?? '';
-        if (!(await admin.setPublicKey(appId, publicPem ?? ''))) throw new AppNotFoundError(appId);
+        const legacy = values['legacy-sign'] === true;
+        if (!(await admin.setPublicKey(appId, publicPem ?? '', legacy))) throw new AppNotFoundError(appId);
         console.log(`${appId}: 公钥已登记 / public key registered`);
+        console.log(
+          legacy
+            ? '  旧式签名已开启：接受 sign_type RSA（SHA1）与短于 2048 位的密钥 / legacy signing on: sign_type RSA (SHA-1) and keys under 2048 bits accepted'
+            : '  仅接受 sign_type RSA2 / sign_type RSA2 only (add --legacy-sign for a legacy HIS that signs RSA)',
+        );
         return 0;
       }
       case 'redirect-uris': {
@@ -257,12 +315,24 @@ async function appCommand(args: string[]): Promise<number> {
         console.log(`${appId}: ${redirectUris.join(', ') || '(none)'}`);
         return 0;
       }
+      case 'notify-allowlist': {
+        const appId = values.app ?? '';
+        const now = await admin.notifyAllowlist(appId, allowlist);
+        if (!now) throw new AppNotFoundError(appId);
+        if (values.json) console.log(JSON.stringify(now));
+        else console.log(`${appId}: ${now.join(', ') || '(none 无)'}`);
+        return 0;
+      }
       case 'list': {
         const apps = await admin.list();
         if (values.json) console.log(JSON.stringify(apps));
         else
-          for (const a of apps)
-            console.log(`${a.app_id}  ${a.status ?? ''}  ${a.hospital_id ?? '-'}  ${a.name}`);
+          for (const a of apps) {
+            const allowed = a.notify_private_cidrs?.length
+              ? `  notify-allowlist: ${a.notify_private_cidrs.join(',')}`
+              : '';
+            console.log(`${a.app_id}  ${a.status ?? ''}  ${a.hospital_id ?? '-'}  ${a.name}${allowed}`);
+          }
         return 0;
       }
       case 'disable':
@@ -319,6 +389,23 @@ async function migrateCommand(): Promise<number> {
   try {
     const applied = await migrate(store.db);
     console.log(applied.length ? `applied: ${applied.join(', ')}` : 'already up to date');
+    // A platform key stored unsealed by an older version is sealed now if the master key is at hand, else at
+    // the first start (which needs HOSPAY_MASTER_KEY with PostgreSQL).
+    if (config.store.kind === 'embedded' || config.masterKey) {
+      const secrets = new SecretBox(
+        masterKeyLoader({
+          fromEnv: config.masterKey,
+          embedded: config.store.kind === 'embedded',
+          dataDir: config.dataDir,
+        }),
+      );
+      const keys = new PlatformKeyRepository(store.db, systemClock, secrets, {
+        kind: store.kind,
+        onWarning: (problem) => console.error(problem),
+      });
+      const sealed = await keys.sealLegacy();
+      if (sealed) console.log(`sealed ${sealed} platform key(s) with the master key`);
+    }
   } finally {
     await store.close();
   }

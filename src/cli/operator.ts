@@ -130,7 +130,7 @@ async function run(args: string[], config: Config): Promise<number> {
           for (const o of list) {
             const locked =
               o.locked_until && new Date(o.locked_until) > systemClock.now()
-                ? `  locked until ${o.locked_until}`
+                ? `  new addresses wait until ${o.locked_until}`
                 : '';
             console.log(`${o.username}  ${o.status}  ${o.display_name}${locked}`);
           }

@@ -12,8 +12,11 @@ export function runningServer(config: Config): { base: string; token: string } |
   if (!holder) return null;
   const token = process.env['HOSPAY_ADMIN_TOKEN'] || readAdminToken(config.dataDir);
   if (!holder.port || !token) throw new DataDirBusyError(config.dataDir, holder);
-  const host = !holder.host || holder.host === '0.0.0.0' || holder.host === '::' ? '127.0.0.1' : holder.host;
-  return { base: `http://${host.includes(':') ? `[${host}]` : host}:${holder.port}`, token };
+  // With HOSPAY_ADMIN_LISTEN the admin API is on its own address, not on the public port.
+  const port = holder.adminPort ?? holder.port;
+  const at = holder.adminPort ? holder.adminHost : holder.host;
+  const host = !at || at === '0.0.0.0' || at === '::' ? '127.0.0.1' : at;
+  return { base: `http://${host.includes(':') ? `[${host}]` : host}:${port}`, token };
 }
 
 /**

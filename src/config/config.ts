@@ -15,6 +15,10 @@ export interface Config {
   /** HOSPAY_MASTER_KEY (32 bytes), sealing secrets at rest; null = a key file in dataDir (embedded only). */
   masterKey: Buffer | null;
   logLevel: string;
+  /** HOSPAY_ADMIN_LISTEN: the admin API and finance pages on their own address, not on the public port. */
+  adminListen: { host: string; port: number } | null;
+  /** A retired platform key is deleted this long after a rotation (HOSPAY_KEY_GRACE). */
+  keyGraceMs: number;
   /**
    * How long an authenticated app (AccessToken or gateway app_id) is reused without reading the database
    * (HOSPAY_APP_CACHE; 0 = read it on every request). A change made through this server is seen at once; one
@@ -43,6 +47,18 @@ export interface Config {
     /** Requests whose timestamp is further than this from the server's clock are refused as stale. */
     clockSkewMs: number;
   };
+  /**
+   * The built-in simulator (docs/simulator.md). enabled = HOSPAY_SIMULATOR (default on; off in production: the
+   * simulator channel, simulated medicare and their pages are gone); allowMixed = HOSPAY_ALLOW_MIXED_SIMULATOR=1
+   * (an app taking real money may map some pay types to the simulator explicitly).
+   */
+  simulator: { enabled: boolean; allowMixed: boolean };
+  /**
+   * How long records are kept before the expiry job purges them (null = forever): channel calls
+   * (HOSPAY_CALL_RETENTION, also the counts of unverified notifications) and notification delivery attempts
+   * (HOSPAY_ATTEMPT_RETENTION).
+   */
+  retention: { channelCallsMs: number | null; notifyAttemptsMs: number | null };
   notify: {
     /** How long one delivery attempt may take before it counts as failed. */
     timeoutMs: number;
@@ -50,6 +66,12 @@ export interface Config {
     intervalMs: number;
     /** How many notifications one tick delivers at most (concurrently). */
     batchSize: number;
+    /**
+     * HOSPAY_NOTIFY_ALLOW_LOOPBACK=1: notify_url may reach loopback addresses (127/8, ::1, localhost). For
+     * development and tests ONLY (a HIS simulator on the same machine); never in production: it lets a HIS make
+     * hospay POST to services on hospay's own machine. Other internal addresses stay refused (docs/notifications.md).
+     */
+    allowLoopback: boolean;
   };
 }
 
@@ -73,6 +95,13 @@ function onOff(env: Env, key: string, dflt: boolean): boolean {
   throw new ConfigError(key, `must be on or off, got "${raw}"`);
 }
 
+function flag(env: Env, key: string): boolean {
+  const raw = env[key];
+  if (raw === undefined || raw === '' || raw === '0' || raw === 'false' || raw === 'off') return false;
+  if (raw === '1' || raw === 'true' || raw === 'on') return true;
+  throw new ConfigError(key, `must be 1 or 0, got "${raw}"`);
+}
+
 function int(env: Env, key: string, dflt: number, min: number, max: number): number {
   const raw = env[key];
   if (raw === undefined || raw === '') return dflt;
@@ -92,6 +121,14 @@ function duration(env: Env, key: string, dfltMs: number): number {
   const unit = m[2] ?? 'ms';
   const factor = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 }[unit] ?? 1;
   return n * factor;
+}
+
+/** A retention: a duration of at least a day (a bare number would be milliseconds: refused), or off. */
+function retention(env: Env, key: string, dfltMs: number): number | null {
+  if (env[key] === 'off') return null;
+  const ms = duration(env, key, dfltMs);
+  if (ms < 86_400_000) throw new ConfigError(key, `must be at least 1d (e.g. 90d) or off, got "${env[key]}"`);
+  return ms;
 }
 
 function dailyAt(env: Env): string | null {
@@ -115,7 +152,27 @@ function trustProxy(env: Env): boolean | string {
   return raw;
 }
 
+/** HOSPAY_ADMIN_LISTEN: "host:port" ("[::1]:8081" for IPv6), or unset. */
+function adminListen(env: Env): { host: string; port: number } | null {
+  const raw = env['HOSPAY_ADMIN_LISTEN'];
+  if (raw === undefined || raw === '') return null;
+  const m = /^(?:\[([0-9a-fA-F:.]+)\]|([^:[\]\s]+)):([0-9]{1,5})$/.exec(raw);
+  const port = m ? Number(m[3]) : NaN;
+  if (!m || port > 65535)
+    throw new ConfigError('HOSPAY_ADMIN_LISTEN', `must be host:port, e.g. 127.0.0.1:8081, got "${raw}"`);
+  return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
+/** The shortest HOSPAY_ADMIN_TOKEN accepted: the token guards every app, key and report. */
+export const MIN_ADMIN_TOKEN_LENGTH = 32;
+
 export function loadConfig(env: Env = process.env, overrides: { port?: number } = {}): Config {
+  const adminToken = env['HOSPAY_ADMIN_TOKEN'];
+  if (adminToken && adminToken.length < MIN_ADMIN_TOKEN_LENGTH)
+    throw new ConfigError(
+      'HOSPAY_ADMIN_TOKEN',
+      `must be at least ${MIN_ADMIN_TOKEN_LENGTH} characters (got ${adminToken.length}); e.g. openssl rand -base64 32`,
+    );
   const port = overrides.port ?? int(env, 'PORT', 8080, 0, 65535);
   const host = env['HOST'] || '127.0.0.1';
   const dataDir = path.resolve(env['HOSPAY_DATA_DIR'] || 'data');
@@ -151,6 +208,8 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     masterKey,
     trustProxy: trustProxy(env),
     logLevel: env['LOG_LEVEL'] || 'info',
+    adminListen: adminListen(env),
+    keyGraceMs: duration(env, 'HOSPAY_KEY_GRACE', 7 * 86_400_000),
     appCacheMs: duration(env, 'HOSPAY_APP_CACHE', 1_000),
     barcode: {
       deadlineMs: duration(env, 'HOSPAY_BARCODE_DEADLINE', 120_000),
@@ -168,10 +227,19 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     },
     gateway: { clockSkewMs: duration(env, 'HOSPAY_GATEWAY_CLOCK_SKEW', 5 * 60_000) },
     reconcile: { dailyAt: dailyAt(env) },
+    simulator: {
+      enabled: onOff(env, 'HOSPAY_SIMULATOR', true),
+      allowMixed: flag(env, 'HOSPAY_ALLOW_MIXED_SIMULATOR'),
+    },
+    retention: {
+      channelCallsMs: retention(env, 'HOSPAY_CALL_RETENTION', 90 * 86_400_000),
+      notifyAttemptsMs: retention(env, 'HOSPAY_ATTEMPT_RETENTION', 90 * 86_400_000),
+    },
     notify: {
       timeoutMs: duration(env, 'HOSPAY_NOTIFY_TIMEOUT', 10_000),
       intervalMs: duration(env, 'HOSPAY_NOTIFY_INTERVAL', 1_000),
       batchSize: int(env, 'HOSPAY_NOTIFY_BATCH', 20, 1, 500),
+      allowLoopback: flag(env, 'HOSPAY_NOTIFY_ALLOW_LOOPBACK'),
     },
   };
 }

@@ -36,6 +36,48 @@ export function signingContent(params: Readonly<Record<string, string | undefine
     .join('&');
 }
 
+/**
+ * JSON text that can be signed by the k=v&k=v rule without ever splitting into extra parameters: `&` inside
+ * strings is written as the JSON escape \u0026 (the same value to any JSON parser). In JSON text `&` can only
+ * occur inside strings, so a plain replacement is exact.
+ */
+export function splitProofJson(json: string): string {
+  return json.replace(/&/g, '\\u0026');
+}
+
+/** A parameter key the platform signs: letters, digits and _ only (no `&`, no `=`). */
+const SAFE_KEY = /^[A-Za-z0-9_]{1,64}$/;
+
+/**
+ * Why a parameter set must not be signed by the platform, or null when it may: a key outside [A-Za-z0-9_], or a
+ * value containing `&`. The content joins `k=v` with `&`, so a value with `&` could be re-read as more
+ * parameters: an attacker who gets `x&method=lc.trade.notify&…&~=` into a signed value could present the
+ * signature as one over a notification. (`=` in a value is harmless: only a piece's first `=` ends its key.)
+ */
+export function unsignableReason(params: Readonly<Record<string, string | undefined | null>>): string | null {
+  for (const [k, v] of Object.entries(params)) {
+    if (k === 'sign') continue;
+    if (!SAFE_KEY.test(k)) return `key ${JSON.stringify(k.slice(0, 64))} is not [A-Za-z0-9_]`;
+    if (typeof v === 'string' && v.includes('&')) return `the value of ${k} holds &`;
+  }
+  return null;
+}
+
+/**
+ * Signs a parameter set the platform produces (answers, notifications, return redirects). Refuses (rejects) a
+ * set that could be re-split into other parameters; callers make values split-proof first (splitProofJson for
+ * JSON, format checks for everything else).
+ */
+export function signPlatformParamsAsync(
+  params: Readonly<Record<string, string | undefined | null>>,
+  key: KeyObject,
+  type: SignType,
+): Promise<string> {
+  const why = unsignableReason(params);
+  if (why) return Promise.reject(new Error(`refusing to sign: ${why}`));
+  return signContentAsync(signingContent(params), key, type);
+}
+
 export function signContent(content: string, key: KeyObject, type: SignType): string {
   return createSign(ALGORITHM[type]).update(content, 'utf8').sign(key, 'base64');
 }

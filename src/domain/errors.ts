@@ -175,13 +175,21 @@ export const Errors = {
       'cannot tell the payment channel from AuthCode; send PayType',
       { field: 'AuthCode' },
     ),
-  payTypeNotEnabled: (payType: string) =>
-    new HospayError(
-      'PAY_TYPE_NOT_ENABLED',
-      'business',
-      `该应用未开通支付方式 ${payType}`,
-      `pay type ${payType} is not enabled for this app`,
-    ),
+  /** The app has no channel for the pay type (without one: for any pay type). Not retryable: an operator's fix. */
+  payTypeNotEnabled: (payType?: string) =>
+    payType === undefined
+      ? new HospayError(
+          'PAY_TYPE_NOT_ENABLED',
+          'business',
+          '该应用未开通任何支付方式（未配置支付渠道），请联系平台管理员',
+          'no pay type is enabled for this app (no payment channel is configured); ask the platform operator',
+        )
+      : new HospayError(
+          'PAY_TYPE_NOT_ENABLED',
+          'business',
+          `该应用未开通支付方式 ${payType}（未配置该支付渠道），请换用其他支付方式或联系平台管理员`,
+          `pay type ${payType} is not enabled for this app (no payment channel is configured for it); use another pay type or ask the platform operator`,
+        ),
   systemError: () =>
     new HospayError(
       'SYSTEM_ERROR',

@@ -11,6 +11,7 @@ import { registerLandingPage } from './pages/landing.js';
 import { registerFinancePages } from './pages/finance.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { registerChannelNotifyRoutes } from './channels/notify.js';
+import { maskUrlPath } from '../logging.js';
 
 export interface ServerParts {
   deps: ServiceDeps;
@@ -20,8 +21,14 @@ export interface ServerParts {
   demoAppId: () => string | null;
 }
 
-/** The three doors (offline XML, pages, admin) on one Fastify instance. */
-export async function buildServer(parts: ServerParts): Promise<FastifyInstance> {
+/**
+ * Which doors one Fastify instance serves: all of them (the default), or, with HOSPAY_ADMIN_LISTEN, the public
+ * ones on the public port and the operators' ones (admin API, finance pages) on the admin address.
+ */
+export type Doors = 'all' | 'public' | 'admin';
+
+/** The doors (offline XML, gateway, pages, finance pages, admin) on one Fastify instance. */
+export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: parts.deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
@@ -33,7 +40,8 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
     return503OnClosing: true,
   });
   app.addHook('onResponse', async (req, reply) => {
-    const path = req.url.split('?')[0];
+    // Without the query; a capability token in the path (cashier, goto, authorisation pages) masked.
+    const path = maskUrlPath(req.url);
     req.log.info(
       { method: req.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
       'request',
@@ -52,14 +60,19 @@ export async function buildServer(parts: ServerParts): Promise<FastifyInstance> 
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
-  await registerOfflineRoutes(app, parts.deps);
-  await registerGatewayRoutes(app, parts.deps);
-  await registerSimulatorPages(app, parts.simulator);
-  await registerCashierPages(app, parts.deps);
-  await registerMedicarePages(app, parts.deps);
-  await registerLandingPage(app, parts.config, parts.demoAppId);
-  await registerFinancePages(app, parts.deps);
-  await registerAdminRoutes(app, parts.deps, parts.adminToken);
-  await registerChannelNotifyRoutes(app, parts.deps);
+  if (doors !== 'admin') {
+    await registerOfflineRoutes(app, parts.deps);
+    await registerGatewayRoutes(app, parts.deps);
+    // The simulator's payer pages only while it is on (HOSPAY_SIMULATOR).
+    if (parts.config.simulator.enabled) await registerSimulatorPages(app, parts.simulator);
+    await registerCashierPages(app, parts.deps);
+    await registerMedicarePages(app, parts.deps);
+    await registerLandingPage(app, parts.config, parts.demoAppId);
+  }
+  if (doors !== 'public') {
+    await registerFinancePages(app, parts.deps);
+    await registerAdminRoutes(app, parts.deps, parts.adminToken);
+  }
+  if (doors !== 'admin') await registerChannelNotifyRoutes(app, parts.deps);
   return app;
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { channelContext, medicareFor, type ServiceDeps } from '../services/deps.js';
 import { expireTrade, type ExpireResult } from '../services/expire.js';
+import { purgeExpiredRecords } from '../store/retention.js';
 
 /**
  * The expiry job: unpaid barcode trades past their deadline are cancelled at the channel, expired QR trades
@@ -12,6 +13,8 @@ export class ExpiryJob {
   readonly owner: string;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
+  /** When the retention purge runs next (null = on the next tick). */
+  private retentionDueAt: number | null = null;
 
   constructor(private readonly deps: ServiceDeps) {
     this.owner = `expirer-${randomBytes(6).toString('hex')}`;
@@ -86,14 +89,48 @@ export class ExpiryJob {
     }
   }
 
-  /** Spent gateway nonces and old authorisation requests are only needed while they could be replayed. */
+  /**
+   * Spent gateway nonces and old authorisation requests are only needed while they could be replayed; a retired
+   * platform key, for its grace period (HOSPAY_KEY_GRACE).
+   */
   private async purge(): Promise<void> {
     const now = this.deps.clock.now();
+    await this.deps.keys.purgeRetired();
     await this.deps.db.deleteFrom('gateway_nonces').where('expires_at', '<', now).execute();
     await this.deps.db
       .deleteFrom('medicare_auths')
       .where('expires_at', '<', new Date(now.getTime() - 86_400_000))
       .execute();
+    await this.purgeRecords(now);
+  }
+
+  /**
+   * Channel calls and notification attempts past their retention (HOSPAY_CALL_RETENTION,
+   * HOSPAY_ATTEMPT_RETENTION), in bounded batches (store/retention.ts); at most once a minute unless the last
+   * pass left more.
+   */
+  private async purgeRecords(now: Date): Promise<void> {
+    if (this.retentionDueAt !== null && now.getTime() < this.retentionDueAt) return;
+    let r;
+    try {
+      r = await purgeExpiredRecords(this.deps.db, now, this.deps.config.retention);
+    } catch (err) {
+      // Never in the way of expiring trades; tried again in a minute.
+      this.retentionDueAt = now.getTime() + 60_000;
+      this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'retention purge failed');
+      return;
+    }
+    this.retentionDueAt = r.more ? null : now.getTime() + 60_000;
+    if (r.channelCalls + r.notifyAttempts + r.notifyRejections > 0)
+      this.deps.log.info(
+        {
+          channelCalls: r.channelCalls,
+          notifyAttempts: r.notifyAttempts,
+          notifyRejections: r.notifyRejections,
+          more: r.more,
+        },
+        'records past their retention purged',
+      );
   }
 
   start(): void {

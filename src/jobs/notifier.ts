@@ -39,9 +39,9 @@ export class NotifyJob {
       config.notify.batchSize,
     );
     const outcomes = await Promise.all(
-      claimed.map(async ({ notification: n, trade }) => {
+      claimed.map(async ({ notification: n, trade, notifyPrivateCidrs }) => {
         try {
-          return await deliverOne(this.deps, n, trade);
+          return await deliverOne(this.deps, n, trade, notifyPrivateCidrs);
         } catch (err) {
           // The claim stays until its lease runs out; then the notification is tried again.
           log.warn(

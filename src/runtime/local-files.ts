@@ -3,25 +3,103 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 
 /**
- * Files in the data directory: the admin token (0600) and, for the embedded database, a lock that says which
- * process holds it and on which port it serves.
+ * Files in the data directory: the admin token, the master key (embedded database), the embedded database
+ * itself and a lock that says which process holds it and on which port it serves. The directory is its owner's
+ * only (0700) and so is every file in it (0600).
  */
 export function adminTokenPath(dataDir: string): string {
   return path.join(dataDir, 'admin-token');
 }
 
+/** Makes the directory (0700) if missing; an existing one is tightened to 0700. Returns a problem, if any. */
+export function ensurePrivateDir(dir: string): string | null {
+  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+  return tighten(dir, 0o700);
+}
+
+function tighten(p: string, mode: number): string | null {
+  try {
+    const st = fs.lstatSync(p);
+    if (st.isSymbolicLink() || (st.mode & 0o777) === mode) return null;
+    fs.chmodSync(p, mode);
+    return null;
+  } catch (e) {
+    return `${p}: cannot set mode ${mode.toString(8)} (${(e as NodeJS.ErrnoException).code ?? String(e)}); make it readable by hospay's user only`;
+  }
+}
+
+/**
+ * Tightens a directory and everything under it: directories 0700, files 0600 (symbolic links are left alone).
+ * A missing directory is left missing. Returns what could not be tightened, for a warning.
+ */
+export function securePrivateTree(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  const problems: string[] = [];
+  const walk = (d: string) => {
+    const p = tighten(d, 0o700);
+    if (p) problems.push(p);
+    let entries: fs.Dirent[];
+    try {
+      entries = fs.readdirSync(d, { withFileTypes: true });
+    } catch (e) {
+      problems.push(`${d}: cannot list (${(e as NodeJS.ErrnoException).code ?? String(e)})`);
+      return;
+    }
+    for (const e of entries) {
+      const child = path.join(d, e.name);
+      if (e.isDirectory()) walk(child);
+      else if (e.isFile()) {
+        const q = tighten(child, 0o600);
+        if (q) problems.push(q);
+      }
+    }
+  };
+  walk(dir);
+  return problems;
+}
+
+/**
+ * Tightens hospay's own things in the data directory: the directory (0700), the admin token, master key and
+ * lock (0600) and the embedded database's tree (directories 0700, files 0600). Other files an operator put there
+ * are left alone. A missing directory is left missing. Returns what could not be tightened, for a warning.
+ */
+export function secureDataDir(dataDir: string): string[] {
+  if (!fs.existsSync(dataDir)) return [];
+  const problems: string[] = [];
+  const dirProblem = tighten(dataDir, 0o700);
+  if (dirProblem) problems.push(dirProblem);
+  for (const name of ['admin-token', 'master-key', 'hospay.lock']) {
+    const p = path.join(dataDir, name);
+    if (!fs.existsSync(p)) continue;
+    const q = tighten(p, 0o600);
+    if (q) problems.push(q);
+  }
+  problems.push(...securePrivateTree(path.join(dataDir, 'pgdata')));
+  return problems;
+}
+
+/** Writes a file readable by its owner only (an existing file is tightened too: writeFile keeps its mode). */
+function writePrivateFile(p: string, text: string, flag = 'w'): void {
+  fs.writeFileSync(p, text, { mode: 0o600, flag });
+  tighten(p, 0o600);
+}
+
 export function loadOrCreateAdminToken(dataDir: string, fromEnv: string | undefined): string {
   if (fromEnv) return fromEnv;
-  fs.mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   const p = adminTokenPath(dataDir);
   try {
     const t = fs.readFileSync(p, 'utf8').trim();
-    if (t) return t;
+    if (t) {
+      tighten(p, 0o600);
+      return t;
+    }
   } catch {
     /* first start */
   }
-  const token = randomBytes(24).toString('base64url');
-  fs.writeFileSync(p, `${token}\n`, { mode: 0o600 });
+  // 32 random bytes: 43 base64url characters (config.ts MIN_ADMIN_TOKEN_LENGTH is 32).
+  const token = randomBytes(32).toString('base64url');
+  writePrivateFile(p, `${token}\n`);
   return token;
 }
 
@@ -37,6 +115,9 @@ export interface LockInfo {
   pid: number;
   port: number | null;
   host: string | null;
+  /** Where the admin API listens when it has its own address (HOSPAY_ADMIN_LISTEN). */
+  adminPort?: number | null;
+  adminHost?: string | null;
 }
 
 function lockPath(dataDir: string): string {
@@ -79,10 +160,10 @@ export class DataDirBusyError extends Error {
 
 /** Takes the embedded database's lock; throws DataDirBusyError if a live process holds it. */
 export function acquireLock(dataDir: string): () => void {
-  fs.mkdirSync(dataDir, { recursive: true });
+  ensurePrivateDir(dataDir);
   const holder = readLock(dataDir);
   if (holder) throw new DataDirBusyError(dataDir, holder);
-  fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, port: null, host: null }));
+  writePrivateFile(lockPath(dataDir), JSON.stringify({ pid: process.pid, port: null, host: null }));
   return () => {
     try {
       const info = JSON.parse(fs.readFileSync(lockPath(dataDir), 'utf8')) as LockInfo;
@@ -93,8 +174,21 @@ export function acquireLock(dataDir: string): () => void {
   };
 }
 
-export function recordLockPort(dataDir: string, host: string, port: number): void {
-  fs.writeFileSync(lockPath(dataDir), JSON.stringify({ pid: process.pid, port, host }));
+export function recordLockPort(
+  dataDir: string,
+  host: string,
+  port: number,
+  admin: { host: string; port: number } | null = null,
+): void {
+  writePrivateFile(
+    lockPath(dataDir),
+    JSON.stringify({
+      pid: process.pid,
+      port,
+      host,
+      ...(admin ? { adminHost: admin.host, adminPort: admin.port } : {}),
+    }),
+  );
 }
 
 /**
@@ -114,16 +208,19 @@ export function masterKeyLoader(opts: {
         '未设置主密钥 HOSPAY_MASTER_KEY，无法保存密钥类配置 / set HOSPAY_MASTER_KEY (32 bytes, hex or base64) ' +
           'to store secrets with PostgreSQL; every instance needs the same key',
       );
-    fs.mkdirSync(opts.dataDir, { recursive: true });
+    ensurePrivateDir(opts.dataDir);
     const p = path.join(opts.dataDir, 'master-key');
     try {
       const b = Buffer.from(fs.readFileSync(p, 'utf8').trim(), 'hex');
-      if (b.length === 32) return b;
+      if (b.length === 32) {
+        tighten(p, 0o600);
+        return b;
+      }
     } catch {
       /* first use */
     }
     const key = randomBytes(32);
-    fs.writeFileSync(p, `${key.toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    writePrivateFile(p, `${key.toString('hex')}\n`, 'wx');
     return key;
   };
 }

@@ -12,7 +12,17 @@ import {
   type ConfigField,
   type ConfigProblem,
 } from '../channels/definition.js';
-import { channelDefinition, medicareDefinition, DEFAULT_CHANNEL } from '../channels/registry.js';
+import { channelDefinition, medicareDefinition } from '../channels/registry.js';
+import {
+  MAP_KEYS,
+  NO_CHANNEL,
+  SIMULATOR,
+  mixedSimulatorPayTypes,
+  normaliseChannelMap,
+  simulatorMapProblems,
+  type SimulatorMapProblem,
+  type SimulatorPolicy,
+} from '../channels/choice.js';
 import { PAY_TYPES } from '../domain/trade.js';
 import { appChannelMap, type AppRepository } from '../store/apps.js';
 
@@ -171,7 +181,7 @@ export class ChannelConfigs {
       if (app.status !== 'active') continue;
       const used = new Set<string>(configured.filter((c) => c.app_id === app.id).map((c) => c.channel_id));
       for (const [payType, id] of Object.entries(appChannelMap(app))) {
-        if (id === DEFAULT_CHANNEL) continue;
+        if (id === SIMULATOR) continue;
         if (payType === 'medicare') used.add(`medicare:${id}`);
         else if ((PAY_TYPES as readonly string[]).includes(payType)) used.add(id);
       }
@@ -218,17 +228,32 @@ export class ChannelMapError extends Error {
 
 /**
  * Switches an app's pay type (alipay, weixin, unionpay, or medicare for the medical-insurance side) to a
- * channel. Refused when the channel does not take that pay type or the app's configuration of it is
- * incomplete, so a switch never leaves an app that cannot pay. Returns the new map, or null for an unknown app.
+ * channel, or removes it from the map with the channel "none". Refused when the channel does not take that pay
+ * type or the app's configuration of it is incomplete, so a switch never leaves an app that cannot pay; refused
+ * too when it would use the simulator where it may not (HOSPAY_SIMULATOR=off, or beside a real channel without
+ * HOSPAY_ALLOW_MIXED_SIMULATOR=1: see channels/choice.ts). "simulator" is written into the map (the explicit
+ * choice) only in an app that takes real money; otherwise it is the same as no entry. Returns the new map, or
+ * null for an unknown app.
  */
 export async function setChannelMap(
-  deps: { apps: AppRepository; channelConfigs: ChannelConfigs },
+  deps: { apps: AppRepository; channelConfigs: ChannelConfigs; config: { simulator: SimulatorPolicy } },
   appId: string,
   payType: string,
   channelId: string,
 ): Promise<Record<string, string> | null> {
   const app = await deps.apps.get(appId);
   if (!app) return null;
+  if (!MAP_KEYS.includes(payType))
+    throw new ChannelMapError(
+      'INVALID_FIELD.pay_type',
+      `pay_type 须为 ${PAY_TYPES.join(' / ')} 或 medicare / pay_type must be ${PAY_TYPES.join(', ')} or medicare`,
+    );
+  const old = appChannelMap(app);
+  if (channelId === NO_CHANNEL) {
+    const map = normaliseChannelMap(Object.fromEntries(Object.entries(old).filter(([k]) => k !== payType)));
+    await deps.apps.setChannelMap(appId, map);
+    return map;
+  }
   if (payType === 'medicare') {
     if (!medicareDefinition(channelId))
       throw new ChannelMapError(
@@ -236,11 +261,6 @@ export async function setChannelMap(
         `没有这个医保渠道 / no such medical-insurance side: ${channelId}`,
       );
   } else {
-    if (!(PAY_TYPES as readonly string[]).includes(payType))
-      throw new ChannelMapError(
-        'INVALID_FIELD.pay_type',
-        `pay_type 须为 ${PAY_TYPES.join(' / ')} 或 medicare / pay_type must be ${PAY_TYPES.join(', ')} or medicare`,
-      );
     const def = channelDefinition(channelId);
     if (!def) throw new ChannelMapError('CHANNEL_NOT_FOUND', `没有这个渠道 / no such channel: ${channelId}`);
     if (!(def.payTypes as readonly string[]).includes(payType))
@@ -249,13 +269,46 @@ export async function setChannelMap(
         `渠道 ${channelId} 不受理 ${payType} / channel ${channelId} does not take ${payType}`,
       );
   }
+  if (channelId === SIMULATOR && !deps.config.simulator.enabled)
+    throw new ChannelMapError(
+      'SIMULATOR_OFF',
+      `模拟器已关闭（HOSPAY_SIMULATOR=off），不能把 ${payType} 指向模拟器 / the simulator is off (HOSPAY_SIMULATOR=off): ${payType} cannot use it`,
+    );
   const configId = payType === 'medicare' ? `medicare:${channelId}` : channelId;
-  if (channelId !== DEFAULT_CHANNEL) {
+  if (channelId !== SIMULATOR) {
     const view = await deps.channelConfigs.view(appId, configId);
     if (view.problems.length) throw new ChannelConfigError(configId, view.problems);
   }
-  const map = { ...appChannelMap(app), [payType]: channelId };
-  if (channelId === DEFAULT_CHANNEL) delete map[payType];
+  const map = normaliseChannelMap({ ...old, [payType]: channelId });
+  // A switch may leave an already allowed mix as it is (or reduce it), never make a new one.
+  const before = mixedSimulatorPayTypes(old);
+  const added = mixedSimulatorPayTypes(map).filter((p) => !before.includes(p));
+  if (added.length > 0 && !deps.config.simulator.allowMixed) {
+    const real = Object.entries(map)
+      .filter(([k, id]) => MAP_KEYS.includes(k) && id !== SIMULATOR)
+      .map(([k, id]) => `${k} → ${id}`)
+      .join(', ');
+    throw new ChannelMapError(
+      'SIMULATOR_MIXED',
+      `应用 ${appId} 已接入真实渠道（${real}），不能再把 ${added.join('、')} 指向模拟器（模拟支付不收钱）；` +
+        `如确需混用，请在服务端设置 HOSPAY_ALLOW_MIXED_SIMULATOR=1 / app ${appId} takes real money (${real}): ` +
+        `${added.join(', ')} cannot be mapped to the simulator, which takes no money; set ` +
+        `HOSPAY_ALLOW_MIXED_SIMULATOR=1 on the server if this is really wanted (or use --channel none to remove the pay type)`,
+    );
+  }
   await deps.apps.setChannelMap(appId, map);
   return map;
+}
+
+/**
+ * Start-up check of every active app's map against the simulator settings: the simulator mapped while it is
+ * off, or beside a real channel without HOSPAY_ALLOW_MIXED_SIMULATOR (channels/choice.ts).
+ */
+export async function simulatorProblems(
+  apps: AppRepository,
+  policy: SimulatorPolicy,
+): Promise<SimulatorMapProblem[]> {
+  return (await apps.list())
+    .filter((a) => a.status === 'active')
+    .flatMap((a) => simulatorMapProblems(a.id, appChannelMap(a), policy));
 }

@@ -5,17 +5,19 @@ import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import type { Db } from '../store/db.js';
 import type { AppRepository } from '../store/apps.js';
-import { appChannelFor } from '../store/apps.js';
+import { appChannelMap } from '../store/apps.js';
 import type { TradeRepository } from '../store/trades.js';
 import type { PlatformKeyRepository } from '../store/keys.js';
 import type { ChannelCallLog } from '../store/channel-calls.js';
 import type { ChannelConfigs } from './channel-config.js';
 import type { App, Trade } from '../store/schema.js';
-import { DEFAULT_CHANNEL, type ChannelRegistry } from '../channels/registry.js';
+import type { ChannelRegistry } from '../channels/registry.js';
+import { chosenChannel } from '../channels/choice.js';
 import type { Channel, ChannelContext, MedicareChannel } from '../channels/channel.js';
-import type { PayType } from '../domain/trade.js';
+import { PAY_TYPES, type PayType } from '../domain/trade.js';
 import { Errors } from '../domain/errors.js';
 import { randomDigits } from '../crypto/tokens.js';
+import type { NotifyResolver } from './notify-http.js';
 
 /** Everything a use case needs, wired once in main.ts. */
 export interface ServiceDeps {
@@ -35,6 +37,8 @@ export interface ServiceDeps {
   secrets: SecretBox;
   log: Logger;
   sleep: (ms: number) => Promise<void>;
+  /** How the notifier resolves a notify_url's host name (notify-http.ts); dns.lookup unless set (tests). */
+  notifyResolver?: NotifyResolver;
 }
 
 export const realSleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
@@ -44,11 +48,35 @@ export function newTradeNo(now: Date): string {
   return `HP${compactShanghai(now)}${randomDigits(10)}`;
 }
 
-export function channelFor(deps: ServiceDeps, app: App, payType: PayType): { id: string; channel: Channel } {
-  const id = appChannelFor(app, payType, DEFAULT_CHANNEL);
-  const channel = deps.channels.get(id);
-  if (!channel || !channel.payTypes.includes(payType)) throw Errors.payTypeNotEnabled(payType);
+/**
+ * The channel serving the app's pay type, or null when the pay type is not enabled for the app: unmapped in an
+ * app that takes real money, mapped to the simulator where it may not be (see channels/choice.ts), or mapped to
+ * a channel that is not registered or does not take the pay type.
+ */
+export function channelOrNull(
+  deps: Pick<ServiceDeps, 'channels' | 'config'>,
+  app: Pick<App, 'channel_map'>,
+  payType: PayType,
+): { id: string; channel: Channel } | null {
+  const id = chosenChannel(appChannelMap(app), payType, deps.config.simulator);
+  const channel = id === null ? undefined : deps.channels.get(id);
+  if (id === null || !channel || !channel.payTypes.includes(payType)) return null;
   return { id, channel };
+}
+
+/** The channel serving the app's pay type; PAY_TYPE_NOT_ENABLED when there is none (see channelOrNull). */
+export function channelFor(deps: ServiceDeps, app: App, payType: PayType): { id: string; channel: Channel } {
+  const ch = channelOrNull(deps, app, payType);
+  if (!ch) throw Errors.payTypeNotEnabled(payType);
+  return ch;
+}
+
+/** The pay types enabled for the app, in the spec's order (the hosted cashier offers only these). */
+export function enabledPayTypes(
+  deps: Pick<ServiceDeps, 'channels' | 'config'>,
+  app: Pick<App, 'channel_map'>,
+): PayType[] {
+  return PAY_TYPES.filter((p) => channelOrNull(deps, app, p) !== null);
 }
 
 /** The channel a stored trade was made on. */
@@ -75,14 +103,17 @@ export async function channelContext(
   };
 }
 
-/** The app's medical-insurance side (pay type "medicare" in its channel map; the simulator by default). */
+/**
+ * The app's medical-insurance side (pay type "medicare" in its channel map; the simulator only as
+ * channels/choice.ts allows); PAY_TYPE_NOT_ENABLED when there is none.
+ */
 export function medicareFor(
-  deps: ServiceDeps,
-  app: App,
+  deps: Pick<ServiceDeps, 'channels' | 'config'>,
+  app: Pick<App, 'channel_map'>,
 ): { id: string; channel: MedicareChannel; ctxId: string } {
-  const id = appChannelFor(app, 'medicare', DEFAULT_CHANNEL);
-  const channel = deps.channels.medicare(id);
-  if (!channel) throw Errors.payTypeNotEnabled('medicare');
+  const id = chosenChannel(appChannelMap(app), 'medicare', deps.config.simulator);
+  const channel = id === null ? undefined : deps.channels.medicare(id);
+  if (id === null || !channel) throw Errors.payTypeNotEnabled('medicare');
   return { id, channel, ctxId: `medicare:${id}` };
 }
 

@@ -8,8 +8,9 @@ import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
 import { sha256Hex } from '../crypto/tokens.js';
-import { checkRepeat, newTradeNo, type ServiceDeps } from './deps.js';
+import { checkRepeat, enabledPayTypes, newTradeNo, type ServiceDeps } from './deps.js';
 import { cashierUrl, DEFAULT_TIMEOUT_EXPRESS } from './qr-pay.js';
+import { checkNotifyUrlText, notifyPolicy } from './notify-target.js';
 
 export interface H5PayCommand {
   app: App;
@@ -33,6 +34,24 @@ export interface H5PayCommand {
 }
 
 /**
+ * Refuses a notify_url that visibly points inside (INVALID_FIELD.notify_url): an IP address that is loopback,
+ * link-local, metadata, reserved, or private and not in the app's allow-list; `localhost`; userinfo; not http(s).
+ * A host name is checked again, with the addresses it resolves to, at each delivery (notify-http.ts).
+ */
+export function checkNotifyUrlFor(
+  deps: Pick<ServiceDeps, 'config'>,
+  app: Pick<App, 'notify_private_cidrs'>,
+  url: string | undefined,
+): void {
+  if (url === undefined) return;
+  const why = checkNotifyUrlText(
+    url,
+    notifyPolicy(deps.config.notify.allowLoopback, app.notify_private_cidrs),
+  );
+  if (why) throw Errors.invalidField('notify_url', why.zh, why.en);
+}
+
+/**
  * H5 pay (spec 6.1): creates the trade and answers goto_url, our hosted page, which sends the payer to the
  * cashier of the app they opened it in (Alipay / WeChat / UnionPay), or lets them choose.
  * Same validation and idempotency as the offline door: the same out_trade_no with the same content answers the
@@ -42,7 +61,10 @@ export async function h5Pay(
   deps: ServiceDeps,
   cmd: H5PayCommand,
 ): Promise<{ trade: Trade; gotoUrl: string }> {
+  checkNotifyUrlFor(deps, cmd.app, cmd.notifyUrl);
   const now = deps.clock.now();
+  // The payer chooses among the app's enabled pay types on the goto page; with none, there is nothing to offer.
+  if (enabledPayTypes(deps, cmd.app).length === 0) throw Errors.payTypeNotEnabled();
   const timeoutExpress = cmd.timeoutExpress ?? DEFAULT_TIMEOUT_EXPRESS;
   const expiresAt = parseTimeoutExpress(timeoutExpress, now);
   if (!expiresAt)

@@ -4,7 +4,7 @@ import { Errors, HospayError, declined } from '../domain/errors.js';
 import type { Fen } from '../domain/money.js';
 import type { OrderType, PayType } from '../domain/trade.js';
 import { channelFor, channelContext, medicareFor, type ServiceDeps } from './deps.js';
-import { h5Pay } from './h5-pay.js';
+import { checkNotifyUrlFor, h5Pay } from './h5-pay.js';
 
 /** An auth_code lives this long and is good once. */
 export const AUTH_CODE_TTL_MS = 5 * 60_000;
@@ -13,6 +13,30 @@ export const PAY_AUTH_TTL_MS = 30 * 60_000;
 
 const bad = (code: string, zh: string, en: string) => new HospayError(code, 'business', zh, en);
 
+/**
+ * A redirect URI an app may register: an absolute http(s) URL with a host, and without userinfo, query or
+ * fragment. Returns its normalised form (WHATWG URL: lower-case host, default port dropped, "/" for an empty
+ * path), or null.
+ */
+export function normaliseRegisteredRedirect(text: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(text);
+  } catch {
+    return null;
+  }
+  if (u.protocol !== 'https:' && u.protocol !== 'http:') return null;
+  if (u.hostname === '' || u.username !== '' || u.password !== '') return null;
+  // "…/cb?" and "…/cb#" parse to an empty search/hash: the raw text tells.
+  if (u.search !== '' || u.hash !== '' || /[?#]/.test(text)) return null;
+  return u.href;
+}
+
+/**
+ * Whether `uri` is one of the app's registered redirect URIs, compared as parsed URLs, never as text: scheme,
+ * host and port exactly, no userinfo, and the path on a segment boundary (registered `/cb` allows `/cb` and
+ * `/cb/x`, not `/cbx`; registered `/mi/` allows `/mi/x`). The requested URI may carry its own query.
+ */
 export function allowedRedirect(app: App, uri: string): boolean {
   let allowed: unknown;
   try {
@@ -20,9 +44,28 @@ export function allowedRedirect(app: App, uri: string): boolean {
   } catch {
     return false;
   }
-  return (
-    Array.isArray(allowed) && allowed.some((p) => typeof p === 'string' && p.length > 0 && uri.startsWith(p))
-  );
+  if (!Array.isArray(allowed)) return false;
+  let u: URL;
+  try {
+    u = new URL(uri);
+  } catch {
+    return false;
+  }
+  if (u.username !== '' || u.password !== '') return false;
+  return allowed.some((p) => {
+    if (typeof p !== 'string') return false;
+    let r: URL;
+    try {
+      r = new URL(p);
+    } catch {
+      return false;
+    }
+    if (r.username !== '' || r.password !== '') return false;
+    if (r.protocol !== u.protocol || r.hostname !== u.hostname || r.port !== u.port) return false;
+    const base = r.pathname;
+    const path = u.pathname;
+    return path === base || path.startsWith(base.endsWith('/') ? base : `${base}/`);
+  });
 }
 
 /** Spec 6.4: the HIS sends the patient here; we check the request and send them on to consent. */
@@ -32,6 +75,7 @@ export async function startAuthorisation(
 ): Promise<{ consentUrl: string }> {
   const app = q.appId.length <= 64 ? await deps.apps.get(q.appId) : undefined;
   if (!app || app.status !== 'active') throw Errors.accessTokenInvalid();
+  medicareFor(deps, app); // PAY_TYPE_NOT_ENABLED before anything is written
   if (!/^[A-Za-z0-9_-]{1,64}$/.test(q.openId))
     throw Errors.invalidField('open_id', '须为 1～64 位字母数字', 'must be 1–64 letters or digits');
   if (q.state.length > 128) throw Errors.tooLong('state', 128);
@@ -43,6 +87,12 @@ export async function startAuthorisation(
   }
   if (u.protocol !== 'https:' && u.protocol !== 'http:')
     throw Errors.invalidField('redirect_uri', '须为 http(s) 地址', 'must be an http(s) URL');
+  if (u.username !== '' || u.password !== '')
+    throw Errors.invalidField(
+      'redirect_uri',
+      '不得包含用户信息（user@）',
+      'must not contain userinfo (user@)',
+    );
   if (!allowedRedirect(app, q.redirectUri)) {
     throw Errors.invalidField(
       'redirect_uri',
@@ -110,6 +160,7 @@ export async function pendingAuthorisation(deps: ServiceDeps, id: string) {
       'medicare_auths.status',
       'medicare_auths.expires_at',
       'apps.name as app_name',
+      'apps.channel_map',
     ])
     .where('medicare_auths.id', '=', id)
     .executeTakeFirst();
@@ -128,6 +179,7 @@ export interface UserTokenCommand {
 
 /** Spec 6.5: a single-use auth_code of the same user becomes pay_auth_no, qr_code, city_code, card_info. */
 export async function userToken(deps: ServiceDeps, cmd: UserTokenCommand) {
+  const mi = medicareFor(deps, cmd.app); // PAY_TYPE_NOT_ENABLED before the auth_code is spent
   const now = deps.clock.now();
   const used = await deps.db
     .updateTable('medicare_auths')
@@ -143,7 +195,6 @@ export async function userToken(deps: ServiceDeps, cmd: UserTokenCommand) {
     throw bad('AUTH_CODE_INVALID', 'auth_code 无效、已使用或已过期', 'auth_code is invalid, used or expired');
   if (used.open_id !== cmd.userId)
     throw bad('AUTH_CODE_USER_MISMATCH', 'auth_code 不属于该用户', 'auth_code belongs to another user');
-  const mi = medicareFor(deps, cmd.app);
   const r = await mi.channel.issueToken(await channelContext(deps, cmd.app.id, mi.ctxId), {
     userId: cmd.userId,
     authCode: cmd.authCode,
@@ -200,6 +251,7 @@ export async function sscTradePay(
   deps: ServiceDeps,
   cmd: SscTradePayCommand,
 ): Promise<{ trade: Trade; gotoUrl: string }> {
+  checkNotifyUrlFor(deps, cmd.app, cmd.notifyUrl);
   if (cmd.insuranceFen + cmd.cashFen !== cmd.totalFen) {
     throw Errors.invalidField(
       'total_amount',
@@ -208,6 +260,7 @@ export async function sscTradePay(
     );
   }
   const { id: channelId } = channelFor(deps, cmd.app, cmd.paymentType);
+  medicareFor(deps, cmd.app); // PAY_TYPE_NOT_ENABLED before the trade is made
   const now = deps.clock.now();
   const token = await deps.db
     .selectFrom('medicare_tokens')

@@ -5,9 +5,12 @@ import type { Notification, Trade } from '../store/schema.js';
 import type { Db } from '../store/db.js';
 import { formatShanghai } from '../domain/clock.js';
 import { formatFen } from '../domain/money.js';
-import { parseSignType, signParamsAsync } from '../crypto/signing.js';
+import { parseSignType, signPlatformParamsAsync, splitProofJson } from '../crypto/signing.js';
 import { tradeExtra } from './h5-pay.js';
 import { scrubText } from '../logging.js';
+import { storableText } from '../store/channel-calls.js';
+import { bareHost, classifyAddress, notifyPolicy } from './notify-target.js';
+import { NotifyTargetRefused, postNotification, systemResolver } from './notify-http.js';
 
 /**
  * Asynchronous notification (spec 6.2, lc.trade.notify): the platform POSTs a signed form to the trade's
@@ -84,7 +87,7 @@ export function notifyBizContent(trade: Trade, tradeStatus: string): string {
     str('gmt_close', trade.closed_at ? formatShanghai(trade.closed_at) : null);
   str('payment_type', trade.pay_type);
   amount('refund_fee', trade.refunded_fen);
-  return `{${members.join(',')}}`;
+  return splitProofJson(`{${members.join(',')}}`);
 }
 
 export interface NotifyFormInput {
@@ -113,7 +116,7 @@ export async function buildNotifyForm(input: NotifyFormInput): Promise<Record<st
     biz_content: notifyBizContent(input.trade, input.notification.trade_status),
     sign_type: signType,
   };
-  form['sign'] = await signParamsAsync(form, input.privateKey, signType);
+  form['sign'] = await signPlatformParamsAsync(form, input.privateKey, signType);
   return form;
 }
 
@@ -157,6 +160,8 @@ export async function claimDueNotifications(
 export interface ClaimedNotification {
   notification: Notification;
   trade: Trade | null;
+  /** The app's notify allow-list (apps.notify_private_cidrs, JSON text), read with the claim. */
+  notifyPrivateCidrs: string | null;
 }
 
 /** The notification's columns under a prefix, so that they do not collide with the trade's (t.*). */
@@ -176,14 +181,14 @@ export async function claimDueNotificationsWithTrades(
   leaseMs: number,
   limit: number,
 ): Promise<ClaimedNotification[]> {
-  const r = await sql<Prefixed<Notification> & JoinedTrade>`
+  const r = await sql<Prefixed<Notification> & { n__notify_private_cidrs: string | null } & JoinedTrade>`
     WITH c AS (${claimStatement(now, claim, leaseMs, limit)})
     SELECT c.id AS n__id, c.notify_id AS n__notify_id, c.app_id AS n__app_id, c.trade_id AS n__trade_id,
       c.url AS n__url, c.trade_status AS n__trade_status, c.status AS n__status, c.attempts AS n__attempts,
       c.next_attempt_at AS n__next_attempt_at, c.lease_until AS n__lease_until,
       c.lease_owner AS n__lease_owner, c.created_at AS n__created_at, c.delivered_at AS n__delivered_at,
-      c.last_error AS n__last_error, t.*
-    FROM c LEFT JOIN trades t ON t.id = c.trade_id`.execute(db);
+      c.last_error AS n__last_error, a.notify_private_cidrs AS n__notify_private_cidrs, t.*
+    FROM c LEFT JOIN trades t ON t.id = c.trade_id LEFT JOIN apps a ON a.id = c.app_id`.execute(db);
   return r.rows.map((row) => {
     const {
       n__id,
@@ -200,6 +205,7 @@ export async function claimDueNotificationsWithTrades(
       n__created_at,
       n__delivered_at,
       n__last_error,
+      n__notify_private_cidrs,
       ...trade
     } = row;
     const notification: Notification = {
@@ -219,7 +225,11 @@ export async function claimDueNotificationsWithTrades(
       last_error: n__last_error,
     };
     // LEFT JOIN: either the whole trade row or every column null.
-    return { notification, trade: trade.id === null ? null : (trade as Trade) };
+    return {
+      notification,
+      trade: trade.id === null ? null : (trade as Trade),
+      notifyPrivateCidrs: n__notify_private_cidrs,
+    };
   });
 }
 
@@ -243,19 +253,21 @@ interface AttemptResult {
  * delay, or FAILED after the last attempt. If the claim was lost meanwhile (lease run out and taken over), the
  * outcome is recorded as an attempt but the notification is left to its new holder.
  * `trade`: the notification's trade when already read (claimDueNotificationsWithTrades; null = missing);
- * undefined = read it here.
+ * undefined = read it here. `notifyPrivateCidrs`: the app's notify allow-list when already read (likewise);
+ * undefined = read it here, only if the target needs it (see notify-target.ts).
  */
 export async function deliverOne(
   deps: ServiceDeps,
   n: Notification,
   trade?: Trade | null,
+  notifyPrivateCidrs?: string | null,
 ): Promise<DeliveryOutcome> {
   const claim = n.lease_owner;
   if (!claim) throw new Error('deliverOne needs a claimed notification');
   const attempt = n.attempts + 1;
   const startedAt = deps.clock.now();
   const t0 = performance.now();
-  const result = await attemptDelivery(deps, n, startedAt, trade);
+  const result = await attemptDelivery(deps, n, startedAt, trade, notifyPrivateCidrs);
   const latencyMs = Math.max(0, Math.round(performance.now() - t0));
   const finishedAt = deps.clock.now();
 
@@ -336,6 +348,7 @@ async function attemptDelivery(
   n: Notification,
   now: Date,
   given: Trade | null | undefined,
+  givenCidrs: string | null | undefined,
 ): Promise<AttemptResult> {
   let url: URL;
   try {
@@ -347,53 +360,40 @@ async function attemptDelivery(
     return { httpStatus: null, body: null, error: 'notify_url must be http or https' };
   const trade = given === undefined ? await deps.trades.byId(n.trade_id) : given;
   if (!trade) return { httpStatus: null, body: null, error: 'the trade of this notification is missing' };
+  // The app's allow-list comes with the claim; otherwise it is read only when it matters: for a host name or
+  // a private address (a public or loopback address does not depend on it).
+  const literal = classifyAddress(bareHost(url));
+  const cidrs =
+    givenCidrs !== undefined || (literal !== null && literal.kind !== 'private')
+      ? (givenCidrs ?? null)
+      : ((await deps.apps.get(n.app_id))?.notify_private_cidrs ?? null);
+  const policy = notifyPolicy(deps.config.notify.allowLoopback, cidrs);
   const key = await deps.keys.active();
   const form = await buildNotifyForm({ notification: n, trade, now, privateKey: key.privateKey });
 
   const timeoutMs = deps.config.notify.timeoutMs;
-  let httpStatus: number | null = null;
   try {
-    const res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': CONTENT_TYPE },
-      body: new URLSearchParams(form).toString(),
-      // A redirect is not an answer: a POST turned into a GET would lose the form.
-      redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+    // A redirect is not an answer (a POST turned into a GET would lose the form): never followed.
+    const res = await postNotification(url, new URLSearchParams(form).toString(), {
+      contentType: CONTENT_TYPE,
+      policy,
+      resolve: deps.notifyResolver ?? systemResolver,
+      timeoutMs,
+      maxBytes: MAX_BODY_BYTES,
     });
-    httpStatus = res.status;
-    const body = await readLimited(res, MAX_BODY_BYTES);
-    return { httpStatus, body, error: null };
+    return { httpStatus: res.httpStatus, body: res.body, error: null };
   } catch (err) {
-    return { httpStatus, body: null, error: describeError(err, timeoutMs) };
+    // An address the policy refuses: no connection was made; recorded as a failed attempt with the reason.
+    if (err instanceof NotifyTargetRefused)
+      return { httpStatus: null, body: null, error: scrubText(err.message).slice(0, 500) };
+    return { httpStatus: null, body: null, error: describeError(err, timeoutMs) };
   }
-}
-
-async function readLimited(res: Response, max: number): Promise<Buffer> {
-  if (!res.body) return Buffer.alloc(0);
-  const reader = res.body.getReader();
-  const chunks: Buffer[] = [];
-  let size = 0;
-  let complete = false;
-  try {
-    while (size < max) {
-      const { done, value } = await reader.read();
-      if (done) {
-        complete = true;
-        break;
-      }
-      chunks.push(Buffer.from(value));
-      size += value.byteLength;
-    }
-  } finally {
-    if (!complete) await reader.cancel().catch(() => undefined);
-  }
-  return Buffer.concat(chunks).subarray(0, max);
 }
 
 function bodyExcerpt(body: Buffer): string {
   const text = new TextDecoder('utf-8', { ignoreBOM: true }).decode(body);
-  return scrubText(Array.from(text).slice(0, EXCERPT_CHARS).join(''));
+  // NUL escaped (PostgreSQL's text refuses it: the attempt would not be recorded, nor counted).
+  return storableText(scrubText(Array.from(text).slice(0, EXCERPT_CHARS).join('')));
 }
 
 /** What went wrong, without the form or anything secret: the error's kind and the network cause. */

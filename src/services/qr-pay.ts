@@ -8,7 +8,15 @@ import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType, PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
 import { sha256Hex } from '../crypto/tokens.js';
-import { checkRepeat, channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
+import {
+  checkRepeat,
+  channelContext,
+  channelFor,
+  enabledPayTypes,
+  guarded,
+  newTradeNo,
+  type ServiceDeps,
+} from './deps.js';
 
 export interface QrPayCommand {
   app: App;
@@ -43,6 +51,8 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
   if (!expiresAt)
     throw Errors.invalidField('TimeoutExpress', '取值范围 1m～15d 或 1c', 'must be 1m–15d (m, h, d) or 1c');
   const ch = cmd.payType ? channelFor(deps, cmd.app, cmd.payType) : null;
+  // Aggregated: the cashier offers the enabled pay types; with none, there is nothing to offer.
+  if (!cmd.payType && enabledPayTypes(deps, cmd.app).length === 0) throw Errors.payTypeNotEnabled();
   const fingerprint = sha256Hex(
     JSON.stringify([
       'qrcode',

@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { formatFen } from '../domain/money.js';
-import { esc, page } from '../http/pages/html.js';
+import { esc, page, usePageHeaders } from '../http/pages/html.js';
 import type { SimTrade, SimulatorProvider } from './provider.js';
 
 const PAY_TYPE_NAMES: Record<string, string> = {
@@ -44,6 +44,8 @@ export async function registerSimulatorPages(
   provider: SimulatorProvider,
 ): Promise<void> {
   await app.register(async (scope) => {
+    // Nothing frames the payer page (a real channel's cashier is not framed either): DENY, like the others.
+    usePageHeaders(scope, { noStore: true });
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: 4096 },

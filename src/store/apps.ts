@@ -152,12 +152,32 @@ export class AppRepository {
     return r !== undefined;
   }
 
-  /** Registers the app's RSA public key for the gateway (PEM); null removes it. */
-  async setPublicKey(appId: string, publicPem: string | null): Promise<boolean> {
+  /**
+   * Registers the app's RSA public key for the gateway (PEM); null removes it. `legacySign` chooses legacy
+   * signing with it (sign_type RSA = SHA-1, keys under 2048 bits); every registration says it anew.
+   */
+  async setPublicKey(appId: string, publicPem: string | null, legacySign = false): Promise<boolean> {
     this.invalidate();
     const r = await this.db
       .updateTable('apps')
-      .set({ public_key: publicPem })
+      .set({ public_key: publicPem, legacy_sign: publicPem !== null && legacySign })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
+    return r !== undefined;
+  }
+
+  /**
+   * The private CIDR ranges the app's notify_url may reach (already validated: services/notify-target.ts
+   * parseAllowList). The cache is emptied, so the door sees the change at once; the notifier reads it with
+   * each claim.
+   */
+  async setNotifyPrivateCidrs(appId: string, cidrs: string[]): Promise<boolean> {
+    this.invalidate();
+    const r = await this.db
+      .updateTable('apps')
+      .set({ notify_private_cidrs: JSON.stringify(cidrs) })
       .where('id', '=', appId)
       .returning('id')
       .executeTakeFirst();
@@ -231,7 +251,7 @@ export function appCategories(app: App): readonly Category[] {
   return validateCategories(JSON.parse(app.categories)) ?? DEFAULT_CATEGORIES;
 }
 
-/** The app's pay type → channel map (missing pay types use the simulator). */
+/** The app's pay type → channel map as stored (which channel serves a pay type: channels/choice.ts). */
 export function appChannelMap(app: Pick<App, 'channel_map'>): Record<string, string> {
   try {
     const map = JSON.parse(app.channel_map) as Record<string, unknown>;
@@ -241,8 +261,4 @@ export function appChannelMap(app: Pick<App, 'channel_map'>): Record<string, str
   } catch {
     return {};
   }
-}
-
-export function appChannelFor(app: Pick<App, 'channel_map'>, payType: string, fallback: string): string {
-  return appChannelMap(app)[payType] ?? fallback;
 }

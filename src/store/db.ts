@@ -6,6 +6,7 @@ import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import type { Database } from './schema.js';
 import { usePreparedStatements } from './prepared.js';
+import { secureDataDir } from '../runtime/local-files.js';
 import * as m001 from './migrations/001-initial.js';
 import * as m002 from './migrations/002-gateway.js';
 import * as m003 from './migrations/003-medicare.js';
@@ -15,6 +16,11 @@ import * as m006 from './migrations/006-job-claims.js';
 import * as m007 from './migrations/007-finance-operators.js';
 import * as m008 from './migrations/008-recon-settings.js';
 import * as m009 from './migrations/009-channels.js';
+import * as m010 from './migrations/010-notify-allowlist.js';
+import * as m013 from './migrations/013-notify-records.js';
+import * as m014 from './migrations/014-legacy-sign.js';
+import * as m011 from './migrations/011-sealed-platform-keys.js';
+import * as m012 from './migrations/012-login-throttle.js';
 
 export type Db = Kysely<Database>;
 
@@ -29,6 +35,11 @@ const MIGRATIONS: Record<string, Migration> = {
   '007-finance-operators': m007,
   '008-recon-settings': m008,
   '009-channels': m009,
+  '010-notify-allowlist': m010,
+  '013-notify-records': m013,
+  '014-legacy-sign': m014,
+  '011-sealed-platform-keys': m011,
+  '012-login-throttle': m012,
 };
 
 class StaticMigrationProvider implements MigrationProvider {
@@ -58,6 +69,8 @@ const INT8_OID = 20;
 export interface StoreOptions {
   /** A pooled PostgreSQL connection failed (the server restarted, the network dropped it). */
   onConnectionError?: (err: Error) => void;
+  /** Something worth an operator's attention (the data directory could not be made private). */
+  onWarning?: (message: string) => void;
 }
 
 export async function openStore(config: StoreConfig, opts: StoreOptions = {}): Promise<Store> {
@@ -86,11 +99,15 @@ export async function openStore(config: StoreConfig, opts: StoreOptions = {}): P
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, kind: 'postgres', close: () => db.destroy() };
   }
-  if (config.dataDir) fs.mkdirSync(config.dataDir, { recursive: true });
+  if (config.dataDir) fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const lite = await PGlite.create({
     ...(config.dataDir ? { dataDir: path.join(config.dataDir, 'pgdata') } : {}),
     parsers: { [pgliteTypes.INT8]: (v: string) => parseSafeInt(v) },
   });
+  // PGlite unpacks a new database readable by all (0644/0755); the data directory is its owner's only.
+  if (config.dataDir)
+    for (const problem of secureDataDir(config.dataDir))
+      (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(problem);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(lite) });
   return { db, kind: 'embedded', close: () => db.destroy() };
 }

@@ -1,9 +1,11 @@
 import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } from 'node:crypto';
-import { sql } from 'kysely';
 import type { Db } from './db.js';
 import { isUniqueViolation } from './db.js';
 import type { Clock } from '../domain/clock.js';
 import { sha256Hex } from '../crypto/tokens.js';
+import { passwordHashGate, type HashLane } from '../crypto/hash-gate.js';
+import { LOGIN_BACKOFF, liveFailures, waitMs } from '../domain/login-backoff.js';
+import { LoginAttemptRepository } from './login-attempts.js';
 
 /** A finance operator's login name: 2–32 of A–Z a–z 0–9 . _ - (the table checks it too). */
 export const USERNAME_PATTERN = /^[A-Za-z0-9._-]{2,32}$/;
@@ -11,38 +13,54 @@ export const MIN_PASSWORD_LENGTH = 10;
 export const MAX_PASSWORD_LENGTH = 256;
 export const MAX_DISPLAY_NAME_LENGTH = 64;
 
-/** Failed logins in a row before the account is locked, and for how long. */
-export const MAX_FAILED_LOGINS = 5;
-export const LOCK_MS = 15 * 60_000;
 /** A session ends after 8 hours without a request, and 12 hours after login at the latest. */
 export const SESSION_IDLE_MS = 8 * 3_600_000;
 export const SESSION_ABSOLUTE_MS = 12 * 3_600_000;
 
 // scrypt cost: N = 2^15, r = 8, p = 1 (32 MiB, a few tens of milliseconds). Stored with each hash, so it can
-// be raised later without invalidating existing passwords.
+// be raised later without invalidating existing passwords. Every scrypt goes through passwordHashGate (one at
+// a time, a short queue): login attempts must never fill the thread pool that signature checks use.
 const SCRYPT_N = 32_768;
 const SCRYPT_R = 8;
 const SCRYPT_P = 1;
 const KEY_LENGTH = 32;
 
-function scrypt(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+function scrypt(
+  password: string,
+  salt: Buffer,
+  n: number,
+  r: number,
+  p: number,
+  lane: HashLane,
+): Promise<Buffer> {
   const options: ScryptOptions = { N: n, r, p, maxmem: 256 * n * r + 1024 * 1024 };
-  return new Promise((resolve, reject) =>
-    scryptCb(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) =>
-      err ? reject(err) : resolve(key),
-    ),
+  return passwordHashGate.run(
+    lane,
+    () =>
+      new Promise<Buffer>((resolve, reject) =>
+        scryptCb(password.normalize('NFC'), salt, KEY_LENGTH, options, (err, key) =>
+          err ? reject(err) : resolve(key),
+        ),
+      ),
   );
 }
 
 /** `scrypt$N$r$p$salt$hash`, salt and hash in base64url. */
 export async function hashPassword(password: string): Promise<string> {
   const salt = randomBytes(16);
-  const key = await scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P);
+  const key = await scrypt(password, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P, 'admin');
   return `scrypt$${SCRYPT_N}$${SCRYPT_R}$${SCRYPT_P}$${salt.toString('base64url')}$${key.toString('base64url')}`;
 }
 
-/** Checks a password against a stored hash, in constant time. A malformed hash never matches. */
-export async function checkPassword(password: string, stored: string): Promise<boolean> {
+/**
+ * Checks a password against a stored hash, in constant time. A malformed hash never matches. Throws
+ * HashBusyError when the lane's queue is full (never for `admin`).
+ */
+export async function checkPassword(
+  password: string,
+  stored: string,
+  lane: HashLane = 'admin',
+): Promise<boolean> {
   const parts = stored.split('$');
   if (parts.length !== 6 || parts[0] !== 'scrypt') return false;
   const [n, r, p] = [Number(parts[1]), Number(parts[2]), Number(parts[3])];
@@ -50,7 +68,7 @@ export async function checkPassword(password: string, stored: string): Promise<b
   const salt = Buffer.from(parts[4] ?? '', 'base64url');
   const expected = Buffer.from(parts[5] ?? '', 'base64url');
   if (salt.length < 8 || expected.length !== KEY_LENGTH) return false;
-  const actual = await scrypt(password, salt, n, r, p);
+  const actual = await scrypt(password, salt, n, r, p, lane);
   return timingSafeEqual(actual, expected);
 }
 
@@ -84,16 +102,19 @@ export interface OperatorView {
   username: string;
   display_name: string;
   status: 'active' | 'disabled';
+  /** Failed logins under this username (any source) in the last hour of failures. */
   failed_logins: number;
-  /** ISO time while locked after too many failed logins, else null. */
+  /**
+   * ISO time until which sources the account has not logged in from must wait (too many failed logins),
+   * else null. Known sources are not slowed down; nothing locks the account itself.
+   */
   locked_until: string | null;
   created_at: string;
 }
 
 export type VerifyResult =
   | { ok: true; username: string; displayName: string }
-  | { ok: false; reason: 'invalid' | 'disabled' }
-  | { ok: false; reason: 'locked'; lockedUntil: Date };
+  | { ok: false; reason: 'unknown' | 'invalid' | 'disabled' };
 
 export interface FinanceSession {
   username: string;
@@ -120,15 +141,20 @@ export class OperatorInputError extends Error {
   }
 }
 
-// A hash of a password nobody has, checked when the username is unknown so that the answer takes as long.
-let dummyHash: Promise<string> | null = null;
+// A hash (same cost) of a random password nobody kept, checked when the username is unknown so that the answer
+// takes as long and runs the same one scrypt. Its match would not matter: an unknown user is refused anyway.
+const DUMMY_HASH = 'scrypt$32768$8$1$nm3gZHKeHULKpp91tGsaDQ$gnGTqLWkAjP0ROzr8y7_1glcl8MhZu4vDGpfaf-odqE';
 
 /** The finance operators and their sessions. */
 export class OperatorRepository {
+  private readonly attempts: LoginAttemptRepository;
+
   constructor(
     private readonly db: Db,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.attempts = new LoginAttemptRepository(db);
+  }
 
   /** Creates an active operator. Throws OperatorInputError or OperatorExistsError. */
   async create(input: { username: string; displayName: string; password: string }): Promise<OperatorView> {
@@ -146,8 +172,6 @@ export class OperatorRepository {
       display_name: input.displayName.trim(),
       password_hash: await hashPassword(input.password),
       status: 'active' as const,
-      failed_logins: 0,
-      locked_until: null,
       created_at: this.clock.now(),
     };
     try {
@@ -156,12 +180,12 @@ export class OperatorRepository {
       if (isUniqueViolation(e)) throw new OperatorExistsError(input.username);
       throw e;
     }
-    return toView(row);
+    return toView(row, { failures: 0, lastFailureAt: null, lastAttemptAt: null }, this.clock.now());
   }
 
   async list(): Promise<OperatorView[]> {
     const rows = await this.db.selectFrom('finance_operators').selectAll().orderBy('username').execute();
-    return rows.map(toView);
+    return this.views(rows);
   }
 
   async get(username: string): Promise<OperatorView | undefined> {
@@ -170,7 +194,14 @@ export class OperatorRepository {
       .selectAll()
       .where('username', '=', username)
       .executeTakeFirst();
-    return row ? toView(row) : undefined;
+    return row ? (await this.views([row]))[0] : undefined;
+  }
+
+  private async views(rows: OperatorRow[]): Promise<OperatorView[]> {
+    const now = this.clock.now();
+    const counts = await this.attempts.accounts(rows.map((r) => r.username));
+    const none = { failures: 0, lastFailureAt: null, lastAttemptAt: null };
+    return rows.map((r) => toView(r, counts.get(r.username) ?? none, now));
   }
 
   /** Display names of the given usernames (for audit trails). */
@@ -192,39 +223,41 @@ export class OperatorRepository {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx
         .updateTable('finance_operators')
-        .set({ password_hash: passwordHash, failed_logins: 0, locked_until: null })
+        .set({ password_hash: passwordHash })
         .where('username', '=', username)
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) return false;
       await tx.deleteFrom('finance_sessions').where('username', '=', username).execute();
+      await new LoginAttemptRepository(tx).clear(username);
       return true;
     });
   }
 
   /**
-   * Disables (ends every session) or enables (also clears a lock) an operator. False if there is no such
-   * operator.
+   * Disables (ends every session) or enables (also clears the login back-off) an operator. False if there is
+   * no such operator.
    */
   async setStatus(username: string, status: 'active' | 'disabled'): Promise<boolean> {
     return this.db.transaction().execute(async (tx) => {
       const r = await tx
         .updateTable('finance_operators')
-        .set(status === 'active' ? { status, failed_logins: 0, locked_until: null } : { status })
+        .set({ status })
         .where('username', '=', username)
         .executeTakeFirst();
       if (Number(r.numUpdatedRows) === 0) return false;
       if (status === 'disabled')
         await tx.deleteFrom('finance_sessions').where('username', '=', username).execute();
+      else await new LoginAttemptRepository(tx).clear(username);
       return true;
     });
   }
 
   /**
-   * Checks a login. A locked account is refused without looking at the password; each wrong password counts,
-   * and the MAX_FAILED_LOGINS-th in a row locks the account for LOCK_MS. A right password clears the count.
+   * Checks a username and password: one scrypt whatever the case (a dummy hash for an unknown username), on
+   * the given hashing lane (HashBusyError when its queue is full). Counts nothing: the back-off is
+   * services/finance-login.ts's. The reason is for the log only; every refusal looks the same to the user.
    */
-  async verify(username: string, password: string): Promise<VerifyResult> {
-    const now = this.clock.now();
+  async verify(username: string, password: string, lane: HashLane = 'login'): Promise<VerifyResult> {
     const row = USERNAME_PATTERN.test(username)
       ? await this.db
           .selectFrom('finance_operators')
@@ -232,37 +265,10 @@ export class OperatorRepository {
           .where('username', '=', username)
           .executeTakeFirst()
       : undefined;
-    if (!row) {
-      dummyHash ??= hashPassword(generatePassword());
-      await checkPassword(password, await dummyHash);
-      return { ok: false, reason: 'invalid' };
-    }
-    if (row.locked_until && row.locked_until > now)
-      return { ok: false, reason: 'locked', lockedUntil: row.locked_until };
-    const good = await checkPassword(password, row.password_hash);
-    if (!good) {
-      const lockUntil = new Date(now.getTime() + LOCK_MS);
-      // One statement, so concurrent failures all count. Locking starts a fresh count for after the lock.
-      const r = await this.db
-        .updateTable('finance_operators')
-        .set({
-          failed_logins: sql<number>`CASE WHEN failed_logins + 1 >= ${MAX_FAILED_LOGINS} THEN 0 ELSE failed_logins + 1 END`,
-          locked_until: sql<Date | null>`CASE WHEN failed_logins + 1 >= ${MAX_FAILED_LOGINS} THEN ${lockUntil}::timestamptz ELSE locked_until END`,
-        })
-        .where('username', '=', username)
-        .returning(['locked_until'])
-        .executeTakeFirst();
-      if (r?.locked_until && r.locked_until > now)
-        return { ok: false, reason: 'locked', lockedUntil: r.locked_until };
-      return { ok: false, reason: 'invalid' };
-    }
+    const good = await checkPassword(password, row?.password_hash ?? DUMMY_HASH, lane);
+    if (!row) return { ok: false, reason: 'unknown' };
+    if (!good) return { ok: false, reason: 'invalid' };
     if (row.status !== 'active') return { ok: false, reason: 'disabled' };
-    if (row.failed_logins !== 0 || row.locked_until !== null)
-      await this.db
-        .updateTable('finance_operators')
-        .set({ failed_logins: 0, locked_until: null })
-        .where('username', '=', username)
-        .execute();
     return { ok: true, username: row.username, displayName: row.display_name };
   }
 
@@ -340,20 +346,25 @@ export class OperatorRepository {
   }
 }
 
-function toView(row: {
+interface OperatorRow {
   username: string;
   display_name: string;
   status: 'active' | 'disabled';
-  failed_logins: number;
-  locked_until: Date | null;
   created_at: Date;
-}): OperatorView {
+}
+
+function toView(
+  row: OperatorRow,
+  account: { failures: number; lastFailureAt: Date | null; lastAttemptAt: Date | null },
+  now: Date,
+): OperatorView {
+  const wait = waitMs(LOGIN_BACKOFF.account, account, now);
   return {
     username: row.username,
     display_name: row.display_name,
     status: row.status,
-    failed_logins: row.failed_logins,
-    locked_until: row.locked_until ? row.locked_until.toISOString() : null,
+    failed_logins: liveFailures(account.failures, account.lastFailureAt, now),
+    locked_until: wait > 0 ? new Date(now.getTime() + wait).toISOString() : null,
     created_at: row.created_at.toISOString(),
   };
 }

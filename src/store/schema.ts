@@ -13,11 +13,13 @@ export interface AppsTable {
   status: 'active' | 'disabled';
   /** JSON text of Category[]; null = platform defaults. */
   categories: string | null;
-  /** JSON text: pay type -> channel id; missing = simulator. */
+  /** JSON text: pay type -> channel id; a missing pay type: see channels/choice.ts (simulator only for the demo). */
   channel_map: string;
   created_at: Timestamp;
   /** The app's RSA public key (PEM) for the gateway; null = gateway not enabled. */
   public_key: string | null;
+  /** Legacy signing chosen for this app: sign_type RSA (SHA-1) and keys under 2048 bits (migration 014). */
+  legacy_sign: ColumnType<boolean, boolean | undefined, boolean>;
   /** JSON text: the redirect_uri prefixes allowed for medical-insurance authorisation. */
   redirect_uris: ColumnType<string, string | undefined, string>;
   /** The HIS's base URL for reconciliation (spec chapter 7); null = no HIS comparison. */
@@ -26,6 +28,11 @@ export interface AppsTable {
   recon_settings: ColumnType<string, string | undefined, string>;
   /** The HIS's AccessToken for HIS_IF_Query, sealed with the master key (SecretBox); null = none. */
   his_token_sealed: ColumnType<string | null, string | null | undefined, string | null>;
+  /**
+   * JSON text: the private CIDR ranges this app's notify_url may reach (services/notify-target.ts); '[]' = none.
+   * Loopback, link-local and metadata addresses are never allowed, whatever this says.
+   */
+  notify_private_cidrs: ColumnType<string, string | undefined, string>;
 }
 
 export interface TradesTable {
@@ -150,10 +157,15 @@ export interface SimLedgerTable {
 
 export interface PlatformKeysTable {
   id: Generated<number>;
-  private_pem: string;
+  /** Plain PEM written by versions before migration 011; NULL once sealed, and the database refuses new ones. */
+  private_pem: string | null;
+  /** The private key sealed with the master key (SecretBox, bound to the public key). */
+  private_sealed: string | null;
   public_pem: string;
   active: boolean;
   created_at: Timestamp;
+  /** When it stopped being the active key; deleted HOSPAY_KEY_GRACE later. */
+  retired_at: NullableTimestamp;
 }
 
 export interface GatewayNoncesTable {
@@ -299,6 +311,19 @@ export interface ChannelCallsTable {
   error: string | null;
 }
 
+/** Unverified provider notifications, counted per app, channel and Asia/Shanghai day (only a sample is kept). */
+export interface NotifyRejectionsTable {
+  app_id: string;
+  channel_id: string;
+  /** 'yyyy-MM-dd', Asia/Shanghai. */
+  day: string;
+  rejected: Int8;
+  first_at: Timestamp;
+  last_at: Timestamp;
+  /** The last one's reason (cut to 200 characters). */
+  last_reason: string;
+}
+
 export interface JobClaimsTable {
   job: string;
   key: string;
@@ -314,9 +339,20 @@ export interface FinanceOperatorsTable {
   /** scrypt$N$r$p$salt$hash (base64url salt and hash). */
   password_hash: string;
   status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
-  failed_logins: ColumnType<number, number | undefined, number>;
-  locked_until: NullableTimestamp;
   created_at: Timestamp;
+}
+
+/** The finance login's back-off (012): per username (source '*') and per username and source address. */
+export interface FinanceLoginAttemptsTable {
+  username: string;
+  source: string;
+  /** Failures since the count was last forgotten (an hour without a failure) or cleared by a success. */
+  failures: ColumnType<number, number | undefined, number>;
+  last_failure_at: NullableTimestamp;
+  /** The last failure, or the last attempt let through while backing off: the next waits from here. */
+  last_attempt_at: NullableTimestamp;
+  /** The last successful login from this source (pair rows): a known source. */
+  last_success_at: NullableTimestamp;
 }
 
 export interface FinanceSessionsTable {
@@ -348,9 +384,11 @@ export interface Database {
   recon_evidence: ReconEvidenceTable;
   channel_configs: ChannelConfigsTable;
   channel_calls: ChannelCallsTable;
+  notify_rejections: NotifyRejectionsTable;
   job_claims: JobClaimsTable;
   finance_operators: FinanceOperatorsTable;
   finance_sessions: FinanceSessionsTable;
+  finance_login_attempts: FinanceLoginAttemptsTable;
 }
 
 export type Notification = Selectable<NotificationsTable>;

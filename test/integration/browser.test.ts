@@ -21,6 +21,24 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
   let his: http.Server;
   let hisUrl = '';
   const returns: URL[] = [];
+  // The patients' pages run under a strict CSP (no script, their one style block by hash): nothing is blocked.
+  const cspViolations: string[] = [];
+  const newPage = async () => {
+    const p = await browser.newPage();
+    p.on('console', (m) => {
+      if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text());
+    });
+    return p;
+  };
+  /** The page's style block applied: the primary button is blue (rgb(22, 119, 255)). */
+  const styled = async (p: Awaited<ReturnType<typeof newPage>>, selector: string) =>
+    assert.equal(
+      await p.evaluate<string>(
+        `getComputedStyle(document.querySelector(${JSON.stringify(selector)})).backgroundColor`,
+      ),
+      'rgb(22, 119, 255)',
+      `the style block applies under the CSP (${selector})`,
+    );
 
   before(async () => {
     t = await startTestPlatform();
@@ -67,12 +85,14 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
       order_type: 'APPOINTMENT',
     });
     assert.equal(a.json.code, '10000', a.raw);
-    const page = await browser.newPage();
+    const page = await newPage();
     try {
       await page.goto(String(a.biz['goto_url']));
       assert.match(await page.content(), /35\.50/);
+      await styled(page, '#choose-alipay');
       await page.click('#choose-alipay');
       await page.waitForSelector('#pay');
+      await styled(page, '#pay');
       assert.match((await page.textContent('body')) ?? '', /模拟收银台/);
       const before = returns.length;
       await page.click(action === 'pay' ? '#pay' : '#abandon');
@@ -116,7 +136,7 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
 
   it('medical insurance: authorisation consent → auth_code → token → mixed payment paid in the browser', async () => {
     await t.platform.deps.apps.setRedirectUris(t.appId, [`${hisUrl}/mi/`]);
-    const page = await browser.newPage();
+    const page = await newPage();
     try {
       const q = new URLSearchParams({
         app_id: t.appId,
@@ -126,6 +146,7 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
       });
       await page.goto(`${t.url}/oauth2/medicareAuth?${q.toString()}`);
       assert.match((await page.textContent('body')) ?? '', /医保电子凭证授权/);
+      await styled(page, '#grant');
       await page.click('#grant');
       await page.waitForSelector('#his');
       const back = returns[returns.length - 1] as URL;
@@ -172,5 +193,6 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
     } finally {
       await page.close();
     }
+    assert.deepEqual(cspViolations, [], 'no Content-Security-Policy violation on any page');
   });
 });

@@ -256,7 +256,7 @@ describe('channels: records, notifications, administration, start-up check', () 
           store: t.store,
           clock: t.clock,
           log: createLogger('silent'),
-          adminToken: 'x',
+          adminToken: 'x'.repeat(32),
           demo: false,
         }),
         (e: unknown) =>

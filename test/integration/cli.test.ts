@@ -21,7 +21,11 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     db = await freshDatabase();
     env = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' };
     delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    if (db.store.kind === 'postgres') {
+      env['DATABASE_URL'] = db.store.url;
+      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
+      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
+    }
   });
   after(async () => {
     server?.kill('SIGKILL');

@@ -3,6 +3,8 @@
  * centre, test/fakes/nhsa-server.ts), driven through the real doors: the authorisation decision, the gateway's
  * lc.ssc.user.token and lc.ssc.trade.pay, the cash part paid on the patient's channel (the simulator), and the
  * expiry job reversing the insurance part (6203) of a cancelled mixed payment.
+ * The app takes real money (medicare → nhsa), so its simulated cash part is chosen explicitly (alipay →
+ * simulator), which HOSPAY_ALLOW_MIXED_SIMULATOR=1 allows (docs/simulator.md).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -22,7 +24,7 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
   const patient = { name: '王医保', idNo: '44010519800101123X' };
 
   before(async () => {
-    t = await startTestPlatform();
+    t = await startTestPlatform({ env: { HOSPAY_ALLOW_MIXED_SIMULATOR: '1' } });
     await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
     await t.platform.deps.apps.setRedirectUris(t.appId, ['https://his.example.cn/mi/']);
     fake = await startNhsaFake({ appId: nhsaAppId, appSecret, orgPublicKeyHex: org.publicKey, orgCode });
@@ -41,7 +43,7 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
     });
     await t.store.db
       .updateTable('apps')
-      .set({ channel_map: JSON.stringify({ medicare: 'nhsa' }) })
+      .set({ channel_map: JSON.stringify({ medicare: 'nhsa', alipay: 'simulator' }) })
       .where('id', '=', t.appId)
       .execute();
   });

@@ -33,9 +33,15 @@ describe(`notifications survive kill -9 (${TEST_DB})`, () => {
       LOG_LEVEL: 'warn',
       PORT: String(port),
       PUBLIC_BASE_URL: base,
+      // The receiver listens on 127.0.0.1.
+      HOSPAY_NOTIFY_ALLOW_LOOPBACK: '1',
     };
     delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    if (db.store.kind === 'postgres') {
+      env['DATABASE_URL'] = db.store.url;
+      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
+      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
+    }
     receiver = http.createServer((req, res) => {
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));

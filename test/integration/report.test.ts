@@ -420,7 +420,7 @@ describe(`finance day report (${TEST_DB})`, () => {
     report = r;
   });
 
-  const admin = (query: string, token = 'test-admin-token') =>
+  const admin = (query: string, token = 'test-admin-token-0123456789abcdef') =>
     fetch(`${t.url}/admin/reports/day?${query}`, { headers: { authorization: `Bearer ${token}` } });
 
   it('GET /admin/reports/day: JSON, CSV and XLSX downloads; bad input is refused', async () => {
@@ -534,7 +534,7 @@ describe(`finance day report (${TEST_DB})`, () => {
           path.join(dataDir, 'hospay.lock'),
           JSON.stringify({ pid: process.pid, port: Number(port), host: '127.0.0.1' }),
         );
-        env['HOSPAY_ADMIN_TOKEN'] = 'test-admin-token';
+        env['HOSPAY_ADMIN_TOKEN'] = 'test-admin-token-0123456789abcdef';
       }
       const csv = await runCli(['report', '--date', DAY, '--app', t.appId, '--format', 'csv'], env);
       assert.equal(csv.status, 0, csv.stderr);

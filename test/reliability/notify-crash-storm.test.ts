@@ -61,9 +61,15 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
       HOSPAY_NOTIFY_TIMEOUT: `${NOTIFY_TIMEOUT_MS}ms`,
       HOSPAY_RECONCILE_AT: 'off',
       HOSPAY_ADMIN_TOKEN: ADMIN_TOKEN,
+      // The receiver listens on 127.0.0.1.
+      HOSPAY_NOTIFY_ALLOW_LOOPBACK: '1',
     };
     delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    if (db.store.kind === 'postgres') {
+      env['DATABASE_URL'] = db.store.url;
+      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
+      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
+    }
     receiver = http.createServer((req, res) => {
       const chunks: Buffer[] = [];
       req.on('data', (c: Buffer) => chunks.push(c));

@@ -83,6 +83,8 @@ export function testConfig(env: Record<string, string> = {}): Config {
     LOG_LEVEL: 'info',
     // Secrets at rest (HIS token, channel keys): PostgreSQL needs the master key from the environment.
     HOSPAY_MASTER_KEY: '5f'.repeat(32),
+    // The tests' HIS receivers listen on 127.0.0.1 (test/integration/security-ssrf.test.ts turns this off).
+    HOSPAY_NOTIFY_ALLOW_LOOPBACK: '1',
     ...env,
   });
 }
@@ -113,7 +115,7 @@ export async function startTestPlatform(
     clock,
     store: opts.wrapStore ? opts.wrapStore(store) : store,
     log: createLogger('info', sink),
-    adminToken: 'test-admin-token',
+    adminToken: 'test-admin-token-0123456789abcdef',
     demo: false,
     ...(opts.channels ? { channels: opts.channels } : {}),
   });
@@ -143,7 +145,7 @@ export async function startTestPlatform(
       const res = await fetch(`${url}${path}`, {
         method,
         headers: {
-          authorization: 'Bearer test-admin-token',
+          authorization: 'Bearer test-admin-token-0123456789abcdef',
           ...(body === undefined ? {} : { 'content-type': 'application/json' }),
         },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
@@ -159,7 +161,7 @@ export async function startTestPlatform(
         clock,
         store: s,
         log: createLogger('info', sink),
-        adminToken: 'test-admin-token',
+        adminToken: 'test-admin-token-0123456789abcdef',
         demo: false,
         listen: false,
         ...(o.channels ? { channels: o.channels } : {}),

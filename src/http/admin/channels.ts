@@ -8,6 +8,25 @@ import {
   ChannelMapError,
 } from '../../services/channel-config.js';
 import { appChannelMap } from '../../store/apps.js';
+import type { NotifyRejectionRow } from '../../store/channel-calls.js';
+import { formatShanghai } from '../../domain/clock.js';
+
+/** The Asia/Shanghai day `n` days before `now` ('yyyy-MM-dd'). */
+function daysAgo(now: Date, n: number): string {
+  return formatShanghai(new Date(now.getTime() - n * 86_400_000)).slice(0, 10);
+}
+
+function rejectionView(r: NotifyRejectionRow) {
+  return {
+    app_id: r.app_id,
+    channel_id: r.channel_id,
+    day: r.day,
+    rejected: r.rejected,
+    first_at: r.first_at.toISOString(),
+    last_at: r.last_at.toISOString(),
+    last_reason: r.last_reason,
+  };
+}
 
 const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
 
@@ -69,6 +88,10 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
       app_id: id,
       channel_map: appChannelMap(app),
       configs: await Promise.all(configured.map((c) => deps.channelConfigs.view(id, c.channel_id))),
+      // Unverified provider notifications of the last 7 days (per channel and day): junk or a wrong key.
+      rejected_notifications: (
+        await deps.channelCalls.rejections({ appId: id, sinceDay: daysAgo(deps.clock.now(), 6) })
+      ).map(rejectionView),
     };
   });
 
@@ -114,6 +137,22 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
       if (r) return r;
       throw e;
     }
+  });
+
+  // Unverified provider notifications, counted per app, channel and day (channel calls keep only a sample).
+  scope.get('/admin/channel-notify-rejections', async (req, reply) => {
+    const q = req.query as Record<string, string | undefined>;
+    const days = q['days'] === undefined ? 7 : Number(q['days']);
+    if (!Number.isInteger(days) || days < 1 || days > 3660)
+      return reply
+        .code(400)
+        .send({ code: 'INVALID_FIELD.days', message: 'days 须为 1–3660 的整数 / days must be 1–3660' });
+    const rows = await deps.channelCalls.rejections({
+      sinceDay: daysAgo(deps.clock.now(), days - 1),
+      ...(q['app'] ? { appId: q['app'] } : {}),
+      ...(q['channel'] ? { channelId: q['channel'] } : {}),
+    });
+    return { rejections: rows.map(rejectionView) };
   });
 
   scope.get('/admin/channel-calls', async (req) => {

@@ -10,6 +10,9 @@ import { registerReconciliationAdminRoutes } from './reconciliation.js';
 import { registerDifferenceAdminRoutes } from './differences.js';
 import { registerChannelAdminRoutes } from './channels.js';
 import { registerOperatorAdminRoutes } from './operators.js';
+import { FailureThrottle } from './throttle.js';
+import { normaliseRegisteredRedirect } from '../../services/medicare.js';
+import { allowListEntries, parseAllowList } from '../../services/notify-target.js';
 
 function sameSecret(a: string, b: string): boolean {
   const ha = createHash('sha256').update(a).digest();
@@ -26,13 +29,28 @@ export async function registerAdminRoutes(
   deps: ServiceDeps,
   adminToken: string,
 ): Promise<void> {
+  const throttle = new FailureThrottle(deps.clock);
   await app.register(async (scope) => {
     scope.addHook('onRequest', async (req, reply) => {
+      // Guessing is slowed per source address: after a few failures the address waits, longer each time.
+      const waitMs = throttle.waitFor(req.ip);
+      if (waitMs > 0) {
+        const seconds = Math.ceil(waitMs / 1000);
+        return reply
+          .code(429)
+          .header('retry-after', String(seconds))
+          .send({
+            code: 'ADMIN_THROTTLED',
+            message: `管理令牌错误次数过多，请 ${seconds} 秒后再试 / too many invalid admin tokens, retry in ${seconds} s`,
+          });
+      }
       const auth = req.headers.authorization ?? '';
       const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
       if (!sameSecret(token, adminToken)) {
+        throttle.failed(req.ip);
         return reply.code(401).send({ code: 'ADMIN_AUTH', message: '管理令牌无效 / invalid admin token' });
       }
+      throttle.succeeded(req.ip);
     });
 
     registerNotificationAdminRoutes(scope, deps);
@@ -82,6 +100,7 @@ export async function registerAdminRoutes(
         hospital_id: a.hospital_id,
         status: a.status,
         categories: appCategories(a),
+        notify_private_cidrs: allowListEntries(a.notify_private_cidrs),
         created_at: a.created_at,
       }));
     });
@@ -118,27 +137,65 @@ export async function registerAdminRoutes(
             'public_key 须为 RSA 公钥（PEM 或 Base64，至少 1024 位） / public_key must be an RSA public key (PEM or Base64, 1024 bits or more)',
         });
       }
+      const legacy = ((req.body ?? {}) as Record<string, unknown>)['legacy_sign'];
+      if (legacy !== undefined && typeof legacy !== 'boolean') {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.legacy_sign',
+          message: 'legacy_sign 须为 true 或 false / legacy_sign must be true or false',
+        });
+      }
+      if ((key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048 && legacy !== true) {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.public_key',
+          message:
+            'public_key 短于 2048 位：请登记 2048 位密钥，旧系统确需时加 legacy_sign: true / public_key is shorter than 2048 bits: register a 2048-bit key, or set legacy_sign: true for a legacy HIS that cannot',
+        });
+      }
       const publicPem = key.export({ type: 'spki', format: 'pem' }).toString();
-      if (!(await deps.apps.setPublicKey(id, publicPem)))
+      if (!(await deps.apps.setPublicKey(id, publicPem, legacy === true)))
         return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
-      return { app_id: id };
+      return { app_id: id, legacy_sign: legacy === true };
     });
 
     scope.put('/admin/apps/:id/redirect-uris', async (req, reply) => {
       const { id } = req.params as { id: string };
-      const uris = ((req.body ?? {}) as Record<string, unknown>)['redirect_uris'];
-      if (
-        !Array.isArray(uris) ||
-        !uris.every((u) => typeof u === 'string' && /^https?:\/\/[^\s]+$/.test(u))
-      ) {
+      const given = ((req.body ?? {}) as Record<string, unknown>)['redirect_uris'];
+      // Compared as parsed URLs at authorisation (services/medicare.ts allowedRedirect): stored normalised.
+      const uris = Array.isArray(given)
+        ? given.map((u) => (typeof u === 'string' ? normaliseRegisteredRedirect(u) : null))
+        : null;
+      if (!uris || !uris.every((u): u is string => u !== null)) {
         return reply.code(400).send({
           code: 'INVALID_FIELD.redirect_uris',
-          message: 'redirect_uris 须为 http(s) 地址数组 / redirect_uris must be an array of http(s) URLs',
+          message:
+            'redirect_uris 须为完整的 http(s) 地址数组，不含用户信息（user@）、查询串（?）和片段（#） / redirect_uris must be an array of absolute http(s) URLs without userinfo (user@), query (?) or fragment (#)',
         });
       }
-      if (!(await deps.apps.setRedirectUris(id, uris as string[])))
+      if (!(await deps.apps.setRedirectUris(id, uris)))
         return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
       return { app_id: id, redirect_uris: uris };
+    });
+
+    // The private address ranges the app's notify_url may reach (services/notify-target.ts).
+    scope.get('/admin/apps/:id/notify-allowlist', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const app = await deps.apps.get(id);
+      if (!app) return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      return { app_id: id, notify_private_cidrs: allowListEntries(app.notify_private_cidrs) };
+    });
+
+    scope.put('/admin/apps/:id/notify-allowlist', async (req, reply) => {
+      const { id } = req.params as { id: string };
+      const parsed = parseAllowList(((req.body ?? {}) as Record<string, unknown>)['notify_private_cidrs']);
+      if ('why' in parsed) {
+        return reply.code(400).send({
+          code: 'INVALID_FIELD.notify_private_cidrs',
+          message: `notify_private_cidrs 无效：${parsed.zh} / notify_private_cidrs is invalid: ${parsed.why}`,
+        });
+      }
+      if (!(await deps.apps.setNotifyPrivateCidrs(id, parsed.cidrs)))
+        return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
+      return { app_id: id, notify_private_cidrs: parsed.cidrs };
     });
 
     scope.get('/admin/keys/platform', async () => ({ public_key: (await deps.keys.active()).publicPem }));

@@ -77,6 +77,9 @@ export class BizReader extends FieldReaderBase {
     }
     if (u.protocol !== 'http:' && u.protocol !== 'https:')
       throw Errors.invalidField(name, '须为 http(s) 地址', 'must be an http(s) URL');
+    // `https://his.example.cn@evil.com/` reads as the HIS but goes to evil.com.
+    if (u.username !== '' || u.password !== '')
+      throw Errors.invalidField(name, '不得包含用户信息（user@）', 'must not contain userinfo (user@)');
     return v;
   }
 

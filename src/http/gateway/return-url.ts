@@ -3,7 +3,8 @@ import type { Trade } from '../../store/schema.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { tradeExtra } from '../../services/h5-pay.js';
 import { formatShanghai } from '../../domain/clock.js';
-import { parseSignType, signParamsAsync } from '../../crypto/signing.js';
+import { parseSignType, signPlatformParamsAsync, unsignableReason } from '../../crypto/signing.js';
+import { Errors } from '../../domain/errors.js';
 import { bizText, money } from './envelope.js';
 
 /**
@@ -25,7 +26,11 @@ export async function signedReturnUrl(deps: ServiceDeps, trade: Trade): Promise<
   const signType = parseSignType(tradeExtra(trade)['sign_type']) ?? 'RSA2';
   const url = new URL(trade.return_url ?? '');
   // The HIS's own query parameters stay, and are signed too: "every parameter except sign" verifies as it is.
-  const params: Record<string, string> = Object.fromEntries(url.searchParams);
+  // Only those that cannot split the signed content (checked at lc.trade.h5.pay; a return_url stored before
+  // that check keeps only its safe parameters).
+  const params: Record<string, string> = {};
+  for (const [k, v] of url.searchParams)
+    if (!RESERVED.has(k) && unsignableReason({ [k]: v }) === null) params[k] = v;
   Object.assign(params, {
     app_id: trade.app_id,
     biz_content: bizText(biz),
@@ -38,7 +43,43 @@ export async function signedReturnUrl(deps: ServiceDeps, trade: Trade): Promise<
   });
   delete params['sign'];
   const key = await deps.keys.active();
-  params['sign'] = await signParamsAsync(params, key.privateKey, signType);
+  params['sign'] = await signPlatformParamsAsync(params, key.privateKey, signType);
   url.search = new URLSearchParams(params).toString();
   return url.toString();
+}
+
+/** The parameters the platform sets on a return redirect; a return_url may not bring its own. */
+const RESERVED = new Set([
+  'app_id',
+  'biz_content',
+  'charset',
+  'code',
+  'method',
+  'msg',
+  'nonce_str',
+  'notify_id',
+  'sign',
+  'sign_type',
+  'timestamp',
+  'version',
+]);
+
+/**
+ * Checks a return_url's own query parameters at lc.trade.h5.pay: they are signed with the redirect, so each
+ * must be a plain key ([A-Za-z0-9_]) with a value free of `&` (after decoding), and none may be one of the
+ * redirect's own parameters. Otherwise the HIS could have the platform sign text of its choosing.
+ */
+export function checkReturnUrlParams(field: string, returnUrl: string | undefined): void {
+  if (!returnUrl) return;
+  const url = new URL(returnUrl);
+  const seen = new Set<string>();
+  for (const [k, v] of url.searchParams) {
+    if (RESERVED.has(k) || seen.has(k) || unsignableReason({ [k]: v }) !== null)
+      throw Errors.invalidField(
+        field,
+        `查询参数 ${k.slice(0, 32)} 不可用：参数名须为字母、数字或下划线，不得重复或与回调参数同名，值不得含 &`,
+        `query parameter ${k.slice(0, 32)} is not allowed: names must be letters, digits or _, unique and not one of the redirect's own parameters, and values must not contain &`,
+      );
+    seen.add(k);
+  }
 }

@@ -26,7 +26,16 @@ function appPublicKey(pem: string): KeyObject | null {
 import { parsePayType } from '../../domain/trade.js';
 import { decodeUtf8 } from '../offline/xml.js';
 import { BizReader, parseBizContent } from './biz.js';
-import { GatewayCode, codeOf, errorBiz, money, signedAnswer } from './envelope.js';
+import { checkReturnUrlParams } from './return-url.js';
+import {
+  GatewayCode,
+  codeOf,
+  errorBiz,
+  money,
+  signedAnswer,
+  unsignedAnswer,
+  type AnswerEcho,
+} from './envelope.js';
 
 export const MAX_GATEWAY_BYTES = 64 * 1024;
 
@@ -95,6 +104,20 @@ export const GatewayErrors = {
       'invalid',
       'sign_type 须为 RSA2 或 RSA',
       'sign_type must be RSA2 or RSA',
+    ),
+  legacySignType: () =>
+    isv(
+      'isv.invalid-signature-type',
+      'invalid',
+      'sign_type RSA（SHA1）仅限已开启旧式签名的应用，请使用 RSA2',
+      'sign_type RSA (SHA-1) is only for apps with legacy signing turned on; use RSA2',
+    ),
+  weakKey: () =>
+    isv(
+      'isv.weak-app-public-key',
+      'auth',
+      '应用公钥短于 2048 位，仅限已开启旧式签名的应用；请登记 2048 位密钥',
+      "the app's public key is shorter than 2048 bits, which only apps with legacy signing may use; register a 2048-bit key",
     ),
   signature: () => isv('isv.invalid-signature', 'invalid', '验签失败', 'the signature does not verify'),
   timestampFormat: () =>
@@ -189,6 +212,7 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
       },
       nonce,
     };
+    checkReturnUrlParams('return_url', cmd.returnUrl);
     const r = await h5Pay(deps, cmd);
     return { out_trade_no: r.trade.out_trade_no, platform_trade_no: r.trade.trade_no, goto_url: r.gotoUrl };
   },
@@ -310,6 +334,8 @@ Object.assign(GATEWAY_METHODS, {
       '须为 15 或 18 位身份证号',
       'must be a 15- or 18-character ID number',
     );
+    const returnUrl = b.url('return_url', true) ?? '';
+    checkReturnUrlParams('return_url', returnUrl);
     const r = await sscTradePay(deps, {
       app,
       outTradeNo: b.orderNo('out_trade_no'),
@@ -322,7 +348,7 @@ Object.assign(GATEWAY_METHODS, {
       ),
       subject: b.required('subject', 128),
       notifyUrl: b.url('notify_url', true) ?? '',
-      returnUrl: b.url('return_url', true) ?? '',
+      returnUrl,
       totalFen: b.amount('total_amount'),
       cashFen: b.amountOrZero('cash_fee', true) ?? 0,
       insuranceFen: b.amountOrZero('insurance_fee', true) ?? 0,
@@ -420,31 +446,63 @@ function readForm(req: FastifyRequest): Record<string, string> {
   return params;
 }
 
+/** How far a request got in authentication: what the answer may echo and whether it may be signed. */
+interface AuthProgress {
+  /** The app named by app_id, once it was found (a real, active app). */
+  app?: App;
+  /** The request's signature verified with that app's key: the caller is the app. */
+  verified: boolean;
+}
+
+const NONCE_FORMAT = /^[A-Za-z0-9_-]{1,64}$/;
+
+/**
+ * The request values an answer may echo: only those checked to be well-formed (the app found by app_id, a
+ * listed method, a nonce of the documented format). Everything else is echoed as "".
+ */
+function echoOf(p: Record<string, string>, progress: AuthProgress): AnswerEcho {
+  const method = p['method'] ?? '';
+  const nonce = p['nonce_str'] ?? '';
+  return {
+    app_id: progress.app?.id,
+    method: Object.hasOwn(GATEWAY_METHODS, method) ? method : undefined,
+    nonce_str: NONCE_FORMAT.test(nonce) ? nonce : undefined,
+  };
+}
+
 /**
  * Who is calling, and may they: the app, its key, the signature over every parameter, a fresh timestamp and an
  * unused nonce — in that order. A refused request changes nothing (the nonce is stored only after all else).
+ * `progress` records how far it got: answers before the signature verifies are not signed.
  */
 async function authenticate(
   deps: ServiceDeps,
   p: Record<string, string>,
   deferNonce: boolean,
+  progress: AuthProgress,
 ): Promise<{ app: App; signType: SignType; nonce: GatewayNonce }> {
   for (const name of REQUIRED) if (!p[name]) throw GatewayErrors.missing(name);
   const appId = p['app_id'] ?? '';
   const app = appId.length <= 64 ? await deps.apps.getActive(appId) : undefined;
   if (!app) throw GatewayErrors.appId();
+  progress.app = app;
   if (!app.public_key) throw GatewayErrors.noKey();
   const signType = parseSignType(p['sign_type']);
   if (!signType) throw GatewayErrors.signType();
   const key = appPublicKey(app.public_key);
+  // SHA-1 and short keys only for apps that chose legacy signing (the spec's old samples use them).
+  if (signType === 'RSA' && !app.legacy_sign) throw GatewayErrors.legacySignType();
+  if (key && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048 && !app.legacy_sign)
+    throw GatewayErrors.weakKey();
   if (!key || !(await verifyParamsAsync(p, key, signType))) throw GatewayErrors.signature();
+  progress.verified = true;
   const ts = parseGatewayTimestamp(p['timestamp'] ?? '');
   if (!ts) throw GatewayErrors.timestampFormat();
   const now = deps.clock.now();
   const skew = deps.config.gateway.clockSkewMs;
   if (Math.abs(now.getTime() - ts.getTime()) > skew) throw GatewayErrors.stale(Math.round(skew / 60_000));
   const nonce = p['nonce_str'] ?? '';
-  if (!/^[A-Za-z0-9_-]{1,64}$/.test(nonce)) throw GatewayErrors.nonceFormat();
+  if (!NONCE_FORMAT.test(nonce)) throw GatewayErrors.nonceFormat();
   const claim: GatewayNonce = {
     appId: app.id,
     nonce,
@@ -474,22 +532,23 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
       done(null, body),
     );
 
+    /**
+     * The answer: signed with the platform key once the caller's signature verified, unsigned before (the
+     * platform never signs for a caller it does not know). Either way it echoes only well-formed values.
+     */
     const send = async (
       reply: FastifyReply,
       p: Record<string, string>,
+      progress: AuthProgress,
       signType: SignType,
       code: GatewayCode,
       biz: Record<string, unknown>,
     ) => {
-      const key = await deps.keys.active();
-      const a = await signedAnswer(
-        { app_id: p['app_id'], method: p['method'], nonce_str: p['nonce_str'] },
-        code,
-        biz,
-        key.privateKey,
-        signType,
-        deps.clock.now(),
-      );
+      const echo = echoOf(p, progress);
+      const now = deps.clock.now();
+      const a = progress.verified
+        ? await signedAnswer(echo, code, biz, (await deps.keys.active()).privateKey, signType, now)
+        : unsignedAnswer(echo, code, biz, now);
       return reply.code(200).type('application/json; charset=utf-8').send(a.body);
     };
 
@@ -502,7 +561,7 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
             : Errors.systemError();
       if (error.kind === 'system')
         req.log.error({ err: err.message, code: err.code }, 'gateway: unexpected error');
-      return send(reply, {}, 'RSA2', codeOf(error), errorBiz(error));
+      return send(reply, {}, { verified: false }, 'RSA2', codeOf(error), errorBiz(error));
     });
 
     scope.post('/gateway', async (req, reply) => {
@@ -510,11 +569,12 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
       let signType: SignType = 'RSA2';
       let appId: string | undefined;
       let nonce: GatewayNonce | undefined;
+      const progress: AuthProgress = { verified: false };
       try {
         p = readForm(req);
         signType = parseSignType(p['sign_type']) ?? 'RSA2';
         const method = p['method'] ?? '';
-        const auth = await authenticate(deps, p, NONCE_WITH_FIRST_WRITE.has(method));
+        const auth = await authenticate(deps, p, NONCE_WITH_FIRST_WRITE.has(method), progress);
         appId = auth.app.id;
         nonce = auth.nonce;
         const handler = Object.hasOwn(GATEWAY_METHODS, method) ? GATEWAY_METHODS[method] : undefined;
@@ -523,7 +583,7 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
         const result = await handler(deps, auth.app, biz, auth.signType, auth.nonce);
         if (!nonce.consumed) await storeNonce(deps, nonce);
         req.log.info({ method, app: appId, code: GatewayCode.SUCCESS }, 'gateway call');
-        return send(reply, p, signType, GatewayCode.SUCCESS, { sub_code: '', sub_msg: '', ...result });
+        return send(reply, p, progress, signType, GatewayCode.SUCCESS, { sub_code: '', sub_msg: '', ...result });
       } catch (caught) {
         let e = caught instanceof NonceReplayError ? GatewayErrors.replay() : caught;
         // A method that stores its nonce with its first write and failed before it: a replay stays a replay.
@@ -543,7 +603,7 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
           );
         }
         req.log.info({ method: p['method']?.slice(0, 64), app: appId, subCode: error.code }, 'gateway call');
-        return send(reply, p, signType, codeOf(error), errorBiz(error, fields));
+        return send(reply, p, progress, signType, codeOf(error), errorBiz(error, fields));
       }
     });
   });

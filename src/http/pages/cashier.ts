@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ServiceDeps } from '../../services/deps.js';
+import { enabledPayTypes, type ServiceDeps } from '../../services/deps.js';
 import { chooseCashierPayType } from '../../services/qr-pay.js';
 import { formatFen } from '../../domain/money.js';
 import { parsePayType, type PayType } from '../../domain/trade.js';
 import type { Trade } from '../../store/schema.js';
-import { esc, page } from './html.js';
+import { esc, page, usePageHeaders } from './html.js';
 import { refreshTrade } from '../../services/sync.js';
 import { signedReturnUrl } from '../gateway/return-url.js';
 
@@ -37,6 +37,8 @@ function statusPage(reply: FastifyReply, t: Trade, note?: string) {
 /** Aggregated QR codes open this page; it sends the payer on to the channel of the app they scanned with. */
 export async function registerCashierPages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
   await app.register(async (scope) => {
+    // Not framed, no script, no Referer carrying the token (issue 11).
+    usePageHeaders(scope, { noStore: true });
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: 4096 },
@@ -83,7 +85,16 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
         const detected = payTypeFromUserAgent(req.headers['user-agent'] ?? '');
         if (detected) return go(token, detected, reply);
         if (trade.pay_type) return go(token, trade.pay_type as PayType, reply);
-        const buttons = (['alipay', 'weixin', 'unionpay'] as const)
+        // Only the pay types enabled for the app: never a simulated one beside a real channel.
+        const app = await deps.apps.get(trade.app_id);
+        const offered = app ? enabledPayTypes(deps, app) : [];
+        if (offered.length === 0)
+          return statusPage(
+            reply,
+            trade,
+            '该应用未开通任何支付方式，请联系医院。No pay type is enabled for this payment.',
+          );
+        const buttons = offered
           .map(
             (p) =>
               `<button class="primary" type="submit" name="pay_type" value="${p}" id="choose-${p}">${NAMES[p]}</button>`,
@@ -94,7 +105,7 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
             '医院收银台',
             `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(trade.total_fen - trade.insurance_fen)}</div>
 <dl><dt>订单</dt><dd>${esc(trade.subject)}</dd>${trade.insurance_fen > 0 ? `<dt>医保支付</dt><dd>¥ ${formatFen(trade.insurance_fen)}</dd>` : ''}</dl>
-<p class="muted">请用支付宝、微信或云闪付打开；在电脑上也可直接选择支付方式。Choose how to pay.</p>
+<p class="muted">请用${offered.map((p) => NAMES[p]).join('、')}打开；在电脑上也可直接选择支付方式。Choose how to pay.</p>
 <form method="post" action="${prefix}/${esc(token)}">${buttons}</form></div>`,
           ),
         );

@@ -1,8 +1,7 @@
-import { createHash } from 'node:crypto';
 import { formatFen } from '../../domain/money.js';
 import { formatShanghai } from '../../domain/clock.js';
 import { DIFFERENCE_INFO, type DifferenceCode } from '../../reconcile/matcher.js';
-import { esc } from './html.js';
+import { cspWithStyle, esc } from './html.js';
 
 /**
  * The finance pages' HTML: plain server-rendered pages, no script, no external asset. Every value from the
@@ -47,14 +46,7 @@ svg text { font-size: 12px; fill: #1f2d3d; }
 `;
 
 /** The Content-Security-Policy of every finance page: nothing but this page's own style block. */
-export const FINANCE_CSP = [
-  "default-src 'none'",
-  `style-src 'sha256-${createHash('sha256').update(CSS, 'utf8').digest('base64')}'`,
-  "img-src 'self'",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+export const FINANCE_CSP = cspWithStyle(CSS, ["form-action 'self'"]);
 
 export const PAY_TYPE_NAMES: Readonly<Record<string, string>> = {
   alipay: '支付宝',

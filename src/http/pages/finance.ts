@@ -8,6 +8,8 @@ import { NOTE_MAX, readResolveNote } from '../../reconcile/differences.js';
 import { buildDayReport, ReportAppNotFoundError } from '../../reconcile/report.js';
 import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
 import { OperatorRepository, type FinanceSession } from '../../store/operators.js';
+import { FinanceLogin } from '../../services/finance-login.js';
+import { usePageHeaders } from './html.js';
 import {
   dayQuery,
   dayView,
@@ -162,6 +164,7 @@ function readAmounts(detail: string): DifferenceRow['amounts'] {
 
 export async function registerFinancePages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
   const operators = new OperatorRepository(deps.db, deps.clock);
+  const login = new FinanceLogin(deps, operators);
   const secure = () => deps.config.publicBaseUrl.startsWith('https:');
   const cookie = (name: string, value: string, maxAgeS: number) =>
     `${name}=${value}; Path=/finance; HttpOnly; SameSite=Strict${secure() ? '; Secure' : ''}; Max-Age=${maxAgeS}`;
@@ -224,14 +227,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
         done(null, Object.fromEntries(new URLSearchParams(body as string)));
       },
     );
-    scope.addHook('onSend', async (_req, reply, payload) => {
-      reply.header('content-security-policy', FINANCE_CSP);
-      reply.header('x-frame-options', 'DENY');
-      reply.header('x-content-type-options', 'nosniff');
-      reply.header('referrer-policy', 'same-origin');
-      reply.header('cache-control', 'no-store');
-      return payload;
-    });
+    usePageHeaders(scope, { csp: FINANCE_CSP, referrerPolicy: 'same-origin', noStore: true });
 
     // ------------------------------------------------------------------------------------------- login
     // The login form's token is kept while its cookie lives, so two open login tabs both work.
@@ -289,20 +285,30 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
           { next, username, error: '请输入用户名和密码 / enter a username and password' },
           400,
         );
-      const r = await operators.verify(username, password);
-      if (!r.ok) {
-        deps.log.info({ finance: 'login refused', reason: r.reason }, 'finance login refused');
-        const error =
-          r.reason === 'locked'
-            ? `登录失败次数过多，账号已锁定至 ${formatShanghai(r.lockedUntil)}（北京时间），请稍后再试或联系管理员 / too many failed logins: locked for now`
-            : r.reason === 'disabled'
-              ? '该账号已停用，请联系管理员 / this account is disabled'
-              : '用户名或密码错误 / wrong username or password';
+      // Every refused credential gets one answer, every throttled attempt another: neither tells an unknown
+      // user, a wrong password, a disabled account or a slowed-down source apart (services/finance-login.ts).
+      const r = await login.attempt(username, password, req.ip);
+      if (r.kind === 'wait') {
+        deps.log.info({ finance: 'login throttled', reason: r.reason }, 'finance login throttled');
+        reply.header('retry-after', String(r.retryAfterS));
         return loginPage(
           req,
           reply,
-          { next, username, error },
-          r.reason === 'locked' ? 429 : r.reason === 'disabled' ? 403 : 401,
+          {
+            next,
+            username,
+            error: `登录尝试过于频繁或系统繁忙，请稍后再试（约 ${r.retryAfterS} 秒后）/ too many attempts or too busy: try again in ${r.retryAfterS} s`,
+          },
+          429,
+        );
+      }
+      if (r.kind === 'refused') {
+        deps.log.info({ finance: 'login refused', reason: r.reason }, 'finance login refused');
+        return loginPage(
+          req,
+          reply,
+          { next, username, error: '用户名或密码错误 / wrong username or password' },
+          401,
         );
       }
       const created = await operators.createSession(r.username);

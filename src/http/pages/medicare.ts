@@ -1,8 +1,9 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ServiceDeps } from '../../services/deps.js';
+import { medicareFor, type ServiceDeps } from '../../services/deps.js';
 import { decideAuthorisation, pendingAuthorisation, startAuthorisation } from '../../services/medicare.js';
 import { HospayError } from '../../domain/errors.js';
-import { esc, page } from './html.js';
+import { esc, page, usePageHeaders } from './html.js';
+import { SIMULATOR } from '../../channels/choice.js';
 
 function errorPage(reply: FastifyReply, status: number, zh: string, en: string) {
   return reply
@@ -22,7 +23,17 @@ function errorPage(reply: FastifyReply, status: number, zh: string, en: string) 
  * redirect_uri?auth_code=…&state=… (or error=access_denied&state=…).
  */
 export async function registerMedicarePages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
+  /** The app's medical-insurance side is the simulator (so its consent form may decide here). */
+  const simulated = (a: { channel_map: string }) => {
+    try {
+      return medicareFor(deps, a).id === SIMULATOR;
+    } catch {
+      return false;
+    }
+  };
   await app.register(async (scope) => {
+    // Not framed (a consent click must be the patient's own), no script, no Referer carrying the ids.
+    usePageHeaders(scope, { noStore: true });
     scope.addContentTypeParser(
       'application/x-www-form-urlencoded',
       { parseAs: 'string', bodyLimit: 4096 },
@@ -80,6 +91,10 @@ export async function registerMedicarePages(app: FastifyInstance, deps: ServiceD
         return errorPage(reply, 400, '无效的操作', 'decision must be grant or decline');
       if (!/^[A-Za-z0-9_-]{10,64}$/.test(id))
         return errorPage(reply, 404, '授权请求不存在', 'unknown authorisation request');
+      // This form is the simulated consent page's: a real medical-insurance side decides through its GET.
+      const pending = await pendingAuthorisation(deps, id);
+      if (!pending || !simulated(pending))
+        return errorPage(reply, 404, '授权请求不存在', 'unknown authorisation request');
       const url = await decideAuthorisation(deps, id, decision === 'grant');
       if (!url)
         return errorPage(
@@ -90,6 +105,9 @@ export async function registerMedicarePages(app: FastifyInstance, deps: ServiceD
         );
       return reply.redirect(url, 302);
     });
+
+    // The simulated medical-insurance pages only while the simulator is on (HOSPAY_SIMULATOR).
+    if (!deps.config.simulator.enabled) return;
 
     // The simulated e-voucher code (qr_code of lc.ssc.user.token).
     scope.get('/simulator/medicare/qr/:no', async (req, reply) => {
@@ -110,7 +128,7 @@ export async function registerMedicarePages(app: FastifyInstance, deps: ServiceD
     scope.get('/simulator/medicare/consent/:id', async (req, reply) => {
       const { id } = req.params as { id: string };
       const p = /^[A-Za-z0-9_-]{10,64}$/.test(id) ? await pendingAuthorisation(deps, id) : undefined;
-      if (!p || p.status !== 'PENDING' || p.expires_at <= deps.clock.now()) {
+      if (!p || p.status !== 'PENDING' || p.expires_at <= deps.clock.now() || !simulated(p)) {
         return errorPage(reply, 404, '授权请求不存在或已过期', 'unknown or expired authorisation request');
       }
       return reply.type('text/html; charset=utf-8').send(

@@ -891,7 +891,60 @@ export const GATEWAY_CORPUS: GatewayCase[] = [
     body: (c) => c.form(c.h5({ return_url: 'javascript:alert(document.cookie)' })),
     expect: field('INVALID_FIELD.return_url'),
   },
+  // Forgery (issue 11 §1): text that would make a signed answer verify over other parameters (a paid
+  // lc.trade.notify). Unauthenticated: the answer is unsigned and echoes nothing unchecked. Authenticated: the
+  // answer is signed, but the injected value is not echoed and JSON carries & as \u0026.
+  ...(['app_id', 'method', 'nonce_str', 'timestamp'] as const).map(
+    (name): GatewayCase => ({
+      label: `unauthenticated: a forged notification injected into ${name}`,
+      family: 'forgery',
+      body: (c) => {
+        const p: Record<string, string> = {
+          app_id: c.appId,
+          method: 'lc.trade.query',
+          timestamp: '2026-11-25 10:00:00',
+          nonce_str: 'n1',
+          biz_content: '{"out_trade_no":"MZ1"}',
+          sign_type: 'RSA2',
+          sign: 'AAAA',
+        };
+        p[name] = `${p[name]}${FORGED_NOTIFY}`;
+        return new URLSearchParams(p).toString();
+      },
+      expect: name === 'app_id' ? isv('isv.invalid-app-id', '20001') : isv('isv.invalid-signature'),
+    }),
+  ),
+  {
+    label: 'authenticated: a forged notification injected into method',
+    family: 'forgery',
+    body: (c) => c.form('{"out_trade_no":"MZ1"}', {}, `lc.trade.query${FORGED_NOTIFY}`),
+    expect: isv('isv.invalid-method'),
+  },
+  {
+    label: 'authenticated: a forged notification injected into nonce_str',
+    family: 'forgery',
+    body: (c) => c.form('{"out_trade_no":"MZ1"}', { nonce_str: `n${FORGED_NOTIFY}` }, 'lc.trade.query'),
+    expect: isv('isv.invalid-nonce'),
+  },
+  {
+    label: 'authenticated: a forged notification injected into timestamp',
+    family: 'forgery',
+    body: (c) => c.form('{"out_trade_no":"MZ1"}', { timestamp: `2026${FORGED_NOTIFY}` }, 'lc.trade.query'),
+    expect: isv('isv.invalid-timestamp'),
+  },
+  {
+    label: "return_url parameters that would split the redirect's signed content",
+    family: 'forgery',
+    body: (c) => c.form(c.h5({ return_url: `https://his.example.cn/r?x=1%26method%3Dlc.trade.notify` })),
+    expect: field('INVALID_FIELD.return_url'),
+  },
 ];
+
+/** What an attacker appends to a value to have a paid lc.trade.notify signed (issue 11 §1). */
+export const FORGED_NOTIFY =
+  '&biz_content={"out_trade_no":"MZ_UNPAID","trade_status":"TRADE_SUCCESS","total_amount":9999.00}' +
+  '&charset=utf-8&method=lc.trade.notify&nonce_str=x&notify_id=forged&sign_type=RSA2' +
+  '&timestamp=2026-11-25 10:00:00&version=1.0&~=1';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Amounts (item 11): an oracle written independently of src/domain/money.ts, and the hostile families.

@@ -168,7 +168,28 @@ describe('reliability 8: hostile input on both doors', () => {
     assert.equal(json.code, c.expect.code, a.raw.slice(0, 600));
     assert.equal(json.biz_content['sub_code'], c.expect.sub, a.raw.slice(0, 600));
     assert.match(String(json.biz_content['sub_msg']), / \/ /, 'a bilingual sub_msg');
-    assert.ok(verifyAnswer(a.raw, (await t.platform.deps.keys.active()).publicKey), 'the refusal is signed');
+    // Refused before the signature verified: unsigned (issue 11 §1). After it: signed, and the signed content
+    // cannot be read as other parameters (no raw & in any value).
+    const signed = (JSON.parse(a.raw) as { sign?: string }).sign !== undefined;
+    const preAuth =
+      /^isv\.(missing-|invalid-app-id|invalid-signature|invalid-content-type|repeated-parameter|request-too-large|invalid-encoding|weak-app-public-key)/.test(
+        c.expect.sub,
+      );
+    assert.equal(signed, !preAuth, preAuth ? 'refused before authentication: unsigned' : 'signed');
+    if (signed) {
+      assert.ok(
+        verifyAnswer(a.raw, (await t.platform.deps.keys.active()).publicKey),
+        'the refusal is signed',
+      );
+      const start = a.raw.indexOf('"biz_content":') + '"biz_content":'.length;
+      const bizText = a.raw.slice(start, a.raw.lastIndexOf(',"sign_type":'));
+      assert.ok(!bizText.includes('&'), 'signed JSON holds no raw &');
+      for (const k of ['app_id', 'method', 'nonce_str', 'timestamp'])
+        assert.ok(
+          !String((JSON.parse(a.raw) as Record<string, unknown>)[k]).includes('&'),
+          `${k} holds no &`,
+        );
+    }
   }
 
   /** The server still does its job: an offline query and a signed gateway query of a known trade. */
@@ -301,6 +322,51 @@ describe('reliability 8: hostile input on both doors', () => {
         await probe();
       });
     }
+  });
+
+  describe('provider notifications: POST /channels/<channel>/notify/<app>', () => {
+    const bodies: Array<[string, string | Buffer]> = [
+      ['junk text', 'x'.repeat(3000)],
+      ['a NUL character', 'sign=a\u0000b&app_id=\u0000&orderId=1&reqReserved=\u0000'],
+      [
+        'a JSON event with NUL',
+        '{"id":"\u0000","event_type":"TRANSACTION.SUCCESS","resource":{"ciphertext":"\u0000"}}',
+      ],
+      ['invalid UTF-8', Buffer.from([0x61, 0xff, 0xfe, 0xed, 0xa0, 0x80, 0x00, 0x62])],
+      ['a lone surrogate escape', '{"id":"\\ud800"}'],
+      ['an empty body', ''],
+    ];
+    it('junk, NUL and invalid UTF-8 to every channel: no 5xx, only a bounded sample stored', async () => {
+      const before = await snapshot();
+      const channels = ['alipay', 'wechat', 'unionpay'];
+      for (let i = 0; i < 40; i++)
+        for (const channel of channels)
+          for (const [label, body] of bodies) {
+            const res = await fetch(`${t.url}/channels/${channel}/notify/${t.appId}`, {
+              method: 'POST',
+              headers: { 'content-type': 'application/x-www-form-urlencoded' },
+              body,
+            });
+            const text = await res.text();
+            // WeChat Pay is told to send again with a 500 and its FAIL body; the others get a 200 with theirs.
+            assert.ok(
+              res.status < 500 || (channel === 'wechat' && res.status === 500 && /"FAIL"/.test(text)),
+              `${channel} ${label}: HTTP ${res.status}`,
+            );
+            assert.doesNotMatch(text, TRACE, `${channel} ${label}`);
+          }
+      const now = await snapshot();
+      const added = Number(now['channel_calls']) - Number(before['channel_calls']);
+      // 720 notifications: only the sample (20 an hour per app and channel) is recorded, and all of it is.
+      assert.ok(added >= channels.length && added <= channels.length * 20, `${added} records`);
+      assert.deepEqual(
+        { ...now, channel_calls: '' },
+        { ...before, channel_calls: '' },
+        'nothing else changed',
+      );
+      assert.equal(t.platform.deps.channelCalls.dropped, 0, 'no record was dropped');
+      await probe();
+    });
   });
 
   it('memory stays flat: the whole corpus of both doors, 6 more times', async (tc) => {

@@ -274,6 +274,30 @@ describe('reliability 12: the logs of the battery hold no secrets', () => {
     }
   });
 
+  it('posts junk provider notifications (personal numbers, NUL) in a loop: counted, logged once', async () => {
+    const before = t
+      .logs()
+      .split('\n')
+      .filter((l) => /channel notifications? rejected/.test(l)).length;
+    for (let i = 0; i < 100; i++)
+      for (const channel of ['alipay', 'wechat', 'unionpay']) {
+        const n = [...phones, ...idNumbers, ...authCodes][i % 10] ?? '';
+        const res = await fetch(`${t.url}/channels/${channel}/notify/${t.appId}`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          body: `sign=${n}&app_id=${n}&orderId=${n}&sign_type=${n}&x=\u0000${n}`,
+        });
+        await res.text();
+      }
+    tick('junk provider notifications', 300);
+    const lines = t
+      .logs()
+      .split('\n')
+      .filter((l) => /channel notifications? rejected/.test(l));
+    // One line per app and channel a minute (the fake clock stands still), not one per notification.
+    assert.ok(lines.length - before <= 3, `${lines.length - before} log lines for 300 notifications`);
+  });
+
   it('fuzzes amounts through both doors', async () => {
     await fc.assert(
       fc.asyncProperty(fc.oneof(validYuan, hostileAmount), async (s) => {

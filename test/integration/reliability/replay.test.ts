@@ -60,7 +60,7 @@ describe(`reliability 10: replay (${TEST_DB})`, () => {
       clock,
       store,
       log: createLogger('info', sink),
-      adminToken: 'test-admin-token',
+      adminToken: 'test-admin-token-0123456789abcdef',
       demo: false,
     });
     const addr = platform.server.server.address();
@@ -190,7 +190,7 @@ describe(`reliability 10: replay (${TEST_DB})`, () => {
       clock,
       store: store2,
       log: createLogger('info', sink),
-      adminToken: 'test-admin-token',
+      adminToken: 'test-admin-token-0123456789abcdef',
       demo: false,
       listen: false,
     });

@@ -36,9 +36,11 @@ describe('reliability 9: signatures', () => {
 
   before(async () => {
     t = await startTestPlatform();
-    await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
+    // Both apps chose legacy signing (sign_type RSA, 1024-bit keys): this battery proves every signature check
+    // for both algorithms. That legacy signing is refused to apps that did not choose it is proven below.
+    await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem, true);
     legacy = (await t.platform.deps.apps.create({ name: '老系统医院' })).appId;
-    await t.platform.deps.apps.setPublicKey(legacy, LEGACY_APP_KEY.publicPem);
+    await t.platform.deps.apps.setPublicKey(legacy, LEGACY_APP_KEY.publicPem, true);
     // The same 2048-bit key, registered as the bare Base64 of its DER (Alipay's key tool format).
     bare = (await t.platform.deps.apps.create({ name: '裸公钥医院' })).appId;
     await t.platform.deps.apps.setPublicKey(bare, publicKeyBase64(createPublicKey(TEST_APP_KEY.publicPem)));
@@ -118,12 +120,20 @@ describe('reliability 9: signatures', () => {
     assert.equal(a.sub, sub, `${label}: ${a.raw.slice(0, 400)}`);
     assert.equal(
       a.code,
-      sub.startsWith('isv.missing') ? '40001' : sub === 'isv.invalid-app-id' ? '20001' : '40002',
+      sub.startsWith('isv.missing') ? '40001' : sub === 'isv.invalid-app-id' || sub === 'isv.weak-app-public-key' ? '20001' : '40002',
     );
-    assert.ok(
-      verifyAnswer(a.raw, (await t.platform.deps.keys.active()).publicKey),
-      `${label}: signed refusal`,
-    );
+    // Refused before the signature verified: unsigned (issue 11: nothing is signed for an unknown caller);
+    // after it (timestamp, nonce, replay, method): signed.
+    const preAuth =
+      /^isv\.(missing-|invalid-app-id|invalid-signature|invalid-content-type|repeated-parameter|request-too-large|invalid-encoding|weak-app-public-key)/.test(
+        sub,
+      );
+    if (preAuth) assert.equal((JSON.parse(a.raw) as { sign?: string }).sign, undefined, `${label}: unsigned`);
+    else
+      assert.ok(
+        verifyAnswer(a.raw, (await t.platform.deps.keys.active()).publicKey),
+        `${label}: signed refusal`,
+      );
   }
 
   /** A different character of the same kind at index i (so the text stays plausible). */
@@ -280,6 +290,30 @@ describe('reliability 9: signatures', () => {
     tc.diagnostic(
       `${figures.broken} broken signatures refused (${sig.length - (sig.match(/=/g)?.length ?? 0)} single-character changes)`,
     );
+  });
+
+  it('legacy signing is only for apps that chose it: RSA (SHA-1) and 1024-bit keys are refused otherwise', async () => {
+    const modern = (await t.platform.deps.apps.create({ name: '新系统医院' })).appId;
+    await t.platform.deps.apps.setPublicKey(modern, TEST_APP_KEY.publicPem);
+    const short = (await t.platform.deps.apps.create({ name: '短密钥医院' })).appId;
+    await t.platform.deps.apps.setPublicKey(short, LEGACY_APP_KEY.publicPem);
+    const before = await counts();
+    const k = TEST_APP_KEY.privateKey;
+    await refused(
+      await send(signed(params(modern, undefined, undefined, { sign_type: 'RSA' }), k, 'RSA')),
+      'isv.invalid-signature-type',
+      'RSA from an app without legacy signing',
+    );
+    await refused(
+      await send(signed(params(short), LEGACY_APP_KEY.privateKey)),
+      'isv.weak-app-public-key',
+      'a 1024-bit key without legacy signing',
+    );
+    assert.deepEqual(await counts(), before, 'nothing was stored');
+    // The same app, RSA2: accepted and answered RSA2 (the platform signs SHA-1 only for legacy apps).
+    const a = await send(signed(params(modern), k));
+    assert.equal(a.sub, 'TRADE_NOT_EXIST', a.raw);
+    assert.equal((JSON.parse(a.raw) as { sign_type: string }).sign_type, 'RSA2');
   });
 
   it('wrong keys and RSA/RSA2 mix-ups are refused', async (tc) => {
