@@ -281,8 +281,17 @@ describe('online gateway (POST /gateway)', () => {
           /^isv\.(missing-|invalid-app-id|invalid-signature|invalid-content-type|repeated-parameter|request-too-large)/.test(
             sub,
           );
-        if (preAuth) assert.equal((a.json as { sign?: string }).sign, undefined, 'refused before authentication: not signed');
-        else assert.ok(verifyAnswer(a.raw, await platformKey()), 'refusals of an authenticated caller are signed');
+        if (preAuth)
+          assert.equal(
+            (a.json as { sign?: string }).sign,
+            undefined,
+            'refused before authentication: not signed',
+          );
+        else
+          assert.ok(
+            verifyAnswer(a.raw, await platformKey()),
+            'refusals of an authenticated caller are signed',
+          );
         const now = await counts();
         assert.equal(now?.trades, before?.trades, 'no trade was created');
         // A request refused before it is authenticated spends no nonce; an authenticated one does (it was used).

@@ -92,7 +92,13 @@ describe('security: the platform never signs what an unauthenticated caller chos
     const type: SignType = own.sign_type === 'RSA' ? 'RSA' : 'RSA2';
     assert.ok(verifyParams({ ...own, sign: a.json.sign }, platformKey, type), `${what}: the answer verifies`);
     const re = resplit(signingContent(own));
-    assert.deepEqual(Object.keys(re).sort(), Object.keys(own).filter((k) => own[k] !== '').sort(), what);
+    assert.deepEqual(
+      Object.keys(re).sort(),
+      Object.keys(own)
+        .filter((k) => own[k] !== '')
+        .sort(),
+      what,
+    );
     assert.notEqual(re['method'], 'lc.trade.notify', what);
   }
 
@@ -164,11 +170,16 @@ describe('security: the platform never signs what an unauthenticated caller chos
 
   it('biz_content values holding & are signed as \\u0026: the content never splits', async () => {
     // sub_msg of an unknown method echoes the (authenticated) caller's text, & included.
-    const a = await gateway(t, 'lc.trade.query', { out_trade_no: 'MZ1' }, {
-      before: (p) => {
-        p['method'] = 'x&method=lc.trade.notify';
+    const a = await gateway(
+      t,
+      'lc.trade.query',
+      { out_trade_no: 'MZ1' },
+      {
+        before: (p) => {
+          p['method'] = 'x&method=lc.trade.notify';
+        },
       },
-    });
+    );
     assert.equal(a.biz['sub_code'], 'isv.invalid-method');
     assert.ok(String(a.biz['sub_msg']).includes('x&method'), 'JSON readers see the & as it was');
     assert.ok(!answerParams(a).biz_content.includes('&'), 'the signed text holds no raw &');
@@ -235,7 +246,12 @@ describe('security: the platform never signs what an unauthenticated caller chos
     assert.equal((JSON.parse(form['biz_content'] ?? '{}') as Record<string, string>)['user_id'], 'u&x=1');
     assert.ok(verifyParams(form, platformKey, 'RSA2'));
     const re = resplit(signingContent(form));
-    assert.deepEqual(Object.keys(re).sort(), Object.keys(form).filter((k) => k !== 'sign').sort());
+    assert.deepEqual(
+      Object.keys(re).sort(),
+      Object.keys(form)
+        .filter((k) => k !== 'sign')
+        .sort(),
+    );
     // The signer itself refuses a value with & (defence in depth).
     await assert.rejects(
       buildNotifyForm({

@@ -583,7 +583,11 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
         const result = await handler(deps, auth.app, biz, auth.signType, auth.nonce);
         if (!nonce.consumed) await storeNonce(deps, nonce);
         req.log.info({ method, app: appId, code: GatewayCode.SUCCESS }, 'gateway call');
-        return send(reply, p, progress, signType, GatewayCode.SUCCESS, { sub_code: '', sub_msg: '', ...result });
+        return send(reply, p, progress, signType, GatewayCode.SUCCESS, {
+          sub_code: '',
+          sub_msg: '',
+          ...result,
+        });
       } catch (caught) {
         let e = caught instanceof NonceReplayError ? GatewayErrors.replay() : caught;
         // A method that stores its nonce with its first write and failed before it: a replay stays a replay.

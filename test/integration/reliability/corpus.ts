@@ -894,26 +894,24 @@ export const GATEWAY_CORPUS: GatewayCase[] = [
   // Forgery (issue 11 §1): text that would make a signed answer verify over other parameters (a paid
   // lc.trade.notify). Unauthenticated: the answer is unsigned and echoes nothing unchecked. Authenticated: the
   // answer is signed, but the injected value is not echoed and JSON carries & as \u0026.
-  ...(['app_id', 'method', 'nonce_str', 'timestamp'] as const).map(
-    (name): GatewayCase => ({
-      label: `unauthenticated: a forged notification injected into ${name}`,
-      family: 'forgery',
-      body: (c) => {
-        const p: Record<string, string> = {
-          app_id: c.appId,
-          method: 'lc.trade.query',
-          timestamp: '2026-11-25 10:00:00',
-          nonce_str: 'n1',
-          biz_content: '{"out_trade_no":"MZ1"}',
-          sign_type: 'RSA2',
-          sign: 'AAAA',
-        };
-        p[name] = `${p[name]}${FORGED_NOTIFY}`;
-        return new URLSearchParams(p).toString();
-      },
-      expect: name === 'app_id' ? isv('isv.invalid-app-id', '20001') : isv('isv.invalid-signature'),
-    }),
-  ),
+  ...(['app_id', 'method', 'nonce_str', 'timestamp'] as const).map((name): GatewayCase => ({
+    label: `unauthenticated: a forged notification injected into ${name}`,
+    family: 'forgery',
+    body: (c) => {
+      const p: Record<string, string> = {
+        app_id: c.appId,
+        method: 'lc.trade.query',
+        timestamp: '2026-11-25 10:00:00',
+        nonce_str: 'n1',
+        biz_content: '{"out_trade_no":"MZ1"}',
+        sign_type: 'RSA2',
+        sign: 'AAAA',
+      };
+      p[name] = `${p[name]}${FORGED_NOTIFY}`;
+      return new URLSearchParams(p).toString();
+    },
+    expect: name === 'app_id' ? isv('isv.invalid-app-id', '20001') : isv('isv.invalid-signature'),
+  })),
   {
     label: 'authenticated: a forged notification injected into method',
     family: 'forgery',

@@ -120,7 +120,11 @@ describe('reliability 9: signatures', () => {
     assert.equal(a.sub, sub, `${label}: ${a.raw.slice(0, 400)}`);
     assert.equal(
       a.code,
-      sub.startsWith('isv.missing') ? '40001' : sub === 'isv.invalid-app-id' || sub === 'isv.weak-app-public-key' ? '20001' : '40002',
+      sub.startsWith('isv.missing')
+        ? '40001'
+        : sub === 'isv.invalid-app-id' || sub === 'isv.weak-app-public-key'
+          ? '20001'
+          : '40002',
     );
     // Refused before the signature verified: unsigned (issue 11: nothing is signed for an unknown caller);
     // after it (timestamp, nonce, replay, method): signed.
