@@ -339,6 +339,43 @@ describe('online gateway (POST /gateway)', () => {
     assert.equal(ok.status, 200);
   });
 
+  it('registering a key: under 2048 bits only with legacy_sign, which also allows RSA (SHA-1); re-registering turns it off', async () => {
+    const app = await t.platform.deps.apps.create({ name: '旧式签名医院' });
+    const path = `/admin/apps/${app.appId}/public-key`;
+    const short = await t.admin('PUT', path, { public_key: LEGACY_APP_KEY.publicPem });
+    assert.equal(short.status, 400);
+    assert.equal(short.data['code'], 'INVALID_FIELD.public_key');
+    assert.match(String(short.data['message']), /2048/);
+    assert.equal((await t.platform.deps.apps.get(app.appId))?.public_key ?? null, null, 'nothing stored');
+    const bad = await t.admin('PUT', path, { public_key: LEGACY_APP_KEY.publicPem, legacy_sign: 'yes' });
+    assert.equal(bad.data['code'], 'INVALID_FIELD.legacy_sign');
+    const ok = await t.admin('PUT', path, { public_key: LEGACY_APP_KEY.publicPem, legacy_sign: true });
+    assert.equal(ok.status, 200);
+    assert.equal(ok.data['legacy_sign'], true);
+    const rsa = await gateway(
+      t,
+      'lc.trade.query',
+      { out_trade_no: 'X1' },
+      {
+        appId: app.appId,
+        key: LEGACY_APP_KEY.privateKey,
+        signType: 'RSA',
+      },
+    );
+    assert.equal(rsa.biz['sub_code'], 'TRADE_NOT_EXIST', rsa.raw);
+    assert.equal(rsa.json.sign_type, 'RSA');
+    // A 2048-bit key registered without legacy_sign: RSA is refused from then on.
+    assert.equal((await t.admin('PUT', path, { public_key: TEST_APP_KEY.publicPem })).status, 200);
+    const sha1 = await gateway(
+      t,
+      'lc.trade.query',
+      { out_trade_no: 'X1' },
+      { appId: app.appId, signType: 'RSA' },
+    );
+    assert.equal(sha1.biz['sub_code'], 'isv.invalid-signature-type');
+    assert.match(String(sha1.biz['sub_msg']), /RSA2/);
+  });
+
   it('an app without a registered key, or disabled, cannot use the gateway', async () => {
     const nokey = await t.platform.deps.apps.create({ name: '无公钥医院' });
     const a = await gateway(t, 'lc.trade.query', { out_trade_no: 'X1' }, { appId: nokey.appId });
