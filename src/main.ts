@@ -176,7 +176,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       const problems = await deps.channelConfigs.problems();
       if (problems.length) throw new ChannelStartupError(problems);
       log.info(
-        { simulator: config.simulator.enabled ? 'on' : 'off' },
+        // publicBaseUrl: the address in the URLs patients and the HIS get (goto_url, QR codes).
+        { simulator: config.simulator.enabled ? 'on' : 'off', publicBaseUrl: config.publicBaseUrl },
         config.simulator.enabled
           ? 'simulator on (HOSPAY_SIMULATOR=on): apps without a real channel take simulated payments'
           : 'simulator off (HOSPAY_SIMULATOR=off): no simulated payments, pay types without a real channel are refused',

@@ -2,7 +2,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isPrivateKeyText, newRsaKeyPair, publicKeyBase64, readPublicKey } from '../crypto/signing.js';
-import { loadConfig, ConfigError } from '../config/config.js';
+import { loadConfig, ConfigError, type Config } from '../config/config.js';
 import { startPlatform } from '../main.js';
 import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
@@ -25,7 +25,9 @@ import {
 import { differencesCommand } from './differences.js';
 import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
-import { operatorCommand } from './operator.js';
+import { OPERATOR_USAGE, operatorCommand } from './operator.js';
+import { publicAddressLines } from './serve-banner.js';
+import { COMMANDS, helpPointer } from './usage.js';
 import { normaliseRegisteredRedirect } from '../services/medicare.js';
 import { parseAllowList } from '../services/notify-target.js';
 
@@ -69,8 +71,32 @@ Without DATABASE_URL the embedded database in ./data (HOSPAY_DATA_DIR) is used.`
 
 class UsageError extends Error {}
 
+/** The help of one command (its own usage where it has one), or of all. */
+function helpFor(cmd: string | undefined): string {
+  switch (cmd) {
+    case 'notify':
+      return NOTIFY_USAGE;
+    case 'operator':
+      return OPERATOR_USAGE;
+    case 'channel':
+      return `Usage:\n${CHANNEL_USAGE}`;
+    case 'his-sim':
+      return `Usage:\n${HIS_SIM_USAGE}`;
+    case 'reconcile':
+      return `Usage:\n${RECONCILE_USAGE}`;
+    case 'report':
+      return `Usage:\n${REPORT_USAGE}`;
+    default:
+      return HELP;
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [cmd, ...rest] = argv;
+  if (COMMANDS.includes(cmd ?? '') && (rest.includes('--help') || rest.includes('-h'))) {
+    console.log(helpFor(cmd));
+    return 0;
+  }
   switch (cmd) {
     case 'serve':
       return serve(rest);
@@ -129,8 +155,14 @@ async function serve(args: string[]): Promise<number> {
     );
   }
   lines.push(
-    `hospay is serving on ${platform.url} (${where}); public base URL ${config.publicBaseUrl}; ` +
+    `hospay is serving on ${platform.url} (${where}); ` +
       (config.simulator.enabled ? 'simulator on' : 'simulator off (HOSPAY_SIMULATOR=off)'),
+    ...publicAddressLines({
+      publicBaseUrl: config.publicBaseUrl,
+      host: config.host,
+      port: config.port,
+      fromEnv: Boolean(process.env['PUBLIC_BASE_URL']),
+    }),
   );
   if (platform.adminServer)
     lines.push(`admin API and finance pages (only) on ${platform.adminUrl} (HOSPAY_ADMIN_LISTEN)`);
@@ -288,6 +320,8 @@ async function appCommand(args: string[]): Promise<number> {
           if (created.hospital_id) console.log(`  hospital_id: ${created.hospital_id}`);
           console.log(`  AccessToken: ${created.access_token}`);
           console.log('  请妥善保存，AccessToken 只显示这一次 / keep it safe: it is shown only once');
+          for (const line of whatTheAppCanDo(created.app_id, Boolean(created.private_key), config))
+            console.log(line);
           if (created.private_key) {
             console.log(
               '  网关签名私钥（只显示这一次，平台不保存） / gateway private key (shown once; hospay keeps no copy):',
@@ -355,6 +389,34 @@ async function appCommand(args: string[]): Promise<number> {
   } finally {
     await close();
   }
+}
+
+/**
+ * What a new app can do at once and what it still needs: the offline door works with its AccessToken; the
+ * gateway refuses it (isv.missing-app-public-key) until a public key is registered; it takes simulated payments
+ * until a real channel is configured (none at all with the simulator off).
+ */
+function whatTheAppCanDo(appId: string, hasKey: boolean, config: Config): string[] {
+  const lines = [
+    '  线下 XML 接口 (FWC_IF_*)：可用上面的 AccessToken 调用 / offline XML door (FWC_IF_*): ready, with the AccessToken above',
+  ];
+  if (hasKey) {
+    lines.push(
+      '  网关 (lc.*)：公钥已登记，用下面的私钥签名 / gateway (lc.*): public key registered; sign with the private key below',
+    );
+  } else {
+    lines.push(
+      '  网关 (lc.*)：尚未登记公钥，请求会被拒绝 (isv.missing-app-public-key) / gateway (lc.*): no public key yet, its requests are refused (isv.missing-app-public-key)',
+      `    登记公钥 / to add one: hospay app key --app ${appId} --public-key app-public.pem`,
+      '    (HIS 自己生成密钥对、只交公钥；或建应用时加 --generate-key / the HIS makes the pair and gives only the public key; or create the app with --generate-key)',
+    );
+  }
+  lines.push(
+    config.simulator.enabled
+      ? `  支付渠道：尚未配置真实渠道，收款走内置模拟器 / channels: no real channel yet, payments go to the built-in simulator (hospay channel set --app ${appId} …)`
+      : `  支付渠道：尚未配置，暂不能收款 / channels: none configured, no payment can be taken yet (hospay channel set --app ${appId} …)`,
+  );
+  return lines;
 }
 
 async function keysCommand(args: string[]): Promise<number> {
@@ -428,7 +490,7 @@ main(process.argv.slice(2)).then(
         'code' in err &&
         String((err as { code: unknown }).code).startsWith('ERR_PARSE_ARGS'))
     ) {
-      console.error(`hospay: ${err.message}\n\n${HELP}`);
+      console.error(`hospay: ${err.message}\n${helpPointer(process.argv[2])}`);
       process.exit(2);
     }
     if (

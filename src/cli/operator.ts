@@ -13,6 +13,7 @@ import {
   USERNAME_PATTERN,
   type OperatorView,
 } from '../store/operators.js';
+import { helpPointer } from './usage.js';
 
 export const OPERATOR_USAGE = `Usage:
   hospay operator create --username U --name 显示名 [--password-stdin] [--json]
@@ -45,7 +46,7 @@ export async function operatorCommand(args: string[], config: Config): Promise<n
     return await run(args, config);
   } catch (e) {
     if (e instanceof OperatorUsageError) {
-      console.error(`hospay: ${e.message}\n\n${OPERATOR_USAGE}`);
+      console.error(`hospay: ${e.message}\n${helpPointer('operator')}`);
       return 2;
     }
     if (e instanceof OperatorFailure || e instanceof OperatorExistsError) {
@@ -118,7 +119,7 @@ async function run(args: string[], config: Config): Promise<number> {
               '  密码只显示这一次，请当面或经安全渠道交给本人 / shown only this once: hand it over safely',
             );
           }
-          console.log('  登录 / log in at: <PUBLIC_BASE_URL>/finance');
+          console.log(`  登录 / log in at: ${financeUrl(config)}`);
         }
         return 0;
       }
@@ -159,6 +160,17 @@ async function run(args: string[], config: Config): Promise<number> {
 
 function notFound(username: string): OperatorFailure {
   return new OperatorFailure(`没有这个操作员 / no such operator: ${username}`);
+}
+
+/**
+ * Where the finance page is served: on the admin address with HOSPAY_ADMIN_LISTEN (the public port does not
+ * serve it then), else under PUBLIC_BASE_URL.
+ */
+export function financeUrl(config: Pick<Config, 'publicBaseUrl' | 'adminListen'>): string {
+  const admin = config.adminListen;
+  if (!admin) return `${config.publicBaseUrl}/finance`;
+  const host = admin.host.includes(':') ? `[${admin.host}]` : admin.host;
+  return `http://${host}:${admin.port}/finance`;
 }
 
 async function operatorAdmin(config: Config): Promise<{ admin: OperatorAdmin; close: () => Promise<void> }> {

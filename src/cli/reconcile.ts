@@ -1,10 +1,12 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { formatFen } from '../domain/money.js';
+import { formatShanghai, systemClock } from '../domain/clock.js';
 import { adminFetch, cliPlatform, readStdin, runningServer } from './running-server.js';
 import {
   UnknownAppError,
   isBusinessDate,
+  isIncomplete,
   reconcileApps,
   type AppDayOutcome,
   type ReconProgress,
@@ -18,10 +20,15 @@ import {
   type ReconSettingsView,
 } from '../reconcile/his-settings.js';
 
-export const RECONCILE_USAGE = `  hospay reconcile --date YYYY-MM-DD [--app ID] [--json]
-                                               reconcile a business day: platform ↔ channel bill ↔ HIS;
-                                               a progress bar on a terminal; exit 0 = no open differences,
-                                               3 = open differences, 1 = an app could not be reconciled
+/** `hospay reconcile`'s exit code when a side (the HIS) could not be compared: the day must be run again. */
+export const EXIT_INCOMPLETE = 4;
+
+export const RECONCILE_USAGE = `  hospay reconcile [--date YYYY-MM-DD] [--app ID] [--json]
+                                               reconcile a business day (default: yesterday, Asia/Shanghai):
+                                               platform ↔ channel bill ↔ HIS; a progress bar on a terminal;
+                                               exit 0 = no open differences, 3 = open differences,
+                                               ${EXIT_INCOMPLETE} = incomplete (the HIS could not be read: run again),
+                                               1 = an app could not be reconciled
   hospay reconcile differences --date YYYY-MM-DD --app ID [--state OPEN|RESOLVED]
                                [--pay-type alipay|weixin|unionpay] [--json]
                                                the day's differences (every run of the day; a table, or JSON);
@@ -32,11 +39,18 @@ export const RECONCILE_USAGE = `  hospay reconcile --date YYYY-MM-DD [--app ID] 
                                                trail records "${ADMIN_ACTOR_PREFIX}NAME"; exit 1 = no such difference or
                                                already resolved
   hospay app his --app ID [--url URL | --no-his] [--token-stdin | --no-token]
-                 [--slice-minutes N] [--cutoff-hour H] [--pending-days N] [--his-timeout S] [--his-retries N]
+                 [--protocol xml|soap11|soap12] [--soap-namespace URI] [--slice-minutes N] [--cutoff-hour H] [--pending-days N] [--his-timeout S] [--his-retries N]
                  [--fee-rate alipay=0.6%,weixin=0.6%,unionpay=-] [--fee-tolerance-fen N] [--json]
                                                show or set the app's HIS (spec chapter 7) and reconciliation
                                                settings; the HIS AccessToken is read from stdin and stored
-                                               sealed (HOSPAY_MASTER_KEY with PostgreSQL)`;
+                                               sealed (HOSPAY_MASTER_KEY with PostgreSQL); --protocol soap11|
+                                               soap12: the HIS serves SOAP at URL (namespace default
+                                               http://tempuri.org/)`;
+
+/** The business date `days` days before `now`, in Asia/Shanghai (the CLI's and the daily job's "yesterday"). */
+export function shanghaiDateBefore(now: Date, days: number): string {
+  return formatShanghai(new Date(now.getTime() - days * 86_400_000)).slice(0, 10);
+}
 
 export class ReconcileUsageError extends Error {
   constructor(message: string) {
@@ -95,13 +109,15 @@ function printOutcomes(outcomes: readonly AppDayOutcome[]): void {
     console.log(
       `${o.appId}  ${o.payType.padEnd(8)}  matched ${o.matched}  differences ${o.differences} (open ${o.open})  pending ${o.pending}` +
         `  channel: ${pay?.count ?? 0} payments ¥${formatFen(pay?.fen ?? 0)}, ${refund?.count ?? 0} refunds ¥${formatFen(refund?.fen ?? 0)}` +
-        (o.hisError ? `  HIS: ${o.hisError}` : ''),
+        (isIncomplete(o) ? `  未完成 INCOMPLETE, HIS: ${o.hisError ?? ''}` : ''),
     );
   }
 }
 
 /**
- * Reconciles one business day. Exit code 0: no open differences; 3: open differences; 1: an app failed.
+ * Reconciles one business day (default: yesterday in Asia/Shanghai, whatever the host's time zone). Exit code
+ * 0: no open differences; 3: open differences; 4 (EXIT_INCOMPLETE): a pay type could not be compared with the
+ * HIS, run the day again; 1: an app failed. The worst wins: 1, then 4, then 3.
  * With the embedded database held by a running server, the server does the work (admin API).
  */
 export async function reconcileCommand(args: string[], config: Config): Promise<number> {
@@ -110,10 +126,11 @@ export async function reconcileCommand(args: string[], config: Config): Promise<
     options: { date: { type: 'string' }, app: { type: 'string' }, json: { type: 'boolean' } },
     strict: true,
   });
-  const date = values.date ?? '';
-  if (!isBusinessDate(date)) throw new ReconcileUsageError('--date YYYY-MM-DD is required');
+  const date = values.date ?? shanghaiDateBefore(systemClock.now(), 1);
+  if (!isBusinessDate(date))
+    throw new ReconcileUsageError('--date must be a real date written YYYY-MM-DD (default: yesterday)');
   const tty = process.stderr.isTTY && !values.json;
-  let run: { outcomes: AppDayOutcome[]; open: number; errors: number };
+  let run: { outcomes: AppDayOutcome[]; open: number; errors: number; incomplete?: number };
   const server = runningServer(config);
   if (server) {
     if (tty) process.stderr.write('对账中（由运行中的服务执行）/ reconciling on the running server …');
@@ -139,16 +156,25 @@ export async function reconcileCommand(args: string[], config: Config): Promise<
       await platform.close();
     }
   }
+  const incomplete = run.outcomes.filter(isIncomplete).length;
   if (values.json) console.log(JSON.stringify(run.outcomes));
   else {
+    console.log(`业务日期 / business date ${date} (Asia/Shanghai)`);
     printOutcomes(run.outcomes);
+    if (incomplete > 0)
+      console.log(
+        `对账未完成：${incomplete} 个支付方式未能与 HIS 核对，请 HIS 恢复后重新对账 / incomplete: ${incomplete} pay type(s) not compared with the HIS; run the day again when the HIS is back`,
+      );
     console.log(
       run.open === 0
-        ? '无未处理差异 / no open differences'
+        ? incomplete > 0
+          ? '已核对部分无未处理差异 / no open differences in what could be compared'
+          : '无未处理差异 / no open differences'
         : `未处理差异 ${run.open} 条 / ${run.open} open differences`,
     );
   }
   if (run.errors > 0) return 1;
+  if (incomplete > 0) return EXIT_INCOMPLETE;
   return run.open === 0 ? 0 : 3;
 }
 
@@ -168,12 +194,20 @@ function printView(v: ReconSettingsView): void {
       `app ${v.app_id}`,
       `  HIS 地址 / base URL      ${v.his_base_url ?? '(未配置 none: no HIS comparison)'}`,
       `  HIS AccessToken          ${v.his_access_token === 'set' ? '已设置 set (sealed)' : '未设置 none'}`,
+      `  HIS 接口协议 / protocol   ${hisProtocolLabel(s.hisProtocol, s.hisSoapNamespace)}`,
       `  分片 / slice              ${s.hisSliceMinutes} min, 超时 timeout ${s.hisTimeoutSeconds} s, 重试 retries ${s.hisRetries}`,
       `  日切 / cut-off hour       ${s.cutoffHour}:00 Asia/Shanghai`,
       `  挂账 / pending days       ${s.pendingDays}`,
       `  费率 / fee rates          ${fees || '(不核对 not checked)'}, 容差 tolerance ${s.feeToleranceFen} fen`,
     ].join('\n'),
   );
+}
+
+/** The HIS protocol as the CLI prints it, e.g. "soap11 (SOAP 1.1, namespace http://tempuri.org/)". */
+export function hisProtocolLabel(protocol: string, namespace: string): string {
+  if (protocol === 'soap11') return `soap11 (SOAP 1.1, 命名空间 namespace ${namespace})`;
+  if (protocol === 'soap12') return `soap12 (SOAP 1.2, 命名空间 namespace ${namespace})`;
+  return 'xml (XML over HTTP POST, 接口名附在地址后 interface name appended to the URL)';
 }
 
 /** `hospay app his`: shows or changes an app's HIS connection and reconciliation settings. */
@@ -186,6 +220,8 @@ export async function appHisCommand(args: string[], config: Config): Promise<num
       'no-his': { type: 'boolean' },
       'token-stdin': { type: 'boolean' },
       'no-token': { type: 'boolean' },
+      protocol: { type: 'string' },
+      'soap-namespace': { type: 'string' },
       'slice-minutes': { type: 'string' },
       'cutoff-hour': { type: 'string' },
       'pending-days': { type: 'string' },
@@ -225,6 +261,8 @@ export async function appHisCommand(args: string[], config: Config): Promise<num
     if (n !== undefined) settings[field] = n;
   }
   if (values['fee-rate'] !== undefined) settings['feeRateBps'] = parseFeeRates(values['fee-rate']);
+  if (values.protocol !== undefined) settings['hisProtocol'] = values.protocol;
+  if (values['soap-namespace'] !== undefined) settings['hisSoapNamespace'] = values['soap-namespace'];
   if (Object.keys(settings).length) patch.settings = settings;
 
   let view: ReconSettingsView | null;

@@ -17,9 +17,12 @@ import {
 } from '../reconcile/export.js';
 import { AppNotFoundError } from './app-admin.js';
 import { runningServer } from './running-server.js';
+import { shanghaiDateBefore } from './reconcile.js';
+import { helpPointer } from './usage.js';
 
-export const REPORT_USAGE = `  hospay report --date YYYY-MM-DD [--app ID] [--format text|json|csv|xlsx] [--out FILE]
-                                               a business day's finance report: by channel, business category,
+export const REPORT_USAGE = `  hospay report [--date YYYY-MM-DD] [--app ID] [--format text|json|csv|xlsx] [--out FILE]
+                                               a business day's finance report (default: yesterday,
+                                               Asia/Shanghai): by channel, business category,
                                                terminal and operator (日结), cash and insurance apart;
                                                csv/json/text go to standard output without --out, xlsx needs --out`;
 
@@ -27,7 +30,7 @@ const FORMATS = ['text', 'json', 'csv', 'xlsx'] as const;
 type Format = (typeof FORMATS)[number];
 
 function usage(message: string): number {
-  console.error(`hospay: ${message}\n\nUsage:\n${REPORT_USAGE}`);
+  console.error(`hospay: ${message}\n${helpPointer('report')}`);
   return 2;
 }
 
@@ -51,8 +54,8 @@ export async function reportCommand(args: string[], config: Config): Promise<num
   } catch (e) {
     return usage(e instanceof Error ? e.message : String(e));
   }
-  const date = values.date ?? '';
-  if (!isReportDate(date)) return usage('--date YYYY-MM-DD is required (a real date)');
+  const date = values.date ?? shanghaiDateBefore(systemClock.now(), 1);
+  if (!isReportDate(date)) return usage('--date must be a real date written YYYY-MM-DD (default: yesterday)');
   if (values.app !== undefined && values.app === '') return usage('--app needs an app id');
   const format = (values.format ?? 'text') as Format;
   if (!FORMATS.includes(format)) return usage('--format must be text, json, csv or xlsx');

@@ -19,6 +19,8 @@ export interface Config {
   adminListen: { host: string; port: number } | null;
   /** A retired platform key is deleted this long after a rotation (HOSPAY_KEY_GRACE). */
   keyGraceMs: number;
+  /** The SOAP door's paths: /linkingif.asmx, /HospitalWS.asmx and those of HOSPAY_SOAP_PATHS (src/http/soap/). */
+  soapPaths: string[];
   /**
    * How long an authenticated app (AccessToken or gateway app_id) is reused without reading the database
    * (HOSPAY_APP_CACHE; 0 = read it on every request). A change made through this server is seen at once; one
@@ -152,6 +154,29 @@ function trustProxy(env: Env): boolean | string {
   return raw;
 }
 
+/** The SOAP door's default paths, where deployed HIS stubs call the HospitalWS service. */
+export const DEFAULT_SOAP_PATHS = ['/linkingif.asmx', '/HospitalWS.asmx'] as const;
+
+/** HOSPAY_SOAP_PATHS: more paths for the SOAP door, comma-separated (e.g. /LinkingIF.asmx,/ws/HospitalWS.asmx). */
+function soapPaths(env: Env): string[] {
+  const paths: string[] = [...DEFAULT_SOAP_PATHS];
+  for (const raw of (env['HOSPAY_SOAP_PATHS'] ?? '').split(',')) {
+    const p = raw.trim();
+    if (p === '') continue;
+    if (
+      !/^\/[A-Za-z0-9._~/-]{1,200}$/.test(p) ||
+      p.includes('//') ||
+      /\/\.\.?(\/|$)/.test(p) ||
+      p.endsWith('/')
+    )
+      throw new ConfigError('HOSPAY_SOAP_PATHS', `each path must look like /linkingif.asmx, got "${p}"`);
+    if (/^\/(offline|gateway|admin|finance|cashier|goto|simulator|medicare|oauth2|channels|healthz)(\/|$)/i.test(p))
+      throw new ConfigError('HOSPAY_SOAP_PATHS', `"${p}" is another door's path`);
+    if (!paths.includes(p)) paths.push(p);
+  }
+  return paths;
+}
+
 /** HOSPAY_ADMIN_LISTEN: "host:port" ("[::1]:8081" for IPv6), or unset. */
 function adminListen(env: Env): { host: string; port: number } | null {
   const raw = env['HOSPAY_ADMIN_LISTEN'];
@@ -161,6 +186,23 @@ function adminListen(env: Env): { host: string; port: number } | null {
   if (!m || port > 65535)
     throw new ConfigError('HOSPAY_ADMIN_LISTEN', `must be host:port, e.g. 127.0.0.1:8081, got "${raw}"`);
   return { host: m[1] ?? m[2] ?? '127.0.0.1', port };
+}
+
+/**
+ * PUBLIC_BASE_URL when unset: the address hospay listens on (HOST, PORT), so that every URL in an answer is one
+ * the server serves. A wildcard HOST (all interfaces) gives this machine's loopback address; `hospay serve`
+ * says which address patients will get and how to give them one their phones can reach.
+ */
+export function defaultPublicBaseUrl(host: string, port: number): string {
+  const h =
+    host === '0.0.0.0' || host === ''
+      ? '127.0.0.1'
+      : host === '::'
+        ? '[::1]'
+        : host.includes(':') && !host.startsWith('[')
+          ? `[${host}]`
+          : host;
+  return `http://${h}:${port}`;
 }
 
 /** The shortest HOSPAY_ADMIN_TOKEN accepted: the token guards every app, key and report. */
@@ -185,7 +227,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
         prepare: onOff(env, 'HOSPAY_DB_PREPARE', true),
       }
     : { kind: 'embedded', dataDir };
-  const publicBaseUrl = (env['PUBLIC_BASE_URL'] || `http://localhost:${port}`).replace(/\/+$/, '');
+  const publicBaseUrl = (env['PUBLIC_BASE_URL'] || defaultPublicBaseUrl(host, port)).replace(/\/+$/, '');
   try {
     new URL(publicBaseUrl);
   } catch {
@@ -210,6 +252,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     logLevel: env['LOG_LEVEL'] || 'info',
     adminListen: adminListen(env),
     keyGraceMs: duration(env, 'HOSPAY_KEY_GRACE', 7 * 86_400_000),
+    soapPaths: soapPaths(env),
     appCacheMs: duration(env, 'HOSPAY_APP_CACHE', 1_000),
     barcode: {
       deadlineMs: duration(env, 'HOSPAY_BARCODE_DEADLINE', 120_000),

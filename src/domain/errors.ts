@@ -84,6 +84,22 @@ export const Errors = {
     ),
   tradeHasSuccess: () =>
     new HospayError('TRADE_HAS_SUCCESS', 'business', '交易已被支付', 'the trade has already been paid'),
+  /** A pay request naming an order already paid, for the same amount and patient: nothing more is charged. */
+  orderAlreadyPaid: () =>
+    new HospayError(
+      'TRADE_HAS_SUCCESS',
+      'business',
+      '订单已支付，请勿重复收费',
+      'the order is already paid; do not charge again',
+    ),
+  /** A pay request naming an order already paid, but with another amount or patient: nothing is charged. */
+  orderAlreadyPaidOtherwise: () =>
+    new HospayError(
+      'TRADE_HAS_SUCCESS',
+      'business',
+      '该订单号已支付，但金额或患者与本次请求不同，请核对，勿重复收费',
+      'this order number is already paid, with another amount or patient than this request; check it, do not charge again',
+    ),
   tradeHasClose: () => new HospayError('TRADE_HAS_CLOSE', 'business', '交易已关闭', 'the trade is closed'),
   tradeHasFinished: () =>
     new HospayError(

@@ -51,7 +51,12 @@ export const ORDER_TYPES = [
 ] as const;
 export type OrderType = (typeof ORDER_TYPES)[number];
 
+/**
+ * An OrderType as HIS write it: one of the names of the spec (any letter case), or its position 1–8 in the
+ * spec's list (its lc.trade.h5.pay example sends "1"). Every door reads it so.
+ */
 export function parseOrderType(text: string): OrderType | null {
+  if (/^[1-8]$/.test(text)) return ORDER_TYPES[Number(text) - 1] ?? null;
   const upper = text.toUpperCase();
   return (ORDER_TYPES as readonly string[]).includes(upper) ? (upper as OrderType) : null;
 }

@@ -68,6 +68,19 @@ export interface Table {
 
 const TOTAL_LABEL = '合计(total)';
 
+/** A run's state as the finance page says it, with the stored word after it. */
+const RUN_STATUS_LABELS: Readonly<Record<string, string>> = {
+  DONE: '完成(DONE)',
+  INCOMPLETE: '未完成(INCOMPLETE)',
+  FAILED: '失败(FAILED)',
+};
+
+/** A difference's state as the finance page says it, with the stored word after it. */
+const STATE_LABELS: Readonly<Record<string, string>> = {
+  OPEN: '未处理(OPEN)',
+  RESOLVED: '已处理(RESOLVED)',
+};
+
 function amountCells(a: ReportAmounts): Cell[] {
   return AMOUNT_KEYS.map((k) => (k === 'paymentCount' || k === 'refundCount' ? a[k] : { fen: a[k] }));
 }
@@ -126,7 +139,7 @@ export function sectionTable(report: DayReport, section: ReportSection): Table {
           r.appId,
           r.payType,
           r.label,
-          r.status,
+          RUN_STATUS_LABELS[r.status] ?? r.status,
           r.matched,
           r.differences,
           r.open,
@@ -167,7 +180,7 @@ export function sectionTable(report: DayReport, section: ReportSection): Table {
           d.amounts.platformFen === undefined ? null : { fen: d.amounts.platformFen },
           d.amounts.channelFen === undefined ? null : { fen: d.amounts.channelFen },
           d.amounts.hisFen === undefined ? null : { fen: d.amounts.hisFen },
-          d.state === 'OPEN' ? '未处理(OPEN)' : '已处理(RESOLVED)',
+          STATE_LABELS[d.state] ?? d.state,
           (d.suggestion ?? d.action).zh,
           d.resolvedBy ?? '',
           d.resolvedNote ?? '',

@@ -45,9 +45,10 @@ export interface PlatformEntry {
   category: string;
   /**
    * The store's status: a trade's (TRADE_SUCCESS, TRADE_FINISHED, TRADE_CLOSED) for payments, a refund's
-   * (SUCCESS) for refunds. Other statuses (WAIT_BUYER_PAY, PROCESSING, FAILED) mean "no money moved as far as
-   * the platform knows": such entries are never PLATFORM_ONLY and not in the totals, but a channel line for
-   * them is a STATUS_MISMATCH instead of CHANNEL_ONLY.
+   * (SUCCESS) for refunds. Other statuses (WAIT_BUYER_PAY, TRADE_CLOSED_UNPAID, PROCESSING, FAILED) mean "no
+   * money moved as far as the platform knows" (unsettled): such entries are never PLATFORM_ONLY, not in the
+   * totals and not compared with the HIS, but a channel line for them is a STATUS_MISMATCH instead of
+   * CHANNEL_ONLY.
    */
   status: string;
 }
@@ -235,6 +236,12 @@ export function businessDateOf(time: Date, cutoffHour = 0): string {
 
 const PAID_TRADE_STATUSES: ReadonlySet<string> = new Set(['TRADE_SUCCESS', 'TRADE_FINISHED', 'TRADE_CLOSED']);
 
+/**
+ * The platform status of a payment entry for a trade closed without ever being paid (TRADE_CLOSED with no
+ * paid_at): hospay's word, not the spec's, so that it is never taken for a closed *paid* trade.
+ */
+export const CLOSED_UNPAID = 'TRADE_CLOSED_UNPAID';
+
 /** True when the platform entry is money that moved (see PlatformEntry.status). */
 export function isSettled(e: Pick<PlatformEntry, 'kind' | 'status'>): boolean {
   return e.kind === 'payment' ? PAID_TRADE_STATUSES.has(e.status) : e.status === 'SUCCESS';
@@ -252,42 +259,63 @@ export type TradeRow = Pick<
   | 'paid_at'
   | 'category'
   | 'kind'
->;
+> & {
+  /** Needed for unsettled (unpaid) trades only: their entry's time. */
+  created_at?: Date;
+};
 export type RefundRow = Pick<
   Refund,
   'trade_id' | 'out_request_no' | 'kind' | 'amount_fen' | 'status' | 'finished_at' | 'updated_at'
->;
+> & {
+  /** Needed for unsettled (PROCESSING) refunds only: their entry's time (when it was requested). */
+  created_at?: Date;
+};
 
 /**
  * Platform entries from store rows: a payment (the cash part) per paid, non-void trade with a cash part, and
  * a refund per SUCCESS refund of kind refund/cancel. Insurance refunds move no channel money and are left out.
  * Refunds whose trade is not among `trades` are left out too: pass every trade the refunds refer to.
  * Filtering to the day and the pay type is the caller's business.
+ *
+ * With `unsettled`, the rows that moved no money as far as the platform knows are entries too, with their
+ * status (see PlatformEntry.status): unpaid trades (WAIT_BUYER_PAY, or TRADE_CLOSED_UNPAID for a trade closed
+ * unpaid) at their creation time, and PROCESSING / FAILED refunds at their finish time, else their request
+ * time. The matcher reports a channel movement for one of them as a STATUS_MISMATCH and nothing otherwise.
  */
 export function platformEntriesFrom(
   trades: readonly TradeRow[],
   refunds: readonly RefundRow[],
+  opts: { unsettled?: boolean } = {},
 ): PlatformEntry[] {
   const out: PlatformEntry[] = [];
   const byId = new Map<number, TradeRow>();
   for (const t of trades) {
     byId.set(t.id, t);
-    if (t.kind === 'void' || t.paid_at === null) continue;
+    if (t.kind === 'void') continue;
     const cash = t.total_fen - t.insurance_fen;
     if (cash <= 0) continue;
+    let time: Date;
+    let status: string = t.status;
+    if (t.paid_at !== null) time = t.paid_at;
+    else if (opts.unsettled && t.created_at) {
+      time = t.created_at;
+      if (t.status === 'TRADE_CLOSED') status = CLOSED_UNPAID;
+      else if (t.status !== 'WAIT_BUYER_PAY') continue;
+    } else continue;
     out.push({
       kind: 'payment',
       outTradeNo: t.out_trade_no,
       channelTradeNo: t.channel_trade_no ?? '',
       platformTradeNo: t.trade_no,
       amountFen: cash,
-      time: t.paid_at,
+      time,
       category: t.category,
-      status: t.status,
+      status,
     });
   }
   for (const r of refunds) {
-    if (r.status !== 'SUCCESS' || r.kind === 'insurance') continue;
+    if (r.kind === 'insurance') continue;
+    if (r.status !== 'SUCCESS' && !opts.unsettled) continue;
     const t = byId.get(r.trade_id);
     if (!t || t.kind === 'void') continue;
     out.push({
@@ -297,7 +325,7 @@ export function platformEntriesFrom(
       channelTradeNo: t.channel_trade_no ?? '',
       platformTradeNo: t.trade_no,
       amountFen: r.amount_fen,
-      time: r.finished_at ?? r.updated_at,
+      time: r.finished_at ?? (r.status === 'SUCCESS' ? r.updated_at : (r.created_at ?? r.updated_at)),
       category: t.category,
       status: r.status,
     });
@@ -558,14 +586,26 @@ function expectedFee(amountFen: Fen, bps: number): Fen {
   return Math.floor((amountFen * bps + 5000) / 10000);
 }
 
-/** platform ↔ channel. Returns the channel items the platform does not have (for the HIS comparison). */
-function matchChannel(
-  ctx: Ctx,
-  platform: Item[],
-  channel: Item[],
-  input: MatchInput,
-): { channelOnly: Item[]; lateForChannel: Set<Item> } {
+interface ChannelMatch {
+  /** The channel items the platform does not have (they go to the HIS comparison as money). */
+  channelOnly: Item[];
+  /** See below. */
+  lateForChannel: Set<Item>;
+  /** The channel line each matched platform item was matched with (its amount is shown beside HIS differences). */
+  channelOf: Map<Item, Item>;
+  /**
+   * Unsettled platform items the channel moved money for (each already a STATUS_MISMATCH): the HIS comparison
+   * lets them take a HIS row of the same amount, so that a HIS that booked the movement is not a second
+   * difference, and reports nothing when the HIS has none (the STATUS_MISMATCH says it all).
+   */
+  unsettledMoved: Item[];
+}
+
+/** platform ↔ channel. */
+function matchChannel(ctx: Ctx, platform: Item[], channel: Item[], input: MatchInput): ChannelMatch {
   const channelOnly: Item[] = [];
+  const channelOf = new Map<Item, Item>();
+  const unsettledMoved: Item[] = [];
   // Platform entries matched to a channel line carried from an earlier day: that line already went to the HIS
   // comparison as channel-only, so the entry must not go there again.
   const lateForChannel = new Set<Item>();
@@ -591,10 +631,15 @@ function matchChannel(
       continue;
     }
     matchedP.add(p);
+    channelOf.set(p, c);
     if (c.sinceDayStart !== undefined && p.sinceDayStart === undefined) lateForChannel.add(p);
     if (p.status !== undefined && !isSettled({ kind: p.kind, status: p.status })) {
+      if (p.sinceDayStart === undefined && c.sinceDayStart === undefined) unsettledMoved.push(p);
       ctx.differences.push(
         diff('STATUS_MISMATCH', c, {
+          ...(c.outRequestNo === undefined && p.outRequestNo !== undefined
+            ? { outRequestNo: p.outRequestNo }
+            : {}),
           amounts: { platform: p.amountFen, channel: c.amountFen },
           statuses: { platform: p.status, channel: 'SUCCESS' },
           ...(p.sinceDayStart ? { pendingSince: p.sinceDayStart } : {}),
@@ -616,7 +661,7 @@ function matchChannel(
         clean = false;
         ctx.differences.push(
           diff('FEE_MISMATCH', c, {
-            amounts: { channel: c.amountFen },
+            amounts: { platform: p.amountFen, channel: c.amountFen },
             fee: { expectedFen, actualFen: c.feeFen },
           }),
         );
@@ -632,15 +677,33 @@ function matchChannel(
       diff('PLATFORM_ONLY', p, { side: 'platform', amounts: { platform: p.amountFen } }),
     );
   }
-  return { channelOnly, lateForChannel };
+  return { channelOnly, lateForChannel, channelOf, unsettledMoved };
 }
 
-/** money (platform + channel-only) ↔ HIS. */
-function matchHis(ctx: Ctx, money: Item[], his: Item[]): void {
+/** The key under which one HIS refund row repeats another: same order, same amount, same second. */
+const hisRefundRepeatKey = (i: Item) => `${i.outTradeNo}${SEP}${i.amountFen}${SEP}${i.time.getTime()}`;
+
+/**
+ * money (platform + channel-only) ↔ HIS. `channelOf` gives the channel line a platform item was matched with
+ * (its amount goes beside the difference); `unsettledMoved` are unsettled platform items the channel moved
+ * money for (see ChannelMatch).
+ */
+function matchHis(
+  ctx: Ctx,
+  money: Item[],
+  his: Item[],
+  channelOf: ReadonlyMap<Item, Item>,
+  unsettledMoved: readonly Item[],
+): void {
   const hisPay = indexBy(his, payKey);
   const hisRefund = indexBy(his, (i) => (i.kind === 'refund' ? `R${SEP}${i.outTradeNo}` : null));
   const matchedH = new Set<Item>();
   const unmatched: Item[] = [];
+  /** What the money side has: the item's own amount, and the channel's where the platform item matched one. */
+  const moneyAmounts = (m: Item): Partial<Record<Side, Fen>> => {
+    const c = m.side === 'platform' ? channelOf.get(m) : undefined;
+    return { [m.side]: m.amountFen, ...(c ? { channel: c.amountFen } : {}) };
+  };
   for (const m of ordered(money)) {
     const h =
       m.kind === 'payment'
@@ -654,11 +717,22 @@ function matchHis(ctx: Ctx, money: Item[], his: Item[]): void {
     if (h.amountFen !== m.amountFen) {
       ctx.differences.push(
         diff('AMOUNT_MISMATCH', m, {
-          amounts: { [m.side]: m.amountFen, his: h.amountFen },
+          amounts: { ...moneyAmounts(m), his: h.amountFen },
           ...(h.sinceDayStart && !m.sinceDayStart ? { pendingSince: h.sinceDayStart } : {}),
         }),
       );
     } else ctx.matched++;
+  }
+  // Unsettled items the channel moved money for take a HIS row of exactly their amount, after the settled ones.
+  for (const u of ordered([...unsettledMoved])) {
+    const index = u.kind === 'payment' ? hisPay : hisRefund;
+    const key = u.kind === 'payment' ? `P${SEP}${u.outTradeNo}` : `R${SEP}${u.outTradeNo}`;
+    const list = index.get(key);
+    const i = list ? list.findIndex((c) => c.amountFen === u.amountFen) : -1;
+    if (list && i >= 0) {
+      const [h] = list.splice(i, 1);
+      if (h) matchedH.add(h);
+    }
   }
   // A payment the HIS lists as a refund of the same amount (or the reverse) is one STATUS_MISMATCH, not a
   // missing record on one side and a stray one on the other. Paired only after the exact matches.
@@ -675,7 +749,7 @@ function matchHis(ctx: Ctx, money: Item[], his: Item[]): void {
       matchedH.add(h);
       ctx.differences.push(
         diff('STATUS_MISMATCH', m, {
-          amounts: { [m.side]: m.amountFen, his: h.amountFen },
+          amounts: { ...moneyAmounts(m), his: h.amountFen },
           statuses: {
             [m.side]: m.kind === 'payment' ? 'PAID' : 'REFUNDED',
             his: h.kind === 'payment' ? 'PAID' : 'REFUNDED',
@@ -685,34 +759,48 @@ function matchHis(ctx: Ctx, money: Item[], his: Item[]): void {
       continue;
     }
     if (m.kind === 'payment') {
-      oneSided(ctx, 'his', m, () =>
-        diff('HIS_MISSING', m, { side: m.side, amounts: { [m.side]: m.amountFen } }),
-      );
+      oneSided(ctx, 'his', m, () => diff('HIS_MISSING', m, { side: m.side, amounts: moneyAmounts(m) }));
     } else {
       oneSided(ctx, 'his', m, () =>
         diff('STATUS_MISMATCH', m, {
           side: m.side,
-          amounts: { [m.side]: m.amountFen },
+          amounts: moneyAmounts(m),
           statuses: { [m.side]: 'REFUNDED', his: 'PAID' },
         }),
       );
     }
   }
+  // Several refunds of one order with the same amount in the same second are real (two equal partial refunds):
+  // a HIS refund row repeats another only beyond the number of refunds the money side has for it. So repeats
+  // are told apart only now: an unmatched row of today whose (order, amount, second) was matched, or was seen
+  // unmatched already, is a DUPLICATE.
+  const repeatSeen = new Set<string>();
+  for (const h of his)
+    if (h.kind === 'refund' && h.sinceDayStart === undefined && matchedH.has(h))
+      repeatSeen.add(hisRefundRepeatKey(h));
   for (const h of ordered(his)) {
     if (matchedH.has(h)) continue;
     if (h.kind === 'payment') {
       oneSided(ctx, 'his', h, () =>
         diff('HIS_ONLY', h, { side: 'his', amounts: { his: h.amountFen }, statuses: { his: 'PAID' } }),
       );
-    } else {
-      oneSided(ctx, 'his', h, () =>
-        diff('STATUS_MISMATCH', h, {
-          side: 'his',
-          amounts: { his: h.amountFen },
-          statuses: { his: 'REFUNDED', channel: 'PAID' },
-        }),
-      );
+      continue;
     }
+    if (h.sinceDayStart === undefined) {
+      const k = hisRefundRepeatKey(h);
+      if (repeatSeen.has(k)) {
+        ctx.differences.push(diff('DUPLICATE', h, { side: 'his', amounts: { his: h.amountFen } }));
+        continue;
+      }
+      repeatSeen.add(k);
+    }
+    oneSided(ctx, 'his', h, () =>
+      diff('STATUS_MISMATCH', h, {
+        side: 'his',
+        amounts: { his: h.amountFen },
+        statuses: { his: 'REFUNDED', channel: 'PAID' },
+      }),
+    );
   }
 }
 
@@ -781,15 +869,10 @@ export function matchDay(input: MatchInput): MatchResult {
   // Today's items, repeats reported and set aside.
   const platformToday = dedupe(ctx, ordered(input.platform.map(fromPlatform)), channelKey);
   const channelToday = dedupe(ctx, ordered(input.channel.map(fromChannel)), channelKey);
-  const hisToday = input.his
-    ? dedupe(ctx, ordered(input.his.map(fromHis)), (i) =>
-        i.kind === 'payment'
-          ? `P${SEP}${i.outTradeNo}`
-          : `R${SEP}${i.outTradeNo}${SEP}${i.amountFen}${SEP}${i.time.getTime()}`,
-      )
-    : [];
+  // HIS payments: one per order. HIS refunds: repeats are found while matching (see matchHis).
+  const hisToday = input.his ? dedupe(ctx, ordered(input.his.map(fromHis)), payKey) : [];
 
-  const { channelOnly, lateForChannel } = matchChannel(
+  const { channelOnly, lateForChannel, channelOf, unsettledMoved } = matchChannel(
     ctx,
     [...carriedFor('channel', 'platform'), ...platformToday],
     [...carriedFor('channel', 'channel'), ...channelToday],
@@ -807,6 +890,8 @@ export function matchDay(input: MatchInput): MatchResult {
       ctx,
       [...carriedFor('his', 'platform'), ...carriedFor('his', 'channel'), ...money],
       [...carriedFor('his', 'his'), ...hisToday],
+      channelOf,
+      unsettledMoved.filter((p) => !lateForChannel.has(p)),
     );
   } else {
     // No HIS today: keep what was waiting for it as it is.

@@ -109,7 +109,8 @@ export interface ReconStatusRow {
   appId: string;
   payType: string;
   label: string;
-  status: 'DONE' | 'FAILED';
+  /** INCOMPLETE: the HIS could not be read, the day was not compared with it (see hisError). */
+  status: 'DONE' | 'INCOMPLETE' | 'FAILED';
   matched: number;
   /** Differences found by the run. */
   differences: number;
@@ -526,7 +527,8 @@ async function presentDifferences(db: Db, date: string, appId: string | undefine
     .where('business_date', '=', date)
     .where('present', '=', true);
   if (appId !== undefined) q = q.where('app_id', '=', appId);
-  const rows = await q.orderBy('app_id').orderBy('pay_type').orderBy('code').orderBy('id').execute();
+  // In the order they were found (id), as the finance page numbers them.
+  const rows = await q.orderBy('id').execute();
   return rows.map((r) => {
     let detail: StoredDetail = {};
     try {

@@ -21,10 +21,19 @@ import {
   type PlatformEntry,
 } from './matcher.js';
 
+/**
+ * A stored run's state: DONE = every side configured was compared; INCOMPLETE = a side could not be read (the
+ * HIS: unreachable, timed out, refused, malformed answer, or its token would not open), so the day must be
+ * run again; FAILED is reserved for runs that stopped (not stored today: such a day is an app error).
+ */
+export type RunStatus = 'DONE' | 'INCOMPLETE' | 'FAILED';
+
 export interface DayOutcome {
   payType: PayType;
   /** Why this pay type was not reconciled (not enabled, no bill from the channel), if so. */
   skipped?: string;
+  /** The stored run's state (reconciled pay types only). */
+  status?: RunStatus;
   matched: number;
   differences: number;
   /** Differences of the day still open (resolutions survive re-runs). */
@@ -43,6 +52,8 @@ export interface ReconProgress {
 }
 
 const DAY_MS = 86_400_000;
+/** Unsettled items are taken on the day they were created and on the next day (see platformMovements). */
+const UNSETTLED_LOOKBACK_MS = DAY_MS;
 /** HIS answers kept as evidence are cut at this many characters per slice. */
 const MAX_EVIDENCE_CHARS = 1_000_000;
 
@@ -71,6 +82,8 @@ export function hisClientFor(deps: ServiceDeps, app: App): HisClient | null {
       : {}),
     timeoutMs: settings.hisTimeoutSeconds * 1000,
     retries: settings.hisRetries,
+    protocol: settings.hisProtocol,
+    soapNamespace: settings.hisSoapNamespace,
   });
 }
 
@@ -217,6 +230,7 @@ export async function reconcileDay(
     progress({ payType, stage: 'save', done: 1, total: 1 });
     out.push({
       payType,
+      status: hisError === undefined ? 'DONE' : 'INCOMPLETE',
       matched: result.matched,
       differences: result.differences.length,
       open,
@@ -270,6 +284,11 @@ function nextDate(date: string): string {
 /**
  * The platform's money movements of the business day for one pay type: payments paid in the day (the cash
  * part) and refunds finished in the day, whenever their trade was paid. Only the columns the matcher reads.
+ *
+ * Plus the day's unsettled items, which have no paid_at / finished_at to place them: trades still unpaid
+ * (WAIT_BUYER_PAY, or closed unpaid) and refunds still PROCESSING, taken on the day they were **created**
+ * (requested) — and on the day after too, for a channel that books them after midnight. They make no
+ * difference by themselves; a channel line for one is a STATUS_MISMATCH (see matcher.ts).
  */
 async function platformMovements(
   deps: ServiceDeps,
@@ -289,7 +308,9 @@ async function platformMovements(
     'trades.paid_at',
     'trades.category',
     'trades.kind',
+    'trades.created_at',
   ] as const;
+  const unsettledFrom = new Date(dayStart.getTime() - UNSETTLED_LOOKBACK_MS);
   const trades = await deps.db
     .selectFrom('trades')
     .select(tradeColumns)
@@ -298,26 +319,50 @@ async function platformMovements(
     .where('paid_at', '>=', dayStart)
     .where('paid_at', '<', dayEnd)
     .execute();
+  const unpaid = await deps.db
+    .selectFrom('trades')
+    .select(tradeColumns)
+    .where('app_id', '=', appId)
+    .where('pay_type', '=', payType)
+    .where('paid_at', 'is', null)
+    .where('created_at', '>=', unsettledFrom)
+    .where('created_at', '<', dayEnd)
+    .where('kind', '<>', 'void')
+    .execute();
+  const refundColumns = [
+    'refunds.trade_id',
+    'refunds.out_request_no',
+    'refunds.kind',
+    'refunds.amount_fen',
+    'refunds.status',
+    'refunds.finished_at',
+    'refunds.updated_at',
+    'refunds.created_at',
+  ] as const;
   const refunds = await deps.db
     .selectFrom('refunds')
     .innerJoin('trades', 'trades.id', 'refunds.trade_id')
-    .select([
-      'refunds.trade_id',
-      'refunds.out_request_no',
-      'refunds.kind',
-      'refunds.amount_fen',
-      'refunds.status',
-      'refunds.finished_at',
-      'refunds.updated_at',
-    ])
+    .select(refundColumns)
     .where('refunds.app_id', '=', appId)
     .where('trades.pay_type', '=', payType)
     .where('refunds.finished_at', '>=', dayStart)
     .where('refunds.finished_at', '<', dayEnd)
     .execute();
+  const processing = await deps.db
+    .selectFrom('refunds')
+    .innerJoin('trades', 'trades.id', 'refunds.trade_id')
+    .select(refundColumns)
+    .where('refunds.app_id', '=', appId)
+    .where('trades.pay_type', '=', payType)
+    .where('refunds.finished_at', 'is', null)
+    .where('refunds.status', '=', 'PROCESSING')
+    .where('refunds.created_at', '>=', unsettledFrom)
+    .where('refunds.created_at', '<', dayEnd)
+    .execute();
+  const allRefunds = [...refunds, ...processing];
   // Refunds of trades paid on another day: their trades too (the refund needs its order number), not their payments.
-  const paidToday = new Set(trades.map((t) => t.id));
-  const otherIds = [...new Set(refunds.map((r) => r.trade_id).filter((id) => !paidToday.has(id)))];
+  const paidToday = new Set([...trades, ...unpaid].map((t) => t.id));
+  const otherIds = [...new Set(allRefunds.map((r) => r.trade_id).filter((id) => !paidToday.has(id)))];
   const otherTrades = [];
   for (let i = 0; i < otherIds.length; i += 1000) {
     otherTrades.push(
@@ -329,7 +374,7 @@ async function platformMovements(
     );
   }
   const otherTradeNos = new Set(otherTrades.map((t) => t.trade_no));
-  return platformEntriesFrom([...trades, ...otherTrades], refunds).filter(
+  return platformEntriesFrom([...trades, ...unpaid, ...otherTrades], allRefunds, { unsettled: true }).filter(
     (e) => e.kind === 'refund' || !otherTradeNos.has(e.platformTradeNo),
   );
 }
@@ -416,6 +461,21 @@ async function recheckOne(his: HisClient, d: Difference, out: Map<Difference, Hi
   }
 }
 
+/** A stored difference found by the money ↔ HIS comparison (the HIS has a say in it). */
+function isHisSide(code: string, detail: string): boolean {
+  if (code === 'HIS_MISSING' || code === 'HIS_ONLY') return true;
+  try {
+    const d = JSON.parse(detail) as {
+      side?: unknown;
+      amounts?: Record<string, unknown>;
+      statuses?: Record<string, unknown>;
+    };
+    return d.side === 'his' || d.amounts?.['his'] !== undefined || d.statuses?.['his'] !== undefined;
+  } catch {
+    return false;
+  }
+}
+
 async function persist(
   deps: ServiceDeps,
   app: App,
@@ -433,7 +493,8 @@ async function persist(
       app_id: app.id,
       business_date: date,
       pay_type: payType,
-      status: 'DONE' as const,
+      // A side that could not be read (the HIS) leaves the day incomplete: it must be run again.
+      status: hisError === undefined ? ('DONE' as const) : ('INCOMPLETE' as const),
       matched: result.matched,
       differences: result.differences.length,
       totals: JSON.stringify(result.totals),
@@ -469,14 +530,28 @@ async function persist(
           fetched_at: now,
         })
         .execute();
-    // Re-running replaces the day's results; resolutions stay with their differences.
-    await tx
+    // Re-running replaces the day's results; resolutions stay with their differences. A run that could not read
+    // the HIS did not look at the HIS side again: the HIS-side differences an earlier run found stay present.
+    const keep: number[] = [];
+    if (hisError !== undefined) {
+      const present = await tx
+        .selectFrom('recon_differences')
+        .select(['id', 'code', 'detail'])
+        .where('app_id', '=', app.id)
+        .where('business_date', '=', date)
+        .where('pay_type', '=', payType)
+        .where('present', '=', true)
+        .execute();
+      for (const r of present) if (isHisSide(r.code, r.detail)) keep.push(r.id);
+    }
+    let stale = tx
       .updateTable('recon_differences')
       .set({ present: false, updated_at: now })
       .where('app_id', '=', app.id)
       .where('business_date', '=', date)
-      .where('pay_type', '=', payType)
-      .execute();
+      .where('pay_type', '=', payType);
+    if (keep.length) stale = stale.where('id', 'not in', keep);
+    await stale.execute();
     for (const d of result.differences) {
       const row = {
         app_id: app.id,
@@ -547,6 +622,11 @@ export class UnknownAppError extends Error {
   }
 }
 
+/** True when the outcome is a run that could not compare every side (see RunStatus). */
+export function isIncomplete(o: Pick<DayOutcome, 'status' | 'hisError'>): boolean {
+  return o.status === 'INCOMPLETE' || (o.status === undefined && o.hisError !== undefined);
+}
+
 export interface AppDayOutcome extends DayOutcome {
   appId: string;
   date: string;
@@ -561,7 +641,7 @@ export interface AppDayOutcome extends DayOutcome {
 export async function reconcileApps(
   deps: ServiceDeps,
   input: { date: string; appId?: string; onProgress?: (p: ReconProgress & { appId: string }) => void },
-): Promise<{ outcomes: AppDayOutcome[]; open: number; errors: number }> {
+): Promise<{ outcomes: AppDayOutcome[]; open: number; errors: number; incomplete: number }> {
   const apps = (await deps.apps.list()).filter((a) =>
     input.appId ? a.id === input.appId : a.status === 'active',
   );
@@ -599,7 +679,7 @@ export async function reconcileApps(
       });
     }
   }
-  return { outcomes, open, errors };
+  return { outcomes, open, errors, incomplete: outcomes.filter(isIncomplete).length };
 }
 
 /** A business date 'yyyy-MM-dd' that exists in the calendar. */

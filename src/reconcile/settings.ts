@@ -3,6 +3,8 @@
  * missing takes the default. Validation names the field that is wrong, in Chinese and English.
  */
 import { PAY_TYPES, type PayType } from '../domain/trade.js';
+import { HIS_PROTOCOLS, type HisProtocol } from './his/his-client.js';
+import { DEFAULT_SOAP_NAMESPACE } from './his/soap.js';
 
 export interface ReconSettings {
   /** Minutes per IF_Get_Hospital_Trade_List call; must divide a day. Default 60. */
@@ -19,6 +21,10 @@ export interface ReconSettings {
   feeRateBps: Partial<Record<PayType, number>>;
   /** Allowed difference between the expected and the billed fee, in fen. Default 1 (rounding). */
   feeToleranceFen: number;
+  /** How the HIS serves chapter 7: plain XML over HTTP (default), or SOAP 1.1 / 1.2 operations. */
+  hisProtocol: HisProtocol;
+  /** The namespace of the HIS's SOAP service (operation elements, SOAPAction). Default http://tempuri.org/. */
+  hisSoapNamespace: string;
 }
 
 export const DEFAULT_RECON_SETTINGS: ReconSettings = {
@@ -29,7 +35,28 @@ export const DEFAULT_RECON_SETTINGS: ReconSettings = {
   pendingDays: 3,
   feeRateBps: {},
   feeToleranceFen: 1,
+  hisProtocol: 'xml',
+  hisSoapNamespace: DEFAULT_SOAP_NAMESPACE,
 };
+
+/** Checks a SOAP namespace: an absolute URI (http(s) URL or urn:), at most 256 characters. */
+function checkSoapNamespace(value: unknown): string {
+  const bad = () =>
+    new ReconSettingsError(
+      'hisSoapNamespace',
+      'SOAP 命名空间须为 http(s):// 或 urn: 开头的 URI（最多 256 个字符），如 http://tempuri.org/',
+      'must be an http(s) or urn: URI of at most 256 characters, e.g. http://tempuri.org/',
+    );
+  if (typeof value !== 'string' || value.length > 256 || !/^[\x21-\x7e]+$/.test(value)) throw bad();
+  if (/^urn:[a-z0-9][a-z0-9-]*:\S+$/i.test(value)) return value;
+  try {
+    const u = new URL(value);
+    if (u.protocol !== 'http:' && u.protocol !== 'https:') throw bad();
+  } catch {
+    throw bad();
+  }
+  return value;
+}
 
 export class ReconSettingsError extends Error {
   constructor(
@@ -43,7 +70,7 @@ export class ReconSettingsError extends Error {
 }
 
 const LIMITS: Record<
-  Exclude<keyof ReconSettings, 'feeRateBps'>,
+  Exclude<keyof ReconSettings, 'feeRateBps' | 'hisProtocol' | 'hisSoapNamespace'>,
   { min: number; max: number; zh: string; check?: (n: number) => boolean; why?: string }
 > = {
   hisSliceMinutes: {
@@ -91,6 +118,20 @@ export function mergeReconSettings(base: ReconSettings, patch: unknown): ReconSe
           );
         out.feeRateBps[pt as PayType] = bps;
       }
+      continue;
+    }
+    if (field === 'hisProtocol') {
+      if (typeof value !== 'string' || !(HIS_PROTOCOLS as readonly string[]).includes(value))
+        throw new ReconSettingsError(
+          field,
+          `HIS 接口协议须为 ${HIS_PROTOCOLS.join('、')} 之一`,
+          `must be one of ${HIS_PROTOCOLS.join(', ')}`,
+        );
+      out.hisProtocol = value as HisProtocol;
+      continue;
+    }
+    if (field === 'hisSoapNamespace') {
+      out.hisSoapNamespace = checkSoapNamespace(value);
       continue;
     }
     const limit = LIMITS[field as keyof typeof LIMITS] as (typeof LIMITS)[keyof typeof LIMITS] | undefined;

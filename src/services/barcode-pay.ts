@@ -6,7 +6,15 @@ import { categorize } from '../domain/categories.js';
 import { payTypeFromAuthCode, type OrderType, type PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
 import { sha256Hex } from '../crypto/tokens.js';
-import { checkRepeat, channelContext, channelFor, guarded, newTradeNo, type ServiceDeps } from './deps.js';
+import {
+  TradeAlreadyPaid,
+  checkRepeat,
+  channelContext,
+  channelFor,
+  guarded,
+  newTradeNo,
+  type ServiceDeps,
+} from './deps.js';
 import { applyQueryOutcome, queryChannel, refreshTrade } from './sync.js';
 
 export interface BarcodePayCommand {
@@ -30,6 +38,8 @@ export interface TradeResult {
   trade: Trade;
   /** Set when the trade is not (yet) what the caller hoped for: declined, still paying, unknown. */
   error?: HospayError;
+  /** Set on a success that has something to say: TRADE_HAS_SUCCESS, paid before and nothing charged now. */
+  notice?: HospayError;
 }
 
 /**
@@ -106,7 +116,8 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
   });
 
   if (!inserted) {
-    checkRepeat(trade, 'barcode', fingerprint);
+    const repeat = anotherCodeForOrder(trade, cmd, fingerprint);
+    if (repeat) return repeat;
     return describe(await refreshTrade(deps, trade));
   }
 
@@ -147,6 +158,52 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
   }
   if (current.status !== 'WAIT_BUYER_PAY') return describe(current);
   return { trade: current, error: outcome.kind === 'paying' ? userPaying() : Errors.channelError() };
+}
+
+/**
+ * Whether a stored trade is the order this request asks for: the same amount, patient and order type. A new
+ * payment code, another PayType, operator or terminal (the cashier scanning again after a time-out) is the same
+ * order paid another way.
+ */
+function sameOrder(trade: Trade, cmd: BarcodePayCommand): boolean {
+  return (
+    trade.total_fen === cmd.amountFen &&
+    trade.patient_name === cmd.patientName &&
+    trade.inhospital_no === cmd.inhospitalNo &&
+    trade.order_type === cmd.orderType
+  );
+}
+
+/**
+ * A repeat of a used OutTradeNo that is not identical, answered from the stored trade without any channel call
+ * (the new payment code is never charged): a paid order is paid (TRADE_HAS_SUCCESS; a success when it is the
+ * same order); the same order still being paid with the earlier code is USER_PAYING; closed, TRADE_HAS_CLOSE.
+ * Other content for an unpaid order is refused (OUT_TRADE_NO_CONFLICT). Null for an identical repeat.
+ */
+function anotherCodeForOrder(trade: Trade, cmd: BarcodePayCommand, fingerprint: string): TradeResult | null {
+  try {
+    checkRepeat(trade, 'barcode', fingerprint, { sameOrder: (t) => sameOrder(t, cmd) });
+    return null;
+  } catch (e) {
+    if (e instanceof TradeAlreadyPaid)
+      return e.sameOrder ? { trade: e.trade, notice: e } : { trade: e.trade, error: e };
+    if (e instanceof HospayError && e.code === 'OUT_TRADE_NO_CONFLICT' && trade.kind === 'barcode') {
+      if (sameOrder(trade, cmd)) {
+        if (trade.status === 'WAIT_BUYER_PAY') return { trade, error: payingWithEarlierCode() };
+        if (trade.status === 'TRADE_CLOSED') return { trade, error: Errors.tradeHasClose() };
+      }
+    }
+    throw e;
+  }
+}
+
+function payingWithEarlierCode(): HospayError {
+  return new HospayError(
+    'USER_PAYING',
+    'business',
+    '该订单正在用先前的付款码支付，请查询结果，勿用新订单号重复收费',
+    'this order is being paid with an earlier payment code; query it, do not charge again under a new number',
+  );
 }
 
 function userPaying(): HospayError {

@@ -15,7 +15,7 @@ import type { ChannelRegistry } from '../channels/registry.js';
 import { chosenChannel } from '../channels/choice.js';
 import type { Channel, ChannelContext, MedicareChannel } from '../channels/channel.js';
 import { PAY_TYPES, type PayType } from '../domain/trade.js';
-import { Errors } from '../domain/errors.js';
+import { Errors, HospayError } from '../domain/errors.js';
 import { randomDigits } from '../crypto/tokens.js';
 import type { NotifyResolver } from './notify-http.js';
 
@@ -135,15 +135,45 @@ export async function guarded<T>(
   }
 }
 
+/** A paid trade (TRADE_SUCCESS, or TRADE_FINISHED once its refund window is over). */
+export function isPaid(trade: Pick<Trade, 'status'>): boolean {
+  return trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED';
+}
+
+/**
+ * A pay request naming an order that is already paid (a repeat after a time-out, a new payment code, another
+ * kind of pay): nothing is charged, and the answer shows the paid trade (its status, numbers and amount) so that
+ * the HIS never charges the patient again under a new number. SubCode TRADE_HAS_SUCCESS.
+ */
+export class TradeAlreadyPaid extends HospayError {
+  constructor(
+    readonly trade: Trade,
+    /** The request is for the order that was paid (same amount and patient); only the way to pay differs. */
+    readonly sameOrder: boolean,
+  ) {
+    const e = sameOrder ? Errors.orderAlreadyPaid() : Errors.orderAlreadyPaidOtherwise();
+    super(e.code, e.kind, e.zh, e.en);
+  }
+}
+
 /**
  * A repeated order number: the same kind and content may go on (idempotent repeat); another kind, other
- * content or a burnt ('void') number is refused. With openOnly, a trade already paid or closed is refused too.
+ * content or a burnt ('void') number is refused. A paid order is answered as paid (TradeAlreadyPaid) whenever
+ * the request differs, and also for an identical repeat with openOnly (QR, H5: nothing left to pay); with
+ * openOnly a closed trade is refused too. `sameOrder` tells whether a paid trade is the order this request asks
+ * for (amount, patient), which decides the message.
  */
-export function checkRepeat(trade: Trade, kind: Trade['kind'], fingerprint: string, openOnly = false): void {
+export function checkRepeat(
+  trade: Trade,
+  kind: Trade['kind'],
+  fingerprint: string,
+  opts: { openOnly?: boolean; sameOrder: (paid: Trade) => boolean },
+): void {
   if (trade.kind === 'void') throw Errors.tradeHasClose();
+  const identical = trade.kind === kind && trade.fingerprint === fingerprint;
+  if (isPaid(trade) && (!identical || opts.openOnly))
+    throw new TradeAlreadyPaid(trade, identical || opts.sameOrder(trade));
   if (trade.kind !== kind) throw Errors.kindMismatch();
   if (trade.fingerprint !== fingerprint) throw Errors.outTradeNoConflict();
-  if (!openOnly) return;
-  if (trade.status === 'TRADE_SUCCESS' || trade.status === 'TRADE_FINISHED') throw Errors.tradeHasSuccess();
-  if (trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
+  if (opts.openOnly && trade.status === 'TRADE_CLOSED') throw Errors.tradeHasClose();
 }

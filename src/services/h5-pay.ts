@@ -55,7 +55,7 @@ export function checkNotifyUrlFor(
  * H5 pay (spec 6.1): creates the trade and answers goto_url, our hosted page, which sends the payer to the
  * cashier of the app they opened it in (Alipay / WeChat / UnionPay), or lets them choose.
  * Same validation and idempotency as the offline door: the same out_trade_no with the same content answers the
- * same goto_url; with other content it is refused.
+ * same goto_url; with other content it is refused; for a paid order it answers TradeAlreadyPaid (the paid trade).
  */
 export async function h5Pay(
   deps: ServiceDeps,
@@ -132,7 +132,11 @@ export async function h5Pay(
     },
     cmd.nonce,
   );
-  if (!inserted) checkRepeat(trade, 'h5', fingerprint, true);
+  if (!inserted)
+    checkRepeat(trade, 'h5', fingerprint, {
+      openOnly: true,
+      sameOrder: (t) => t.total_fen === cmd.amountFen,
+    });
   return { trade, gotoUrl: trade.code_url ?? '' };
 }
 

@@ -107,7 +107,13 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
     lease_owner: null,
   });
   if (!inserted) {
-    checkRepeat(trade, 'qrcode', fingerprint, true);
+    checkRepeat(trade, 'qrcode', fingerprint, {
+      openOnly: true,
+      sameOrder: (t) =>
+        t.total_fen === cmd.amountFen &&
+        t.patient_name === cmd.patientName &&
+        t.inhospital_no === cmd.inhospitalNo,
+    });
     if (trade.code_url) return { trade, codeUrl: trade.code_url };
   }
   if (!trade.pay_type) {

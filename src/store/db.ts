@@ -21,6 +21,7 @@ import * as m013 from './migrations/013-notify-records.js';
 import * as m014 from './migrations/014-legacy-sign.js';
 import * as m011 from './migrations/011-sealed-platform-keys.js';
 import * as m012 from './migrations/012-login-throttle.js';
+import * as m017 from './migrations/017-recon-incomplete.js';
 
 export type Db = Kysely<Database>;
 
@@ -40,6 +41,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '014-legacy-sign': m014,
   '011-sealed-platform-keys': m011,
   '012-login-throttle': m012,
+  '017-recon-incomplete': m017,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -231,7 +231,8 @@ export interface ReconRunsTable {
   app_id: string;
   business_date: string;
   pay_type: string;
-  status: 'DONE' | 'FAILED';
+  /** INCOMPLETE: a side (the HIS) could not be read; `error` says why (migration 017). */
+  status: 'DONE' | 'INCOMPLETE' | 'FAILED';
   matched: number;
   differences: number;
   totals: string;

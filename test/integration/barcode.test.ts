@@ -156,14 +156,24 @@ describe('FWC_IF_Barcode_Pay', () => {
     assert.equal(await charges(f.OutTradeNo ?? ''), 1);
   });
 
-  it('refuses the same OutTradeNo with other content, and changes nothing', async () => {
+  it('the same OutTradeNo with other content never charges and changes nothing (a paid order: answered as paid)', async () => {
     const f = barcodeFields();
     await t.offline('FWC_IF_Barcode_Pay', f);
-    for (const change of [{ TotalAmount: '88.89' }, { AuthCode: authCode() }, { PatientName: '王五' }]) {
+    for (const [change, isSuccess] of [
+      [{ TotalAmount: '88.89' }, '0'],
+      [{ AuthCode: authCode() }, '1'],
+      [{ PatientName: '王五' }, '0'],
+    ] as const) {
       const b = await t.offline('FWC_IF_Barcode_Pay', { ...f, ...change });
-      assert.equal(b.rr.IsSuccess, '0');
-      assert.equal(b.rr.SubCode, 'OUT_TRADE_NO_CONFLICT');
+      assert.equal(b.rr.IsSuccess, isSuccess, b.text);
+      assert.equal(b.rr.SubCode, 'TRADE_HAS_SUCCESS');
+      assert.equal(b.result.TotalAmount, '88.88');
     }
+    // An order number not paid (rule 02: the payer never confirms) with other content is refused.
+    const waiting = barcodeFields({ AuthCode: authCode('02'), Cnt: '0' });
+    await t.offline('FWC_IF_Barcode_Pay', waiting);
+    const c = await t.offline('FWC_IF_Barcode_Pay', { ...waiting, TotalAmount: '88.89' });
+    assert.equal(c.rr.SubCode, 'OUT_TRADE_NO_CONFLICT', c.text);
     const row = await t.store.db
       .selectFrom('trades')
       .selectAll()

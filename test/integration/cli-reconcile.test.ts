@@ -83,7 +83,7 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
   );
 
   it('payments through the server; app his sets the HIS and settings (token from stdin, never echoed)', async () => {
-    await start(['serve', '--port', String(port)], /hospay is serving/);
+    const server = await start(['serve', '--port', String(port)], /hospay is serving/);
     const created = run(['app', 'create', '--name', '对账医院二', '--json']);
     assert.equal(created.status, 0, created.stderr);
     ({ app_id: appId, access_token: token } = JSON.parse(created.stdout) as {
@@ -140,6 +140,8 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
     const unknown = run(['app', 'his', '--app', 'NOPE']);
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /NOPE/);
+    // Fastify's router options are given where Fastify 5 wants them: no deprecation warning at start.
+    assert.doesNotMatch(server.out(), /FSTDEP022|maxParamLength/);
   });
 
   it('his-sim with faults from the command line; reconcile finds them and exits 3', async () => {
@@ -301,5 +303,50 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
     assert.equal(all.status, 0, all.stdout + all.stderr);
     assert.match(all.stdout, /3 differences, 0 open/);
     assert.match(all.stdout, /admin:王会计/);
+  });
+
+  it('the HIS down: reconcile exits 4 and says 未完成, never 无未处理差异 alone; --date defaults to yesterday in Asia/Shanghai', async () => {
+    const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
+    const sim = children.find((c) => c.exitCode === null && c.spawnargs.includes('his-sim'));
+    if (sim)
+      await new Promise<void>((resolve) => {
+        sim.on('exit', () => resolve());
+        sim.kill('SIGTERM');
+      });
+    const r = run(['reconcile', '--date', day, '--app', appId]);
+    assert.equal(r.status, 4, r.stdout + r.stderr);
+    assert.match(r.stdout, /alipay +matched .*未完成 INCOMPLETE, HIS: /);
+    assert.match(r.stdout, /对账未完成：\d 个支付方式未能与 HIS 核对/);
+    assert.doesNotMatch(r.stdout, /^无未处理差异/m);
+    const json = run(['reconcile', '--date', day, '--app', appId, '--json']);
+    assert.equal(json.status, 4);
+    const rows = JSON.parse(json.stdout) as Array<{ payType: string; status?: string; hisError?: string }>;
+    const alipay = rows.find((x) => x.payType === 'alipay');
+    assert.equal(alipay?.status, 'INCOMPLETE', json.stdout);
+    assert.ok(alipay?.hisError);
+
+    // No --date: yesterday in Asia/Shanghai, whatever the host's time zone (the child runs with TZ=UTC).
+    const yesterday = new Date(Date.now() + 8 * 3_600_000 - 86_400_000).toISOString().slice(0, 10);
+    const dflt = spawnSync(process.execPath, [...CLI, 'reconcile', '--app', appId], {
+      env: { ...env, TZ: 'UTC' },
+      encoding: 'utf8',
+      timeout: 120_000,
+    });
+    assert.ok(dflt.status === 0 || dflt.status === 3 || dflt.status === 4, dflt.stdout + dflt.stderr);
+    assert.match(dflt.stdout, new RegExp(`^业务日期 / business date ${yesterday} \\(Asia/Shanghai\\)$`, 'm'));
+
+    // operator create prints where the finance page really is (PUBLIC_BASE_URL), not a placeholder.
+    const op = spawnSync(
+      process.execPath,
+      [...CLI, 'operator', 'create', '--username', 'cw.recon', '--name', '对账员'],
+      {
+        env: { ...env, PUBLIC_BASE_URL: 'https://pay.example-hospital.cn/' },
+        encoding: 'utf8',
+        timeout: 120_000,
+      },
+    );
+    assert.equal(op.status, 0, op.stdout + op.stderr);
+    assert.match(op.stdout, /log in at: https:\/\/pay\.example-hospital\.cn\/finance$/m);
+    assert.doesNotMatch(op.stdout, /<PUBLIC_BASE_URL>/);
   });
 });

@@ -237,7 +237,12 @@ describe('offline door: authentication, validation, hardening', () => {
       ['constructor field', '<xml><head><constructor>1</constructor></head></xml>', 'XML_MALFORMED'],
       ['empty body', '', 'XML_EMPTY'],
       ['whitespace body', '   \n ', 'XML_EMPTY'],
-      ['GBK declared', '<?xml version="1.0" encoding="GBK"?><xml><head/></xml>', 'XML_ENCODING'],
+      [
+        'GBK declared over UTF-8 bytes',
+        '<?xml version="1.0" encoding="GBK"?><xml><head><Caption>门诊缴费</Caption></head></xml>',
+        'XML_ENCODING',
+      ],
+      ['UTF-16 declared', '<?xml version="1.0" encoding="UTF-16"?><xml><head/></xml>', 'XML_ENCODING'],
       [
         'invalid UTF-8',
         Buffer.concat([
@@ -249,8 +254,8 @@ describe('offline door: authentication, validation, hardening', () => {
       ],
       ['NUL byte', '<xml><head><Caption>a\u0000b</Caption></head></xml>', 'XML_ENCODING'],
       ['JSON content type', '{"a":1}', 'UNSUPPORTED_CONTENT_TYPE', 'application/json'],
-      ['no content type', '<xml><head/></xml>', 'UNSUPPORTED_CONTENT_TYPE', ''],
-      ['form without xml field', 'foo=bar', 'MISSING_FIELD.xml', 'application/x-www-form-urlencoded'],
+      ['no content type, not XML', '{"a":1}', 'UNSUPPORTED_CONTENT_TYPE', ''],
+      ['form without xml field', 'foo=bar', 'UNSUPPORTED_CONTENT_TYPE', 'application/x-www-form-urlencoded'],
       [
         'form with two xml fields',
         'xml=%3Cxml%2F%3E&xml=%3Cxml%2F%3E',

@@ -174,18 +174,25 @@ describe('FWC_IF_Qrcode_Pay', () => {
     assert.equal(c.result.CancelAction, 'close');
   });
 
-  it('an OutTradeNo used for a barcode pay cannot be reused for a QR code', async () => {
-    const f = qrFields({ PayType: 'alipay' });
-    await t.offline('FWC_IF_Barcode_Pay', {
-      OutTradeNo: f.OutTradeNo,
-      AuthCode: '280000000000000011',
-      TotalAmount: '1.00',
-      Caption: 'x',
-      PatientName: 'x',
-      InhospitalNo: 'x',
-      OrderType: 'TREATMENT',
-    });
-    const a = await t.offline('FWC_IF_Qrcode_Pay', f);
-    assert.equal(a.rr.SubCode, 'OUT_TRADE_NO_CONFLICT');
+  it('an OutTradeNo used for a barcode pay cannot be reused for a QR code (paid: answered as paid)', async () => {
+    for (const [rule, expected] of [
+      ['02', 'OUT_TRADE_NO_CONFLICT'], // still waiting for the payer
+      ['11', 'TRADE_HAS_SUCCESS'], // paid at once
+    ] as const) {
+      const f = qrFields({ PayType: 'alipay' });
+      await t.offline('FWC_IF_Barcode_Pay', {
+        OutTradeNo: f.OutTradeNo,
+        AuthCode: `2800000000000000${rule}`,
+        TotalAmount: '1.00',
+        Caption: 'x',
+        PatientName: 'x',
+        InhospitalNo: 'x',
+        OrderType: 'TREATMENT',
+        Cnt: '0',
+      });
+      const a = await t.offline('FWC_IF_Qrcode_Pay', f);
+      assert.equal(a.rr.SubCode, expected, a.text);
+      assert.equal(a.rr.IsSuccess, '0');
+    }
   });
 });

@@ -4,6 +4,7 @@ import { ReconSettingsError } from '../../reconcile/settings.js';
 import { reconSettingsView, updateReconSettings } from '../../reconcile/his-settings.js';
 import { UnknownAppError, isBusinessDate, reconcileApps } from '../../reconcile/run.js';
 import { SecretBoxError } from '../../crypto/secret-box.js';
+import { readHisSimRows } from '../../reconcile/his/his-sim-source.js';
 
 const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
 
@@ -43,6 +44,19 @@ export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: 
         return reply.code(409).send({ code: 'MASTER_KEY', message: e.message });
       throw e;
     }
+  });
+
+  // The platform's paid trades and successful refunds as `hospay his-sim --from-db` records them, for when the
+  // embedded database is held by this server (the simulator reads them here at each request).
+  scope.get('/admin/reconciliation/movements', async (req, reply) => {
+    const appId = ((req.query ?? {}) as Record<string, unknown>)['app_id'];
+    if (appId !== undefined && (typeof appId !== 'string' || appId === '' || appId.length > 64))
+      return reply
+        .code(400)
+        .send({ code: 'INVALID_FIELD.app_id', message: 'app_id 须为一个应用编号 / must be one app id' });
+    if (appId !== undefined && !(await deps.apps.get(appId))) return reply.code(404).send(NO_APP);
+    reply.header('cache-control', 'no-store');
+    return readHisSimRows(deps.db, appId);
   });
 
   scope.post('/admin/reconcile', async (req, reply) => {

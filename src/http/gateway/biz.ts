@@ -1,6 +1,5 @@
 import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { Errors, HospayError } from '../../domain/errors.js';
-import { ORDER_TYPES, parseOrderType, type OrderType } from '../../domain/trade.js';
 import { FieldReaderBase } from '../field-reader.js';
 
 /**
@@ -50,20 +49,6 @@ export class BizReader extends FieldReaderBase {
     else if (typeof v === 'boolean') text = String(v);
     else throw Errors.invalidField(name, '须为字符串', 'must be a string');
     return text === '' ? undefined : text;
-  }
-
-  /** order_type: the names of the spec, or their position 1–8 in its list (its example sends "1"). */
-  override orderType(name: string): OrderType {
-    const v = this.required(name, 32);
-    const byNumber = /^[1-8]$/.test(v) ? ORDER_TYPES[Number(v) - 1] : undefined;
-    const t = byNumber ?? parseOrderType(v);
-    if (!t)
-      throw Errors.invalidField(
-        name,
-        '不是有效的交易类型',
-        'is not a known order type (APPOINTMENT, TREATMENT, ...)',
-      );
-    return t;
   }
 
   url(name: string, required = false): string | undefined {

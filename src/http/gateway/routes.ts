@@ -2,15 +2,20 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Errors, HospayError } from '../../domain/errors.js';
 import { formatShanghai } from '../../domain/clock.js';
 import type { App, Trade } from '../../store/schema.js';
-import type { ServiceDeps } from '../../services/deps.js';
+import { TradeAlreadyPaid, type ServiceDeps } from '../../services/deps.js';
 import { h5Pay } from '../../services/h5-pay.js';
 import { NonceReplayError, type GatewayNonce } from '../../store/trades.js';
 import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
-import { recordInsuranceRefund, sscTradePay, userToken } from '../../services/medicare.js';
+import {
+  recordInsuranceRefund,
+  sscTradePay,
+  userToken,
+  type SscTradePayCommand,
+} from '../../services/medicare.js';
 import { parseSignType, readPublicKey, verifyParamsAsync, type SignType } from '../../crypto/signing.js';
-import type { KeyObject } from 'node:crypto';
+import { randomBytes, type KeyObject } from 'node:crypto';
 
 /** Parsed app public keys by their PEM text (a key change is a new PEM, so entries never go stale). */
 const publicKeys = new Map<string, KeyObject | null>();
@@ -191,6 +196,19 @@ function tradeBiz(t: Trade): Record<string, unknown> {
   return out;
 }
 
+/**
+ * A pay method for an order that is already paid: 40004 TRADE_HAS_SUCCESS, as the spec's samples, with the paid
+ * trade (trade_status, trade_no, total_amount, gmt_payment, ...) so the HIS records it and never charges again.
+ */
+async function answerPaidOrder<T>(pay: () => Promise<T>): Promise<T> {
+  try {
+    return await pay();
+  } catch (e) {
+    if (e instanceof TradeAlreadyPaid) throw new BizError(e, tradeBiz(e.trade));
+    throw e;
+  }
+}
+
 /** The gateway's methods (spec chapter 6), by name. A new method is one more entry. */
 export const GATEWAY_METHODS: Record<string, MethodHandler> = {
   async 'lc.trade.h5.pay'(deps, app, b, signType, nonce) {
@@ -213,7 +231,7 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
       nonce,
     };
     checkReturnUrlParams('return_url', cmd.returnUrl);
-    const r = await h5Pay(deps, cmd);
+    const r = await answerPaidOrder(() => h5Pay(deps, cmd));
     return { out_trade_no: r.trade.out_trade_no, platform_trade_no: r.trade.trade_no, goto_url: r.gotoUrl };
   },
 
@@ -336,7 +354,7 @@ Object.assign(GATEWAY_METHODS, {
     );
     const returnUrl = b.url('return_url', true) ?? '';
     checkReturnUrlParams('return_url', returnUrl);
-    const r = await sscTradePay(deps, {
+    const sscCmd: SscTradePayCommand = {
       app,
       outTradeNo: b.orderNo('out_trade_no'),
       sscScene: b.required(
@@ -374,10 +392,20 @@ Object.assign(GATEWAY_METHODS, {
         patient_card_no: maskIdCard(cardNo),
         sign_type: signType,
       },
-    });
+    };
+    const r = await answerPaidOrder(() => sscTradePay(deps, sscCmd));
+    // The spec's paystr keys, in its order, for a JSSDK/APP pay call at the patient's channel. hospay opens the
+    // channel trade when the patient reaches goto_url, so no channel has given prepay data (prepay id, its app and
+    // merchant ids, the channel's signature) yet: those are "" (docs/gateway.md, "Differences from the spec").
+    // pay_url (= goto_url) is hospay's extension: where the patient pays.
     const paystr = JSON.stringify({
       timestamp: String(Math.floor(deps.clock.now().getTime() / 1000)),
-      package: `prepay_id=${r.trade.trade_no}`,
+      partnerId: '',
+      prepayId: '',
+      appId: '',
+      package: '',
+      noncestr: randomBytes(16).toString('hex').toUpperCase(),
+      sign: '',
       pay_url: r.gotoUrl,
     });
     return {

@@ -1,21 +1,22 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Errors, HospayError } from '../../domain/errors.js';
 import { formatFen } from '../../domain/money.js';
 import { formatShanghai } from '../../domain/clock.js';
 import type { App, Trade } from '../../store/schema.js';
-import type { ServiceDeps } from '../../services/deps.js';
+import { TradeAlreadyPaid, type ServiceDeps } from '../../services/deps.js';
 import { barcodePay } from '../../services/barcode-pay.js';
 import { qrPay } from '../../services/qr-pay.js';
 import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
 import { FieldReader, validateTradeDetail } from './fields.js';
+import { encodeOfflineAnswer, readOfflineBody } from './body.js';
 import {
   MAX_XML_BYTES,
   XmlErrors,
   buildOfflineXml,
-  decodeUtf8,
   parseOfflineXml,
+  type XmlCharset,
   type XmlFields,
   type XmlObject,
 } from './xml.js';
@@ -23,6 +24,8 @@ import {
 /** What one interface answers: the result element (also on some errors), or an error. */
 interface Answer {
   error?: HospayError;
+  /** A success with a SubCode of its own (TRADE_HAS_SUCCESS: paid before, nothing charged now): IsSuccess 1. */
+  notice?: HospayError;
   resultName: string;
   result?: XmlObject;
 }
@@ -94,10 +97,11 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
       resultName: 'BarcodeTradeResult',
       result: tradeResult(app, r.trade),
       ...(r.error ? { error: r.error } : {}),
+      ...(r.notice ? { notice: r.notice } : {}),
     };
   },
 
-  async FWC_IF_Qrcode_Pay(deps, app, f) {
+  async FWC_IF_Qrcode_Pay(deps, app, f): Promise<Answer> {
     const tradeDetail = f.optional('TradeDetail', 8000);
     if (tradeDetail !== undefined) validateTradeDetail(tradeDetail);
     const cmd = {
@@ -114,7 +118,23 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
       tel: f.optional('Tel', 20, /^\+?[0-9-]{5,20}$/, '须为电话号码', 'must be a phone number'),
       inhospitalNo: f.required('InhospitalNo', 64),
     };
-    const r = await qrPay(deps, cmd);
+    let r;
+    try {
+      r = await qrPay(deps, cmd);
+    } catch (e) {
+      // A paid order: no code to show; the answer says it is paid and how (the HIS must not charge again).
+      if (!(e instanceof TradeAlreadyPaid)) throw e;
+      return {
+        error: e,
+        resultName: 'QrcodeTradePayResult',
+        result: {
+          OutTradeNo: e.trade.out_trade_no,
+          TwoDimensionCode: '',
+          PlatformTradeNo: e.trade.trade_no,
+          ...tradeResult(app, e.trade),
+        },
+      };
+    }
     return {
       resultName: 'QrcodeTradePayResult',
       result: {
@@ -270,35 +290,83 @@ function render(name: string, fields: XmlFields | null, answer: Answer): string 
     ResponseResult: {
       IsSuccess: isSuccess,
       Message: MESSAGES[isSuccess] ?? '',
-      SubCode: answer.error?.code ?? 'SUCCESS',
-      SubMessage: answer.error?.bilingual ?? '成功 / Success',
+      SubCode: answer.error?.code ?? answer.notice?.code ?? 'SUCCESS',
+      SubMessage: answer.error?.bilingual ?? answer.notice?.bilingual ?? '成功 / Success',
     },
   };
   if (answer.result) body[answer.resultName] = answer.result;
   return buildOfflineXml(head, body);
 }
 
-function readXmlText(req: FastifyRequest): string {
-  const body = req.body;
-  if (!Buffer.isBuffer(body) || body.length === 0) throw XmlErrors.empty();
-  const type = (req.headers['content-type'] ?? '').split(';')[0]?.trim().toLowerCase() ?? '';
-  const text = decodeUtf8(body);
-  if (type === 'text/xml' || type === 'application/xml') return text;
-  if (type === 'application/x-www-form-urlencoded') {
-    const form = new URLSearchParams(text);
-    const values = form.getAll('xml');
-    if (values.length === 0) throw Errors.missingField('xml');
-    if (values.length > 1) throw Errors.repeatedField('xml');
-    const xml = values[0] ?? '';
-    if (xml.includes('\ufffd') || xml.includes('\u0000')) throw XmlErrors.encoding();
-    return xml;
+/** Who asks: the request's logger (the SOAP door's carries `door: 'soap'`). */
+export interface OfflineCaller {
+  log: FastifyBaseLogger;
+}
+
+/**
+ * The one code path behind the XML door and the SOAP door: one interface by name, one request document (or a
+ * function reading it, so that its decoding errors are answered like any other), the exact answer text.
+ * Never throws: every error is answered in-band (IsSuccess 0, 2 or 3).
+ */
+export async function answerOfflineDocument(
+  deps: ServiceDeps,
+  caller: OfflineCaller,
+  name: string,
+  xmlText: string | (() => string),
+): Promise<string> {
+  const handler = Object.hasOwn(OFFLINE_INTERFACES, name) ? OFFLINE_INTERFACES[name] : undefined;
+  let fields: XmlFields | null = null;
+  let answer: Answer;
+  let appId: string | undefined;
+  try {
+    if (!handler) {
+      throw new HospayError(
+        'UNKNOWN_INTERFACE',
+        'invalid',
+        `未知接口 ${name.slice(0, 64)}`,
+        `unknown interface ${name.slice(0, 64)}`,
+      );
+    }
+    fields = parseOfflineXml(typeof xmlText === 'string' ? xmlText : xmlText());
+    const token = fields.get('AccessToken') ?? '';
+    const app = token ? await deps.apps.authenticate(token) : null;
+    if (!app) throw Errors.accessTokenInvalid();
+    appId = app.id;
+    answer = await handler(deps, app, new FieldReader(fields));
+  } catch (e) {
+    if (!(e instanceof HospayError)) {
+      caller.log.error(
+        { err: e instanceof Error ? e.message : String(e), iface: name },
+        'offline interface failed',
+      );
+    }
+    answer = { error: e instanceof HospayError ? e : Errors.systemError(), resultName: '' };
+    if (name === 'FWC_IF_Barcode_Pay_Query' && fields) {
+      // The spec's query lists ILLEGAL_ARGUMENT and SYSTEM_ERROR as trade statuses.
+      const status =
+        answer.error?.kind === 'invalid'
+          ? 'ILLEGAL_ARGUMENT'
+          : answer.error?.kind === 'system'
+            ? 'SYSTEM_ERROR'
+            : '';
+      if (status)
+        answer = {
+          ...answer,
+          resultName: 'BarcodeTradeStatus',
+          result: { OutTradeNo: fields.get('OutTradeNo') ?? '', TradeStatus: status },
+        };
+    }
   }
-  throw XmlErrors.contentType();
+  caller.log.info(
+    { iface: name, app: appId, subCode: answer.error?.code ?? answer.notice?.code ?? 'SUCCESS' },
+    'offline call',
+  );
+  return render(name, fields, answer);
 }
 
 export async function registerOfflineRoutes(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
   await app.register(async (scope) => {
-    // Every body arrives as bytes: we decode (strict UTF-8) and parse (hardened) ourselves.
+    // Every body arrives as bytes: we decode (body.ts: strict, in the declared encoding) and parse (hardened).
     scope.removeAllContentTypeParsers();
     scope.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_XML_BYTES }, (_req, body, done) =>
       done(null, body),
@@ -326,55 +394,14 @@ export async function registerOfflineRoutes(app: FastifyInstance, deps: ServiceD
     scope.post(
       '/offline/:name',
       async (req: FastifyRequest<{ Params: { name: string } }>, reply: FastifyReply) => {
-        const name = req.params.name;
-        const handler = Object.hasOwn(OFFLINE_INTERFACES, name) ? OFFLINE_INTERFACES[name] : undefined;
-        let fields: XmlFields | null = null;
-        let answer: Answer;
-        let appId: string | undefined;
-        try {
-          if (!handler) {
-            throw new HospayError(
-              'UNKNOWN_INTERFACE',
-              'invalid',
-              `未知接口 ${name.slice(0, 64)}`,
-              `unknown interface ${name.slice(0, 64)}`,
-            );
-          }
-          fields = parseOfflineXml(readXmlText(req));
-          const token = fields.get('AccessToken') ?? '';
-          const app = token ? await deps.apps.authenticate(token) : null;
-          if (!app) throw Errors.accessTokenInvalid();
-          appId = app.id;
-          answer = await handler(deps, app, new FieldReader(fields));
-        } catch (e) {
-          if (!(e instanceof HospayError)) {
-            req.log.error(
-              { err: e instanceof Error ? e.message : String(e), iface: name },
-              'offline interface failed',
-            );
-          }
-          answer = { error: e instanceof HospayError ? e : Errors.systemError(), resultName: '' };
-          if (name === 'FWC_IF_Barcode_Pay_Query' && fields) {
-            // The spec's query lists ILLEGAL_ARGUMENT and SYSTEM_ERROR as trade statuses.
-            const status =
-              answer.error?.kind === 'invalid'
-                ? 'ILLEGAL_ARGUMENT'
-                : answer.error?.kind === 'system'
-                  ? 'SYSTEM_ERROR'
-                  : '';
-            if (status)
-              answer = {
-                ...answer,
-                resultName: 'BarcodeTradeStatus',
-                result: { OutTradeNo: fields.get('OutTradeNo') ?? '', TradeStatus: status },
-              };
-          }
-        }
-        req.log.info({ iface: name, app: appId, subCode: answer.error?.code ?? 'SUCCESS' }, 'offline call');
-        return reply
-          .code(200)
-          .type('text/xml; charset=utf-8')
-          .send(render(name, fields, answer));
+        // The shared code path works on text; this door turns bytes into text and the answer back into bytes,
+        // in the request's encoding (UTF-8, GBK, GB2312 or GB18030), refusals included once it is known.
+        const request: { charset: XmlCharset } = { charset: 'utf-8' };
+        const text = await answerOfflineDocument(deps, { log: req.log }, req.params.name, () =>
+          readOfflineBody(req.body, req.headers['content-type'], (charset) => (request.charset = charset)),
+        );
+        const answer = encodeOfflineAnswer(text, request.charset);
+        return reply.code(200).type(answer.contentType).send(answer.body);
       },
     );
   });

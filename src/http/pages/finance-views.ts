@@ -31,6 +31,7 @@ button, .button { font-size: 14px; padding: 7px 14px; border: 0; border-radius: 
 .state-open { color: #c0392b; } .state-resolved { color: #0a8a3a; } .state-gone { color: #6b7b8c; }
 .bad { color: #c0392b; }
 code { font-family: ui-monospace, Menlo, Consolas, monospace; font-size: 12px; background: #f1f3f5; padding: 1px 4px; border-radius: 3px; }
+#his-protocol code { overflow-wrap: anywhere; }
 dl { display: grid; grid-template-columns: max-content 1fr; gap: 6px 16px; margin: 0; } dt { color: #6b7b8c; } dd { margin: 0; word-break: break-all; }
 textarea { width: 100%; box-sizing: border-box; font: inherit; padding: 8px; }
 input, select { font: inherit; padding: 5px 8px; }
@@ -43,6 +44,10 @@ form.inline { display: inline; }
 pre { background: #f7f9fb; padding: 10px; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
 .note { white-space: pre-wrap; word-break: break-all; }
 svg text { font-size: 12px; fill: #1f2d3d; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px 40px; margin-bottom: 12px; }
+.charts svg { flex: 1 1 300px; min-width: 0; max-width: 360px; height: auto; }
+svg text.chart-gap { fill: #c0392b; font-weight: 600; } svg text.chart-same { fill: #0a8a3a; } svg text.muted { fill: #6b7b8c; }
+.incomplete { background: #fff4e0; color: #8a5300; padding: 10px 14px; border-radius: 6px; margin-bottom: 12px; }
 `;
 
 /** The Content-Security-Policy of every finance page: nothing but this page's own style block. */
@@ -62,6 +67,7 @@ const STATUS_NAMES: Readonly<Record<string, string>> = {
   TRADE_FINISHED: '交易结束',
   TRADE_CLOSED: '已关闭',
   WAIT_BUYER_PAY: '待支付',
+  TRADE_CLOSED_UNPAID: '已关闭（未付款）',
   PROCESSING: '处理中',
   SUCCESS: '成功',
   FAILED: '失败',
@@ -82,8 +88,13 @@ function codeInfo(code: string): (typeof DIFFERENCE_INFO)[DifferenceCode] | unde
   return (DIFFERENCE_INFO as Readonly<Record<string, (typeof DIFFERENCE_INFO)[DifferenceCode]>>)[code];
 }
 
+/** An amount for the page: ¥ and yuan with thousands separators (¥12,345.67; -¥20.00 for a negative one). */
 function yuan(fen: number | undefined): string {
-  return fen === undefined || !Number.isSafeInteger(fen) ? '—' : `¥${formatFen(fen)}`;
+  if (fen === undefined || !Number.isSafeInteger(fen)) return '—';
+  const text = formatFen(Math.abs(fen));
+  const dot = text.indexOf('.');
+  const whole = text.slice(0, dot).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
+  return `${fen < 0 ? '-' : ''}¥${whole}${text.slice(dot)}`;
 }
 
 function when(d: Date | string | null | undefined): string {
@@ -243,6 +254,20 @@ export interface DayViewModel {
   flash: Flash | null;
   /** Whether the CSV / XLSX exports can be offered. */
   exports: boolean;
+  /** How the app's HIS is reached (reconciliation settings), or null when no HIS is configured. */
+  his?: { protocol: string; soapNamespace: string } | null;
+}
+
+/** Which interface the app's HIS serves, one line for the summary card. */
+function hisInterfaceHtml(his: DayViewModel['his']): string {
+  if (his === undefined) return '';
+  const what =
+    his === null
+      ? '未配置（不与 HIS 核对）/ none: no HIS comparison'
+      : his.protocol === 'soap11' || his.protocol === 'soap12'
+        ? `SOAP ${his.protocol === 'soap11' ? '1.1' : '1.2'}（命名空间 <code>${esc(his.soapNamespace)}</code>）`
+        : 'XML（HTTP POST）';
+  return `<p class="muted" id="his-protocol">HIS 接口 / HIS interface：${what}</p>`;
 }
 
 export function dayQuery(appId: string, date: string, extra: Record<string, string> = {}): string {
@@ -255,54 +280,97 @@ function stateHtml(d: { state: string; present: boolean }): string {
   return '<span class="state-open">未处理</span>';
 }
 
+/** A run's state: 完成, 未完成 (a side could not be read: INCOMPLETE, or an older DONE with a HIS error), 失败. */
 function runStatus(r: RunView): string {
+  if (r.status === 'INCOMPLETE' || (r.status === 'DONE' && r.error))
+    return '<span class="bad run-incomplete">未完成（HIS 未核对）</span>';
   if (r.status !== 'DONE') return '<span class="bad">失败</span>';
-  return r.error ? '完成（HIS 未核对）' : '完成';
+  return '完成';
 }
 
-/** Horizontal bars: per pay type, the day's payments as the platform, the channel and the HIS have them. */
+function isIncompleteRun(r: RunView): boolean {
+  return r.status === 'INCOMPLETE' || (r.status === 'DONE' && r.error !== null);
+}
+
+/**
+ * The day's payments per pay type, one small chart each: a bar for the platform, the channel and the HIS, a
+ * dashed line at the platform's amount, and under the channel's and the HIS's bar how far they are from the
+ * platform. A gap is drawn as its own red segment (missing: outlined; extra: filled), at least 3 px wide, so
+ * even one fen apart shows; equal bars say 与平台一致.
+ */
 export function chartSvg(runs: readonly RunView[]): string {
+  return `<div id="chart" class="charts" role="group" aria-label="各支付方式当日收款：平台、渠道、HIS 及其差额">
+${runs.map(payTypeChart).join('\n')}
+</div>`;
+}
+
+function payTypeChart(r: RunView, index: number): string {
   const colors = { platform: '#1677ff', channel: '#13a8a8', his: '#fa8c16' } as const;
   const sides = ['platform', 'channel', 'his'] as const;
-  const max = Math.max(
-    1,
-    ...runs.flatMap((r) =>
-      sides.map((s) => (s === 'his' ? (r.totals.his?.payment.fen ?? 0) : r.totals[s].payment.fen)),
-    ),
-  );
-  const labelW = 56;
-  const barMax = 440;
-  const width = labelW + barMax + 150;
-  const groupH = 24 + 3 * 22 + 10;
-  const height = 30 + Math.max(1, runs.length) * groupH;
-  const parts: string[] = [];
-  // Legend.
+  const W = 360;
+  const barMax = W - 4;
+  const rowH = 54;
+  const top = 30;
+  const height = top + sides.length * rowH;
+  const totals = {
+    platform: r.totals.platform.payment,
+    channel: r.totals.channel.payment,
+    his: r.totals.his?.payment,
+  };
+  const max = Math.max(1, ...sides.map((s) => totals[s]?.fen ?? 0));
+  const x = (fen: number) => Math.round((Math.max(0, fen) / max) * barMax);
+  const refFen = totals.platform.fen;
+  const refX = x(refFen);
+  const name = payTypeName(r.payType);
+  const parts: string[] = [
+    `<text x="0" y="16" font-weight="600" class="chart-pay-type">${esc(name)}</text>` +
+      `<text x="${W}" y="16" text-anchor="end" class="muted">当日收款 / payments</text>`,
+  ];
   sides.forEach((s, i) => {
-    const x = labelW + i * 110;
+    const y = top + i * rowH;
+    const t = totals[s];
+    const label = t === undefined ? '未核对' : `${yuan(t.fen)}（${t.count} 笔）`;
     parts.push(
-      `<rect x="${x}" y="6" width="12" height="12" fill="${colors[s]}"></rect><text x="${x + 18}" y="16">${SIDE_NAMES[s]}收款</text>`,
+      `<text x="0" y="${y + 12}"><tspan font-weight="600">${SIDE_NAMES[s]}</tspan> <tspan class="chart-value" data-side="${s}">${label}</tspan></text>`,
     );
-  });
-  runs.forEach((r, gi) => {
-    const y0 = 30 + gi * groupH;
-    parts.push(
-      `<text x="0" y="${y0 + 16}" font-weight="600" class="chart-pay-type">${esc(payTypeName(r.payType))}</text>`,
-    );
-    sides.forEach((s, i) => {
-      const y = y0 + 24 + i * 22;
-      const t = s === 'his' ? r.totals.his : r.totals[s];
-      const fen = t?.payment.fen;
-      const w = fen === undefined ? 0 : Math.max(fen > 0 ? 2 : 0, Math.round((fen / max) * barMax));
-      const label = fen === undefined ? '未核对' : `${yuan(fen)}（${t?.payment.count ?? 0} 笔）`;
+    const barY = y + 18;
+    if (t === undefined) {
       parts.push(
-        `<text x="8" y="${y + 13}">${SIDE_NAMES[s]}</text>` +
-          `<rect x="${labelW}" y="${y}" width="${w}" height="16" fill="${colors[s]}"><title>${esc(payTypeName(r.payType))} ${SIDE_NAMES[s]} ${label}</title></rect>` +
-          `<text x="${labelW + w + 6}" y="${y + 13}" class="chart-value" data-side="${s}">${label}</text>`,
+        `<rect x="0" y="${barY}" width="${barMax}" height="14" fill="none" stroke="#c5ccd4" stroke-dasharray="4 3"></rect>`,
       );
-    });
+      return;
+    }
+    const w = Math.max(t.fen > 0 ? 2 : 0, x(t.fen));
+    parts.push(
+      `<rect x="0" y="${barY}" width="${w}" height="14" fill="${colors[s]}"><title>${esc(name)} ${SIDE_NAMES[s]} ${label}</title></rect>`,
+    );
+    if (s === 'platform') return;
+    const gap = t.fen - refFen;
+    if (gap === 0) {
+      parts.push(
+        `<text x="0" y="${barY + 28}" class="chart-same" data-side="${s}">✓ 与平台一致 / same as the platform</text>`,
+      );
+      return;
+    }
+    // The gap as its own segment: what is missing against the platform (outlined) or extra (filled red).
+    const from = gap < 0 ? w : Math.min(refX, w);
+    const gapW = Math.max(3, Math.abs(x(t.fen) - refX));
+    const segX = gap < 0 ? from : Math.min(from, barMax - gapW);
+    parts.push(
+      gap < 0
+        ? `<rect x="${segX}" y="${barY}" width="${gapW}" height="14" fill="#fdecea" stroke="#c0392b" stroke-dasharray="3 2" class="chart-gap-bar"></rect>`
+        : `<rect x="${segX}" y="${barY}" width="${gapW}" height="14" fill="#c0392b" class="chart-gap-bar"></rect>`,
+      `<text x="0" y="${barY + 28}" class="chart-gap" data-side="${s}" data-gap-fen="${gap}">${
+        gap < 0 ? '▼ 比平台少' : '▲ 比平台多'
+      } ${yuan(Math.abs(gap))}</text>`,
+    );
   });
-  return `<svg id="chart" xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" role="img" aria-labelledby="chart-title">
-<title id="chart-title">各支付方式当日收款金额：平台、渠道、HIS</title>
+  // The platform's amount as a reference line through the three bars.
+  parts.push(
+    `<line x1="${refX}" x2="${refX}" y1="${top + 14}" y2="${height - 18}" stroke="#1f2d3d" stroke-width="1" stroke-dasharray="4 3"></line>`,
+  );
+  return `<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="${W}" height="${height}" viewBox="0 0 ${W} ${height}" role="img" aria-labelledby="chart-title-${index}" data-pay-type="${esc(r.payType)}">
+<title id="chart-title-${index}">${esc(name)}当日收款：平台、渠道、HIS 及其与平台的差额</title>
 ${parts.join('\n')}
 </svg>`;
 }
@@ -349,13 +417,22 @@ ${appPicker}
 <td class="num">${his ? yuan(his.refund.fen) : '—'}</td><td class="num">${yuan(r.totals.channel.feeFen)}</td>
 <td>${when(r.finishedAt)}</td></tr>${
         r.error
-          ? `<tr class="his-error"><td colspan="14" class="bad">HIS 读取失败，未与 HIS 核对（请 HIS 恢复后重新对账）：${esc(r.error)}</td></tr>`
+          ? `<tr class="his-error"><td colspan="14" class="bad">未完成：HIS 读取失败，未与 HIS 核对（请 HIS 恢复后重新对账）/ incomplete: the HIS could not be read：${esc(r.error)}</td></tr>`
           : ''
       }`;
     })
     .join('\n');
+  const incomplete = m.runs.filter(isIncompleteRun);
   const summary = m.runs.length
-    ? `<div class="scroll"><table id="summary"><thead><tr><th>支付方式</th><th>状态</th><th class="num">匹配</th><th class="num">差异</th><th class="num">未处理</th><th class="num">挂账待核</th>
+    ? `${
+        incomplete.length
+          ? `<div class="incomplete" id="incomplete" role="status">本日对账未完成：${incomplete
+              .map((r) => esc(payTypeName(r.payType)))
+              .join(
+                '、',
+              )}未能与 HIS 核对，差异可能不全。请 HIS 恢复后点击「重新对账」。/ incomplete: not compared with the HIS; re-run the day when the HIS is back.</div>`
+          : ''
+      }<div class="scroll"><table id="summary"><thead><tr><th>支付方式</th><th>状态</th><th class="num">匹配</th><th class="num">差异</th><th class="num">未处理</th><th class="num">挂账待核</th>
 <th class="num">平台收款</th><th class="num">渠道收款</th><th class="num">HIS 收款</th><th class="num">平台退款</th><th class="num">渠道退款</th><th class="num">HIS 退款</th><th class="num">渠道手续费</th><th>对账时间</th></tr></thead>
 <tbody>${summaryRows}</tbody></table></div>
 ${m.runs.map(pendingHtml).join('')}`
@@ -404,8 +481,9 @@ ${
     `${flashHtml(m.flash)}
 <div class="card">${picker}</div>
 <div class="card"><h1>${esc(m.date)} 对账汇总 · ${esc(m.appName)}</h1>
+${hisInterfaceHtml(m.his)}
 ${summary}
-${m.runs.length ? `<h2>各支付方式收款对比</h2><div class="scroll">${chartSvg(m.runs)}</div>` : ''}
+${m.runs.length ? `<h2>各支付方式收款对比</h2>${chartSvg(m.runs)}` : ''}
 ${actions}
 </div>
 ${differences}`,

@@ -3,10 +3,11 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { sql } from 'kysely';
 import type { ServiceDeps } from '../../services/deps.js';
 import { formatShanghai } from '../../domain/clock.js';
-import { reconcileDay, resolveDifference } from '../../reconcile/run.js';
+import { isIncomplete, reconcileDay, resolveDifference } from '../../reconcile/run.js';
 import { NOTE_MAX, readResolveNote } from '../../reconcile/differences.js';
 import { buildDayReport, ReportAppNotFoundError } from '../../reconcile/report.js';
 import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
+import { readReconSettings } from '../../reconcile/settings.js';
 import { OperatorRepository, type FinanceSession } from '../../store/operators.js';
 import { FinanceLogin } from '../../services/finance-login.js';
 import { usePageHeaders } from './html.js';
@@ -45,6 +46,10 @@ const FLASHES: Readonly<Record<string, Flash>> = {
   already: { kind: 'warn', text: '该差异此前已被处理，本次未作更改 / this difference was already resolved' },
   rerun: { kind: 'ok', text: '已重新对账，以下为最新结果 / reconciled again: the latest results' },
   rerun_failed: { kind: 'bad', text: '重新对账失败，请稍后再试或联系管理员 / the re-run failed' },
+  rerun_incomplete: {
+    kind: 'warn',
+    text: '已重新对账，但未完成：HIS 仍无法读取，未与 HIS 核对，请稍后再试 / re-run incomplete: the HIS still could not be read',
+  },
   bad_date: { kind: 'warn', text: '日期无效，已显示默认日期 / invalid date: showing the default day' },
 };
 
@@ -421,6 +426,12 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
         differences: shown,
         flash: (flashKey && FLASHES[flashKey]) || null,
         exports: true,
+        his: chosen.his_base_url
+          ? {
+              protocol: readReconSettings(chosen.recon_settings).hisProtocol,
+              soapNamespace: readReconSettings(chosen.recon_settings).hisSoapNamespace,
+            }
+          : null,
       };
       return html(reply, dayView(model));
     });
@@ -447,7 +458,8 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
         );
       let flash = 'rerun';
       try {
-        await reconcileDay(deps, { app: target, date });
+        const outcomes = await reconcileDay(deps, { app: target, date });
+        if (outcomes.some(isIncomplete)) flash = 'rerun_incomplete';
         deps.log.info({ finance: 'rerun', operator: s.username, app: target.id, date }, 'finance re-run');
       } catch (e) {
         flash = 'rerun_failed';

@@ -11,9 +11,12 @@ export function esc(text: string): string {
     .replace(/'/g, '&#39;');
 }
 
-/** The one style block of page(); the CSP allows exactly it (by its hash). */
+/**
+ * The one style block of page(); the CSP allows exactly it (by its hash, computed from this text). Every page fits
+ * a 360 px phone: long numbers (channel trade numbers, tokens) wrap anywhere (test/integration/pages-fit.test.ts).
+ */
 const PAGE_CSS = `
-  body { font-family: -apple-system, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 0; background: #f4f6f8; color: #1f2d3d; }
+  body { font-family: -apple-system, "PingFang SC", "Microsoft YaHei", "Noto Sans CJK SC", sans-serif; margin: 0; background: #f4f6f8; color: #1f2d3d; overflow-wrap: anywhere; }
   main { max-width: 760px; margin: 0 auto; padding: 24px 16px; }
   .card { background: #fff; border-radius: 10px; padding: 20px; margin-bottom: 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
   h1 { font-size: 22px; margin: 0 0 12px; } h2 { font-size: 18px; margin: 0 0 10px; }
@@ -23,7 +26,7 @@ const PAGE_CSS = `
   .primary { background: #1677ff; color: #fff; } .secondary { background: #e8ecf1; color: #1f2d3d; }
   .ok { color: #0a8a3a; } .bad { color: #c0392b; }
   pre { background: #0f1720; color: #e6edf3; padding: 12px; border-radius: 8px; overflow-x: auto; font-size: 13px; }
-  dl { display: grid; grid-template-columns: max-content 1fr; gap: 6px 14px; margin: 0; } dt { color: #6b7b8c; }
+  dl { display: grid; grid-template-columns: max-content minmax(0, 1fr); gap: 6px 14px; margin: 0; } dt { color: #6b7b8c; } dd { margin: 0; min-width: 0; }
 `;
 
 /**

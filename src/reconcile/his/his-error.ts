@@ -7,10 +7,17 @@ import { HospayError } from '../../domain/errors.js';
  * - HIS_HTTP_<status>: the HIS answered with a non-2xx HTTP status (5xx after all retries);
  * - HIS_MALFORMED: the answer is not a document we can trust (bad XML, DOCTYPE, bad UTF-8, too large,
  *   missing or invalid field); nothing of it becomes a record;
- * - HIS_REFUSED: a well-formed answer with ResponseResult/IsSuccess other than 1.
+ * - HIS_REFUSED: a well-formed answer with ResponseResult/IsSuccess other than 1;
+ * - HIS_SOAP_FAULT: a HIS that serves SOAP answered with a SOAP Fault (its faultcode and faultstring are kept);
+ *   a Server / Receiver fault is retried like HTTP 5xx, a Client / Sender fault is not.
  */
 export type HisErrorCode =
-  'HIS_TIMEOUT' | 'HIS_UNREACHABLE' | 'HIS_MALFORMED' | 'HIS_REFUSED' | `HIS_HTTP_${number}`;
+  | 'HIS_TIMEOUT'
+  | 'HIS_UNREACHABLE'
+  | 'HIS_MALFORMED'
+  | 'HIS_REFUSED'
+  | 'HIS_SOAP_FAULT'
+  | `HIS_HTTP_${number}`;
 
 export interface HisErrorDetails {
   /** The raw answer text (or its first part) when there was one: evidence for a report. */
@@ -20,6 +27,10 @@ export interface HisErrorDetails {
   /** For HIS_REFUSED: what the HIS said. */
   subCode?: string;
   hisMessage?: string;
+  /** For HIS_SOAP_FAULT: the fault's code (e.g. soap:Server) as the HIS wrote it. */
+  faultCode?: string;
+  /** For HIS_SOAP_FAULT: whether the fault blames the HIS (Server / Receiver), so a retry may help. */
+  serverFault?: boolean;
 }
 
 export class HisError extends HospayError {
@@ -30,7 +41,11 @@ export class HisError extends HospayError {
     readonly details: HisErrorDetails = {},
   ) {
     super(code, 'system', zh, en, {
-      retryable: code === 'HIS_TIMEOUT' || code === 'HIS_UNREACHABLE' || code.startsWith('HIS_HTTP_5'),
+      retryable:
+        code === 'HIS_TIMEOUT' ||
+        code === 'HIS_UNREACHABLE' ||
+        code.startsWith('HIS_HTTP_5') ||
+        (code === 'HIS_SOAP_FAULT' && details.serverFault === true),
     });
     this.name = 'HisError';
   }
@@ -67,5 +82,23 @@ export const HisErrors = {
       `HIS 拒绝请求（IsSuccess=${isSuccess}）：${hisMessage}`,
       `the HIS refused the request (IsSuccess=${isSuccess}): ${hisMessage}`,
       { raw: excerpt(raw), subCode, hisMessage },
+    ),
+  soapFault: (
+    fault: { code: string; reason: string; server: boolean },
+    httpStatus: number,
+    raw: string,
+    attempts: number,
+  ) =>
+    new HisError(
+      'HIS_SOAP_FAULT',
+      `HIS 返回 SOAP Fault（${fault.code}，HTTP ${httpStatus}）：${fault.reason}`,
+      `the HIS answered a SOAP Fault (${fault.code}, HTTP ${httpStatus}): ${fault.reason}`,
+      {
+        raw: excerpt(raw),
+        attempts,
+        faultCode: fault.code,
+        hisMessage: fault.reason,
+        serverFault: fault.server,
+      },
     ),
 };

@@ -1,13 +1,14 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
+import iconv from 'iconv-lite';
 import type { Fen } from '../../domain/money.js';
 import { parsePositiveYuan } from '../../domain/money.js';
-import { decodeUtf8 } from '../../http/offline/xml.js';
 import { HisError, HisErrors } from './his-error.js';
 
 /**
  * Parsers for the two HIS answers of chapter 7 (IF_Get_Hospital_Trade_List, HIS_IF_Query).
- * Same hardening as the offline door (src/http/offline/xml.ts): DOCTYPE/entities refused, strict UTF-8,
- * size limit, every value a string. Unlike the door, the body holds repeated elements: only
+ * Same hardening as the offline door (src/http/offline/xml.ts): DOCTYPE/entities refused, strict decoding
+ * (UTF-8, or GBK / GB2312 / GB18030 when the HTTP charset or the XML declaration says so), size limit, every
+ * value a string. Unlike the door, the body holds repeated elements: only
  * body/GetHospitalTradeList and body/HisTradeStatus/TradeList may repeat; any other repetition is refused.
  */
 
@@ -69,7 +70,9 @@ const parser = new XMLParser({
   parseAttributeValue: false,
   trimValues: true,
   processEntities: true, // predefined entities and character references only; DOCTYPE refused before
-  htmlEntities: false,
+  // Numeric character references (&#x4E2D;), as the offline door reads them: a HIS writing GBK uses them for
+  // what GBK cannot encode.
+  htmlEntities: true,
   ignoreDeclaration: true,
   ignorePiTags: true,
   maxNestedTags: 16,
@@ -80,27 +83,112 @@ const parser = new XMLParser({
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+/** How the bytes of a HIS answer are turned into text. */
+export interface HisDecodeOptions {
+  /** The charset parameter of the answer's HTTP Content-Type, if any. */
+  httpCharset?: string;
+  /**
+   * The input is a string taken out of a SOAP envelope (already decoded with the envelope): whatever encoding
+   * its own XML declaration names is moot and not checked.
+   */
+  fromEnvelope?: boolean;
+}
+
+type Charset = 'utf-8' | 'gbk' | 'gb18030' | 'utf-16le' | 'utf-16be';
+
+/** A charset label as HIS write it -> the decoder used, or null when not supported. */
+export function charsetOf(label: string): Charset | null {
+  const l = label
+    .trim()
+    .toLowerCase()
+    .replace(/^["']|["']$/g, '');
+  if (l === 'utf-8' || l === 'utf8' || l === 'us-ascii' || l === 'ascii') return 'utf-8';
+  // GB2312 is a subset of GBK: every GB2312 document decodes the same as GBK (and .NET sends GBK as gb2312).
+  if (['gbk', 'gb2312', 'gb_2312-80', 'cp936', 'x-gbk', 'euc-cn', 'windows-936', 'ms936'].includes(l))
+    return 'gbk';
+  if (l === 'gb18030') return 'gb18030';
+  return null; // UTF-16 only with its byte-order mark (a declaration read as ASCII cannot be UTF-16)
+}
+
+const strictUtf8 = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false });
+
+function decodeAs(bytes: Uint8Array, charset: Charset): string | null {
+  try {
+    if (charset === 'utf-8') return strictUtf8.decode(bytes);
+    if (charset === 'utf-16le' || charset === 'utf-16be')
+      return new TextDecoder(charset, { fatal: true }).decode(bytes);
+    // iconv-lite replaces what it cannot read with U+FFFD (GBK cannot encode U+FFFD itself): refuse those.
+    const text = iconv.decode(Buffer.from(bytes), charset);
+    return text.includes('\uFFFD') ? null : text;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The bytes of a HIS answer (plain XML or a SOAP envelope) as text: a byte-order mark first, then the HTTP
+ * charset, then the encoding the XML declaration names, else UTF-8. When the HTTP header says UTF-8 but the
+ * bytes are not, while the declaration names another supported encoding (a HIS that writes GBK behind a
+ * default header), the declaration is used. Undecodable bytes, an unsupported encoding or a NUL character are
+ * HIS_MALFORMED.
+ */
+export function decodeHisBytes(bytes: Uint8Array, httpCharset?: string): string {
+  if (bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf) {
+    const text = decodeAs(bytes.subarray(3), 'utf-8');
+    if (text === null) throw HisErrors.malformed('不是有效的 UTF-8', 'not valid UTF-8');
+    return noNul(text);
+  }
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff)) {
+    const text = decodeAs(bytes.subarray(2), bytes[0] === 0xff ? 'utf-16le' : 'utf-16be');
+    if (text === null) throw HisErrors.malformed('不是有效的 UTF-16', 'not valid UTF-16');
+    return noNul(text);
+  }
+  const head = Buffer.from(bytes.subarray(0, 256)).toString('latin1');
+  const declared = /^\s*<\?xml[^>]*?encoding\s*=\s*["']([^"']+)["']/i.exec(head)?.[1];
+  const label = httpCharset || declared || 'utf-8';
+  const charset = charsetOf(label);
+  if (charset === null)
+    throw HisErrors.malformed(`不支持的编码 ${label}`, `unsupported encoding ${label} (use UTF-8 or GBK)`);
+  let text = decodeAs(bytes, charset);
+  if (text === null && httpCharset && declared) {
+    const fallback = charsetOf(declared);
+    if (fallback !== null && fallback !== charset) text = decodeAs(bytes, fallback);
+  }
+  if (text === null)
+    throw HisErrors.malformed(
+      charset === 'utf-8' ? '不是有效的 UTF-8' : `不是有效的 ${label} 编码`,
+      charset === 'utf-8' ? 'not valid UTF-8' : `not valid ${label}`,
+    );
+  return noNul(text);
+}
+
+function noNul(text: string): string {
+  if (text.includes('\u0000')) throw HisErrors.malformed('包含 NUL 字符', 'contains a NUL character');
+  return text;
+}
+
 /** Bytes or text -> the <xml><body> object of a HIS answer. Throws HIS_MALFORMED. */
-function parseDocument(input: Uint8Array | string, maxBytes: number): { text: string; body: Obj } {
+function parseDocument(
+  input: Uint8Array | string,
+  maxBytes: number,
+  options: HisDecodeOptions,
+): { text: string; body: Obj } {
   let text: string;
   if (typeof input === 'string') {
     if (Buffer.byteLength(input, 'utf8') > maxBytes) throw tooLarge(maxBytes, input);
     text = input;
   } else {
     if (input.byteLength > maxBytes) throw tooLarge(maxBytes);
-    try {
-      text = decodeUtf8(input);
-    } catch {
-      throw HisErrors.malformed('不是有效的 UTF-8', 'not valid UTF-8');
-    }
+    text = decodeHisBytes(input, options.httpCharset);
   }
   const bad = (zh: string, en: string) => HisErrors.malformed(zh, en, text);
   if (text.includes('\u0000')) throw bad('包含 NUL 字符', 'contains a NUL character');
   if (text.trim().length === 0) throw bad('应答为空', 'the answer is empty');
   if (/<!DOCTYPE|<!ENTITY/i.test(text))
     throw bad('不允许 DOCTYPE 或实体声明', 'DOCTYPE and entity declarations are not allowed');
+  // Text handed in as a string (not bytes, not from a SOAP envelope) is taken as UTF-8, as it always was.
   const decl = /^\s*<\?xml[^>]*encoding\s*=\s*["']([^"']+)["']/i.exec(text);
-  if (decl && !/^utf-?8$/i.test(decl[1] ?? ''))
+  if (typeof input === 'string' && !options.fromEnvelope && decl && !/^utf-?8$/i.test(decl[1] ?? ''))
     throw bad(`编码 ${decl[1]} 不是 UTF-8`, `encoding ${decl[1]} is not UTF-8`);
   const valid = XMLValidator.validate(text);
   if (valid !== true) {
@@ -229,8 +317,9 @@ export function understandPayType(text: string): HisPayType | null {
 export function parseTradeListAnswer(
   input: Uint8Array | string,
   maxBytes = MAX_HIS_ANSWER_BYTES,
+  options: HisDecodeOptions = {},
 ): { text: string; result: HisResponseResult; records: HisTradeRecord[] } {
-  const { text, body } = parseDocument(input, maxBytes);
+  const { text, body } = parseDocument(input, maxBytes, options);
   const result = responseResult(body, text);
   for (const name of Object.keys(body)) {
     if (name !== 'ResponseResult' && name !== 'GetHospitalTradeList') {
@@ -272,8 +361,9 @@ export function parseTradeListAnswer(
 export function parseQueryAnswer(
   input: Uint8Array | string,
   maxBytes = MAX_HIS_ANSWER_BYTES,
+  options: HisDecodeOptions = {},
 ): { text: string; result: HisResponseResult; query: HisQueryResult } {
-  const { text, body } = parseDocument(input, maxBytes);
+  const { text, body } = parseDocument(input, maxBytes, options);
   const result = responseResult(body, text);
   for (const name of Object.keys(body)) {
     if (name !== 'ResponseResult' && name !== 'HisTradeStatus') {

@@ -371,9 +371,19 @@ export const OFFLINE_CORPUS: OfflineCase[] = [
     expect: 'XML_ENCODING',
   },
   {
-    label: 'GBK declared',
+    label: 'GBK declared over UTF-8 bytes',
     family: 'utf8',
-    body: '<?xml version="1.0" encoding="GBK"?><xml><head/></xml>',
+    body: '<?xml version="1.0" encoding="GBK"?><xml><head><Caption>门诊缴费</Caption></head></xml>',
+    expect: 'XML_ENCODING',
+  },
+  {
+    label: 'GBK declared, bytes not GBK',
+    family: 'utf8',
+    body: bytes(
+      '<?xml version="1.0" encoding="GBK"?><xml><head><Caption>',
+      [0xd6, 0xff],
+      '</Caption></head></xml>',
+    ),
     expect: 'XML_ENCODING',
   },
   {
@@ -423,10 +433,10 @@ export const OFFLINE_CORPUS: OfflineCase[] = [
     expect: 'UNSUPPORTED_CONTENT_TYPE',
   },
   {
-    label: 'no content type',
+    label: 'no content type, JSON body',
     family: 'content-type',
     contentType: null,
-    body: (c) => Buffer.from(c.doc(c.validFields())),
+    body: (c) => Buffer.from(JSON.stringify(c.validFields())),
     expect: 'UNSUPPORTED_CONTENT_TYPE',
   },
   {
@@ -448,7 +458,7 @@ export const OFFLINE_CORPUS: OfflineCase[] = [
     family: 'json',
     contentType: 'application/x-www-form-urlencoded',
     body: (c) => JSON.stringify({ xml: c.doc(c.validFields()) }),
-    expect: 'MISSING_FIELD.xml',
+    expect: 'UNSUPPORTED_CONTENT_TYPE',
   },
   {
     label: 'JSON in place of XML',

@@ -1,7 +1,9 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import iconv from 'iconv-lite';
 import { HisError } from '../../../src/reconcile/his/his-error.js';
 import {
+  decodeHisBytes,
   parseQueryAnswer,
   parseShanghai,
   parseSignedYuan,
@@ -186,6 +188,52 @@ describe('HIS answer parser: IF_Get_Hospital_Trade_List', () => {
       Buffer.from(doc(rr() + row({ PatientName: 'A&amp;B' }))),
     ]);
     assert.equal(parseTradeListAnswer(bytes).records[0]?.patientName, 'A&B');
+  });
+});
+
+describe('HIS answer bytes: encodings (issue 18)', () => {
+  const gbkDoc = doc(rr() + row({ PatientName: '欧阳锋' })).replace('encoding="utf-8"', 'encoding="GBK"');
+  const gbk = iconv.encode(gbkDoc, 'gbk');
+
+  it('GBK / GB2312 / GB18030 bytes are decoded by the declaration or the HTTP charset', () => {
+    assert.equal(parseTradeListAnswer(gbk).records[0]?.patientName, '欧阳锋');
+    assert.equal(
+      parseTradeListAnswer(gbk, undefined, { httpCharset: 'gb2312' }).records[0]?.patientName,
+      '欧阳锋',
+    );
+    // A default UTF-8 header in front of GBK bytes that declare GBK: the declaration is used.
+    assert.equal(
+      parseTradeListAnswer(gbk, undefined, { httpCharset: 'utf-8' }).records[0]?.patientName,
+      '欧阳锋',
+    );
+    const b18030 = iconv.encode(gbkDoc.replace('GBK', 'GB18030'), 'gb18030');
+    assert.equal(parseTradeListAnswer(b18030).records[0]?.patientName, '欧阳锋');
+    assert.equal(decodeHisBytes(Buffer.from('<a>中</a>'), 'UTF-8'), '<a>中</a>');
+  });
+
+  it('bytes not valid in their encoding, or an unknown encoding, are refused; a string is never re-decoded', () => {
+    rejects(
+      () => parseTradeListAnswer(Buffer.concat([gbk.subarray(0, 80), Buffer.from([0x81, 0x20])])),
+      'HIS_MALFORMED',
+      /GBK/,
+    );
+    rejects(
+      () => parseTradeListAnswer(gbk, undefined, { httpCharset: 'big5' }),
+      'HIS_MALFORMED',
+      /unsupported encoding big5/,
+    );
+    rejects(() => decodeHisBytes(Buffer.from('<a>\u0000</a>')), 'HIS_MALFORMED', /NUL/);
+    // Text from inside a SOAP envelope: its own declaration is moot.
+    assert.equal(
+      parseTradeListAnswer(gbkDoc, undefined, { fromEnvelope: true }).records[0]?.patientName,
+      '欧阳锋',
+    );
+    rejects(() => parseTradeListAnswer(gbkDoc), 'HIS_MALFORMED', /GBK is not UTF-8/);
+  });
+
+  it('numeric character references are read (a GBK HIS writes what GBK cannot encode that way)', () => {
+    const r = parseTradeListAnswer(doc(rr() + row({ PatientName: '&#x9F98;&#20013;' })));
+    assert.equal(r.records[0]?.patientName, '龘中');
   });
 });
 

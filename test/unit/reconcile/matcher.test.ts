@@ -165,7 +165,24 @@ describe('reconcile matcher', () => {
     assert.deepEqual(r1.differences[0]?.amounts, { platform: 1000, channel: 999 });
     const r2 = matchDay({ ...agreed([a]), his: [his(a, { amountFen: 1001 })] });
     assert.deepEqual(codes(r2), ['AMOUNT_MISMATCH']);
-    assert.deepEqual(r2.differences[0]?.amounts, { platform: 1000, his: 1001 });
+    // The channel matched the platform: its amount is shown beside the HIS's too.
+    assert.deepEqual(r2.differences[0]?.amounts, { platform: 1000, channel: 1000, his: 1001 });
+  });
+
+  it('a HIS-side difference shows the channel amount where the channel has the movement', () => {
+    const a = pay('MZ1', 2000, noon);
+    const missing = matchDay({ ...agreed([a]), his: [] });
+    assert.deepEqual(codes(missing), ['HIS_MISSING']);
+    assert.deepEqual(missing.differences[0]?.amounts, { platform: 2000, channel: 2000 });
+    // A channel-only movement has no platform amount, and the platform's own without a bill line no channel one.
+    const channelOnly = matchDay({ ...agreed([a]), platform: [], his: [] });
+    assert.deepEqual(
+      channelOnly.differences.map((d) => [d.code, d.amounts]),
+      [
+        ['CHANNEL_ONLY', { channel: 2000 }],
+        ['HIS_MISSING', { channel: 2000 }],
+      ],
+    );
   });
 
   it('STATUS_MISMATCH: refunded at the channel but the HIS says paid, and the reverse', () => {
@@ -210,6 +227,49 @@ describe('reconcile matcher', () => {
     const refundTwice = matchDay({ ...agreed([a, ra]), channel: [line(a), line(ra), line(ra)] });
     assert.deepEqual(codes(refundTwice), ['DUPLICATE']);
     assert.equal(refundTwice.differences[0]?.kind, 'refund');
+  });
+
+  it('two equal partial refunds of one order in the same second match two HIS rows; a third is a DUPLICATE', () => {
+    const a = pay('MZ1', 1000, at(DAY, 10 * HOUR));
+    const r1 = refund('MZ1', 'RQ1', 200, noon);
+    const r2 = refund('MZ1', 'RQ2', 200, noon);
+    const both = matchDay(agreed([a, r1, r2]));
+    assert.deepEqual(both.differences, [], JSON.stringify(both.differences));
+    assert.equal(both.matched, 6);
+    // The HIS lists the refund once more than the money side has it: that one row is the DUPLICATE.
+    const thrice = matchDay({ ...agreed([a, r1, r2]), his: [his(a), his(r1), his(r2), his(r2)] });
+    assert.deepEqual(codes(thrice), ['DUPLICATE']);
+    assert.equal(thrice.differences[0]?.side, 'his');
+    // The HIS lost one of the two: one refund without its HIS row, nothing else.
+    const once = matchDay({ ...agreed([a, r1, r2]), his: [his(a), his(r1)] });
+    assert.deepEqual(codes(once), ['STATUS_MISMATCH']);
+    // No money behind two equal HIS refund rows: the first is a STATUS_MISMATCH, the repeat a DUPLICATE.
+    const none = matchDay({ ...agreed([a]), his: [his(a), his(r1), his(r2)] });
+    assert.deepEqual(codes(none), ['STATUS_MISMATCH', 'DUPLICATE']);
+  });
+
+  it('an unsettled refund the channel paid out is one STATUS_MISMATCH, whether or not the HIS booked it', () => {
+    const a = pay('MZ1', 1000, at(DAY, 10 * HOUR));
+    const ra = refund('MZ1', 'RQ1', 400, noon);
+    const processing = { ...ra, status: 'PROCESSING' };
+    for (const hisRows of [[his(a)], [his(a), his(ra)]]) {
+      const r = matchDay({ ...agreed([a, ra]), platform: [a, processing], his: hisRows });
+      assert.deepEqual(codes(r), ['STATUS_MISMATCH'], `${hisRows.length} HIS rows`);
+      assert.deepEqual(r.differences[0]?.statuses, { platform: 'PROCESSING', channel: 'SUCCESS' });
+      assert.equal(r.differences[0]?.outRequestNo, 'RQ1');
+    }
+    // A HIS row of another amount is not taken as its own.
+    const other = matchDay({
+      ...agreed([a, ra]),
+      platform: [a, processing],
+      his: [his(a), his(ra, { amountFen: 300 })],
+    });
+    assert.deepEqual(codes(other), ['STATUS_MISMATCH', 'STATUS_MISMATCH']);
+    // A trade the platform still has as unpaid, paid at the channel: one STATUS_MISMATCH too.
+    const waiting = { ...a, status: 'WAIT_BUYER_PAY' };
+    const w = matchDay({ ...agreed([a]), platform: [waiting], his: [] });
+    assert.deepEqual(codes(w), ['STATUS_MISMATCH']);
+    assert.deepEqual(w.differences[0]?.statuses, { platform: 'WAIT_BUYER_PAY', channel: 'SUCCESS' });
   });
 
   it('FEE_MISMATCH against the expected rate of the pay type', () => {
@@ -414,6 +474,34 @@ describe('reconcile matcher', () => {
       rf({ out_request_no: 'RQ4', kind: 'cancel', amount_fen: 5000, finished_at: null }),
     ];
     const entries = platformEntriesFrom(trades, refunds);
+    // With the unsettled ones: the unpaid trade at its creation, the PROCESSING refund at its request.
+    const created = at(DAY, 9 * HOUR);
+    const withUnsettled = platformEntriesFrom(
+      [
+        ...trades.map((t) => ({ ...t, created_at: created })),
+        trade({ id: 5, out_trade_no: 'C1', status: 'TRADE_CLOSED', paid_at: null, created_at: created }),
+      ],
+      refunds.map((r) => ({ ...r, created_at: created })),
+      { unsettled: true },
+    );
+    assert.deepEqual(
+      withUnsettled
+        .filter(
+          (e) => !entries.some((x) => x.outTradeNo === e.outTradeNo && x.outRequestNo === e.outRequestNo),
+        )
+        .map((e) => [
+          e.kind,
+          e.outTradeNo,
+          e.outRequestNo ?? '',
+          e.status,
+          e.time.getTime() === created.getTime(),
+        ]),
+      [
+        ['payment', 'W1', '', 'WAIT_BUYER_PAY', true],
+        ['payment', 'C1', '', 'TRADE_CLOSED_UNPAID', true],
+        ['refund', 'ZY1', 'RQ3', 'PROCESSING', true],
+      ],
+    );
     assert.deepEqual(entries, [
       {
         kind: 'payment',
