@@ -226,13 +226,23 @@ export async function reconcileDay(
           )
         : new Map<Difference, HisCheck>();
     progress({ payType, stage: 'save', done: 0, total: 1 });
-    const open = await persist(deps, app, date, payType, result, startedAt, hisError, checks, evidence);
+    const { open, kept } = await persist(
+      deps,
+      app,
+      date,
+      payType,
+      result,
+      startedAt,
+      hisError,
+      checks,
+      evidence,
+    );
     progress({ payType, stage: 'save', done: 1, total: 1 });
     out.push({
       payType,
       status: hisError === undefined ? 'DONE' : 'INCOMPLETE',
       matched: result.matched,
-      differences: result.differences.length,
+      differences: result.differences.length + kept,
       open,
       pending: result.pending.length,
       totals: result.totals,
@@ -486,9 +496,23 @@ async function persist(
   hisError: string | undefined,
   checks: Map<Difference, HisCheck>,
   evidence: readonly Evidence[],
-): Promise<number> {
+): Promise<{ open: number; kept: number }> {
   const now = deps.clock.now();
   return deps.db.transaction().execute(async (tx) => {
+    // A run that could not read the HIS did not look at the HIS side again: the HIS-side differences an earlier
+    // run found stay present (and are counted as this run's).
+    const keep: number[] = [];
+    if (hisError !== undefined) {
+      const present = await tx
+        .selectFrom('recon_differences')
+        .select(['id', 'code', 'detail'])
+        .where('app_id', '=', app.id)
+        .where('business_date', '=', date)
+        .where('pay_type', '=', payType)
+        .where('present', '=', true)
+        .execute();
+      for (const r of present) if (isHisSide(r.code, r.detail)) keep.push(r.id);
+    }
     const run = {
       app_id: app.id,
       business_date: date,
@@ -496,7 +520,7 @@ async function persist(
       // A side that could not be read (the HIS) leaves the day incomplete: it must be run again.
       status: hisError === undefined ? ('DONE' as const) : ('INCOMPLETE' as const),
       matched: result.matched,
-      differences: result.differences.length,
+      differences: result.differences.length + keep.length,
       totals: JSON.stringify(result.totals),
       pending: JSON.stringify(result.pending),
       error: hisError ?? null,
@@ -530,20 +554,7 @@ async function persist(
           fetched_at: now,
         })
         .execute();
-    // Re-running replaces the day's results; resolutions stay with their differences. A run that could not read
-    // the HIS did not look at the HIS side again: the HIS-side differences an earlier run found stay present.
-    const keep: number[] = [];
-    if (hisError !== undefined) {
-      const present = await tx
-        .selectFrom('recon_differences')
-        .select(['id', 'code', 'detail'])
-        .where('app_id', '=', app.id)
-        .where('business_date', '=', date)
-        .where('pay_type', '=', payType)
-        .where('present', '=', true)
-        .execute();
-      for (const r of present) if (isHisSide(r.code, r.detail)) keep.push(r.id);
-    }
+    // Re-running replaces the day's results (but those kept above); resolutions stay with their differences.
     let stale = tx
       .updateTable('recon_differences')
       .set({ present: false, updated_at: now })
@@ -586,7 +597,7 @@ async function persist(
       .where('present', '=', true)
       .where('state', '=', 'OPEN')
       .executeTakeFirstOrThrow();
-    return Number(open.n);
+    return { open: Number(open.n), kept: keep.length };
   });
 }
 

@@ -75,7 +75,10 @@ describe(`hospay his-sim --from-db --soap and app his --protocol (${TEST_DB})`, 
     };
     delete env['DATABASE_URL'];
     delete env['HOSPAY_MASTER_KEY'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    if (db.store.kind === 'postgres') {
+      env['DATABASE_URL'] = db.store.url;
+      env['HOSPAY_MASTER_KEY'] = 'cd'.repeat(32);
+    }
   });
   after(async () => {
     for (const c of children) c.kill('SIGKILL');

@@ -119,15 +119,19 @@ describe('patient pages fit a phone screen (headless Chromium)', { skip }, () =>
     pages.push({ name: 'goto-result', url: back, expect: /已支付/ });
     pages.push({ name: 'cashier-paid', url: paidGoto, expect: /已支付/ });
     // Medical insurance: the consent page, the e-voucher, an error page.
-    const q = new URLSearchParams({
-      app_id: t.appId,
-      open_id: '2088000000000777',
-      state: 'st',
-      redirect_uri: 'https://his.example.cn/mi/callback',
-    });
-    const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
-    const consent = start.headers.get('location') ?? '';
-    pages.push({ name: 'medicare-consent', url: consent, expect: /同意授权/ });
+    const consentPage = async (openId: string) => {
+      const q = new URLSearchParams({
+        app_id: t.appId,
+        open_id: openId,
+        state: 'st',
+        redirect_uri: 'https://his.example.cn/mi/callback',
+      });
+      const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
+      return start.headers.get('location') ?? '';
+    };
+    // One authorisation stays pending (its page is measured); another is granted for the e-voucher.
+    pages.push({ name: 'medicare-consent', url: await consentPage('2088000000000776'), expect: /同意授权/ });
+    const consent = await consentPage('2088000000000777');
     const consentHtml = await (await fetch(consent)).text();
     const action = /action="([^"]+)"/.exec(consentHtml)?.[1] ?? '';
     const decided = await post(`${t.url}${action}`, 'decision=grant');

@@ -103,7 +103,6 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
       date: '2026-11-25',
       payTypes: ['alipay'],
     });
-    assert.equal(outcome?.status, 'DONE');
     const diffs = await openDifferences('2026-11-25');
     assert.deepEqual(
       diffs.map((d) => [d.code, d.kind, d.out_trade_no, d.out_request_no]),
@@ -112,6 +111,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     );
     assert.deepEqual(diffs[0]?.detail.statuses, { platform: 'PROCESSING', channel: 'SUCCESS' });
     assert.deepEqual(diffs[0]?.detail.amounts, { platform: 400, channel: 400 });
+    assert.equal(outcome?.status, 'DONE', 'the HIS was read: the run is complete');
 
     // The next day's run sees the still-unsettled refund too (a channel may book it after midnight), silently.
     const next = await reconcileDay(t.platform.deps, {
@@ -265,12 +265,13 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
         date: '2026-11-29',
         payTypes: ['alipay'],
       });
-      assert.equal(o?.status, 'INCOMPLETE');
       assert.deepEqual(
         (await openDifferences('2026-11-29')).map((d) => d.code),
         ['HIS_MISSING', 'AMOUNT_MISMATCH'],
         'not erased by a run that could not read the HIS',
       );
+      assert.equal(o?.status, 'INCOMPLETE');
+      assert.equal(o?.differences, 2, 'the kept ones are the run’s differences too');
     } finally {
       await t.store.db.updateTable('apps').set({ his_base_url: his.url }).where('id', '=', t.appId).execute();
     }

@@ -26,6 +26,7 @@ const run = promisify(execFile);
 
 const FIXTURES = path.resolve('test/fixtures/soap');
 const WSDL = path.join(FIXTURES, 'HospitalWS.contract.wsdl');
+// Where the jars are (Debian's place; HOSPAY_JAVA_LIBS points elsewhere).
 const JAVA_DIR = process.env['HOSPAY_JAVA_LIBS'] ?? '/usr/share/java';
 // Debian's libaxis-java and its dependencies: WSDL2Java needs wsdl4j; the stubs need all six at run time.
 const JARS = [
@@ -47,14 +48,12 @@ function onPath(cmd: string): boolean {
     .some((d) => d !== '' && fs.existsSync(path.join(d, cmd)));
 }
 
-const missing = [
-  ...(['java', 'javac'] as const)
-    .filter((c) => !onPath(c))
-    .map((c) => `${c} (apt-get install default-jdk-headless)`),
-  ...JARS.filter((j) => !fs.existsSync(j)).map((j) => `${j} (apt-get install libaxis-java)`),
-];
+const missing = [...['java', 'javac'].filter((c) => !onPath(c)), ...JARS.filter((j) => !fs.existsSync(j))];
 // CI installs them (.ci/run); elsewhere the test says what is missing and is skipped.
-const skip = missing.length > 0 && process.env['CI'] !== 'true' ? `missing ${missing.join(', ')}` : false;
+const skip =
+  missing.length > 0 && process.env['CI'] !== 'true'
+    ? `missing ${missing.join(', ')} (apt-get install default-jdk-headless libaxis-java)`
+    : false;
 
 const classPath = (...extra: string[]) => [...extra, ...JARS, ...OPTIONAL_JARS].join(path.delimiter);
 

@@ -200,12 +200,17 @@ describe('SOAP door (HospitalWS at /linkingif.asmx)', () => {
 
   const doc = (fields: Record<string, string | undefined>) => xmlDoc({ AccessToken: t.token, ...fields });
 
-  /** Calls through SOAP, then sends the same document to the XML door (a repeat): both answers are the same. */
+  /**
+   * Calls through SOAP (the call that acts), then sends the same document again to the XML door and through
+   * SOAP: the two repeats meet the same state and must get the same answer, byte for byte. (A repeat may
+   * differ from the first call: a repeated refund says RefundChange=N, nothing moved this time.)
+   */
   async function same(call: Call, op: string, xml: string): Promise<OfflineAnswer> {
-    const viaSoap = await call(op, xml);
+    const first = await call(op, xml);
     const viaXml = await postRaw(`${t.url}/offline/${IFACE[op]}`, xml);
+    const viaSoap = await call(op, xml);
     assert.equal(viaSoap, viaXml.text, `${op}: the SOAP answer is the XML door's answer`);
-    return parseAnswer(200, viaSoap);
+    return parseAnswer(200, first);
   }
 
   /** Every operation of the contract (aliases too), and in-band errors, through one client. */
@@ -326,7 +331,10 @@ describe('SOAP door (HospitalWS at /linkingif.asmx)', () => {
 
   describe('the soap package client (reads ?wsdl)', () => {
     it('SOAP 1.1, port HospitalWSSoap: every operation answers as the XML door', async () => {
-      const client = await soap.createClientAsync(`${t.url}/linkingif.asmx?wsdl`);
+      // preserveWhitespace: the answer string as sent (the client trims text by default).
+      const client = await soap.createClientAsync(`${t.url}/linkingif.asmx?wsdl`, {
+        preserveWhitespace: true,
+      });
       const described = client.describe() as Record<string, Record<string, Record<string, unknown>>>;
       assert.deepEqual(Object.keys(described['HospitalWS'] ?? {}).sort(), [
         'HospitalWSSoap',
@@ -340,6 +348,7 @@ describe('SOAP door (HospitalWS at /linkingif.asmx)', () => {
     it('SOAP 1.2 (forceSoap12Headers), port HospitalWSSoap12: every operation answers as the XML door', async () => {
       const client = await soap.createClientAsync(`${t.url}/HospitalWS.asmx?WSDL`, {
         forceSoap12Headers: true,
+        preserveWhitespace: true,
       });
       const described = client.describe() as Record<string, Record<string, Record<string, unknown>>>;
       assert.deepEqual(Object.keys(described['HospitalWS']?.['HospitalWSSoap12'] ?? {}).sort(), OPERATIONS);
@@ -349,7 +358,7 @@ describe('SOAP door (HospitalWS at /linkingif.asmx)', () => {
 
     it('a SOAPAction naming another operation than the Body gets a Fault; nothing is charged', async () => {
       const client = await soap.createClientAsync(`${t.url}/linkingif.asmx?wsdl`);
-      client.setSOAPAction('"http://tempuri.org/FWC_IF_Barcode_Pay_Query"');
+      client.setSOAPAction('http://tempuri.org/FWC_IF_Barcode_Pay_Query'); // the client quotes it
       const pay = barcodeFields();
       await assert.rejects(
         soapPackageCall(client, 'HospitalWSSoap', 'FWC_IF_Barcode_Pay', doc(pay)),
@@ -411,6 +420,19 @@ describe('SOAP door (HospitalWS at /linkingif.asmx)', () => {
         assert.equal(r.type, 'text/xml; charset=utf-8');
         assert.equal(resultOf(op, r.text), await viaXmlDoor(op, xml));
       }
+      // Naming another operation, however quoted: a Fault, and the pay is not made.
+      const pay = barcodeFields();
+      const r = await post(`${t.url}/linkingif.asmx`, axisEnvelope('FWC_IF_Barcode_Pay', doc(pay)), {
+        'content-type': 'text/xml; charset=utf-8',
+        soapaction: `""${TEMPURI}FWC_IF_Barcode_Pay_Cancel""`,
+      });
+      assert.equal(r.status, 500, r.text);
+      assert.deepEqual(
+        [faultOf(r.text).code, faultOf(r.text).subCode],
+        ['soap:Client', 'SOAP_ACTION_MISMATCH'],
+      );
+      const q = await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: pay.OutTradeNo });
+      assert.equal(q.result.TradeStatus, 'TRADE_NOT_EXIST', 'nothing was charged');
     });
 
     it('SOAP 1.2 with or without the action parameter; a conflicting one is a Sender Fault', async () => {

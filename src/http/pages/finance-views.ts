@@ -44,7 +44,8 @@ form.inline { display: inline; }
 pre { background: #f7f9fb; padding: 10px; border-radius: 6px; overflow-x: auto; white-space: pre-wrap; word-break: break-all; }
 .note { white-space: pre-wrap; word-break: break-all; }
 svg text { font-size: 12px; fill: #1f2d3d; }
-.charts { display: flex; flex-wrap: wrap; gap: 16px 40px; margin-bottom: 12px; }
+.charts { display: flex; flex-wrap: wrap; gap: 16px 40px; margin-bottom: 12px; } h2.chart-heading { margin-top: 18px; }
+.run-incomplete { white-space: nowrap; }
 .charts svg { flex: 1 1 300px; min-width: 0; max-width: 360px; height: auto; }
 svg text.chart-gap { fill: #c0392b; font-weight: 600; } svg text.chart-same { fill: #0a8a3a; } svg text.muted { fill: #6b7b8c; }
 .incomplete { background: #fff4e0; color: #8a5300; padding: 10px 14px; border-radius: 6px; margin-bottom: 12px; }
@@ -309,7 +310,7 @@ function payTypeChart(r: RunView, index: number): string {
   const sides = ['platform', 'channel', 'his'] as const;
   const W = 360;
   const barMax = W - 4;
-  const rowH = 54;
+  const rowH = 58;
   const top = 30;
   const height = top + sides.length * rowH;
   const totals = {
@@ -483,7 +484,7 @@ ${
 <div class="card"><h1>${esc(m.date)} 对账汇总 · ${esc(m.appName)}</h1>
 ${hisInterfaceHtml(m.his)}
 ${summary}
-${m.runs.length ? `<h2>各支付方式收款对比</h2>${chartSvg(m.runs)}` : ''}
+${m.runs.length ? `<h2 class="chart-heading">各支付方式收款对比</h2>${chartSvg(m.runs)}` : ''}
 ${actions}
 </div>
 ${differences}`,

@@ -309,8 +309,8 @@ function checkHeaders(header: unknown, scope: Scope, envNs: string): void {
  */
 export function operationOfAction(action: string | undefined): string | undefined {
   if (action === undefined) return undefined;
-  let a = action.trim();
-  if (a.length >= 2 && a.startsWith('"') && a.endsWith('"')) a = a.slice(1, -1).trim();
+  // Quotes and spaces around it, however many (a client told to use '"…"' quotes it once more itself).
+  const a = action.replace(/^["'\s]+|["'\s]+$/g, '');
   if (a === '') return undefined;
   const name = a.startsWith(TEMPURI) ? a.slice(TEMPURI.length) : a.includes('/') ? '' : a;
   return interfaceOf(name) ? name : undefined;

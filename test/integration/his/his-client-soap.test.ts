@@ -82,7 +82,7 @@ describe('HisClient over SOAP (his-sim --soap, real HTTP)', () => {
         [
           ['S1', 'PAID', 1234, '李四'],
           ['S1', 'REFUNDED', 234, '李四'],
-          ['S2', 'PAID', 100, ''],
+          ['S2', 'PAID', 100, '测试患者'],
         ],
       );
       const q = await client({ protocol }).queryTrade('S1');

@@ -481,7 +481,11 @@ describe('reconcile matcher', () => {
         ...trades.map((t) => ({ ...t, created_at: created })),
         trade({ id: 5, out_trade_no: 'C1', status: 'TRADE_CLOSED', paid_at: null, created_at: created }),
       ],
-      refunds.map((r) => ({ ...r, created_at: created })),
+      refunds.map((r) => ({
+        ...r,
+        created_at: created,
+        ...(r.status === 'PROCESSING' ? { finished_at: null } : {}),
+      })),
       { unsettled: true },
     );
     assert.deepEqual(
