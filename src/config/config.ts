@@ -157,6 +157,10 @@ function trustProxy(env: Env): boolean | string {
 /** The SOAP door's default paths, where deployed HIS stubs call the HospitalWS service. */
 export const DEFAULT_SOAP_PATHS = ['/linkingif.asmx', '/HospitalWS.asmx'] as const;
 
+/** The paths of the other doors: never the SOAP door's. */
+const OTHER_DOORS =
+  /^\/(offline|gateway|admin|finance|cashier|goto|simulator|medicare|oauth2|channels|healthz)(\/|$)/i;
+
 /** HOSPAY_SOAP_PATHS: more paths for the SOAP door, comma-separated (e.g. /LinkingIF.asmx,/ws/HospitalWS.asmx). */
 function soapPaths(env: Env): string[] {
   const paths: string[] = [...DEFAULT_SOAP_PATHS];
@@ -170,8 +174,7 @@ function soapPaths(env: Env): string[] {
       p.endsWith('/')
     )
       throw new ConfigError('HOSPAY_SOAP_PATHS', `each path must look like /linkingif.asmx, got "${p}"`);
-    if (/^\/(offline|gateway|admin|finance|cashier|goto|simulator|medicare|oauth2|channels|healthz)(\/|$)/i.test(p))
-      throw new ConfigError('HOSPAY_SOAP_PATHS', `"${p}" is another door's path`);
+    if (OTHER_DOORS.test(p)) throw new ConfigError('HOSPAY_SOAP_PATHS', `"${p}" is another door's path`);
     if (!paths.includes(p)) paths.push(p);
   }
   return paths;

@@ -82,48 +82,6 @@ describe(`hospay CLI for a newcomer (${TEST_DB})`, () => {
     assert.match(landing, new RegExp(`curl -s ${base}/offline/FWC_IF_Barcode_Pay`));
   });
 
-  it('a usage error prints the one-line error and where the help is, not the whole help', () => {
-    const cases: Array<[string[], RegExp, string]> = [
-      [['his-sim', '--dorp', 'MZ1'], /--dorp/, 'hospay his-sim --help'],
-      [['his-sim', '--broken', 'sometimes'], /--broken must be/, 'hospay his-sim --help'],
-      [['frobnicate'], /unknown command "frobnicate"/, 'hospay --help'],
-      [['app', 'create'], /--name is required/, 'hospay app --help'],
-      [
-        ['operator', 'create', '--username', 'bad name', '--name', 'x'],
-        /--username/,
-        'hospay operator --help',
-      ],
-      [['report', '--date', '2026-11-25', '--format', 'pdf'], /--format must be/, 'hospay report --help'],
-    ];
-    for (const [args, error, pointer] of cases) {
-      const r = run(args);
-      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
-      const lines = r.stderr.trim().split('\n');
-      assert.equal(lines.length, 2, `${args.join(' ')}: only the error and the pointer:\n${r.stderr}`);
-      assert.match(lines[0] ?? '', /^hospay: /);
-      assert.match(lines[0] ?? '', error);
-      assert.equal(lines[1], `用法见 / for usage: ${pointer}`);
-      assert.doesNotMatch(r.stderr, /Usage:/);
-    }
-  });
-
-  it('--help still prints the help (of the command), and does nothing else', () => {
-    const all = run(['--help']);
-    assert.equal(all.status, 0);
-    assert.match(all.stdout, /hospay serve \[--port N\]/);
-    const sim = run(['his-sim', '--help']);
-    assert.equal(sim.status, 0, sim.stderr);
-    assert.match(sim.stdout, /--drop ORDER/);
-    const before = JSON.parse(run(['app', 'list', '--json']).stdout) as unknown[];
-    const create = run(['app', 'create', '--name', '不该创建', '--help']);
-    assert.equal(create.status, 0, create.stderr);
-    assert.match(create.stdout, /hospay app create --name NAME/);
-    const afterList = JSON.parse(run(['app', 'list', '--json']).stdout) as unknown[];
-    assert.equal(afterList.length, before.length, '--help creates no app');
-    for (const cmd of ['operator', 'report', 'reconcile', 'channel', 'notify'])
-      assert.match(run([cmd, '-h']).stdout, new RegExp(`hospay ${cmd}`), cmd);
-  });
-
   it('app create without --generate-key says the gateway refuses the app until a key is added, and how', async () => {
     const r = run(['app', 'create', '--name', '无密钥医院']);
     assert.equal(r.status, 0, r.stderr);
@@ -164,5 +122,46 @@ describe(`hospay CLI for a newcomer (${TEST_DB})`, () => {
     for (const k of ['app_id', 'name', 'access_token', 'private_key', 'public_key']) assert.ok(json[k], k);
     assert.match(json['private_key'] ?? '', /BEGIN PRIVATE KEY/);
     assert.match(json['public_key'] ?? '', /BEGIN PUBLIC KEY/);
+  });
+  it('a usage error prints the one-line error and where the help is, not the whole help', () => {
+    const cases: Array<[string[], RegExp, string]> = [
+      [['his-sim', '--dorp', 'MZ1'], /--dorp/, 'hospay his-sim --help'],
+      [['his-sim', '--broken', 'sometimes'], /--broken must be/, 'hospay his-sim --help'],
+      [['frobnicate'], /unknown command "frobnicate"/, 'hospay --help'],
+      [['app', 'create'], /--name is required/, 'hospay app --help'],
+      [
+        ['operator', 'create', '--username', 'bad name', '--name', 'x'],
+        /--username/,
+        'hospay operator --help',
+      ],
+      [['report', '--date', '2026-11-25', '--format', 'pdf'], /--format must be/, 'hospay report --help'],
+    ];
+    for (const [args, error, pointer] of cases) {
+      const r = run(args);
+      assert.equal(r.status, 2, `${args.join(' ')}: ${r.stderr}`);
+      const lines = r.stderr.trim().split('\n');
+      assert.equal(lines.length, 2, `${args.join(' ')}: only the error and the pointer:\n${r.stderr}`);
+      assert.match(lines[0] ?? '', /^hospay: /);
+      assert.match(lines[0] ?? '', error);
+      assert.equal(lines[1], `用法见 / for usage: ${pointer}`);
+      assert.doesNotMatch(r.stderr, /Usage:/);
+    }
+  });
+
+  it('--help still prints the help (of the command), and does nothing else', () => {
+    const all = run(['--help']);
+    assert.equal(all.status, 0);
+    assert.match(all.stdout, /hospay serve \[--port N\]/);
+    const sim = run(['his-sim', '--help']);
+    assert.equal(sim.status, 0, sim.stderr);
+    assert.match(sim.stdout, /--drop ORDER/);
+    const before = JSON.parse(run(['app', 'list', '--json']).stdout) as unknown[];
+    const create = run(['app', 'create', '--name', '不该创建', '--help']);
+    assert.equal(create.status, 0, create.stderr);
+    assert.match(create.stdout, /hospay app create --name NAME/);
+    const afterList = JSON.parse(run(['app', 'list', '--json']).stdout) as unknown[];
+    assert.equal(afterList.length, before.length, '--help creates no app');
+    for (const cmd of ['operator', 'report', 'reconcile', 'channel', 'notify'])
+      assert.match(run([cmd, '-h']).stdout, new RegExp(`hospay ${cmd}`), cmd);
   });
 });
