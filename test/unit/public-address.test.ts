@@ -23,7 +23,10 @@ describe('PUBLIC_BASE_URL: an address the server serves, and the start-up lines 
       { publicBaseUrl: 'http://127.0.0.1:8080', host: '127.0.0.1', port: 8080, fromEnv: false },
       ['192.168.1.20'],
     ).join('\n');
-    assert.match(local, /patients and the HIS get URLs under: http:\/\/127\.0\.0\.1:8080 \(.*unset: from HOST and PORT\)/);
+    assert.match(
+      local,
+      /patients and the HIS get URLs under: http:\/\/127\.0\.0\.1:8080 \(.*unset: from HOST and PORT\)/,
+    );
     assert.match(local, /only this machine can open it/);
     assert.match(local, /set HOST=0\.0\.0\.0 and PUBLIC_BASE_URL=http:\/\/192\.168\.1\.20:8080/);
 
