@@ -1,14 +1,7 @@
-import iconv from 'iconv-lite';
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { HospayError } from '../../domain/errors.js';
-import {
-  MAX_XML_DEPTH,
-  XmlErrors,
-  charsetOf,
-  declaredEncoding,
-  decodeUtf8,
-  type XmlCharset,
-} from '../offline/xml.js';
+import { MAX_XML_DEPTH, XmlErrors } from '../offline/xml.js';
+import { decodeXmlDocument } from '../offline/body.js';
 import { SOAP11_ENV, SOAP12_ENV, TEMPURI, escapeXml, interfaceOf } from './contract.js';
 
 export type SoapVersion = '1.1' | '1.2';
@@ -119,30 +112,11 @@ export function versionOfContentType(type: string): SoapVersion {
  */
 export function decodeEnvelope(bytes: Buffer, contentTypeCharset: string | undefined): string {
   if (bytes.length === 0) throw asFault(XmlErrors.empty());
-  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
-    throw asFault(XmlErrors.unsupportedEncoding('UTF-16'));
-  const bom = bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf;
-  const declared = declaredEncoding(bytes.subarray(bom ? 3 : 0, 256).toString('latin1'));
-  let charset: XmlCharset = 'utf-8';
-  if (declared !== undefined) {
-    const named = charsetOf(declared);
-    if (named === null) throw asFault(XmlErrors.unsupportedEncoding(declared));
-    charset = named;
-  } else if (!bom && contentTypeCharset !== undefined) {
-    charset = charsetOf(contentTypeCharset) ?? 'utf-8';
+  try {
+    return decodeXmlDocument(bytes, contentTypeCharset);
+  } catch (e) {
+    throw asFault(e instanceof HospayError ? e : XmlErrors.encoding());
   }
-  if (charset === 'utf-8') {
-    try {
-      return decodeUtf8(bytes);
-    } catch (e) {
-      throw asFault(e instanceof HospayError ? e : XmlErrors.encoding());
-    }
-  }
-  if (bom) throw asFault(XmlErrors.bomConflict(charset));
-  const text = iconv.decode(bytes, charset === 'GB18030' ? 'gb18030' : 'gbk');
-  if (text.includes('\ufffd')) throw asFault(XmlErrors.notDecodable(charset));
-  if (text.includes('\u0000')) throw asFault(XmlErrors.nul());
-  return text;
 }
 
 // The offline door's hardening (src/http/offline/xml.ts): values stay strings, entities decoded once, no DTD
