@@ -1,6 +1,9 @@
 import type { Fen } from '../domain/money.js';
 import type { PayType } from '../domain/trade.js';
-import type { Bill } from '../reconcile/bills/bill.js';
+import type { Bill } from '../domain/bill.js';
+import type { ChannelCall, PaidInfo } from '../domain/payment.js';
+
+export type { ChannelCall, PaidInfo } from '../domain/payment.js';
 
 /**
  * The channel port. A channel is stateless: input, its merchant configuration and injected transport in,
@@ -24,21 +27,6 @@ export interface ChannelContext {
    * passes: no keys, no auth codes, no buyer accounts, no ID or phone numbers.
    */
   record: (call: ChannelCall) => void;
-}
-
-/** One exchange with a provider, as kept for operators. */
-export interface ChannelCall {
-  /** e.g. 'alipay.trade.pay', 'v3/pay/transactions/native'. */
-  operation: string;
-  outTradeNo?: string | undefined;
-  httpStatus?: number | undefined;
-  latencyMs: number;
-  /** What the call came to: 'paid', 'paying', 'declined ACQ.TRADE_HAS_CLOSE', 'unknown: timeout', ... */
-  outcome: string;
-  /** Redacted excerpts (at most a few KB each). */
-  request?: string | undefined;
-  response?: string | undefined;
-  error?: string | undefined;
 }
 
 /** What the platform answers the provider's notification with (each provider wants its own body). */
@@ -71,12 +59,6 @@ export interface BarcodePayInput {
   createdAt?: Date | undefined;
 }
 
-export interface PaidInfo {
-  channelTradeNo: string;
-  paidAt: Date;
-  buyerLogonId?: string | undefined;
-  buyerUserId?: string | undefined;
-}
 
 export type PayOutcome =
   | ({ kind: 'paid' } & PaidInfo)

@@ -1,8 +1,18 @@
 import path from 'node:path';
-import type { StoreConfig } from '../store/db.js';
 import { parseMasterKey } from '../crypto/secret-box.js';
 
 /** Typed configuration from the environment (and CLI flags). Fails fast, naming the key that is wrong. */
+/** Which database the store opens (the store reads it; the configuration builds it). */
+export type StoreConfig =
+  | {
+      kind: 'postgres';
+      url: string;
+      poolSize?: number;
+      /** Named prepared statements (HOSPAY_DB_PREPARE, on by default; see prepared.ts). */
+      prepare?: boolean;
+    }
+  | { kind: 'embedded'; dataDir: string | null /* null = in memory */ };
+
 export interface Config {
   host: string;
   port: number;

@@ -13,7 +13,7 @@
  * Amounts are integer fen; nothing here multiplies by a float.
  */
 import { parseShanghai } from './his/his-xml.js';
-import type { BillLine } from './bills/bill.js';
+import type { BillLine } from '../domain/bill.js';
 import type { HisTradeRecord } from './his/his-client.js';
 import type { Fen } from '../domain/money.js';
 import type { PayType } from '../domain/trade.js';

@@ -9,7 +9,7 @@ import type { HisTradeRecord } from './his/his-xml.js';
 import { readReconSettings } from './settings.js';
 import { parseShanghai } from './his/his-xml.js';
 import { formatShanghai, isCalendarDate } from '../domain/clock.js';
-import type { BillLine } from './bills/bill.js';
+import type { BillLine } from '../domain/bill.js';
 import type { Channel, ChannelContext } from '../channels/channel.js';
 import {
   businessDayStart,

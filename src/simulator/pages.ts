@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import { formatFen } from '../domain/money.js';
-import { esc, page, usePageHeaders } from '../http/pages/html.js';
+import { esc, page, usePageHeaders } from '../formats/html.js';
 import type { SimTrade, SimulatorProvider } from './provider.js';
 
 const PAY_TYPE_NAMES: Record<string, string> = {

@@ -5,9 +5,9 @@ import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import type { Fen } from '../domain/money.js';
 import { formatShanghai } from '../domain/clock.js';
-import type { BillLine } from '../reconcile/bills/bill.js';
-import { buildAlipayTradeBill } from '../reconcile/bills/alipay.js';
-import { buildWechatTradeBill } from '../reconcile/bills/wechat.js';
+import type { BillLine } from '../domain/bill.js';
+import { buildAlipayTradeBill } from '../channels/alipay/bill.js';
+import { buildWechatTradeBill } from '../channels/wechat/bill.js';
 
 /**
  * The simulated payment provider: a stand-in for Alipay / WeChat Pay / UnionPay with its own books (sim_*

@@ -1,6 +1,6 @@
 import { sql, type Insertable, type Selectable } from 'kysely';
 import type { Db } from './db.js';
-import type { ChannelCall } from '../channels/channel.js';
+import type { ChannelCall } from '../domain/payment.js';
 import type { ChannelCallsTable, NotifyRejectionsTable } from './schema.js';
 import { formatShanghai } from '../domain/clock.js';
 

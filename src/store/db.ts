@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Kysely, Migrator, PostgresDialect, type Migration, type MigrationProvider } from 'kysely';
 import pg from 'pg';
+import type { StoreConfig } from '../config/config.js';
 import { PGlite, types as pgliteTypes } from '@electric-sql/pglite';
 import { PGliteDialect } from 'kysely-pglite-dialect';
 import type { Database } from './schema.js';
@@ -50,15 +51,7 @@ class StaticMigrationProvider implements MigrationProvider {
   }
 }
 
-export type StoreConfig =
-  | {
-      kind: 'postgres';
-      url: string;
-      poolSize?: number;
-      /** Named prepared statements (HOSPAY_DB_PREPARE, on by default; see prepared.ts). */
-      prepare?: boolean;
-    }
-  | { kind: 'embedded'; dataDir: string | null /* null = in memory */ };
+export type { StoreConfig };
 
 export interface Store {
   db: Db;

@@ -1,7 +1,7 @@
 import { sql, type QueryCreator, type Transaction, type UpdateQueryBuilder } from 'kysely';
 import { isUniqueViolation, type Db } from './db.js';
 import type { Database, NewTrade, Refund, Trade } from './schema.js';
-import type { PaidInfo } from '../channels/channel.js';
+import type { PaidInfo } from '../domain/payment.js';
 import type { Fen } from '../domain/money.js';
 
 type Exec = Db | Transaction<Database>;

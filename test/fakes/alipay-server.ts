@@ -36,8 +36,8 @@ import path from 'node:path';
 import type { Behaviour, FakeProvider, FakeTradeState, Operation } from '../conformance/suite.js';
 import { formatShanghai } from '../../src/domain/clock.js';
 import { formatFen, parseYuanToFen } from '../../src/domain/money.js';
-import { buildAlipayTradeBill } from '../../src/reconcile/bills/alipay.js';
-import type { BillLine } from '../../src/reconcile/bills/bill.js';
+import { buildAlipayTradeBill } from '../../src/channels/alipay/bill.js';
+import type { BillLine } from '../../src/domain/bill.js';
 
 export type AlipayOp = Operation | 'refund_query' | 'bill' | 'unknown';
 

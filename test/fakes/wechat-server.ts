@@ -24,8 +24,8 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
 import type { Behaviour, FakeProvider, FakeTradeState, Operation } from '../conformance/suite.js';
-import { buildWechatTradeBill } from '../../src/reconcile/bills/wechat.js';
-import type { BillLine } from '../../src/reconcile/bills/bill.js';
+import { buildWechatTradeBill } from '../../src/channels/wechat/bill.js';
+import type { BillLine } from '../../src/domain/bill.js';
 import { formatShanghai } from '../../src/domain/clock.js';
 
 // ------------------------------------------------------------------ key material

@@ -36,8 +36,8 @@ import type { Clock } from '../../domain/clock.js';
 import { formatShanghai } from '../../domain/clock.js';
 import { formatFen, parseYuanToFen } from '../../domain/money.js';
 import type { PayType } from '../../domain/trade.js';
-import type { Bill } from '../../reconcile/bills/bill.js';
-import { parseAlipayTradeBill } from '../../reconcile/bills/alipay.js';
+import type { Bill } from '../../domain/bill.js';
+import { parseAlipayTradeBill } from './bill.js';
 
 export const ALIPAY_GATEWAY = 'https://openapi.alipay.com/gateway.do';
 export const ALIPAY_SANDBOX_GATEWAY = 'https://openapi-sandbox.dl.alipaydev.com/gateway.do';

@@ -9,9 +9,9 @@ import type {
   RefundOutcome,
 } from '../channel.js';
 import type { SimTrade, SimulatorProvider } from '../../simulator/provider.js';
-import type { Bill } from '../../reconcile/bills/bill.js';
-import { parseAlipayTradeBill } from '../../reconcile/bills/alipay.js';
-import { parseWechatTradeBill } from '../../reconcile/bills/wechat.js';
+import type { Bill } from '../../domain/bill.js';
+import { parseAlipayTradeBill } from '../alipay/bill.js';
+import { parseWechatTradeBill } from '../wechat/bill.js';
 
 /**
  * The simulator channel: the reference adapter and the default. It talks to the simulated provider the way a

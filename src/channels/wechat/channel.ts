@@ -32,8 +32,8 @@ import type {
 import { excerpt, HttpError, type HttpClient, type HttpRequest, type HttpResponse } from '../http.js';
 import type { Clock } from '../../domain/clock.js';
 import type { PayType } from '../../domain/trade.js';
-import type { Bill } from '../../reconcile/bills/bill.js';
-import { parseWechatTradeBill } from '../../reconcile/bills/wechat.js';
+import type { Bill } from '../../domain/bill.js';
+import { parseWechatTradeBill } from './bill.js';
 import { scrubText } from '../../logging.js';
 import {
   buildV2Xml,

@@ -29,7 +29,7 @@ function appPublicKey(pem: string): KeyObject | null {
   return k;
 }
 import { parsePayType } from '../../domain/trade.js';
-import { decodeUtf8 } from '../offline/xml.js';
+import { decodeUtf8 } from '../../formats/xml.js';
 import { BizReader, parseBizContent } from './biz.js';
 import { checkReturnUrlParams } from './return-url.js';
 import {

@@ -1,6 +1,6 @@
 import iconv from 'iconv-lite';
 import { Errors } from '../../domain/errors.js';
-import { XmlErrors, charsetOf, declaredEncoding, type XmlCharset } from './xml.js';
+import { XmlErrors, charsetOf, declaredEncoding, type XmlCharset } from '../../formats/xml.js';
 
 /**
  * The bytes of the XML door (POST /offline/<Name>): a request body to the document's text, and the answer's

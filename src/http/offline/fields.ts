@@ -1,6 +1,6 @@
 import { Errors } from '../../domain/errors.js';
 import { FieldReaderBase } from '../field-reader.js';
-import type { XmlFields } from './xml.js';
+import type { XmlFields } from '../../formats/xml.js';
 
 /** Reads and validates the head fields of one offline request; every refusal names the field. */
 export class FieldReader extends FieldReaderBase {

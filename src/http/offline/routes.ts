@@ -19,7 +19,7 @@ import {
   type XmlCharset,
   type XmlFields,
   type XmlObject,
-} from './xml.js';
+} from '../../formats/xml.js';
 
 /** What one interface answers: the result element (also on some errors), or an error. */
 interface Answer {

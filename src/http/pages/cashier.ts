@@ -4,7 +4,7 @@ import { chooseCashierPayType } from '../../services/qr-pay.js';
 import { formatFen } from '../../domain/money.js';
 import { parsePayType, type PayType } from '../../domain/trade.js';
 import type { Trade } from '../../store/schema.js';
-import { esc, page, usePageHeaders } from './html.js';
+import { esc, page, usePageHeaders } from '../../formats/html.js';
 import { refreshTrade } from '../../services/sync.js';
 import { signedReturnUrl } from '../gateway/return-url.js';
 

@@ -1,7 +1,7 @@
 import { formatFen } from '../../domain/money.js';
 import { formatShanghai } from '../../domain/clock.js';
 import { DIFFERENCE_INFO, type DifferenceCode } from '../../reconcile/matcher.js';
-import { cspWithStyle, esc } from './html.js';
+import { cspWithStyle, esc } from '../../formats/html.js';
 
 /**
  * The finance pages' HTML: plain server-rendered pages, no script, no external asset. Every value from the

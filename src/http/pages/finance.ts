@@ -10,7 +10,7 @@ import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
 import { readReconSettings } from '../../reconcile/settings.js';
 import { OperatorRepository, type FinanceSession } from '../../store/operators.js';
 import { FinanceLogin } from '../../services/finance-login.js';
-import { usePageHeaders } from './html.js';
+import { usePageHeaders } from '../../formats/html.js';
 import {
   dayQuery,
   dayView,

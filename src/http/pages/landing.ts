@@ -1,6 +1,6 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../../config/config.js';
-import { esc, page, setPageHeaders } from './html.js';
+import { esc, page, setPageHeaders } from '../../formats/html.js';
 
 /** The landing page: what this server is and how to make a first call. */
 export async function registerLandingPage(

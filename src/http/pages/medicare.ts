@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import { medicareFor, type ServiceDeps } from '../../services/deps.js';
 import { decideAuthorisation, pendingAuthorisation, startAuthorisation } from '../../services/medicare.js';
 import { HospayError } from '../../domain/errors.js';
-import { esc, page, usePageHeaders } from './html.js';
+import { esc, page, usePageHeaders } from '../../formats/html.js';
 import { SIMULATOR } from '../../channels/choice.js';
 
 function errorPage(reply: FastifyReply, status: number, zh: string, en: string) {

@@ -1,6 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import { HospayError } from '../../domain/errors.js';
-import { MAX_XML_DEPTH, XmlErrors } from '../offline/xml.js';
+import { MAX_XML_DEPTH, XmlErrors } from '../../formats/xml.js';
 import { decodeXmlDocument } from '../offline/body.js';
 import { SOAP11_ENV, SOAP12_ENV, TEMPURI, escapeXml, interfaceOf } from './contract.js';
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServiceDeps } from '../../services/deps.js';
 import { answerOfflineDocument } from '../offline/routes.js';
-import { MAX_XML_BYTES, XmlErrors } from '../offline/xml.js';
+import { MAX_XML_BYTES, XmlErrors } from '../../formats/xml.js';
 import { buildWsdl, interfaceOf, operationNames } from './contract.js';
 import {
   MAX_SOAP_BYTES,

@@ -1,5 +1,5 @@
 import { formatShanghai } from '../../domain/clock.js';
-import { buildOfflineXml } from '../../http/offline/xml.js';
+import { buildOfflineXml } from '../../formats/xml.js';
 import { HisError, HisErrors } from './his-error.js';
 import {
   HIS_PAY_TYPES,

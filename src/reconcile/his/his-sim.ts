@@ -5,7 +5,7 @@ import iconv from 'iconv-lite';
 import { compactShanghai, formatShanghai } from '../../domain/clock.js';
 import { HospayError } from '../../domain/errors.js';
 import { formatFen, type Fen } from '../../domain/money.js';
-import { MAX_XML_BYTES, parseOfflineXml } from '../../http/offline/xml.js';
+import { MAX_XML_BYTES, parseOfflineXml } from '../../formats/xml.js';
 import { decodeHisBytes, parseShanghai, understandPayType, type HisPayType } from './his-xml.js';
 import {
   DEFAULT_SOAP_NAMESPACE,

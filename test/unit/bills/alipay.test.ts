@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { zipSync } from 'fflate';
 import iconv from 'iconv-lite';
-import { buildAlipayTradeBill, parseAlipayTradeBill } from '../../../src/reconcile/bills/alipay.js';
-import { buildGbkZip, readZip } from '../../../src/reconcile/bills/zip.js';
+import { buildAlipayTradeBill, parseAlipayTradeBill } from '../../../src/channels/alipay/bill.js';
+import { buildGbkZip, readZip } from '../../../src/formats/zip.js';
 import { assertBillError, SAMPLE_LINES } from './helpers.js';
 
 const FIXTURE = new URL('../../fixtures/bills/alipay-20240301.zip', import.meta.url);

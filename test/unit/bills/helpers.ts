@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { BillFormatError, type BillLine } from '../../../src/reconcile/bills/bill.js';
+import { BillFormatError, type BillLine } from '../../../src/domain/bill.js';
 
 export const SAMPLE_LINES: BillLine[] = [
   {

@@ -1,8 +1,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import type { BillLine } from '../../../src/reconcile/bills/bill.js';
-import { buildWechatTradeBill, parseWechatTradeBill } from '../../../src/reconcile/bills/wechat.js';
+import type { BillLine } from '../../../src/domain/bill.js';
+import { buildWechatTradeBill, parseWechatTradeBill } from '../../../src/channels/wechat/bill.js';
 import { assertBillError, SAMPLE_LINES } from './helpers.js';
 
 const FIXTURE = new URL('../../fixtures/bills/wechat-20240301.csv', import.meta.url);

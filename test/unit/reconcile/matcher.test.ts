@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BillLine } from '../../../src/reconcile/bills/bill.js';
+import type { BillLine } from '../../../src/domain/bill.js';
 import type { HisTradeRecord } from '../../../src/reconcile/his/his-client.js';
 import { formatShanghai } from '../../../src/domain/clock.js';
 import {

@@ -18,8 +18,8 @@ import {
   type Bill,
   type BillLine,
   type ParseBillOptions,
-} from './bill.js';
-import { buildGbkZip, readZip, ZipError } from './zip.js';
+} from '../../domain/bill.js';
+import { buildGbkZip, readZip, ZipError } from '../../formats/zip.js';
 
 export const ALIPAY_COLUMNS = [
   '支付宝交易号',

@@ -18,7 +18,7 @@ import {
   type Bill,
   type BillLine,
   type ParseBillOptions,
-} from './bill.js';
+} from '../../domain/bill.js';
 
 export const WECHAT_COLUMNS = [
   '交易时间',

@@ -4,8 +4,8 @@
  * A parser either returns every line of a bill or throws BillFormatError: a malformed file is never half-read.
  * Amounts are integer fen (see src/domain/money.ts); yuan strings exist only inside the bill files.
  */
-import { formatFen, parseYuanToFen, type Fen } from '../../domain/money.js';
-import type { PayType } from '../../domain/trade.js';
+import { formatFen, parseYuanToFen, type Fen } from './money.js';
+import type { PayType } from './trade.js';
 
 export type BillLineKind = 'payment' | 'refund';
 

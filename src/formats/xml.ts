@@ -1,5 +1,5 @@
 import { XMLBuilder, XMLParser, XMLValidator } from 'fast-xml-parser';
-import { Errors, HospayError } from '../../domain/errors.js';
+import { Errors, HospayError } from '../domain/errors.js';
 
 /** The offline door accepts at most this many bytes. */
 export const MAX_XML_BYTES = 64 * 1024;
