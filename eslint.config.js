@@ -1,5 +1,95 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
+import boundaries from 'eslint-plugin-boundaries';
+
+/**
+ * The layers of src/, bottom to top (docs/ARCHITECTURE.md, "Layers"). A folder may import itself and what its
+ * `mayImport` names, nothing else: no arrow runs back up. main.ts and cli/ are the composition roots.
+ */
+export const LAYERS = [
+  { type: 'domain', pattern: 'src/domain', mayImport: [] },
+  { type: 'crypto', pattern: 'src/crypto', mayImport: ['domain'] },
+  { type: 'runtime', pattern: 'src/runtime', mayImport: ['domain'] },
+  { type: 'formats', pattern: 'src/formats', mayImport: ['domain'] },
+  { type: 'logging', pattern: 'src/logging.ts', mayImport: ['domain', 'formats'] },
+  { type: 'config', pattern: 'src/config', mayImport: ['domain', 'crypto', 'runtime'] },
+  {
+    type: 'store',
+    pattern: 'src/store',
+    mayImport: ['domain', 'crypto', 'runtime', 'formats', 'logging', 'config'],
+  },
+  { type: 'channels', pattern: 'src/channels', mayImport: ['domain', 'crypto', 'formats', 'logging'] },
+  {
+    type: 'simulator',
+    pattern: 'src/simulator',
+    mayImport: ['domain', 'crypto', 'formats', 'logging', 'store', 'channels'],
+  },
+  {
+    type: 'services',
+    pattern: 'src/services',
+    mayImport: ['domain', 'crypto', 'formats', 'logging', 'config', 'store', 'channels'],
+  },
+  {
+    type: 'reconcile',
+    pattern: 'src/reconcile',
+    mayImport: ['domain', 'crypto', 'formats', 'logging', 'config', 'store', 'channels'],
+  },
+  {
+    type: 'http',
+    pattern: 'src/http',
+    mayImport: [
+      'domain',
+      'crypto',
+      'formats',
+      'logging',
+      'config',
+      'channels',
+      'simulator',
+      'services',
+      'reconcile',
+    ],
+  },
+  { type: 'jobs', pattern: 'src/jobs', mayImport: ['domain', 'logging', 'config', 'services', 'reconcile'] },
+  {
+    type: 'main',
+    pattern: 'src/main.ts',
+    mayImport: [
+      'domain',
+      'crypto',
+      'runtime',
+      'formats',
+      'logging',
+      'config',
+      'store',
+      'channels',
+      'simulator',
+      'services',
+      'reconcile',
+      'http',
+      'jobs',
+    ],
+  },
+  {
+    type: 'cli',
+    pattern: 'src/cli',
+    mayImport: [
+      'domain',
+      'crypto',
+      'runtime',
+      'formats',
+      'logging',
+      'config',
+      'store',
+      'channels',
+      'simulator',
+      'services',
+      'reconcile',
+      'http',
+      'jobs',
+      'main',
+    ],
+  },
+];
 
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'data/**', 'coverage/**'] },
@@ -16,6 +106,34 @@ export default tseslint.config(
     files: ['src/cli/**', 'scripts/**', 'bench/**', 'bin/**'],
     rules: { 'no-console': 'off' },
   },
+  // The layers (docs/ARCHITECTURE.md): each folder of src/ says what it may import. A break fails `npm run lint`.
+  {
+    files: ['src/**/*.ts'],
+    plugins: { boundaries },
+    settings: {
+      'import/resolver': { typescript: { project: './tsconfig.json' } },
+      // main.ts and logging.ts are single files: described with the file mode, which warns as legacy.
+      'boundaries/legacy-warnings': false,
+      'boundaries/elements': LAYERS.map(({ type, pattern }) =>
+        pattern.endsWith('.ts') ? { type, pattern, mode: 'file' } : { type, pattern, partialMatch: false },
+      ),
+    },
+    rules: {
+      'boundaries/no-unknown-files': 'error',
+      'boundaries/no-unknown': 'error',
+      'boundaries/dependencies': [
+        'error',
+        {
+          default: 'disallow',
+          message: '{{from.type}}/ may not import {{to.type}}/ (docs/ARCHITECTURE.md, "Layers")',
+          policies: LAYERS.map(({ type, mayImport }) => ({
+            from: { element: { type } },
+            allow: { to: { element: { types: { anyOf: [type, ...mayImport] } } } },
+          })),
+        },
+      ],
+    },
+  },
   {
     files: ['src/domain/**'],
     rules: {
@@ -24,24 +142,8 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../store/*', '../http/*', '../channels/*', '../services/*', 'fastify', 'kysely', 'pg'],
-              message: 'domain/ is pure: it imports nothing of the outer layers.',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/channels/**'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['**/store/*', '**/services/*', '**/http/*'],
-              message: 'channels are stateless adapters: no store, services or http.',
+              group: ['fastify', 'kysely', 'pg', '@electric-sql/pglite', 'pino'],
+              message: 'domain/ is pure: no I/O libraries.',
             },
           ],
         },

@@ -1,4 +1,7 @@
 import pino, { type Logger } from 'pino';
+import { scrubText } from './formats/redact.js';
+
+export { scrubText };
 
 /**
  * Paths never written to logs. Bodies are not logged at all; these catch anything that slips into a log call.
@@ -32,28 +35,6 @@ export const REDACT_PATHS = [
   '*.csrf_token',
   '*.csrfToken',
 ];
-
-// Runs of 11–24 digits are phone numbers, payment codes, ID and bank-card numbers; an ID number may end in X.
-// Longer runs (28-digit channel trade numbers) and our own HP… numbers stay readable.
-const PERSONAL_DIGITS = /(?<![0-9A-Za-z])([0-9]{3})[0-9]{5,18}([0-9]{3}|[0-9]{2}[Xx])(?![0-9A-Za-z])/g;
-// PEM blocks and long base64 runs (keys, tokens, signatures).
-const PEM = /-----BEGIN [A-Z ]+-----[\s\S]*?-----END [A-Z ]+-----/g;
-const LONG_SECRET = /(?<![A-Za-z0-9+/_-])[A-Za-z0-9+/_-]{40,}={0,2}/g;
-
-/** A URL path such as /simulator/pay/2026…: short segments of URL-safe characters. */
-function isUrlPath(text: string): boolean {
-  return (
-    text.startsWith('/') && text.split('/').every((seg) => seg.length < 40 && /^[A-Za-z0-9_-]*$/.test(seg))
-  );
-}
-
-/** Masks personal numbers and secrets inside free text (error messages from SDKs and peers). */
-export function scrubText(text: string): string {
-  return text
-    .replace(PEM, '-----REDACTED KEY-----')
-    .replace(LONG_SECRET, (m) => (/^[0-9]+$/.test(m) || isUrlPath(m) ? m : '***'))
-    .replace(PERSONAL_DIGITS, '$1****$2');
-}
 
 /**
  * URL paths whose segment is a capability: knowing the URL is enough to use it (the hosted cashier and goto

@@ -108,7 +108,4 @@ export const httpRequest: HttpClient = (req) =>
     r.end();
   });
 
-/** Cuts a text for a call record. */
-export function excerpt(text: string, max = 2000): string {
-  return text.length > max ? `${text.slice(0, max)}…(${text.length} chars)` : text;
-}
+export { excerpt } from '../formats/redact.js';
