@@ -120,7 +120,7 @@ export default tseslint.config(
     },
     rules: {
       'boundaries/no-unknown-files': 'error',
-      'boundaries/no-unknown': 'error',
+      'boundaries/no-unknown-dependencies': 'error',
       'boundaries/dependencies': [
         'error',
         {

@@ -21,6 +21,7 @@ import { startPlatform } from '../src/main.js';
 import { reconcileDay, type ReconProgress } from '../src/reconcile/run.js';
 import { formatShanghai } from '../src/domain/clock.js';
 import { createLogger } from '../src/logging.js';
+import { newTradeRow } from '../src/store/trade-row.js';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -93,44 +94,31 @@ async function main(): Promise<void> {
       await db
         .insertInto('trades')
         .values(
-          chunk.map((o) => ({
-            trade_no: `HPB${o.no}`,
-            app_id: appId,
-            out_trade_no: o.no,
-            kind: 'barcode' as const,
-            status: 'TRADE_SUCCESS' as const,
-            pay_type: o.payType,
-            channel: 'simulator',
-            category: o.no.slice(0, o.no.indexOf('B')),
-            order_type: 'TREATMENT',
-            total_fen: o.fen,
-            refund_reserved_fen: 0,
-            refunded_fen: 0,
-            subject: '门诊缴费',
-            operator_id: `OP${o.no.length % 7}`,
-            terminal_id: `T${Number(o.no.slice(-3)) % 12}`,
-            hospital_id: 'BENCH',
-            patient_name: null,
-            inhospital_no: null,
-            tel: null,
-            trade_detail: null,
-            timeout_express: null,
-            fingerprint: 'bench',
-            channel_trade_no: `SIM${o.no}`,
-            code_url: null,
-            channel_code_url: null,
-            cashier_token: null,
-            buyer_logon_id: null,
-            buyer_user_id: null,
-            cancel_action: null,
-            created_at: o.at,
-            updated_at: o.at,
-            expires_at: o.at,
-            paid_at: o.at,
-            closed_at: null,
-            lease_until: null,
-            lease_owner: null,
-          })),
+          chunk.map((o) =>
+            newTradeRow({
+              trade_no: `HPB${o.no}`,
+              app_id: appId,
+              out_trade_no: o.no,
+              kind: 'barcode',
+              status: 'TRADE_SUCCESS',
+              pay_type: o.payType,
+              channel: 'simulator',
+              category: o.no.slice(0, o.no.indexOf('B')),
+              order_type: 'TREATMENT',
+              total_fen: o.fen,
+              refund_reserved_fen: 0,
+              refunded_fen: 0,
+              subject: '门诊缴费',
+              operator_id: `OP${o.no.length % 7}`,
+              terminal_id: `T${Number(o.no.slice(-3)) % 12}`,
+              hospital_id: 'BENCH',
+              fingerprint: 'bench',
+              channel_trade_no: `SIM${o.no}`,
+              created_at: o.at,
+              expires_at: o.at,
+              paid_at: o.at,
+            }),
+          ),
         )
         .execute();
       await db
@@ -264,7 +252,7 @@ async function main(): Promise<void> {
       if (p.done === p.total) stageMs.set(key, Date.now() - (stageStart.get(key) ?? Date.now()));
     };
     const t1 = Date.now();
-    const outcomes = await reconcileDay(platform.deps, {
+    const outcomes = await reconcileDay(platform.recon, {
       app,
       date: DATE,
       payTypes: ['alipay', 'weixin'],

@@ -5,6 +5,7 @@ import { systemClock, type Clock } from './domain/clock.js';
 import { migrate, openStore, type Store } from './store/db.js';
 import { AppRepository } from './store/apps.js';
 import { TradeRepository } from './store/trades.js';
+import { RefundRepository } from './store/refunds.js';
 import { PlatformKeyRepository } from './store/keys.js';
 import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
@@ -14,10 +15,21 @@ import { ChannelConfigs, simulatorProblems } from './services/channel-config.js'
 import { SimulatorStartupError } from './channels/choice.js';
 import type { ConfigProblem } from './channels/definition.js';
 import { ChannelCallLog } from './store/channel-calls.js';
-import { realSleep, type ServiceDeps } from './services/deps.js';
+import { ChannelConfigRepository } from './store/channel-config.js';
+import { NotificationRepository } from './store/notifications.js';
+import { NonceRepository } from './store/nonces.js';
+import { MedicareRepository } from './store/medicare.js';
+import { OperatorRepository } from './store/operators.js';
+import { LoginAttemptRepository } from './store/login-attempts.js';
+import { RetentionRepository } from './store/retention.js';
+import { channelContext, channelFor, realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
 import { NotifyJob } from './jobs/notifier.js';
 import { ReconcileJob } from './jobs/reconciler.js';
+import type { ReconcileDeps } from './reconcile/deps.js';
+import { ReconciliationRepository } from './store/reconciliation.js';
+import { ReportRepository } from './store/reports.js';
+import { JobClaimRepository } from './store/job-claims.js';
 import { buildServer } from './http/server.js';
 import { createLogger } from './logging.js';
 import {
@@ -65,6 +77,8 @@ export interface PlatformOptions {
 export interface Platform {
   config: Config;
   deps: ServiceDeps;
+  /** The reconciliation's dependencies (runs, differences, reports, the daily job). */
+  recon: ReconcileDeps;
   store: Store;
   server: FastifyInstance;
   /** The admin API and finance pages on their own address (HOSPAY_ADMIN_LISTEN); null: on `server`. */
@@ -141,6 +155,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       db: store.db,
       apps,
       trades: new TradeRepository(store.db),
+      refunds: new RefundRepository(store.db),
       keys: new PlatformKeyRepository(store.db, clock, secrets, {
         graceMs: config.keyGraceMs,
         kind: store.kind,
@@ -150,15 +165,35 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       clock,
       config,
       secrets,
-      channelConfigs: new ChannelConfigs(store.db, secrets, clock),
+      channelConfigs: new ChannelConfigs(new ChannelConfigRepository(store.db), secrets, clock),
       channelCalls: new ChannelCallLog(store.db, (err) =>
         log.warn(
           { err: err instanceof Error ? err.message : String(err) },
           'channel call record not written',
         ),
       ),
+      notifications: new NotificationRepository(store.db),
+      nonces: new NonceRepository(store.db),
+      medicare: new MedicareRepository(store.db),
+      operators: new OperatorRepository(store.db, clock),
+      loginAttempts: new LoginAttemptRepository(store.db),
+      retention: new RetentionRepository(store.db),
       log,
       sleep: opts.sleep ?? realSleep,
+    };
+
+    // The reconciliation reaches the channels exactly as the services do (their choice and call context).
+    const recon: ReconcileDeps = {
+      apps,
+      reconciliation: new ReconciliationRepository(store.db),
+      reports: new ReportRepository(store.db),
+      jobClaims: new JobClaimRepository(store.db),
+      clock,
+      config,
+      secrets,
+      log,
+      channelFor: (app, payType) => channelFor(deps, app, payType),
+      channelContext: (appId, channelId) => channelContext(deps, appId, channelId),
     };
 
     let demo: Platform['demo'] = null;
@@ -197,12 +232,12 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     if (ownStore)
       for (const problem of secureDataDir(config.dataDir))
         log.warn({ problem }, 'data directory is not private');
-    const parts = { deps, config, simulator, adminToken, demoAppId: () => firstApp };
+    const parts = { deps, recon, config, simulator, adminToken, demoAppId: () => firstApp };
     const server = await buildServer(parts, config.adminListen ? 'public' : 'all');
     const adminServer = config.adminListen ? await buildServer(parts, 'admin') : null;
     const expiry = new ExpiryJob(deps);
     const notifier = new NotifyJob(deps);
-    const reconciler = new ReconcileJob(deps);
+    const reconciler = new ReconcileJob(recon);
 
     let url = config.publicBaseUrl;
     let adminUrl = url;
@@ -239,6 +274,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     return {
       config,
       deps,
+      recon,
       store,
       server,
       adminServer,

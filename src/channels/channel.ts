@@ -59,7 +59,6 @@ export interface BarcodePayInput {
   createdAt?: Date | undefined;
 }
 
-
 export type PayOutcome =
   | ({ kind: 'paid' } & PaidInfo)
   /** The payer must confirm on the phone (Alipay 10003, WeChat USERPAYING): query again. */
@@ -150,7 +149,8 @@ export interface Channel {
   /** The pay types this channel can take. */
   readonly payTypes: readonly PayType[];
   barcodePay(ctx: ChannelContext, input: BarcodePayInput): Promise<PayOutcome>;
-  precreate(ctx: ChannelContext, input: PrecreateInput): Promise<PrecreateOutcome>;
+  /** A QR code the payer scans with their app (QR pay, aggregated cashier). Optional capability. */
+  precreate?(ctx: ChannelContext, input: PrecreateInput): Promise<PrecreateOutcome>;
   /**
    * The day's trade bill (Asia/Shanghai business day 'yyyy-MM-dd'), fetched in the channel's own file format and
    * read by the real parser, as normalised lines in fen. Optional capability.

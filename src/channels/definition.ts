@@ -2,6 +2,7 @@ import type { PayType } from '../domain/trade.js';
 import type { Channel, MedicareChannel } from './channel.js';
 import type { HttpClient } from './http.js';
 import type { Clock } from '../domain/clock.js';
+import type { SimulatorApi } from './simulator/api.js';
 
 /**
  * How a channel is described to the platform: its id, the pay types it takes, and the configuration fields
@@ -27,8 +28,8 @@ export interface ChannelDeps {
   /** Outgoing HTTP(S) with timeouts, client certificates and size limits. */
   http: HttpClient;
   clock: Clock;
-  /** The built-in simulator's provider (only the simulator channel uses it). */
-  simulator: unknown;
+  /** The built-in simulator's provider (only the simulator channel uses it; other channels ignore it). */
+  simulator?: SimulatorApi | null | undefined;
 }
 
 export interface ChannelDefinition {

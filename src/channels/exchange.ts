@@ -46,6 +46,8 @@ export async function send(http: HttpClient, req: HttpRequest): Promise<Transpor
 
 /** What a call record shows besides its operation and outcome; every text is scrubbed and cut here. */
 export interface RecordParts {
+  /** The order, when known only once the call is done (a notification); else the recorder's own. */
+  outTradeNo?: string | undefined;
   httpStatus?: number | undefined;
   request?: string | undefined;
   response?: string | undefined;
@@ -80,7 +82,7 @@ export class CallRecorder {
     try {
       this.ctx.record({
         operation: this.operation,
-        outTradeNo: this.outTradeNo,
+        outTradeNo: parts.outTradeNo ?? this.outTradeNo,
         httpStatus: parts.httpStatus,
         latencyMs: this.latencyMs,
         outcome,

@@ -1,4 +1,5 @@
 import type { Channel, ChannelContext } from './channel.js';
+import { CallRecorder } from './exchange.js';
 
 const METHODS = [
   'barcodePay',
@@ -22,29 +23,17 @@ export function recordedChannel(channel: Channel): Channel {
       if (typeof value !== 'function' || !(METHODS as readonly (string | symbol)[]).includes(prop))
         return value;
       return async (ctx: ChannelContext, input: { outTradeNo?: string; date?: string }) => {
-        const started = Date.now();
-        const operation = `${target.id}.${String(prop)}`;
+        const rec = new CallRecorder(ctx, `${target.id}.${String(prop)}`, input?.outTradeNo);
         try {
           const out = (await (value as (c: ChannelContext, i: unknown) => Promise<unknown>).call(
             target,
             ctx,
             input,
           )) as { kind?: string; code?: string } | undefined;
-          ctx.record({
-            operation,
-            outTradeNo: input?.outTradeNo,
-            latencyMs: Date.now() - started,
-            outcome: out?.kind ? `${out.kind}${out.code ? ` ${out.code}` : ''}` : 'ok',
-          });
+          rec.done(out?.kind ? `${out.kind}${out.code ? ` ${out.code}` : ''}` : 'ok');
           return out;
         } catch (e) {
-          ctx.record({
-            operation,
-            outTradeNo: input?.outTradeNo,
-            latencyMs: Date.now() - started,
-            outcome: 'unknown: exception',
-            error: e instanceof Error ? e.message.slice(0, 200) : 'error',
-          });
+          rec.done('unknown: exception', { error: e instanceof Error ? e.message.slice(0, 200) : 'error' });
           throw e;
         }
       };

@@ -44,7 +44,7 @@ interface DifferencesAdmin {
 
 async function local(config: Config): Promise<DifferencesAdmin> {
   const platform = await cliPlatform(config);
-  const deps = platform.deps;
+  const deps = platform.recon;
   return {
     async list(filter) {
       try {

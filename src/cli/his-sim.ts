@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { migrate, openStore, type Store } from '../store/db.js';
+import { ReconciliationRepository } from '../store/reconciliation.js';
 import { acquireLock, readLock } from '../runtime/local-files.js';
 import {
   HIS_SIM_BROKEN,
@@ -70,7 +71,8 @@ function platformRows(
         return s;
       }));
     return {
-      read: async () => readHisSimRows((await open()).db, appId),
+      read: async () =>
+        readHisSimRows({ reconciliation: new ReconciliationRepository((await open()).db) }, appId),
       close: async () => {
         if (store) await (await store).close();
       },
@@ -84,7 +86,7 @@ function platformRows(
       const store = await openStore(config.store);
       try {
         await migrate(store.db);
-        return await readHisSimRows(store.db, appId);
+        return await readHisSimRows({ reconciliation: new ReconciliationRepository(store.db) }, appId);
       } finally {
         await store.close();
       }

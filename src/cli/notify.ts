@@ -1,6 +1,7 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { migrate, openStore } from '../store/db.js';
+import { NotificationRepository } from '../store/notifications.js';
 import { formatShanghai, systemClock } from '../domain/clock.js';
 import { adminFetch, runningServer } from './running-server.js';
 import {
@@ -140,7 +141,7 @@ async function notifyAdmin(config: Config): Promise<{ admin: NotifyAdmin; close:
     await store.close();
     throw e;
   }
-  const deps = { db: store.db, clock: systemClock };
+  const deps = { notifications: new NotificationRepository(store.db), clock: systemClock };
   return {
     admin: {
       list: (filter) => listNotifications(deps, filter),

@@ -146,7 +146,7 @@ export async function reconcileCommand(args: string[], config: Config): Promise<
   } else {
     const platform = await cliPlatform(config);
     try {
-      run = await reconcileApps(platform.deps, {
+      run = await reconcileApps(platform.recon, {
         date,
         ...(values.app ? { appId: values.app } : {}),
         ...(tty ? { onProgress: progressBar((s) => process.stderr.write(s)) } : {}),
@@ -293,7 +293,7 @@ export async function appHisCommand(args: string[], config: Config): Promise<num
   } else {
     const platform = await cliPlatform(config);
     try {
-      const deps = platform.deps;
+      const deps = platform.recon;
       if (Object.keys(patch).length === 0) {
         const app = await deps.apps.get(values.app);
         view = app ? reconSettingsView(app) : null;

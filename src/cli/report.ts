@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
 import { migrate, openStore } from '../store/db.js';
+import { ReconciliationRepository } from '../store/reconciliation.js';
+import { ReportRepository } from '../store/reports.js';
 import { systemClock } from '../domain/clock.js';
 import { formatFen } from '../domain/money.js';
 import { buildDayReport, isReportDate, ReportAppNotFoundError, type DayReport } from '../reconcile/report.js';
@@ -96,7 +98,11 @@ async function fetchReport(config: Config, date: string, appId: string | undefin
   const store = await openStore(config.store);
   try {
     await migrate(store.db);
-    return await buildDayReport(store.db, {
+    const repositories = {
+      reports: new ReportRepository(store.db),
+      reconciliation: new ReconciliationRepository(store.db),
+    };
+    return await buildDayReport(repositories, {
       date,
       ...(appId !== undefined ? { appId } : {}),
       now: systemClock.now(),

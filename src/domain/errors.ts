@@ -230,3 +230,65 @@ export const Errors = {
 export function declined(code: string, zh: string, en: string): HospayError {
   return new HospayError(code, 'business', zh, en);
 }
+
+/**
+ * What an operator reads at the console or from the admin API (the CLI, configuration, start-up, channel and
+ * reconciliation settings, administration): a one-line message shown as it is. Every such error is an
+ * OperatorError (typed subclasses where a caller tells them apart); its kind chooses, in one place, what the
+ * door does with it — the CLI exits 2 for `usage` (and points to the help), 1 for the others.
+ */
+export type OperatorErrorKind = 'usage' | 'not_found' | 'conflict' | 'invalid' | 'unavailable';
+
+const OPERATOR_KIND: Record<OperatorErrorKind, ErrorKind> = {
+  usage: 'invalid',
+  not_found: 'business',
+  conflict: 'business',
+  invalid: 'invalid',
+  unavailable: 'system',
+};
+
+export class OperatorError extends HospayError {
+  constructor(
+    readonly operatorKind: OperatorErrorKind,
+    message: string,
+  ) {
+    super(`OPERATOR.${operatorKind.toUpperCase()}`, OPERATOR_KIND[operatorKind], message, message);
+    this.message = message;
+    this.name = new.target.name;
+  }
+}
+
+/** A command line that cannot be run as written (unknown command or option, missing or malformed value). */
+export class UsageError extends OperatorError {
+  constructor(message: string) {
+    super('usage', message);
+  }
+}
+
+/** The thing named (an app, a notification, a difference, a channel) does not exist. */
+export class NotFoundError extends OperatorError {
+  constructor(message: string) {
+    super('not_found', message);
+  }
+}
+
+/** The request conflicts with what is stored (an operator that exists, a difference already resolved). */
+export class ConflictError extends OperatorError {
+  constructor(message: string) {
+    super('conflict', message);
+  }
+}
+
+/** A configuration or a setting that is not valid (environment, channel configuration, reconciliation). */
+export class InvalidSettingError extends OperatorError {
+  constructor(message: string) {
+    super('invalid', message);
+  }
+}
+
+/** Something the platform needs is not there or busy (a data directory in use, a channel that cannot start). */
+export class UnavailableError extends OperatorError {
+  constructor(message: string) {
+    super('unavailable', message);
+  }
+}

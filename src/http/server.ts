@@ -1,6 +1,7 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { Config } from '../config/config.js';
 import type { ServiceDeps } from '../services/deps.js';
+import type { ReconcileDeps } from '../reconcile/deps.js';
 import type { SimulatorProvider } from '../simulator/provider.js';
 import { registerOfflineRoutes } from './offline/routes.js';
 import { registerSoapRoutes } from './soap/routes.js';
@@ -16,6 +17,8 @@ import { maskUrlPath } from '../logging.js';
 
 export interface ServerParts {
   deps: ServiceDeps;
+  /** The reconciliation's (finance pages, admin API). */
+  recon: ReconcileDeps;
   config: Config;
   simulator: SimulatorProvider;
   adminToken: string;
@@ -73,8 +76,8 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
     await registerLandingPage(app, parts.config, parts.demoAppId);
   }
   if (doors !== 'public') {
-    await registerFinancePages(app, parts.deps);
-    await registerAdminRoutes(app, parts.deps, parts.adminToken);
+    await registerFinancePages(app, parts.deps, parts.recon);
+    await registerAdminRoutes(app, parts.deps, parts.adminToken, parts.recon);
   }
   if (doors !== 'admin') await registerChannelNotifyRoutes(app, parts.deps);
   return app;

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { channelContext, medicareFor, type ServiceDeps } from '../services/deps.js';
 import { expireTrade, type ExpireResult } from '../services/expire.js';
-import { purgeExpiredRecords } from '../store/retention.js';
+import { purgeExpiredRecords, purgeSpent } from '../services/retention.js';
 
 /**
  * The expiry job: unpaid barcode trades past their deadline are cancelled at the channel, expired QR trades
@@ -95,25 +95,20 @@ export class ExpiryJob {
    */
   private async purge(): Promise<void> {
     const now = this.deps.clock.now();
-    await this.deps.keys.purgeRetired();
-    await this.deps.db.deleteFrom('gateway_nonces').where('expires_at', '<', now).execute();
-    await this.deps.db
-      .deleteFrom('medicare_auths')
-      .where('expires_at', '<', new Date(now.getTime() - 86_400_000))
-      .execute();
+    await purgeSpent(this.deps, now);
     await this.purgeRecords(now);
   }
 
   /**
    * Channel calls and notification attempts past their retention (HOSPAY_CALL_RETENTION,
-   * HOSPAY_ATTEMPT_RETENTION), in bounded batches (store/retention.ts); at most once a minute unless the last
+   * HOSPAY_ATTEMPT_RETENTION), in bounded batches (services/retention.ts); at most once a minute unless the last
    * pass left more.
    */
   private async purgeRecords(now: Date): Promise<void> {
     if (this.retentionDueAt !== null && now.getTime() < this.retentionDueAt) return;
     let r;
     try {
-      r = await purgeExpiredRecords(this.deps.db, now, this.deps.config.retention);
+      r = await purgeExpiredRecords(this.deps, now);
     } catch (err) {
       // Never in the way of expiring trades; tried again in a minute.
       this.retentionDueAt = now.getTime() + 60_000;

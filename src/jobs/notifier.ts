@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceDeps } from '../services/deps.js';
-import { claimDueNotificationsWithTrades, deliverOne, type DeliveryOutcome } from '../services/notify.js';
+import { claimDueNotifications, deliverOne, type DeliveryOutcome } from '../services/notify.js';
 
 /**
  * The notification job: delivers due lc.trade.notify notifications (the outbox written with each trade
@@ -29,15 +29,9 @@ export class NotifyJob {
    */
   async tick(): Promise<Record<DeliveryOutcome, number>> {
     const counts: Record<DeliveryOutcome, number> = { delivered: 0, retry: 0, failed: 0 };
-    const { db, clock, config, log } = this.deps;
+    const { config, log } = this.deps;
     const claim = `${this.owner}:${++this.pass}`;
-    const claimed = await claimDueNotificationsWithTrades(
-      db,
-      clock.now(),
-      claim,
-      this.leaseMs,
-      config.notify.batchSize,
-    );
+    const claimed = await claimDueNotifications(this.deps, claim, this.leaseMs, config.notify.batchSize);
     const outcomes = await Promise.all(
       claimed.map(async ({ notification: n, trade, notifyPrivateCidrs }) => {
         try {

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import type { ServiceDeps } from '../services/deps.js';
+import type { ReconcileDeps } from '../reconcile/deps.js';
 import { isIncomplete, reconcileApps, type AppDayOutcome } from '../reconcile/run.js';
 import { formatShanghai } from '../domain/clock.js';
 
@@ -37,7 +37,7 @@ export class ReconcileJob {
   private running: Promise<unknown> | null = null;
 
   constructor(
-    private readonly deps: ServiceDeps,
+    private readonly deps: ReconcileDeps,
     private readonly intervalMs = 60_000,
   ) {}
 
@@ -52,12 +52,7 @@ export class ReconcileJob {
     if (await this.claim(yesterday, now)) return this.attempt(yesterday, yesterday, 0, undefined);
 
     // The day was claimed before: is a retry due?
-    const attempts = await this.deps.db
-      .selectFrom('job_claims')
-      .select(['key', 'finished_at', 'result'])
-      .where('job', '=', JOB)
-      .where((eb) => eb.or([eb('key', '=', yesterday), eb('key', 'like', `${yesterday}#%`)]))
-      .execute();
+    const attempts = await this.deps.jobClaims.attempts(JOB, yesterday);
     const last = attempts
       .map((a) => ({ ...a, n: a.key === yesterday ? 0 : Number(a.key.slice(yesterday.length + 1)) }))
       .sort((a, b) => b.n - a.n)[0];
@@ -70,14 +65,8 @@ export class ReconcileJob {
     return this.attempt(yesterday, key, last.n + 1, retry);
   }
 
-  private async claim(key: string, now: Date): Promise<boolean> {
-    const claimed = await this.deps.db
-      .insertInto('job_claims')
-      .values({ job: JOB, key, owner: this.owner, claimed_at: now, finished_at: null, result: null })
-      .onConflict((oc) => oc.columns(['job', 'key']).doNothing())
-      .returning('key')
-      .executeTakeFirst();
-    return claimed !== undefined;
+  private claim(key: string, now: Date): Promise<boolean> {
+    return this.deps.jobClaims.claim(JOB, key, this.owner, now);
   }
 
   /** One attempt: every active app (attempt 0) or the apps left to retry. */
@@ -124,12 +113,7 @@ export class ReconcileJob {
       retry,
       attempt,
     };
-    await this.deps.db
-      .updateTable('job_claims')
-      .set({ finished_at: this.deps.clock.now(), result: JSON.stringify(result) })
-      .where('job', '=', JOB)
-      .where('key', '=', key)
-      .execute();
+    await this.deps.jobClaims.finish(JOB, key, this.deps.clock.now(), JSON.stringify(result));
     if (retry.length === 0) this.deps.log.info({ date, attempt, open }, 'daily reconciliation done');
     else
       this.deps.log.warn(

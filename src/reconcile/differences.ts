@@ -1,4 +1,5 @@
-import type { ServiceDeps } from '../services/deps.js';
+import type { ReconcileDeps } from './deps.js';
+import type { DifferenceRecord } from '../store/reconciliation.js';
 import { PAY_TYPES, type PayType } from '../domain/trade.js';
 import { resolveDifference } from './run.js';
 
@@ -132,24 +133,7 @@ function iso(d: Date | string): string {
   return d instanceof Date ? d.toISOString() : new Date(d).toISOString();
 }
 
-interface DifferenceRow {
-  id: number;
-  pay_type: string;
-  code: string;
-  kind: string;
-  out_trade_no: string;
-  out_request_no: string | null;
-  detail: string;
-  present: boolean;
-  state: DifferenceState;
-  resolved_by: string | null;
-  resolved_note: string | null;
-  resolved_at: Date | null;
-  created_at: Date;
-  updated_at: Date;
-}
-
-function view(r: DifferenceRow): DifferenceView {
+function view(r: DifferenceRecord): DifferenceView {
   return {
     id: r.id,
     pay_type: r.pay_type,
@@ -168,23 +152,6 @@ function view(r: DifferenceRow): DifferenceView {
   };
 }
 
-const COLUMNS = [
-  'id',
-  'pay_type',
-  'code',
-  'kind',
-  'out_trade_no',
-  'out_request_no',
-  'detail',
-  'present',
-  'state',
-  'resolved_by',
-  'resolved_note',
-  'resolved_at',
-  'created_at',
-  'updated_at',
-] as const;
-
 const PAY_TYPE_ORDER: readonly string[] = PAY_TYPES;
 const payTypeRank = (p: string) => {
   const i = PAY_TYPE_ORDER.indexOf(p);
@@ -195,52 +162,26 @@ const payTypeRank = (p: string) => {
  * The differences of one app's business day (every run of the day, present or not), filtered; in the finance
  * page's order: by pay type (alipay, weixin, unionpay), then as found.
  */
-export async function listDifferences(deps: ServiceDeps, filter: DifferenceFilter): Promise<DifferenceList> {
+export async function listDifferences(
+  deps: Pick<ReconcileDeps, 'apps' | 'reconciliation'>,
+  filter: DifferenceFilter,
+): Promise<DifferenceList> {
   if (!(await deps.apps.get(filter.appId))) throw new DifferenceAppNotFoundError(filter.appId);
-  let q = deps.db
-    .selectFrom('recon_differences')
-    .select(COLUMNS)
-    .where('app_id', '=', filter.appId)
-    .where('business_date', '=', filter.date);
-  if (filter.state !== undefined) q = q.where('state', '=', filter.state);
-  if (filter.payType !== undefined) q = q.where('pay_type', '=', filter.payType);
-  if (filter.present !== undefined) q = q.where('present', '=', filter.present);
-  const rows = await q.orderBy('id').execute();
+  const rows = await deps.reconciliation.differences(filter);
   rows.sort((a, b) => payTypeRank(a.pay_type) - payTypeRank(b.pay_type) || a.id - b.id);
   return { date: filter.date, app_id: filter.appId, differences: rows.map(view) };
 }
 
 /** One difference with its audit trail and its run's evidence references, or null if there is no such id. */
-export async function getDifference(deps: ServiceDeps, id: number): Promise<DifferenceDetail | null> {
-  const d = await deps.db
-    .selectFrom('recon_differences')
-    .select([...COLUMNS, 'app_id', 'business_date'])
-    .where('id', '=', id)
-    .executeTakeFirst();
+export async function getDifference(
+  deps: Pick<ReconcileDeps, 'reconciliation'>,
+  id: number,
+): Promise<DifferenceDetail | null> {
+  const d = await deps.reconciliation.difference(id);
   if (!d) return null;
-  const audit = await deps.db
-    .selectFrom('recon_audit')
-    .select(['at', 'actor', 'action', 'note'])
-    .where('difference_id', '=', id)
-    .orderBy('at')
-    .orderBy('id')
-    .execute();
-  const run = await deps.db
-    .selectFrom('recon_runs')
-    .select(['status', 'matched', 'differences', 'error', 'finished_at'])
-    .where('app_id', '=', d.app_id)
-    .where('business_date', '=', d.business_date)
-    .where('pay_type', '=', d.pay_type)
-    .executeTakeFirst();
-  const evidence = await deps.db
-    .selectFrom('recon_evidence')
-    .select(['source', 'seq', 'request', 'records', 'fetched_at'])
-    .where('app_id', '=', d.app_id)
-    .where('business_date', '=', d.business_date)
-    .where('pay_type', '=', d.pay_type)
-    .orderBy('source')
-    .orderBy('seq')
-    .execute();
+  const audit = await deps.reconciliation.audit(id);
+  const run = await deps.reconciliation.run(d.app_id, d.business_date, d.pay_type);
+  const evidence = await deps.reconciliation.evidence(d.app_id, d.business_date, d.pay_type);
   return {
     ...view(d),
     app_id: d.app_id,
@@ -270,7 +211,7 @@ export async function getDifference(deps: ServiceDeps, id: number): Promise<Diff
  * `admin:<by>`. NOT_FOUND: no such id; ALREADY_RESOLVED: resolved before (nothing changed).
  */
 export async function resolveDifferenceAsAdmin(
-  deps: ServiceDeps,
+  deps: Pick<ReconcileDeps, 'reconciliation' | 'clock'>,
   id: number,
   by: string,
   note: string,
@@ -284,10 +225,6 @@ export async function resolveDifferenceAsAdmin(
     const difference = await getDifference(deps, id);
     if (difference) return { outcome: 'RESOLVED', difference };
   }
-  const state = await deps.db
-    .selectFrom('recon_differences')
-    .select('state')
-    .where('id', '=', id)
-    .executeTakeFirst();
+  const state = await deps.reconciliation.differenceState(id);
   return state ? { outcome: 'ALREADY_RESOLVED' } : { outcome: 'NOT_FOUND' };
 }

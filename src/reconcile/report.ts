@@ -22,9 +22,9 @@
  * A refund belongs to its trade's channel, category and operator; its terminal is the one named by the refund
  * request, or the payment's when the request named none (cancels and insurance refunds never name one).
  */
-import { sql } from 'kysely';
-import type { Db } from '../store/db.js';
 import type { App } from '../store/schema.js';
+import type { DayAggregateRow } from '../store/reports.js';
+import type { ReconcileDeps } from './deps.js';
 import { appCategories } from '../store/apps.js';
 import { OTHER_CATEGORY } from '../domain/categories.js';
 import { PAY_TYPES } from '../domain/trade.js';
@@ -228,24 +228,7 @@ function int(v: unknown): number {
   return n;
 }
 
-interface AggregateRow {
-  g_pay: unknown;
-  g_cat: unknown;
-  g_cashier: unknown;
-  pay_type: string | null;
-  category: string | null;
-  terminal_id: string | null;
-  operator_id: string | null;
-  payment_count: unknown;
-  payment_cash_fen: unknown;
-  payment_insurance_fen: unknown;
-  refund_count: unknown;
-  refund_cash_fen: unknown;
-  refund_insurance_fen: unknown;
-  reduced_fen: unknown;
-}
-
-function amountsOf(r: AggregateRow): ReportAmounts {
+function amountsOf(r: DayAggregateRow): ReportAmounts {
   const paymentCashFen = int(r.payment_cash_fen);
   const paymentInsuranceFen = int(r.payment_insurance_fen);
   const refundCashFen = int(r.refund_cash_fen);
@@ -273,81 +256,25 @@ function amountsOf(r: AggregateRow): ReportAmounts {
  * Throws RangeError for a date that is not yyyy-MM-dd, ReportAppNotFoundError for an unknown app.
  */
 export async function buildDayReport(
-  db: Db,
+  deps: Pick<ReconcileDeps, 'reports' | 'reconciliation'>,
   input: { date: string; appId?: string; cutoffHour?: number; now?: Date },
 ): Promise<DayReport> {
   const { date } = input;
   if (!isReportDate(date)) throw new RangeError(`not a date (yyyy-MM-dd): ${date}`);
-  let apps: App[];
-  if (input.appId !== undefined) {
-    const app = await db.selectFrom('apps').selectAll().where('id', '=', input.appId).executeTakeFirst();
-    if (!app) throw new ReportAppNotFoundError(input.appId);
-    apps = [app];
-  } else {
-    apps = await db.selectFrom('apps').selectAll().orderBy('created_at').orderBy('id').execute();
-  }
+  const apps = await deps.reports.apps(input.appId);
+  if (input.appId !== undefined && apps.length === 0) throw new ReportAppNotFoundError(input.appId);
   const cutoffHour = input.cutoffHour ?? reportCutoffHour(apps);
   const from = businessDayStart(date, cutoffHour);
   const to = new Date(from.getTime() + DAY_MS);
 
-  const appT = input.appId !== undefined ? sql`AND t.app_id = ${input.appId}` : sql``;
-  const appR = input.appId !== undefined ? sql`AND r.app_id = ${input.appId}` : sql``;
-  // The day's movements, one row each, then every grouping at once. Terminal and operator are '' when absent.
-  const aggregate = await sql<AggregateRow>`
-    WITH m AS (
-      SELECT coalesce(t.pay_type, '') AS pay_type, t.category,
-             coalesce(t.terminal_id, '') AS terminal_id, coalesce(t.operator_id, '') AS operator_id,
-             1 AS is_payment,
-             t.total_fen - t.insurance_fen AS cash_fen, t.insurance_fen AS insurance_fen, t.reduced_fen
-        FROM trades t
-       WHERE t.paid_at >= ${from} AND t.paid_at < ${to}
-         AND t.kind <> 'void'
-         AND t.status IN ('TRADE_SUCCESS', 'TRADE_FINISHED', 'TRADE_CLOSED')
-         ${appT}
-      UNION ALL
-      SELECT coalesce(t.pay_type, ''), t.category,
-             coalesce(nullif(r.terminal_id, ''), t.terminal_id, ''), coalesce(t.operator_id, ''),
-             0,
-             CASE WHEN r.kind = 'insurance' THEN 0 ELSE r.amount_fen END,
-             CASE WHEN r.kind = 'insurance' THEN r.amount_fen ELSE 0 END,
-             0
-        FROM refunds r JOIN trades t ON t.id = r.trade_id
-       WHERE r.status = 'SUCCESS'
-         AND coalesce(r.finished_at, r.updated_at) >= ${from} AND coalesce(r.finished_at, r.updated_at) < ${to}
-         ${appR}
-      UNION ALL
-      SELECT x.pay_type, x.category, x.terminal_id, x.operator_id, 0, 0, x.reversed_fen, 0
-        FROM (
-          SELECT coalesce(t.pay_type, '') AS pay_type, t.category,
-                 coalesce(t.terminal_id, '') AS terminal_id, coalesce(t.operator_id, '') AS operator_id,
-                 t.insurance_fen - coalesce((
-                   SELECT sum(i.amount_fen) FROM refunds i
-                    WHERE i.trade_id = t.id AND i.kind = 'insurance' AND i.status = 'SUCCESS'), 0) AS reversed_fen
-            FROM trades t
-           WHERE t.insurance_state = 'REVERSED' AND t.paid_at IS NOT NULL
-             AND t.closed_at >= ${from} AND t.closed_at < ${to}
-             AND t.kind <> 'void'
-             ${appT}
-        ) x
-       WHERE x.reversed_fen > 0
-    )
-    SELECT grouping(pay_type) AS g_pay, grouping(category) AS g_cat, grouping(terminal_id) AS g_cashier,
-           pay_type, category, terminal_id, operator_id,
-           count(*) FILTER (WHERE is_payment = 1) AS payment_count,
-           coalesce(sum(cash_fen) FILTER (WHERE is_payment = 1), 0)::bigint AS payment_cash_fen,
-           coalesce(sum(insurance_fen) FILTER (WHERE is_payment = 1), 0)::bigint AS payment_insurance_fen,
-           count(*) FILTER (WHERE is_payment = 0) AS refund_count,
-           coalesce(sum(cash_fen) FILTER (WHERE is_payment = 0), 0)::bigint AS refund_cash_fen,
-           coalesce(sum(insurance_fen) FILTER (WHERE is_payment = 0), 0)::bigint AS refund_insurance_fen,
-           coalesce(sum(reduced_fen), 0)::bigint AS reduced_fen
-      FROM m
-     GROUP BY GROUPING SETS ((), (pay_type), (category), (terminal_id, operator_id))`.execute(db);
+  // The day's movements totalled by the database: every grouping at once.
+  const aggregate = await deps.reports.dayAggregate(from, to, input.appId);
 
   let summary = zeroAmounts();
   const channels = new Map<string, ReportAmounts>();
   const categories = new Map<string, ReportAmounts>();
   const cashiers: Array<{ terminalId: string; operatorId: string; amounts: ReportAmounts }> = [];
-  for (const r of aggregate.rows) {
+  for (const r of aggregate) {
     const amounts = amountsOf(r);
     if (int(r.g_pay) === 0) channels.set(r.pay_type ?? '', amounts);
     else if (int(r.g_cat) === 0) categories.set(r.category ?? OTHER_CATEGORY, amounts);
@@ -400,8 +327,8 @@ export async function buildDayReport(
     byChannel,
     byCategory,
     byCashier,
-    reconciliation: await reconStatus(db, date, input.appId),
-    differences: await presentDifferences(db, date, input.appId),
+    reconciliation: await reconStatus(deps, date, input.appId),
+    differences: await presentDifferences(deps, date, input.appId),
   };
   assertTotals(report);
   return report;
@@ -456,23 +383,14 @@ function categoryNames(apps: readonly App[]): Map<string, string> {
   return out;
 }
 
-async function reconStatus(db: Db, date: string, appId: string | undefined): Promise<ReconStatusRow[]> {
-  let runs = db
-    .selectFrom('recon_runs')
-    .select(['app_id', 'pay_type', 'status', 'matched', 'differences', 'error', 'finished_at'])
-    .where('business_date', '=', date);
-  if (appId !== undefined) runs = runs.where('app_id', '=', appId);
-  let open = db
-    .selectFrom('recon_differences')
-    .select(['app_id', 'pay_type', (eb) => eb.fn.countAll<string>().as('n')])
-    .where('business_date', '=', date)
-    .where('present', '=', true)
-    .where('state', '=', 'OPEN')
-    .groupBy(['app_id', 'pay_type']);
-  if (appId !== undefined) open = open.where('app_id', '=', appId);
+async function reconStatus(
+  deps: Pick<ReconcileDeps, 'reconciliation'>,
+  date: string,
+  appId: string | undefined,
+): Promise<ReconStatusRow[]> {
   const [runRows, openRows] = await Promise.all([
-    runs.orderBy('app_id').orderBy('pay_type').execute(),
-    open.execute(),
+    deps.reconciliation.runs(date, appId),
+    deps.reconciliation.openCounts(date, appId),
   ]);
   const openOf = new Map(openRows.map((o) => [`${o.app_id}|${o.pay_type}`, int(o.n)]));
   const rank = (p: string) => {
@@ -520,15 +438,17 @@ function fenOrUndefined(v: unknown): number | undefined {
   return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
 }
 
-async function presentDifferences(db: Db, date: string, appId: string | undefined): Promise<DifferenceRow[]> {
-  let q = db
-    .selectFrom('recon_differences')
-    .selectAll()
-    .where('business_date', '=', date)
-    .where('present', '=', true);
-  if (appId !== undefined) q = q.where('app_id', '=', appId);
+async function presentDifferences(
+  deps: Pick<ReconcileDeps, 'reconciliation'>,
+  date: string,
+  appId: string | undefined,
+): Promise<DifferenceRow[]> {
   // In the order they were found (id), as the finance page numbers them.
-  const rows = await q.orderBy('id').execute();
+  const rows = await deps.reconciliation.differences({
+    date,
+    ...(appId !== undefined ? { appId } : {}),
+    present: true,
+  });
   return rows.map((r) => {
     let detail: StoredDetail = {};
     try {

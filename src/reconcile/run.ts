@@ -1,6 +1,5 @@
 import type { App } from '../store/schema.js';
-import type { ServiceDeps } from '../services/deps.js';
-import { channelContext, channelFor } from '../services/deps.js';
+import type { ReconcileDeps } from './deps.js';
 import type { PayType } from '../domain/trade.js';
 import { HospayError } from '../domain/errors.js';
 import { formatFen } from '../domain/money.js';
@@ -72,7 +71,7 @@ function revivePending(json: string): PendingEntry[] {
 }
 
 /** The app's HIS client from its settings (base URL, sealed AccessToken, timeouts), or null without a HIS. */
-export function hisClientFor(deps: ServiceDeps, app: App): HisClient | null {
+export function hisClientFor(deps: Pick<ReconcileDeps, 'secrets'>, app: App): HisClient | null {
   if (!app.his_base_url) return null;
   const settings = readReconSettings(app.recon_settings);
   return new HisClient({
@@ -107,7 +106,7 @@ interface Evidence {
  * the pending days, the HIS slice size and the expected fee rates.
  */
 export async function reconcileDay(
-  deps: ServiceDeps,
+  deps: ReconcileDeps,
   input: {
     app: App;
     date: string;
@@ -129,7 +128,7 @@ export async function reconcileDay(
     let channel;
     let channelId: string;
     try {
-      ({ id: channelId, channel } = channelFor(deps, app, payType));
+      ({ id: channelId, channel } = deps.channelFor(app, payType));
     } catch (e) {
       out.push({
         payType,
@@ -164,7 +163,7 @@ export async function reconcileDay(
     progress({ payType, stage: 'bill', done: 0, total: 1 });
     const { lines: billLines, evidence } = await channelLines(
       channel as Channel & { downloadBill: NonNullable<Channel['downloadBill']> },
-      await channelContext(deps, app.id, channelId),
+      await deps.channelContext(app.id, channelId),
       date,
       payType,
       dayStart,
@@ -176,15 +175,7 @@ export async function reconcileDay(
     const platform = await platformMovements(deps, app.id, payType, dayStart, dayEnd);
     progress({ payType, stage: 'platform', done: 1, total: 1 });
 
-    const previous = await deps.db
-      .selectFrom('recon_runs')
-      .select(['pending'])
-      .where('app_id', '=', app.id)
-      .where('pay_type', '=', payType)
-      .where('business_date', '<', date)
-      .orderBy('business_date', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    const previous = await deps.reconciliation.previousPending(app.id, payType, date);
 
     let hisRecords: HisTradeRecord[] | undefined;
     if (his) {
@@ -212,7 +203,7 @@ export async function reconcileDay(
       platform,
       channel: billLines,
       ...(hisRecords ? { his: hisRecords } : {}),
-      pending: previous ? revivePending(previous.pending) : [],
+      pending: previous !== undefined ? revivePending(previous) : [],
       dayStart,
       pendingDays: settings.pendingDays,
       feeRateBps: settings.feeRateBps,
@@ -301,90 +292,23 @@ function nextDate(date: string): string {
  * difference by themselves; a channel line for one is a STATUS_MISMATCH (see matcher.ts).
  */
 async function platformMovements(
-  deps: ServiceDeps,
+  deps: Pick<ReconcileDeps, 'reconciliation'>,
   appId: string,
   payType: PayType,
   dayStart: Date,
   dayEnd: Date,
 ): Promise<PlatformEntry[]> {
-  const tradeColumns = [
-    'trades.id',
-    'trades.trade_no',
-    'trades.out_trade_no',
-    'trades.channel_trade_no',
-    'trades.status',
-    'trades.total_fen',
-    'trades.insurance_fen',
-    'trades.paid_at',
-    'trades.category',
-    'trades.kind',
-    'trades.created_at',
-  ] as const;
   const unsettledFrom = new Date(dayStart.getTime() - UNSETTLED_LOOKBACK_MS);
-  const trades = await deps.db
-    .selectFrom('trades')
-    .select(tradeColumns)
-    .where('app_id', '=', appId)
-    .where('pay_type', '=', payType)
-    .where('paid_at', '>=', dayStart)
-    .where('paid_at', '<', dayEnd)
-    .execute();
-  const unpaid = await deps.db
-    .selectFrom('trades')
-    .select(tradeColumns)
-    .where('app_id', '=', appId)
-    .where('pay_type', '=', payType)
-    .where('paid_at', 'is', null)
-    .where('created_at', '>=', unsettledFrom)
-    .where('created_at', '<', dayEnd)
-    .where('kind', '<>', 'void')
-    .execute();
-  const refundColumns = [
-    'refunds.trade_id',
-    'refunds.out_request_no',
-    'refunds.kind',
-    'refunds.amount_fen',
-    'refunds.status',
-    'refunds.finished_at',
-    'refunds.updated_at',
-    'refunds.created_at',
-  ] as const;
-  const refunds = await deps.db
-    .selectFrom('refunds')
-    .innerJoin('trades', 'trades.id', 'refunds.trade_id')
-    .select(refundColumns)
-    .where('refunds.app_id', '=', appId)
-    .where('trades.pay_type', '=', payType)
-    .where('refunds.finished_at', '>=', dayStart)
-    .where('refunds.finished_at', '<', dayEnd)
-    .execute();
-  const processing = await deps.db
-    .selectFrom('refunds')
-    .innerJoin('trades', 'trades.id', 'refunds.trade_id')
-    .select(refundColumns)
-    .where('refunds.app_id', '=', appId)
-    .where('trades.pay_type', '=', payType)
-    .where('refunds.finished_at', 'is', null)
-    .where('refunds.status', '=', 'PROCESSING')
-    .where('refunds.created_at', '>=', unsettledFrom)
-    .where('refunds.created_at', '<', dayEnd)
-    .execute();
-  const allRefunds = [...refunds, ...processing];
   // Refunds of trades paid on another day: their trades too (the refund needs its order number), not their payments.
-  const paidToday = new Set([...trades, ...unpaid].map((t) => t.id));
-  const otherIds = [...new Set(allRefunds.map((r) => r.trade_id).filter((id) => !paidToday.has(id)))];
-  const otherTrades = [];
-  for (let i = 0; i < otherIds.length; i += 1000) {
-    otherTrades.push(
-      ...(await deps.db
-        .selectFrom('trades')
-        .select(tradeColumns)
-        .where('id', 'in', otherIds.slice(i, i + 1000))
-        .execute()),
-    );
-  }
+  const { trades, refunds, otherTrades } = await deps.reconciliation.movements({
+    appId,
+    payType,
+    dayStart,
+    dayEnd,
+    unsettledFrom,
+  });
   const otherTradeNos = new Set(otherTrades.map((t) => t.trade_no));
-  return platformEntriesFrom([...trades, ...unpaid, ...otherTrades], allRefunds, { unsettled: true }).filter(
+  return platformEntriesFrom([...trades, ...otherTrades], refunds, { unsettled: true }).filter(
     (e) => e.kind === 'refund' || !otherTradeNos.has(e.platformTradeNo),
   );
 }
@@ -487,7 +411,7 @@ function isHisSide(code: string, detail: string): boolean {
 }
 
 async function persist(
-  deps: ServiceDeps,
+  deps: ReconcileDeps,
   app: App,
   date: string,
   payType: PayType,
@@ -498,132 +422,51 @@ async function persist(
   evidence: readonly Evidence[],
 ): Promise<{ open: number; kept: number }> {
   const now = deps.clock.now();
-  return deps.db.transaction().execute(async (tx) => {
-    // A run that could not read the HIS did not look at the HIS side again: the HIS-side differences an earlier
-    // run found stay present (and are counted as this run's).
-    const keep: number[] = [];
-    if (hisError !== undefined) {
-      const present = await tx
-        .selectFrom('recon_differences')
-        .select(['id', 'code', 'detail'])
-        .where('app_id', '=', app.id)
-        .where('business_date', '=', date)
-        .where('pay_type', '=', payType)
-        .where('present', '=', true)
-        .execute();
-      for (const r of present) if (isHisSide(r.code, r.detail)) keep.push(r.id);
-    }
-    const run = {
+  return deps.reconciliation.saveRun({
+    run: {
       app_id: app.id,
       business_date: date,
       pay_type: payType,
       // A side that could not be read (the HIS) leaves the day incomplete: it must be run again.
-      status: hisError === undefined ? ('DONE' as const) : ('INCOMPLETE' as const),
+      status: hisError === undefined ? 'DONE' : 'INCOMPLETE',
       matched: result.matched,
-      differences: result.differences.length + keep.length,
+      differences: result.differences.length,
       totals: JSON.stringify(result.totals),
       pending: JSON.stringify(result.pending),
       error: hisError ?? null,
       started_at: startedAt,
       finished_at: now,
-    };
-    await tx
-      .insertInto('recon_runs')
-      .values(run)
-      .onConflict((oc) => oc.columns(['app_id', 'business_date', 'pay_type']).doUpdateSet(run))
-      .execute();
+    },
+    // A run that could not read the HIS did not look at the HIS side again: the HIS-side differences an earlier
+    // run found stay present (and are counted as this run's).
+    keep: hisError === undefined ? null : (d) => isHisSide(d.code, d.detail),
     // The evidence of this run replaces the previous run's.
-    await tx
-      .deleteFrom('recon_evidence')
-      .where('app_id', '=', app.id)
-      .where('business_date', '=', date)
-      .where('pay_type', '=', payType)
-      .execute();
-    for (const [seq, e] of evidence.entries())
-      await tx
-        .insertInto('recon_evidence')
-        .values({
-          app_id: app.id,
-          business_date: date,
-          pay_type: payType,
-          source: e.source,
-          seq,
-          request: JSON.stringify(e.request),
-          records: e.records,
-          raw: e.raw,
-          fetched_at: now,
-        })
-        .execute();
+    evidence: evidence.map((e) => ({
+      source: e.source,
+      request: JSON.stringify(e.request),
+      records: e.records,
+      raw: e.raw,
+    })),
     // Re-running replaces the day's results (but those kept above); resolutions stay with their differences.
-    let stale = tx
-      .updateTable('recon_differences')
-      .set({ present: false, updated_at: now })
-      .where('app_id', '=', app.id)
-      .where('business_date', '=', date)
-      .where('pay_type', '=', payType);
-    if (keep.length) stale = stale.where('id', 'not in', keep);
-    await stale.execute();
-    for (const d of result.differences) {
-      const row = {
-        app_id: app.id,
-        business_date: date,
-        pay_type: payType,
-        diff_key: differenceKey(d),
-        code: d.code,
-        kind: d.kind,
-        out_trade_no: d.outTradeNo,
-        out_request_no: d.outRequestNo ?? null,
-        detail: JSON.stringify({ ...d, ...(checks.has(d) ? { hisCheck: checks.get(d) } : {}) }),
-        present: true,
-        created_at: now,
-        updated_at: now,
-      };
-      await tx
-        .insertInto('recon_differences')
-        .values(row)
-        .onConflict((oc) =>
-          oc
-            .columns(['app_id', 'business_date', 'pay_type', 'diff_key'])
-            .doUpdateSet({ detail: row.detail, present: true, updated_at: now }),
-        )
-        .execute();
-    }
-    const open = await tx
-      .selectFrom('recon_differences')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('app_id', '=', app.id)
-      .where('business_date', '=', date)
-      .where('pay_type', '=', payType)
-      .where('present', '=', true)
-      .where('state', '=', 'OPEN')
-      .executeTakeFirstOrThrow();
-    return { open: Number(open.n), kept: keep.length };
+    differences: result.differences.map((d) => ({
+      diffKey: differenceKey(d),
+      code: d.code,
+      kind: d.kind,
+      outTradeNo: d.outTradeNo,
+      outRequestNo: d.outRequestNo ?? null,
+      detail: JSON.stringify({ ...d, ...(checks.has(d) ? { hisCheck: checks.get(d) } : {}) }),
+    })),
   });
 }
 
 /** Resolves a difference: state, note and who, with an audit entry. */
 export async function resolveDifference(
-  deps: ServiceDeps,
+  deps: Pick<ReconcileDeps, 'reconciliation' | 'clock'>,
   id: number,
   actor: string,
   note: string,
 ): Promise<boolean> {
-  const now = deps.clock.now();
-  return deps.db.transaction().execute(async (tx) => {
-    const r = await tx
-      .updateTable('recon_differences')
-      .set({ state: 'RESOLVED', resolved_by: actor, resolved_note: note, resolved_at: now, updated_at: now })
-      .where('id', '=', id)
-      .where('state', '=', 'OPEN')
-      .returning('id')
-      .executeTakeFirst();
-    if (!r) return false;
-    await tx
-      .insertInto('recon_audit')
-      .values({ difference_id: id, at: now, actor, action: 'RESOLVE', note })
-      .execute();
-    return true;
-  });
+  return deps.reconciliation.resolve(id, actor, note, deps.clock.now());
 }
 
 export class UnknownAppError extends Error {
@@ -650,7 +493,7 @@ export interface AppDayOutcome extends DayOutcome {
  * One app's failure does not stop the others; it is reported as that app's error.
  */
 export async function reconcileApps(
-  deps: ServiceDeps,
+  deps: ReconcileDeps,
   input: { date: string; appId?: string; onProgress?: (p: ReconProgress & { appId: string }) => void },
 ): Promise<{ outcomes: AppDayOutcome[]; open: number; errors: number; incomplete: number }> {
   const apps = (await deps.apps.list()).filter((a) =>

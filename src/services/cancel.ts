@@ -85,7 +85,7 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
     case 'closed': {
       if (reversal) {
         // The channel says unpaid while we hold it as paid: never guess with money; leave it to a person.
-        await deps.trades.failRefund(reversal, 'CHANNEL_SAYS_UNPAID', at);
+        await deps.refunds.fail(reversal, 'CHANNEL_SAYS_UNPAID', at);
         deps.log.error({ tradeNo: trade.trade_no }, 'cancel: channel reports a paid trade as unpaid');
         return { ok: false, trade, error: Errors.systemError(), retry: false };
       }
@@ -97,7 +97,7 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
     }
     case 'refunded': {
       if (reversal) {
-        await deps.trades.completeRefund(reversal, outcome.channelTradeNo, at);
+        await deps.refunds.complete(reversal, outcome.channelTradeNo, at);
       } else {
         await deps.trades.markPaidAndReversed(trade.id, outcome, at, CANCEL_REQUEST_NO);
       }
@@ -105,7 +105,7 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
       return { ok: true, trade: t, action: 'refund' };
     }
     case 'retry':
-      if (reversal) await deps.trades.failRefund(reversal, 'CANCEL_RETRY', at);
+      if (reversal) await deps.refunds.fail(reversal, 'CANCEL_RETRY', at);
       return {
         ok: false,
         trade,
@@ -121,11 +121,11 @@ export async function cancelTrade(deps: ServiceDeps, app: App, outTradeNo: strin
         retry: true,
       };
     case 'failed':
-      if (reversal) await deps.trades.failRefund(reversal, outcome.code, at);
+      if (reversal) await deps.refunds.fail(reversal, outcome.code, at);
       return { ok: false, trade, error: declined(outcome.code, outcome.zh, outcome.en), retry: false };
     case 'exception':
       // Unknown: the reservation stays PROCESSING so no refund can race the reversal; calling again continues it.
-      if (reversal) await deps.trades.releaseRefund(reversal);
+      if (reversal) await deps.refunds.release(reversal);
       return { ok: false, trade, error: Errors.channelError(), retry: true };
   }
 }
@@ -140,22 +140,22 @@ async function reserveReversal(
   trade: Trade,
 ): Promise<{ refund: Refund; done?: false } | { done: true } | { error: HospayError; retry?: boolean }> {
   const now = deps.clock.now();
-  const existing = await deps.trades.refundByRequestNo(trade.id, CANCEL_REQUEST_NO);
+  const existing = await deps.refunds.byRequestNo(trade.id, CANCEL_REQUEST_NO);
   if (existing) {
     if (existing.kind !== 'cancel') return { error: Errors.tradeHasRefund() };
     if (existing.status === 'SUCCESS') return { done: true };
     if (existing.status === 'PROCESSING') {
-      const claimed = await deps.trades.claimRefund(existing, now, deps.config.jobs.leaseMs);
+      const claimed = await deps.refunds.claim(existing, now, deps.config.jobs.leaseMs);
       if (claimed) return { refund: claimed };
       return { error: cancelInProgress(), retry: true };
     }
-    const again = await deps.trades.reReserveFailed(existing, now, deps.config.jobs.leaseMs);
+    const again = await deps.refunds.reserveAgain(existing, now, deps.config.jobs.leaseMs);
     if (again === 'reserved') return { refund: { ...existing, status: 'PROCESSING' } };
     if (again === 'busy') return reserveReversal(deps, trade);
     return { error: Errors.tradeHasRefund() };
   }
   if (trade.refund_reserved_fen > 0) return { error: Errors.tradeHasRefund() };
-  const r = await deps.trades.reserveRefund({
+  const r = await deps.refunds.reserve({
     trade,
     outRequestNo: CANCEL_REQUEST_NO,
     kind: 'cancel',
@@ -169,7 +169,7 @@ async function reserveReversal(
   if (r.result === 'reserved') return { refund: r.refund };
   if (r.result === 'exists') return reserveReversal(deps, trade);
   // Refused: other refunds hold the amount, or a concurrent cancel reserved it first (then go on with that one).
-  if (await deps.trades.refundByRequestNo(trade.id, CANCEL_REQUEST_NO)) return reserveReversal(deps, trade);
+  if (await deps.refunds.byRequestNo(trade.id, CANCEL_REQUEST_NO)) return reserveReversal(deps, trade);
   return { error: Errors.tradeHasRefund() };
 }
 

@@ -3,7 +3,7 @@
  * sealed with the master key. Read through a short cache, so a payment does not decrypt on every call; a
  * change made through this process is seen at once, one made elsewhere within CACHE_MS.
  */
-import type { Db } from '../store/db.js';
+import type { ChannelConfigRepository } from '../store/channel-config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Clock } from '../domain/clock.js';
 import {
@@ -65,7 +65,7 @@ export class ChannelConfigs {
   private readonly cache = new Map<string, { at: number; values: Record<string, string> }>();
 
   constructor(
-    private readonly db: Db,
+    private readonly store: ChannelConfigRepository,
     private readonly secrets: SecretBox,
     private readonly clock: Clock,
   ) {}
@@ -76,12 +76,7 @@ export class ChannelConfigs {
 
   /** The stored values, secrets opened, without defaults. */
   private async raw(appId: string, channelId: string): Promise<Record<string, string>> {
-    const row = await this.db
-      .selectFrom('channel_configs')
-      .selectAll()
-      .where('app_id', '=', appId)
-      .where('channel_id', '=', channelId)
-      .executeTakeFirst();
+    const row = await this.store.get(appId, channelId);
     if (!row) return {};
     const plain = JSON.parse(row.settings) as Record<string, string>;
     const secret = row.secrets_sealed
@@ -135,21 +130,7 @@ export class ChannelConfigs {
       ? this.secrets.seal(JSON.stringify(secret), ChannelConfigs.sealContext(appId, channelId))
       : null;
     const now = this.clock.now();
-    await this.db
-      .insertInto('channel_configs')
-      .values({
-        app_id: appId,
-        channel_id: channelId,
-        settings: JSON.stringify(plain),
-        secrets_sealed: sealed,
-        updated_at: now,
-      })
-      .onConflict((oc) =>
-        oc
-          .columns(['app_id', 'channel_id'])
-          .doUpdateSet({ settings: JSON.stringify(plain), secrets_sealed: sealed, updated_at: now }),
-      )
-      .execute();
+    await this.store.put(appId, channelId, { settings: JSON.stringify(plain), secretsSealed: sealed, now });
     this.cache.delete(`${appId}\u0000${channelId}`);
     return this.view(appId, channelId);
   }
@@ -168,6 +149,12 @@ export class ChannelConfigs {
     return { app_id: appId, channel: channelId, values, problems: checkChannelConfig(fields, current) };
   }
 
+  /** The views of every channel the app has a configuration of, by channel id. */
+  async viewAll(appId: string): Promise<ChannelConfigView[]> {
+    const channelIds = await this.store.channelsOf(appId);
+    return Promise.all(channelIds.map((channelId) => this.view(appId, channelId)));
+  }
+
   /**
    * Start-up check: for every app, every channel it uses (its pay types' channels and its medical-insurance
    * side) and every channel it has configured, the configuration must be complete and valid, and its secrets
@@ -175,8 +162,8 @@ export class ChannelConfigs {
    */
   async problems(): Promise<Array<{ appId: string; channelId: string; problems: ConfigProblem[] }>> {
     const out: Array<{ appId: string; channelId: string; problems: ConfigProblem[] }> = [];
-    const apps = await this.db.selectFrom('apps').select(['id', 'channel_map', 'status']).execute();
-    const configured = await this.db.selectFrom('channel_configs').select(['app_id', 'channel_id']).execute();
+    const apps = await this.store.appMaps();
+    const configured = await this.store.all();
     for (const app of apps) {
       if (app.status !== 'active') continue;
       const used = new Set<string>(configured.filter((c) => c.app_id === app.id).map((c) => c.channel_id));

@@ -7,8 +7,15 @@ import type { Db } from '../store/db.js';
 import type { AppRepository } from '../store/apps.js';
 import { appChannelMap } from '../store/apps.js';
 import type { TradeRepository } from '../store/trades.js';
+import type { RefundRepository } from '../store/refunds.js';
 import type { PlatformKeyRepository } from '../store/keys.js';
 import type { ChannelCallLog } from '../store/channel-calls.js';
+import type { NotificationRepository } from '../store/notifications.js';
+import type { NonceRepository } from '../store/nonces.js';
+import type { MedicareRepository } from '../store/medicare.js';
+import type { OperatorRepository } from '../store/operators.js';
+import type { LoginAttemptRepository } from '../store/login-attempts.js';
+import type { RetentionRepository } from '../store/retention.js';
 import type { ChannelConfigs } from './channel-config.js';
 import type { App, Trade } from '../store/schema.js';
 import type { ChannelRegistry } from '../channels/registry.js';
@@ -24,6 +31,8 @@ export interface ServiceDeps {
   db: Db;
   apps: AppRepository;
   trades: TradeRepository;
+  /** Refunds and cancels' reversals, step by step (reserve, then complete, fail or release). */
+  refunds: RefundRepository;
   /** The platform's signing key pair (gateway answers, notifications, return_url redirects). */
   keys: PlatformKeyRepository;
   channels: ChannelRegistry;
@@ -31,6 +40,18 @@ export interface ServiceDeps {
   channelConfigs: ChannelConfigs;
   /** The record of exchanges with the providers. */
   channelCalls: ChannelCallLog;
+  /** The notification outbox (claims, attempts, the operators' list and resend). */
+  notifications: NotificationRepository;
+  /** The gateway's spent nonces (the gateway door decides when a request's nonce is stored). */
+  nonces: NonceRepository;
+  /** The medical-insurance authorisations (auth_code) and pay_auth_no tokens. */
+  medicare: MedicareRepository;
+  /** Finance operators and their sessions. */
+  operators: OperatorRepository;
+  /** The finance login's failure counts (back-off). */
+  loginAttempts: LoginAttemptRepository;
+  /** Channel calls and notification attempts past their retention. */
+  retention: RetentionRepository;
   clock: Clock;
   config: Config;
   /** Seals and opens secrets stored in the database (the HIS AccessToken, channel keys). */

@@ -1,6 +1,5 @@
 import type { Logger } from 'pino';
 import type { Clock } from '../domain/clock.js';
-import type { Db } from '../store/db.js';
 import { HashBusyError } from '../crypto/hash-gate.js';
 import {
   LOGIN_BACKOFF,
@@ -10,8 +9,8 @@ import {
   loginSource,
   waitMs,
 } from '../domain/login-backoff.js';
-import { LoginAttemptRepository } from '../store/login-attempts.js';
-import { OperatorRepository } from '../store/operators.js';
+import type { LoginAttemptRepository } from '../store/login-attempts.js';
+import type { OperatorRepository } from '../store/operators.js';
 
 /**
  * A finance login attempt (the /finance/login form), in this order, each step before any hashing:
@@ -105,11 +104,17 @@ export class FinanceLogin {
   private lastPurge = 0;
 
   constructor(
-    private readonly deps: { db: Db; clock: Clock; log: Logger },
+    private readonly deps: {
+      operators: OperatorRepository;
+      loginAttempts: LoginAttemptRepository;
+      clock: Clock;
+      log: Logger;
+    },
+    /** The operators' repository when not deps.operators (kept while http/pages/finance.ts passes its own). */
     operators?: OperatorRepository,
   ) {
-    this.operators = operators ?? new OperatorRepository(deps.db, deps.clock);
-    this.attempts = new LoginAttemptRepository(deps.db);
+    this.operators = operators ?? deps.operators;
+    this.attempts = deps.loginAttempts;
   }
 
   /** One attempt from the address `ip` (the request's, through HOSPAY_TRUST_PROXY). */

@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import type { App, Trade } from '../store/schema.js';
-import type { GatewayNonce } from '../store/trades.js';
+import type { GatewayNonce } from '../store/nonces.js';
 import { Errors } from '../domain/errors.js';
 import type { Fen } from '../domain/money.js';
 import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
+import { newTradeRow } from '../store/trade-row.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import { checkRepeat, enabledPayTypes, newTradeNo, type ServiceDeps } from './deps.js';
 import { cashierUrl, DEFAULT_TIMEOUT_EXPRESS } from './qr-pay.js';
@@ -88,48 +89,31 @@ export async function h5Pay(
   );
   const token = randomBytes(18).toString('base64url');
   const { trade, inserted } = await deps.trades.insertOrGet(
-    {
+    newTradeRow({
       trade_no: newTradeNo(now),
       app_id: cmd.app.id,
       out_trade_no: cmd.outTradeNo,
       kind: 'h5',
-      status: 'WAIT_BUYER_PAY',
-      pay_type: null,
-      channel: null,
       category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
       order_type: cmd.orderType,
       total_fen: cmd.amountFen,
       subject: cmd.subject,
       body: cmd.body ?? null,
       operator_id: cmd.operatorId ?? null,
-      terminal_id: null,
       hospital_id: cmd.app.hospital_id,
       patient_name: cmd.patientName ?? null,
-      inhospital_no: null,
-      tel: null,
-      trade_detail: null,
       timeout_express: timeoutExpress,
       fingerprint,
-      channel_trade_no: null,
       code_url: cashierUrl(deps, token, 'h5'),
-      channel_code_url: null,
       cashier_token: token,
-      buyer_logon_id: null,
-      buyer_user_id: null,
-      cancel_action: null,
       created_at: now,
-      updated_at: now,
       expires_at: expiresAt,
-      paid_at: null,
-      closed_at: null,
-      lease_until: null,
-      lease_owner: null,
       notify_url: cmd.notifyUrl ?? null,
       return_url: cmd.returnUrl ?? null,
       extra: JSON.stringify(extra),
       insurance_fen: cmd.insuranceFen ?? 0,
       reduced_fen: cmd.reducedFen ?? 0,
-    },
+    }),
     cmd.nonce,
   );
   if (!inserted)

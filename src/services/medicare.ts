@@ -102,21 +102,18 @@ export async function startAuthorisation(
   }
   const id = randomBytes(18).toString('base64url');
   const now = deps.clock.now();
-  await deps.db
-    .insertInto('medicare_auths')
-    .values({
-      id,
-      app_id: app.id,
-      open_id: q.openId,
-      state: q.state,
-      redirect_uri: q.redirectUri,
-      status: 'PENDING',
-      auth_code: null,
-      created_at: now,
-      expires_at: new Date(now.getTime() + 10 * 60_000),
-      used_at: null,
-    })
-    .execute();
+  await deps.medicare.createAuthorisation({
+    id,
+    app_id: app.id,
+    open_id: q.openId,
+    state: q.state,
+    redirect_uri: q.redirectUri,
+    status: 'PENDING',
+    auth_code: null,
+    created_at: now,
+    expires_at: new Date(now.getTime() + 10 * 60_000),
+    used_at: null,
+  });
   const mi = medicareFor(deps, app);
   return { consentUrl: mi.channel.authorisationUrl(id, await channelContext(deps, app.id, mi.ctxId)) };
 }
@@ -131,18 +128,12 @@ export async function decideAuthorisation(
 ): Promise<string | null> {
   const now = deps.clock.now();
   const authCode = grant ? (providerCode ?? randomBytes(16).toString('hex')) : null;
-  const r = await deps.db
-    .updateTable('medicare_auths')
-    .set({
-      status: grant ? 'GRANTED' : 'DECLINED',
-      auth_code: authCode,
-      expires_at: new Date(now.getTime() + AUTH_CODE_TTL_MS),
-    })
-    .where('id', '=', id)
-    .where('status', '=', 'PENDING')
-    .where('expires_at', '>', now)
-    .returningAll()
-    .executeTakeFirst();
+  const r = await deps.medicare.decide(id, {
+    grant,
+    authCode,
+    now,
+    expiresAt: new Date(now.getTime() + AUTH_CODE_TTL_MS),
+  });
   if (!r) return null;
   const u = new URL(r.redirect_uri);
   if (authCode) u.searchParams.set('auth_code', authCode);
@@ -151,19 +142,9 @@ export async function decideAuthorisation(
   return u.toString();
 }
 
+/** An authorisation request with its app's name and channel map (the consent page); undefined when unknown. */
 export async function pendingAuthorisation(deps: ServiceDeps, id: string) {
-  return deps.db
-    .selectFrom('medicare_auths')
-    .innerJoin('apps', 'apps.id', 'medicare_auths.app_id')
-    .select([
-      'medicare_auths.id',
-      'medicare_auths.status',
-      'medicare_auths.expires_at',
-      'apps.name as app_name',
-      'apps.channel_map',
-    ])
-    .where('medicare_auths.id', '=', id)
-    .executeTakeFirst();
+  return deps.medicare.pending(id);
 }
 
 export interface UserTokenCommand {
@@ -181,16 +162,7 @@ export interface UserTokenCommand {
 export async function userToken(deps: ServiceDeps, cmd: UserTokenCommand) {
   const mi = medicareFor(deps, cmd.app); // PAY_TYPE_NOT_ENABLED before the auth_code is spent
   const now = deps.clock.now();
-  const used = await deps.db
-    .updateTable('medicare_auths')
-    .set({ used_at: now })
-    .where('auth_code', '=', cmd.authCode)
-    .where('app_id', '=', cmd.app.id)
-    .where('status', '=', 'GRANTED')
-    .where('used_at', 'is', null)
-    .where('expires_at', '>', now)
-    .returningAll()
-    .executeTakeFirst();
+  const used = await deps.medicare.useAuthCode(cmd.app.id, cmd.authCode, now);
   if (!used)
     throw bad('AUTH_CODE_INVALID', 'auth_code 无效、已使用或已过期', 'auth_code is invalid, used or expired');
   if (used.open_id !== cmd.userId)
@@ -204,19 +176,16 @@ export async function userToken(deps: ServiceDeps, cmd: UserTokenCommand) {
     patientCardNo: cmd.patientCardNo,
   });
   if (r.kind === 'failed') throw declined(r.code, r.zh, r.en);
-  await deps.db
-    .insertInto('medicare_tokens')
-    .values({
-      pay_auth_no: r.payAuthNo,
-      app_id: cmd.app.id,
-      user_id: cmd.userId,
-      payment_type: cmd.paymentType,
-      city_code: r.cityCode,
-      created_at: now,
-      expires_at: new Date(now.getTime() + PAY_AUTH_TTL_MS),
-      used_by_trade: null,
-    })
-    .execute();
+  await deps.medicare.createToken({
+    pay_auth_no: r.payAuthNo,
+    app_id: cmd.app.id,
+    user_id: cmd.userId,
+    payment_type: cmd.paymentType,
+    city_code: r.cityCode,
+    created_at: now,
+    expires_at: new Date(now.getTime() + PAY_AUTH_TTL_MS),
+    used_by_trade: null,
+  });
   return r;
 }
 
@@ -262,12 +231,7 @@ export async function sscTradePay(
   const { id: channelId } = channelFor(deps, cmd.app, cmd.paymentType);
   medicareFor(deps, cmd.app); // PAY_TYPE_NOT_ENABLED before the trade is made
   const now = deps.clock.now();
-  const token = await deps.db
-    .selectFrom('medicare_tokens')
-    .selectAll()
-    .where('pay_auth_no', '=', cmd.payAuthNo)
-    .where('app_id', '=', cmd.app.id)
-    .executeTakeFirst();
+  const token = await deps.medicare.token(cmd.app.id, cmd.payAuthNo);
   if (!token || token.expires_at <= now)
     throw bad(
       'PAY_AUTH_NO_INVALID',
@@ -324,14 +288,7 @@ export async function sscTradePay(
       await deps.trades.markClosedUnpaid(trade.id, null, deps.clock.now());
       throw declined(settled.code, settled.zh, settled.en);
     }
-    const claimed = await deps.db
-      .updateTable('medicare_tokens')
-      .set({ used_by_trade: trade.id })
-      .where('pay_auth_no', '=', cmd.payAuthNo)
-      .where('used_by_trade', 'is', null)
-      .returning('pay_auth_no')
-      .executeTakeFirst();
-    if (!claimed)
+    if (!(await deps.medicare.useToken(cmd.payAuthNo, trade.id)))
       throw bad(
         'PAY_AUTH_NO_USED',
         'pay_auth_no 已用于其他订单',
@@ -365,51 +322,12 @@ export async function recordInsuranceRefund(
     throw bad('NO_INSURANCE_PART', '该交易没有医保部分', 'the trade has no insurance part');
   if (!trade.paid_at) throw Errors.tradeNotPaid();
   const now = deps.clock.now();
-  return deps.db.transaction().execute(async (tx) => {
-    const ins = await tx
-      .insertInto('refunds')
-      .values({
-        trade_id: trade.id,
-        app_id: trade.app_id,
-        out_request_no: cmd.outRequestNo,
-        kind: 'insurance',
-        amount_fen: cmd.amountFen,
-        status: 'SUCCESS',
-        reason: 'insurance refunded by the hospital (national process)',
-        hospital_id: null,
-        terminal_id: null,
-        channel_refund_no: null,
-        fail_code: null,
-        created_at: now,
-        updated_at: now,
-        finished_at: now,
-        lease_until: null,
-      })
-      .onConflict((oc) => oc.columns(['trade_id', 'out_request_no']).doNothing())
-      .returningAll()
-      .executeTakeFirst();
-    if (!ins) {
-      const prior = await tx
-        .selectFrom('refunds')
-        .selectAll()
-        .where('trade_id', '=', trade.id)
-        .where('out_request_no', '=', cmd.outRequestNo)
-        .executeTakeFirstOrThrow();
-      if (prior.kind !== 'insurance' || prior.amount_fen !== cmd.amountFen)
-        throw Errors.outRequestNoConflict();
-      return { trade, recorded: false };
-    }
-    const t = await tx
-      .updateTable('trades')
-      .set((eb) => ({
-        insurance_refunded_fen: eb('insurance_refunded_fen', '+', cmd.amountFen),
-        updated_at: now,
-      }))
-      .where('id', '=', trade.id)
-      .where((eb) => eb(eb('insurance_refunded_fen', '+', cmd.amountFen), '<=', eb.ref('insurance_fen')))
-      .returningAll()
-      .executeTakeFirst();
-    if (!t) throw Errors.refundAmountExceeded();
-    return { trade: t, recorded: true };
+  const r = await deps.medicare.recordInsuranceRefund(trade, {
+    outRequestNo: cmd.outRequestNo,
+    amountFen: cmd.amountFen,
+    now,
   });
+  if (r.kind === 'conflict') throw Errors.outRequestNoConflict();
+  if (r.kind === 'exceeded') throw Errors.refundAmountExceeded();
+  return r.kind === 'recorded' ? { trade: r.trade, recorded: true } : { trade, recorded: false };
 }

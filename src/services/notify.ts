@@ -1,8 +1,7 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
-import { sql } from 'kysely';
 import type { ServiceDeps } from './deps.js';
 import type { Notification, Trade } from '../store/schema.js';
-import type { Db } from '../store/db.js';
+import type { ClaimedNotification } from '../store/notifications.js';
 import { formatShanghai } from '../domain/clock.js';
 import { formatFen } from '../domain/money.js';
 import { parseSignType, signPlatformParamsAsync, splitProofJson } from '../crypto/signing.js';
@@ -122,115 +121,19 @@ export async function buildNotifyForm(input: NotifyFormInput): Promise<Record<st
 
 // ---- claiming and delivering -----------------------------------------------------------------------------
 
-/** Appended to lease_owner by a resend that arrives while an attempt is in flight. */
-const RESEND_MARK = '+resend';
-
-/** The claim: marks due rows as leased by `claim` and returns them (RETURNING *). */
-function claimStatement(now: Date, claim: string, leaseMs: number, limit: number) {
-  const leaseUntil = new Date(now.getTime() + leaseMs);
-  return sql<Notification>`
-    UPDATE notifications SET lease_until = ${leaseUntil}, lease_owner = ${claim}
-    WHERE id IN (
-      SELECT id FROM notifications
-      WHERE status = 'PENDING' AND next_attempt_at <= ${now}
-        AND (lease_until IS NULL OR lease_until < ${now})
-      ORDER BY next_attempt_at, id
-      LIMIT ${limit}
-      FOR UPDATE SKIP LOCKED)
-    RETURNING *`;
-}
-
 /**
- * Claims due notifications for one delivery pass: PENDING, due, and not leased (or leased by an instance that
- * has died: its lease ran out). FOR UPDATE SKIP LOCKED plus the lease means two instances never deliver the
- * same notification at once. `claim` identifies this pass; it is the lease_owner of every claimed row.
+ * Claims due notifications for one delivery pass (PENDING, due, not leased or their lease run out), each with
+ * its trade and its app's notify allow-list, in one statement (NotificationRepository.claimDueWithTrades).
+ * FOR UPDATE SKIP LOCKED plus the lease means two instances never deliver the same notification at once;
+ * `claim` identifies the pass and is the lease_owner of every claimed row.
  */
-export async function claimDueNotifications(
-  db: Db,
-  now: Date,
-  claim: string,
-  leaseMs: number,
-  limit: number,
-): Promise<Notification[]> {
-  const r = await claimStatement(now, claim, leaseMs, limit).execute(db);
-  return r.rows;
-}
-
-/** A claimed notification with its trade; null when the trade is missing. */
-export interface ClaimedNotification {
-  notification: Notification;
-  trade: Trade | null;
-  /** The app's notify allow-list (apps.notify_private_cidrs, JSON text), read with the claim. */
-  notifyPrivateCidrs: string | null;
-}
-
-/** The notification's columns under a prefix, so that they do not collide with the trade's (t.*). */
-type Prefixed<T> = { [K in keyof T & string as `n__${K}`]: T[K] };
-/** A trade row from the LEFT JOIN: every column null when the trade is missing. */
-type JoinedTrade = { [K in keyof Trade]: Trade[K] | null };
-
-/**
- * claimDueNotifications, and the trade of each claimed notification read in the same statement, so that a
- * delivery needs no read of its own. The trade's columns come back as plain columns (t.*), parsed by the
- * driver as deps.trades.byId's are (timestamptz as Date, bigint as number).
- */
-export async function claimDueNotificationsWithTrades(
-  db: Db,
-  now: Date,
+export function claimDueNotifications(
+  deps: Pick<ServiceDeps, 'notifications' | 'clock'>,
   claim: string,
   leaseMs: number,
   limit: number,
 ): Promise<ClaimedNotification[]> {
-  const r = await sql<Prefixed<Notification> & { n__notify_private_cidrs: string | null } & JoinedTrade>`
-    WITH c AS (${claimStatement(now, claim, leaseMs, limit)})
-    SELECT c.id AS n__id, c.notify_id AS n__notify_id, c.app_id AS n__app_id, c.trade_id AS n__trade_id,
-      c.url AS n__url, c.trade_status AS n__trade_status, c.status AS n__status, c.attempts AS n__attempts,
-      c.next_attempt_at AS n__next_attempt_at, c.lease_until AS n__lease_until,
-      c.lease_owner AS n__lease_owner, c.created_at AS n__created_at, c.delivered_at AS n__delivered_at,
-      c.last_error AS n__last_error, a.notify_private_cidrs AS n__notify_private_cidrs, t.*
-    FROM c LEFT JOIN trades t ON t.id = c.trade_id LEFT JOIN apps a ON a.id = c.app_id`.execute(db);
-  return r.rows.map((row) => {
-    const {
-      n__id,
-      n__notify_id,
-      n__app_id,
-      n__trade_id,
-      n__url,
-      n__trade_status,
-      n__status,
-      n__attempts,
-      n__next_attempt_at,
-      n__lease_until,
-      n__lease_owner,
-      n__created_at,
-      n__delivered_at,
-      n__last_error,
-      n__notify_private_cidrs,
-      ...trade
-    } = row;
-    const notification: Notification = {
-      id: n__id,
-      notify_id: n__notify_id,
-      app_id: n__app_id,
-      trade_id: n__trade_id,
-      url: n__url,
-      trade_status: n__trade_status,
-      status: n__status,
-      attempts: n__attempts,
-      next_attempt_at: n__next_attempt_at,
-      lease_until: n__lease_until,
-      lease_owner: n__lease_owner,
-      created_at: n__created_at,
-      delivered_at: n__delivered_at,
-      last_error: n__last_error,
-    };
-    // LEFT JOIN: either the whole trade row or every column null.
-    return {
-      notification,
-      trade: trade.id === null ? null : (trade as Trade),
-      notifyPrivateCidrs: n__notify_private_cidrs,
-    };
-  });
+  return deps.notifications.claimDueWithTrades(deps.clock.now(), claim, leaseMs, limit);
 }
 
 export type DeliveryOutcome = 'delivered' | 'retry' | 'failed';
@@ -252,7 +155,7 @@ interface AttemptResult {
  * that records the attempt and makes a guarded update: DELIVERED, or due again after the schedule's next
  * delay, or FAILED after the last attempt. If the claim was lost meanwhile (lease run out and taken over), the
  * outcome is recorded as an attempt but the notification is left to its new holder.
- * `trade`: the notification's trade when already read (claimDueNotificationsWithTrades; null = missing);
+ * `trade`: the notification's trade when already read (claimDueNotifications; null = missing);
  * undefined = read it here. `notifyPrivateCidrs`: the app's notify allow-list when already read (likewise);
  * undefined = read it here, only if the target needs it (see notify-target.ts).
  */
@@ -288,47 +191,24 @@ export async function deliverOne(
         : `HTTP ${result.httpStatus ?? '-'}: the answer was not "success"`));
   const excerpt = result.body === null ? null : bodyExcerpt(result.body);
 
-  // A resend that arrived during this attempt marked the claim: the notification then stays due now.
-  const resent = `${claim}${RESEND_MARK}`;
-  const nextAt = new Date(finishedAt.getTime() + (delay ?? 0));
-  const newStatus = ok ? 'DELIVERED' : delay === null ? 'FAILED' : 'PENDING';
-  // One statement: the attempt is recorded whatever happens (a data-modifying CTE always runs to completion,
-  // read or not), the notification is updated only while this pass still holds its claim; a row from `u`
-  // means it did.
-  const updated = await deps.db
-    .with('u', (db) =>
-      db
-        .updateTable('notifications')
-        .set({
-          attempts: sql<number>`attempts + 1`,
-          status: sql<NotifyStatus>`CASE WHEN lease_owner = ${resent} THEN 'PENDING' ELSE ${newStatus} END`,
-          next_attempt_at: ok
-            ? sql<Date>`next_attempt_at`
-            : sql<Date>`CASE WHEN lease_owner = ${resent} THEN next_attempt_at ELSE ${nextAt}::timestamptz END`,
-          ...(ok ? { delivered_at: finishedAt } : {}),
-          last_error: lastError,
-          lease_until: null,
-          lease_owner: null,
-        })
-        .where('id', '=', n.id)
-        .where('lease_owner', 'in', [claim, resent])
-        .returning('id'),
-    )
-    .with('a', (db) =>
-      db.insertInto('notify_attempts').values({
-        notification_id: n.id,
-        attempt,
-        started_at: startedAt,
-        http_status: result.httpStatus,
-        latency_ms: latencyMs,
-        body_excerpt: excerpt,
-        error: result.error,
-      }),
-    )
-    .selectFrom('u')
-    .select('u.id')
-    .executeTakeFirst();
-  const kept = updated !== undefined;
+  // One statement: the attempt is recorded whatever happens, the notification is updated only while this pass
+  // still holds its claim (kept). A resend that arrived during this attempt marked the claim: the notification
+  // then stays due now.
+  const kept = await deps.notifications.recordAttempt({
+    notificationId: n.id,
+    claim,
+    attempt,
+    delivered: ok,
+    status: ok ? 'DELIVERED' : delay === null ? 'FAILED' : 'PENDING',
+    nextAttemptAt: new Date(finishedAt.getTime() + (delay ?? 0)),
+    startedAt,
+    finishedAt,
+    lastError,
+    httpStatus: result.httpStatus,
+    latencyMs,
+    bodyExcerpt: excerpt,
+    error: result.error,
+  });
 
   const logFields = {
     notifyId: n.notify_id,
@@ -418,21 +298,10 @@ function describeError(err: unknown, timeoutMs: number): string {
  * If an attempt is in flight, it is marked so that the notification stays due once that attempt ends.
  */
 export async function resendNotification(
-  deps: Pick<ServiceDeps, 'db' | 'clock'>,
+  deps: Pick<ServiceDeps, 'notifications' | 'clock'>,
   notifyId: string,
 ): Promise<boolean> {
-  const r = await deps.db
-    .updateTable('notifications')
-    .set({
-      status: 'PENDING',
-      next_attempt_at: deps.clock.now(),
-      lease_owner: sql<string | null>`CASE WHEN lease_owner IS NULL OR lease_owner LIKE ${`%${RESEND_MARK}`}
-        THEN lease_owner ELSE lease_owner || ${RESEND_MARK} END`,
-    })
-    .where('notify_id', '=', notifyId)
-    .returning('id')
-    .executeTakeFirst();
-  return r !== undefined;
+  return deps.notifications.resend(notifyId, deps.clock.now());
 }
 
 export interface NotifyAttemptView {
@@ -477,48 +346,18 @@ export const MAX_LIST_LIMIT = 500;
 
 /** Notifications, newest first, with every attempt. */
 export async function listNotifications(
-  deps: Pick<ServiceDeps, 'db'>,
+  deps: Pick<ServiceDeps, 'notifications'>,
   filter: NotificationFilter,
 ): Promise<NotificationView[]> {
   const limit = Math.min(Math.max(Math.trunc(filter.limit), 1), MAX_LIST_LIMIT);
-  let q = deps.db
-    .selectFrom('notifications as n')
-    .innerJoin('trades as t', 't.id', 'n.trade_id')
-    .select([
-      'n.id',
-      'n.notify_id',
-      'n.app_id',
-      't.trade_no',
-      't.channel_trade_no',
-      't.out_trade_no',
-      'n.trade_status',
-      'n.url',
-      'n.status',
-      'n.attempts',
-      'n.next_attempt_at',
-      'n.created_at',
-      'n.delivered_at',
-      'n.last_error',
-    ])
-    .orderBy('n.id', 'desc')
-    .limit(limit);
-  if (filter.appId !== undefined) q = q.where('n.app_id', '=', filter.appId);
-  if (filter.status !== undefined) q = q.where('n.status', '=', filter.status);
-  if (filter.outTradeNo !== undefined) q = q.where('t.out_trade_no', '=', filter.outTradeNo);
-  const rows = await q.execute();
+  const rows = await deps.notifications.list({
+    appId: filter.appId,
+    status: filter.status,
+    outTradeNo: filter.outTradeNo,
+    limit,
+  });
   if (rows.length === 0) return [];
-  const attempts = await deps.db
-    .selectFrom('notify_attempts')
-    .selectAll()
-    .where(
-      'notification_id',
-      'in',
-      rows.map((r) => r.id),
-    )
-    .orderBy('notification_id')
-    .orderBy('attempt')
-    .orderBy('id')
-    .execute();
+  const attempts = await deps.notifications.attemptsOf(rows.map((r) => r.id));
   const byNotification = new Map<number, NotifyAttemptView[]>();
   for (const a of attempts) {
     const list = byNotification.get(a.notification_id) ?? [];

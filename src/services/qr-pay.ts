@@ -7,6 +7,7 @@ import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType, PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
+import { newTradeRow } from '../store/trade-row.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import {
   checkRepeat,
@@ -69,43 +70,32 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
     ]),
   );
   const cashierToken = cmd.payType ? null : randomBytes(18).toString('base64url');
-  const { trade, inserted } = await deps.trades.insertOrGet({
-    trade_no: newTradeNo(now),
-    app_id: cmd.app.id,
-    out_trade_no: cmd.outTradeNo,
-    kind: 'qrcode',
-    status: 'WAIT_BUYER_PAY',
-    pay_type: cmd.payType ?? null,
-    channel: ch?.id ?? null,
-    category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
-    order_type: cmd.orderType,
-    total_fen: cmd.amountFen,
-    subject: cmd.subject,
-    body: cmd.body ?? null,
-    operator_id: null,
-    terminal_id: null,
-    hospital_id: cmd.app.hospital_id,
-    patient_name: cmd.patientName,
-    inhospital_no: cmd.inhospitalNo,
-    tel: cmd.tel ?? null,
-    trade_detail: cmd.tradeDetail ?? null,
-    timeout_express: timeoutExpress,
-    fingerprint,
-    channel_trade_no: null,
-    code_url: cashierToken ? cashierUrl(deps, cashierToken) : null,
-    channel_code_url: null,
-    cashier_token: cashierToken,
-    buyer_logon_id: null,
-    buyer_user_id: null,
-    cancel_action: null,
-    created_at: now,
-    updated_at: now,
-    expires_at: expiresAt,
-    paid_at: null,
-    closed_at: null,
-    lease_until: null,
-    lease_owner: null,
-  });
+  const { trade, inserted } = await deps.trades.insertOrGet(
+    newTradeRow({
+      trade_no: newTradeNo(now),
+      app_id: cmd.app.id,
+      out_trade_no: cmd.outTradeNo,
+      kind: 'qrcode',
+      pay_type: cmd.payType ?? null,
+      channel: ch?.id ?? null,
+      category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
+      order_type: cmd.orderType,
+      total_fen: cmd.amountFen,
+      subject: cmd.subject,
+      body: cmd.body ?? null,
+      hospital_id: cmd.app.hospital_id,
+      patient_name: cmd.patientName,
+      inhospital_no: cmd.inhospitalNo,
+      tel: cmd.tel ?? null,
+      trade_detail: cmd.tradeDetail ?? null,
+      timeout_express: timeoutExpress,
+      fingerprint,
+      code_url: cashierToken ? cashierUrl(deps, cashierToken) : null,
+      cashier_token: cashierToken,
+      created_at: now,
+      expires_at: expiresAt,
+    }),
+  );
   if (!inserted) {
     checkRepeat(trade, 'qrcode', fingerprint, {
       openOnly: true,
@@ -167,7 +157,9 @@ export async function openChannelTrade(
     const returnUrl = `${deps.config.publicBaseUrl}/goto/${trade.cashier_token ?? ''}/return`;
     call = () => wapPay(ctx, { ...input, returnUrl, ...(payerClientIp ? { payerClientIp } : {}) });
   } else {
-    call = () => channel.precreate(ctx, input);
+    const precreate = channel.precreate?.bind(channel);
+    if (!precreate) throw Errors.payTypeNotEnabled(payType);
+    call = () => precreate(ctx, input);
   }
   const outcome = await guarded<PrecreateOutcome>(
     deps,

@@ -30,13 +30,21 @@ export interface RefundResult {
 
 /**
  * Refund (spec 5.4): partial and repeated refunds, each identified by OutRequestNo within its trade.
- * The amount is reserved on the trade before the channel is called (guarded UPDATE + CHECK), so concurrent
- * refunds can never add up to more than was paid; repeating a request number never moves money twice.
+ * The protocol (store/refunds.ts), so that concurrent refunds can never add up to more than was paid and repeating
+ * a request number never moves money twice:
+ *   1. reserve: the amount is reserved on the trade (guarded UPDATE refund_reserved_fen + x <= the cash part, and
+ *      the table's CHECK) and the refund recorded PROCESSING, leased to this request; in the common case in the
+ *      very statement that reads the trade (lookupAndReserve);
+ *   2. the channel is asked (execute);
+ *   3. complete on success, fail on a refusal (the reservation is given back), release the lease when the outcome
+ *      is unknown (the amount stays reserved; a repeat asks again).
+ * A request number seen before answers its result, or carries it on: a FAILED refund is reserved again
+ * (reserveAgain), a PROCESSING one is claimed (one request at the channel at a time) and asked again.
  */
 export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promise<RefundResult> {
   const now0 = deps.clock.now();
-  // The common case in one statement: every check below holds, so the amount is reserved right away.
-  const first = await deps.trades.forRefundReserving({
+  // 1. The common case in one statement: every check below holds, so the amount is reserved right away.
+  const first = await deps.refunds.lookupAndReserve({
     appId: cmd.app.id,
     outTradeNo: cmd.outTradeNo,
     outRequestNo: cmd.outRequestNo,
@@ -55,7 +63,7 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
     return execute(deps, cmd.app, first.trade, first.refund, cmd.reason);
   // Not reserved: find out why, and answer it (or reserve after all, if the trade needed bringing up to date).
   const found =
-    first === 'raced' ? await deps.trades.forRefund(cmd.app.id, cmd.outTradeNo, cmd.outRequestNo) : first;
+    first === 'raced' ? await deps.refunds.lookup(cmd.app.id, cmd.outTradeNo, cmd.outRequestNo) : first;
   if (!found) throw Errors.tradeNotExist();
   let trade = found.trade;
   if (cmd.tradeNo !== undefined && cmd.tradeNo !== trade.trade_no && cmd.tradeNo !== trade.channel_trade_no) {
@@ -80,7 +88,7 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
   if (cmd.amountFen > trade.total_fen - trade.insurance_fen - trade.refund_reserved_fen)
     throw Errors.refundAmountExceeded();
 
-  const r = await deps.trades.reserveRefund({
+  const r = await deps.refunds.reserve({
     trade,
     outRequestNo: cmd.outRequestNo,
     kind: 'refund',
@@ -94,7 +102,7 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
   if (r.result === 'exists') return repeatKnown(deps, cmd, trade);
   if (r.result === 'exceeded') {
     // The same request number, reserved by a concurrent call just before, also leaves no room: a repeat.
-    if (await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo)) return repeatKnown(deps, cmd, trade);
+    if (await deps.refunds.byRequestNo(trade.id, cmd.outRequestNo)) return repeatKnown(deps, cmd, trade);
     const now = (await deps.trades.byId(trade.id)) ?? trade;
     if (now.status === 'TRADE_FINISHED') throw Errors.tradeHasFinished();
     throw Errors.refundAmountExceeded();
@@ -104,7 +112,7 @@ export async function refundTrade(deps: ServiceDeps, cmd: RefundCommand): Promis
 
 /** A request number known for this trade: read it and answer as a repeat. */
 async function repeatKnown(deps: ServiceDeps, cmd: RefundCommand, trade: Trade): Promise<RefundResult> {
-  const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+  const p = await deps.refunds.byRequestNo(trade.id, cmd.outRequestNo);
   if (!p) throw Errors.systemError();
   return repeat(deps, cmd, trade, p);
 }
@@ -119,10 +127,10 @@ async function repeat(
   if (prior.amount_fen !== cmd.amountFen || prior.kind !== 'refund') throw Errors.outRequestNoConflict();
   if (prior.status === 'SUCCESS') return { trade, refund: prior, fundChange: false };
   if (prior.status === 'FAILED') {
-    const again = await deps.trades.reReserveFailed(prior, deps.clock.now(), deps.config.jobs.leaseMs);
+    const again = await deps.refunds.reserveAgain(prior, deps.clock.now(), deps.config.jobs.leaseMs);
     if (again === 'exceeded') throw Errors.refundAmountExceeded();
     if (again === 'busy') {
-      const p = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+      const p = await deps.refunds.byRequestNo(trade.id, cmd.outRequestNo);
       if (!p) throw Errors.systemError();
       return repeat(deps, cmd, trade, p);
     }
@@ -130,15 +138,16 @@ async function repeat(
   }
   // PROCESSING: an earlier outcome was unknown (ask the channel again: it is idempotent on the request number),
   // or another request is at the channel right now (then answer "processing").
-  const claimed = await deps.trades.claimRefund(prior, deps.clock.now(), deps.config.jobs.leaseMs);
+  const claimed = await deps.refunds.claim(prior, deps.clock.now(), deps.config.jobs.leaseMs);
   if (!claimed) {
-    const now = await deps.trades.refundByRequestNo(trade.id, cmd.outRequestNo);
+    const now = await deps.refunds.byRequestNo(trade.id, cmd.outRequestNo);
     if (now && now.status !== 'PROCESSING') return repeat(deps, cmd, trade, now);
     throw Errors.refundProcessing();
   }
   return execute(deps, cmd.app, trade, claimed, cmd.reason);
 }
 
+/** 2. and 3.: asks the channel for a reserved (or claimed) refund, and completes, fails or releases it. */
 async function execute(
   deps: ServiceDeps,
   app: App,
@@ -146,50 +155,67 @@ async function execute(
   refund: Refund,
   reason: string | undefined,
 ): Promise<RefundResult> {
+  const outcome = await askChannel(deps, app, trade, refund, reason);
+  const now = deps.clock.now();
+  if (outcome.kind === 'success') return complete(deps, trade, refund, outcome.channelRefundNo, now);
+  if (outcome.kind === 'failed') {
+    await deps.refunds.fail(refund, outcome.code, now);
+    throw declined(outcome.code, outcome.zh, outcome.en);
+  }
+  // Unknown: the amount stays reserved and the refund PROCESSING; a repeat asks the channel again.
+  await deps.refunds.release(refund);
+  throw Errors.refundProcessing();
+}
+
+/** The channel's answer for the refund; a thrown error is an unknown outcome. */
+async function askChannel(
+  deps: ServiceDeps,
+  app: App,
+  trade: Trade,
+  refund: Refund,
+  reason: string | undefined,
+): Promise<RefundOutcome> {
   const channel = channelOfTrade(deps, trade);
   if (!channel || !trade.pay_type) throw Errors.systemError();
   const channelId = trade.channel ?? '';
-  const outcome = await guarded<RefundOutcome>(
-    deps,
-    'refund',
-    { kind: 'unknown', reason: 'exception' },
-    async () =>
-      channel.refund(await channelContext(deps, app.id, channelId), {
-        outTradeNo: trade.out_trade_no,
-        payType: trade.pay_type as PayType,
-        outRequestNo: refund.out_request_no,
-        amountFen: refund.amount_fen,
-        totalFen: trade.total_fen,
-        reason: reason ?? refund.reason ?? undefined,
-        createdAt: trade.created_at,
-        channelTradeNo: trade.channel_trade_no,
-        requestedAt: refund.created_at,
-      }),
+  return guarded<RefundOutcome>(deps, 'refund', { kind: 'unknown', reason: 'exception' }, async () =>
+    channel.refund(await channelContext(deps, app.id, channelId), {
+      outTradeNo: trade.out_trade_no,
+      payType: trade.pay_type as PayType,
+      outRequestNo: refund.out_request_no,
+      amountFen: refund.amount_fen,
+      totalFen: trade.total_fen,
+      reason: reason ?? refund.reason ?? undefined,
+      createdAt: trade.created_at,
+      channelTradeNo: trade.channel_trade_no,
+      requestedAt: refund.created_at,
+    }),
   );
-  const now = deps.clock.now();
-  if (outcome.kind === 'success') {
-    const moved = await deps.trades.completeRefund(refund, outcome.channelRefundNo, now);
-    if (moved) {
-      // What completeRefund stored, without reading it back.
-      const done: Refund = {
-        ...refund,
-        status: 'SUCCESS',
-        channel_refund_no: outcome.channelRefundNo,
-        updated_at: now,
-        finished_at: now,
-        lease_until: null,
-      };
-      return { trade: moved, refund: done, fundChange: true };
-    }
-    // Completed by someone else meanwhile (a repeat after our lease ran out): read what they stored.
-    const t = (await deps.trades.byId(trade.id)) ?? trade;
-    const r = (await deps.trades.refundByRequestNo(trade.id, refund.out_request_no)) ?? refund;
-    return { trade: t, refund: r, fundChange: false };
+}
+
+/** The channel refunded: SUCCESS, unless a repeat that took the refund over (our lease ran out) completed it first. */
+async function complete(
+  deps: ServiceDeps,
+  trade: Trade,
+  refund: Refund,
+  channelRefundNo: string,
+  now: Date,
+): Promise<RefundResult> {
+  const moved = await deps.refunds.complete(refund, channelRefundNo, now);
+  if (moved) {
+    // What complete stored, without reading it back.
+    const done: Refund = {
+      ...refund,
+      status: 'SUCCESS',
+      channel_refund_no: channelRefundNo,
+      updated_at: now,
+      finished_at: now,
+      lease_until: null,
+    };
+    return { trade: moved, refund: done, fundChange: true };
   }
-  if (outcome.kind === 'failed') {
-    await deps.trades.failRefund(refund, outcome.code, now);
-    throw declined(outcome.code, outcome.zh, outcome.en);
-  }
-  await deps.trades.releaseRefund(refund);
-  throw Errors.refundProcessing();
+  // Completed by someone else meanwhile (a repeat after our lease ran out): read what they stored.
+  const t = (await deps.trades.byId(trade.id)) ?? trade;
+  const r = (await deps.refunds.byRequestNo(trade.id, refund.out_request_no)) ?? refund;
+  return { trade: t, refund: r, fundChange: false };
 }

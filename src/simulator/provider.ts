@@ -8,6 +8,15 @@ import { formatShanghai } from '../domain/clock.js';
 import type { BillLine } from '../domain/bill.js';
 import { buildAlipayTradeBill } from '../channels/alipay/bill.js';
 import { buildWechatTradeBill } from '../channels/wechat/bill.js';
+import type {
+  SimCancelAnswer,
+  SimPayAnswer,
+  SimPayType,
+  SimPrecreateAnswer,
+  SimRefundAnswer,
+  SimTrade,
+  SimulatorApi,
+} from '../channels/simulator/api.js';
 
 /**
  * The simulated payment provider: a stand-in for Alipay / WeChat Pay / UnionPay with its own books (sim_*
@@ -39,39 +48,15 @@ export const REFUND_RULES = {
   DECLINED: 'SIMULATE_REFUND_DECLINE',
 } as const;
 
-export type SimPayType = 'alipay' | 'weixin' | 'unionpay';
-
-export interface SimTrade {
-  merchant: string;
-  outTradeNo: string;
-  payType: SimPayType;
-  channelTradeNo: string;
-  amountFen: Fen;
-  subject: string;
-  status: 'WAITING' | 'PAID' | 'CLOSED' | 'REFUNDED';
-  refundedFen: Fen;
-  buyerLogonId: string | null;
-  buyerUserId: string | null;
-  paidAt: Date | null;
-  /** Wap (H5) pay: where the payer page sends the payer afterwards. */
-  returnUrl: string | null;
-}
-
-export type SimPayAnswer =
-  | { result: 'SUCCESS'; trade: SimTrade }
-  | { result: 'USER_PAYING'; trade: SimTrade }
-  | { result: 'FAIL'; code: string; zh: string; en: string }
-  | { result: 'SYSTEM_ERROR' };
-
-export type SimCancelAnswer =
-  | { result: 'SUCCESS'; action: 'close' | 'refund'; trade: SimTrade }
-  | { result: 'RETRY'; reason: string }
-  | { result: 'FAIL'; code: string; zh: string; en: string };
-
-export type SimRefundAnswer =
-  | { result: 'SUCCESS'; refundNo: string; createdAt: Date }
-  | { result: 'FAIL'; code: string; zh: string; en: string }
-  | { result: 'SYSTEM_ERROR' };
+// The provider's API as the simulator channel sees it (channels/simulator/api.ts).
+export type {
+  SimCancelAnswer,
+  SimPayAnswer,
+  SimPayType,
+  SimPrecreateAnswer,
+  SimRefundAnswer,
+  SimTrade,
+} from '../channels/simulator/api.js';
 
 export interface SimulatorOptions {
   db: Db;
@@ -120,7 +105,7 @@ function digits(n: number): string {
   return s;
 }
 
-export class SimulatorProvider {
+export class SimulatorProvider implements SimulatorApi {
   private readonly db: Db;
   private readonly clock: Clock;
   readonly publicBaseUrl: string;
@@ -329,10 +314,7 @@ export class SimulatorProvider {
     subject: string;
     /** Wap (H5) pay: where the payer page sends the payer afterwards. */
     returnUrl?: string | undefined;
-  }): Promise<
-    | { result: 'SUCCESS'; codeUrl: string; trade: SimTrade }
-    | { result: 'FAIL'; code: string; zh: string; en: string }
-  > {
+  }): Promise<SimPrecreateAnswer> {
     const { row } = await this.insertOrGet(
       {
         merchant: input.merchant,

@@ -104,3 +104,12 @@ export async function purgeExpiredRecords(
   }
   return out;
 }
+
+/** purgeExpiredRecords on the platform's database (for ServiceDeps). */
+export class RetentionRepository {
+  constructor(private readonly db: Db) {}
+
+  purgeExpired(now: Date, settings: RetentionSettings): Promise<PurgeResult> {
+    return purgeExpiredRecords(this.db, now, settings);
+  }
+}

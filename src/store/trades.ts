@@ -1,8 +1,10 @@
-import { sql, type QueryCreator, type Transaction, type UpdateQueryBuilder } from 'kysely';
-import { isUniqueViolation, type Db } from './db.js';
-import type { Database, NewTrade, Refund, Trade } from './schema.js';
+import { sql, type Transaction, type UpdateQueryBuilder } from 'kysely';
+import type { Db } from './db.js';
+import type { Database, NewTrade, Trade } from './schema.js';
+import { newTradeRow } from './trade-row.js';
+import { outbox } from './outbox.js';
+import { insertNonce, isNonceReplay, NonceReplayError, type GatewayNonce } from './nonces.js';
 import type { PaidInfo } from '../domain/payment.js';
-import type { Fen } from '../domain/money.js';
 
 type Exec = Db | Transaction<Database>;
 
@@ -23,19 +25,14 @@ export class TradeRepository {
     if (nonce) {
       try {
         ins = await this.db
-          .with('n', (db) =>
-            db
-              .insertInto('gateway_nonces')
-              .values({ app_id: nonce.appId, nonce: nonce.nonce, expires_at: nonce.expiresAt })
-              .returning('nonce'),
-          )
+          .with('n', (db) => insertNonce(db, nonce))
           .insertInto('trades')
           .values(trade)
           .onConflict((oc) => oc.columns(['app_id', 'out_trade_no']).doNothing())
           .returningAll()
           .executeTakeFirst();
       } catch (e) {
-        if (isUniqueViolation(e) && /gateway_nonces/.test(violated(e))) throw new NonceReplayError();
+        if (isNonceReplay(e)) throw new NonceReplayError();
         throw e;
       }
       nonce.consumed = true;
@@ -63,43 +60,24 @@ export class TradeRepository {
     tradeNo: string,
     now: Date,
   ): Promise<{ trade: Trade; inserted: boolean }> {
-    return this.insertOrGet({
-      trade_no: tradeNo,
-      app_id: appId,
-      out_trade_no: outTradeNo,
-      kind: 'void',
-      status: 'TRADE_CLOSED',
-      pay_type: null,
-      channel: null,
-      category: 'VOID',
-      order_type: '',
-      total_fen: 0,
-      subject: '',
-      body: null,
-      operator_id: null,
-      terminal_id: null,
-      hospital_id: null,
-      patient_name: null,
-      inhospital_no: null,
-      tel: null,
-      trade_detail: null,
-      timeout_express: null,
-      fingerprint: 'void',
-      channel_trade_no: null,
-      code_url: null,
-      channel_code_url: null,
-      cashier_token: null,
-      buyer_logon_id: null,
-      buyer_user_id: null,
-      cancel_action: 'close',
-      created_at: now,
-      updated_at: now,
-      expires_at: now,
-      paid_at: null,
-      closed_at: now,
-      lease_until: null,
-      lease_owner: null,
-    });
+    return this.insertOrGet(
+      newTradeRow({
+        trade_no: tradeNo,
+        app_id: appId,
+        out_trade_no: outTradeNo,
+        kind: 'void',
+        status: 'TRADE_CLOSED',
+        category: 'VOID',
+        order_type: '',
+        total_fen: 0,
+        subject: '',
+        fingerprint: 'void',
+        cancel_action: 'close',
+        created_at: now,
+        expires_at: now,
+        closed_at: now,
+      }),
+    );
   }
 
   async byOutTradeNo(appId: string, outTradeNo: string, exec: Exec = this.db): Promise<Trade | undefined> {
@@ -109,149 +87,6 @@ export class TradeRepository {
       .where('app_id', '=', appId)
       .where('out_trade_no', '=', outTradeNo)
       .executeTakeFirst();
-  }
-
-  /**
-   * The trade of a refund request, and whether that request number is already known for it (the id of the
-   * refund), in one round trip.
-   */
-  async forRefund(
-    appId: string,
-    outTradeNo: string,
-    outRequestNo: string,
-  ): Promise<{ trade: Trade; priorRefundId: number | null } | undefined> {
-    const row = await this.db
-      .selectFrom('trades')
-      .selectAll('trades')
-      .select((eb) =>
-        eb
-          .selectFrom('refunds')
-          .select('refunds.id')
-          .whereRef('refunds.trade_id', '=', 'trades.id')
-          .where('refunds.out_request_no', '=', outRequestNo)
-          .as('prior_refund_id'),
-      )
-      .where('app_id', '=', appId)
-      .where('out_trade_no', '=', outTradeNo)
-      .executeTakeFirst();
-    if (!row) return undefined;
-    const { prior_refund_id, ...trade } = row;
-    return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id) };
-  }
-
-  /**
-   * The common refund in one statement: reads the trade and whether the request number is known (as forRefund),
-   * and, if everything the caller checks holds (no such request number yet; trade number, total and pay type
-   * as given; paid after `paidAfter`, i.e. within the refund window; TRADE_SUCCESS; the amount fits), reserves
-   * the amount and records the refund (as reserveRefund). `refund` is null when nothing was reserved: the
-   * caller then looks at the trade as read (before this statement) and decides why. 'raced' means a concurrent
-   * request with the same request number won (the unique key undid the statement): read again.
-   */
-  async forRefundReserving(input: {
-    appId: string;
-    outTradeNo: string;
-    outRequestNo: string;
-    amountFen: Fen;
-    tradeNo: string | undefined;
-    totalFen: Fen | undefined;
-    payType: string | undefined;
-    paidAfter: Date;
-    reason: string | null;
-    hospitalId: string | null;
-    terminalId: string | null;
-    now: Date;
-    leaseMs: number;
-  }): Promise<{ trade: Trade; priorRefundId: number | null; refund: Refund | null } | undefined | 'raced'> {
-    const { now, amountFen } = input;
-    const leaseUntil = new Date(now.getTime() + input.leaseMs);
-    let row;
-    try {
-      row = await this.db
-        .with('cur', (db) =>
-          db
-            .selectFrom('trades')
-            .selectAll('trades')
-            .select((eb) =>
-              eb
-                .selectFrom('refunds')
-                .select('refunds.id')
-                .whereRef('refunds.trade_id', '=', 'trades.id')
-                .where('refunds.out_request_no', '=', input.outRequestNo)
-                .as('prior_refund_id'),
-            )
-            .where('app_id', '=', input.appId)
-            .where('out_trade_no', '=', input.outTradeNo),
-        )
-        .with('up', (db) =>
-          db
-            .updateTable('trades')
-            .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
-            .where('id', '=', (eb) => {
-              let q = eb
-                .selectFrom('cur')
-                .select('cur.id')
-                .where('cur.prior_refund_id', 'is', null)
-                .where('cur.paid_at', '>', input.paidAfter);
-              const tradeNo = input.tradeNo;
-              if (tradeNo !== undefined)
-                q = q.where((w) =>
-                  w.or([w('cur.trade_no', '=', tradeNo), w('cur.channel_trade_no', '=', tradeNo)]),
-                );
-              if (input.totalFen !== undefined) q = q.where('cur.total_fen', '=', input.totalFen);
-              const payType = input.payType;
-              if (payType !== undefined)
-                q = q.where((w) => w.or([w('cur.pay_type', 'is', null), w('cur.pay_type', '=', payType)]));
-              return q;
-            })
-            // The same guard as reservation() (that helper cannot take this statement's `cur`).
-            .where('status', '=', 'TRADE_SUCCESS')
-            .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
-            .returning(['id', 'app_id']),
-        )
-        .with('ins', (db) =>
-          refundFromReservation(db as unknown as ReservedQueryCreator, {
-            outRequestNo: input.outRequestNo,
-            kind: 'refund',
-            amountFen,
-            reason: input.reason,
-            hospitalId: input.hospitalId,
-            terminalId: input.terminalId,
-            now,
-            leaseUntil,
-          }).returning('id'),
-        )
-        .selectFrom('cur')
-        .selectAll('cur')
-        .select((eb) => eb.selectFrom('ins').select('ins.id').as('new_refund_id'))
-        .executeTakeFirst();
-    } catch (e) {
-      if (isUniqueViolation(e)) return 'raced';
-      throw e;
-    }
-    if (!row) return undefined;
-    const { prior_refund_id, new_refund_id, ...trade } = row;
-    const refund: Refund | null =
-      new_refund_id === null
-        ? null
-        : {
-            id: Number(new_refund_id),
-            trade_id: trade.id,
-            app_id: trade.app_id,
-            out_request_no: input.outRequestNo,
-            kind: 'refund',
-            amount_fen: amountFen,
-            status: 'PROCESSING',
-            reason: input.reason,
-            hospital_id: input.hospitalId,
-            terminal_id: input.terminalId,
-            channel_refund_no: null,
-            fail_code: null,
-            created_at: now,
-            updated_at: now,
-            finished_at: null,
-            lease_until: leaseUntil,
-          };
-    return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id), refund };
   }
 
   async byId(id: number): Promise<Trade | undefined> {
@@ -419,194 +254,6 @@ export class TradeRepository {
       .executeTakeFirst();
   }
 
-  // ---- refunds ---------------------------------------------------------------------------------------
-
-  async refundByRequestNo(tradeId: number, outRequestNo: string): Promise<Refund | undefined> {
-    return this.db
-      .selectFrom('refunds')
-      .selectAll()
-      .where('trade_id', '=', tradeId)
-      .where('out_request_no', '=', outRequestNo)
-      .executeTakeFirst();
-  }
-
-  /**
-   * Records a refund request and reserves its amount on the trade, in one statement (one round trip, atomic):
-   * the reservation is a guarded UPDATE (refund_reserved_fen + amount <= the cash part, total_fen -
-   * insurance_fen, of a paid trade; the table has a CHECK too), and the refund row is inserted only from its
-   * result. Concurrent refunds can never reserve more than was paid. A request number already known fails the
-   * unique key (trade_id, out_request_no) and the whole statement, reservation included, is undone.
-   * Returns 'exists' when this request number is already known, 'exceeded' when the amount does not fit (or the
-   * trade is no longer paid).
-   */
-  async reserveRefund(input: {
-    trade: Trade;
-    outRequestNo: string;
-    kind: 'refund' | 'cancel';
-    amountFen: Fen;
-    reason: string | null;
-    hospitalId: string | null;
-    terminalId: string | null;
-    now: Date;
-    /** The caller holds the refund this long while it talks to the channel. */
-    leaseMs: number;
-  }): Promise<{ result: 'reserved'; refund: Refund } | { result: 'exists' } | { result: 'exceeded' }> {
-    const { now, amountFen } = input;
-    const leaseUntil = new Date(now.getTime() + input.leaseMs);
-    try {
-      const refund = await refundFromReservation(
-        this.db.with('up', (db) =>
-          reservation(db, amountFen, now).where('id', '=', input.trade.id).returning(['id', 'app_id']),
-        ),
-        { ...input, leaseUntil },
-      )
-        .returningAll()
-        .executeTakeFirst();
-      return refund ? { result: 'reserved', refund } : { result: 'exceeded' };
-    } catch (e) {
-      if (isUniqueViolation(e)) return { result: 'exists' };
-      throw e;
-    }
-  }
-
-  private async reserve(
-    tx: Transaction<Database>,
-    tradeId: number,
-    amountFen: Fen,
-    now: Date,
-  ): Promise<boolean> {
-    const r = await reservation(tx, amountFen, now)
-      .where('id', '=', tradeId)
-      .returning('id')
-      .executeTakeFirst();
-    return r !== undefined;
-  }
-
-  /** A FAILED refund retried with the same request number: back to PROCESSING, reserving again. */
-  async reReserveFailed(
-    refund: Refund,
-    now: Date,
-    leaseMs: number,
-  ): Promise<'reserved' | 'busy' | 'exceeded'> {
-    try {
-      return await this.db.transaction().execute(async (tx) => {
-        const r = await tx
-          .updateTable('refunds')
-          .set({
-            status: 'PROCESSING',
-            fail_code: null,
-            updated_at: now,
-            finished_at: null,
-            lease_until: new Date(now.getTime() + leaseMs),
-          })
-          .where('id', '=', refund.id)
-          .where('status', '=', 'FAILED')
-          .returning('id')
-          .executeTakeFirst();
-        if (!r) return 'busy' as const;
-        if (!(await this.reserve(tx, refund.trade_id, refund.amount_fen, now)))
-          throw new ReservationRefused();
-        return 'reserved' as const;
-      });
-    } catch (e) {
-      if (e instanceof ReservationRefused) return 'exceeded';
-      throw e;
-    }
-  }
-
-  /**
-   * Takes a PROCESSING refund for one caller to talk to the channel about. Concurrent repeats of the same
-   * request number do not call the channel at the same time: a "failed" answer to one of them must never undo
-   * a success seen by another.
-   */
-  async claimRefund(refund: Refund, now: Date, leaseMs: number): Promise<Refund | undefined> {
-    return this.db
-      .updateTable('refunds')
-      .set({ lease_until: new Date(now.getTime() + leaseMs) })
-      .where('id', '=', refund.id)
-      .where('status', '=', 'PROCESSING')
-      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
-      .returningAll()
-      .executeTakeFirst();
-  }
-
-  async releaseRefund(refund: Refund): Promise<void> {
-    await this.db
-      .updateTable('refunds')
-      .set({ lease_until: null })
-      .where('id', '=', refund.id)
-      .where('status', '=', 'PROCESSING')
-      .execute();
-  }
-
-  /**
-   * PROCESSING -> SUCCESS, and the trade's refunded total grows; a full refund closes the trade (and writes its
-   * notification). One statement: the refund's guarded update, the trade's update only if that happened, and
-   * the outbox. Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
-   */
-  async completeRefund(refund: Refund, channelRefundNo: string, now: Date): Promise<Trade | undefined> {
-    const amount = refund.amount_fen;
-    const closes = sql<boolean>`refunded_fen + ${amount} = total_fen - insurance_fen`;
-    return this.db
-      .with('r', (db) =>
-        db
-          .updateTable('refunds')
-          .set({
-            status: 'SUCCESS',
-            channel_refund_no: channelRefundNo,
-            updated_at: now,
-            finished_at: now,
-            lease_until: null,
-          })
-          .where('id', '=', refund.id)
-          .where('status', '=', 'PROCESSING')
-          .returning('id'),
-      )
-      .with('t', (db) =>
-        db
-          .updateTable('trades')
-          .set({
-            refunded_fen: sql<number>`refunded_fen + ${amount}`,
-            status: sql`CASE WHEN ${closes} THEN 'TRADE_CLOSED' ELSE status END`,
-            closed_at: sql`CASE WHEN ${closes} THEN ${now}::timestamptz ELSE closed_at END`,
-            cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
-            updated_at: now,
-          })
-          .where('id', '=', refund.trade_id)
-          .where(sql<boolean>`EXISTS (SELECT 1 FROM r)`)
-          .returningAll(),
-      )
-      .with('n', (db) =>
-        outbox(db as unknown as QueryCreator<Database & { t: Trade }>, now, ['TRADE_CLOSED']),
-      )
-      .selectFrom('t')
-      .selectAll()
-      .executeTakeFirst() as Promise<Trade | undefined>;
-  }
-
-  /** PROCESSING -> FAILED, releasing the reservation. */
-  async failRefund(refund: Refund, code: string, now: Date): Promise<boolean> {
-    return this.db.transaction().execute(async (tx) => {
-      const r = await tx
-        .updateTable('refunds')
-        .set({ status: 'FAILED', fail_code: code, updated_at: now, finished_at: now, lease_until: null })
-        .where('id', '=', refund.id)
-        .where('status', '=', 'PROCESSING')
-        .returning('id')
-        .executeTakeFirst();
-      if (!r) return false;
-      await tx
-        .updateTable('trades')
-        .set({
-          refund_reserved_fen: sql<number>`refund_reserved_fen - ${refund.amount_fen}`,
-          updated_at: now,
-        })
-        .where('id', '=', refund.trade_id)
-        .execute();
-      return true;
-    });
-  }
-
   // ---- background job claims -----------------------------------------------------------------------
 
   /**
@@ -699,138 +346,4 @@ export class TradeRepository {
       .where('lease_owner', '=', owner)
       .execute();
   }
-}
-
-class ReservationRefused extends Error {}
-
-/**
- * Reserves a refund's amount on a paid trade (the caller picks the trade): refund_reserved_fen grows, guarded so
- * that the reserved total never exceeds the cash part (total_fen - insurance_fen). The table's CHECK says the same.
- */
-function reservation(db: QueryCreator<Database>, amountFen: Fen, now: Date) {
-  return db
-    .updateTable('trades')
-    .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
-    .where('status', '=', 'TRADE_SUCCESS')
-    .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`);
-}
-
-type ReservedQueryCreator = QueryCreator<Database & { up: { id: number; app_id: string } }>;
-
-/**
- * The refund record (PROCESSING, leased to the caller) inserted from a reservation CTE `up` (the trade's id and
- * app): no reservation, no record. A known request number fails the unique key and undoes the whole statement.
- */
-function refundFromReservation(
-  db: ReservedQueryCreator,
-  r: {
-    outRequestNo: string;
-    kind: 'refund' | 'cancel';
-    amountFen: Fen;
-    reason: string | null;
-    hospitalId: string | null;
-    terminalId: string | null;
-    now: Date;
-    leaseUntil: Date;
-  },
-) {
-  return db
-    .insertInto('refunds')
-    .columns([
-      'trade_id',
-      'app_id',
-      'out_request_no',
-      'kind',
-      'amount_fen',
-      'status',
-      'reason',
-      'hospital_id',
-      'terminal_id',
-      'created_at',
-      'updated_at',
-      'lease_until',
-    ])
-    .expression((eb) =>
-      eb
-        .selectFrom('up')
-        .select([
-          'up.id',
-          'up.app_id',
-          sql<string>`${r.outRequestNo}::text`.as('out_request_no'),
-          sql<string>`${r.kind}::text`.as('kind'),
-          sql<number>`${r.amountFen}::bigint`.as('amount_fen'),
-          sql<string>`'PROCESSING'`.as('status'),
-          sql<string | null>`${r.reason}::text`.as('reason'),
-          sql<string | null>`${r.hospitalId}::text`.as('hospital_id'),
-          sql<string | null>`${r.terminalId}::text`.as('terminal_id'),
-          sql<Date>`${r.now}::timestamptz`.as('created_at'),
-          sql<Date>`${r.now}::timestamptz`.as('updated_at'),
-          sql<Date>`${r.leaseUntil}::timestamptz`.as('lease_until'),
-        ]),
-    );
-}
-
-/** A gateway request's nonce_str, to be stored with the request's first write (see insertOrGet). */
-export interface GatewayNonce {
-  appId: string;
-  nonce: string;
-  expiresAt: Date;
-  /** Set once the nonce is stored. */
-  consumed: boolean;
-}
-
-/** The nonce was used before: the request is a replay. */
-export class NonceReplayError extends Error {
-  constructor() {
-    super('gateway nonce replayed');
-    this.name = 'NonceReplayError';
-  }
-}
-
-/** Which constraint or table a unique violation names (pg and PGlite both give these fields). */
-function violated(e: unknown): string {
-  const x = e as { constraint?: unknown; table?: unknown; detail?: unknown; message?: unknown };
-  return [x.constraint, x.table, x.detail, x.message].filter((v) => typeof v === 'string').join(' ');
-}
-
-/**
- * The notification (outbox) for a trade that has a notify_url and has just become one of `notifyOn`, as a CTE
- * reading the updated trade from `t`: written in the same statement as the state change, so there is no
- * notification before the commit and none is lost.
- */
-function outbox(
-  db: QueryCreator<Database & { t: Trade }>,
-  now: Date,
-  notifyOn: ReadonlyArray<'TRADE_SUCCESS' | 'TRADE_CLOSED'>,
-) {
-  return db
-    .insertInto('notifications')
-    .columns([
-      'notify_id',
-      'app_id',
-      'trade_id',
-      'url',
-      'trade_status',
-      'status',
-      'attempts',
-      'next_attempt_at',
-      'created_at',
-    ])
-    .expression((eb) =>
-      eb
-        .selectFrom('t')
-        .select([
-          sql<string>`replace(gen_random_uuid()::text, '-', '')`.as('notify_id'),
-          't.app_id',
-          't.id',
-          sql<string>`t.notify_url`.as('url'),
-          't.status',
-          sql<string>`'PENDING'`.as('nstatus'),
-          sql<number>`0`.as('attempts'),
-          sql<Date>`${now}::timestamptz`.as('next_attempt_at'),
-          sql<Date>`${now}::timestamptz`.as('created_at'),
-        ])
-        .where('t.notify_url', 'is not', null)
-        .where('t.status', 'in', [...notifyOn]),
-    );
 }

@@ -215,7 +215,7 @@ export function describeConformance(t: ConformanceTarget): void {
     const p = { skip: !t.supports.precreate && 'no QR precreate' };
     it('precreate: a code URL; a bad answer is a failure to retry, never a code', p, async () => {
       const no = orderNo();
-      const x = await channel.precreate(ctx, {
+      const x = await channel.precreate!(ctx, {
         outTradeNo: no,
         payType: t.payType,
         amountFen: 2550,
@@ -228,7 +228,7 @@ export function describeConformance(t: ConformanceTarget): void {
       assert.equal(fake.trade(no)?.state, 'waiting');
       for (const bad of ['bad_signature', 'malformed', 'system_error'] as const) {
         fake.script('precreate', bad);
-        const y = await channel.precreate(ctx, {
+        const y = await channel.precreate!(ctx, {
           outTradeNo: orderNo(),
           payType: t.payType,
           amountFen: 100,
@@ -242,7 +242,7 @@ export function describeConformance(t: ConformanceTarget): void {
     const cl = { skip: !(t.supports.precreate && t.supports.close) && 'no close' };
     it('close: an unpaid trade is closed; one paid meanwhile is reported paid', cl, async () => {
       const no = orderNo();
-      await channel.precreate(ctx, {
+      await channel.precreate!(ctx, {
         outTradeNo: no,
         payType: t.payType,
         amountFen: 300,
@@ -254,7 +254,7 @@ export function describeConformance(t: ConformanceTarget): void {
       lastValid('close');
       assert.equal(fake.trade(no)?.state, 'closed');
       const other = orderNo();
-      await channel.precreate(ctx, {
+      await channel.precreate!(ctx, {
         outTradeNo: other,
         payType: t.payType,
         amountFen: 300,
@@ -276,7 +276,7 @@ export function describeConformance(t: ConformanceTarget): void {
       async () => {
         const no = orderNo();
         if (t.supports.precreate) {
-          await channel.precreate(ctx, {
+          await channel.precreate!(ctx, {
             outTradeNo: no,
             payType: t.payType,
             amountFen: 500,

@@ -1,14 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { TEST_DB } from '../support/db.js';
 import { barcodeFields, postRaw, xmlDoc } from '../support/platform.js';
+import { HospayHome, randomPort } from '../support/spawn.js';
 import { HisClient } from '../../src/reconcile/his/his-client.js';
-
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
 
 /**
  * `hospay his-sim --from-db --soap` beside a running server, and `hospay app his --protocol`: the simulator
@@ -16,33 +11,14 @@ const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
  * through the CLI reads them over SOAP.
  */
 describe(`hospay his-sim --from-db --soap and app his --protocol (${TEST_DB})`, () => {
-  let dataDir: string;
-  let db: TestDatabase;
-  let env: NodeJS.ProcessEnv;
-  const children: ChildProcess[] = [];
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  let home: HospayHome;
+  const port = randomPort();
   const simPort = port + 1;
   let appId = '';
   let token = '';
   const today = () => new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
 
-  const run = (args: string[]) =>
-    spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 120_000 });
-
-  async function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-    let out = '';
-    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!ready.test(out)) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`${args[0]} did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { child, out: () => out };
-  }
+  const run = (args: string[]) => home.run(args, { timeout: 120_000 });
 
   const pay = async (amount: string) => {
     const f = barcodeFields({ TotalAmount: amount });
@@ -64,30 +40,17 @@ describe(`hospay his-sim --from-db --soap and app his --protocol (${TEST_DB})`, 
   };
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-cli-his-sim-'));
-    db = await freshDatabase();
-    env = {
-      ...process.env,
-      HOSPAY_DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      HOSPAY_JOBS: 'off',
-      HOSPAY_BARCODE_POLL_INTERVAL: '5',
-    };
-    delete env['DATABASE_URL'];
-    delete env['HOSPAY_MASTER_KEY'];
-    if (db.store.kind === 'postgres') {
-      env['DATABASE_URL'] = db.store.url;
-      env['HOSPAY_MASTER_KEY'] = 'cd'.repeat(32);
-    }
+    home = await HospayHome.create('hospay-cli-his-sim', {
+      masterKey: 'cd'.repeat(32),
+      env: { LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off', HOSPAY_BARCODE_POLL_INTERVAL: '5' },
+    });
   });
   after(async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
   it('his-sim --from-db runs beside the server and sees trades made after it started, without a restart', async () => {
-    await start(['serve', '--port', String(port)], /hospay is serving/);
+    await home.start(['serve', '--port', String(port)]);
     const created = run(['app', 'create', '--name', 'SOAP 医院', '--json']);
     assert.equal(created.status, 0, created.stderr);
     ({ app_id: appId, access_token: token } = JSON.parse(created.stdout) as {
@@ -96,10 +59,9 @@ describe(`hospay his-sim --from-db --soap and app his --protocol (${TEST_DB})`, 
     });
     const first = await pay('12.34');
 
-    const sim = await start(
-      ['his-sim', '--port', String(simPort), '--from-db', '--app', appId, '--soap'],
-      /HIS simulator on/,
-    );
+    const sim = await home.start(['his-sim', '--port', String(simPort), '--from-db', '--app', appId, '--soap'], {
+      ready: /HIS simulator on/,
+    });
     assert.match(sim.out(), /loaded 1 HIS records/);
     assert.match(sim.out(), new RegExp(`http://127\\.0\\.0\\.1:${simPort}/HisService\\.asmx\\?wsdl`));
     assert.match(sim.out(), /--protocol soap11/);

@@ -1,73 +1,46 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
-import { postRaw, qrFields, xmlDoc, type TestPlatform } from '../support/platform.js';
+import { TEST_DB } from '../support/db.js';
+import { postRaw, qrFields, xmlDoc } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
-
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
+import { HospayHome, randomPort, type HospayProcess } from '../support/spawn.js';
 
 /** Issue 12 §3 and §5: what a newcomer sees from `hospay serve`, a usage error and `app create`. */
 describe(`hospay CLI for a newcomer (${TEST_DB})`, () => {
-  let dataDir: string;
-  let db: TestDatabase;
-  let env: NodeJS.ProcessEnv;
-  let server: ChildProcess | null = null;
-  let serverOut = '';
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  let home: HospayHome;
+  let server: HospayProcess;
+  const port = randomPort();
   const base = `http://127.0.0.1:${port}`;
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-cli-newcomer-'));
-    db = await freshDatabase();
-    env = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' };
-    for (const k of ['DATABASE_URL', 'PUBLIC_BASE_URL', 'HOST', 'PORT']) delete env[k];
-    if (db.store.kind === 'postgres') {
-      env['DATABASE_URL'] = db.store.url;
-      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
-    }
-    server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+    // No PUBLIC_BASE_URL, HOST or PORT: what a newcomer starts with.
+    home = await HospayHome.create('hospay-cli-newcomer', { env: { LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' } });
+    server = await home.start(['serve', '--port', String(port)], {
+      ready: /hospay is serving[^\n]*\n(.*\n){2}/,
     });
-    server.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    server.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!/hospay is serving[^\n]*\n(.*\n){2}/.test(serverOut)) {
-      if (Date.now() > deadline || server.exitCode !== null)
-        throw new Error(`server did not start:\n${serverOut}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
   });
   after(async () => {
-    server?.kill('SIGKILL');
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
-  const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, [...CLI, ...args], {
-      env: { ...env, ...extraEnv },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+  const serverOut = () => server.out();
+  const run = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) => home.run(args, { env: extraEnv });
   /** A signed gateway call to the spawned server as the given app. */
   const gatewayAs = (appId: string, method: string, biz: Record<string, unknown>) =>
-    gateway({ appId, url: base, clock: { now: () => new Date() } } as unknown as TestPlatform, method, biz);
+    gateway({ appId, url: base }, method, biz);
 
   it('serve: without PUBLIC_BASE_URL, answers carry the address the server listens on, and the start-up line says so', async () => {
     assert.match(
-      serverOut,
+      serverOut(),
       new RegExp(
         `patients and the HIS get URLs under: ${base} \\(PUBLIC_BASE_URL .*unset: from HOST and PORT\\)`,
       ),
     );
-    assert.match(serverOut, /only this machine can open it, not the patients' phones/);
-    assert.match(serverOut, /set HOST=0\.0\.0\.0 and PUBLIC_BASE_URL=/);
-    const token = /AccessToken: (\S+)/.exec(serverOut)?.[1] ?? '';
+    assert.match(serverOut(), /only this machine can open it, not the patients' phones/);
+    assert.match(serverOut(), /set HOST=0\.0\.0\.0 and PUBLIC_BASE_URL=/);
+    const token = /AccessToken: (\S+)/.exec(serverOut())?.[1] ?? '';
     const qr = await postRaw(
       `${base}/offline/FWC_IF_Qrcode_Pay`,
       xmlDoc({ AccessToken: token, ...qrFields() }),
@@ -104,7 +77,7 @@ describe(`hospay CLI for a newcomer (${TEST_DB})`, () => {
     const refused = await gatewayAs(appId, 'lc.trade.h5.pay', biz);
     assert.equal(refused.biz['sub_code'], 'isv.missing-app-public-key', refused.raw);
     // Following the advice makes it work.
-    const keyFile = path.join(dataDir, 'app-public.pem');
+    const keyFile = path.join(home.dataDir, 'app-public.pem');
     fs.writeFileSync(keyFile, TEST_APP_KEY.publicPem);
     const key = run(['app', 'key', '--app', appId, '--public-key', keyFile]);
     assert.equal(key.status, 0, key.stderr);

@@ -1,70 +1,44 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { TEST_DB } from '../support/db.js';
 import { barcodeFields, postRaw, xmlDoc } from '../support/platform.js';
-
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
+import { HospayHome, randomPort, type HospayProcess } from '../support/spawn.js';
 
 /**
  * The reconciliation commands as an operator types them: `app his` (settings, token from stdin), `his-sim`
  * with faults, and `reconcile` while the server runs (through its admin API with the embedded database).
  */
 describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () => {
-  let dataDir: string;
-  let db: TestDatabase;
-  let env: NodeJS.ProcessEnv;
-  const children: ChildProcess[] = [];
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  let home: HospayHome;
+  /** The server and the HIS simulator, while they run. */
+  let server: HospayProcess | null = null;
+  let sim: HospayProcess | null = null;
+  const port = randomPort();
   const simPort = port + 1;
   let appId = '';
   let token = '';
   const orders: string[] = [];
 
   const run = (args: string[], input?: string) =>
-    spawnSync(process.execPath, [...CLI, ...args], {
-      env,
-      encoding: 'utf8',
-      timeout: 120_000,
-      ...(input !== undefined ? { input } : {}),
-    });
-
-  async function start(args: string[], ready: RegExp): Promise<{ child: ChildProcess; out: () => string }> {
-    let out = '';
-    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    children.push(child);
-    child.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    child.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!ready.test(out)) {
-      if (Date.now() > deadline || child.exitCode !== null)
-        throw new Error(`${args[0]} did not start:\n${out}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    return { child, out: () => out };
-  }
+    home.run(args, { timeout: 120_000, ...(input !== undefined ? { input } : {}) });
+  const startServer = async () => {
+    server = await home.start(['serve', '--port', String(port)]);
+    return server;
+  };
+  const stopServer = async () => {
+    await server?.stop('SIGTERM');
+    server = null;
+  };
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-cli-recon-'));
-    db = await freshDatabase();
-    env = {
-      ...process.env,
-      HOSPAY_DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      HOSPAY_JOBS: 'off',
-      HOSPAY_BARCODE_POLL_INTERVAL: '5',
-    };
-    delete env['DATABASE_URL'];
-    delete env['HOSPAY_MASTER_KEY'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    // With PostgreSQL, no master key until the first test has shown that storing the HIS token needs one.
+    home = await HospayHome.create('hospay-cli-recon', {
+      masterKey: null,
+      env: { LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off', HOSPAY_BARCODE_POLL_INTERVAL: '5' },
+    });
   });
   after(async () => {
-    for (const c of children) c.kill('SIGKILL');
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
   it(
@@ -78,12 +52,12 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
       assert.equal(r.status, 1);
       assert.match(r.stderr, /HOSPAY_MASTER_KEY/);
       assert.ok(!r.stderr.includes('T0K3N'));
-      env['HOSPAY_MASTER_KEY'] = 'ab'.repeat(32);
+      home.env['HOSPAY_MASTER_KEY'] = 'ab'.repeat(32);
     },
   );
 
   it('payments through the server; app his sets the HIS and settings (token from stdin, never echoed)', async () => {
-    const server = await start(['serve', '--port', String(port)], /hospay is serving/);
+    const serving = await startServer();
     const created = run(['app', 'create', '--name', '对账医院二', '--json']);
     assert.equal(created.status, 0, created.stderr);
     ({ app_id: appId, access_token: token } = JSON.parse(created.stdout) as {
@@ -141,19 +115,13 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
     assert.equal(unknown.status, 1);
     assert.match(unknown.stderr, /NOPE/);
     // Fastify's router options are given where Fastify 5 wants them: no deprecation warning at start.
-    assert.doesNotMatch(server.out(), /FSTDEP022|maxParamLength/);
+    assert.doesNotMatch(serving.out(), /FSTDEP022|maxParamLength/);
   });
 
   it('his-sim with faults from the command line; reconcile finds them and exits 3', async () => {
     // The HIS simulator reads the platform's trades once at start; the embedded database is the server's.
-    if (TEST_DB === 'embedded') {
-      const stop = children.find((c) => c.exitCode === null && c.spawnargs.includes('serve'));
-      await new Promise<void>((resolve) => {
-        stop?.on('exit', () => resolve());
-        stop?.kill('SIGTERM');
-      });
-    }
-    const sim = await start(
+    if (TEST_DB === 'embedded') await stopServer();
+    sim = await home.start(
       [
         'his-sim',
         '--port',
@@ -170,10 +138,10 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
         '--extra',
         `7.77@${new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10)} 12:00:01`,
       ],
-      /HIS simulator on/,
+      { ready: /HIS simulator on/ },
     );
     assert.match(sim.out(), /loaded 3 HIS records/);
-    if (TEST_DB === 'embedded') await start(['serve', '--port', String(port)], /hospay is serving/);
+    if (TEST_DB === 'embedded') await startServer();
 
     const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
     const r = run(['reconcile', '--date', day, '--app', appId]);
@@ -272,13 +240,7 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
     assert.match(noApp.stderr, /no such app: NOPE/);
 
     // Without a running server the CLI works on the database itself, with the same answers.
-    if (TEST_DB === 'embedded') {
-      const server = children.find((c) => c.exitCode === null && c.spawnargs.includes('serve'));
-      await new Promise<void>((resolve) => {
-        server?.on('exit', () => resolve());
-        server?.kill('SIGTERM');
-      });
-    }
+    if (TEST_DB === 'embedded') await stopServer();
     for (const d of list.differences.filter((x) => x.id !== missing?.id)) {
       const r = run([
         'reconcile',
@@ -307,12 +269,8 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
 
   it('the HIS down: reconcile exits 4 and says 未完成, never 无未处理差异 alone; --date defaults to yesterday in Asia/Shanghai', async () => {
     const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
-    const sim = children.find((c) => c.exitCode === null && c.spawnargs.includes('his-sim'));
-    if (sim)
-      await new Promise<void>((resolve) => {
-        sim.on('exit', () => resolve());
-        sim.kill('SIGTERM');
-      });
+    await sim?.stop('SIGTERM');
+    sim = null;
     const r = run(['reconcile', '--date', day, '--app', appId]);
     assert.equal(r.status, 4, r.stdout + r.stderr);
     assert.match(r.stdout, /alipay +matched .*未完成 INCOMPLETE, HIS: /);
@@ -327,24 +285,15 @@ describe(`hospay CLI: HIS settings, his-sim faults, reconcile (${TEST_DB})`, () 
 
     // No --date: yesterday in Asia/Shanghai, whatever the host's time zone (the child runs with TZ=UTC).
     const yesterday = new Date(Date.now() + 8 * 3_600_000 - 86_400_000).toISOString().slice(0, 10);
-    const dflt = spawnSync(process.execPath, [...CLI, 'reconcile', '--app', appId], {
-      env: { ...env, TZ: 'UTC' },
-      encoding: 'utf8',
-      timeout: 120_000,
-    });
+    const dflt = home.run(['reconcile', '--app', appId], { env: { TZ: 'UTC' }, timeout: 120_000 });
     assert.ok(dflt.status === 0 || dflt.status === 3 || dflt.status === 4, dflt.stdout + dflt.stderr);
     assert.match(dflt.stdout, new RegExp(`^业务日期 / business date ${yesterday} \\(Asia/Shanghai\\)$`, 'm'));
 
     // operator create prints where the finance page really is (PUBLIC_BASE_URL), not a placeholder.
-    const op = spawnSync(
-      process.execPath,
-      [...CLI, 'operator', 'create', '--username', 'cw.recon', '--name', '对账员'],
-      {
-        env: { ...env, PUBLIC_BASE_URL: 'https://pay.example-hospital.cn/' },
-        encoding: 'utf8',
-        timeout: 120_000,
-      },
-    );
+    const op = home.run(['operator', 'create', '--username', 'cw.recon', '--name', '对账员'], {
+      env: { PUBLIC_BASE_URL: 'https://pay.example-hospital.cn/' },
+      timeout: 120_000,
+    });
     assert.equal(op.status, 0, op.stdout + op.stderr);
     assert.match(op.stdout, /log in at: https:\/\/pay\.example-hospital\.cn\/finance$/m);
     assert.doesNotMatch(op.stdout, /<PUBLIC_BASE_URL>/);

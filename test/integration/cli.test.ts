@@ -1,69 +1,37 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { TEST_DB } from '../support/db.js';
 import { barcodeFields, postRaw, xmlDoc } from '../support/platform.js';
-
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
+import { HospayHome, randomPort, type HospayProcess } from '../support/spawn.js';
 
 describe(`hospay CLI (${TEST_DB})`, () => {
-  let dataDir: string;
-  let db: TestDatabase;
-  let env: NodeJS.ProcessEnv;
-  let server: ChildProcess | null = null;
-  let serverOut = '';
+  let home: HospayHome;
+  let server: HospayProcess | null = null;
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-cli-'));
-    db = await freshDatabase();
-    env = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' };
-    delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') {
-      env['DATABASE_URL'] = db.store.url;
-      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
-      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
-    }
+    home = await HospayHome.create('hospay-cli', { env: { LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' } });
   });
   after(async () => {
-    server?.kill('SIGKILL');
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
-  const run = (args: string[]) =>
-    spawnSync(process.execPath, [...CLI, ...args], { env, encoding: 'utf8', timeout: 60_000 });
+  const run = (args: string[]) => home.run(args);
 
   async function startServer(port: number): Promise<void> {
-    serverOut = '';
-    server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    server.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    server.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!/hospay is serving/.test(serverOut)) {
-      if (Date.now() > deadline || server.exitCode !== null)
-        throw new Error(`server did not start:\n${serverOut}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    server = await home.start(['serve', '--port', String(port)]);
   }
 
   async function stopServer(): Promise<number | null> {
     const s = server;
     if (!s) return null;
-    const code = await new Promise<number | null>((resolve) => {
-      s.on('exit', (c) => resolve(c));
-      s.kill('SIGTERM');
-    });
     server = null;
-    return code;
+    return s.stop('SIGTERM');
   }
+  const serverOut = () => server?.out() ?? '';
 
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = randomPort();
   const pay = (token: string) =>
     postRaw(
       `http://127.0.0.1:${port}/offline/FWC_IF_Barcode_Pay`,
@@ -72,8 +40,8 @@ describe(`hospay CLI (${TEST_DB})`, () => {
 
   it('first start creates a demo app, prints its AccessToken and serves a landing page', async () => {
     await startServer(port);
-    const token = /AccessToken: (\S+)/.exec(serverOut)?.[1];
-    assert.ok(token, serverOut);
+    const token = /AccessToken: (\S+)/.exec(serverOut())?.[1];
+    assert.ok(token, serverOut());
     const landing = await fetch(`http://127.0.0.1:${port}/`);
     assert.match(await landing.text(), /FWC_IF_Barcode_Pay/);
     const a = await pay(token);
@@ -130,7 +98,7 @@ describe(`hospay CLI (${TEST_DB})`, () => {
       assert.match(r.stderr, /in use by process/);
     }
     assert.equal(await stopServer(), 0);
-    assert.equal(fs.existsSync(path.join(dataDir, 'hospay.lock')), false);
+    assert.equal(fs.existsSync(path.join(home.dataDir, 'hospay.lock')), false);
   });
 
   it('with the server stopped, app create and migrate work directly on the database', async () => {
@@ -141,7 +109,7 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     assert.equal(m.status, 0, m.stderr);
     assert.match(m.stdout, /up to date/);
     await startServer(port);
-    assert.doesNotMatch(serverOut, /AccessToken:/, 'no second demo app');
+    assert.doesNotMatch(serverOut(), /AccessToken:/, 'no second demo app');
     const a = await pay(created.access_token);
     assert.equal(a.rr.IsSuccess, '1', a.text);
     await stopServer();
@@ -154,29 +122,18 @@ describe(`hospay CLI (${TEST_DB})`, () => {
     const noName = run(['app', 'create']);
     assert.equal(noName.status, 2);
     assert.match(noName.stderr, /--name is required/);
-    const badEnv = spawnSync(process.execPath, [...CLI, 'serve'], {
-      env: { ...env, PORT: 'eighty' },
-      encoding: 'utf8',
-    });
+    const badEnv = home.run(['serve'], { env: { PORT: 'eighty' } });
     assert.equal(badEnv.status, 1);
     assert.match(badEnv.stderr, /PORT/);
   });
 
   it("his-sim --from-db serves the platform's paid trades as a HIS would record them", async () => {
-    const simPort = 20000 + Math.floor(Math.random() * 20000);
-    const sim = spawn(process.execPath, [...CLI, 'his-sim', '--port', String(simPort), '--from-db'], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const simPort = randomPort();
+    const sim = await home.start(['his-sim', '--port', String(simPort), '--from-db'], {
+      ready: /HIS simulator on/,
     });
-    let out = '';
-    sim.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    sim.stderr?.on('data', (d: Buffer) => (out += d.toString()));
+    const out = sim.out();
     try {
-      const deadline = Date.now() + 60_000;
-      while (!/HIS simulator on/.test(out)) {
-        if (Date.now() > deadline || sim.exitCode !== null) throw new Error(`his-sim did not start:\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
       const loaded = Number(/loaded (\d+) HIS records/.exec(out)?.[1] ?? 0);
       assert.ok(loaded >= 3, out);
       const day = new Date(Date.now() + 8 * 3_600_000).toISOString().slice(0, 10);
@@ -190,7 +147,7 @@ describe(`hospay CLI (${TEST_DB})`, () => {
       assert.match(text, /<GetHospitalTradeList>/);
       assert.match(text, /<Amount>88\.88<\/Amount>/);
     } finally {
-      sim.kill('SIGTERM');
+      await sim.stop('SIGTERM');
     }
   });
 

@@ -1,11 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { TEST_DB } from '../support/db.js';
+import { HospayHome, randomPort, type HospayProcess } from '../support/spawn.js';
 import { OperatorRepository, checkPassword, hashPassword } from '../../src/store/operators.js';
 
 /** The finance page over plain HTTP: login, CSRF, back-off, session expiry, escaping; the operator CLI. */
@@ -398,56 +397,24 @@ async function insertDifference(
   return row.id;
 }
 
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
-
 describe(`hospay operator (CLI, ${TEST_DB})`, () => {
-  let dataDir: string;
-  let db: TestDatabase;
-  let env: NodeJS.ProcessEnv;
-  let server: ChildProcess | null = null;
-  let serverOut = '';
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  let home: HospayHome;
+  let server: HospayProcess | null = null;
+  const port = randomPort();
   const base = `http://127.0.0.1:${port}`;
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-operator-'));
-    db = await freshDatabase();
-    env = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'info', HOSPAY_JOBS: 'off' };
-    delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') {
-      env['DATABASE_URL'] = db.store.url;
-      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
-      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
-    }
+    home = await HospayHome.create('hospay-operator', { env: { LOG_LEVEL: 'info', HOSPAY_JOBS: 'off' } });
   });
   after(async () => {
-    server?.kill('SIGKILL');
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
   const run = (args: string[], input?: string) =>
-    spawnSync(process.execPath, [...CLI, ...args], {
-      env,
-      encoding: 'utf8',
-      timeout: 60_000,
-      ...(input === undefined ? {} : { input }),
-    });
+    home.run(args, input === undefined ? {} : { input });
 
   async function startServer(): Promise<void> {
-    serverOut = '';
-    server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], {
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    server.stdout?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    server.stderr?.on('data', (d: Buffer) => (serverOut += d.toString()));
-    const deadline = Date.now() + 60_000;
-    while (!/hospay is serving/.test(serverOut)) {
-      if (Date.now() > deadline || server.exitCode !== null)
-        throw new Error(`server did not start:\n${serverOut}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
+    server = await home.start(['serve', '--port', String(port)]);
   }
 
   it('create (a generated password shown once, or one from stdin), list, usage errors', () => {
@@ -456,7 +423,7 @@ describe(`hospay operator (CLI, ${TEST_DB})`, () => {
     assert.match(created.stdout, /operator created: cw01 \(财务一\)/);
     const generated = /password: (\S+)/.exec(created.stdout)?.[1] ?? '';
     assert.match(generated, /^[A-Za-z0-9_-]{24}$/);
-    fs.writeFileSync(path.join(dataDir, 'cw01.pw'), generated);
+    fs.writeFileSync(path.join(home.dataDir, 'cw01.pw'), generated);
 
     const piped = run(
       ['operator', 'create', '--username', 'cw02', '--name', '财务二', '--password-stdin', '--json'],
@@ -492,7 +459,7 @@ describe(`hospay operator (CLI, ${TEST_DB})`, () => {
   });
 
   it('through the running server: log in with the printed password; disable refuses logins and ends sessions', async () => {
-    const generated = fs.readFileSync(path.join(dataDir, 'cw01.pw'), 'utf8');
+    const generated = fs.readFileSync(path.join(home.dataDir, 'cw01.pw'), 'utf8');
     await startServer();
     const a = await login(base, 'cw01', generated);
     assert.equal(a.status, 303, a.text);
@@ -524,9 +491,8 @@ describe(`hospay operator (CLI, ${TEST_DB})`, () => {
 
     // No password reached the log.
     for (const secret of [generated, pw, 'the new password 1', 'piped password 2'])
-      assert.ok(!serverOut.includes(secret), 'a password in the server output');
-    server?.kill('SIGTERM');
-    await new Promise((r) => server?.on('exit', r));
+      assert.ok(!(server?.out() ?? '').includes(secret), 'a password in the server output');
+    await server?.stop('SIGTERM');
     server = null;
   });
 });

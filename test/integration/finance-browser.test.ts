@@ -81,7 +81,7 @@ describe('the finance page in a real browser (headless Chromium)', { skip }, () 
     t.clock.set('2026-11-26T02:30:00Z');
     const app = await t.platform.deps.apps.get(t.appId);
     assert.ok(app);
-    const outcomes = await reconcileDay(t.platform.deps, { app, date: DAY });
+    const outcomes = await reconcileDay(t.platform.recon, { app, date: DAY });
     assert.ok(
       outcomes.some((o) => o.open > 0),
       JSON.stringify(outcomes),

@@ -77,7 +77,7 @@ describe('the finance page tells the truth (headless Chromium)', { skip }, () =>
     t.clock.set('2026-11-26T02:30:00Z');
     const app = await t.platform.deps.apps.get(t.appId);
     assert.ok(app);
-    await reconcileDay(t.platform.deps, { app, date: DAY });
+    await reconcileDay(t.platform.recon, { app, date: DAY });
 
     browser = await chromium.launch({
       executablePath: CHROMIUM,

@@ -124,7 +124,7 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
   };
   const run = async (): Promise<DayOutcome> => {
     const app = (await t.platform.deps.apps.get(t.appId))!;
-    const [o] = await reconcileDay(t.platform.deps, { app, date: DAY, payTypes: ['alipay'] });
+    const [o] = await reconcileDay(t.platform.recon, { app, date: DAY, payTypes: ['alipay'] });
     return o!;
   };
   /** The day's differences as kept: code, sides, amounts, the HIS_IF_Query re-check — all of it. */

@@ -9,14 +9,13 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { qrFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { NotifyJob } from '../../src/jobs/notifier.js';
 import {
-  claimDueNotifications,
-  claimDueNotificationsWithTrades,
   deliverOne,
   NOTIFY_SCHEDULE_MS,
   resendNotification,
   type NotificationView,
 } from '../../src/services/notify.js';
 import { registerNotificationAdminRoutes } from '../../src/http/admin/notifications.js';
+import { NotificationRepository } from '../../src/store/notifications.js';
 import { notifyCommand, NotifyUsageError, NotificationNotFoundError } from '../../src/cli/notify.js';
 import { verifyParams } from '../../src/crypto/signing.js';
 import { formatShanghai } from '../../src/domain/clock.js';
@@ -509,7 +508,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     const p = await paidTrade(url);
     const job = new NotifyJob(t.platform.deps);
     // An instance claims it and dies (kill -9) before sending anything.
-    const claimed = await claimDueNotifications(t.store.db, t.clock.now(), 'dead:1', job.leaseMs, 10);
+    const claimed = await t.platform.deps.notifications.claimDue(t.clock.now(), 'dead:1', job.leaseMs, 10);
     assert.equal(claimed.length, 1);
     assert.deepEqual(await job.tick(), { delivered: 0, retry: 0, failed: 0 }, 'still leased');
     t.clock.advance(job.leaseMs - 1000);
@@ -572,7 +571,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
         };
       },
     });
-    const deps: ServiceDeps = { ...base, db, trades };
+    const deps: ServiceDeps = { ...base, db, trades, notifications: new NotificationRepository(db) };
     return { deps, counts };
   }
 
@@ -582,7 +581,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     const initial = await only(p.outTradeNo);
     const { deps, counts } = countingDeps();
 
-    const claimed = await claimDueNotificationsWithTrades(deps.db, t.clock.now(), 'probe:1', 90_000, 10);
+    const claimed = await deps.notifications.claimDueWithTrades(t.clock.now(), 'probe:1', 90_000, 10);
     assert.equal(counts.statements, 1, 'the claim and the trades: one statement');
     assert.equal(claimed.length, 1);
     const [c] = claimed;
@@ -611,7 +610,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     // Due again: delivered, the form built from the trade read with the claim.
     t.clock.advance(4 * MIN);
     counts.statements = 0;
-    const again = await claimDueNotificationsWithTrades(deps.db, t.clock.now(), 'probe:2', 90_000, 10);
+    const again = await deps.notifications.claimDueWithTrades(t.clock.now(), 'probe:2', 90_000, 10);
     assert.equal(again.length, 1);
     assert.equal(await deliverOne(deps, again[0]!.notification, again[0]!.trade), 'delivered');
     assert.deepEqual(counts, { statements: 2, transactions: 0, tradeReads: 0 });
@@ -641,7 +640,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   it('a claim lost during the attempt: the attempt is recorded, the notification left to its new holder', async () => {
     const url = his.script('/lost', always({ body: 'success' }));
     const p = await paidTrade(url);
-    const [n] = await claimDueNotifications(t.store.db, t.clock.now(), 'slow:1', 90_000, 10);
+    const [n] = await t.platform.deps.notifications.claimDue(t.clock.now(), 'slow:1', 90_000, 10);
     assert.ok(n);
     // The lease ran out and another instance took the notification over.
     await t.store.db

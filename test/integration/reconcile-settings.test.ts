@@ -27,7 +27,7 @@ describe('reconciliation settings and differences end to end', () => {
   const app = async () => (await t.platform.deps.apps.get(t.appId))!;
   const run = async (date: string, onProgress?: (p: ReconProgress) => void) =>
     (
-      await reconcileDay(t.platform.deps, {
+      await reconcileDay(t.platform.recon, {
         app: await app(),
         date,
         payTypes: ['alipay'],

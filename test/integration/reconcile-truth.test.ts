@@ -98,7 +98,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     assert.deepEqual(row, { status: 'PROCESSING', finished_at: null });
     await hisFromPlatform();
 
-    const [outcome] = await reconcileDay(t.platform.deps, {
+    const [outcome] = await reconcileDay(t.platform.recon, {
       app: await app(),
       date: '2026-11-25',
       payTypes: ['alipay'],
@@ -114,7 +114,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     assert.equal(outcome?.status, 'DONE', 'the HIS was read: the run is complete');
 
     // The next day's run sees the still-unsettled refund too (a channel may book it after midnight), silently.
-    const next = await reconcileDay(t.platform.deps, {
+    const next = await reconcileDay(t.platform.recon, {
       app: await app(),
       date: '2026-11-26',
       payTypes: ['alipay'],
@@ -133,7 +133,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     assert.equal(refundsOfDay.length, 2);
     assert.equal(refundsOfDay[0]?.time.getTime(), refundsOfDay[1]?.time.getTime());
 
-    const [clean] = await reconcileDay(t.platform.deps, {
+    const [clean] = await reconcileDay(t.platform.recon, {
       app: await app(),
       date: '2026-11-27',
       payTypes: ['alipay'],
@@ -144,7 +144,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
 
     // A real repeat is still found: the HIS lists one of the refunds a third time.
     his.sim.faults.duplicate.add(refundsOfDay[1]?.hisFlowId ?? '');
-    await reconcileDay(t.platform.deps, { app: await app(), date: '2026-11-27', payTypes: ['alipay'] });
+    await reconcileDay(t.platform.recon, { app: await app(), date: '2026-11-27', payTypes: ['alipay'] });
     const dup = await openDifferences('2026-11-27');
     assert.deepEqual(
       dup.map((d) => [d.code, d.kind, d.detail.side]),
@@ -167,7 +167,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     );
     await t.store.db.updateTable('apps').set({ his_base_url: deadUrl }).where('id', '=', t.appId).execute();
 
-    const job = new ReconcileJob(t.platform.deps);
+    const job = new ReconcileJob(t.platform.recon);
     t.clock.set('2026-11-30T02:00:00Z'); // 10:00 the next morning
     assert.equal(await job.tick(), '2026-11-29');
     const runs = await t.store.db
@@ -206,7 +206,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     await t.store.db.updateTable('apps').set({ his_base_url: his.url }).where('id', '=', t.appId).execute();
     t.clock.advance(RECONCILE_RETRY_MS / 2 + 60_000);
     // A second instance does not run the same retry twice.
-    const other = new ReconcileJob((await t.second()).deps);
+    const other = new ReconcileJob((await t.second()).recon);
     const ran = await Promise.all([job.tick(), other.tick()]);
     assert.deepEqual(
       ran.filter((x) => x !== null),
@@ -260,7 +260,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
   it('an incomplete re-run keeps the HIS-side differences an earlier run found', async () => {
     await t.store.db.updateTable('apps').set({ his_base_url: deadUrl }).where('id', '=', t.appId).execute();
     try {
-      const [o] = await reconcileDay(t.platform.deps, {
+      const [o] = await reconcileDay(t.platform.recon, {
         app: await app(),
         date: '2026-11-29',
         payTypes: ['alipay'],

@@ -22,7 +22,7 @@ describe('reconcile a day', () => {
 
   const app = async () => (await t.platform.deps.apps.get(t.appId))!;
   const run = async () =>
-    reconcileDay(t.platform.deps, { app: await app(), date: '2026-11-25', payTypes: ['alipay'] });
+    reconcileDay(t.platform.recon, { app: await app(), date: '2026-11-25', payTypes: ['alipay'] });
 
   it('a clean day has no differences; each injected fault is found and classified; resolutions survive re-runs', async () => {
     const nos: string[] = [];
@@ -94,7 +94,7 @@ describe('reconcile a day', () => {
     const target = rows.find((r) => r.code === 'HIS_MISSING');
     assert.ok(
       await resolveDifference(
-        t.platform.deps,
+        t.platform.recon,
         target?.id ?? 0,
         'finance-01',
         'HIS 已补录 / written back by the HIS',
@@ -120,8 +120,8 @@ describe('reconcile a day', () => {
 
   it('the daily schedule reconciles yesterday at 10:00, once, even with two instances', async () => {
     const other = await t.second();
-    const one = new ReconcileJob(t.platform.deps);
-    const two = new ReconcileJob(other.deps);
+    const one = new ReconcileJob(t.platform.recon);
+    const two = new ReconcileJob(other.recon);
     t.clock.set('2026-11-26T01:59:00Z'); // 09:59 in Shanghai: not yet
     assert.deepEqual(await Promise.all([one.tick(), two.tick()]), [null, null]);
     t.clock.set('2026-11-26T02:00:00Z'); // 10:00

@@ -263,7 +263,7 @@ describe(`finance day report (${TEST_DB})`, () => {
   let report: DayReport;
 
   it('totals the day exactly: summary, channels, categories, terminals and operators', async () => {
-    report = await buildDayReport(t.store.db, { date: DAY, appId: t.appId, now: t.clock.now() });
+    report = await buildDayReport(t.platform.recon, { date: DAY, appId: t.appId, now: t.clock.now() });
     assert.deepEqual(report.app, { id: t.appId, name: '测试医院' });
     assert.deepEqual(report.period, {
       from: '2026-11-23T16:00:00.000Z',
@@ -333,27 +333,27 @@ describe(`finance day report (${TEST_DB})`, () => {
   });
 
   it('the neighbouring days: the payment at 00:00 and the refund after midnight are the 25th', async () => {
-    const next = await buildDayReport(t.store.db, { date: '2026-11-25', appId: t.appId });
+    const next = await buildDayReport(t.platform.recon, { date: '2026-11-25', appId: t.appId });
     assert.deepEqual(next.summary, amounts(1, 700, 0, 1, 100, 0));
     assert.deepEqual(pick(next.byCashier[0]), amounts(1, 700, 0, 1, 100, 0));
-    const before = await buildDayReport(t.store.db, { date: '2026-11-23', appId: t.appId });
+    const before = await buildDayReport(t.platform.recon, { date: '2026-11-23', appId: t.appId });
     assert.deepEqual(before.summary, amounts(1, 4000, 0, 0, 0, 0));
     // All apps together: only this app has trades.
-    const all = await buildDayReport(t.store.db, { date: DAY });
+    const all = await buildDayReport(t.platform.recon, { date: DAY });
     assert.equal(all.app, null);
     assert.deepEqual(all.summary, report.summary);
     // Another app's report is empty, with the platform's default category names.
     const other = await t.platform.deps.apps.create({ name: '分院' });
-    const empty = await buildDayReport(t.store.db, { date: DAY, appId: other.appId });
+    const empty = await buildDayReport(t.platform.recon, { date: DAY, appId: other.appId });
     assert.deepEqual(empty.summary, amounts(0, 0, 0, 0, 0, 0));
     assert.equal(empty.byCategory[0]?.name, '门诊');
     // With a cut-off at 22:00, the business day 2026-11-24 runs from 22:00 on the 24th to 22:00 on the 25th.
-    const late = await buildDayReport(t.store.db, { date: DAY, appId: t.appId, cutoffHour: 22 });
+    const late = await buildDayReport(t.platform.recon, { date: DAY, appId: t.appId, cutoffHour: 22 });
     assert.equal(late.cutoffHour, 22);
     assert.equal(late.period.fromLocal, '2026-11-24 22:00:00');
     assert.deepEqual(late.summary, amounts(2, 1934, 0, 1, 100, 0));
-    await assert.rejects(buildDayReport(t.store.db, { date: '2026-02-30' }), RangeError);
-    await assert.rejects(buildDayReport(t.store.db, { date: DAY, appId: 'hpnosuch' }), /no such app/);
+    await assert.rejects(buildDayReport(t.platform.recon, { date: '2026-02-30' }), RangeError);
+    await assert.rejects(buildDayReport(t.platform.recon, { date: DAY, appId: 'hpnosuch' }), /no such app/);
   });
 
   it("carries the day's reconciliation status and differences", async () => {
@@ -371,7 +371,7 @@ describe(`finance day report (${TEST_DB})`, () => {
     });
     at('2026-11-25T02:00:00Z');
     const app = (await t.platform.deps.apps.get(t.appId))!;
-    const outcome = await reconcileDay(t.platform.deps, { app, date: DAY, payTypes: ['alipay', 'weixin'] });
+    const outcome = await reconcileDay(t.platform.recon, { app, date: DAY, payTypes: ['alipay', 'weixin'] });
     const rows = await t.store.db
       .selectFrom('recon_differences')
       .selectAll()
@@ -379,9 +379,9 @@ describe(`finance day report (${TEST_DB})`, () => {
       .execute();
     const ghost = rows.find((r) => r.out_trade_no === 'MZGHOST0001');
     assert.equal(ghost?.code, 'CHANNEL_ONLY', JSON.stringify(rows));
-    assert.ok(await resolveDifference(t.platform.deps, ghost.id, 'finance-01', '已补录 / recorded'));
+    assert.ok(await resolveDifference(t.platform.recon, ghost.id, 'finance-01', '已补录 / recorded'));
 
-    const r = await buildDayReport(t.store.db, { date: DAY, appId: t.appId });
+    const r = await buildDayReport(t.platform.recon, { date: DAY, appId: t.appId });
     assert.deepEqual(
       r.reconciliation.map((x) => [x.payType, x.status, x.matched, x.differences, x.open]),
       outcome.map((o) => [

@@ -1,14 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { sql } from 'kysely';
 import { openStore, type Store } from '../../src/store/db.js';
 import { formatFen } from '../../src/domain/money.js';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { channelDoubles, readBooks } from '../support/books.js';
+import { TEST_DB } from '../support/db.js';
 import { authCode, orderNo, postRaw, xmlDoc, type OfflineAnswer } from '../support/platform.js';
+import { HospayHome, randomPort, sleep, type HospayProcess } from '../support/spawn.js';
+import { load } from '../support/storm.js';
 
 /**
  * Reliability battery, item 3: `hospay serve` is killed with SIGKILL at random moments while concurrent barcode
@@ -18,7 +16,6 @@ import { authCode, orderNo, postRaw, xmlDoc, type OfflineAnswer } from '../suppo
  * request again), and the channel's money and the platform's must agree exactly.
  */
 
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
 const ROUNDS = Number(process.env['HOSPAY_CRASH_ROUNDS'] ?? 10);
 const WORKERS = 12;
 const LEASE_MS = 2_000;
@@ -32,81 +29,46 @@ interface Sent {
   answer: OfflineAnswer | null;
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Each request number always asks for the same amount: R0 1.00 … R4 5.00 (15.00 in all, more than most pays). */
 const refundFen = (no: string) => (Number(no.slice(1)) + 1) * 100;
 
 describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
-  let server: ChildProcess | null = null;
-  let out = '';
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  let home: HospayHome;
+  let server: HospayProcess | null = null;
+  const port = randomPort();
   const base = `http://127.0.0.1:${port}`;
 
   before(async () => {
-    db = await freshDatabase();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-kill-'));
-    env = {
-      ...process.env,
-      HOSPAY_DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      PUBLIC_BASE_URL: base,
-      HOSPAY_BARCODE_POLL_INTERVAL: '20ms',
-      // A refund cut off by the kill is taken up again by its repeat once this lease has run out.
-      HOSPAY_JOB_LEASE: `${LEASE_MS}ms`,
-      HOSPAY_RECONCILE_AT: 'off',
-    };
-    delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') {
-      env['DATABASE_URL'] = db.store.url;
-      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
-      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
-    }
+    home = await HospayHome.create('hospay-kill', {
+      env: {
+        LOG_LEVEL: 'warn',
+        PORT: String(port),
+        PUBLIC_BASE_URL: base,
+        HOSPAY_BARCODE_POLL_INTERVAL: '20ms',
+        // A refund cut off by the kill is taken up again by its repeat once this lease has run out.
+        HOSPAY_JOB_LEASE: `${LEASE_MS}ms`,
+        HOSPAY_RECONCILE_AT: 'off',
+      },
+    });
   });
   after(async () => {
-    server?.kill('SIGKILL');
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
   async function start(): Promise<number> {
     const t0 = performance.now();
-    out = '';
-    const s = spawn(process.execPath, [...CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    server = s;
-    s.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    s.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const deadline = Date.now() + 90_000;
-    while (!/hospay is serving/.test(out)) {
-      if (Date.now() > deadline || s.exitCode !== null || s.signalCode !== null)
-        throw new Error(`server did not start:\n${out}`);
-      await sleep(50);
-    }
+    server = await home.start(['serve'], { timeoutMs: 90_000, pollMs: 50 });
     return Math.round(performance.now() - t0);
   }
+  const out = () => server?.out() ?? '';
 
   async function kill(): Promise<void> {
-    const s = server;
-    if (!s) return;
-    const exited = new Promise<void>((r) =>
-      s.exitCode !== null || s.signalCode !== null ? r() : s.on('exit', () => r()),
-    );
-    s.kill('SIGKILL');
-    await exited;
+    await server?.stop('SIGKILL');
     server = null;
   }
 
   async function stop(): Promise<void> {
-    const s = server;
-    if (!s) return;
-    const exited = new Promise<void>((r) =>
-      s.exitCode !== null || s.signalCode !== null ? r() : s.on('exit', () => r()),
-    );
-    s.kill('SIGTERM');
-    await exited;
+    await server?.stop('SIGTERM');
     server = null;
   }
 
@@ -122,73 +84,66 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
     for (let round = 0; round < ROUNDS; round++) {
       startMs.push(await start());
       if (!token.value) {
-        const m = /AccessToken: (\S+)/.exec(out);
-        assert.ok(m?.[1], out);
+        const m = /AccessToken: (\S+)/.exec(out());
+        assert.ok(m?.[1], out());
         token.value = m[1];
       }
-      let dead = false;
-      const worker = async () => {
-        while (!dead) {
-          const acked = sent.filter((s) => s.kind === 'pay' && s.answer?.rr.IsSuccess === '1');
-          const unanswered = sent.filter((s) => s.kind === 'pay' && s.answer === null);
-          const r = Math.random();
-          let entry: Sent;
-          if (r < 0.45 || acked.length === 0) {
-            // A new payment: paid at once, after the payer's password (polled), or after an unclear answer.
-            const rule = r < 0.3 ? '00' : r < 0.38 ? '01' : '04';
-            const order = orderNo('MZ');
-            const fields = {
-              OutTradeNo: order,
-              AuthCode: authCode(rule),
-              TotalAmount: formatFen(100 + Math.floor(Math.random() * 1900)),
-              Caption: '门诊缴费',
-              PatientName: '张三',
-              InhospitalNo: 'MZ0001',
-              OrderType: 'TREATMENT',
-              Cnt: '3',
-            };
-            payFields.set(order, fields);
-            entry = { round, kind: 'pay', order, fields, answer: null };
-          } else if (r < 0.55 && unanswered.length) {
-            // The HIS sends a request that got no answer again, unchanged.
-            const u = unanswered[Math.floor(Math.random() * unanswered.length)] as Sent;
-            entry = { round, kind: 'pay', order: u.order, fields: u.fields, answer: null };
-          } else {
-            // A refund of an acknowledged payment; request numbers recur, new and repeated at once.
-            const p = acked[Math.floor(Math.random() * acked.length)] as Sent;
-            const no = `R${Math.floor(Math.random() * 5)}`;
-            entry = {
-              round,
-              kind: 'refund',
-              order: p.order,
-              fields: {
-                TradeNo: p.answer?.result.PlatformTradeNo ?? '',
-                RefundAmount: formatFen(refundFen(no)),
-                OutRequestNo: no,
-                OutTradeNo: p.order,
-                TotalAmount: p.fields['TotalAmount'] ?? '',
-              },
-              answer: null,
-            };
-          }
-          sent.push(entry);
-          try {
-            entry.answer = await call(
-              entry.kind === 'pay' ? 'FWC_IF_Barcode_Pay' : 'FWC_IF_Barcode_Pay_Refund',
-              entry.fields,
-            );
-          } catch {
-            return; // the server is gone
-          }
+      const step = async () => {
+        const acked = sent.filter((s) => s.kind === 'pay' && s.answer?.rr.IsSuccess === '1');
+        const unanswered = sent.filter((s) => s.kind === 'pay' && s.answer === null);
+        const r = Math.random();
+        let entry: Sent;
+        if (r < 0.45 || acked.length === 0) {
+          // A new payment: paid at once, after the payer's password (polled), or after an unclear answer.
+          const rule = r < 0.3 ? '00' : r < 0.38 ? '01' : '04';
+          const order = orderNo('MZ');
+          const fields = {
+            OutTradeNo: order,
+            AuthCode: authCode(rule),
+            TotalAmount: formatFen(100 + Math.floor(Math.random() * 1900)),
+            Caption: '门诊缴费',
+            PatientName: '张三',
+            InhospitalNo: 'MZ0001',
+            OrderType: 'TREATMENT',
+            Cnt: '3',
+          };
+          payFields.set(order, fields);
+          entry = { round, kind: 'pay', order, fields, answer: null };
+        } else if (r < 0.55 && unanswered.length) {
+          // The HIS sends a request that got no answer again, unchanged.
+          const u = unanswered[Math.floor(Math.random() * unanswered.length)] as Sent;
+          entry = { round, kind: 'pay', order: u.order, fields: u.fields, answer: null };
+        } else {
+          // A refund of an acknowledged payment; request numbers recur, new and repeated at once.
+          const p = acked[Math.floor(Math.random() * acked.length)] as Sent;
+          const no = `R${Math.floor(Math.random() * 5)}`;
+          entry = {
+            round,
+            kind: 'refund',
+            order: p.order,
+            fields: {
+              TradeNo: p.answer?.result.PlatformTradeNo ?? '',
+              RefundAmount: formatFen(refundFen(no)),
+              OutRequestNo: no,
+              OutTradeNo: p.order,
+              TotalAmount: p.fields['TotalAmount'] ?? '',
+            },
+            answer: null,
+          };
         }
+        sent.push(entry);
+        // Throws once the server is gone: that worker stops.
+        entry.answer = await call(
+          entry.kind === 'pay' ? 'FWC_IF_Barcode_Pay' : 'FWC_IF_Barcode_Pay_Refund',
+          entry.fields,
+        );
       };
-      const workers = Array.from({ length: WORKERS }, () => worker());
+      const workers = load(WORKERS, step);
       const killAfter = 200 + Math.floor(Math.random() * 1300);
       killsAfterMs.push(killAfter);
       await sleep(killAfter);
       await kill();
-      dead = true;
-      await Promise.all(workers);
+      await workers.stop();
     }
 
     // ---- after the last kill: start again; first, what was acknowledged must be there as answered -----
@@ -255,42 +210,14 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
       const rest: string[] = [];
       // Stopped cleanly, the books are read straight from the database (the embedded one is the server's).
       await stop();
-      store = await openStore(db.store.kind === 'postgres' ? db.store : { kind: 'embedded', dataDir });
+      store = await openStore(home.store);
       // The channel's books: never two charges for one order, never a refund request made twice.
-      const doubled = await sql<{ out_trade_no: string; charges: number }>`
-        SELECT out_trade_no, count(*)::int AS charges FROM sim_ledger WHERE entry = 'charge'
-        GROUP BY merchant, out_trade_no HAVING count(*) > 1`.execute(store.db);
-      for (const d of doubled.rows) rest.push(`${d.out_trade_no}: charged ${d.charges} times`);
-      const refundMismatch = await sql<{ out_trade_no: string }>`
-        SELECT s.out_trade_no FROM sim_trades s
-        WHERE (SELECT count(*) FROM sim_ledger l WHERE l.merchant = s.merchant AND l.out_trade_no = s.out_trade_no
-                 AND l.entry = 'refund')
-           <> (SELECT count(*) FROM sim_refunds r WHERE r.merchant = s.merchant AND r.out_trade_no = s.out_trade_no)
-           OR s.refunded_fen > s.amount_fen`.execute(store.db);
-      for (const d of refundMismatch.rows) rest.push(`${d.out_trade_no}: refunds at the channel doubled`);
+      const doubled = await channelDoubles(store.db);
+      for (const d of doubled.charges) rest.push(`${d.out_trade_no}: charged ${d.charges} times`);
+      for (const d of doubled.refunds) rest.push(`${d}: refunds at the channel doubled`);
 
-      const books = await sql<{
-        out_trade_no: string;
-        status: string;
-        total_fen: number;
-        paid: boolean;
-        refunded_fen: number;
-        reserved_fen: number;
-        charged_fen: number;
-        channel_refunded_fen: number;
-        refunds_ok_fen: number;
-      }>`
-        SELECT t.out_trade_no, t.status, t.total_fen::int AS total_fen, (t.paid_at IS NOT NULL) AS paid,
-          t.refunded_fen::int AS refunded_fen, t.refund_reserved_fen::int AS reserved_fen,
-          (SELECT coalesce(sum(l.amount_fen), 0)::int FROM sim_ledger l
-            WHERE l.merchant = t.app_id AND l.out_trade_no = t.out_trade_no AND l.entry = 'charge') AS charged_fen,
-          (SELECT coalesce(-sum(l.amount_fen), 0)::int FROM sim_ledger l
-            WHERE l.merchant = t.app_id AND l.out_trade_no = t.out_trade_no AND l.entry IN ('refund', 'reverse'))
-            AS channel_refunded_fen,
-          (SELECT coalesce(sum(r.amount_fen), 0)::int FROM refunds r WHERE r.trade_id = t.id AND r.status = 'SUCCESS')
-            AS refunds_ok_fen
-        FROM trades t`.execute(store.db);
-      for (const b of books.rows) {
+      const books = await readBooks(store.db);
+      for (const b of books) {
         if (b.charged_fen !== (b.paid ? b.total_fen : 0))
           rest.push(`${b.out_trade_no} ${b.status}: charged ${b.charged_fen}, paid=${b.paid} ${b.total_fen}`);
         if (b.channel_refunded_fen !== b.refunded_fen || b.refunds_ok_fen !== b.refunded_fen)
@@ -301,7 +228,7 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
           rest.push(`${b.out_trade_no}: ${b.reserved_fen - b.refunded_fen} still reserved`);
         if (b.refunded_fen > b.total_fen) rest.push(`${b.out_trade_no}: refunded more than paid`);
       }
-      const totals = books.rows.reduce(
+      const totals = books.reduce(
         (s, b) => ({ charged: s.charged + b.charged_fen, refunded: s.refunded + b.channel_refunded_fen }),
         { charged: 0, refunded: 0 },
       );
@@ -316,9 +243,9 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
           `answered "unknown / in progress"; ${resent} requests sent again afterwards`,
       );
       ctx.diagnostic(
-        `books after catching up: ${books.rows.length} trades, the channel charged ${formatFen(totals.charged)} and ` +
-          `refunded ${formatFen(totals.refunded)} yuan; doubled charges ${doubled.rows.length}, doubled refunds ` +
-          `${refundMismatch.rows.length}, disagreements ${rest.length}`,
+        `books after catching up: ${books.length} trades, the channel charged ${formatFen(totals.charged)} and ` +
+          `refunded ${formatFen(totals.refunded)} yuan; doubled charges ${doubled.charges.length}, doubled refunds ` +
+          `${doubled.refunds.length}, disagreements ${rest.length}`,
       );
       assert.deepEqual(rest, [], 'the books agree once the HIS has caught up');
       assert.ok(ackedPays.length > ROUNDS, 'the load did pay');

@@ -1,16 +1,13 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
-import fs from 'node:fs';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
-import { formatShanghai } from '../../src/domain/clock.js';
-import { signParams } from '../../src/crypto/signing.js';
 import { openStore } from '../../src/store/db.js';
-import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
+import { TEST_DB } from '../support/db.js';
+import { gateway } from '../support/gateway.js';
+import { submit, visit } from '../support/payer.js';
+import { NotifyReceiver } from '../support/receiver.js';
+import { HospayHome, randomPort, sleep, type HospayProcess } from '../support/spawn.js';
+import { load } from '../support/storm.js';
 
 /**
  * Reliability battery, item 4: `hospay serve` is killed with SIGKILL again and again while it delivers
@@ -20,151 +17,60 @@ import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
  * longest delay from the transition to its first delivery.
  */
 
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
 const ROUNDS = Number(process.env['HOSPAY_CRASH_ROUNDS'] ?? 8);
 const WORKERS = 10;
 const NOTIFY_TIMEOUT_MS = 2_000;
 const ADMIN_TOKEN = `admin-${randomUUID()}`;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Delivery {
-  notifyId: string;
-  outTradeNo: string;
-  tradeStatus: string;
-  at: number;
-  /** The server went away before the answer was written. */
-  cut: boolean;
-}
 
 describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
-  let server: ChildProcess | null = null;
-  let out = '';
-  let receiver: http.Server;
+  let home: HospayHome;
+  let server: HospayProcess | null = null;
+  // A delivery cut off by a kill is marked `cut` (the server went away before the answer was written).
+  const receiver = new NotifyReceiver();
+  const deliveries = receiver.got;
   let notifyUrl = '';
-  const deliveries: Delivery[] = [];
-  const port = 20000 + Math.floor(Math.random() * 20000);
+  const port = randomPort();
   const base = `http://127.0.0.1:${port}`;
 
   before(async () => {
-    db = await freshDatabase();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-notify-kill-'));
-    env = {
-      ...process.env,
-      HOSPAY_DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      PORT: String(port),
-      PUBLIC_BASE_URL: base,
-      HOSPAY_NOTIFY_INTERVAL: '100ms',
-      HOSPAY_NOTIFY_TIMEOUT: `${NOTIFY_TIMEOUT_MS}ms`,
-      HOSPAY_RECONCILE_AT: 'off',
-      HOSPAY_ADMIN_TOKEN: ADMIN_TOKEN,
-      // The receiver listens on 127.0.0.1.
-      HOSPAY_NOTIFY_ALLOW_LOOPBACK: '1',
-    };
-    delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') {
-      env['DATABASE_URL'] = db.store.url;
-      // With PostgreSQL the platform key is sealed with HOSPAY_MASTER_KEY: no start without it.
-      env['HOSPAY_MASTER_KEY'] = '5f'.repeat(32);
-    }
-    receiver = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-        const biz = JSON.parse(form.get('biz_content') ?? '{}') as Record<string, unknown>;
-        const d: Delivery = {
-          notifyId: form.get('notify_id') ?? '',
-          outTradeNo: String(biz['out_trade_no']),
-          tradeStatus: String(biz['trade_status']),
-          at: Date.now(),
-          cut: false,
-        };
-        deliveries.push(d);
-        // A server killed before the answer is written leaves the connection closed under it.
-        res.on('close', () => {
-          if (!res.writableFinished) d.cut = true;
-        });
-        // The HIS stores it, then answers: a kill in between leaves the server not knowing it was delivered.
-        setTimeout(() => res.end('success'), Math.floor(Math.random() * 300));
-      });
+    home = await HospayHome.create('hospay-notify-kill', {
+      env: {
+        LOG_LEVEL: 'warn',
+        PORT: String(port),
+        PUBLIC_BASE_URL: base,
+        HOSPAY_NOTIFY_INTERVAL: '100ms',
+        HOSPAY_NOTIFY_TIMEOUT: `${NOTIFY_TIMEOUT_MS}ms`,
+        HOSPAY_RECONCILE_AT: 'off',
+        HOSPAY_ADMIN_TOKEN: ADMIN_TOKEN,
+        // The receiver listens on 127.0.0.1.
+        HOSPAY_NOTIFY_ALLOW_LOOPBACK: '1',
+      },
     });
-    await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
-    notifyUrl = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/notify`;
+    await receiver.start();
+    // The HIS stores it, then answers: a kill in between leaves the server not knowing it was delivered.
+    notifyUrl = receiver.url('/notify', () => ({ delayMs: Math.floor(Math.random() * 300) }));
   });
   after(async () => {
-    server?.kill('SIGKILL');
-    receiver.closeAllConnections();
-    await new Promise<void>((r) => receiver.close(() => r()));
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
+    await receiver.stop();
   });
 
   async function start(): Promise<void> {
-    out = '';
-    const s = spawn(process.execPath, [...CLI, 'serve'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    server = s;
-    s.stdout?.on('data', (d: Buffer) => (out += d.toString()));
-    s.stderr?.on('data', (d: Buffer) => (out += d.toString()));
-    const deadline = Date.now() + 90_000;
-    while (!/hospay is serving/.test(out)) {
-      if (Date.now() > deadline || s.exitCode !== null || s.signalCode !== null)
-        throw new Error(`server did not start:\n${out}`);
-      await sleep(50);
-    }
+    server = await home.start(['serve'], { timeoutMs: 90_000, pollMs: 50 });
   }
   async function stop(signal: 'SIGKILL' | 'SIGTERM'): Promise<void> {
-    const s = server;
-    if (!s) return;
-    const exited = new Promise<void>((r) =>
-      s.exitCode !== null || s.signalCode !== null ? r() : s.on('exit', () => r()),
-    );
-    s.kill(signal);
-    await exited;
+    await server?.stop(signal);
     server = null;
   }
 
   it(`${ROUNDS} kills during delivery: every committed transition is delivered at least once`, async (ctx) => {
-    const created = spawnSync(
-      process.execPath,
-      [...CLI, 'app', 'create', '--name', '通知崩溃测试医院', '--generate-key', '--json'],
-      { env, encoding: 'utf8', timeout: 60_000 },
-    );
+    const created = home.run(['app', 'create', '--name', '通知崩溃测试医院', '--generate-key', '--json']);
     assert.equal(created.status, 0, created.stderr);
     const app = JSON.parse(created.stdout) as { app_id: string; private_key: string };
     const key: KeyObject = createPrivateKey(app.private_key);
 
-    const gw = async (method: string, biz: Record<string, unknown>) => {
-      const params: Record<string, string> = {
-        app_id: app.app_id,
-        method,
-        timestamp: formatShanghai(new Date()),
-        nonce_str: randomUUID(),
-        biz_content: JSON.stringify(biz),
-        sign_type: 'RSA2',
-      };
-      params['sign'] = signParams(params, key, 'RSA2');
-      const res = await fetch(`${base}/gateway`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams(params).toString(),
-      });
-      return JSON.parse(await res.text()) as { code: string; biz_content: Record<string, unknown> };
-    };
-    const browse = async (url: string, body?: string) => {
-      const r = await fetch(url, {
-        method: body === undefined ? 'GET' : 'POST',
-        redirect: 'manual',
-        ...(body === undefined
-          ? {}
-          : { headers: { 'content-type': 'application/x-www-form-urlencoded' }, body }),
-      });
-      await r.arrayBuffer();
-      return { status: r.status, location: r.headers.get('location') ?? '' };
-    };
+    const gw = async (method: string, biz: Record<string, unknown>) =>
+      (await gateway({ url: base, appId: app.app_id }, method, biz, { key })).json;
 
     /** Transitions the server acknowledged: `${out_trade_no} ${status}` -> when the answer came. */
     const acknowledged = new Map<string, number>();
@@ -181,11 +87,11 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
         order_type: 'TREATMENT',
       });
       if (h5.code !== '10000') return;
-      const chosen = await browse(String(h5.biz_content['goto_url']), 'pay_type=alipay');
+      const chosen = await submit(String(h5.biz_content['goto_url']), 'pay_type=alipay');
       if (chosen.status !== 302) return;
       const giveUp = Math.random() < 0.25;
-      const acted = await browse(chosen.location, giveUp ? 'action=abandon' : 'action=pay');
-      const back = await browse(acted.location);
+      const acted = await submit(chosen.location, giveUp ? 'action=abandon' : 'action=pay');
+      const back = await visit(acted.location);
       const status = /trade_status%22%3A%22(TRADE_[A-Z]+)/.exec(back.location)?.[1];
       if (back.status === 302 && status) acknowledged.set(`${no} ${status}`, Date.now());
       if (giveUp || Math.random() < 0.5) return;
@@ -202,16 +108,7 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
     const deliveredAtKill: number[] = [];
     for (let round = 0; round < ROUNDS; round++) {
       await start();
-      let dead = false;
-      const workers = Array.from({ length: WORKERS }, async () => {
-        while (!dead) {
-          try {
-            await flow();
-          } catch {
-            return;
-          }
-        }
-      });
+      const workers = load(WORKERS, flow);
       const after = 800 + Math.floor(Math.random() * 1700);
       killsAfter.push(after);
       await sleep(after);
@@ -219,8 +116,7 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
       await stop('SIGKILL');
       // Deliveries that had reached the receiver in the last 300 ms before the kill (its answers take up to that).
       deliveredAtKill.push(deliveries.filter((d) => d.at > killedAt - 300 && d.at <= killedAt).length);
-      dead = true;
-      await Promise.all(workers);
+      await workers.stop();
     }
 
     // The last start: whatever was claimed by a killed instance is taken over when its lease runs out
@@ -246,7 +142,7 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
         assert.ok(Date.now() - waitFrom < 150_000, `${pending.length} notifications still pending`);
       }
       await stop('SIGTERM');
-      const store = await openStore(db.store.kind === 'postgres' ? db.store : { kind: 'embedded', dataDir });
+      const store = await openStore(home.store);
       try {
         rows = await store.db
           .selectFrom('notifications as n')
@@ -261,7 +157,7 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
     }
 
     const problems: string[] = [];
-    const byId = new Map<string, Delivery[]>();
+    const byId = new Map<string, typeof deliveries>();
     for (const d of deliveries) byId.set(d.notifyId, [...(byId.get(d.notifyId) ?? []), d]);
     // Every acknowledged transition is in the outbox; every outbox row (committed transition) was delivered.
     for (const key of acknowledged.keys()) {

@@ -13,7 +13,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { alipayDefinition } from '../../src/channels/alipay/definition.js';
-import { ALIPAY_SANDBOX_GATEWAY } from '../../src/channels/alipay/channel.js';
+import { ALIPAY_SANDBOX_GATEWAY } from '../../src/channels/alipay/wire.js';
 import { checkChannelConfig, withDefaults } from '../../src/channels/definition.js';
 import { httpRequest } from '../../src/channels/http.js';
 import { systemClock } from '../../src/domain/clock.js';
@@ -58,7 +58,7 @@ describe('alipay sandbox (remote)', { skip }, () => {
     const ref = { outTradeNo: `HOSPAYSBX${Date.now()}`, payType: 'alipay' as const };
     const explain = () => JSON.stringify(calls, null, 1);
     try {
-      const created = await channel.precreate(ctx, {
+      const created = await channel.precreate!(ctx, {
         ...ref,
         amountFen: 1,
         subject: 'hospay sandbox test',

@@ -57,7 +57,7 @@ describe(
       const outTradeNo = `HPLIVE${Date.now()}`;
       const ref = { outTradeNo, payType: 'weixin' as const };
       try {
-        const p = await channel.precreate(ctx, {
+        const p = await channel.precreate!(ctx, {
           outTradeNo,
           payType: 'weixin',
           amountFen: 1,

@@ -9,7 +9,16 @@ import {
   verifyContent,
   type SignType,
 } from '../../src/crypto/signing.js';
-import type { TestPlatform } from './platform.js';
+
+/**
+ * Where a gateway call goes, and as which app: a test platform, or a `hospay serve` child. The request's timestamp
+ * is the clock's (the test platform's fake clock), or now.
+ */
+export interface GatewayTarget {
+  url: string;
+  appId: string;
+  clock?: { now(): Date };
+}
 
 export const TEST_APP_KEY = {
   privateKey: readPrivateKey(fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8')) as KeyObject,
@@ -59,16 +68,17 @@ export interface CallOptions {
   rawBody?: string;
 }
 
-export async function gateway(
-  t: TestPlatform,
+/** A gateway call's signed form, encoded as sent (signed beforehand, many calls can leave at once). */
+export function gatewayBody(
+  t: GatewayTarget,
   method: string,
   biz: Record<string, unknown> | string,
   o: CallOptions = {},
-): Promise<GatewayAnswer> {
+): string {
   const params: Record<string, string> = {
     app_id: o.appId ?? t.appId,
     method,
-    timestamp: formatShanghai(t.clock.now()),
+    timestamp: formatShanghai(t.clock?.now() ?? new Date()),
     nonce_str: randomUUID(),
     biz_content: typeof biz === 'string' ? biz : JSON.stringify(biz),
     sign_type: o.signType ?? 'RSA2',
@@ -76,15 +86,39 @@ export async function gateway(
   o.before?.(params);
   const signed = signedForm(params, o.key ?? TEST_APP_KEY.privateKey, o.signType ?? 'RSA2');
   o.after?.(signed);
-  const body = o.rawBody ?? new URLSearchParams(signed).toString();
-  const res = await fetch(`${t.url}/gateway`, {
-    method: 'POST',
-    headers: { 'content-type': o.contentType ?? 'application/x-www-form-urlencoded; charset=utf-8' },
-    body,
-  });
-  const raw = await res.text();
+  return o.rawBody ?? new URLSearchParams(signed).toString();
+}
+
+/** Posts a gateway body; the answer's HTTP status and text, whatever they are. */
+export async function postGateway(
+  t: { url: string },
+  body: string,
+  contentType = 'application/x-www-form-urlencoded; charset=utf-8',
+): Promise<{ status: number; raw: string }> {
+  const res = await fetch(`${t.url}/gateway`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  return { status: res.status, raw: await res.text() };
+}
+
+/** A signed gateway call; the answer's HTTP status and text, whatever they are. */
+export function gatewayRaw(
+  t: GatewayTarget,
+  method: string,
+  biz: Record<string, unknown> | string,
+  o: CallOptions = {},
+): Promise<{ status: number; raw: string }> {
+  return postGateway(t, gatewayBody(t, method, biz, o), o.contentType);
+}
+
+/** A signed gateway call (the test app's key unless `o.key`), its answer parsed. */
+export async function gateway(
+  t: GatewayTarget,
+  method: string,
+  biz: Record<string, unknown> | string,
+  o: CallOptions = {},
+): Promise<GatewayAnswer> {
+  const { status, raw } = await gatewayRaw(t, method, biz, o);
   const json = JSON.parse(raw) as GatewayAnswer['json'];
-  return { status: res.status, raw, json, biz: json.biz_content };
+  return { status, raw, json, biz: json.biz_content };
 }
 
 /** Verifies a gateway answer as an integrator must: over the raw biz_content text as received. */

@@ -5,6 +5,7 @@ import { startPlatform, type Platform } from '../../src/main.js';
 import { openStore, type Store } from '../../src/store/db.js';
 import { createLogger } from '../../src/logging.js';
 import type { Channel } from '../../src/channels/channel.js';
+import type { Trade } from '../../src/store/schema.js';
 import { FakeClock } from './clock.js';
 import { freshDatabase, type TestDatabase } from './db.js';
 
@@ -29,6 +30,8 @@ export interface TestPlatform {
     path: string,
     body?: unknown,
   ) => Promise<{ status: number; data: Record<string, unknown> }>;
+  /** The test app's trade with this order number, read through the platform's TradeRepository; throws if none. */
+  trade: (outTradeNo: string) => Promise<Trade>;
   /** A second platform instance on the same database (as a second server would be). */
   second: (opts?: { channels?: Record<string, Channel> }) => Promise<Platform>;
   close: () => Promise<void>;
@@ -151,6 +154,11 @@ export async function startTestPlatform(
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       return { status: res.status, data: (await res.json()) as Record<string, unknown> };
+    },
+    async trade(outTradeNo) {
+      const trade = await platform.deps.trades.byOutTradeNo(created.appId, outTradeNo);
+      if (!trade) throw new Error(`no trade ${outTradeNo} of the test app`);
+      return trade;
     },
     async second(o = {}) {
       // On PostgreSQL a second instance has its own connection pool; the embedded database is one process's.

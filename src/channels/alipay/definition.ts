@@ -1,15 +1,14 @@
 import type { ChannelDefinition, ConfigField } from '../definition.js';
+import { AlipayChannel } from './channel.js';
 import {
-  ALIPAY_GATEWAY,
-  AlipayChannel,
-  DEFAULT_TIMEOUT_MS,
   gatewayUrlProblem,
   prepareAlipay,
   readAlipayPrivateKey,
   readAlipayPublicKey,
   readCertificates,
   spkiBase64,
-} from './channel.js';
+} from './keys.js';
+import { ALIPAY_GATEWAY, DEFAULT_TIMEOUT_MS } from './wire.js';
 
 const PID = /^2088[0-9]{12}$/;
 const CERT_FIELDS = ['app_cert', 'alipay_cert', 'alipay_root_cert'] as const;

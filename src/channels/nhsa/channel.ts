@@ -11,17 +11,27 @@ import type { ChannelContext, MedicareChannel } from '../channel.js';
 import type { Clock } from '../../domain/clock.js';
 import { compactShanghai, formatShanghai } from '../../domain/clock.js';
 import { formatFen } from '../../domain/money.js';
-import { HttpError, excerpt, type HttpClient, type HttpResponse } from '../http.js';
+import type { HttpClient } from '../http.js';
+import { CallRecorder, send } from '../exchange.js';
+import { excerpt } from '../../formats/redact.js';
 import { readConfig, fillAuthUrl, NhsaConfigError, type NhsaConfig, type NhsaOp } from './config.js';
+import { openAnswer, sealRequest, sm3Hex, sm4DecryptHex, sm4EncryptHex } from './envelope.js';
 import {
-  openAnswer,
-  scalarText,
-  sealRequest,
-  sm3Hex,
-  sm4DecryptHex,
-  sm4EncryptHex,
-  yuanTextToFen,
-} from './envelope.js';
+  FAILED_STATES,
+  IN_PROGRESS,
+  NEVER_SETTLED,
+  answerOutcome,
+  answerRecord,
+  classifyAnswer,
+  refusalOf,
+  requestRecord,
+  reversalStep,
+  settlementOf,
+  str,
+  unopenedRecord,
+  type CallResult,
+  type Settlement,
+} from './wire.js';
 
 type TokenInput = Parameters<MedicareChannel['issueToken']>[1] & {
   /**
@@ -36,106 +46,12 @@ type PreSettleOutcome = Awaited<ReturnType<MedicareChannel['preSettle']>>;
 type ReverseInput = Parameters<MedicareChannel['reverseSettlement']>[1];
 type ReverseOutcome = Awaited<ReturnType<MedicareChannel['reverseSettlement']>>;
 
-/** One exchange with the centre, classified. */
-type CallResult =
-  /** Signed by the platform and code 0. */
-  | { kind: 'ok'; data: Record<string, unknown> }
-  /** Signed by the platform, refused (code ≠ 0). */
-  | { kind: 'refused'; code: string; message: string }
-  /** Timeout, network, HTTP ≠ 200, unsigned, wrongly signed, undecryptable or unparseable. */
-  | { kind: 'unknown'; reason: string };
-
-/** The order states of the national dictionary (订单状态), grouped as the platform needs them. */
-const REVERSED_STATES = new Set(['7', '8', '11', '12', '13']);
-/** Only the cash part was refunded: the insurance part is still there. */
-const CASH_ONLY_REFUNDED = new Set(['9', '10']);
-const IN_PROGRESS = new Set(['2']);
-const ABNORMAL = new Set(['14']);
-const NEVER_SETTLED = ['0', '1', '3', '15', '16'];
-
-/** Fields of the centre's business data that may appear in a call record; everything else is left out. */
-const RECORDABLE = new Set([
-  'payOrdId',
-  'ordStas',
-  'feeSumamt',
-  'ownPayAmt',
-  'psnAcctPay',
-  'fundPay',
-  'deposit',
-  'refStatus',
-  'refdSn',
-  'setlType',
-  'medOrgOrd',
-  'insuplcAdmdvs',
-  'refdType',
-  'totlRefdAmt',
-  'cashRefdAmt',
-  'psnAcctRefdAmt',
-  'fundRefdAmt',
-  'appRefdSn',
-  'orgBizSer',
-  'medfeeSumamt',
-  'fulamtOwnpayAmt',
-  'inscpScpAmt',
-  'chrgBchno',
-]);
-
-/** Long digit runs (ID, card, phone numbers) and ID numbers ending in X never reach a record. */
-function scrub(text: string): string {
-  return text.replace(/[0-9]{17}[0-9Xx]|[0-9]{11,24}/g, '[number]');
-}
-
-/** A credential shown only by its ends: AUTH4401…5678. */
-function mask(v: string | undefined): string | undefined {
-  if (!v) return undefined;
-  return v.length <= 8 ? '****' : `${v.slice(0, 4)}…${v.slice(-4)}`;
-}
-
-function recordable(data: Readonly<Record<string, unknown>>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(data)) {
-    if (!RECORDABLE.has(k)) continue;
-    // Order numbers, states and amounts only: nothing personal, so kept whole (payOrdIds are long digit runs).
-    const t = scalarText(v);
-    if (t !== undefined) out[k] = t.slice(0, 64);
-  }
-  return out;
-}
-
-const str = (v: unknown): string | undefined => {
-  const t = scalarText(v);
-  return t === undefined || t === '' ? undefined : t;
-};
-
 function failed(
   code: string,
   zh: string,
   en: string,
 ): { kind: 'failed'; code: string; zh: string; en: string } {
   return { kind: 'failed', code, zh, en };
-}
-
-/**
- * The outcome of a 6202/6301 answer: the centre's order state and, when it gives them, its total and cash part.
- */
-interface Settlement {
-  payOrdId: string | undefined;
-  ordStas: string | undefined;
-  totalFen: number | null;
-  cashFen: number | null;
-  acctFen: number | null;
-  fundFen: number | null;
-}
-
-function settlementOf(data: Readonly<Record<string, unknown>>): Settlement {
-  return {
-    payOrdId: str(data['payOrdId']),
-    ordStas: str(data['ordStas']),
-    totalFen: yuanTextToFen(data['feeSumamt']),
-    cashFen: yuanTextToFen(data['ownPayAmt']),
-    acctFen: yuanTextToFen(data['psnAcctPay']),
-    fundFen: yuanTextToFen(data['fundPay']),
-  };
 }
 
 /**
@@ -206,7 +122,7 @@ export class NhsaMedicare implements MedicareChannel {
         `医保授权查询结果未知（${r.reason}），请重新授权后再试`,
         `the insurance authorisation query had no clear answer (${r.reason}); authorise again and retry`,
       );
-    if (r.kind === 'refused') return this.refusal(r);
+    if (r.kind === 'refused') return refusalOf(r);
     const payAuthNo = str(r.data['payAuthNo']);
     if (!payAuthNo)
       return failed(
@@ -258,7 +174,7 @@ export class NhsaMedicare implements MedicareChannel {
       preselfpayAmt: '0.00',
       inscpScpAmt: formatFen(input.insuranceFen),
     });
-    if (upload.kind === 'refused') return this.refusal(upload);
+    if (upload.kind === 'refused') return refusalOf(upload);
     if (upload.kind === 'unknown')
       // An upload moves no money: nothing to resolve.
       return failed(
@@ -298,8 +214,8 @@ export class NhsaMedicare implements MedicareChannel {
       const decided = await this.decide(ctx, cfg, input, payOrdId, payToken, s);
       if (decided) return decided;
       if (order.kind === 'refused' && s.ordStas !== undefined && !IN_PROGRESS.has(s.ordStas))
-        return this.refusal(order);
-      if (s.ordStas !== undefined && NEVER_SETTLED.includes(s.ordStas) && !cfg.settledStates.has(s.ordStas))
+        return refusalOf(order);
+      if (s.ordStas !== undefined && NEVER_SETTLED.has(s.ordStas) && !cfg.settledStates.has(s.ordStas))
         return failed(
           'NHSA_NOT_SETTLED',
           `医保未结算（订单状态 ${s.ordStas}）`,
@@ -339,7 +255,7 @@ export class NhsaMedicare implements MedicareChannel {
         `the centre settled another split (total ${s.totalFen ?? '?'}, cash ${s.cashFen ?? '?'} fen); ${undone.kind === 'reversed' ? 'refunded' : 'the refund did not complete: an operator must act'}`,
       );
     }
-    if (['14', '15', '16'].includes(s.ordStas))
+    if (FAILED_STATES.has(s.ordStas))
       return failed(
         `NHSA_ORDER_${s.ordStas}`,
         `医保结算失败（订单状态 ${s.ordStas}）`,
@@ -359,30 +275,29 @@ export class NhsaMedicare implements MedicareChannel {
     if (!payOrdId) return failed('NHSA_NO_SETTLEMENT', '缺少医保支付订单号', 'no settlement number');
     const q = await this.query(ctx, cfg, input.outTradeNo, payOrdId, payToken);
     if (q.kind === 'unknown') return { kind: 'retry', reason: `6301: ${q.reason}` };
-    if (q.kind === 'refused') return this.refusal(q);
+    if (q.kind === 'refused') return refusalOf(q);
     const s = settlementOf(q.data);
     const st = s.ordStas;
     if (st === undefined) return { kind: 'retry', reason: '6301 without an order state' };
-    if (REVERSED_STATES.has(st)) return { kind: 'reversed' };
-    if (IN_PROGRESS.has(st)) return { kind: 'retry', reason: `order state ${st}: in progress` };
-    if (ABNORMAL.has(st))
-      return failed(
-        `NHSA_ORDER_${st}`,
-        `医保订单异常（状态 ${st}）`,
-        `the centre reports the order abnormal (${st})`,
-      );
-    if (cfg.settledStates.has(st) || CASH_ONLY_REFUNDED.has(st))
-      return this.refund(
-        ctx,
-        cfg,
-        input.outTradeNo,
-        payOrdId,
-        payToken,
-        CASH_ONLY_REFUNDED.has(st) ? 'HI' : cfg.refundType,
-        s,
-      );
-    if (NEVER_SETTLED.includes(st)) return { kind: 'reversed' };
-    return { kind: 'retry', reason: `order state ${st} not understood` };
+    switch (reversalStep(st, cfg.settledStates)) {
+      case 'already_reversed':
+      case 'never_settled':
+        return { kind: 'reversed' };
+      case 'in_progress':
+        return { kind: 'retry', reason: `order state ${st}: in progress` };
+      case 'abnormal':
+        return failed(
+          `NHSA_ORDER_${st}`,
+          `医保订单异常（状态 ${st}）`,
+          `the centre reports the order abnormal (${st})`,
+        );
+      case 'refund':
+        return this.refund(ctx, cfg, input.outTradeNo, payOrdId, payToken, cfg.refundType, s);
+      case 'refund_insurance':
+        return this.refund(ctx, cfg, input.outTradeNo, payOrdId, payToken, 'HI', s);
+      case 'not_understood':
+        return { kind: 'retry', reason: `order state ${st} not understood` };
+    }
   }
 
   /** 6203 for a settled order with the centre's split; the refund number is derived, so a retry is the same refund. */
@@ -415,7 +330,7 @@ export class NhsaMedicare implements MedicareChannel {
       cashRefdAmt: formatFen(refdType === 'ALL' ? cash : 0),
     });
     if (r.kind === 'unknown') return { kind: 'retry', reason: `6203: ${r.reason}` };
-    if (r.kind === 'refused') return this.refusal(r);
+    if (r.kind === 'refused') return refusalOf(r);
     const status = str(r.data['refStatus']);
     if (status === 'SUCC') return { kind: 'reversed' };
     if (status === 'FAIL')
@@ -438,25 +353,12 @@ export class NhsaMedicare implements MedicareChannel {
     });
   }
 
-  private refusal(r: { code: string; message: string }) {
-    return failed(
-      `NHSA_${r.code.replace(/[^A-Za-z0-9_.-]/g, '').slice(0, 32) || 'REFUSED'}`,
-      `医保移动支付中心拒绝：${r.message || r.code}`,
-      `refused by the medical-insurance centre: ${r.message || r.code}`,
-    );
-  }
-
   private config(ctx: ChannelContext, op: NhsaOp): NhsaConfig | ReturnType<typeof failed> {
     try {
       return readConfig(ctx.merchant);
     } catch (e) {
       const field = e instanceof NhsaConfigError ? e.field : '(config)';
-      ctx.record({
-        operation: `nhsa.${op}`,
-        latencyMs: 0,
-        outcome: 'failed NHSA_CONFIG',
-        error: `configuration: ${field}`,
-      });
+      new CallRecorder(ctx, `nhsa.${op}`).done('failed NHSA_CONFIG', { error: `configuration: ${field}` });
       return failed(
         'NHSA_CONFIG',
         `国家医保渠道配置有误：${field}`,
@@ -473,100 +375,48 @@ export class NhsaMedicare implements MedicareChannel {
     outTradeNo: string | undefined,
     data: Record<string, unknown>,
   ): Promise<CallResult> {
-    const operation = `nhsa.${op}`;
+    const rec = new CallRecorder(ctx, `nhsa.${op}`, outTradeNo);
     const timestamp = String(this.deps.clock.now().getTime());
     const sealed = sealRequest(cfg.keys, data, timestamp);
-    const request = excerpt(
-      JSON.stringify({
-        path: cfg.paths[op],
-        appId: cfg.keys.appId,
-        timestamp,
-        version: cfg.keys.version,
-        encData: `<SM4 ${sealed.outer['encData']?.length ?? 0} hex>`,
-        signData: '<SM2>',
-        data: {
-          ...recordable(data),
-          ...(typeof data['payAuthNo'] === 'string' ? { payAuthNo: mask(data['payAuthNo']) } : {}),
-        },
-      }),
-    );
-    const started = performance.now();
-    const latency = () => Math.max(0, Math.round(performance.now() - started));
-    let res: HttpResponse;
-    try {
-      res = await this.deps.http({
-        method: 'POST',
-        url: `${cfg.apiBaseUrl}${cfg.paths[op]}`,
-        headers: {
-          'content-type': 'application/json;charset=UTF-8',
-          accept: 'application/json',
-          ...cfg.headers,
-        },
-        body: sealed.body,
-        timeoutMs: cfg.timeoutMs,
-        maxBytes: 1024 * 1024,
-      });
-    } catch (e) {
-      const reason = e instanceof HttpError ? e.kind : 'network';
-      ctx.record({
-        operation,
-        outTradeNo,
-        latencyMs: latency(),
-        outcome: `unknown: ${reason}`,
-        request,
-        error: scrub(e instanceof Error ? e.message : String(e)).slice(0, 200),
-      });
-      return { kind: 'unknown', reason };
+    const request = requestRecord(cfg, op, sealed, data, timestamp);
+    const t = await send(this.deps.http, {
+      method: 'POST',
+      url: `${cfg.apiBaseUrl}${cfg.paths[op]}`,
+      headers: {
+        'content-type': 'application/json;charset=UTF-8',
+        accept: 'application/json',
+        ...cfg.headers,
+      },
+      body: sealed.body,
+      timeoutMs: cfg.timeoutMs,
+      maxBytes: 1024 * 1024,
+    });
+    if (!t.ok) {
+      rec.done(`unknown: ${t.fault}`, { request, error: t.reason });
+      return { kind: 'unknown', reason: t.fault };
     }
-    const text = res.body.toString('utf8');
-    if (res.status !== 200) {
-      ctx.record({
-        operation,
-        outTradeNo,
-        httpStatus: res.status,
-        latencyMs: latency(),
-        outcome: `unknown: HTTP ${res.status}`,
-        request,
-        response: scrub(excerpt(text, 300)),
-      });
-      return { kind: 'unknown', reason: `HTTP ${res.status}` };
+    const text = t.body.toString('utf8');
+    if (t.status !== 200) {
+      const reason = `HTTP ${t.status}`;
+      rec.done(`unknown: ${reason}`, { httpStatus: t.status, request, response: excerpt(text, 300) });
+      return { kind: 'unknown', reason };
     }
     const opened = openAnswer(cfg.keys, text);
     if (!opened.ok) {
-      const outer: Record<string, string> = {};
-      for (const [k, v] of Object.entries(opened.fields ?? {})) {
-        if (k === 'encData' || k === 'signData' || k === 'data') continue;
-        const t = scalarText(v);
-        if (t !== undefined) outer[k] = scrub(t).slice(0, 100);
-      }
-      ctx.record({
-        operation,
-        outTradeNo,
-        httpStatus: res.status,
-        latencyMs: latency(),
-        outcome: `unknown: ${opened.reason}`,
+      rec.done(`unknown: ${opened.reason}`, {
+        httpStatus: t.status,
         request,
-        response: opened.fields ? JSON.stringify(outer) : scrub(excerpt(text, 200)),
+        response: unopenedRecord(opened, text),
         error: opened.reason,
       });
       return { kind: 'unknown', reason: opened.reason };
     }
-    const code = str(opened.fields['code']) ?? '';
-    const message = scrub(str(opened.fields['message']) ?? str(opened.fields['msg']) ?? '').slice(0, 120);
-    const successFlag = str(opened.fields['success']);
-    const ok = code === '0' && successFlag !== 'false';
-    ctx.record({
-      operation,
-      outTradeNo,
-      httpStatus: res.status,
-      latencyMs: latency(),
-      outcome: ok
-        ? `ok${opened.data['ordStas'] !== undefined ? ` ordStas=${str(opened.data['ordStas'])}` : ''}`
-        : `refused ${code}`,
+    const answer = classifyAnswer(opened);
+    rec.done(answerOutcome(answer.result, opened.data, answer.code), {
+      httpStatus: t.status,
       request,
-      response: JSON.stringify({ code, message, success: successFlag, data: recordable(opened.data) }),
+      response: answerRecord(answer, opened.data),
     });
-    if (ok) return { kind: 'ok', data: opened.data };
-    return { kind: 'refused', code: code || 'SUCCESS_FALSE', message };
+    return answer.result;
   }
 }

@@ -8,7 +8,7 @@ import type {
   QueryOutcome,
   RefundOutcome,
 } from '../channel.js';
-import type { SimTrade, SimulatorProvider } from '../../simulator/provider.js';
+import type { SimTrade, SimulatorApi } from './api.js';
 import type { Bill } from '../../domain/bill.js';
 import { parseAlipayTradeBill } from '../alipay/bill.js';
 import { parseWechatTradeBill } from '../wechat/bill.js';
@@ -22,7 +22,7 @@ export class SimulatorChannel implements Channel {
   readonly id = 'simulator';
   readonly payTypes = ['alipay', 'weixin', 'unionpay'] as const;
 
-  constructor(private readonly provider: SimulatorProvider) {}
+  constructor(private readonly provider: SimulatorApi) {}
 
   private merchant(ctx: ChannelContext): string {
     return ctx.merchant['merchant_id'] ?? ctx.appId;
@@ -58,7 +58,10 @@ export class SimulatorChannel implements Channel {
     }
   }
 
-  precreate(ctx: ChannelContext, input: Parameters<Channel['precreate']>[1]): Promise<PrecreateOutcome> {
+  precreate(
+    ctx: ChannelContext,
+    input: Parameters<NonNullable<Channel['precreate']>>[1],
+  ): Promise<PrecreateOutcome> {
     return this.openTrade(ctx, input);
   }
 
@@ -72,7 +75,7 @@ export class SimulatorChannel implements Channel {
   /** A QR code or a wap (H5) cashier: the same trade at the provider; wap pay sends the payer back afterwards. */
   private async openTrade(
     ctx: ChannelContext,
-    input: Parameters<Channel['precreate']>[1],
+    input: Parameters<NonNullable<Channel['precreate']>>[1],
     returnUrl?: string,
   ): Promise<PrecreateOutcome> {
     const a = await this.provider.precreate({

@@ -1,6 +1,7 @@
 import crypto, { X509Certificate } from 'node:crypto';
 import type { ChannelDefinition, ConfigField } from '../definition.js';
-import { UnionPayChannel, UNIONPAY_DEFAULTS } from './channel.js';
+import { UnionPayChannel } from './channel.js';
+import { UNIONPAY_DEFAULTS } from './keys.js';
 
 /**
  * UnionPay QuickPass (云闪付) through UnionPay's online gateway (全渠道 acp 5.1.0, RSA certificates).

@@ -7,8 +7,8 @@ import {
   setChannelMap,
   ChannelMapError,
 } from '../../services/channel-config.js';
-import { appChannelMap } from '../../store/apps.js';
-import type { NotifyRejectionRow } from '../../store/channel-calls.js';
+import { appChannelMap } from '../../services/apps.js';
+import type { NotifyRejectionRow } from '../../services/records.js';
 import { formatShanghai } from '../../domain/clock.js';
 
 /** The Asia/Shanghai day `n` days before `now` ('yyyy-MM-dd'). */
@@ -78,16 +78,10 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
     const { id } = req.params as { id: string };
     const app = await deps.apps.get(id);
     if (!app) return reply.code(404).send(NO_APP);
-    const configured = await deps.db
-      .selectFrom('channel_configs')
-      .select('channel_id')
-      .where('app_id', '=', id)
-      .orderBy('channel_id')
-      .execute();
     return {
       app_id: id,
       channel_map: appChannelMap(app),
-      configs: await Promise.all(configured.map((c) => deps.channelConfigs.view(id, c.channel_id))),
+      configs: await deps.channelConfigs.viewAll(id),
       // Unverified provider notifications of the last 7 days (per channel and day): junk or a wrong key.
       rejected_notifications: (
         await deps.channelCalls.rejections({ appId: id, sinceDay: daysAgo(deps.clock.now(), 6) })

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { ServiceDeps } from '../../services/deps.js';
+import type { ReconcileDeps } from '../../reconcile/deps.js';
 import { isBusinessDate } from '../../reconcile/run.js';
 import {
   BY_MAX,
@@ -30,7 +30,7 @@ function invalid(reply: FastifyReply, name: string, message: string) {
  *   GET  /admin/reconciliation/differences/:id          one difference, its audit trail, its run and evidence
  *   POST /admin/reconciliation/differences/:id/resolve  {"note": "…", "by": "…"} → audit actor "admin:<by>"
  */
-export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: ServiceDeps): void {
+export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: ReconcileDeps): void {
   scope.get('/admin/reconciliation/differences', async (req, reply) => {
     const query = (req.query ?? {}) as Record<string, unknown>;
     const unknown = Object.keys(query).find((k) => !LIST_PARAMS.has(k));

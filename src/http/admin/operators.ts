@@ -1,11 +1,6 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServiceDeps } from '../../services/deps.js';
-import {
-  OperatorExistsError,
-  OperatorInputError,
-  OperatorRepository,
-  USERNAME_PATTERN,
-} from '../../store/operators.js';
+import { OperatorExistsError, OperatorInputError, USERNAME_PATTERN } from '../../services/operators.js';
 
 /**
  * Finance operators (the people who log in to /finance). Registered inside the admin scope, which checks the
@@ -17,7 +12,7 @@ import {
  * Passwords are only ever in request bodies, which are never logged; no answer contains one.
  */
 export function registerOperatorAdminRoutes(scope: FastifyInstance, deps: ServiceDeps): void {
-  const operators = new OperatorRepository(deps.db, deps.clock);
+  const { operators } = deps;
 
   const invalid = (reply: FastifyReply, field: string, message: string) =>
     reply.code(400).send({ code: `INVALID_FIELD.${field}`, message });

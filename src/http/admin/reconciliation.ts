@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ServiceDeps } from '../../services/deps.js';
+import type { ReconcileDeps } from '../../reconcile/deps.js';
 import { ReconSettingsError } from '../../reconcile/settings.js';
 import { reconSettingsView, updateReconSettings } from '../../reconcile/his-settings.js';
 import { UnknownAppError, isBusinessDate, reconcileApps } from '../../reconcile/run.js';
@@ -12,7 +12,7 @@ const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such a
  * Reconciliation administration (behind the admin token, registered in routes.ts): an app's HIS connection
  * and settings, and running a business day.
  */
-export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: ServiceDeps): void {
+export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: ReconcileDeps): void {
   scope.get('/admin/apps/:id/reconciliation', async (req, reply) => {
     const { id } = req.params as { id: string };
     const app = await deps.apps.get(id);
@@ -56,7 +56,7 @@ export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: 
         .send({ code: 'INVALID_FIELD.app_id', message: 'app_id 须为一个应用编号 / must be one app id' });
     if (appId !== undefined && !(await deps.apps.get(appId))) return reply.code(404).send(NO_APP);
     reply.header('cache-control', 'no-store');
-    return readHisSimRows(deps.db, appId);
+    return readHisSimRows(deps, appId);
   });
 
   scope.post('/admin/reconcile', async (req, reply) => {

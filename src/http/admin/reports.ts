@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import type { ServiceDeps } from '../../services/deps.js';
+import type { ReconcileDeps } from '../../reconcile/deps.js';
 import { buildDayReport, isReportDate, ReportAppNotFoundError } from '../../reconcile/report.js';
 import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
 
@@ -20,7 +20,7 @@ export function contentDisposition(asciiName: string, fullName: string): string 
  *   GET /admin/reports/day?date=yyyy-MM-dd&app=APP_ID&format=json|csv|xlsx
  * Without app: all apps together. json (default) is the DayReport; csv and xlsx are downloads.
  */
-export function registerReportAdminRoutes(scope: FastifyInstance, deps: ServiceDeps): void {
+export function registerReportAdminRoutes(scope: FastifyInstance, deps: ReconcileDeps): void {
   scope.get('/admin/reports/day', async (req, reply) => {
     const query = (req.query ?? {}) as Record<string, unknown>;
     const date = query['date'];
@@ -46,7 +46,7 @@ export function registerReportAdminRoutes(scope: FastifyInstance, deps: ServiceD
     }
     let report;
     try {
-      report = await buildDayReport(deps.db, {
+      report = await buildDayReport(deps, {
         date,
         ...(app !== undefined ? { appId: app } : {}),
         now: deps.clock.now(),

@@ -1,7 +1,8 @@
 import type { FastifyInstance } from 'fastify';
 import { timingSafeEqual, createHash } from 'node:crypto';
 import type { ServiceDeps } from '../../services/deps.js';
-import { appCategories } from '../../store/apps.js';
+import type { ReconcileDeps } from '../../reconcile/deps.js';
+import { appCategories } from '../../services/apps.js';
 import { validateCategories } from '../../domain/categories.js';
 import { isPrivateKeyText, readPublicKey } from '../../crypto/signing.js';
 import { registerNotificationAdminRoutes } from './notifications.js';
@@ -28,6 +29,7 @@ export async function registerAdminRoutes(
   app: FastifyInstance,
   deps: ServiceDeps,
   adminToken: string,
+  recon: ReconcileDeps,
 ): Promise<void> {
   const throttle = new FailureThrottle(deps.clock);
   await app.register(async (scope) => {
@@ -54,9 +56,9 @@ export async function registerAdminRoutes(
     });
 
     registerNotificationAdminRoutes(scope, deps);
-    registerReportAdminRoutes(scope, deps);
-    registerReconciliationAdminRoutes(scope, deps);
-    registerDifferenceAdminRoutes(scope, deps);
+    registerReportAdminRoutes(scope, recon);
+    registerReconciliationAdminRoutes(scope, recon);
+    registerDifferenceAdminRoutes(scope, recon);
     registerChannelAdminRoutes(scope, deps);
     registerOperatorAdminRoutes(scope, deps);
 

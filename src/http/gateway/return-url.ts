@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Trade } from '../../store/schema.js';
+import type { Trade } from '../../services/records.js';
 import type { ServiceDeps } from '../../services/deps.js';
 import { tradeExtra } from '../../services/h5-pay.js';
 import { formatShanghai } from '../../domain/clock.js';

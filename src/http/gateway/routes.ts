@@ -1,10 +1,10 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Errors, HospayError } from '../../domain/errors.js';
 import { formatShanghai } from '../../domain/clock.js';
-import type { App, Trade } from '../../store/schema.js';
+import type { App, Trade } from '../../services/records.js';
 import { TradeAlreadyPaid, type ServiceDeps } from '../../services/deps.js';
 import { h5Pay } from '../../services/h5-pay.js';
-import { NonceReplayError, type GatewayNonce } from '../../store/trades.js';
+import { NonceReplayError, type GatewayNonce } from '../../services/nonces.js';
 import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
@@ -543,14 +543,7 @@ async function authenticate(
 
 /** Stores a request's nonce; a nonce used before is a replay. */
 async function storeNonce(deps: ServiceDeps, n: GatewayNonce): Promise<void> {
-  const stored = await deps.db
-    .insertInto('gateway_nonces')
-    .values({ app_id: n.appId, nonce: n.nonce, expires_at: n.expiresAt })
-    .onConflict((oc) => oc.columns(['app_id', 'nonce']).doNothing())
-    .returning('nonce')
-    .executeTakeFirst();
-  n.consumed = true;
-  if (!stored) throw GatewayErrors.replay();
+  if (!(await deps.nonces.claim(n))) throw GatewayErrors.replay();
 }
 
 export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceDeps): Promise<void> {

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance, FastifyReply, FastifyRequest }
 import { Errors, HospayError } from '../../domain/errors.js';
 import { formatFen } from '../../domain/money.js';
 import { formatShanghai } from '../../domain/clock.js';
-import type { App, Trade } from '../../store/schema.js';
+import type { App, Trade } from '../../services/records.js';
 import { TradeAlreadyPaid, type ServiceDeps } from '../../services/deps.js';
 import { barcodePay } from '../../services/barcode-pay.js';
 import { qrPay } from '../../services/qr-pay.js';

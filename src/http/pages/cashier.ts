@@ -3,7 +3,7 @@ import { enabledPayTypes, type ServiceDeps } from '../../services/deps.js';
 import { chooseCashierPayType } from '../../services/qr-pay.js';
 import { formatFen } from '../../domain/money.js';
 import { parsePayType, type PayType } from '../../domain/trade.js';
-import type { Trade } from '../../store/schema.js';
+import type { Trade } from '../../services/records.js';
 import { esc, page, usePageHeaders } from '../../formats/html.js';
 import { refreshTrade } from '../../services/sync.js';
 import { signedReturnUrl } from '../gateway/return-url.js';

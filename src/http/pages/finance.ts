@@ -1,14 +1,14 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { sql } from 'kysely';
 import type { ServiceDeps } from '../../services/deps.js';
+import type { FinanceSession } from '../../services/records.js';
+import type { ReconcileDeps } from '../../reconcile/deps.js';
 import { formatShanghai } from '../../domain/clock.js';
 import { isIncomplete, reconcileDay, resolveDifference } from '../../reconcile/run.js';
 import { NOTE_MAX, readResolveNote } from '../../reconcile/differences.js';
 import { buildDayReport, ReportAppNotFoundError } from '../../reconcile/report.js';
 import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
 import { readReconSettings } from '../../reconcile/settings.js';
-import { OperatorRepository, type FinanceSession } from '../../store/operators.js';
 import { FinanceLogin } from '../../services/finance-login.js';
 import { usePageHeaders } from '../../formats/html.js';
 import {
@@ -167,8 +167,12 @@ function readAmounts(detail: string): DifferenceRow['amounts'] {
   return out;
 }
 
-export async function registerFinancePages(app: FastifyInstance, deps: ServiceDeps): Promise<void> {
-  const operators = new OperatorRepository(deps.db, deps.clock);
+export async function registerFinancePages(
+  app: FastifyInstance,
+  deps: ServiceDeps,
+  recon: ReconcileDeps,
+): Promise<void> {
+  const operators = deps.operators;
   const login = new FinanceLogin(deps, operators);
   const secure = () => deps.config.publicBaseUrl.startsWith('https:');
   const cookie = (name: string, value: string, maxAgeS: number) =>
@@ -350,30 +354,8 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
       const filter: DiffFilter = filterText === 'resolved' || filterText === 'all' ? filterText : 'open';
       const flashKey = dateText && !isDate(dateText) ? 'bad_date' : str(q['flash']);
 
-      const runRows = await deps.db
-        .selectFrom('recon_runs')
-        .selectAll()
-        .where('app_id', '=', chosen.id)
-        .where('business_date', '=', date)
-        .execute();
-      const diffs = await deps.db
-        .selectFrom('recon_differences')
-        .select([
-          'id',
-          'pay_type',
-          'code',
-          'kind',
-          'out_trade_no',
-          'out_request_no',
-          'detail',
-          'present',
-          'state',
-          'resolved_by',
-        ])
-        .where('app_id', '=', chosen.id)
-        .where('business_date', '=', date)
-        .orderBy('id')
-        .execute();
+      const runRows = await recon.reconciliation.runs(date, chosen.id);
+      const diffs = await recon.reconciliation.differences({ date, appId: chosen.id });
       const order = (p: string) => {
         const i = PAY_TYPE_ORDER.indexOf(p);
         return i < 0 ? PAY_TYPE_ORDER.length : i;
@@ -458,7 +440,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
         );
       let flash = 'rerun';
       try {
-        const outcomes = await reconcileDay(deps, { app: target, date });
+        const outcomes = await reconcileDay(recon, { app: target, date });
         if (outcomes.some(isIncomplete)) flash = 'rerun_incomplete';
         deps.log.info({ finance: 'rerun', operator: s.username, app: target.id, date }, 'finance re-run');
       } catch (e) {
@@ -487,7 +469,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(appId)) return bad('应用无效 / unknown app');
       let report;
       try {
-        report = await buildDayReport(deps.db, { date, appId, now: deps.clock.now() });
+        report = await buildDayReport(recon, { date, appId, now: deps.clock.now() });
       } catch (e) {
         if (e instanceof ReportAppNotFoundError) return bad('没有这个应用 / no such app');
         throw e;
@@ -502,8 +484,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
     });
 
     // ------------------------------------------------------------------------------- one difference
-    const loadDifference = async (id: number) =>
-      deps.db.selectFrom('recon_differences').selectAll().where('id', '=', id).executeTakeFirst();
+    const loadDifference = (id: number) => recon.reconciliation.difference(id);
 
     const showDifference = async (
       reply: FastifyReply,
@@ -522,34 +503,15 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
           404,
         );
       const owner = await deps.apps.get(d.app_id);
-      const audit = await deps.db
-        .selectFrom('recon_audit')
-        .selectAll()
-        .where('difference_id', '=', id)
-        .orderBy('at')
-        .orderBy('id')
-        .execute();
-      const evidence = await deps.db
-        .selectFrom('recon_evidence')
-        .select(['source', 'request', 'records', 'fetched_at'])
-        .where('app_id', '=', d.app_id)
-        .where('business_date', '=', d.business_date)
-        .where('pay_type', '=', d.pay_type)
-        .orderBy('source')
-        .orderBy('seq')
-        .execute();
+      const audit = await recon.reconciliation.audit(id);
+      const evidence = await recon.reconciliation.evidence(d.app_id, d.business_date, d.pay_type);
       // The HIS's own rows for this order, from the answers kept with the run (found by the database).
-      const raws = await deps.db
-        .selectFrom('recon_evidence')
-        .select('raw')
-        .where('app_id', '=', d.app_id)
-        .where('business_date', '=', d.business_date)
-        .where('pay_type', '=', d.pay_type)
-        .where('source', '=', 'HIS_TRADE_LIST')
-        .where(sql<boolean>`position(${d.out_trade_no} in raw) > 0`)
-        .orderBy('seq')
-        .limit(5)
-        .execute();
+      const raws = await recon.reconciliation.hisAnswersContaining(
+        d.app_id,
+        d.business_date,
+        d.pay_type,
+        d.out_trade_no,
+      );
       const names = await operators.displayNames([
         ...audit.map((a) => a.actor),
         ...(d.resolved_by ? [d.resolved_by] : []),
@@ -625,7 +587,7 @@ export async function registerFinancePages(app: FastifyInstance, deps: ServiceDe
           status: 400,
         });
       const note = checked.note;
-      if (await resolveDifference(deps, id, s.username, note)) {
+      if (await resolveDifference(recon, id, s.username, note)) {
         deps.log.info({ finance: 'resolve', operator: s.username, difference: id }, 'difference resolved');
         return reply.redirect(`/finance/differences/${id}?flash=resolved`, 303);
       }

@@ -1,4 +1,4 @@
-import type { Db } from '../../store/db.js';
+import type { ReconcileDeps } from '../deps.js';
 import type { HospayRefundRow, HospayTradeRow } from './his-sim.js';
 
 /**
@@ -11,36 +11,11 @@ export interface HisSimRows {
   refunds: HospayRefundRow[];
 }
 
-export async function readHisSimRows(db: Db, appId?: string): Promise<HisSimRows> {
-  let tq = db
-    .selectFrom('trades')
-    .select([
-      'id',
-      'out_trade_no',
-      'status',
-      'pay_type',
-      'channel_trade_no',
-      'trade_no',
-      'total_fen',
-      'insurance_fen',
-      'paid_at',
-      'category',
-      'patient_name',
-      'inhospital_no',
-    ])
-    .where('kind', '!=', 'void')
-    .where('paid_at', 'is not', null)
-    .orderBy('id');
-  let rq = db
-    .selectFrom('refunds')
-    .select(['id', 'trade_id', 'kind', 'amount_fen', 'status', 'finished_at', 'out_request_no'])
-    .where('status', '=', 'SUCCESS')
-    .orderBy('id');
-  if (appId) {
-    tq = tq.where('app_id', '=', appId);
-    rq = rq.where('app_id', '=', appId);
-  }
-  return { trades: await tq.execute(), refunds: await rq.execute() };
+export async function readHisSimRows(
+  deps: Pick<ReconcileDeps, 'reconciliation'>,
+  appId?: string,
+): Promise<HisSimRows> {
+  return deps.reconciliation.paidMovements(appId);
 }
 
 /** The JSON of HisSimRows (dates as ISO strings) read back; anything malformed is left out. */

@@ -6,7 +6,7 @@ import { HisError, HisErrors } from './his-error.js';
 
 /**
  * Parsers for the two HIS answers of chapter 7 (IF_Get_Hospital_Trade_List, HIS_IF_Query).
- * Same hardening as the offline door (src/http/offline/xml.ts): DOCTYPE/entities refused, strict decoding
+ * Same hardening as the offline door (src/formats/xml.ts): DOCTYPE/entities refused, strict decoding
  * (UTF-8, or GBK / GB2312 / GB18030 when the HTTP charset or the XML declaration says so), size limit, every
  * value a string. Unlike the door, the body holds repeated elements: only
  * body/GetHospitalTradeList and body/HisTradeStatus/TradeList may repeat; any other repetition is refused.

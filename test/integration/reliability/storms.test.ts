@@ -1,11 +1,10 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
-import { sql } from 'kysely';
-import { formatShanghai } from '../../../src/domain/clock.js';
 import { formatFen } from '../../../src/domain/money.js';
+import { readBooks, type Books } from '../../support/books.js';
 import { TEST_DB } from '../../support/db.js';
-import { TEST_APP_KEY, gateway, signedForm } from '../../support/gateway.js';
+import { TEST_APP_KEY, gateway, gatewayBody, postGateway } from '../../support/gateway.js';
+import { submit as post, visit as get } from '../../support/payer.js';
 import {
   authCode,
   barcodeFields,
@@ -14,65 +13,13 @@ import {
   type OfflineAnswer,
   type TestPlatform,
 } from '../../support/platform.js';
+import { shuffle, storm } from '../../support/storm.js';
 
 /**
  * Reliability battery, items 1 and 2: refund storms and pay storms, through both doors (the offline XML door
  * and the signed gateway), with identical and distinct request numbers, all at once. The simulator's own books
  * (sim_ledger) count the fund changes; every sum is checked in SQL against the platform's books.
  */
-
-/** One trade's books at both ends: the platform's (trades, refunds, notifications) and the channel's. */
-interface Books {
-  out_trade_no: string;
-  status: string;
-  total_fen: number;
-  paid: boolean;
-  refunded_fen: number;
-  reserved_fen: number;
-  /** Trades with this order number (the UNIQUE key says at most 1; counted anyway). */
-  trades: number;
-  /** Charges at the channel. */
-  charges: number;
-  charged_fen: number;
-  /** Refunds and reversals at the channel. */
-  channel_refunds: number;
-  channel_refunded_fen: number;
-  /** The platform's refund records. */
-  refunds_ok: number;
-  refunds_ok_fen: number;
-  refunds_open: number;
-  notified_success: number;
-  notified_closed: number;
-}
-
-async function books(t: TestPlatform, outTradeNos: string[]): Promise<Books[]> {
-  const r = await sql<Books>`
-    SELECT t.out_trade_no, t.status, t.total_fen::int AS total_fen, (t.paid_at IS NOT NULL) AS paid,
-      t.refunded_fen::int AS refunded_fen, t.refund_reserved_fen::int AS reserved_fen,
-      (SELECT count(*)::int FROM trades x WHERE x.app_id = t.app_id AND x.out_trade_no = t.out_trade_no) AS trades,
-      (SELECT count(*)::int FROM sim_ledger l
-        WHERE l.merchant = t.app_id AND l.out_trade_no = t.out_trade_no AND l.entry = 'charge') AS charges,
-      (SELECT coalesce(sum(l.amount_fen), 0)::int FROM sim_ledger l
-        WHERE l.merchant = t.app_id AND l.out_trade_no = t.out_trade_no AND l.entry = 'charge') AS charged_fen,
-      (SELECT count(*)::int FROM sim_ledger l
-        WHERE l.merchant = t.app_id AND l.out_trade_no = t.out_trade_no AND l.entry IN ('refund', 'reverse'))
-        AS channel_refunds,
-      (SELECT coalesce(-sum(l.amount_fen), 0)::int FROM sim_ledger l
-        WHERE l.merchant = t.app_id AND l.out_trade_no = t.out_trade_no AND l.entry IN ('refund', 'reverse'))
-        AS channel_refunded_fen,
-      (SELECT count(*)::int FROM refunds r WHERE r.trade_id = t.id AND r.status = 'SUCCESS') AS refunds_ok,
-      (SELECT coalesce(sum(r.amount_fen), 0)::int FROM refunds r WHERE r.trade_id = t.id AND r.status = 'SUCCESS')
-        AS refunds_ok_fen,
-      (SELECT count(*)::int FROM refunds r WHERE r.trade_id = t.id AND r.status = 'PROCESSING') AS refunds_open,
-      (SELECT count(*)::int FROM notifications n WHERE n.trade_id = t.id AND n.trade_status = 'TRADE_SUCCESS')
-        AS notified_success,
-      (SELECT count(*)::int FROM notifications n WHERE n.trade_id = t.id AND n.trade_status = 'TRADE_CLOSED')
-        AS notified_closed
-    FROM trades t
-    WHERE t.app_id = ${t.appId} AND t.out_trade_no IN (${sql.join(outTradeNos)})
-    ORDER BY t.out_trade_no`.execute(t.store.db);
-  return r.rows;
-}
 
 /**
  * The money invariants of settled trades: at most one charge, the channel charged exactly what the platform
@@ -98,15 +45,6 @@ function moneyProblems(rows: Books[]): string[] {
       p.push(`${at}: ${b.refunds_open} refunds still open, ${b.reserved_fen - b.refunded_fen} fen reserved`);
   }
   return p;
-}
-
-function shuffle<T>(list: T[]): T[] {
-  const a = [...list];
-  for (let i = a.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [a[i], a[j]] = [a[j] as T, a[i] as T];
-  }
-  return a;
 }
 
 const fenOf = (yuan: unknown) => Math.round(Number(yuan) * 100);
@@ -169,47 +107,18 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
     );
   }
 
-  /** A signed gateway form, ready to send (see test/support/gateway.ts). */
-  function signedBody(method: string, biz: Record<string, unknown>): string {
-    const params = {
-      app_id: t.appId,
-      method,
-      timestamp: formatShanghai(t.clock.now()),
-      nonce_str: randomUUID(),
-      biz_content: JSON.stringify(biz),
-      sign_type: 'RSA2',
-    };
-    return new URLSearchParams(signedForm(params, TEST_APP_KEY.privateKey)).toString();
-  }
+  /** A signed gateway form, ready to send (signed beforehand: signing takes the test process a moment). */
+  const signedBody = (method: string, biz: Record<string, unknown>) => gatewayBody(t, method, biz);
   async function sendGateway(body: string): Promise<{ code: string; biz: Record<string, unknown> }> {
-    const res = await fetch(`${t.url}/gateway`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded; charset=utf-8' },
-      body,
-    });
-    const json = (await res.json()) as { code: string; biz_content: Record<string, unknown> };
+    const json = JSON.parse((await postGateway(t, body)).raw) as {
+      code: string;
+      biz_content: Record<string, unknown>;
+    };
     return { code: json.code, biz: json.biz_content };
   }
 
-  /** A form POST as a browser sends it; the answer's status and Location (the body is read and dropped). */
-  async function post(url: string, body: string): Promise<{ status: number; location: string }> {
-    const r = await fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
-    await r.arrayBuffer();
-    return { status: r.status, location: r.headers.get('location') ?? '' };
-  }
-  async function get(url: string): Promise<{ status: number; location: string }> {
-    const r = await fetch(url, { redirect: 'manual' });
-    await r.arrayBuffer();
-    return { status: r.status, location: r.headers.get('location') ?? '' };
-  }
-
   async function assertBooks(ctx: TestContext, label: string, outTradeNos: string[]): Promise<Books[]> {
-    const rows = await books(t, outTradeNos);
+    const rows = await readBooks(t.store.db, { appId: t.appId, outTradeNos });
     assert.equal(rows.length, outTradeNos.length, `${label}: every order has its trade`);
     const problems = moneyProblems(rows);
     ctx.diagnostic(
@@ -233,9 +142,7 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
       }),
     );
     const requests = shuffle(orders.flatMap((f) => Array.from({ length: 10 }, () => f)));
-    const started = performance.now();
-    const answers = await Promise.all(requests.map(async (f) => ({ f, a: await pay(f) })));
-    const ms = Math.round(performance.now() - started);
+    const { answers, ms } = await storm(requests, async (f) => ({ f, a: await pay(f) }));
     for (const { a } of answers)
       assert.ok(a.rr.IsSuccess === '1' || ['USER_PAYING', 'CHANNEL_ERROR'].includes(a.rr.SubCode), a.text);
     for (const f of orders) {
@@ -441,26 +348,22 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
   it('offline: refund storm, identical and distinct OutRequestNo at once (8 numbers × 6 repeats × 5 trades) → one fund change each, never more than paid', async (ctx) => {
     const trades = await paidBarcode(['10.00', '33.35', '0.05', '99999.95', '1.00']);
     const plan = shuffle(refundPlan(trades));
-    const started = performance.now();
-    const answers = await Promise.all(
-      plan.map(async ({ p, no, part }) => {
-        const a: OfflineAnswer = await t.offline('FWC_IF_Barcode_Pay_Refund', {
-          TradeNo: p.tradeNo,
-          RefundAmount: part,
-          OutRequestNo: no,
-          OutTradeNo: p.outTradeNo,
-          TotalAmount: p.amount,
-        });
-        return {
-          p,
-          no,
-          ok: a.rr.IsSuccess === '1',
-          change: a.result.RefundChange === 'Y',
-          code: a.rr.SubCode,
-        };
-      }),
-    );
-    const ms = Math.round(performance.now() - started);
+    const { answers, ms } = await storm(plan, async ({ p, no, part }) => {
+      const a: OfflineAnswer = await t.offline('FWC_IF_Barcode_Pay_Refund', {
+        TradeNo: p.tradeNo,
+        RefundAmount: part,
+        OutRequestNo: no,
+        OutTradeNo: p.outTradeNo,
+        TotalAmount: p.amount,
+      });
+      return {
+        p,
+        no,
+        ok: a.rr.IsSuccess === '1',
+        change: a.result.RefundChange === 'Y',
+        code: a.rr.SubCode,
+      };
+    });
     const rows = await assertBooks(
       ctx,
       'offline refund storm',
@@ -489,43 +392,39 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
           })
         : '',
     );
-    const started = performance.now();
-    const answers = await Promise.all(
-      plan.map(async ({ p, no, part }, i) => {
-        // A gateway request makes more database round trips (nonce, key) before it reaches the refund, so under
-        // load the offline door would win every race: for half of the request numbers it sets off a little later.
-        const gatewayLeads = Number(no.slice(1)) % 2 === 0;
-        if (i % 2 === 1 && gatewayLeads) await new Promise((r) => setTimeout(r, 200 + Math.random() * 600));
-        if (i % 2 === 0) {
-          const a = await sendGateway(bodies[i] ?? '');
-          return {
-            p,
-            no,
-            door: 'gateway',
-            ok: a.code === '10000',
-            change: a.biz['fund_change'] === 'Y',
-            code: String(a.biz['sub_code'] || 'SUCCESS'),
-          };
-        }
-        const a = await t.offline('FWC_IF_Barcode_Pay_Refund', {
-          // Either number is accepted: the channel's or the platform's.
-          TradeNo: i % 4 === 1 ? p.tradeNo : p.platformTradeNo,
-          RefundAmount: part,
-          OutRequestNo: no,
-          OutTradeNo: p.outTradeNo,
-          TotalAmount: p.amount,
-        });
+    const { answers, ms } = await storm(plan, async ({ p, no, part }, i) => {
+      // A gateway request makes more database round trips (nonce, key) before it reaches the refund, so under
+      // load the offline door would win every race: for half of the request numbers it sets off a little later.
+      const gatewayLeads = Number(no.slice(1)) % 2 === 0;
+      if (i % 2 === 1 && gatewayLeads) await new Promise((r) => setTimeout(r, 200 + Math.random() * 600));
+      if (i % 2 === 0) {
+        const a = await sendGateway(bodies[i] ?? '');
         return {
           p,
           no,
-          door: 'offline',
-          ok: a.rr.IsSuccess === '1',
-          change: a.result.RefundChange === 'Y',
-          code: a.rr.SubCode,
+          door: 'gateway',
+          ok: a.code === '10000',
+          change: a.biz['fund_change'] === 'Y',
+          code: String(a.biz['sub_code'] || 'SUCCESS'),
         };
-      }),
-    );
-    const ms = Math.round(performance.now() - started);
+      }
+      const a = await t.offline('FWC_IF_Barcode_Pay_Refund', {
+        // Either number is accepted: the channel's or the platform's.
+        TradeNo: i % 4 === 1 ? p.tradeNo : p.platformTradeNo,
+        RefundAmount: part,
+        OutRequestNo: no,
+        OutTradeNo: p.outTradeNo,
+        TotalAmount: p.amount,
+      });
+      return {
+        p,
+        no,
+        door: 'offline',
+        ok: a.rr.IsSuccess === '1',
+        change: a.result.RefundChange === 'Y',
+        code: a.rr.SubCode,
+      };
+    });
     const rows = await assertBooks(
       ctx,
       'two-door refund storm',

@@ -15,15 +15,15 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { alipayDefinition } from '../../../src/channels/alipay/definition.js';
+import { AlipayChannel } from '../../../src/channels/alipay/channel.js';
 import {
-  AlipayChannel,
   prepareAlipay,
   readAlipayPrivateKey,
   readAlipayPublicKey,
   signedRequestParams,
   verifyAnswer,
   type PreparedAlipay,
-} from '../../../src/channels/alipay/channel.js';
+} from '../../../src/channels/alipay/keys.js';
 import { checkChannelConfig, withDefaults } from '../../../src/channels/definition.js';
 import { httpRequest } from '../../../src/channels/http.js';
 import { systemClock, formatShanghai } from '../../../src/domain/clock.js';

@@ -11,9 +11,6 @@ import fs from 'node:fs';
 import {
   beijingDaysBetween,
   cancelOrderId,
-  certIdOf,
-  checkSigningCert,
-  cnIdentity,
   consumeOrderId,
   dayTxnTime,
   exactTxnTime,
@@ -22,11 +19,16 @@ import {
   parseForm,
   redactFields,
   refundOrderId,
+  tradeTime,
+} from '../../../src/channels/unionpay/wire.js';
+import {
+  certIdOf,
+  checkSigningCert,
+  cnIdentity,
   signFields,
   signingText,
-  tradeTime,
   verifyFields,
-} from '../../../src/channels/unionpay/acp.js';
+} from '../../../src/channels/unionpay/keys.js';
 import { unionpayDefinition } from '../../../src/channels/unionpay/definition.js';
 import { checkChannelConfig } from '../../../src/channels/definition.js';
 import { httpRequest } from '../../../src/channels/http.js';
@@ -518,7 +520,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
   });
 
   it('precreate is not offered; a broken configuration never pays', async () => {
-    const p = await channel.precreate(ctx, {
+    const p = await channel.precreate!(ctx, {
       outTradeNo: no(),
       payType: 'unionpay',
       amountFen: 1,

@@ -1,10 +1,11 @@
 import { randomBytes, randomInt } from 'node:crypto';
-import type { ChannelContext, MedicareChannel } from '../channels/channel.js';
-import type { Clock } from '../domain/clock.js';
-import { compactShanghai } from '../domain/clock.js';
+import type { ChannelContext, MedicareChannel } from '../channel.js';
+import type { Clock } from '../../domain/clock.js';
+import { compactShanghai } from '../../domain/clock.js';
 
 /**
- * The simulated national medical-insurance platform. Its rules (docs/simulator.md):
+ * The simulated national medical-insurance platform, as a medical-insurance side (it keeps no books: a token,
+ * a settlement and a reversal are answered by rule). Its rules (docs/simulator.md):
  * - the consent page has 同意授权 (grant) and 拒绝 (decline); a decline comes back as error=access_denied;
  * - lc.ssc.user.token: a patient_card_no ending in "0000" has no insurance (token refused, NO_INSURANCE);
  * - lc.ssc.trade.pay: ssc_serial_no "SIM_INSURANCE_FAIL" makes the insurance settlement fail (INSURANCE_SETTLE_FAILED).

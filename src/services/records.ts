@@ -1,0 +1,8 @@
+/**
+ * The records the use cases take and return, as the doors see them. They are the store's rows (store/schema.ts
+ * and the repositories); the doors import them from here, never from the store.
+ */
+export type { App, Trade, Refund, Notification } from '../store/schema.js';
+export type { NotifyRejectionRow } from '../store/channel-calls.js';
+export type { FinanceSession, OperatorView } from '../store/operators.js';
+export type { PendingAuthorisation } from '../store/medicare.js';

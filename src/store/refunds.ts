@@ -1,0 +1,428 @@
+import { sql, type QueryCreator, type Transaction } from 'kysely';
+import { isUniqueViolation, type Db } from './db.js';
+import type { Database, Refund, Trade } from './schema.js';
+import { outbox } from './outbox.js';
+import type { Fen } from '../domain/money.js';
+
+/**
+ * Refunds (and a cancel's reversal of a paid trade), as the explicit steps of one protocol. The amount is reserved
+ * on the trade before the channel is asked, so concurrent refunds can never add up to more than was paid, and
+ * while a refund is PROCESSING one caller at a time holds its lease and talks to the channel:
+ *
+ *   reserve (or lookupAndReserve, the common case in one statement)   amount reserved, record PROCESSING, leased
+ *     -> the channel's answer:
+ *        complete   SUCCESS: the refunded total grows; a full refund closes the trade (and writes its notification)
+ *        fail       FAILED: the reservation is given back
+ *        release    unknown: the lease is let go, the amount stays reserved; a repeat asks the channel again
+ *
+ * A repeat of a known request number: claim (PROCESSING, its lease run out) or reserveAgain (FAILED before).
+ * Every step is a guarded UPDATE (WHERE status = the expected state), so no two callers make the same transition.
+ */
+export class RefundRepository {
+  constructor(private readonly db: Db) {}
+
+  // ---- reading -----------------------------------------------------------------------------------
+
+  /**
+   * The trade of a refund request, and whether that request number is already known for it (the id of the
+   * refund), in one round trip.
+   */
+  async lookup(
+    appId: string,
+    outTradeNo: string,
+    outRequestNo: string,
+  ): Promise<{ trade: Trade; priorRefundId: number | null } | undefined> {
+    const row = await this.db
+      .selectFrom('trades')
+      .selectAll('trades')
+      .select((eb) =>
+        eb
+          .selectFrom('refunds')
+          .select('refunds.id')
+          .whereRef('refunds.trade_id', '=', 'trades.id')
+          .where('refunds.out_request_no', '=', outRequestNo)
+          .as('prior_refund_id'),
+      )
+      .where('app_id', '=', appId)
+      .where('out_trade_no', '=', outTradeNo)
+      .executeTakeFirst();
+    if (!row) return undefined;
+    const { prior_refund_id, ...trade } = row;
+    return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id) };
+  }
+
+  /** The refund of `tradeId` with this request number, if it is known. */
+  async byRequestNo(tradeId: number, outRequestNo: string): Promise<Refund | undefined> {
+    return this.db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('trade_id', '=', tradeId)
+      .where('out_request_no', '=', outRequestNo)
+      .executeTakeFirst();
+  }
+
+  // ---- reserve: before the channel is asked ------------------------------------------------------
+
+  /**
+   * The common refund in one statement: reads the trade and whether the request number is known (as lookup),
+   * and, if everything the caller checks holds (no such request number yet; trade number, total and pay type
+   * as given; paid after `paidAfter`, i.e. within the refund window; TRADE_SUCCESS; the amount fits), reserves
+   * the amount and records the refund (as reserve). `refund` is null when nothing was reserved: the
+   * caller then looks at the trade as read (before this statement) and decides why. 'raced' means a concurrent
+   * request with the same request number won (the unique key undid the statement): read again.
+   */
+  async lookupAndReserve(input: {
+    appId: string;
+    outTradeNo: string;
+    outRequestNo: string;
+    amountFen: Fen;
+    tradeNo: string | undefined;
+    totalFen: Fen | undefined;
+    payType: string | undefined;
+    paidAfter: Date;
+    reason: string | null;
+    hospitalId: string | null;
+    terminalId: string | null;
+    now: Date;
+    leaseMs: number;
+  }): Promise<{ trade: Trade; priorRefundId: number | null; refund: Refund | null } | undefined | 'raced'> {
+    const { now, amountFen } = input;
+    const leaseUntil = new Date(now.getTime() + input.leaseMs);
+    let row;
+    try {
+      row = await this.db
+        .with('cur', (db) =>
+          db
+            .selectFrom('trades')
+            .selectAll('trades')
+            .select((eb) =>
+              eb
+                .selectFrom('refunds')
+                .select('refunds.id')
+                .whereRef('refunds.trade_id', '=', 'trades.id')
+                .where('refunds.out_request_no', '=', input.outRequestNo)
+                .as('prior_refund_id'),
+            )
+            .where('app_id', '=', input.appId)
+            .where('out_trade_no', '=', input.outTradeNo),
+        )
+        .with('up', (db) =>
+          db
+            .updateTable('trades')
+            .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+            .where('id', '=', (eb) => {
+              let q = eb
+                .selectFrom('cur')
+                .select('cur.id')
+                .where('cur.prior_refund_id', 'is', null)
+                .where('cur.paid_at', '>', input.paidAfter);
+              const tradeNo = input.tradeNo;
+              if (tradeNo !== undefined)
+                q = q.where((w) =>
+                  w.or([w('cur.trade_no', '=', tradeNo), w('cur.channel_trade_no', '=', tradeNo)]),
+                );
+              if (input.totalFen !== undefined) q = q.where('cur.total_fen', '=', input.totalFen);
+              const payType = input.payType;
+              if (payType !== undefined)
+                q = q.where((w) => w.or([w('cur.pay_type', 'is', null), w('cur.pay_type', '=', payType)]));
+              return q;
+            })
+            // The same guard as reservation() (that helper cannot take this statement's `cur`).
+            .where('status', '=', 'TRADE_SUCCESS')
+            .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
+            .returning(['id', 'app_id']),
+        )
+        .with('ins', (db) =>
+          refundFromReservation(db as unknown as ReservedQueryCreator, {
+            outRequestNo: input.outRequestNo,
+            kind: 'refund',
+            amountFen,
+            reason: input.reason,
+            hospitalId: input.hospitalId,
+            terminalId: input.terminalId,
+            now,
+            leaseUntil,
+          }).returning('id'),
+        )
+        .selectFrom('cur')
+        .selectAll('cur')
+        .select((eb) => eb.selectFrom('ins').select('ins.id').as('new_refund_id'))
+        .executeTakeFirst();
+    } catch (e) {
+      if (isUniqueViolation(e)) return 'raced';
+      throw e;
+    }
+    if (!row) return undefined;
+    const { prior_refund_id, new_refund_id, ...trade } = row;
+    const refund: Refund | null =
+      new_refund_id === null
+        ? null
+        : {
+            id: Number(new_refund_id),
+            trade_id: trade.id,
+            app_id: trade.app_id,
+            out_request_no: input.outRequestNo,
+            kind: 'refund',
+            amount_fen: amountFen,
+            status: 'PROCESSING',
+            reason: input.reason,
+            hospital_id: input.hospitalId,
+            terminal_id: input.terminalId,
+            channel_refund_no: null,
+            fail_code: null,
+            created_at: now,
+            updated_at: now,
+            finished_at: null,
+            lease_until: leaseUntil,
+          };
+    return { trade, priorRefundId: prior_refund_id === null ? null : Number(prior_refund_id), refund };
+  }
+
+  /**
+   * Records a refund request and reserves its amount on the trade, in one statement (one round trip, atomic):
+   * the reservation is a guarded UPDATE (refund_reserved_fen + amount <= the cash part, total_fen -
+   * insurance_fen, of a paid trade; the table has a CHECK too), and the refund row is inserted only from its
+   * result. Concurrent refunds can never reserve more than was paid. A request number already known fails the
+   * unique key (trade_id, out_request_no) and the whole statement, reservation included, is undone.
+   * Returns 'exists' when this request number is already known, 'exceeded' when the amount does not fit (or the
+   * trade is no longer paid).
+   */
+  async reserve(input: {
+    trade: Trade;
+    outRequestNo: string;
+    kind: 'refund' | 'cancel';
+    amountFen: Fen;
+    reason: string | null;
+    hospitalId: string | null;
+    terminalId: string | null;
+    now: Date;
+    /** The caller holds the refund this long while it talks to the channel. */
+    leaseMs: number;
+  }): Promise<{ result: 'reserved'; refund: Refund } | { result: 'exists' } | { result: 'exceeded' }> {
+    const { now, amountFen } = input;
+    const leaseUntil = new Date(now.getTime() + input.leaseMs);
+    try {
+      const refund = await refundFromReservation(
+        this.db.with('up', (db) =>
+          reservation(db, amountFen, now).where('id', '=', input.trade.id).returning(['id', 'app_id']),
+        ),
+        { ...input, leaseUntil },
+      )
+        .returningAll()
+        .executeTakeFirst();
+      return refund ? { result: 'reserved', refund } : { result: 'exceeded' };
+    } catch (e) {
+      if (isUniqueViolation(e)) return { result: 'exists' };
+      throw e;
+    }
+  }
+
+  /** A FAILED refund retried with the same request number: back to PROCESSING, reserving again. */
+  async reserveAgain(refund: Refund, now: Date, leaseMs: number): Promise<'reserved' | 'busy' | 'exceeded'> {
+    try {
+      return await this.db.transaction().execute(async (tx) => {
+        const r = await tx
+          .updateTable('refunds')
+          .set({
+            status: 'PROCESSING',
+            fail_code: null,
+            updated_at: now,
+            finished_at: null,
+            lease_until: new Date(now.getTime() + leaseMs),
+          })
+          .where('id', '=', refund.id)
+          .where('status', '=', 'FAILED')
+          .returning('id')
+          .executeTakeFirst();
+        if (!r) return 'busy' as const;
+        if (!(await this.reserveOn(tx, refund.trade_id, refund.amount_fen, now)))
+          throw new ReservationRefused();
+        return 'reserved' as const;
+      });
+    } catch (e) {
+      if (e instanceof ReservationRefused) return 'exceeded';
+      throw e;
+    }
+  }
+
+  private async reserveOn(
+    tx: Transaction<Database>,
+    tradeId: number,
+    amountFen: Fen,
+    now: Date,
+  ): Promise<boolean> {
+    const r = await reservation(tx, amountFen, now)
+      .where('id', '=', tradeId)
+      .returning('id')
+      .executeTakeFirst();
+    return r !== undefined;
+  }
+
+  // ---- claim: a repeat carries on with a PROCESSING refund ---------------------------------------
+
+  /**
+   * Takes a PROCESSING refund for one caller to talk to the channel about. Concurrent repeats of the same
+   * request number do not call the channel at the same time: a "failed" answer to one of them must never undo
+   * a success seen by another.
+   */
+  async claim(refund: Refund, now: Date, leaseMs: number): Promise<Refund | undefined> {
+    return this.db
+      .updateTable('refunds')
+      .set({ lease_until: new Date(now.getTime() + leaseMs) })
+      .where('id', '=', refund.id)
+      .where('status', '=', 'PROCESSING')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<', now)]))
+      .returningAll()
+      .executeTakeFirst();
+  }
+
+  // ---- the channel's answer: complete | fail | release -------------------------------------------
+
+  /**
+   * PROCESSING -> SUCCESS, and the trade's refunded total grows; a full refund closes the trade (and writes its
+   * notification). One statement: the refund's guarded update, the trade's update only if that happened, and
+   * the outbox. Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
+   */
+  async complete(refund: Refund, channelRefundNo: string, now: Date): Promise<Trade | undefined> {
+    const amount = refund.amount_fen;
+    const closes = sql<boolean>`refunded_fen + ${amount} = total_fen - insurance_fen`;
+    return this.db
+      .with('r', (db) =>
+        db
+          .updateTable('refunds')
+          .set({
+            status: 'SUCCESS',
+            channel_refund_no: channelRefundNo,
+            updated_at: now,
+            finished_at: now,
+            lease_until: null,
+          })
+          .where('id', '=', refund.id)
+          .where('status', '=', 'PROCESSING')
+          .returning('id'),
+      )
+      .with('t', (db) =>
+        db
+          .updateTable('trades')
+          .set({
+            refunded_fen: sql<number>`refunded_fen + ${amount}`,
+            status: sql`CASE WHEN ${closes} THEN 'TRADE_CLOSED' ELSE status END`,
+            closed_at: sql`CASE WHEN ${closes} THEN ${now}::timestamptz ELSE closed_at END`,
+            cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
+            updated_at: now,
+          })
+          .where('id', '=', refund.trade_id)
+          .where(sql<boolean>`EXISTS (SELECT 1 FROM r)`)
+          .returningAll(),
+      )
+      .with('n', (db) =>
+        outbox(db as unknown as QueryCreator<Database & { t: Trade }>, now, ['TRADE_CLOSED']),
+      )
+      .selectFrom('t')
+      .selectAll()
+      .executeTakeFirst() as Promise<Trade | undefined>;
+  }
+
+  /** PROCESSING -> FAILED, giving the reservation back (the trade's refund_reserved_fen shrinks). */
+  async fail(refund: Refund, code: string, now: Date): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('refunds')
+        .set({ status: 'FAILED', fail_code: code, updated_at: now, finished_at: now, lease_until: null })
+        .where('id', '=', refund.id)
+        .where('status', '=', 'PROCESSING')
+        .returning('id')
+        .executeTakeFirst();
+      if (!r) return false;
+      await tx
+        .updateTable('trades')
+        .set({
+          refund_reserved_fen: sql<number>`refund_reserved_fen - ${refund.amount_fen}`,
+          updated_at: now,
+        })
+        .where('id', '=', refund.trade_id)
+        .execute();
+      return true;
+    });
+  } /**
+   * The channel's answer is unknown (or it could not be asked): the lease is let go, the refund stays PROCESSING
+   * and its amount reserved, so a repeat (or the next caller) asks the channel again.
+   */
+  async release(refund: Refund): Promise<void> {
+    await this.db
+      .updateTable('refunds')
+      .set({ lease_until: null })
+      .where('id', '=', refund.id)
+      .where('status', '=', 'PROCESSING')
+      .execute();
+  }
+}
+
+class ReservationRefused extends Error {}
+
+/**
+ * Reserves a refund's amount on a paid trade (the caller picks the trade): refund_reserved_fen grows, guarded so
+ * that the reserved total never exceeds the cash part (total_fen - insurance_fen). The table's CHECK says the same.
+ */
+function reservation(db: QueryCreator<Database>, amountFen: Fen, now: Date) {
+  return db
+    .updateTable('trades')
+    .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+    .where('status', '=', 'TRADE_SUCCESS')
+    .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`);
+}
+
+type ReservedQueryCreator = QueryCreator<Database & { up: { id: number; app_id: string } }>;
+
+/**
+ * The refund record (PROCESSING, leased to the caller) inserted from a reservation CTE `up` (the trade's id and
+ * app): no reservation, no record. A known request number fails the unique key and undoes the whole statement.
+ */
+function refundFromReservation(
+  db: ReservedQueryCreator,
+  r: {
+    outRequestNo: string;
+    kind: 'refund' | 'cancel';
+    amountFen: Fen;
+    reason: string | null;
+    hospitalId: string | null;
+    terminalId: string | null;
+    now: Date;
+    leaseUntil: Date;
+  },
+) {
+  return db
+    .insertInto('refunds')
+    .columns([
+      'trade_id',
+      'app_id',
+      'out_request_no',
+      'kind',
+      'amount_fen',
+      'status',
+      'reason',
+      'hospital_id',
+      'terminal_id',
+      'created_at',
+      'updated_at',
+      'lease_until',
+    ])
+    .expression((eb) =>
+      eb
+        .selectFrom('up')
+        .select([
+          'up.id',
+          'up.app_id',
+          sql<string>`${r.outRequestNo}::text`.as('out_request_no'),
+          sql<string>`${r.kind}::text`.as('kind'),
+          sql<number>`${r.amountFen}::bigint`.as('amount_fen'),
+          sql<string>`'PROCESSING'`.as('status'),
+          sql<string | null>`${r.reason}::text`.as('reason'),
+          sql<string | null>`${r.hospitalId}::text`.as('hospital_id'),
+          sql<string | null>`${r.terminalId}::text`.as('terminal_id'),
+          sql<Date>`${r.now}::timestamptz`.as('created_at'),
+          sql<Date>`${r.now}::timestamptz`.as('updated_at'),
+          sql<Date>`${r.leaseUntil}::timestamptz`.as('lease_until'),
+        ]),
+    );
+}

@@ -1,0 +1,65 @@
+import type { NewTrade } from './schema.js';
+
+/** What every new trade is given by the use case that makes it; the rest of the row has its default. */
+type TradeIdentity =
+  | 'trade_no'
+  | 'app_id'
+  | 'out_trade_no'
+  | 'kind'
+  | 'category'
+  | 'order_type'
+  | 'total_fen'
+  | 'subject'
+  | 'fingerprint'
+  | 'created_at'
+  | 'expires_at';
+
+export type TradeRowFields = Pick<NewTrade, TradeIdentity> & Partial<Omit<NewTrade, TradeIdentity>>;
+
+/**
+ * A new trade as it is born: unpaid (WAIT_BUYER_PAY), at no channel yet, with nothing paid, closed, leased or
+ * attached. The same values the table's defaults give (migrations 001, 002), written out so that every insert has
+ * one shape. Columns that only later state changes set (refund_reserved_fen, refunded_fen, job_attempts,
+ * insurance_state, settlement_no, insurance_refunded_fen) are left to the table.
+ */
+const TRADE_DEFAULTS = {
+  status: 'WAIT_BUYER_PAY',
+  pay_type: null,
+  channel: null,
+  body: null,
+  operator_id: null,
+  terminal_id: null,
+  hospital_id: null,
+  patient_name: null,
+  inhospital_no: null,
+  tel: null,
+  trade_detail: null,
+  timeout_express: null,
+  channel_trade_no: null,
+  code_url: null,
+  channel_code_url: null,
+  cashier_token: null,
+  buyer_logon_id: null,
+  buyer_user_id: null,
+  cancel_action: null,
+  paid_at: null,
+  closed_at: null,
+  lease_until: null,
+  lease_owner: null,
+  notify_url: null,
+  return_url: null,
+  extra: null,
+  insurance_fen: 0,
+  reduced_fen: 0,
+} as const satisfies Partial<NewTrade>;
+
+/**
+ * The row for a new trade: the fields given (an undefined one keeps its default) over the defaults above;
+ * updated_at is created_at unless given.
+ */
+export function newTradeRow(fields: TradeRowFields): NewTrade {
+  const given = Object.fromEntries(
+    Object.entries(fields).filter(([, v]) => v !== undefined),
+  ) as TradeRowFields;
+  return { ...TRADE_DEFAULTS, updated_at: fields.created_at, ...given };
+}
