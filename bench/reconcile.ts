@@ -72,7 +72,7 @@ async function main(): Promise<void> {
   try {
     const created = await platform.deps.apps.create({ name: '基准医院', hospitalId: 'BENCH' });
     const appId = created.appId;
-    const db = platform.deps.db;
+    const db = platform.store.db;
 
     // 1. The day's trades as the platform and the simulated channel recorded them.
     const t0 = Date.now();
@@ -261,7 +261,7 @@ async function main(): Promise<void> {
     const total = Date.now() - t1;
     clearInterval(sampler);
 
-    const rows = await platform.deps.db
+    const rows = await platform.store.db
       .selectFrom('recon_differences')
       .select(['code', 'out_trade_no'])
       .where('business_date', '=', DATE)

@@ -41,9 +41,10 @@ import {
   secureDataDir,
 } from './runtime/local-files.js';
 import { SecretBox } from './crypto/secret-box.js';
+import { InvalidInputError } from './domain/errors.js';
 
 /** Start-up refused: some app's channel configuration is incomplete or broken. */
-export class ChannelStartupError extends Error {
+export class ChannelStartupError extends InvalidInputError {
   constructor(readonly problems: Array<{ appId: string; channelId: string; problems: ConfigProblem[] }>) {
     super(
       '渠道配置有误，服务未启动 / channel configuration is broken, not starting:\n' +
@@ -152,7 +153,6 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       }),
     );
     const deps: ServiceDeps = {
-      db: store.db,
       apps,
       trades: new TradeRepository(store.db),
       refunds: new RefundRepository(store.db),

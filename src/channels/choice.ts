@@ -1,4 +1,5 @@
 import { PAY_TYPES } from '../domain/trade.js';
+import { InvalidInputError } from '../domain/errors.js';
 
 /**
  * Which channel serves an app's pay type, and when the built-in simulator may be that channel.
@@ -116,7 +117,7 @@ export function simulatorMapProblems(
 }
 
 /** Start-up refused: an app's map uses the simulator where it may not. */
-export class SimulatorStartupError extends Error {
+export class SimulatorStartupError extends InvalidInputError {
   constructor(readonly problems: SimulatorMapProblem[]) {
     super(
       '模拟器设置有误，服务未启动 / the simulator is used where it may not be, not starting:\n' +

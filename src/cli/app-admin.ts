@@ -8,6 +8,7 @@ import { adminFetch, runningServer } from './running-server.js';
 import { allowListEntries } from '../services/notify-target.js';
 import { SecretBox } from '../crypto/secret-box.js';
 import { masterKeyLoader } from '../runtime/local-files.js';
+import { NotFoundError } from '../domain/errors.js';
 
 export interface AppView {
   app_id: string;
@@ -43,7 +44,7 @@ export interface AppAdmin {
   rotatePlatformKey(): Promise<string>;
 }
 
-export class AppNotFoundError extends Error {
+export class AppNotFoundError extends NotFoundError {
   constructor(appId: string) {
     super(`没有这个应用 / no such app: ${appId}`);
   }

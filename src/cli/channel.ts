@@ -15,6 +15,7 @@ import { chosenChannel } from '../channels/choice.js';
 import { formatShanghai } from '../domain/clock.js';
 import type { ChannelCallRow } from '../store/channel-calls.js';
 import type { ServiceDeps } from '../services/deps.js';
+import { NotFoundError, UsageError } from '../domain/errors.js';
 
 export const CHANNEL_USAGE = `  hospay channel list                          the channels, their pay types and settings
   hospay channel show --app ID [--json]        the app's channels (secrets only as 已设置 set)
@@ -29,14 +30,14 @@ export const CHANNEL_USAGE = `  hospay channel list                          the
   hospay channel calls [--app ID] [--out-trade-no NO] [--limit N] [--json]
                                                recent exchanges with the providers (redacted)`;
 
-export class ChannelUsageError extends Error {
+export class ChannelUsageError extends UsageError {
   constructor(message: string) {
     super(message);
     this.name = 'ChannelUsageError';
   }
 }
 
-class AppMissing extends Error {
+class AppMissing extends NotFoundError {
   constructor(appId: string) {
     super(`没有这个应用 / no such app: ${appId}`);
   }
@@ -57,15 +58,9 @@ async function local(config: Config): Promise<ChannelAdmin> {
     async show(appId) {
       const app = await deps.apps.get(appId);
       if (!app) return null;
-      const rows = await deps.db
-        .selectFrom('channel_configs')
-        .select('channel_id')
-        .where('app_id', '=', appId)
-        .orderBy('channel_id')
-        .execute();
       return {
         channel_map: appChannelMap(app),
-        configs: await Promise.all(rows.map((r) => deps.channelConfigs.view(appId, r.channel_id))),
+        configs: await deps.channelConfigs.viewAll(appId),
       };
     },
     async set(appId, channel, values) {

@@ -21,15 +21,16 @@ import {
 } from '../reconcile/differences.js';
 import { adminFetch, cliPlatform, runningServer } from './running-server.js';
 import { ReconcileUsageError } from './reconcile.js';
+import { ConflictError, NotFoundError } from '../domain/errors.js';
 
-export class DifferenceNotFoundError extends Error {
+export class DifferenceNotFoundError extends NotFoundError {
   constructor(readonly id: number) {
     super(`没有这个差异 / no such difference: ${id}`);
     this.name = 'DifferenceNotFoundError';
   }
 }
 
-export class DifferenceAlreadyResolvedError extends Error {
+export class DifferenceAlreadyResolvedError extends ConflictError {
   constructor(readonly id: number) {
     super(`差异 ${id} 此前已被处理，本次未作更改 / difference ${id} was already resolved: nothing changed`);
     this.name = 'DifferenceAlreadyResolvedError';

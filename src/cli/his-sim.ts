@@ -16,6 +16,7 @@ import { parseYuanToFen } from '../domain/money.js';
 import { formatShanghai } from '../domain/clock.js';
 import { parseShanghai } from '../reconcile/his/his-xml.js';
 import { adminFetch, runningServer } from './running-server.js';
+import { UsageError } from '../domain/errors.js';
 
 export const HIS_SIM_USAGE = `  hospay his-sim [--port N] [--host H] [--from-db [--app ID]] [--access-token T]
                  [--soap [--soap-namespace URI]] [--encoding utf-8|gbk] [faults]
@@ -36,7 +37,7 @@ export const HIS_SIM_USAGE = `  hospay his-sim [--port N] [--host H] [--from-db 
         --broken malformed|http500|doctype|refused|fault
                               every answer is broken that way (fault: a SOAP Fault)`;
 
-export class HisSimUsageError extends Error {}
+export class HisSimUsageError extends UsageError {}
 
 function orderFlow(sim: HisSimulator, order: string, flag: string): string {
   const flow = sim.paymentOf(order);

@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isPrivateKeyText, newRsaKeyPair, publicKeyBase64, readPublicKey } from '../crypto/signing.js';
-import { loadConfig, ConfigError, type Config } from '../config/config.js';
+import { loadConfig, type Config } from '../config/config.js';
+import { UsageError } from '../domain/errors.js';
 import { startPlatform } from '../main.js';
 import { migrate, openStore } from '../store/db.js';
 import { validateCategories, type Category } from '../domain/categories.js';
@@ -11,19 +12,11 @@ import { SecretBox } from '../crypto/secret-box.js';
 import { PlatformKeyRepository } from '../store/keys.js';
 import { systemClock } from '../domain/clock.js';
 import { AppNotFoundError, appAdmin } from './app-admin.js';
-import { CHANNEL_USAGE, ChannelAppMissingError, ChannelUsageError, channelCommand } from './channel.js';
-import { ChannelConfigError, ChannelMapError, UnknownChannelError } from '../services/channel-config.js';
-import { HIS_SIM_USAGE, HisSimUsageError, hisSimCommand } from './his-sim.js';
-import { UnknownAppError } from '../reconcile/run.js';
-import {
-  RECONCILE_USAGE,
-  ReconcileUsageError,
-  ReconSettingsError,
-  appHisCommand,
-  reconcileCommand,
-} from './reconcile.js';
+import { CHANNEL_USAGE, channelCommand } from './channel.js';
+import { HIS_SIM_USAGE, hisSimCommand } from './his-sim.js';
+import { RECONCILE_USAGE, appHisCommand, reconcileCommand } from './reconcile.js';
 import { differencesCommand } from './differences.js';
-import { NOTIFY_USAGE, NotifyUsageError, NotificationNotFoundError, notifyCommand } from './notify.js';
+import { NOTIFY_USAGE, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
 import { OPERATOR_USAGE, operatorCommand } from './operator.js';
 import { publicAddressLines } from './serve-banner.js';
@@ -68,8 +61,6 @@ ${REPORT_USAGE}
   hospay help
 
 Without DATABASE_URL the embedded database in ./data (HOSPAY_DATA_DIR) is used.`;
-
-class UsageError extends Error {}
 
 /** The help of one command (its own usage where it has one), or of all. */
 function helpFor(cmd: string | undefined): string {
@@ -479,12 +470,10 @@ main(process.argv.slice(2)).then(
     if (code !== 0) process.exit(code);
   },
   (err: unknown) => {
+    // One place chooses what an error does at the console (domain/errors.ts, OperatorError): a usage error
+    // exits 2 with a pointer to the help; every other error exits 1 with its one-line message.
     if (
       err instanceof UsageError ||
-      err instanceof NotifyUsageError ||
-      err instanceof HisSimUsageError ||
-      err instanceof ChannelUsageError ||
-      err instanceof ReconcileUsageError ||
       (err instanceof Error &&
         err.name === 'TypeError' &&
         'code' in err &&
@@ -492,21 +481,6 @@ main(process.argv.slice(2)).then(
     ) {
       console.error(`hospay: ${err.message}\n${helpPointer(process.argv[2])}`);
       process.exit(2);
-    }
-    if (
-      err instanceof ConfigError ||
-      err instanceof DataDirBusyError ||
-      err instanceof AppNotFoundError ||
-      err instanceof UnknownAppError ||
-      err instanceof ChannelAppMissingError ||
-      err instanceof ChannelConfigError ||
-      err instanceof ChannelMapError ||
-      err instanceof UnknownChannelError ||
-      err instanceof ReconSettingsError ||
-      err instanceof NotificationNotFoundError
-    ) {
-      console.error(`hospay: ${err.message}`);
-      process.exit(1);
     }
     console.error(`hospay: ${err instanceof Error ? err.message : String(err)}`);
     process.exit(1);

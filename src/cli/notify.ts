@@ -12,6 +12,7 @@ import {
   type NotificationFilter,
   type NotificationView,
 } from '../services/notify.js';
+import { NotFoundError, UsageError } from '../domain/errors.js';
 
 export const NOTIFY_USAGE = `Usage:
   hospay notify list [--app ID] [--status PENDING|DELIVERED|FAILED] [--out-trade-no NO] [--limit N] [--json]
@@ -19,14 +20,14 @@ export const NOTIFY_USAGE = `Usage:
   hospay notify resend NOTIFY_ID               deliver a notification again now, whatever its state`;
 
 /** A mistake in the command line (the caller shows the usage, NOTIFY_USAGE is part of it, and exits with 2). */
-export class NotifyUsageError extends Error {
+export class NotifyUsageError extends UsageError {
   constructor(message: string) {
     super(message);
     this.name = 'NotifyUsageError';
   }
 }
 
-export class NotificationNotFoundError extends Error {
+export class NotificationNotFoundError extends NotFoundError {
   constructor(notifyId: string) {
     super(`没有这个通知 / no such notification: ${notifyId}`);
     this.name = 'NotificationNotFoundError';

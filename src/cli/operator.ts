@@ -14,6 +14,7 @@ import {
   type OperatorView,
 } from '../store/operators.js';
 import { helpPointer } from './usage.js';
+import { ConflictError, UsageError } from '../domain/errors.js';
 
 export const OPERATOR_USAGE = `Usage:
   hospay operator create --username U --name 显示名 [--password-stdin] [--json]
@@ -26,9 +27,9 @@ export const OPERATOR_USAGE = `Usage:
   hospay operator disable --username U | operator enable --username U
                                                refuse / accept an operator's logins (disable ends sessions)`;
 
-class OperatorUsageError extends Error {}
+class OperatorUsageError extends UsageError {}
 
-class OperatorFailure extends Error {}
+class OperatorFailure extends ConflictError {}
 
 interface OperatorAdmin {
   create(username: string, displayName: string, password: string): Promise<OperatorView>;

@@ -19,6 +19,7 @@ import {
   type ReconSettingsPatch,
   type ReconSettingsView,
 } from '../reconcile/his-settings.js';
+import { UsageError } from '../domain/errors.js';
 
 /** `hospay reconcile`'s exit code when a side (the HIS) could not be compared: the day must be run again. */
 export const EXIT_INCOMPLETE = 4;
@@ -52,7 +53,7 @@ export function shanghaiDateBefore(now: Date, days: number): string {
   return formatShanghai(new Date(now.getTime() - days * 86_400_000)).slice(0, 10);
 }
 
-export class ReconcileUsageError extends Error {
+export class ReconcileUsageError extends UsageError {
   constructor(message: string) {
     super(message);
     this.name = 'ReconcileUsageError';

@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { parseMasterKey } from '../crypto/secret-box.js';
+import { InvalidInputError } from '../domain/errors.js';
 
 /** Typed configuration from the environment (and CLI flags). Fails fast, naming the key that is wrong. */
 /** Which database the store opens (the store reads it; the configuration builds it). */
@@ -87,7 +88,7 @@ export interface Config {
   };
 }
 
-export class ConfigError extends Error {
+export class ConfigError extends InvalidInputError {
   constructor(
     readonly key: string,
     why: string,

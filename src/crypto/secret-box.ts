@@ -1,4 +1,5 @@
 import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { InvalidInputError } from '../domain/errors.js';
 
 /**
  * Secrets at rest (the HIS's AccessToken, channel keys): AES-256-GCM under the master key, bound to where the
@@ -6,7 +7,7 @@ import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:
  * not open. Format: `v1:<key id>:<iv>:<ciphertext+tag>` (base64url), the key id being the first 8 hex digits of
  * SHA-256 of the key, so a wrong master key is reported as such rather than as corruption.
  */
-export class SecretBoxError extends Error {
+export class SecretBoxError extends InvalidInputError {
   constructor(message: string) {
     super(message);
     this.name = 'SecretBoxError';

@@ -233,27 +233,24 @@ export function declined(code: string, zh: string, en: string): HospayError {
 
 /**
  * What an operator reads at the console or from the admin API (the CLI, configuration, start-up, channel and
- * reconciliation settings, administration): a one-line message shown as it is. Every such error is an
- * OperatorError (typed subclasses where a caller tells them apart); its kind chooses, in one place, what the
- * door does with it — the CLI exits 2 for `usage` (and points to the help), 1 for the others.
+ * reconciliation settings, administration): a message shown as it is, bilingual where it is written for people.
+ * Every such error is an OperatorError (typed subclasses where a caller tells them apart); its kind chooses, in
+ * one place, what the door does with it — the CLI exits 2 for `usage` (and points to the help), 1 for the
+ * others. It is deliberately not a HospayError: a HIS never receives an operator's message (a door that meets
+ * one while serving a HIS answers SYSTEM_ERROR and logs it).
  */
 export type OperatorErrorKind = 'usage' | 'not_found' | 'conflict' | 'invalid' | 'unavailable';
 
-const OPERATOR_KIND: Record<OperatorErrorKind, ErrorKind> = {
-  usage: 'invalid',
-  not_found: 'business',
-  conflict: 'business',
-  invalid: 'invalid',
-  unavailable: 'system',
-};
+export class OperatorError extends Error {
+  /** A stable code, e.g. OPERATOR.NOT_FOUND. */
+  readonly code: string;
 
-export class OperatorError extends HospayError {
   constructor(
     readonly operatorKind: OperatorErrorKind,
     message: string,
   ) {
-    super(`OPERATOR.${operatorKind.toUpperCase()}`, OPERATOR_KIND[operatorKind], message, message);
-    this.message = message;
+    super(message);
+    this.code = `OPERATOR.${operatorKind.toUpperCase()}`;
     this.name = new.target.name;
   }
 }
@@ -279,8 +276,8 @@ export class ConflictError extends OperatorError {
   }
 }
 
-/** A configuration or a setting that is not valid (environment, channel configuration, reconciliation). */
-export class InvalidSettingError extends OperatorError {
+/** A value that is not valid: in the environment, a channel configuration, a setting, an operator's input. */
+export class InvalidInputError extends OperatorError {
   constructor(message: string) {
     super('invalid', message);
   }

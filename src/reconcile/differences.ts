@@ -2,6 +2,7 @@ import type { ReconcileDeps } from './deps.js';
 import type { DifferenceRecord } from '../store/reconciliation.js';
 import { PAY_TYPES, type PayType } from '../domain/trade.js';
 import { resolveDifference } from './run.js';
+import { NotFoundError } from '../domain/errors.js';
 
 /**
  * A business day's reconciliation differences, read and resolved outside the finance page: the admin API
@@ -72,7 +73,7 @@ export interface DifferenceFilter {
   present?: boolean;
 }
 
-export class DifferenceAppNotFoundError extends Error {
+export class DifferenceAppNotFoundError extends NotFoundError {
   constructor(readonly appId: string) {
     super(`没有这个应用 / no such app: ${appId}`);
     this.name = 'DifferenceAppNotFoundError';

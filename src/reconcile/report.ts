@@ -31,6 +31,7 @@ import { PAY_TYPES } from '../domain/trade.js';
 import { formatShanghai, isCalendarDate } from '../domain/clock.js';
 import { readReconSettings } from './settings.js';
 import { businessDayStart, DIFFERENCE_INFO, type Bilingual, type DifferenceCode } from './matcher.js';
+import { NotFoundError } from '../domain/errors.js';
 
 const DAY_MS = 86_400_000;
 
@@ -188,7 +189,7 @@ export const AMOUNT_KEYS: readonly AmountKey[] = [
   'reducedFen',
 ];
 
-export class ReportAppNotFoundError extends Error {
+export class ReportAppNotFoundError extends NotFoundError {
   constructor(readonly appId: string) {
     super(`没有这个应用 / no such app: ${appId}`);
     this.name = 'ReportAppNotFoundError';

@@ -1,7 +1,7 @@
 import type { App } from '../store/schema.js';
 import type { ReconcileDeps } from './deps.js';
 import type { PayType } from '../domain/trade.js';
-import { HospayError } from '../domain/errors.js';
+import { HospayError, NotFoundError } from '../domain/errors.js';
 import { formatFen } from '../domain/money.js';
 import { HisClient } from './his/his-client.js';
 import type { HisTradeRecord } from './his/his-xml.js';
@@ -469,7 +469,7 @@ export async function resolveDifference(
   return deps.reconciliation.resolve(id, actor, note, deps.clock.now());
 }
 
-export class UnknownAppError extends Error {
+export class UnknownAppError extends NotFoundError {
   constructor(readonly appId: string) {
     super(`没有这个应用 / no such app: ${appId}`);
     this.name = 'UnknownAppError';

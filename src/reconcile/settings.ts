@@ -5,6 +5,7 @@
 import { PAY_TYPES, type PayType } from '../domain/trade.js';
 import { HIS_PROTOCOLS, type HisProtocol } from './his/his-client.js';
 import { DEFAULT_SOAP_NAMESPACE } from './his/soap.js';
+import { InvalidInputError } from '../domain/errors.js';
 
 export interface ReconSettings {
   /** Minutes per IF_Get_Hospital_Trade_List call; must divide a day. Default 60. */
@@ -58,7 +59,7 @@ function checkSoapNamespace(value: unknown): string {
   return value;
 }
 
-export class ReconSettingsError extends Error {
+export class ReconSettingsError extends InvalidInputError {
   constructor(
     readonly field: string,
     readonly zh: string,

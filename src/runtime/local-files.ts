@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { UnavailableError } from '../domain/errors.js';
 
 /**
  * Files in the data directory: the admin token, the master key (embedded database), the embedded database
@@ -144,7 +145,7 @@ export function readLock(dataDir: string): LockInfo | null {
   return null;
 }
 
-export class DataDirBusyError extends Error {
+export class DataDirBusyError extends UnavailableError {
   constructor(
     readonly dataDir: string,
     readonly holder: LockInfo,

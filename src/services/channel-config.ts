@@ -25,6 +25,7 @@ import {
 } from '../channels/choice.js';
 import { PAY_TYPES } from '../domain/trade.js';
 import { appChannelMap, type AppRepository } from '../store/apps.js';
+import { InvalidInputError, NotFoundError } from '../domain/errors.js';
 
 const CACHE_MS = 30_000;
 
@@ -36,14 +37,14 @@ export interface ChannelConfigView {
   problems: ConfigProblem[];
 }
 
-export class UnknownChannelError extends Error {
+export class UnknownChannelError extends NotFoundError {
   constructor(readonly channelId: string) {
     super(`没有这个渠道 / no such channel: ${channelId}`);
     this.name = 'UnknownChannelError';
   }
 }
 
-export class ChannelConfigError extends Error {
+export class ChannelConfigError extends InvalidInputError {
   constructor(
     readonly channelId: string,
     readonly problems: ConfigProblem[],
@@ -203,9 +204,9 @@ export class ChannelConfigs {
   }
 }
 
-export class ChannelMapError extends Error {
+export class ChannelMapError extends InvalidInputError {
   constructor(
-    readonly code: string,
+    override readonly code: string,
     message: string,
   ) {
     super(message);

@@ -3,7 +3,6 @@ import type { Config } from '../config/config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
-import type { Db } from '../store/db.js';
 import type { AppRepository } from '../store/apps.js';
 import { appChannelMap } from '../store/apps.js';
 import type { TradeRepository } from '../store/trades.js';
@@ -28,7 +27,6 @@ import type { NotifyResolver } from './notify-http.js';
 
 /** Everything a use case needs, wired once in main.ts. */
 export interface ServiceDeps {
-  db: Db;
   apps: AppRepository;
   trades: TradeRepository;
   /** Refunds and cancels' reversals, step by step (reserve, then complete, fail or release). */

@@ -6,6 +6,7 @@ import { sha256Hex } from '../crypto/tokens.js';
 import { passwordHashGate, type HashLane } from '../crypto/hash-gate.js';
 import { LOGIN_BACKOFF, liveFailures, waitMs } from '../domain/login-backoff.js';
 import { LoginAttemptRepository } from './login-attempts.js';
+import { ConflictError, InvalidInputError } from '../domain/errors.js';
 
 /** A finance operator's login name: 2–32 of A–Z a–z 0–9 . _ - (the table checks it too). */
 export const USERNAME_PATTERN = /^[A-Za-z0-9._-]{2,32}$/;
@@ -124,14 +125,14 @@ export interface FinanceSession {
   expiresAt: Date;
 }
 
-export class OperatorExistsError extends Error {
+export class OperatorExistsError extends ConflictError {
   constructor(username: string) {
     super(`用户名已存在 / the username is taken: ${username}`);
     this.name = 'OperatorExistsError';
   }
 }
 
-export class OperatorInputError extends Error {
+export class OperatorInputError extends InvalidInputError {
   constructor(
     readonly field: 'username' | 'display_name' | 'password',
     message: string,

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
+import { channelCharges } from '../support/books.js';
 import {
   authCode,
   barcodeFields,
@@ -18,14 +18,7 @@ describe('FWC_IF_Barcode_Pay', () => {
     await t.close();
   });
 
-  const charges = async (outTradeNo: string) => {
-    const r = await sql<{
-      n: string;
-    }>`SELECT count(*)::text AS n FROM sim_ledger WHERE out_trade_no = ${outTradeNo} AND entry = 'charge'`.execute(
-      t.store.db,
-    );
-    return Number(r.rows[0]?.n);
-  };
+  const charges = (outTradeNo: string) => channelCharges(t.store.db, outTradeNo);
 
   it('pays at once and answers the trade (default rule)', async () => {
     const f = barcodeFields({ TotalAmount: '0.10', OperatorID: 'OP01', TerminalID: 'T01' });
@@ -41,11 +34,7 @@ describe('FWC_IF_Barcode_Pay', () => {
     assert.match(a.result.TradeNo ?? '', /^[0-9]{28}$/);
     assert.match(a.result.PaymentDateTime ?? '', /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$/);
     assert.equal(a.head.OutTradeNo, f.OutTradeNo, 'the request head is echoed');
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', f.OutTradeNo ?? '')
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(f.OutTradeNo ?? '');
     assert.equal(row.total_fen, 10);
     assert.equal(typeof row.total_fen, 'number');
     assert.equal(row.operator_id, 'OP01');
@@ -174,11 +163,7 @@ describe('FWC_IF_Barcode_Pay', () => {
     await t.offline('FWC_IF_Barcode_Pay', waiting);
     const c = await t.offline('FWC_IF_Barcode_Pay', { ...waiting, TotalAmount: '88.89' });
     assert.equal(c.rr.SubCode, 'OUT_TRADE_NO_CONFLICT', c.text);
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', f.OutTradeNo ?? '')
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(f.OutTradeNo ?? '');
     assert.equal(row.total_fen, 8888);
     assert.equal(row.patient_name, '张三');
     assert.equal(await charges(f.OutTradeNo ?? ''), 1);

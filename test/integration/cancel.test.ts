@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
+import { channelLedger } from '../support/books.js';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
 describe('FWC_IF_Barcode_Pay_Cancel', () => {
@@ -14,15 +14,9 @@ describe('FWC_IF_Barcode_Pay_Cancel', () => {
 
   const cancel = (outTradeNo: string | undefined) =>
     t.offline('FWC_IF_Barcode_Pay_Cancel', { OutTradeNo: outTradeNo });
-  const ledger = async (outTradeNo: string | undefined) => {
-    const r = await sql<{
-      entry: string;
-      amount_fen: number;
-    }>`SELECT entry, amount_fen FROM sim_ledger WHERE out_trade_no = ${outTradeNo ?? ''} ORDER BY id`.execute(
-      t.store.db,
-    );
-    return r.rows.map((x) => `${x.entry}:${x.amount_fen}`);
-  };
+  /** The simulated channel's own books for an order number. */
+  const ledger = async (outTradeNo: string | undefined) =>
+    (await channelLedger(t.store.db, outTradeNo ?? '')).map((x) => `${x.entry}:${x.amount_fen}`);
 
   it('closes an unpaid trade (CancelAction=close); a later pay of the same order fails', async () => {
     const f = barcodeFields({ AuthCode: authCode('02'), Cnt: '0' });
@@ -154,11 +148,7 @@ describe('FWC_IF_Barcode_Pay_Cancel', () => {
     for (const a of answers) assert.ok(a.rr.IsSuccess === '1' || a.result.RetryFlag === 'Y', a.text);
     assert.ok(answers.some((a) => a.result.CancelAction === 'refund'));
     assert.deepEqual(await ledger(f.OutTradeNo), ['charge:999', 'reverse:-999']);
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', f.OutTradeNo ?? '')
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(f.OutTradeNo ?? '');
     assert.equal(row.status, 'TRADE_CLOSED');
     assert.equal(row.refunded_fen, 999);
   });

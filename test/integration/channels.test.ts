@@ -119,13 +119,7 @@ describe('channels: records, notifications, administration, start-up check', () 
         return original(c, input);
       };
     }
-    const tradeOf = (outTradeNo: string) =>
-      t.store.db
-        .selectFrom('trades')
-        .selectAll()
-        .where('app_id', '=', t.appId)
-        .where('out_trade_no', '=', outTradeNo)
-        .executeTakeFirstOrThrow();
+    const tradeOf = (outTradeNo: string) => t.trade(outTradeNo);
     const of = (op: string, outTradeNo: string) =>
       seen.filter((x) => x.op === op && x.input['outTradeNo'] === outTradeNo).map((x) => x.input);
     try {
@@ -151,12 +145,8 @@ describe('channels: records, notifications, administration, start-up check', () 
       assert.equal((await t.offline('FWC_IF_Barcode_Pay_Refund', refund)).rr.IsSuccess, '2', 'processing');
       t.clock.advance(60_000);
       assert.equal((await t.offline('FWC_IF_Barcode_Pay_Refund', refund)).rr.IsSuccess, '1');
-      const row = await t.store.db
-        .selectFrom('refunds')
-        .selectAll()
-        .where('trade_id', '=', trade.id)
-        .where('out_request_no', '=', 'R1')
-        .executeTakeFirstOrThrow();
+      const row = await t.platform.deps.refunds.byRequestNo(trade.id, 'R1');
+      assert.ok(row, 'the refund is recorded');
       const refunds = of('refund', no);
       assert.equal(refunds.length, 2);
       for (const r of refunds) {

@@ -148,8 +148,7 @@ describe('offline door: encodings and content types real HIS send (issue 12 §2)
     await t.close();
   });
 
-  const tradeOf = (outTradeNo: string) =>
-    t.store.db.selectFrom('trades').selectAll().where('out_trade_no', '=', outTradeNo).executeTakeFirst();
+  const tradeOf = (outTradeNo: string) => t.platform.deps.trades.byOutTradeNo(t.appId, outTradeNo);
 
   it('GBK: the spec’s barcode pay, query and refund samples round trip, 张三 and the Caption intact', async () => {
     const outTradeNo = orderNo();

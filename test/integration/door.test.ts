@@ -144,11 +144,7 @@ describe('offline door: authentication, validation, hardening', () => {
       const f = barcodeFields({ TotalAmount: amount });
       const a = await t.offline('FWC_IF_Barcode_Pay', f);
       assert.equal(a.rr.IsSuccess, '1', amount);
-      const row = await t.store.db
-        .selectFrom('trades')
-        .select('total_fen')
-        .where('out_trade_no', '=', f.OutTradeNo ?? '')
-        .executeTakeFirstOrThrow();
+      const row = await t.trade(f.OutTradeNo ?? '');
       assert.equal(row.total_fen, fen, amount);
     }
   });
@@ -315,11 +311,7 @@ describe('offline door: authentication, validation, hardening', () => {
       const f = barcodeFields({ TotalAmount: '0.10', InhospitalNo: '00123' });
       const a = await post(xmlDoc({ AccessToken: t.token, ...f }));
       assert.equal(a.result.TotalAmount, '0.10');
-      const row = await t.store.db
-        .selectFrom('trades')
-        .selectAll()
-        .where('out_trade_no', '=', f.OutTradeNo ?? '')
-        .executeTakeFirstOrThrow();
+      const row = await t.trade(f.OutTradeNo ?? '');
       assert.equal(row.total_fen, 10);
       assert.equal(row.inhospital_no, '00123');
     });

@@ -150,11 +150,7 @@ describe('online gateway (POST /gateway)', () => {
     const a = await gateway(t, 'lc.trade.h5.pay', biz);
     const b = await gateway(t, 'lc.trade.h5.pay', biz);
     assert.equal(b.biz['goto_url'], a.biz['goto_url']);
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', biz.out_trade_no)
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(biz.out_trade_no);
     assert.equal(row.total_fen, 10);
     assert.equal(row.order_type, 'APPOINTMENT');
     assert.match(row.extra ?? '', /credit_group/);

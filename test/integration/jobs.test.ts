@@ -76,11 +76,7 @@ describe('background jobs on two instances', () => {
     assert.equal(one.cancels + two.cancels, 20);
     assert.equal(one.closes + two.closes, 10);
     for (const no of [...stuck, ...qrs]) {
-      const row = await t.store.db
-        .selectFrom('trades')
-        .select(['status', 'cancel_action'])
-        .where('out_trade_no', '=', no)
-        .executeTakeFirstOrThrow();
+      const row = await t.trade(no);
       assert.equal(row.status, 'TRADE_CLOSED');
     }
     // Nothing left to do: further ticks claim nothing.

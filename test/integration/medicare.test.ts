@@ -1,7 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
+import { authoriseMedicare, sscPayBiz, userToken } from '../support/medicare.js';
+import { postForm } from '../support/payer.js';
 
 describe('medical insurance: authorisation, token, mixed payment', () => {
   let t: TestPlatform;
@@ -15,67 +17,20 @@ describe('medical insurance: authorisation, token, mixed payment', () => {
     await t.close();
   });
 
-  const form = (url: string, body: string) =>
-    fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
+  const form = postForm;
 
   /** The patient's side of spec 6.4: returns the URL the patient lands on at the HIS. */
-  async function authorise(openId: string, decision: 'grant' | 'decline', state = 'st-1'): Promise<URL> {
-    const q = new URLSearchParams({ app_id: t.appId, open_id: openId, state, redirect_uri: redirect });
-    const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
-    assert.equal(start.status, 302);
-    const consent = start.headers.get('location') ?? '';
-    const page = await fetch(consent);
-    const html = await page.text();
-    assert.match(html, /同意授权/);
-    const action = /action="([^"]+)"/.exec(html)?.[1] ?? '';
-    const decided = await form(`${t.url}${action}`, `decision=${decision}`);
-    assert.equal(decided.status, 302);
-    return new URL(decided.headers.get('location') ?? '');
-  }
+  const authorise = (openId: string, decision: 'grant' | 'decline', state = 'st-1') =>
+    authoriseMedicare(t, openId, { decision, state, redirectUri: redirect });
 
   async function token(openId: string, extra: Record<string, string> = {}) {
     const back = await authorise(openId, 'grant');
-    const authCode = back.searchParams.get('auth_code') ?? '';
-    return gateway(t, 'lc.ssc.user.token', {
-      user_id: openId,
-      payment_type: 'alipay',
-      auth_code: authCode,
-      patient_name: '王医保',
-      patient_card_no: '44010519800101123X',
-      biz_city_code: '440100',
-      ssc_ins_type: 'YB',
-      ...extra,
-    });
+    return userToken(t, openId, back.searchParams.get('auth_code') ?? '', extra);
   }
 
+  // The amount as a number: the spec's example writes it so.
   const sscPay = (openId: string, payAuthNo: string, over: Record<string, unknown> = {}) =>
-    gateway(t, 'lc.ssc.trade.pay', {
-      out_trade_no: orderNo('MZ'),
-      ssc_scene: 'TREATMENT',
-      subject: '门诊医保缴费',
-      notify_url: 'https://his.example.cn/mi/notify',
-      return_url: 'https://his.example.cn/mi/return',
-      total_amount: 100,
-      cash_fee: '40.00',
-      insurance_fee: '60.00',
-      reduced_fee: '0',
-      payment_type: 'alipay',
-      user_id: openId,
-      patient_name: '王医保',
-      patient_card_no: '44010519800101123X',
-      org_name: '市第一人民医院',
-      org_no: 'H44010100001',
-      ssc_ins_type: 'YB',
-      city_code: '440100',
-      ssc_serial_no: 'SSC0001',
-      pay_auth_no: payAuthNo,
-      ...over,
-    });
+    gateway(t, 'lc.ssc.trade.pay', sscPayBiz(openId, payAuthNo, { total_amount: 100, ...over }));
 
   it('authorisation → auth_code (single use) → pay_auth_no', async () => {
     const back = await authorise('2088000000000001', 'grant', 'state-xyz');
@@ -223,12 +178,14 @@ describe('medical insurance: authorisation, token, mixed payment', () => {
   });
 
   it('the insurance settlement is reversed when a mixed trade ends unpaid or is cancelled, not when only its cash is refunded', async () => {
-    const state = async (no: string) =>
-      await t.store.db
-        .selectFrom('trades')
-        .select(['insurance_state', 'insurance_refunded_fen', 'status'])
-        .where('out_trade_no', '=', no)
-        .executeTakeFirstOrThrow();
+    const state = async (no: string) => {
+      const row = await t.trade(no);
+      return {
+        insurance_state: row.insurance_state,
+        insurance_refunded_fen: row.insurance_refunded_fen,
+        status: row.status,
+      };
+    };
     const payCash = async (gotoUrl: string) => {
       const go = await fetch(gotoUrl, { redirect: 'manual' });
       await form(go.headers.get('location') ?? '', 'action=pay');

@@ -9,9 +9,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sm2 } from 'sm-crypto-v2';
-import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
 import { startNhsaFake, type NhsaFake } from '../fakes/nhsa-server.js';
+import { postForm } from '../support/payer.js';
+import { sscPayBiz } from '../support/medicare.js';
 
 describe('medical insurance through the national mobile-payment centre (nhsa)', () => {
   let t: TestPlatform;
@@ -51,14 +53,6 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
     await t.close();
     await fake.close();
   });
-
-  const form = (url: string, body: string) =>
-    fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
 
   /**
    * The patient's authorisation through the real doors: the platform's start door sends the patient to the
@@ -111,35 +105,18 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
   }
 
   const sscPay = (openId: string, pan: string, over: Record<string, unknown> = {}) =>
-    gateway(t, 'lc.ssc.trade.pay', {
-      out_trade_no: orderNo('MZ'),
-      ssc_scene: 'TREATMENT',
-      subject: '门诊医保缴费',
-      notify_url: 'https://his.example.cn/mi/notify',
-      return_url: 'https://his.example.cn/mi/return',
-      total_amount: '100.00',
-      cash_fee: '40.00',
-      insurance_fee: '60.00',
-      reduced_fee: '0',
-      payment_type: 'alipay',
-      user_id: openId,
-      patient_name: patient.name,
-      patient_card_no: patient.idNo,
-      org_name: '市第一人民医院',
-      org_no: orgCode,
-      ssc_ins_type: 'YB',
-      city_code: '440100',
-      ssc_serial_no: 'SSC0001',
-      pay_auth_no: pan,
-      ...over,
-    });
+    gateway(
+      t,
+      'lc.ssc.trade.pay',
+      sscPayBiz(openId, pan, {
+        patient_name: patient.name,
+        patient_card_no: patient.idNo,
+        org_no: orgCode,
+        ...over,
+      }),
+    );
 
-  const trade = (no: string) =>
-    t.store.db
-      .selectFrom('trades')
-      .select(['insurance_state', 'settlement_no', 'status', 'channel', 'insurance_fen', 'total_fen'])
-      .where('out_trade_no', '=', no)
-      .executeTakeFirstOrThrow();
+  const trade = (no: string) => t.trade(no);
 
   it('lc.ssc.user.token: the pay_auth_no comes from the centre', async () => {
     const pan = await payAuthNo('2088000000000101');
@@ -167,7 +144,7 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
     assert.equal(go.status, 302);
     const cashier = go.headers.get('location') ?? '';
     assert.match(await (await fetch(cashier)).text(), /40\.00/);
-    assert.equal((await form(cashier, 'action=pay')).status, 303);
+    assert.equal((await postForm(cashier, 'action=pay')).status, 303);
     const q = await gateway(t, 'lc.trade.query', { out_trade_no: no });
     assert.equal(q.biz['trade_status'], 'TRADE_SUCCESS', q.raw);
     assert.match(q.raw, /"insurance_fee":60\.00/);

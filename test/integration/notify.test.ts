@@ -7,6 +7,7 @@ import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { qrFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
+import { always, NotifyReceiver, type Answer } from '../support/receiver.js';
 import { NotifyJob } from '../../src/jobs/notifier.js';
 import {
   deliverOne,
@@ -23,89 +24,11 @@ import type { Config } from '../../src/config/config.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
 import type { KyselyPlugin } from 'kysely';
 
-// ---- a HIS that receives notifications -----------------------------------------------------------------
-
-interface Received {
-  path: string;
-  method: string;
-  contentType: string;
-  raw: string;
-  form: Record<string, string>;
-}
-
-interface Answer {
-  status?: number;
-  body?: string;
-  delayMs?: number;
-  headers?: Record<string, string>;
-}
-
-/** Answers per path; `index` counts the requests received on that path so far (0 = the first). */
-type Script = (index: number) => Answer;
-
-class Receiver {
-  readonly requests: Received[] = [];
-  private readonly scripts = new Map<string, Script>();
-  private server: http.Server | null = null;
-  base = '';
-
-  async start(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const raw = Buffer.concat(chunks).toString('utf8');
-        const p = (req.url ?? '/').split('?')[0] ?? '/';
-        const index = this.on(p).length;
-        this.requests.push({
-          path: p,
-          method: req.method ?? '',
-          contentType: req.headers['content-type'] ?? '',
-          raw,
-          form: Object.fromEntries(new URLSearchParams(raw)),
-        });
-        const a: Answer = (this.scripts.get(p) ?? always({}))(index);
-        const send = () => {
-          if (res.destroyed) return;
-          res.writeHead(a.status ?? 200, {
-            'content-type': 'text/plain; charset=utf-8',
-            ...(a.headers ?? {}),
-          });
-          res.end(a.body ?? 'success');
-        };
-        if (a.delayMs) setTimeout(send, a.delayMs);
-        else send();
-      });
-    });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.base = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  script(p: string, s: Script): string {
-    this.scripts.set(p, s);
-    return `${this.base}${p}`;
-  }
-
-  on(p: string): Received[] {
-    return this.requests.filter((r) => r.path === p);
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
-  }
-}
-
-const always =
-  (a: Answer): Script =>
-  () =>
-    a;
-
 const MIN = 60_000;
 
 describe('lc.trade.notify: asynchronous notifications', () => {
   let t: TestPlatform;
-  const his = new Receiver();
+  const his = new NotifyReceiver();
 
   before(async () => {
     t = await startTestPlatform({ env: { HOSPAY_NOTIFY_TIMEOUT: '300ms', HOSPAY_NOTIFY_BATCH: '4' } });
@@ -187,7 +110,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   const publicKey = async () => (await t.platform.deps.keys.active()).publicKey;
 
   it('one signed notification per transition: paid, then a full refund (a partial one makes none)', async () => {
-    const url = his.script('/paid-then-refunded', always({ body: 'success' }));
+    const url = his.url('/paid-then-refunded', always({ body: 'success' }));
     const p = await paidTrade(url, '88.80');
     const n1 = await only(p.outTradeNo);
     assert.equal(n1.status, 'PENDING');
@@ -248,11 +171,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal(b['gmt_close'], undefined);
     assert.equal(b['insurance_fee'], undefined);
     assert.equal(b['cash_fee'], undefined);
-    const row = await t.store.db
-      .selectFrom('trades')
-      .select(['buyer_user_id'])
-      .where('out_trade_no', '=', p.outTradeNo)
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(p.outTradeNo);
     assert.equal(b['user_id'], row.buyer_user_id ?? undefined);
 
     const delivered = await only(p.outTradeNo);
@@ -313,7 +232,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('follows the schedule exactly (0, 4m, 10m, 10m, 1h, 2h, 6h, 15h), then FAILED; resend works', async () => {
-    const url = his.script('/always-fails', always({ body: 'fail' }));
+    const url = his.url('/always-fails', always({ body: 'fail' }));
     const p = await paidTrade(url);
     const n = await only(p.outTradeNo);
     const job = new NotifyJob(t.platform.deps);
@@ -378,7 +297,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal((await only(p.outTradeNo)).status, 'FAILED');
     assert.equal((await only(p.outTradeNo)).attempts, 9);
     // The HIS is fixed; resend once more.
-    his.script('/always-fails', always({ body: 'success' }));
+    his.url('/always-fails', always({ body: 'success' }));
     assert.equal(await resendNotification(t.platform.deps, n.notify_id), true);
     assert.deepEqual(await job.tick(), { delivered: 1, retry: 0, failed: 0 });
     const done = await only(p.outTradeNo);
@@ -391,7 +310,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
 
   it('stops at the first "success"; records status, latency and excerpt of each attempt', async () => {
     const answers: Answer[] = [{ body: 'fail' }, { status: 500, body: '<h1>Internal Server Error</h1>' }];
-    const url = his.script('/third-time', (i) => answers[i] ?? { body: 'success' });
+    const url = his.url('/third-time', (i) => answers[i] ?? { body: 'success' });
     const p = await paidTrade(url);
     const job = new NotifyJob(t.platform.deps);
     assert.equal((await job.tick()).retry, 1);
@@ -421,10 +340,10 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('a timeout, a refused connection, a redirect and an answer that is almost "success" are failures', async () => {
-    const slow = his.script('/slow', always({ delayMs: 1_000, body: 'success' }));
-    const newline = his.script('/newline', always({ body: 'success\n' }));
-    const redirect = his.script('/redirect', always({ status: 302, body: '', headers: { location: '/ok' } }));
-    his.script('/ok', always({ body: 'success' }));
+    const slow = his.url('/slow', always({ delayMs: 1_000, body: 'success' }));
+    const newline = his.url('/newline', always({ body: 'success\n' }));
+    const redirect = his.url('/redirect', always({ status: 302, body: '', headers: { location: '/ok' } }));
+    his.url('/ok', always({ body: 'success' }));
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
     const deadPort = (closed.address() as AddressInfo).port;
@@ -476,7 +395,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('two instances ticking at once deliver each notification exactly once', async () => {
-    const url = his.script('/both', always({ delayMs: 20, body: 'success' }));
+    const url = his.url('/both', always({ delayMs: 20, body: 'success' }));
     const outTradeNos: string[] = [];
     for (let i = 0; i < 10; i++) outTradeNos.push((await paidTrade(url, `${i + 1}.00`)).outTradeNo);
     const other = await t.second();
@@ -504,7 +423,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it("a crashed instance's claim runs out, then another tick delivers", async () => {
-    const url = his.script('/after-crash', always({ body: 'success' }));
+    const url = his.url('/after-crash', always({ body: 'success' }));
     const p = await paidTrade(url);
     const job = new NotifyJob(t.platform.deps);
     // An instance claims it and dies (kill -9) before sending anything.
@@ -520,7 +439,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('a resend during an attempt in flight keeps the notification due', async () => {
-    const url = his.script('/in-flight', (i) =>
+    const url = his.url('/in-flight', (i) =>
       i === 0 ? { delayMs: 150, body: 'fail' } : { body: 'success' },
     );
     const p = await paidTrade(url);
@@ -553,7 +472,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
       },
       transformResult: async (args) => args.result,
     };
-    const counted = base.db.withPlugin(plugin);
+    const counted = t.platform.store.db.withPlugin(plugin);
     const db = new Proxy(counted, {
       get(target, prop) {
         if (prop === 'transaction' || prop === 'startTransaction') counts.transactions++;
@@ -571,12 +490,12 @@ describe('lc.trade.notify: asynchronous notifications', () => {
         };
       },
     });
-    const deps: ServiceDeps = { ...base, db, trades, notifications: new NotificationRepository(db) };
+    const deps: ServiceDeps = { ...base, trades, notifications: new NotificationRepository(db) };
     return { deps, counts };
   }
 
   it('the claim reads each trade as deps.trades.byId does; then a delivery is one statement', async () => {
-    const url = his.script('/one-statement', (i) => ({ body: i === 0 ? 'fail' : 'success' }));
+    const url = his.url('/one-statement', (i) => ({ body: i === 0 ? 'fail' : 'success' }));
     const p = await paidTrade(url, '66.60');
     const initial = await only(p.outTradeNo);
     const { deps, counts } = countingDeps();
@@ -638,7 +557,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('a claim lost during the attempt: the attempt is recorded, the notification left to its new holder', async () => {
-    const url = his.script('/lost', always({ body: 'success' }));
+    const url = his.url('/lost', always({ body: 'success' }));
     const p = await paidTrade(url);
     const [n] = await t.platform.deps.notifications.claimDue(t.clock.now(), 'slow:1', 90_000, 10);
     assert.ok(n);
@@ -666,7 +585,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('a mixed payment also gives the insurance part and the cash part', async () => {
-    const url = his.script('/mixed', always({ body: 'success' }));
+    const url = his.url('/mixed', always({ body: 'success' }));
     const f = qrFields({ PayType: 'alipay', TotalAmount: '120.00' });
     const no = f.OutTradeNo ?? '';
     const a = await t.offline('FWC_IF_Qrcode_Pay', f);
@@ -685,7 +604,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   });
 
   it('a QR code that expires unpaid is notified as TRADE_CLOSED', async () => {
-    const url = his.script('/expired', always({ body: 'success' }));
+    const url = his.url('/expired', always({ body: 'success' }));
     const f = qrFields({ PayType: 'alipay', TimeoutExpress: '5m' });
     const no = f.OutTradeNo ?? '';
     const a = await t.offline('FWC_IF_Qrcode_Pay', f);
@@ -755,7 +674,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
       fetch(`${adminUrl}${p}`, { method, headers: { authorization: `Bearer ${token}` } });
 
     it('admin API: list with attempts, filters, resend, 404 for an unknown notification', async () => {
-      const url = his.script('/admin-view', always({ status: 503, body: 'busy' }));
+      const url = his.url('/admin-view', always({ status: 503, body: 'busy' }));
       const p = await paidTrade(url);
       await new NotifyJob(t.platform.deps).tick();
 
@@ -812,7 +731,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     });
 
     it('CLI: hospay notify list / resend (through the server, or straight on the database)', async () => {
-      const url = his.script('/cli-view', always({ body: 'nope' }));
+      const url = his.url('/cli-view', always({ body: 'nope' }));
       const p = await paidTrade(url);
       await new NotifyJob(t.platform.deps).tick();
       const n = await only(p.outTradeNo);

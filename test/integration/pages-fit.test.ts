@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { orderNo, qrFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
+import { postForm } from '../support/payer.js';
 
 const CHROMIUM = process.env['HOSPAY_CHROMIUM'] ?? '/usr/bin/chromium';
 const skip =
@@ -21,14 +22,6 @@ describe('patient pages fit a phone screen (headless Chromium)', { skip }, () =>
   let t: TestPlatform;
   let browser: Browser;
   const cspViolations: string[] = [];
-  const post = (url: string, body: string) =>
-    fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
-
   before(async () => {
     t = await startTestPlatform();
     await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
@@ -114,10 +107,10 @@ describe('patient pages fit a phone screen (headless Chromium)', { skip }, () =>
     };
     pages.push({ name: 'goto-choose', url: await h5(), expect: /1234567\.89/ });
     const paidGoto = await h5();
-    const chosen = await post(paidGoto, 'pay_type=unionpay');
+    const chosen = await postForm(paidGoto, 'pay_type=unionpay');
     const payer = chosen.headers.get('location') ?? '';
     pages.push({ name: 'goto-simulator-payer', url: payer, expect: /云闪付/ });
-    const back = (await post(payer, 'action=pay')).headers.get('location') ?? '';
+    const back = (await postForm(payer, 'action=pay')).headers.get('location') ?? '';
     pages.push({ name: 'goto-result', url: back, expect: /已支付/ });
     pages.push({ name: 'cashier-paid', url: paidGoto, expect: /已支付/ });
     // Medical insurance: the consent page, the e-voucher, an error page.
@@ -136,7 +129,7 @@ describe('patient pages fit a phone screen (headless Chromium)', { skip }, () =>
     const consent = await consentPage('2088000000000777');
     const consentHtml = await (await fetch(consent)).text();
     const action = /action="([^"]+)"/.exec(consentHtml)?.[1] ?? '';
-    const decided = await post(`${t.url}${action}`, 'decision=grant');
+    const decided = await postForm(`${t.url}${action}`, 'decision=grant');
     const authCode = new URL(decided.headers.get('location') ?? '').searchParams.get('auth_code') ?? '';
     const tok = await gateway(t, 'lc.ssc.user.token', {
       user_id: '2088000000000777',

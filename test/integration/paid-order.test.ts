@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
+import { channelCharges } from '../support/books.js';
 import type { Channel } from '../../src/channels/channel.js';
 import {
   authCode,
@@ -11,6 +11,7 @@ import {
   type TestPlatform,
 } from '../support/platform.js';
 import { TEST_APP_KEY, gateway, verifyAnswer } from '../support/gateway.js';
+import { postForm } from '../support/payer.js';
 
 /**
  * Issue 12 §3: a pay request for an order that is already paid (the cashier scans again after a time-out, the
@@ -41,19 +42,7 @@ describe('a pay request for an order that is already paid', () => {
 
   const channelCalls = () => Object.values(calls).reduce((a, b) => a + b, 0);
   /** The simulated provider's own books: money taken for an order number. */
-  const charges = async (outTradeNo: string) => {
-    const r = await sql<{ n: string }>`SELECT count(*)::text AS n FROM sim_ledger
-      WHERE out_trade_no = ${outTradeNo} AND entry = 'charge'`.execute(t.store.db);
-    return Number(r.rows[0]?.n);
-  };
-  const form = (url: string, body: string) =>
-    fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
-
+  const charges = (outTradeNo: string) => channelCharges(t.store.db, outTradeNo);
   it('barcode: a new payment code (another channel, operator, terminal) for a paid order → IsSuccess 1, TRADE_HAS_SUCCESS, the paid trade; the new code is never charged', async () => {
     const f = barcodeFields({ OperatorID: 'OP01', TerminalID: 'T01' });
     const first = await t.offline('FWC_IF_Barcode_Pay', f);
@@ -100,11 +89,7 @@ describe('a pay request for an order that is already paid', () => {
     }
     assert.equal(channelCalls(), before);
     assert.equal(await charges(f.OutTradeNo ?? ''), 1);
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', f.OutTradeNo ?? '')
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(f.OutTradeNo ?? '');
     assert.equal(row.total_fen, 8888);
     assert.equal(row.patient_name, '张三');
   });
@@ -152,7 +137,7 @@ describe('a pay request for an order that is already paid', () => {
   it('barcode after the order was paid by QR: the same order → IsSuccess 1, TRADE_HAS_SUCCESS, the QR payment', async () => {
     const q = qrFields({ PayType: 'alipay' });
     const code = (await t.offline('FWC_IF_Qrcode_Pay', q)).result.TwoDimensionCode ?? '';
-    assert.equal((await form(code, 'action=pay')).status, 200);
+    assert.equal((await postForm(code, 'action=pay')).status, 200);
     const paid = await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: q.OutTradeNo });
     assert.equal(paid.result.TradeStatus, 'TRADE_SUCCESS');
     const pays = calls['barcodePay'] ?? 0;
@@ -178,7 +163,7 @@ describe('a pay request for an order that is already paid', () => {
   it('QR: the same or another request for a paid order → TRADE_HAS_SUCCESS with the paid trade and no code', async () => {
     const f = qrFields({ PayType: 'weixin' });
     const code = (await t.offline('FWC_IF_Qrcode_Pay', f)).result.TwoDimensionCode ?? '';
-    assert.equal((await form(code, 'action=pay')).status, 200);
+    assert.equal((await postForm(code, 'action=pay')).status, 200);
     const paid = await t.offline('FWC_IF_Barcode_Pay_Query', { OutTradeNo: f.OutTradeNo });
     const before = channelCalls();
     for (const [change, same] of [
@@ -218,10 +203,10 @@ describe('a pay request for an order that is already paid', () => {
     };
     const created = await gateway(t, 'lc.trade.h5.pay', biz);
     assert.equal(created.json.code, '10000', created.raw);
-    const chosen = await form(String(created.biz['goto_url']), 'pay_type=alipay');
+    const chosen = await postForm(String(created.biz['goto_url']), 'pay_type=alipay');
     assert.equal(chosen.status, 302);
     // The channel's page sends the payer back to hospay (303), as a real cashier does.
-    assert.equal((await form(chosen.headers.get('location') ?? '', 'action=pay')).status, 303);
+    assert.equal((await postForm(chosen.headers.get('location') ?? '', 'action=pay')).status, 303);
     const paid = await gateway(t, 'lc.trade.query', { out_trade_no: biz.out_trade_no });
     assert.equal(paid.biz['trade_status'], 'TRADE_SUCCESS', paid.raw);
     const key = (await t.platform.deps.keys.active()).publicKey;

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
+import { channelLedger } from '../support/books.js';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 
 describe('FWC_IF_Barcode_Pay_Refund', () => {
@@ -39,11 +40,12 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
       ...extra,
     });
 
+  /** The simulated channel's refunds and reversals of an order number: how many, and their sum (negative). */
   const ledger = async (outTradeNo: string) => {
-    const r = await sql<{ n: string; s: string }>`
-      SELECT count(*)::text AS n, coalesce(sum(amount_fen), 0)::text AS s FROM sim_ledger
-      WHERE out_trade_no = ${outTradeNo} AND entry IN ('refund', 'reverse')`.execute(t.store.db);
-    return { count: Number(r.rows[0]?.n), sumFen: Number(r.rows[0]?.s) };
+    const back = (await channelLedger(t.store.db, outTradeNo)).filter((e) =>
+      ['refund', 'reverse'].includes(e.entry),
+    );
+    return { count: back.length, sumFen: back.reduce((s, e) => s + e.amount_fen, 0) };
   };
 
   it('partial refunds add up; RefundFee is cumulative; a full refund closes the trade', async () => {
@@ -168,11 +170,7 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
     for (const a of answers)
       assert.ok(a.rr.IsSuccess === '1' || a.rr.SubCode === 'REFUND_PROCESSING', a.text);
     assert.deepEqual(await ledger(p.outTradeNo), { count: 1, sumFen: -8000 });
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', p.outTradeNo)
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(p.outTradeNo);
     assert.equal(row.refunded_fen, 8000);
     assert.equal(row.status, 'TRADE_CLOSED');
   });
@@ -184,11 +182,7 @@ describe('FWC_IF_Barcode_Pay_Refund', () => {
     const exceeded = answers.filter((a) => a.rr.SubCode === 'REFUND_AMOUNT_EXCEEDED').length;
     assert.equal(ok, 10);
     assert.equal(exceeded, 40);
-    const row = await t.store.db
-      .selectFrom('trades')
-      .selectAll()
-      .where('out_trade_no', '=', p.outTradeNo)
-      .executeTakeFirstOrThrow();
+    const row = await t.trade(p.outTradeNo);
     assert.equal(row.refunded_fen, 1000);
     assert.equal(row.refund_reserved_fen, 1000);
     assert.deepEqual(await ledger(p.outTradeNo), { count: 10, sumFen: -1000 });

@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,6 +14,8 @@ import {
 } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
 import { TEST_DB } from '../support/db.js';
+import { hospayEnv, runHospayAsync } from '../support/spawn.js';
+import { payAuthNo, sscPayBiz } from '../support/medicare.js';
 import {
   AMOUNT_KEYS,
   buildDayReport,
@@ -24,8 +25,8 @@ import {
 } from '../../src/reconcile/report.js';
 import { reconcileDay, resolveDifference } from '../../src/reconcile/run.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
+import { postForm } from '../support/payer.js';
 
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
 const DAY = '2026-11-24';
 
 /** Amounts in the order of a row: payments (count, cash, insurance), refunds (count, cash, insurance), reduced. */
@@ -57,25 +58,6 @@ function amounts(
 function pick<T extends ReportAmounts>(row: T | undefined): ReportAmounts {
   assert.ok(row, 'row exists');
   return Object.fromEntries(AMOUNT_KEYS.map((k) => [k, row[k]])) as unknown as ReportAmounts;
-}
-
-/** A CLI run that does not block the event loop (the test platform answers its admin API in this process). */
-function runCli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
 }
 
 describe(`finance day report (${TEST_DB})`, () => {
@@ -135,63 +117,18 @@ describe(`finance day report (${TEST_DB})`, () => {
     assert.equal(a.rr.IsSuccess, '1', a.text);
   }
 
-  const form = (url: string, body: string) =>
-    fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
-
   /** A mixed payment (spec 6.6): total 100.00 = 60.00 insurance + 40.00 cash, the cash paid on the cashier page. */
   async function mixedPayment(openId: string, prefix: string, reduced: string): Promise<string> {
-    const q = new URLSearchParams({
-      app_id: t.appId,
-      open_id: openId,
-      state: 's',
-      redirect_uri: 'https://his.example.cn/mi/callback',
-    });
-    const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
-    const page = await (await fetch(start.headers.get('location') ?? '')).text();
-    const action = /action="([^"]+)"/.exec(page)?.[1] ?? '';
-    const decided = await form(`${t.url}${action}`, 'decision=grant');
-    const code = new URL(decided.headers.get('location') ?? '').searchParams.get('auth_code') ?? '';
-    const tok = await gateway(t, 'lc.ssc.user.token', {
-      user_id: openId,
-      payment_type: 'alipay',
-      auth_code: code,
-      patient_name: '王医保',
-      patient_card_no: '44010519800101123X',
-      biz_city_code: '440100',
-      ssc_ins_type: 'YB',
-    });
-    assert.equal(tok.json.code, '10000', tok.raw);
+    const auth = await payAuthNo(t, openId);
     const outTradeNo = orderNo(prefix);
-    const a = await gateway(t, 'lc.ssc.trade.pay', {
-      out_trade_no: outTradeNo,
-      ssc_scene: 'TREATMENT',
-      subject: '门诊医保缴费',
-      notify_url: 'https://his.example.cn/mi/notify',
-      return_url: 'https://his.example.cn/mi/return',
-      total_amount: '100.00',
-      cash_fee: '40.00',
-      insurance_fee: '60.00',
-      reduced_fee: reduced,
-      payment_type: 'alipay',
-      user_id: openId,
-      patient_name: '王医保',
-      patient_card_no: '44010519800101123X',
-      org_name: '市第一人民医院',
-      org_no: 'H44010100001',
-      ssc_ins_type: 'YB',
-      city_code: '440100',
-      ssc_serial_no: 'SSC0001',
-      pay_auth_no: String(tok.biz['pay_auth_no']),
-      operator_id: 'OP9',
-    });
+    const a = await gateway(
+      t,
+      'lc.ssc.trade.pay',
+      sscPayBiz(openId, auth, { out_trade_no: outTradeNo, reduced_fee: reduced, operator_id: 'OP9' }),
+    );
     assert.equal(a.json.code, '10000', a.raw);
     const go = await fetch(String(a.biz['goto_url']), { redirect: 'manual' });
-    const paid = await form(go.headers.get('location') ?? '', 'action=pay');
+    const paid = await postForm(go.headers.get('location') ?? '', 'action=pay');
     assert.equal(paid.status, 303);
     const q2 = await gateway(t, 'lc.trade.query', { out_trade_no: outTradeNo });
     assert.equal(q2.biz['trade_status'], 'TRADE_SUCCESS', q2.raw);
@@ -244,12 +181,11 @@ describe(`finance day report (${TEST_DB})`, () => {
     const cancel = await gateway(t, 'lc.trade.cancel', { out_trade_no: m2 });
     assert.equal(cancel.biz['action'], 'refund', cancel.raw);
     await t.platform.expiry.tick();
-    const m2row = await t.store.db
-      .selectFrom('trades')
-      .select(['insurance_state', 'status'])
-      .where('out_trade_no', '=', m2)
-      .executeTakeFirstOrThrow();
-    assert.deepEqual(m2row, { insurance_state: 'REVERSED', status: 'TRADE_CLOSED' });
+    const m2row = await t.trade(m2);
+    assert.deepEqual(
+      { insurance_state: m2row.insurance_state, status: m2row.status },
+      { insurance_state: 'REVERSED', status: 'TRADE_CLOSED' },
+    );
 
     // 23:59:30 Shanghai: still the 24th.
     at('2026-11-24T15:59:30Z');
@@ -516,18 +452,15 @@ describe(`finance day report (${TEST_DB})`, () => {
   it('hospay report: csv and text on standard output, xlsx to a file; usage errors', async () => {
     const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-report-'));
     try {
-      const env: NodeJS.ProcessEnv = {
-        ...process.env,
-        HOSPAY_DATA_DIR: dataDir,
-        LOG_LEVEL: 'warn',
-        HOSPAY_JOBS: 'off',
-      };
-      delete env['DATABASE_URL'];
+      // With PostgreSQL straight on the database (with no master key: reports need none).
       const store = t.platform.config.store;
-      if (store.kind === 'postgres') {
-        // Straight on the database.
-        env['DATABASE_URL'] = store.url;
-      } else {
+      const env = hospayEnv({
+        dataDir,
+        store,
+        masterKey: null,
+        env: { LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off' },
+      });
+      if (store.kind !== 'postgres') {
         // The embedded database is this process's: the CLI goes through the "running server"'s admin API.
         const port = new URL(t.url).port;
         fs.writeFileSync(
@@ -536,7 +469,7 @@ describe(`finance day report (${TEST_DB})`, () => {
         );
         env['HOSPAY_ADMIN_TOKEN'] = 'test-admin-token-0123456789abcdef';
       }
-      const csv = await runCli(['report', '--date', DAY, '--app', t.appId, '--format', 'csv'], env);
+      const csv = await runHospayAsync(['report', '--date', DAY, '--app', t.appId, '--format', 'csv'], env);
       assert.equal(csv.status, 0, csv.stderr);
       assert.ok(csv.stdout.startsWith('\uFEFFhospay 日报'), csv.stdout.slice(0, 80));
       assert.ok(
@@ -546,7 +479,7 @@ describe(`finance day report (${TEST_DB})`, () => {
         csv.stdout,
       );
 
-      const text = await runCli(['report', '--date', DAY, '--app', t.appId], env);
+      const text = await runHospayAsync(['report', '--date', DAY, '--app', t.appId], env);
       assert.equal(text.status, 0, text.stderr);
       assert.match(text.stdout, /hospay 日报 \(day report\) 2026-11-24 · 测试医院/);
       assert.match(text.stdout, /日结/);
@@ -558,7 +491,7 @@ describe(`finance day report (${TEST_DB})`, () => {
       assert.match(text.stdout, /MZGHOST0001.*RESOLVED \(finance-01/);
 
       const file = path.join(dataDir, 'day.xlsx');
-      const xlsx = await runCli(
+      const xlsx = await runHospayAsync(
         ['report', '--date', DAY, '--app', t.appId, '--format', 'xlsx', '--out', file],
         env,
       );
@@ -567,14 +500,14 @@ describe(`finance day report (${TEST_DB})`, () => {
       await wb.xlsx.readFile(file);
       assert.equal(wb.getWorksheet('按渠道')?.getCell('D4').value, 365.34);
 
-      const noOut = await runCli(['report', '--date', DAY, '--format', 'xlsx'], env);
+      const noOut = await runHospayAsync(['report', '--date', DAY, '--format', 'xlsx'], env);
       assert.equal(noOut.status, 2);
       assert.match(noOut.stderr, /--out/);
-      const badDate = await runCli(['report', '--date', '2026-11-31'], env);
+      const badDate = await runHospayAsync(['report', '--date', '2026-11-31'], env);
       assert.equal(badDate.status, 2);
-      const badFormat = await runCli(['report', '--date', DAY, '--format', 'pdf'], env);
+      const badFormat = await runHospayAsync(['report', '--date', DAY, '--format', 'pdf'], env);
       assert.equal(badFormat.status, 2);
-      const unknown = await runCli(['report', '--date', DAY, '--app', 'hpnosuch'], env);
+      const unknown = await runHospayAsync(['report', '--date', DAY, '--app', 'hpnosuch'], env);
       assert.equal(unknown.status, 1);
       assert.match(unknown.stderr, /no such app/);
     } finally {

@@ -1,6 +1,5 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,28 +8,9 @@ import { startPlatform, type Platform } from '../../src/main.js';
 import { createLogger } from '../../src/logging.js';
 import { startTestPlatform, testConfig, type TestPlatform } from '../support/platform.js';
 import { TEST_DB } from '../support/db.js';
+import { hospayEnv, runHospayAsync } from '../support/spawn.js';
 
-const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
 const TOKEN = 'test-admin-token-0123456789abcdef';
-
-/** The CLI as a separate process (asynchronously: the server it talks to runs in this one). */
-function runCli(
-  args: string[],
-  env: NodeJS.ProcessEnv,
-): Promise<{ status: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    child.on('close', (status) => {
-      clearTimeout(timer);
-      resolve({ status, stdout, stderr });
-    });
-  });
-}
 
 const get = (url: string, token: string | null = TOKEN, headers: Record<string, string> = {}) =>
   fetch(url, {
@@ -115,17 +95,16 @@ describe('the CLI reaches a running server split in two', { skip: TEST_DB !== 'e
   });
 
   it('hospay app list and hospay keys platform go to the admin address from the lock file', async () => {
-    const env: NodeJS.ProcessEnv = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'warn' };
-    delete env['DATABASE_URL'];
-    delete env['HOSPAY_ADMIN_TOKEN'];
+    // No admin token in the environment: the CLI reads the data directory's.
+    const env = hospayEnv({ dataDir, env: { LOG_LEVEL: 'warn' } });
     // The split is in force: the public port has no admin API.
     assert.ok(platform);
     const pub = await get(`${platform.url}/admin/apps`);
     assert.equal(pub.status, 404);
-    const list = await runCli(['app', 'list', '--json'], env);
+    const list = await runHospayAsync(['app', 'list', '--json'], env);
     assert.equal(list.status, 0, list.stderr);
     assert.match(list.stdout, /H-SPLIT/);
-    const key = await runCli(['keys', 'platform'], env);
+    const key = await runHospayAsync(['keys', 'platform'], env);
     assert.equal(key.status, 0, key.stderr);
     assert.match(key.stdout, /BEGIN PUBLIC KEY/);
   });
@@ -156,9 +135,8 @@ describe('admin token strength', () => {
     // Through the real command: it stops before serving and says which setting.
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-short-token-'));
     try {
-      const env: NodeJS.ProcessEnv = { ...process.env, HOSPAY_ADMIN_TOKEN: 'changeme', HOSPAY_DATA_DIR: dir };
-      delete env['DATABASE_URL'];
-      const r = await runCli(['serve', '--port', '0'], env);
+      const env = hospayEnv({ dataDir: dir, env: { HOSPAY_ADMIN_TOKEN: 'changeme' } });
+      const r = await runHospayAsync(['serve', '--port', '0'], env);
       assert.notEqual(r.status, 0);
       assert.match(r.stderr, /HOSPAY_ADMIN_TOKEN/);
       assert.ok(!/hospay is serving/.test(r.stdout));

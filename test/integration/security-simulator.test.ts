@@ -5,11 +5,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import { spawn, spawnSync } from 'node:child_process';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { sql } from 'kysely';
 import {
   authCode,
@@ -22,32 +17,14 @@ import {
 } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
 import { freshDatabase, type TestDatabase } from '../support/db.js';
-import { startAlipayFake, type AlipayFake } from '../fakes/alipay-server.js';
+import { HospayHome, randomPort, TEST_MASTER_KEY } from '../support/spawn.js';
+import { sscPayBiz } from '../support/medicare.js';
+import { startPlatformWithFakeAlipay, type PlatformWithFakeAlipay } from '../support/fakes-platform.js';
 import { startPlatform } from '../../src/main.js';
-import { openStore, type StoreConfig } from '../../src/store/db.js';
+import { openStore } from '../../src/store/db.js';
 import { createLogger } from '../../src/logging.js';
 
 const ALIPAY_APP_ID = '2021000000000077';
-
-/** Configures the real Alipay channel (against the fake) for the test app and maps `alipay` to it. */
-async function useRealAlipay(t: TestPlatform, fake: AlipayFake, privatePem: string): Promise<void> {
-  const set = await t.admin('PUT', `/admin/apps/${t.appId}/channels/alipay`, {
-    values: {
-      app_id: ALIPAY_APP_ID,
-      private_key: privatePem,
-      sign_type: 'RSA2',
-      alipay_public_key: fake.alipayPublicKey,
-      gateway_url: fake.gatewayUrl,
-      timeout_ms: '3000',
-    },
-  });
-  assert.equal(set.status, 200, JSON.stringify(set.data));
-  const use = await t.admin('PUT', `/admin/apps/${t.appId}/channel-map`, {
-    pay_type: 'alipay',
-    channel: 'alipay',
-  });
-  assert.equal(use.status, 200, JSON.stringify(use.data));
-}
 
 const simulatorRows = async (t: TestPlatform) => {
   const r = await sql<{ n: string }>`SELECT (SELECT count(*) FROM sim_trades)::text AS n`.execute(t.store.db);
@@ -64,27 +41,8 @@ const h5Biz = (over: Record<string, unknown> = {}) => ({
   ...over,
 });
 
-const sscBiz = (paymentType: string) => ({
-  out_trade_no: orderNo('MZ'),
-  ssc_scene: 'TREATMENT',
-  subject: '门诊医保缴费',
-  notify_url: 'https://his.example.cn/mi/notify',
-  return_url: 'https://his.example.cn/mi/return',
-  total_amount: '100.00',
-  cash_fee: '40.00',
-  insurance_fee: '60.00',
-  reduced_fee: '0',
-  payment_type: paymentType,
-  user_id: 'patient-1',
-  patient_name: '王医保',
-  patient_card_no: '44010519800101123X',
-  org_name: '市第一人民医院',
-  org_no: 'H44010100001',
-  ssc_ins_type: 'YB',
-  city_code: '440100',
-  ssc_serial_no: 'SSC0001',
-  pay_auth_no: 'PAN0000000000000001',
-});
+const sscBiz = (paymentType: string) =>
+  sscPayBiz('patient-1', 'PAN0000000000000001', { payment_type: paymentType });
 
 const form = (url: string, body: string, headers: Record<string, string> = {}) =>
   fetch(url, {
@@ -95,20 +53,18 @@ const form = (url: string, body: string, headers: Record<string, string> = {}) =
   });
 
 describe('an app that takes real money never falls back to the simulator', () => {
+  let p: PlatformWithFakeAlipay;
   let t: TestPlatform;
-  let fake: AlipayFake;
-  const appKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
   before(async () => {
-    t = await startTestPlatform();
-    fake = await startAlipayFake({ appId: ALIPAY_APP_ID, appPublicKey: appKey.publicKey });
+    p = await startPlatformWithFakeAlipay({ alipayAppId: ALIPAY_APP_ID });
+    t = p.t;
     await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
     await t.platform.deps.apps.setRedirectUris(t.appId, ['https://his.example.cn/mi/']);
-    await useRealAlipay(t, fake, appKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    await p.useAlipay();
   });
   after(async () => {
-    await fake.close();
-    await t.close();
+    await p.close();
   });
 
   it('offline door: a made-up WeChat or UnionPay payment code is refused PAY_TYPE_NOT_ENABLED, nothing is simulated', async () => {
@@ -254,18 +210,19 @@ describe('an app that takes real money never falls back to the simulator', () =>
 });
 
 describe('HOSPAY_ALLOW_MIXED_SIMULATOR=1: the simulator chosen explicitly beside a real channel', () => {
+  let p: PlatformWithFakeAlipay;
   let t: TestPlatform;
-  let fake: AlipayFake;
-  const appKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
   before(async () => {
-    t = await startTestPlatform({ env: { HOSPAY_ALLOW_MIXED_SIMULATOR: '1' } });
-    fake = await startAlipayFake({ appId: ALIPAY_APP_ID, appPublicKey: appKey.publicKey });
-    await useRealAlipay(t, fake, appKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString());
+    p = await startPlatformWithFakeAlipay({
+      alipayAppId: ALIPAY_APP_ID,
+      env: { HOSPAY_ALLOW_MIXED_SIMULATOR: '1' },
+    });
+    t = p.t;
+    await p.useAlipay();
   });
   after(async () => {
-    await fake.close();
-    await t.close();
+    await p.close();
   });
 
   it('only the explicitly chosen pay type is simulated; the others stay off', async () => {
@@ -404,64 +361,28 @@ describe('HOSPAY_SIMULATOR=off', () => {
 });
 
 describe('the hospay command: simulator choices', () => {
-  const CLI = ['--import', 'tsx', path.resolve('src/cli/index.ts')];
-  let dataDir: string;
-  let db: TestDatabase;
-  let env: NodeJS.ProcessEnv;
-  let store: StoreConfig;
+  let home: HospayHome;
 
   before(async () => {
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-sim-'));
-    db = await freshDatabase();
-    env = {
-      ...process.env,
-      HOSPAY_DATA_DIR: dataDir,
-      LOG_LEVEL: 'warn',
-      HOSPAY_JOBS: 'off',
-      HOSPAY_MASTER_KEY: '5f'.repeat(32),
-    };
-    delete env['DATABASE_URL'];
-    delete env['HOSPAY_SIMULATOR'];
-    delete env['HOSPAY_ALLOW_MIXED_SIMULATOR'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
-    store = db.store.kind === 'postgres' ? db.store : { kind: 'embedded', dataDir };
+    home = await HospayHome.create('hospay-sim', {
+      env: { LOG_LEVEL: 'warn', HOSPAY_JOBS: 'off', HOSPAY_MASTER_KEY: TEST_MASTER_KEY },
+    });
   });
   after(async () => {
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
 
-  const run = (args: string[], extra: Record<string, string> = {}) =>
-    spawnSync(process.execPath, [...CLI, ...args], {
-      env: { ...env, ...extra },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+  const run = (args: string[], extra: Record<string, string> = {}) => home.run(args, { env: extra });
 
   it('serve with HOSPAY_SIMULATOR=off: no demo app, and the start-up line says the simulator is off', async () => {
-    const port = 20000 + Math.floor(Math.random() * 20000);
-    const server = spawn(process.execPath, [...CLI, 'serve', '--port', String(port)], {
-      env: { ...env, HOSPAY_SIMULATOR: 'off' },
-      stdio: ['ignore', 'pipe', 'pipe'],
+    const server = await home.start(['serve', '--port', String(randomPort())], {
+      env: { HOSPAY_SIMULATOR: 'off' },
     });
-    let out = '';
-    server.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    server.stderr.on('data', (d: Buffer) => (out += d.toString()));
     try {
-      const deadline = Date.now() + 60_000;
-      while (!/hospay is serving/.test(out)) {
-        if (Date.now() > deadline || server.exitCode !== null)
-          throw new Error(`server did not start:\n${out}`);
-        await new Promise((r) => setTimeout(r, 100));
-      }
-      assert.match(out, /hospay is serving.*simulator off/);
-      assert.doesNotMatch(out, /AccessToken/);
+      assert.match(server.out(), /hospay is serving.*simulator off/);
+      assert.doesNotMatch(server.out(), /AccessToken/);
     } finally {
-      if (server.exitCode === null && server.signalCode === null)
-        await new Promise((resolve) => {
-          server.on('exit', resolve);
-          server.kill('SIGTERM');
-        });
+      await server.stop('SIGTERM');
     }
   });
 
@@ -470,7 +391,7 @@ describe('the hospay command: simulator choices', () => {
     assert.equal(created.status, 0, created.stderr);
     const appId = (JSON.parse(created.stdout) as { app_id: string }).app_id;
     // The app takes real money (its Alipay configuration is not what this test is about).
-    const s = await openStore(store);
+    const s = await openStore(home.store);
     try {
       await s.db
         .updateTable('apps')

@@ -1,16 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawnSync } from 'node:child_process';
-import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
-import path from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
-import { freshDatabase, type TestDatabase } from '../support/db.js';
+import { HospayHome, TEST_MASTER_KEY } from '../support/spawn.js';
 import { NotifyJob } from '../../src/jobs/notifier.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
+import { postForm } from '../support/payer.js';
 
 /**
  * notify_url must not make hospay POST into its own machine or network (blind SSRF): refused at the door when
@@ -100,16 +98,9 @@ describe('security: notify_url cannot reach internal addresses (SSRF)', () => {
 
   /** Pays an H5 trade the way a payer does: goto_url → choose Alipay → simulator cashier → pay → back. */
   async function pay(gotoUrl: string): Promise<void> {
-    const post = (url: string, body: string) =>
-      fetch(url, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body,
-      });
-    const chosen = await post(gotoUrl, 'pay_type=alipay');
+    const chosen = await postForm(gotoUrl, 'pay_type=alipay');
     assert.equal(chosen.status, 302);
-    const paid = await post(chosen.headers.get('location') ?? '', 'action=pay');
+    const paid = await postForm(chosen.headers.get('location') ?? '', 'action=pay');
     assert.equal(paid.status, 303);
     const back = await fetch(paid.headers.get('location') ?? '', { redirect: 'manual' });
     assert.equal(back.status, 302);
@@ -378,26 +369,16 @@ describe('security: HOSPAY_NOTIFY_ALLOW_LOOPBACK (development and tests only)', 
 });
 
 describe('security: the notify allow-list through the CLI', () => {
-  let db: TestDatabase;
-  let dataDir: string;
-  let env: NodeJS.ProcessEnv;
+  let home: HospayHome;
   before(async () => {
-    db = await freshDatabase();
-    dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-ssrf-'));
-    env = { ...process.env, HOSPAY_DATA_DIR: dataDir, LOG_LEVEL: 'warn', HOSPAY_MASTER_KEY: '5f'.repeat(32) };
-    delete env['DATABASE_URL'];
-    if (db.store.kind === 'postgres') env['DATABASE_URL'] = db.store.url;
+    home = await HospayHome.create('hospay-ssrf', {
+      env: { LOG_LEVEL: 'warn', HOSPAY_MASTER_KEY: TEST_MASTER_KEY },
+    });
   });
   after(async () => {
-    await db.drop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    await home.close();
   });
-  const run = (args: string[]) =>
-    spawnSync(process.execPath, ['--import', 'tsx', path.resolve('src/cli/index.ts'), ...args], {
-      env,
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+  const run = (args: string[]) => home.run(args);
 
   it('hospay app notify-allowlist --set / --reset, shown by app list; bad ranges are usage errors', () => {
     const created = run(['app', 'create', '--name', '内网医院', '--json']);

@@ -341,11 +341,7 @@ for (const { port, soap, asmx } of [
         assert.equal(a.head.PatientName, '张三');
         assert.equal(a.head.Caption, '门诊缴费');
         assert.equal(a.head.Descriptive, '西药费；检查费 & 化验费 <急诊>');
-        const row = await t.store.db
-          .selectFrom('trades')
-          .select(['patient_name', 'subject'])
-          .where('out_trade_no', '=', f.OutTradeNo ?? '')
-          .executeTakeFirstOrThrow();
+        const row = await t.trade(f.OutTradeNo ?? '');
         assert.equal(row.patient_name, '张三');
         assert.equal(row.subject, '门诊缴费');
       });

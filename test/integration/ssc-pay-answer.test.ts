@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway, verifyAnswer } from '../support/gateway.js';
+import { payAuthNo as grantedPayAuthNo } from '../support/medicare.js';
 
 /** Issue 12 §3: what lc.ssc.trade.pay answers — the spec's paystr keys, and a paid order answered as paid. */
 describe('lc.ssc.trade.pay answers', () => {
@@ -17,30 +18,7 @@ describe('lc.ssc.trade.pay answers', () => {
   });
 
   /** The patient authorises (spec 6.4) and the HIS exchanges the code for a pay_auth_no (6.5). */
-  async function payAuthNo(openId: string): Promise<string> {
-    const q = new URLSearchParams({ app_id: t.appId, open_id: openId, state: 's', redirect_uri: redirect });
-    const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
-    const html = await (await fetch(start.headers.get('location') ?? '')).text();
-    const action = /action="([^"]+)"/.exec(html)?.[1] ?? '';
-    const decided = await fetch(`${t.url}${action}`, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: 'decision=grant',
-    });
-    const back = new URL(decided.headers.get('location') ?? '');
-    const tok = await gateway(t, 'lc.ssc.user.token', {
-      user_id: openId,
-      payment_type: 'alipay',
-      auth_code: back.searchParams.get('auth_code') ?? '',
-      patient_name: '王医保',
-      patient_card_no: '44010519800101123X',
-      biz_city_code: '440100',
-      ssc_ins_type: 'YB',
-    });
-    assert.equal(tok.json.code, '10000', tok.raw);
-    return String(tok.biz['pay_auth_no']);
-  }
+  const payAuthNo = (openId: string) => grantedPayAuthNo(t, openId, { redirectUri: redirect });
 
   const sscBiz = (openId: string, auth: string, over: Record<string, unknown> = {}) => ({
     out_trade_no: orderNo('MZ'),

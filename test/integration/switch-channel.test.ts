@@ -1,14 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
-import {
-  authCode,
-  barcodeFields,
-  qrFields,
-  startTestPlatform,
-  type TestPlatform,
-} from '../support/platform.js';
-import { startAlipayFake, type AlipayFake } from '../fakes/alipay-server.js';
+import { authCode, barcodeFields, qrFields, type TestPlatform } from '../support/platform.js';
+import type { AlipayFake } from '../fakes/alipay-server.js';
+import { startPlatformWithFakeAlipay, type PlatformWithFakeAlipay } from '../support/fakes-platform.js';
 
 /**
  * Switching an app from the simulator to a real channel is configuration only: the same offline requests give
@@ -16,18 +10,17 @@ import { startAlipayFake, type AlipayFake } from '../fakes/alipay-server.js';
  * the provider's notification pays a QR trade; trades keep the channel they were made on.
  */
 describe('switching an app from the simulator to Alipay is configuration only', () => {
+  let p: PlatformWithFakeAlipay;
   let t: TestPlatform;
   let fake: AlipayFake;
   const APP_ID = '2021000000000042';
-  const appKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
 
   before(async () => {
-    t = await startTestPlatform();
-    fake = await startAlipayFake({ appId: APP_ID, appPublicKey: appKey.publicKey });
+    p = await startPlatformWithFakeAlipay({ alipayAppId: APP_ID });
+    ({ t, fake } = p);
   });
   after(async () => {
-    await fake.close();
-    await t.close();
+    await p.close();
   });
 
   const admin = (method: string, path: string, body?: unknown) => t.admin(method, path, body);
@@ -81,16 +74,7 @@ describe('switching an app from the simulator to Alipay is configuration only', 
     });
     assert.equal(wrong.status, 400);
     assert.ok((wrong.data['problems'] as Array<{ field: string }>).some((p) => p.field === 'private_key'));
-    const set = await admin('PUT', `/admin/apps/${t.appId}/channels/alipay`, {
-      values: {
-        app_id: APP_ID,
-        private_key: appKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
-        sign_type: 'RSA2',
-        alipay_public_key: fake.alipayPublicKey,
-        gateway_url: fake.gatewayUrl,
-        timeout_ms: '3000',
-      },
-    });
+    const set = await admin('PUT', `/admin/apps/${t.appId}/channels/alipay`, { values: p.alipayValues() });
     assert.equal(set.status, 200, JSON.stringify(set.data));
     assert.equal((set.data['values'] as Record<string, string>)['private_key'], '已设置 set');
     assert.ok(!JSON.stringify(set.data).includes('PRIVATE KEY'));

@@ -83,3 +83,20 @@ export async function channelDoubles(
        OR s.refunded_fen > s.amount_fen`.execute(db);
   return { charges: charges.rows, refunds: refunds.rows.map((r) => r.out_trade_no) };
 }
+
+/** The simulated channel's ledger for an order number, in booking order: `charge` (+), `refund` and `reverse` (−). */
+export async function channelLedger(
+  db: Db,
+  outTradeNo: string,
+): Promise<Array<{ entry: string; amount_fen: number }>> {
+  const r = await sql<{ entry: string; amount_fen: number }>`
+    SELECT entry, amount_fen::int AS amount_fen FROM sim_ledger WHERE out_trade_no = ${outTradeNo} ORDER BY id`.execute(
+    db,
+  );
+  return r.rows;
+}
+
+/** How many times the simulated channel charged for an order number. */
+export async function channelCharges(db: Db, outTradeNo: string): Promise<number> {
+  return (await channelLedger(db, outTradeNo)).filter((e) => e.entry === 'charge').length;
+}

@@ -265,10 +265,10 @@ export class AlipayChannel implements Channel {
     });
     if (!t.ok) return fail(t.reason);
     const text = t.body.toString('utf8');
-    const unverified = { httpStatus: t.status, response: recordedUnverified(text) };
-    if (t.status !== 200) return fail(`HTTP ${t.status}`, unverified);
+    const unverified = () => ({ httpStatus: t.status, response: recordedUnverified(text) });
+    if (t.status !== 200) return fail(`HTTP ${t.status}`, unverified());
     const v = verifyAnswer(p.value, x.method, text);
-    if (!v.ok) return fail(v.reason, unverified);
+    if (!v.ok) return fail(v.reason, unverified());
     return {
       answer: { ok: true, data: readAnswer(x.method, v.data) },
       parts: { request, httpStatus: t.status, response: recordedAnswer(v.data) },

@@ -310,7 +310,10 @@ export interface Answers {
 /** A verified answer, read; or why there is none (timeout, HTTP error, bad signature, configuration). */
 export type Verified<A> = { ok: true; data: A } | { ok: false; reason: string };
 
-/** The string fields of a verified response object (other values and empty strings are absent). */
+/**
+ * The string fields of a verified response object, as the method's answer shape (other values and empty
+ * strings are absent). `method` only picks the shape.
+ */
 export function readAnswer<M extends Method>(_method: M, d: Record<string, unknown>): Answers[M] {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(d)) if (typeof v === 'string' && v !== '') out[k] = v;

@@ -11,6 +11,7 @@ import {
   type NhsaKeys,
   type Sm4KeyMode,
 } from './envelope.js';
+import { InvalidInputError } from '../../domain/errors.js';
 
 export type NhsaOp = 'token' | '6201' | '6202' | '6203' | '6301';
 export const NHSA_OPS: readonly NhsaOp[] = ['token', '6201', '6202', '6203', '6301'];
@@ -48,7 +49,7 @@ export interface NhsaConfig {
   timeoutMs: number;
 }
 
-export class NhsaConfigError extends Error {
+export class NhsaConfigError extends InvalidInputError {
   constructor(
     readonly field: string,
     readonly why: string,

@@ -5,6 +5,7 @@
 import { createHash, createPrivateKey, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
 import tls from 'node:tls';
 import { normalSerial, type V2SignType, type VerifierKeys } from './crypto.js';
+import { InvalidInputError } from '../../domain/errors.js';
 
 export const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
 export const DEFAULT_TIMEOUT_MS = 10_000;
@@ -43,7 +44,7 @@ export interface WechatConfig {
 }
 
 /** A configuration the adapter cannot use; the message names the field (中文 / English). */
-export class WechatConfigError extends Error {
+export class WechatConfigError extends InvalidInputError {
   override readonly name = 'WechatConfigError';
 }
 

@@ -173,7 +173,7 @@ export async function registerFinancePages(
   recon: ReconcileDeps,
 ): Promise<void> {
   const operators = deps.operators;
-  const login = new FinanceLogin(deps, operators);
+  const login = new FinanceLogin(deps);
   const secure = () => deps.config.publicBaseUrl.startsWith('https:');
   const cookie = (name: string, value: string, maxAgeS: number) =>
     `${name}=${value}; Path=/finance; HttpOnly; SameSite=Strict${secure() ? '; Secure' : ''}; Max-Age=${maxAgeS}`;

@@ -1,8 +1,9 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import iconv from 'iconv-lite';
-import { HisClient, HisError } from '../../../src/reconcile/his/his-client.js';
+import { HisClient } from '../../../src/reconcile/his/his-client.js';
 import { startHisSimulator, type HisSimulator } from '../../../src/reconcile/his/his-sim.js';
+import { expectHisError, SimulatedHis } from '../../support/his.js';
 import { soapFault, soapResponse } from '../../../src/reconcile/his/soap.js';
 
 /** 2026-11-25 00:00:00 Asia/Shanghai. */
@@ -17,33 +18,15 @@ const NS = 'http://tempuri.org/';
  * namespace-aware, faults, retries, limits, hardening, GBK.
  */
 describe('HisClient over SOAP (his-sim --soap, real HTTP)', () => {
+  const his = new SimulatedHis({
+    options: { accessToken: 'tok-soap', soap: true },
+    path: '/HisService.asmx',
+    client: { protocol: 'soap11' },
+  });
   let sim: HisSimulator;
   let url: string;
-  let close: () => Promise<void>;
-  let sleeps: number[];
-  const client = (over: Partial<ConstructorParameters<typeof HisClient>[0]> = {}) =>
-    new HisClient({
-      baseUrl: `${url}/HisService.asmx`,
-      protocol: 'soap11',
-      accessToken: 'tok-soap',
-      timeoutMs: 2000,
-      retries: 2,
-      backoffMs: 10,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-      },
-      ...over,
-    });
-  const hisError = async (p: Promise<unknown>, code: string): Promise<HisError> => {
-    try {
-      await p;
-    } catch (e) {
-      assert.ok(e instanceof HisError, `expected HisError, got ${String(e)}`);
-      assert.equal(e.code, code, e.bilingual);
-      return e;
-    }
-    assert.fail(`expected ${code}`);
-  };
+  const client = (over: Parameters<SimulatedHis['client']>[0] = {}) => his.client(over);
+  const hisError = expectHisError;
   /** A fetch that records the request and answers with the given bytes. */
   const recorded = (status: number, contentType: string, body: string | Buffer) => {
     const seen: Array<{ url: string; headers: Record<string, string>; body: string }> = [];
@@ -59,14 +42,14 @@ describe('HisClient over SOAP (his-sim --soap, real HTTP)', () => {
   };
 
   before(async () => {
-    ({ url, sim, close } = await startHisSimulator(0, '127.0.0.1', { accessToken: 'tok-soap', soap: true }));
+    await his.start();
+    ({ sim, url } = his);
   });
   after(async () => {
-    await close();
+    await his.close();
   });
   beforeEach(() => {
-    sim.reset();
-    sleeps = [];
+    his.reset();
   });
 
   it('SOAP 1.1 and 1.2: a day in slices and HIS_IF_Query, the same records as over plain XML', async () => {
@@ -174,13 +157,13 @@ describe('HisClient over SOAP (his-sim --soap, real HTTP)', () => {
     sim.faults.broken = 'fault';
     for (const protocol of ['soap11', 'soap12'] as const) {
       sim.requests.tradeList = 0;
-      sleeps = [];
+      his.sleeps.length = 0;
       const e = await hisError(
         client({ protocol }).getTradeList({ begin: at('10:00:00'), end: at('11:00:00'), payType: 'alipay' }),
         'HIS_SOAP_FAULT',
       );
       assert.equal(sim.requests.tradeList, 3, '1 + 2 retries');
-      assert.deepEqual(sleeps, [10, 20]);
+      assert.deepEqual(his.sleeps, [10, 20]);
       assert.equal(e.details.faultCode, protocol === 'soap11' ? 'soap:Server' : 'soap12:Receiver');
       assert.match(e.zh, /HIS 数据库不可用（模拟）/);
       assert.match(e.en, /HTTP 500/);

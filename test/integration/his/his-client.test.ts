@@ -1,7 +1,8 @@
 import { after, before, beforeEach, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { HisClient, HisError, type HisTradeRecord } from '../../../src/reconcile/his/his-client.js';
+import type { HisTradeRecord } from '../../../src/reconcile/his/his-client.js';
 import { startHisSimulator, type HisSimulator } from '../../../src/reconcile/his/his-sim.js';
+import { expectHisError, SimulatedHis } from '../../support/his.js';
 
 /** 2026-11-25 00:00:00 Asia/Shanghai. */
 const DAY = new Date('2026-11-24T16:00:00Z');
@@ -9,42 +10,20 @@ const at = (hhmmss: string, day = '2026-11-25') => new Date(`${day}T${hhmmss}+08
 const HOUR = 3600_000;
 
 describe('HisClient against the HIS simulator (real HTTP)', () => {
+  const his = new SimulatedHis({ options: { accessToken: 'tok' } });
   let sim: HisSimulator;
-  let url: string;
-  let close: () => Promise<void>;
-  let sleeps: number[];
-  const client = (over: Partial<ConstructorParameters<typeof HisClient>[0]> = {}) =>
-    new HisClient({
-      baseUrl: url,
-      accessToken: 'tok',
-      timeoutMs: 2000,
-      retries: 2,
-      backoffMs: 10,
-      sleep: async (ms) => {
-        sleeps.push(ms);
-      },
-      ...over,
-    });
-  const hisError = async (p: Promise<unknown>, code: string): Promise<HisError> => {
-    try {
-      await p;
-    } catch (e) {
-      assert.ok(e instanceof HisError, `expected HisError, got ${String(e)}`);
-      assert.equal(e.code, code, e.bilingual);
-      return e;
-    }
-    assert.fail(`expected ${code}`);
-  };
+  const client = (over: Parameters<SimulatedHis['client']>[0] = {}) => his.client(over);
+  const hisError = expectHisError;
 
   before(async () => {
-    ({ url, sim, close } = await startHisSimulator(0, '127.0.0.1', { accessToken: 'tok' }));
+    await his.start();
+    ({ sim } = his);
   });
   after(async () => {
-    await close();
+    await his.close();
   });
   beforeEach(() => {
-    sim.reset();
-    sleeps = [];
+    his.reset();
   });
 
   it('pulls a day in hourly slices: exactly the records of the window, 10:00:00 in the 10–11 slice only', async () => {
@@ -205,7 +184,7 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
     );
     assert.equal(e.details.attempts, 3);
     assert.equal(sim.requests.tradeList, 3);
-    assert.deepEqual(sleeps, [10, 20]);
+    assert.deepEqual(his.sleeps, [10, 20]);
     assert.match(e.bilingual, /未应答.*did not answer within 100 ms/);
   });
 
@@ -234,7 +213,7 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
       'HIS_HTTP_500',
     );
     assert.equal(sim.requests.tradeList, 3);
-    assert.deepEqual(sleeps, [10, 20]);
+    assert.deepEqual(his.sleeps, [10, 20]);
     assert.match(e.details.raw ?? '', /simulated/);
   });
 

@@ -59,14 +59,7 @@ describe('reliability 11: amounts through the doors', () => {
   });
 
   const stored = async (outTradeNo: string) =>
-    (
-      await t.store.db
-        .selectFrom('trades')
-        .select('total_fen')
-        .where('app_id', '=', t.appId)
-        .where('out_trade_no', '=', outTradeNo)
-        .executeTakeFirst()
-    )?.total_fen;
+    (await t.platform.deps.trades.byOutTradeNo(t.appId, outTradeNo))?.total_fen;
 
   async function offline(amount: string): Promise<void> {
     const f = qrFields({ TotalAmount: amount });

@@ -263,11 +263,7 @@ describe('reliability 8: hostile input on both doors', () => {
         ).text(),
       );
       assert.equal(a.rr.IsSuccess, '1');
-      const row = await t.store.db
-        .selectFrom('trades')
-        .select('subject')
-        .where('out_trade_no', '=', f['OutTradeNo'] ?? '')
-        .executeTakeFirstOrThrow();
+      const row = await t.trade(f['OutTradeNo'] ?? '');
       assert.equal(row.subject, '中文');
       // &amp;#20013; is the literal text "&#20013;" (decoded once, not twice); &#0; is refused.
       const g = offlineCtx.validFields();
@@ -283,11 +279,7 @@ describe('reliability 8: hostile input on both doors', () => {
         ).text(),
       );
       assert.equal(b.rr.IsSuccess, '1', b.text);
-      const litRow = await t.store.db
-        .selectFrom('trades')
-        .select('subject')
-        .where('out_trade_no', '=', g['OutTradeNo'] ?? '')
-        .executeTakeFirstOrThrow();
+      const litRow = await t.trade(g['OutTradeNo'] ?? '');
       assert.equal(litRow.subject, '&#20013;');
       const h = offlineCtx.validFields();
       const nul = xmlDoc(h).replace(/<Caption>[^<]*<\/Caption>/, '<Caption>a&#0;b</Caption>');

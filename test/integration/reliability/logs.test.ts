@@ -15,6 +15,7 @@ import {
 import { LEGACY_APP_KEY, TEST_APP_KEY, gateway, signedForm } from '../../support/gateway.js';
 import { GATEWAY_CORPUS, OFFLINE_CORPUS, hostileAmount, validYuan } from './corpus.js';
 import { assertNoSecrets } from './log-check.js';
+import { authoriseMedicare, userToken } from '../../support/medicare.js';
 
 /**
  * Item 12 of the reliability battery: one platform runs a mix of the whole battery — the hostile corpus of both
@@ -201,38 +202,15 @@ describe('reliability 12: the logs of the battery hold no secrets', () => {
   });
 
   it('medical insurance with ID numbers: consent, token, mixed payment, refusals', async () => {
-    const form = (url: string, body: string) =>
-      fetch(url, {
-        method: 'POST',
-        redirect: 'manual',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body,
-      });
     for (const [i, card] of idNumbers.entries()) {
       const openId = `2088${String(i).padStart(12, '0')}`;
-      const q = new URLSearchParams({
-        app_id: t.appId,
-        open_id: openId,
+      const back = await authoriseMedicare(t, openId, {
         state: `s${i}`,
-        redirect_uri: 'https://his.example.cn/mi/cb',
+        redirectUri: 'https://his.example.cn/mi/cb',
       });
-      const start = await fetch(`${t.url}/oauth2/medicareAuth?${q.toString()}`, { redirect: 'manual' });
-      const consent = start.headers.get('location') ?? '';
-      const html = await (await fetch(consent)).text();
-      const action = /action="([^"]+)"/.exec(html)?.[1] ?? '';
-      const decided = await form(`${t.url}${action}`, 'decision=grant');
-      const back = new URL(decided.headers.get('location') ?? 'https://x/');
       const miCode = back.searchParams.get('auth_code') ?? '';
       values.push(miCode);
-      const tok = await gateway(t, 'lc.ssc.user.token', {
-        user_id: openId,
-        payment_type: 'alipay',
-        auth_code: miCode,
-        patient_name: '王医保',
-        patient_card_no: card,
-        biz_city_code: '440100',
-        ssc_ins_type: 'YB',
-      });
+      const tok = await userToken(t, openId, miCode, { patient_card_no: card });
       assert.equal(tok.json.code, '10000', tok.raw);
       const payAuthNo = String(tok.biz['pay_auth_no']);
       values.push(payAuthNo);

@@ -1,98 +1,20 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { sql } from 'kysely';
 import { NotifyJob } from '../../../src/jobs/notifier.js';
 import { ExpiryJob } from '../../../src/jobs/expirer.js';
 import { NOTIFY_SCHEDULE_MS } from '../../../src/services/notify.js';
 import { TEST_DB } from '../../support/db.js';
 import { TEST_APP_KEY, gateway } from '../../support/gateway.js';
+import { submit as post, visit as get } from '../../support/payer.js';
 import { orderNo, startTestPlatform, type TestPlatform } from '../../support/platform.js';
+import { NotifyReceiver, type Answer } from '../../support/receiver.js';
 
 /**
  * Reliability battery, items 6 and 7: the notification schedule on a fake clock against receivers that answer
  * HTTP 500, time out or answer "fail"; and a receiver that queries the trade the moment a notification arrives,
  * which must never find it unpaid (the outbox row is written by the statement that makes the transition).
  */
-
-interface Received {
-  path: string;
-  notifyId: string;
-  tradeStatus: string;
-  outTradeNo: string;
-  /** The fake clock when the request arrived. */
-  at: number;
-  /** Real time. */
-  realAt: number;
-}
-
-interface Answer {
-  status?: number;
-  body?: string;
-  /** Answer this late (real ms): longer than HOSPAY_NOTIFY_TIMEOUT is a timeout. */
-  delayMs?: number;
-}
-
-type Behaviour = (index: number, r: Received) => Promise<Answer> | Answer;
-
-/** A HIS's notification endpoint; each path has its own behaviour, by the index of the request on it. */
-class Receiver {
-  readonly got: Received[] = [];
-  private readonly behaviours = new Map<string, Behaviour>();
-  private server: http.Server | null = null;
-  base = '';
-
-  constructor(private readonly clock: () => number) {}
-
-  async start(): Promise<void> {
-    this.server = http.createServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (c: Buffer) => chunks.push(c));
-      req.on('end', () => {
-        const form = new URLSearchParams(Buffer.concat(chunks).toString('utf8'));
-        const biz = JSON.parse(form.get('biz_content') ?? '{}') as Record<string, unknown>;
-        const path = (req.url ?? '/').split('?')[0] ?? '/';
-        const r: Received = {
-          path,
-          notifyId: form.get('notify_id') ?? '',
-          tradeStatus: String(biz['trade_status']),
-          outTradeNo: String(biz['out_trade_no']),
-          at: this.clock(),
-          realAt: Date.now(),
-        };
-        const index = this.on(path).length;
-        this.got.push(r);
-        const behaviour: Behaviour = this.behaviours.get(path) ?? (() => ({}));
-        void Promise.resolve(behaviour(index, r)).then((a: Answer) => {
-          const send = () => {
-            if (res.destroyed) return;
-            res.writeHead(a.status ?? 200, { 'content-type': 'text/plain; charset=utf-8' });
-            res.end(a.body ?? 'success');
-          };
-          if (a.delayMs) setTimeout(send, a.delayMs);
-          else send();
-        });
-      });
-    });
-    await new Promise<void>((resolve) => this.server?.listen(0, '127.0.0.1', resolve));
-    this.base = `http://127.0.0.1:${(this.server.address() as AddressInfo).port}`;
-  }
-
-  on(path: string): Received[] {
-    return this.got.filter((r) => r.path === path);
-  }
-
-  url(path: string, behaviour: Behaviour): string {
-    this.behaviours.set(path, behaviour);
-    return `${this.base}${path}`;
-  }
-
-  async stop(): Promise<void> {
-    this.server?.closeAllConnections();
-    await new Promise<void>((resolve) => this.server?.close(() => resolve()));
-  }
-}
 
 const MIN = 60_000;
 const TIMEOUT_MS = 300;
@@ -105,7 +27,7 @@ function span(ms: number): string {
 
 describe(`reliability: notification receivers (${TEST_DB})`, () => {
   let t: TestPlatform;
-  let his: Receiver;
+  let his: NotifyReceiver;
 
   before(async () => {
     t = await startTestPlatform({
@@ -117,7 +39,7 @@ describe(`reliability: notification receivers (${TEST_DB})`, () => {
       },
     });
     await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
-    his = new Receiver(() => t.clock.now().getTime());
+    his = new NotifyReceiver(() => t.clock.now().getTime());
     await his.start();
   });
   after(async () => {
@@ -132,22 +54,6 @@ describe(`reliability: notification receivers (${TEST_DB})`, () => {
       .where('status', '=', 'PENDING')
       .execute();
   });
-
-  const post = async (url: string, body: string) => {
-    const r = await fetch(url, {
-      method: 'POST',
-      redirect: 'manual',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body,
-    });
-    await r.arrayBuffer();
-    return { status: r.status, location: r.headers.get('location') ?? '' };
-  };
-  const get = async (url: string) => {
-    const r = await fetch(url, { redirect: 'manual' });
-    await r.arrayBuffer();
-    return { status: r.status, location: r.headers.get('location') ?? '' };
-  };
 
   /** An H5 trade with a notify_url; the payer reaches the channel's page (nothing paid yet). */
   async function openH5(notifyUrl: string, amount = '18.80', timeout = '20m') {

@@ -205,12 +205,7 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
           conflicts++;
         }
       }
-      const row = await t.store.db
-        .selectFrom('trades')
-        .select(['total_fen'])
-        .where('app_id', '=', t.appId)
-        .where('out_trade_no', '=', winner.OutTradeNo ?? '')
-        .executeTakeFirstOrThrow();
+      const row = await t.trade(winner.OutTradeNo ?? '');
       assert.equal(row.total_fen, fenOf(winner.TotalAmount));
     }
     ctx.diagnostic(
