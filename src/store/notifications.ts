@@ -272,6 +272,17 @@ export class NotificationRepository {
     return q.execute();
   }
 
+  /** Every notification of the given trades, oldest first. */
+  async ofTrades(tradeIds: readonly number[]): Promise<Notification[]> {
+    if (tradeIds.length === 0) return [];
+    return this.db
+      .selectFrom('notifications')
+      .selectAll()
+      .where('trade_id', 'in', [...tradeIds])
+      .orderBy('id')
+      .execute();
+  }
+
   /** Every attempt of the given notifications, by notification, then attempt, in order. */
   async attemptsOf(notificationIds: readonly number[]): Promise<NotifyAttempt[]> {
     return this.db

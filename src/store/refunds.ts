@@ -61,6 +61,17 @@ export class RefundRepository {
       .executeTakeFirst();
   }
 
+  /** Every refund and reversal of the given trades, oldest first. */
+  async ofTrades(tradeIds: readonly number[]): Promise<Refund[]> {
+    if (tradeIds.length === 0) return [];
+    return this.db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('trade_id', 'in', [...tradeIds])
+      .orderBy('id')
+      .execute();
+  }
+
   // ---- reserve: before the channel is asked ------------------------------------------------------
 
   /**

@@ -176,6 +176,7 @@ describe('FWC_IF_Barcode_Pay', () => {
       assert.ok(['SUCCESS', 'USER_PAYING'].includes(a.rr.SubCode), a.rr.SubCode);
     }
     assert.ok(answers.some((a) => a.rr.IsSuccess === '1'));
+    // SQL on purpose: every row with this order number, to prove the unique key left exactly one.
     const rows = await t.store.db
       .selectFrom('trades')
       .select('id')

@@ -78,6 +78,7 @@ describe('channel bills from the simulator', () => {
     );
 
     // The same day through the matcher: the platform's own records against each bill, nothing different.
+    // SQL on purpose: every row as stored, not the reconciliation's own day selection (the matcher is judged).
     const trades = await t.store.db.selectFrom('trades').selectAll().execute();
     const refundRows = await t.store.db.selectFrom('refunds').selectAll().execute();
     const entries = platformEntriesFrom(trades, refundRows);

@@ -54,7 +54,7 @@ describe('admin API: reconciliation differences', () => {
       assert.equal(a.rr.IsSuccess, '1', a.text);
       orders.push(f.OutTradeNo ?? '');
     }
-    const flows = his.sim.loadFromTrades(await t.store.db.selectFrom('trades').selectAll().execute());
+    const flows = his.sim.loadFromTrades((await t.platform.recon.reconciliation.paidMovements()).trades);
     const flowOf = (no: string | undefined) => flows.find((f) => f.outTradeNo === no)?.hisFlowId ?? '';
     his.sim.faults.drop.add(flowOf(orders[0]));
     his.sim.faults.amountFen.set(flowOf(orders[1]), 2999);

@@ -307,6 +307,7 @@ describe('offline door: encodings and content types real HIS send (issue 12 §2)
         /unsupported encoding Big5: use UTF-8, GBK, GB2312 or GB18030/,
       ],
     ];
+    // SQL on purpose: a count of every trade proves a refused body wrote nothing.
     const count = async () =>
       Number(
         (

@@ -19,6 +19,7 @@ describe('offline door: authentication, validation, hardening', () => {
     await t.close();
   });
 
+  // SQL on purpose: a count of every trade proves a refused request wrote nothing.
   const tradeCount = async () =>
     Number(
       (

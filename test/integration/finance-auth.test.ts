@@ -88,6 +88,7 @@ describe('finance page: authentication and safety over HTTP', () => {
   });
 
   it('passwords are stored as scrypt$N$r$p$salt$hash and checked exactly', async () => {
+    // SQL on purpose: the password hash as stored at rest.
     const row = await t.store.db
       .selectFrom('finance_operators')
       .selectAll()
@@ -158,6 +159,7 @@ describe('finance page: authentication and safety over HTTP', () => {
     assert.match(home.text, /王会计/);
     // Only the token's hash is stored.
     const token = (ok.session ?? '').split('=')[1] ?? '';
+    // SQL on purpose: the sessions as stored at rest.
     const rows = await t.store.db.selectFrom('finance_sessions').selectAll().execute();
     assert.ok(rows.length >= 1);
     assert.ok(rows.every((r) => r.token_hash !== token && /^[0-9a-f]{64}$/.test(r.token_hash)));
@@ -193,12 +195,11 @@ describe('finance page: authentication and safety over HTTP', () => {
       assert.equal(noSession.status, 303, `${p} without a session`);
       assert.match(noSession.location ?? '', /^\/finance\/login/);
     }
-    const row = await t.store.db
-      .selectFrom('recon_differences')
-      .select('state')
-      .where('id', '=', id)
-      .executeTakeFirstOrThrow();
-    assert.equal(row.state, 'OPEN', 'nothing was resolved by the refused requests');
+    assert.equal(
+      await t.platform.recon.reconciliation.differenceState(id),
+      'OPEN',
+      'nothing was resolved by the refused requests',
+    );
     // Another session's token does not do either.
     const other = await login(t.url, 'fin.auth', password);
     const otherCsrf = csrfOf((await request(`${t.url}/finance`, { cookie: other.session ?? '' })).text);
@@ -271,15 +272,10 @@ describe('finance page: authentication and safety over HTTP', () => {
     t.clock.advance(59_000);
     const after = await login(t.url, 'fin.lock', password);
     assert.equal(after.status, 303, 'after the wait the right password passes');
-    const rows = await t.store.db
-      .selectFrom('finance_login_attempts')
-      .selectAll()
-      .where('username', '=', 'fin.lock')
-      .execute();
-    const pair = rows.find((r) => r.source === '127.0.0.1');
-    assert.equal(pair?.failures, 0, 'the success cleared this source');
-    assert.ok(pair?.last_success_at, 'and made it a known source');
-    assert.equal(rows.find((r) => r.source === '*')?.failures, 5, 'the account-wide count stays');
+    const { account, pair } = await t.platform.deps.loginAttempts.read('fin.lock', '127.0.0.1');
+    assert.equal(pair.failures, 0, 'the success cleared this source');
+    assert.ok(pair.lastSuccessAt, 'and made it a known source');
+    assert.equal(account.failures, 5, 'the account-wide count stays');
     t.clock.advance(3_600_000); // this address's own count is forgotten for the next tests
   });
 

@@ -60,10 +60,8 @@ describe('the finance page in a real browser (headless Chromium)', { skip }, () 
       OutTradeNo: nos[0],
       TotalAmount: '10.00',
     });
-    const flows = his.sim.loadFromTrades(
-      await t.store.db.selectFrom('trades').selectAll().execute(),
-      await t.store.db.selectFrom('refunds').selectAll().execute(),
-    );
+    const movements = await t.platform.recon.reconciliation.paidMovements();
+    const flows = his.sim.loadFromTrades(movements.trades, movements.refunds);
     // ...and real differences: the HIS lost one payment (长款), has a wrong amount for another, records a payment
     // with no money behind it (短款); the channel took a payment the platform never recorded (漏单).
     his.sim.faults.drop.add(flows.find((f) => f.outTradeNo === nos[1])?.hisFlowId ?? '');
@@ -202,11 +200,10 @@ describe('the finance page in a real browser (headless Chromium)', { skip }, () 
     const other = await context.newPage();
     try {
       const id = /\/finance\/differences\/(\d+)/.exec(url)?.[1];
-      const d = await t.store.db
-        .selectFrom('recon_differences')
-        .selectAll()
-        .where('code', '=', 'AMOUNT_MISMATCH')
-        .executeTakeFirstOrThrow();
+      const d = (await t.platform.recon.reconciliation.differences({ date: DAY })).find(
+        (x) => x.code === 'AMOUNT_MISMATCH',
+      );
+      assert.ok(d);
       await other.goto(`${t.url}/finance/differences/${d.id}`);
       await page.goto(`${t.url}/finance/differences/${d.id}`);
       // The run's evidence: the HIS's own row for this order, as it answered it.

@@ -68,10 +68,8 @@ describe('the finance page tells the truth (headless Chromium)', { skip }, () =>
       RefundmentReason: 'SIMULATE_REFUND_ERROR', // the channel refunds, its answer is lost: PROCESSING
     });
     assert.equal(lost.rr.SubCode, 'REFUND_PROCESSING', lost.text);
-    const flows = his.sim.loadFromTrades(
-      await t.store.db.selectFrom('trades').selectAll().execute(),
-      await t.store.db.selectFrom('refunds').selectAll().execute(),
-    );
+    const movements = await t.platform.recon.reconciliation.paidMovements();
+    const flows = his.sim.loadFromTrades(movements.trades, movements.refunds);
     his.sim.faults.drop.add(flows.find((f) => f.outTradeNo === nos.lost)?.hisFlowId ?? '');
     his.sim.faults.amountFen.set(flows.find((f) => f.outTradeNo === nos.wrong)?.hisFlowId ?? '', 2999);
     t.clock.set('2026-11-26T02:30:00Z');

@@ -128,6 +128,7 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
     return o!;
   };
   /** The day's differences as kept: code, sides, amounts, the HIS_IF_Query re-check — all of it. */
+  // SQL on purpose: diff_key (a difference's identity across runs) is compared too; the repository keeps it inside.
   const differences = async (): Promise<string[]> =>
     (
       await t.store.db
@@ -171,8 +172,7 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
 
     // The HIS's books: what the platform has, a lost record (长款), another amount, a record with no payment
     // behind it (短款) for a patient with a Chinese name (GBK below).
-    const trades = await t.store.db.selectFrom('trades').selectAll().execute();
-    const refunds = await t.store.db.selectFrom('refunds').selectAll().execute();
+    const { trades, refunds } = await t.platform.recon.reconciliation.paidMovements();
     const flows = xmlHis.sim.loadFromTrades(trades, refunds);
     assert.equal(flows.length, 6);
     xmlHis.sim.faults.drop.add(xmlHis.sim.paymentOf(nos[1]!)!.hisFlowId);
@@ -243,17 +243,13 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
       await useHis(php!.url, { hisProtocol: 'soap11', hisSoapNamespace: 'http://tempuri.org/' });
       await sameAsXml('GBK (PHP)', await run());
       // The patient's name came through GBK intact, in the evidence kept with the run.
-      const evidence = await t.store.db
-        .selectFrom('recon_evidence')
-        .select(['raw'])
-        .where('business_date', '=', DAY)
-        .where('source', '=', 'HIS_TRADE_LIST')
-        .execute();
+      const answers = (text: string) =>
+        t.platform.recon.reconciliation.hisAnswersContaining(t.appId, DAY, 'alipay', text);
       assert.ok(
-        evidence.some((e) => (e.raw ?? '').includes('<PatientName>张三丰</PatientName>')),
+        (await answers('<PatientName>张三丰</PatientName>')).length > 0,
         'the Chinese name decoded from GBK',
       );
-      assert.ok(evidence.some((e) => (e.raw ?? '').includes('encoding="GBK"')));
+      assert.ok((await answers('encoding="GBK"')).length > 0);
     },
   );
 
@@ -275,13 +271,8 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
         /^HIS_SOAP_FAULT: the HIS answered a SOAP Fault \(SOAP-ENV:Server, HTTP 500\)/,
       );
       assert.match(outcome.hisError ?? '', /ORA-12541: TNS:no listener/);
-      const kept = await t.store.db
-        .selectFrom('recon_runs')
-        .selectAll()
-        .where('business_date', '=', DAY)
-        .where('pay_type', '=', 'alipay')
-        .executeTakeFirstOrThrow();
-      assert.equal(kept.error, outcome.hisError, 'kept with the run');
+      const kept = await t.platform.recon.reconciliation.run(t.appId, DAY, 'alipay');
+      assert.equal(kept?.error, outcome.hisError, 'kept with the run');
       assert.equal(outcome.totals?.his, undefined, 'nothing of the HIS was compared');
     },
   );

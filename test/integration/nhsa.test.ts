@@ -212,12 +212,9 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
       error: string | null;
     }> = [];
     for (let i = 0; i < 50; i++) {
-      rows = await t.store.db
-        .selectFrom('channel_calls')
-        .select(['operation', 'request', 'response', 'error'])
-        .where('app_id', '=', t.appId)
-        .where('channel_id', '=', 'medicare:nhsa')
-        .execute();
+      rows = (await t.platform.deps.channelCalls.list({ appId: t.appId, limit: 1000 })).filter(
+        (r) => r.channel_id === 'medicare:nhsa',
+      );
       if (rows.some((r) => r.operation === 'nhsa.6203')) break;
       await new Promise((r) => setTimeout(r, 20));
     }

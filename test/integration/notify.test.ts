@@ -80,23 +80,11 @@ describe('lc.trade.notify: asynchronous notifications', () => {
   }
 
   async function notificationsOf(outTradeNo: string) {
-    return t.store.db
-      .selectFrom('notifications as n')
-      .innerJoin('trades as t', 't.id', 'n.trade_id')
-      .selectAll('n')
-      .where('t.out_trade_no', '=', outTradeNo)
-      .orderBy('n.id')
-      .execute();
+    return t.platform.deps.notifications.ofTrades([(await t.trade(outTradeNo)).id]);
   }
 
   async function attemptsOf(notificationId: number) {
-    return t.store.db
-      .selectFrom('notify_attempts')
-      .selectAll()
-      .where('notification_id', '=', notificationId)
-      .orderBy('attempt')
-      .orderBy('id')
-      .execute();
+    return t.platform.deps.notifications.attemptsOf([notificationId]);
   }
 
   async function only(outTradeNo: string) {

@@ -35,12 +35,7 @@ describe('reconciliation settings and differences end to end', () => {
       })
     )[0]!;
   const differences = async (date: string) =>
-    t.store.db
-      .selectFrom('recon_differences')
-      .selectAll()
-      .where('business_date', '=', date)
-      .where('present', '=', true)
-      .execute();
+    t.platform.recon.reconciliation.differences({ date, present: true });
   /** Pays `amount` by barcode at the given instant; returns the order number. */
   const payAt = async (iso: string, amount: string): Promise<string> => {
     t.clock.set(iso);
@@ -52,8 +47,7 @@ describe('reconciliation settings and differences end to end', () => {
   /** The HIS records what the platform has (as a well-behaved HIS would), from scratch. */
   const feedHis = async () => {
     his.sim.reset();
-    const trades = await t.store.db.selectFrom('trades').selectAll().execute();
-    const refunds = await t.store.db.selectFrom('refunds').selectAll().execute();
+    const { trades, refunds } = await t.platform.recon.reconciliation.paidMovements();
     his.sim.loadFromTrades(trades, refunds);
   };
 
@@ -111,27 +105,24 @@ describe('reconciliation settings and differences end to end', () => {
     assert.equal(r.matched >= 2, true);
     assert.equal(his.sim.requests.tradeList - listBefore, 48, '48 slices of 30 minutes');
     for (const s of ['bill', 'platform', 'his', 'match', 'save']) assert.ok(stages.has(s), s);
-    const evidence = await t.store.db
-      .selectFrom('recon_evidence')
-      .selectAll()
-      .where('business_date', '=', date)
-      .orderBy('seq')
-      .execute();
+    const evidence = await t.platform.recon.reconciliation.evidence(t.appId, date, 'alipay');
     assert.equal(evidence.filter((e) => e.source === 'HIS_TRADE_LIST').length, 48);
     assert.equal(evidence.filter((e) => e.source === 'CHANNEL_BILL').length, 1);
     assert.equal(
       evidence.reduce((s, e) => s + (e.source === 'HIS_TRADE_LIST' ? e.records : 0), 0),
       2,
     );
-    assert.ok(evidence.some((e) => (e.raw ?? '').includes('<GetHospitalTradeList>')));
+    const answers = t.platform.recon.reconciliation.hisAnswersContaining(
+      t.appId,
+      date,
+      'alipay',
+      '<GetHospitalTradeList>',
+    );
+    assert.ok((await answers).length > 0);
     // Re-running replaces the evidence rather than adding to it.
     await run(date);
-    const again = await t.store.db
-      .selectFrom('recon_evidence')
-      .select((eb) => eb.fn.countAll<string>().as('n'))
-      .where('business_date', '=', date)
-      .executeTakeFirstOrThrow();
-    assert.equal(Number(again.n), 49);
+    const again = await t.platform.recon.reconciliation.evidence(t.appId, date, 'alipay');
+    assert.equal(again.length, 49);
   });
 
   it('every kind of difference is found and classified through the HIS simulator and the simulated bill', async () => {
@@ -225,12 +216,8 @@ describe('reconciliation settings and differences end to end', () => {
       assert.match(r.hisError ?? '', /timeout|超时|HIS_TIMEOUT/i, JSON.stringify(r));
       assert.equal(r.differences, 0);
       assert.ok(r.matched >= 1);
-      const runRow = await t.store.db
-        .selectFrom('recon_runs')
-        .selectAll()
-        .where('business_date', '=', date)
-        .executeTakeFirstOrThrow();
-      assert.ok(runRow.error);
+      const runRow = await t.platform.recon.reconciliation.run(t.appId, date, 'alipay');
+      assert.ok(runRow?.error);
     } finally {
       his.sim.faults.delayMs = 0;
     }

@@ -71,10 +71,8 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
   /** The HIS simulator holds what a well-behaved HIS has for the platform's trades (successful refunds only). */
   async function hisFromPlatform() {
     his.sim.reset();
-    return his.sim.loadFromTrades(
-      await t.store.db.selectFrom('trades').selectAll().where('app_id', '=', t.appId).execute(),
-      await t.store.db.selectFrom('refunds').selectAll().where('app_id', '=', t.appId).execute(),
-    );
+    const { trades, refunds } = await t.platform.recon.reconciliation.paidMovements(t.appId);
+    return his.sim.loadFromTrades(trades, refunds);
   }
   async function openDifferences(date: string): Promise<Listed[]> {
     const r = await t.admin(
@@ -90,12 +88,11 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     const p = await pay('10.00');
     const lost = await refund(p, '10.00', '4.00', 'RP1', 'SIMULATE_REFUND_ERROR');
     assert.equal(lost.rr.SubCode, 'REFUND_PROCESSING', lost.text);
-    const row = await t.store.db
-      .selectFrom('refunds')
-      .select(['status', 'finished_at'])
-      .where('out_request_no', '=', 'RP1')
-      .executeTakeFirstOrThrow();
-    assert.deepEqual(row, { status: 'PROCESSING', finished_at: null });
+    const row = await t.platform.deps.refunds.byRequestNo((await t.trade(p.outTradeNo)).id, 'RP1');
+    assert.deepEqual(
+      { status: row?.status, finished_at: row?.finished_at },
+      { status: 'PROCESSING', finished_at: null },
+    );
     await hisFromPlatform();
 
     const [outcome] = await reconcileDay(t.platform.recon, {
@@ -170,21 +167,18 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     const job = new ReconcileJob(t.platform.recon);
     t.clock.set('2026-11-30T02:00:00Z'); // 10:00 the next morning
     assert.equal(await job.tick(), '2026-11-29');
-    const runs = await t.store.db
-      .selectFrom('recon_runs')
-      .select(['pay_type', 'status', 'error'])
-      .where('app_id', '=', t.appId)
-      .where('business_date', '=', '2026-11-29')
-      .execute();
+    const runs = (await t.platform.recon.reconciliation.runs('2026-11-29', t.appId)).map((r) => ({
+      pay_type: r.pay_type,
+      status: r.status,
+      error: r.error,
+    }));
     const alipay = runs.find((r) => r.pay_type === 'alipay');
     assert.equal(alipay?.status, 'INCOMPLETE', JSON.stringify(runs));
     assert.match(alipay?.error ?? '', /HIS/);
-    const claim = await t.store.db
-      .selectFrom('job_claims')
-      .selectAll()
-      .where('job', '=', 'daily-reconcile')
-      .where('key', '=', '2026-11-29')
-      .executeTakeFirstOrThrow();
+    const claim = (await t.platform.recon.jobClaims.attempts('daily-reconcile', '2026-11-29')).find(
+      (c) => c.key === '2026-11-29',
+    );
+    assert.ok(claim);
     const result = JSON.parse(claim.result ?? '{}') as { retry: string[]; incomplete: string[] };
     assert.deepEqual(result.retry, [t.appId]);
     assert.ok(
@@ -212,14 +206,8 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
       ran.filter((x) => x !== null),
       ['2026-11-29#1'],
     );
-    const after = await t.store.db
-      .selectFrom('recon_runs')
-      .select(['status', 'error'])
-      .where('app_id', '=', t.appId)
-      .where('business_date', '=', '2026-11-29')
-      .where('pay_type', '=', 'alipay')
-      .executeTakeFirstOrThrow();
-    assert.deepEqual(after, { status: 'DONE', error: null });
+    const after = await t.platform.recon.reconciliation.run(t.appId, '2026-11-29', 'alipay');
+    assert.deepEqual({ status: after?.status, error: after?.error }, { status: 'DONE', error: null });
     assert.match(t.logs(), /daily reconciliation done/);
     t.clock.advance(RECONCILE_RETRY_MS + 60_000);
     assert.equal(await job.tick(), null, 'complete: nothing more to retry');

@@ -39,8 +39,7 @@ describe('reconcile a day', () => {
       OutTradeNo: nos[0],
       TotalAmount: '10.00',
     });
-    const trades = await t.store.db.selectFrom('trades').selectAll().execute();
-    const refunds = await t.store.db.selectFrom('refunds').selectAll().execute();
+    const { trades, refunds } = await t.platform.recon.reconciliation.paidMovements();
     const flows = his.sim.loadFromTrades(trades, refunds);
     assert.equal(flows.length, 5);
 
@@ -66,11 +65,7 @@ describe('reconcile a day', () => {
     });
 
     const faulty = await run();
-    const rows = await t.store.db
-      .selectFrom('recon_differences')
-      .selectAll()
-      .where('present', '=', true)
-      .execute();
+    const rows = await t.platform.recon.reconciliation.differences({ date: '2026-11-25', present: true });
     const codes = rows.map((r) => `${r.code}:${r.out_trade_no}`).sort();
     assert.ok(codes.includes(`HIS_MISSING:${nos[1]}`), codes.join(' '));
     assert.ok(codes.includes(`AMOUNT_MISMATCH:${nos[2]}`), codes.join(' '));
@@ -103,18 +98,11 @@ describe('reconcile a day', () => {
     const again = await run();
     assert.equal(again[0]?.differences, rows.length, 're-running finds the same differences');
     assert.equal(again[0]?.open, rows.length - 1, 'the resolution is kept');
-    const kept = await t.store.db
-      .selectFrom('recon_differences')
-      .selectAll()
-      .where('id', '=', target?.id ?? 0)
-      .executeTakeFirstOrThrow();
+    const kept = await t.platform.recon.reconciliation.difference(target?.id ?? 0);
+    assert.ok(kept);
     assert.equal(kept.state, 'RESOLVED');
     assert.equal(kept.resolved_by, 'finance-01');
-    const audit = await t.store.db
-      .selectFrom('recon_audit')
-      .selectAll()
-      .where('difference_id', '=', target?.id ?? 0)
-      .execute();
+    const audit = await t.platform.recon.reconciliation.audit(target?.id ?? 0);
     assert.equal(audit.length, 1);
   });
 
@@ -131,11 +119,9 @@ describe('reconcile a day', () => {
       ['2026-11-25'],
     );
     assert.deepEqual(await Promise.all([one.tick(), two.tick()]), [null, null], 'not twice');
-    const claim = await t.store.db
-      .selectFrom('job_claims')
-      .selectAll()
-      .where('key', '=', '2026-11-25')
-      .executeTakeFirstOrThrow();
-    assert.ok(claim.finished_at);
+    const claim = (await t.platform.recon.jobClaims.attempts('daily-reconcile', '2026-11-25')).find(
+      (c) => c.key === '2026-11-25',
+    );
+    assert.ok(claim?.finished_at);
   });
 });

@@ -308,11 +308,7 @@ describe(`finance day report (${TEST_DB})`, () => {
     at('2026-11-25T02:00:00Z');
     const app = (await t.platform.deps.apps.get(t.appId))!;
     const outcome = await reconcileDay(t.platform.recon, { app, date: DAY, payTypes: ['alipay', 'weixin'] });
-    const rows = await t.store.db
-      .selectFrom('recon_differences')
-      .selectAll()
-      .where('present', '=', true)
-      .execute();
+    const rows = await t.platform.recon.reconciliation.differences({ date: DAY, present: true });
     const ghost = rows.find((r) => r.out_trade_no === 'MZGHOST0001');
     assert.equal(ghost?.code, 'CHANNEL_ONLY', JSON.stringify(rows));
     assert.ok(await resolveDifference(t.platform.recon, ghost.id, 'finance-01', '已补录 / recorded'));

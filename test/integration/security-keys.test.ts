@@ -45,6 +45,7 @@ function loose(dir: string): string[] {
     .map((f) => `${f.mode.toString(8)} ${f.path}`);
 }
 
+/** SQL on purpose: the platform's keys as stored at rest (sealed or not). */
 async function keyRows(store: Store) {
   return store.db.selectFrom('platform_keys').selectAll().orderBy('id').execute();
 }

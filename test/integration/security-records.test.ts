@@ -36,6 +36,7 @@ async function count(t: TestPlatform, where: (q: ReturnType<typeof base>) => Ret
     .executeTakeFirst();
   return Number(r?.n ?? 0);
 }
+// SQL on purpose: these tests are about what is at rest in channel_calls (raw rows, counts across every app).
 const base = (t: TestPlatform) => t.store.db.selectFrom('channel_calls');
 
 /** Makes the channel call log keep everything in one batch until flushed (as under load within 200 ms). */
@@ -218,18 +219,13 @@ describe('security: channel call records and notification attempts are purged af
     return f.OutTradeNo ?? '';
   }
 
-  const attemptsOf = async (outTradeNo: string) =>
-    Number(
-      (
-        await t.store.db
-          .selectFrom('notify_attempts as a')
-          .innerJoin('notifications as n', 'n.id', 'a.notification_id')
-          .innerJoin('trades as tr', 'tr.id', 'n.trade_id')
-          .where('tr.out_trade_no', '=', outTradeNo)
-          .select((eb) => eb.fn.countAll<string>().as('n'))
-          .executeTakeFirst()
-      )?.n ?? 0,
-    );
+  /** The delivery attempts of the notifications of the test app's trade with this order number. */
+  const attemptRows = async (outTradeNo: string) => {
+    const { notifications } = t.platform.deps;
+    const ns = await notifications.ofTrades([(await t.trade(outTradeNo)).id]);
+    return notifications.attemptsOf(ns.map((n) => n.id));
+  };
+  const attemptsOf = async (outTradeNo: string) => (await attemptRows(outTradeNo)).length;
 
   it('after 90 days old records go, records an unsettled trade still needs stay, on two instances', async () => {
     // Old: a paid barcode trade, a paid QR trade with a finished notification, one with a pending one, an
@@ -300,22 +296,12 @@ describe('security: channel call records and notification attempts are purged af
   it('a HIS answer with a NUL character is recorded (escaped) as the attempt it was', async () => {
     const no = await paidQr(`${his.base}/nul`);
     await new NotifyJob(t.platform.deps).tick();
-    const n = await t.store.db
-      .selectFrom('notifications as n')
-      .innerJoin('trades as tr', 'tr.id', 'n.trade_id')
-      .select(['n.attempts', 'n.status'])
-      .where('tr.out_trade_no', '=', no)
-      .executeTakeFirstOrThrow();
+    const [n] = await t.platform.deps.notifications.ofTrades([(await t.trade(no)).id]);
+    assert.ok(n);
     assert.equal(n.attempts, 1, 'the attempt counts');
     assert.equal(await attemptsOf(no), 1, 'and is recorded');
-    const a = await t.store.db
-      .selectFrom('notify_attempts as a')
-      .innerJoin('notifications as n', 'n.id', 'a.notification_id')
-      .innerJoin('trades as tr', 'tr.id', 'n.trade_id')
-      .select('a.body_excerpt')
-      .where('tr.out_trade_no', '=', no)
-      .executeTakeFirstOrThrow();
-    assert.equal(a.body_excerpt, 'fail\\u0000ed', 'the answer, its NUL escaped');
+    const [a] = await attemptRows(no);
+    assert.equal(a?.body_excerpt, 'fail\\u0000ed', 'the answer, its NUL escaped');
     assert.ok(!t.logs().includes('delivery pass failed'));
   });
 });

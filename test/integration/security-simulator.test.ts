@@ -146,6 +146,7 @@ describe('an app that takes real money never falls back to the simulator', () =>
     const auth = await fetch(start, { redirect: 'manual' });
     assert.equal(auth.status, 400);
     assert.match(await auth.text(), /PAY_TYPE_NOT_ENABLED/);
+    // SQL on purpose: every row of the table, to prove nothing was written.
     const rows = await t.store.db.selectFrom('medicare_auths').selectAll().execute();
     assert.equal(rows.length, 0, 'no authorisation was started');
   });
@@ -280,6 +281,7 @@ describe('HOSPAY_SIMULATOR=off', () => {
     assert.equal(agg.rr.SubCode, 'PAY_TYPE_NOT_ENABLED');
     const h5 = await gateway(t, 'lc.trade.h5.pay', h5Biz());
     assert.equal(h5.biz['sub_code'], 'PAY_TYPE_NOT_ENABLED', h5.raw);
+    // SQL on purpose: every row of the table, to prove nothing was written.
     const trades = await t.store.db.selectFrom('trades').selectAll().execute();
     assert.equal(trades.length, 0);
   });

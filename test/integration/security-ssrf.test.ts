@@ -112,19 +112,16 @@ describe('security: notify_url cannot reach internal addresses (SSRF)', () => {
     assert.equal(a.json.code, '10000', a.raw);
     await pay(String(a.biz['goto_url']));
     await new NotifyJob(t.platform.deps).tick();
-    const n = await t.store.db
-      .selectFrom('notifications as n')
-      .innerJoin('trades as t', 't.id', 'n.trade_id')
-      .selectAll('n')
-      .where('t.out_trade_no', '=', String(a.biz['out_trade_no']))
-      .executeTakeFirstOrThrow();
-    const attempts = await t.store.db
-      .selectFrom('notify_attempts')
-      .selectAll()
-      .where('notification_id', '=', n.id)
-      .orderBy('attempt')
-      .execute();
+    const n = await notificationOf(String(a.biz['out_trade_no']));
+    const attempts = await t.platform.deps.notifications.attemptsOf([n.id]);
     return { n, attempts };
+  }
+
+  /** The one notification of the test app's trade with this order number. */
+  async function notificationOf(outTradeNo: string) {
+    const [n] = await t.platform.deps.notifications.ofTrades([(await t.trade(outTradeNo)).id]);
+    assert.ok(n, `a notification of ${outTradeNo}`);
+    return n;
   }
 
   it('lc.trade.h5.pay refuses, at the door, a notify_url whose text points inside (every spelling)', async () => {
@@ -309,12 +306,7 @@ describe('security: notify_url cannot reach internal addresses (SSRF)', () => {
       const before = his.hits.length;
       await pay(String(a.biz['goto_url']));
       await new NotifyJob(t.platform.deps).tick();
-      const n = await t.store.db
-        .selectFrom('notifications as n')
-        .innerJoin('trades as t', 't.id', 'n.trade_id')
-        .selectAll('n')
-        .where('t.out_trade_no', '=', String(a.biz['out_trade_no']))
-        .executeTakeFirstOrThrow();
+      const n = await notificationOf(String(a.biz['out_trade_no']));
       assert.equal(n.status, 'PENDING');
       assert.match(n.last_error ?? '', /^refused: .*not in the app's notify allow-list/);
       assert.equal(his.hits.length, before, 'nothing sent');

@@ -78,6 +78,7 @@ describe('switching an app from the simulator to Alipay is configuration only', 
     assert.equal(set.status, 200, JSON.stringify(set.data));
     assert.equal((set.data['values'] as Record<string, string>)['private_key'], '已设置 set');
     assert.ok(!JSON.stringify(set.data).includes('PRIVATE KEY'));
+    // SQL on purpose: the configuration as stored at rest.
     const stored = await t.store.db
       .selectFrom('channel_configs')
       .selectAll()
@@ -157,6 +158,7 @@ describe('switching an app from the simulator to Alipay is configuration only', 
       'simulator',
     );
     // A refund of a trade made at Alipay still goes to Alipay.
+    // Set-up: any trade the earlier tests made at Alipay that is still paid (no repository lists by channel).
     const old = await t.store.db
       .selectFrom('trades')
       .selectAll()

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, randomUUID, type KeyObject } from 'node:crypto';
 import { openStore } from '../../src/store/db.js';
+import { NotificationRepository } from '../../src/store/notifications.js';
 import { TEST_DB } from '../support/db.js';
 import { gateway } from '../support/gateway.js';
 import { submit, visit } from '../support/payer.js';
@@ -144,11 +145,7 @@ describe(`reliability: kill -9 during notification delivery (${TEST_DB})`, () =>
       await stop('SIGTERM');
       const store = await openStore(home.store);
       try {
-        rows = await store.db
-          .selectFrom('notifications as n')
-          .innerJoin('trades as t', 't.id', 'n.trade_id')
-          .select(['n.notify_id', 't.out_trade_no', 'n.trade_status', 'n.status', 'n.created_at'])
-          .execute();
+        rows = await new NotificationRepository(store.db).list({ limit: 1_000_000 });
       } finally {
         await store.close();
       }

@@ -1,6 +1,5 @@
 import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
 import { NotifyJob } from '../../../src/jobs/notifier.js';
 import { ExpiryJob } from '../../../src/jobs/expirer.js';
 import { NOTIFY_SCHEDULE_MS } from '../../../src/services/notify.js';
@@ -82,14 +81,12 @@ describe(`reliability: notification receivers (${TEST_DB})`, () => {
     assert.equal(back.status, 302);
   }
 
+  /** The notifications of the test app's trades with these order numbers, oldest first, each with its order number. */
   async function notificationsOf(outTradeNos: string[]) {
-    return t.store.db
-      .selectFrom('notifications as n')
-      .innerJoin('trades as t', 't.id', 'n.trade_id')
-      .select(['n.id', 'n.notify_id', 'n.status', 'n.attempts', 'n.trade_status', 't.out_trade_no'])
-      .where('t.out_trade_no', 'in', outTradeNos)
-      .orderBy('n.id')
-      .execute();
+    const noOf = new Map<number, string>();
+    for (const no of outTradeNos) noOf.set((await t.trade(no)).id, no);
+    const rows = await t.platform.deps.notifications.ofTrades([...noOf.keys()]);
+    return rows.map((n) => ({ ...n, out_trade_no: noOf.get(n.trade_id) ?? '' }));
   }
 
   // ---- item 6 -------------------------------------------------------------------------------------------
@@ -126,15 +123,11 @@ describe(`reliability: notification receivers (${TEST_DB})`, () => {
     const job = new NotifyJob(t.platform.deps);
     let passes = 0;
     for (;;) {
-      const next = await t.store.db
-        .selectFrom('notifications as n')
-        .innerJoin('trades as t', 't.id', 'n.trade_id')
-        .select(sql<Date | null>`min(n.next_attempt_at)`.as('at'))
-        .where('n.status', '=', 'PENDING')
-        .where('t.out_trade_no', 'in', mine)
-        .executeTakeFirst();
-      if (!next?.at) break;
-      const at = new Date(next.at).getTime();
+      const due = (await notificationsOf(mine))
+        .filter((n) => n.status === 'PENDING')
+        .map((n) => n.next_attempt_at.getTime());
+      if (due.length === 0) break;
+      const at = Math.min(...due);
       if (at > t.clock.now().getTime()) t.clock.set(new Date(at));
       await job.tick();
       passes++;
@@ -159,12 +152,7 @@ describe(`reliability: notification receivers (${TEST_DB})`, () => {
       assert.equal(n.attempts, expectedAttempts, path);
       assert.equal(n.status, succeedsAt === null ? 'FAILED' : 'DELIVERED', path);
       assert.equal(new Set(got.map((r) => r.notifyId)).size, 1, `${path}: one notify_id across attempts`);
-      const attempts = await t.store.db
-        .selectFrom('notify_attempts')
-        .select(['attempt', 'started_at', 'http_status', 'error'])
-        .where('notification_id', '=', n.id)
-        .orderBy('attempt')
-        .execute();
+      const attempts = await t.platform.deps.notifications.attemptsOf([n.id]);
       assert.deepEqual(
         attempts.map((a) => a.started_at.getTime() - first),
         offsets,

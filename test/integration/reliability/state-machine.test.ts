@@ -330,6 +330,7 @@ describe(`reliability: the trade state machine under random interleavings (${TES
       );
     }
 
+    // SQL on purpose: the platform's trades beside the simulated provider's ledger (sim_*), in one read.
     private async rows(): Promise<Row[]> {
       const r = await sql<Row>`
         SELECT t.id, t.out_trade_no, t.kind, t.status, t.total_fen::int AS total_fen,
@@ -362,26 +363,15 @@ describe(`reliability: the trade state machine under random interleavings (${TES
     ) {
       const rows = await this.rows();
       const ids = rows.map((r) => r.id);
-      const refunds = ids.length
-        ? await t.store.db
-            .selectFrom('refunds')
-            .select(['trade_id', 'out_request_no', 'kind', 'amount_fen', 'status'])
-            .where('trade_id', 'in', ids)
-            .execute()
-        : [];
+      const refunds = await t.platform.deps.refunds.ofTrades(ids);
+      // The provider's own books (sim_refunds): the other ledger, read as it is kept.
       const simRefunds = await t.store.db
         .selectFrom('sim_refunds')
         .select(['out_trade_no', 'out_request_no', 'amount_fen'])
         .where('merchant', '=', t.appId)
         .where('out_trade_no', 'in', this.nos)
         .execute();
-      const notes = ids.length
-        ? await t.store.db
-            .selectFrom('notifications')
-            .select(['trade_id', 'trade_status', 'status', 'attempts'])
-            .where('trade_id', 'in', ids)
-            .execute()
-        : [];
+      const notes = await t.platform.deps.notifications.ofTrades(ids);
       const problems: string[] = [];
       for (const r of rows) {
         const at = `${r.out_trade_no} [${r.kind} ${r.status}]`;
@@ -505,18 +495,11 @@ describe(`reliability: the trade state machine under random interleavings (${TES
       answer = 'success';
       for (let round = 0; round < 12; round++) {
         const rows = await this.rows();
-        const open = await t.store.db
-          .selectFrom('refunds')
-          .select(['trade_id', 'out_request_no', 'amount_fen', 'kind'])
-          .where('status', '=', 'PROCESSING')
-          .where('trade_id', 'in', rows.map((r) => r.id).concat([-1]))
-          .execute();
-        const pending = await t.store.db
-          .selectFrom('notifications')
-          .select('id')
-          .where('status', '=', 'PENDING')
-          .where('trade_id', 'in', rows.map((r) => r.id).concat([-1]))
-          .execute();
+        const ids = rows.map((r) => r.id);
+        const open = (await t.platform.deps.refunds.ofTrades(ids)).filter((x) => x.status === 'PROCESSING');
+        const pending = (await t.platform.deps.notifications.ofTrades(ids)).filter(
+          (n) => n.status === 'PENDING',
+        );
         if (!rows.some((r) => r.status === 'WAIT_BUYER_PAY') && open.length === 0 && pending.length === 0)
           return;
         for (const x of open) {

@@ -489,13 +489,7 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
     let reversed = 0;
     let refundedTrades = 0;
     for (const b of rows) {
-      const reversal = await t.store.db
-        .selectFrom('refunds as r')
-        .innerJoin('trades as t', 't.id', 'r.trade_id')
-        .select(['r.kind', 'r.status', 'r.amount_fen'])
-        .where('t.app_id', '=', t.appId)
-        .where('t.out_trade_no', '=', b.out_trade_no)
-        .execute();
+      const reversal = await t.platform.deps.refunds.ofTrades([(await t.trade(b.out_trade_no)).id]);
       const cancels = reversal.filter((r) => r.kind === 'cancel' && r.status === 'SUCCESS');
       const refunds = reversal.filter((r) => r.kind === 'refund' && r.status === 'SUCCESS');
       assert.ok(cancels.length === 0 || refunds.length === 0, `${b.out_trade_no}: reversed and refunded`);
