@@ -59,9 +59,12 @@ describe(`hospay his-sim --from-db --soap and app his --protocol (${TEST_DB})`, 
     });
     const first = await pay('12.34');
 
-    const sim = await home.start(['his-sim', '--port', String(simPort), '--from-db', '--app', appId, '--soap'], {
-      ready: /HIS simulator on/,
-    });
+    const sim = await home.start(
+      ['his-sim', '--port', String(simPort), '--from-db', '--app', appId, '--soap'],
+      {
+        ready: /HIS simulator on/,
+      },
+    );
     assert.match(sim.out(), /loaded 1 HIS records/);
     assert.match(sim.out(), new RegExp(`http://127\\.0\\.0\\.1:${simPort}/HisService\\.asmx\\?wsdl`));
     assert.match(sim.out(), /--protocol soap11/);

@@ -410,8 +410,7 @@ describe(`hospay operator (CLI, ${TEST_DB})`, () => {
     await home.close();
   });
 
-  const run = (args: string[], input?: string) =>
-    home.run(args, input === undefined ? {} : { input });
+  const run = (args: string[], input?: string) => home.run(args, input === undefined ? {} : { input });
 
   async function startServer(): Promise<void> {
     server = await home.start(['serve', '--port', String(port)]);

@@ -95,7 +95,11 @@ export async function postGateway(
   body: string,
   contentType = 'application/x-www-form-urlencoded; charset=utf-8',
 ): Promise<{ status: number; raw: string }> {
-  const res = await fetch(`${t.url}/gateway`, { method: 'POST', headers: { 'content-type': contentType }, body });
+  const res = await fetch(`${t.url}/gateway`, {
+    method: 'POST',
+    headers: { 'content-type': contentType },
+    body,
+  });
   return { status: res.status, raw: await res.text() };
 }
 

@@ -90,7 +90,10 @@ export class NotifyReceiver {
         void Promise.resolve(behaviour(index, r)).then((a: Answer) => {
           const send = () => {
             if (res.destroyed) return;
-            res.writeHead(a.status ?? 200, { 'content-type': 'text/plain; charset=utf-8', ...(a.headers ?? {}) });
+            res.writeHead(a.status ?? 200, {
+              'content-type': 'text/plain; charset=utf-8',
+              ...(a.headers ?? {}),
+            });
             res.end(a.body ?? 'success');
           };
           if (a.delayMs) setTimeout(send, a.delayMs);

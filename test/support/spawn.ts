@@ -77,7 +77,10 @@ export function runHospayAsync(
   timeoutMs = 60_000,
 ): Promise<HospayResult> {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...HOSPAY_CLI, ...args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...HOSPAY_CLI, ...args], {
+      env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d: Buffer) => (stdout += d.toString('utf8')));
