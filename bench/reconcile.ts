@@ -22,6 +22,7 @@ import { reconcileDay, type ReconProgress } from '../src/reconcile/run.js';
 import { formatShanghai } from '../src/domain/clock.js';
 import { createLogger } from '../src/logging.js';
 import { newTradeRow } from '../src/store/trade-row.js';
+import { fen, type Fen } from '../src/domain/money.js';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -76,7 +77,7 @@ async function main(): Promise<void> {
 
     // 1. The day's trades as the platform and the simulated channel recorded them.
     const t0 = Date.now();
-    const orders: Array<{ no: string; payType: 'alipay' | 'weixin'; fen: number; at: Date }> = [];
+    const orders: Array<{ no: string; payType: 'alipay' | 'weixin'; fen: Fen; at: Date }> = [];
     const categories = ['MZ', 'ZY', 'ZJMZ', 'ZHZY'];
     for (let i = 0; i < N; i++) {
       // Spread over the day, away from the ends (the pending pool is not what is measured here).
@@ -84,7 +85,7 @@ async function main(): Promise<void> {
       orders.push({
         no: `${categories[i % 4]}B${String(i).padStart(9, '0')}`,
         payType: i % 5 < 3 ? 'alipay' : 'weixin',
-        fen: 100 + ((i * 7919) % 99_900),
+        fen: fen(100 + ((i * 7919) % 99_900)),
         at,
       });
     }
@@ -106,8 +107,8 @@ async function main(): Promise<void> {
               category: o.no.slice(0, o.no.indexOf('B')),
               order_type: 'TREATMENT',
               total_fen: o.fen,
-              refund_reserved_fen: 0,
-              refunded_fen: 0,
+              refund_reserved_fen: fen(0),
+              refunded_fen: fen(0),
               subject: '门诊缴费',
               operator_id: `OP${o.no.length % 7}`,
               terminal_id: `T${Number(o.no.slice(-3)) % 12}`,
@@ -133,7 +134,7 @@ async function main(): Promise<void> {
             subject: '门诊缴费',
             status: 'PAID' as const,
             rule: '00',
-            refunded_fen: 0,
+            refunded_fen: fen(0),
             buyer_logon_id: null,
             buyer_user_id: null,
             created_at: o.at,
@@ -161,7 +162,7 @@ async function main(): Promise<void> {
             app_id: appId,
             out_request_no: `R${o.no}`,
             kind: 'refund' as const,
-            amount_fen: 100,
+            amount_fen: fen(100),
             status: 'SUCCESS' as const,
             reason: null,
             hospital_id: 'BENCH',
@@ -181,7 +182,7 @@ async function main(): Promise<void> {
             merchant: appId,
             out_trade_no: o.no,
             out_request_no: `R${o.no}`,
-            amount_fen: 100,
+            amount_fen: fen(100),
             refund_no: `SIMR${o.no}`,
             created_at: at(o),
           })),
@@ -190,7 +191,7 @@ async function main(): Promise<void> {
     }
     await db
       .updateTable('trades')
-      .set({ refunded_fen: 100, refund_reserved_fen: 100 })
+      .set({ refunded_fen: fen(100), refund_reserved_fen: fen(100) })
       .where('id', 'in', (eb) => eb.selectFrom('refunds').select('trade_id'))
       .execute();
     // Channel-side fault: payments the channel's books lost (PLATFORM_ONLY).

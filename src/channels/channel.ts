@@ -207,9 +207,9 @@ export interface MedicareChannel {
     input: {
       payAuthNo: string;
       outTradeNo: string;
-      totalFen: number;
-      insuranceFen: number;
-      cashFen: number;
+      totalFen: Fen;
+      insuranceFen: Fen;
+      cashFen: Fen;
       serialNo?: string | undefined;
     },
   ): Promise<
@@ -218,7 +218,7 @@ export interface MedicareChannel {
   /** Undoes a settlement whose trade ended unpaid or was cancelled (the national 6203 refund, refdType ALL). */
   reverseSettlement(
     ctx: ChannelContext,
-    input: { settlementNo: string; outTradeNo: string; insuranceFen: number },
+    input: { settlementNo: string; outTradeNo: string; insuranceFen: Fen },
   ): Promise<
     | { kind: 'reversed' }
     | { kind: 'retry'; reason: string }

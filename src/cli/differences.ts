@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
-import { formatFen } from '../domain/money.js';
+import { fen, formatFen } from '../domain/money.js';
 import { displayWidth } from '../reconcile/export.js';
 import { UnknownAppError, isBusinessDate } from '../reconcile/run.js';
 import {
@@ -117,8 +117,9 @@ function amountsOf(detail: unknown): string {
     ['channel', 'C'],
     ['his', 'H'],
   ] as const) {
-    const fen = (a as Record<string, unknown>)[side];
-    if (typeof fen === 'number' && Number.isSafeInteger(fen)) parts.push(`${short} ${formatFen(fen)}`);
+    const amount = (a as Record<string, unknown>)[side];
+    if (typeof amount === 'number' && Number.isSafeInteger(amount))
+      parts.push(`${short} ${formatFen(fen(amount))}`);
   }
   return parts.join(' / ') || '-';
 }

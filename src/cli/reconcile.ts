@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
-import { formatFen } from '../domain/money.js';
+import { formatFen, ZERO_FEN } from '../domain/money.js';
 import { formatShanghai, systemClock } from '../domain/clock.js';
 import { adminFetch, cliPlatform, readStdin, runningServer } from './running-server.js';
 import {
@@ -109,7 +109,7 @@ function printOutcomes(outcomes: readonly AppDayOutcome[]): void {
     const refund = o.totals?.channel.refund;
     console.log(
       `${o.appId}  ${o.payType.padEnd(8)}  matched ${o.matched}  differences ${o.differences} (open ${o.open})  pending ${o.pending}` +
-        `  channel: ${pay?.count ?? 0} payments ¥${formatFen(pay?.fen ?? 0)}, ${refund?.count ?? 0} refunds ¥${formatFen(refund?.fen ?? 0)}` +
+        `  channel: ${pay?.count ?? 0} payments ¥${formatFen(pay?.fen ?? ZERO_FEN)}, ${refund?.count ?? 0} refunds ¥${formatFen(refund?.fen ?? ZERO_FEN)}` +
         (isIncomplete(o) ? `  未完成 INCOMPLETE, HIS: ${o.hisError ?? ''}` : ''),
     );
   }

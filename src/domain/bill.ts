@@ -4,7 +4,7 @@
  * A parser either returns every line of a bill or throws BillFormatError: a malformed file is never half-read.
  * Amounts are integer fen (see src/domain/money.ts); yuan strings exist only inside the bill files.
  */
-import { formatFen, parseYuanToFen, type Fen } from './money.js';
+import { addFen, formatFen, ZERO_FEN, type Fen } from './money.js';
 import type { PayType } from './trade.js';
 
 export type BillLineKind = 'payment' | 'refund';
@@ -75,37 +75,17 @@ export class BillFormatError extends Error {
 }
 
 export function summarize(lines: readonly BillLine[]): BillSummary {
-  const s: BillSummary = { paymentCount: 0, refundCount: 0, paymentFen: 0, refundFen: 0 };
+  const s: BillSummary = { paymentCount: 0, refundCount: 0, paymentFen: ZERO_FEN, refundFen: ZERO_FEN };
   for (const l of lines) {
     if (l.kind === 'payment') {
       s.paymentCount++;
-      s.paymentFen += l.amountFen;
+      s.paymentFen = addFen(s.paymentFen, l.amountFen);
     } else {
       s.refundCount++;
-      s.refundFen += l.amountFen;
+      s.refundFen = addFen(s.refundFen, l.amountFen);
     }
   }
   return s;
-}
-
-/** A signed yuan amount ("-19.99", "0.00", "5") to fen; null if not plain yuan with at most 2 decimals. */
-export function parseSignedYuan(text: string): Fen | null {
-  const negative = text.startsWith('-');
-  const fen = parseYuanToFen(negative ? text.slice(1) : text);
-  if (fen === null) return null;
-  return negative && fen !== 0 ? -fen : fen;
-}
-
-/**
- * A signed yuan total (a footer or summary sum), which may exceed a single amount's MAX_FEN; null if not plain
- * yuan with at most 2 decimals or beyond a safe integer of fen.
- */
-export function parseYuanTotal(text: string): Fen | null {
-  const m = /^(-?)(0|[1-9][0-9]{0,13})(?:\.([0-9]{1,2}))?$/.exec(text);
-  if (!m) return null;
-  const fen = Number(m[2]) * 100 + (m[3] === undefined ? 0 : Number(m[3].padEnd(2, '0')));
-  if (!Number.isSafeInteger(fen)) return null;
-  return m[1] === '-' && fen !== 0 ? -fen : fen;
 }
 
 export const BILL_TIME_PATTERN =

@@ -15,7 +15,7 @@
  * strings are the CSV's.
  */
 import ExcelJS from 'exceljs';
-import { formatFen } from '../domain/money.js';
+import { formatFen, type Fen } from '../domain/money.js';
 import { formatShanghai } from '../domain/clock.js';
 import { AMOUNT_KEYS, sumAmounts, type AmountKey, type DayReport, type ReportAmounts } from './report.js';
 
@@ -55,7 +55,7 @@ export const AMOUNT_HEADERS: Readonly<Record<AmountKey, string>> = {
 };
 
 /** A cell of the table model: text, an integer (count, id), or an amount in fen. */
-export type Cell = string | number | { fen: number } | null;
+export type Cell = string | number | { fen: Fen } | null;
 
 export interface Table {
   section: ReportSection;

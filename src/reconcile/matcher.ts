@@ -15,7 +15,7 @@
 import { parseShanghai } from './his/his-xml.js';
 import type { BillLine } from '../domain/bill.js';
 import type { HisTradeRecord } from './his/his-client.js';
-import type { Fen } from '../domain/money.js';
+import { addFen, fen, subFen, ZERO_FEN, type Fen } from '../domain/money.js';
 import type { PayType } from '../domain/trade.js';
 import type { Refund, Trade } from '../store/schema.js';
 
@@ -292,7 +292,7 @@ export function platformEntriesFrom(
   for (const t of trades) {
     byId.set(t.id, t);
     if (t.kind === 'void') continue;
-    const cash = t.total_fen - t.insurance_fen;
+    const cash = subFen(t.total_fen, t.insurance_fen);
     if (cash <= 0) continue;
     let time: Date;
     let status: string = t.status;
@@ -347,7 +347,7 @@ export interface CategorySummary {
 /** Per business category (unknown categories count as OTHER), in the order MZ, ZY, ZJMZ, ZHZY, OTHER. Settled entries only. */
 export function summarizeByCategory(entries: readonly PlatformEntry[]): CategorySummary[] {
   const rows = new Map<SummaryCategory, CategorySummary>(
-    SUMMARY_CATEGORIES.map((c) => [c, { category: c, payment: zero(), refund: zero(), netFen: 0 }]),
+    SUMMARY_CATEGORIES.map((c) => [c, { category: c, payment: zero(), refund: zero(), netFen: ZERO_FEN }]),
   );
   for (const e of entries) {
     if (!isSettled(e)) continue;
@@ -357,8 +357,8 @@ export function summarizeByCategory(entries: readonly PlatformEntry[]): Category
     const row = rows.get(cat);
     if (!row) continue;
     row[e.kind].count++;
-    row[e.kind].fen += e.amountFen;
-    row.netFen += e.kind === 'payment' ? e.amountFen : -e.amountFen;
+    row[e.kind].fen = addFen(row[e.kind].fen, e.amountFen);
+    row.netFen = e.kind === 'payment' ? addFen(row.netFen, e.amountFen) : subFen(row.netFen, e.amountFen);
   }
   return SUMMARY_CATEGORIES.map((c) => rows.get(c) as CategorySummary);
 }
@@ -383,16 +383,16 @@ interface Item {
 }
 
 function zero(): CountFen {
-  return { count: 0, fen: 0 };
+  return { count: 0, fen: ZERO_FEN };
 }
 
 function emptyTotals(): SideTotals {
   return { payment: zero(), refund: zero() };
 }
 
-function add(t: SideTotals, kind: MovementKind, fen: Fen): void {
+function add(t: SideTotals, kind: MovementKind, amount: Fen): void {
   t[kind].count++;
-  t[kind].fen += fen;
+  t[kind].fen = addFen(t[kind].fen, amount);
 }
 
 function billTime(text: string): Date {
@@ -583,7 +583,7 @@ const channelKey = (i: Item) => payKey(i) ?? refundReqKey(i);
 
 function expectedFee(amountFen: Fen, bps: number): Fen {
   // Round half up, in integers.
-  return Math.floor((amountFen * bps + 5000) / 10000);
+  return fen(Math.floor((amountFen * bps + 5000) / 10000));
 }
 
 interface ChannelMatch {
@@ -657,7 +657,7 @@ function matchChannel(ctx: Ctx, platform: Item[], channel: Item[], input: MatchI
     const bps = c.payType === undefined ? undefined : input.feeRateBps?.[c.payType];
     if (bps !== undefined && c.kind === 'payment' && c.feeFen !== undefined) {
       const expectedFen = expectedFee(c.amountFen, bps);
-      if (Math.abs(expectedFen - c.feeFen) > (input.feeToleranceFen ?? 0)) {
+      if (Math.abs(expectedFen - c.feeFen) > (input.feeToleranceFen ?? ZERO_FEN)) {
         clean = false;
         ctx.differences.push(
           diff('FEE_MISMATCH', c, {
@@ -850,12 +850,15 @@ export function matchDay(input: MatchInput): MatchResult {
   // Totals: what each side says today, before any matching (duplicates included: they are in the files).
   const totals: MatchResult['totals'] = {
     platform: emptyTotals(),
-    channel: { ...emptyTotals(), feeFen: 0 },
+    channel: { ...emptyTotals(), feeFen: ZERO_FEN },
   };
   for (const e of input.platform) if (isSettled(e)) add(totals.platform, e.kind, e.amountFen);
   for (const l of input.channel) {
     add(totals.channel, l.kind, l.amountFen);
-    totals.channel.feeFen += l.kind === 'payment' ? l.feeFen : -l.feeFen;
+    totals.channel.feeFen =
+      l.kind === 'payment'
+        ? addFen(totals.channel.feeFen, l.feeFen)
+        : subFen(totals.channel.feeFen, l.feeFen);
   }
   if (input.his) {
     totals.his = emptyTotals();

@@ -32,6 +32,7 @@ import { formatShanghai, isCalendarDate } from '../domain/clock.js';
 import { readReconSettings } from './settings.js';
 import { businessDayStart, DIFFERENCE_INFO, type Bilingual, type DifferenceCode } from './matcher.js';
 import { NotFoundError } from '../domain/errors.js';
+import { addFen, fen, subFen, ZERO_FEN, type Fen } from '../domain/money.js';
 
 const DAY_MS = 86_400_000;
 
@@ -56,27 +57,27 @@ export interface ReportAmounts {
   /** Trades paid in the day. */
   paymentCount: number;
   /** paymentCashFen + paymentInsuranceFen (= the trades' total_fen). */
-  paymentFen: number;
+  paymentFen: Fen;
   /** Paid through the channel (total − insurance part). */
-  paymentCashFen: number;
+  paymentCashFen: Fen;
   /** The medical-insurance part, settled by the national system. */
-  paymentInsuranceFen: number;
+  paymentInsuranceFen: Fen;
   /** Refund movements finished in the day (cash refunds, cancels, insurance refunds, insurance reversals). */
   refundCount: number;
   /** refundCashFen + refundInsuranceFen. */
-  refundFen: number;
+  refundFen: Fen;
   /** Returned through the channel (refunds and cancels). */
-  refundCashFen: number;
+  refundCashFen: Fen;
   /** Insurance part refunded through the national process, or reversed after a cancel. */
-  refundInsuranceFen: number;
+  refundInsuranceFen: Fen;
   /** paymentFen − refundFen. */
-  netFen: number;
+  netFen: Fen;
   /** paymentCashFen − refundCashFen: what the channel's account should have gained on the day. */
-  netCashFen: number;
+  netCashFen: Fen;
   /** paymentInsuranceFen − refundInsuranceFen. */
-  netInsuranceFen: number;
+  netInsuranceFen: Fen;
   /** The hospital's reductions (reduced_fee) on the day's payments: not paid by anyone, in no other amount. */
-  reducedFen: number;
+  reducedFen: Fen;
 }
 
 export interface ChannelRow extends ReportAmounts {
@@ -137,7 +138,7 @@ export interface DifferenceRow {
   outRequestNo: string | null;
   state: 'OPEN' | 'RESOLVED';
   /** What each side says, in fen (only the sides involved). */
-  amounts: { platformFen?: number; channelFen?: number; hisFen?: number };
+  amounts: { platformFen?: Fen; channelFen?: Fen; hisFen?: Fen };
   /** The HIS re-check's suggestion, when there was one. */
   suggestion: Bilingual | null;
   /** ISO 8601, when the movement waited in the pending pool first. */
@@ -202,24 +203,29 @@ export const isReportDate = isCalendarDate;
 export function zeroAmounts(): ReportAmounts {
   return {
     paymentCount: 0,
-    paymentFen: 0,
-    paymentCashFen: 0,
-    paymentInsuranceFen: 0,
+    paymentFen: ZERO_FEN,
+    paymentCashFen: ZERO_FEN,
+    paymentInsuranceFen: ZERO_FEN,
     refundCount: 0,
-    refundFen: 0,
-    refundCashFen: 0,
-    refundInsuranceFen: 0,
-    netFen: 0,
-    netCashFen: 0,
-    netInsuranceFen: 0,
-    reducedFen: 0,
+    refundFen: ZERO_FEN,
+    refundCashFen: ZERO_FEN,
+    refundInsuranceFen: ZERO_FEN,
+    netFen: ZERO_FEN,
+    netCashFen: ZERO_FEN,
+    netInsuranceFen: ZERO_FEN,
+    reducedFen: ZERO_FEN,
   };
 }
 
 /** Adds up rows (exactly: integers). */
 export function sumAmounts(rows: readonly ReportAmounts[]): ReportAmounts {
   const out = zeroAmounts();
-  for (const r of rows) for (const k of AMOUNT_KEYS) out[k] += r[k];
+  for (const r of rows) {
+    for (const k of AMOUNT_KEYS) {
+      if (k === 'paymentCount' || k === 'refundCount') out[k] += r[k];
+      else out[k] = addFen(out[k], r[k]);
+    }
+  }
   return out;
 }
 
@@ -230,12 +236,12 @@ function int(v: unknown): number {
 }
 
 function amountsOf(r: DayAggregateRow): ReportAmounts {
-  const paymentCashFen = int(r.payment_cash_fen);
-  const paymentInsuranceFen = int(r.payment_insurance_fen);
-  const refundCashFen = int(r.refund_cash_fen);
-  const refundInsuranceFen = int(r.refund_insurance_fen);
-  const paymentFen = paymentCashFen + paymentInsuranceFen;
-  const refundFen = refundCashFen + refundInsuranceFen;
+  const paymentCashFen = fen(int(r.payment_cash_fen));
+  const paymentInsuranceFen = fen(int(r.payment_insurance_fen));
+  const refundCashFen = fen(int(r.refund_cash_fen));
+  const refundInsuranceFen = fen(int(r.refund_insurance_fen));
+  const paymentFen = addFen(paymentCashFen, paymentInsuranceFen);
+  const refundFen = addFen(refundCashFen, refundInsuranceFen);
   return {
     paymentCount: int(r.payment_count),
     paymentFen,
@@ -245,10 +251,10 @@ function amountsOf(r: DayAggregateRow): ReportAmounts {
     refundFen,
     refundCashFen,
     refundInsuranceFen,
-    netFen: paymentFen - refundFen,
-    netCashFen: paymentCashFen - refundCashFen,
-    netInsuranceFen: paymentInsuranceFen - refundInsuranceFen,
-    reducedFen: int(r.reduced_fen),
+    netFen: subFen(paymentFen, refundFen),
+    netCashFen: subFen(paymentCashFen, refundCashFen),
+    netInsuranceFen: subFen(paymentInsuranceFen, refundInsuranceFen),
+    reducedFen: fen(int(r.reduced_fen)),
   };
 }
 
@@ -435,8 +441,8 @@ function isBilingual(v: unknown): v is Bilingual {
   );
 }
 
-function fenOrUndefined(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+function fenOrUndefined(v: unknown): Fen | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) ? fen(v) : undefined;
 }
 
 async function presentDifferences(

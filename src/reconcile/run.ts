@@ -2,7 +2,7 @@ import type { App } from '../store/schema.js';
 import type { ReconcileDeps } from './deps.js';
 import type { PayType } from '../domain/trade.js';
 import { HospayError, NotFoundError } from '../domain/errors.js';
-import { formatFen } from '../domain/money.js';
+import { formatFen, sumFen, ZERO_FEN, type Fen } from '../domain/money.js';
 import { HisClient } from './his/his-client.js';
 import type { HisTradeRecord } from './his/his-xml.js';
 import { readReconSettings } from './settings.js';
@@ -318,9 +318,9 @@ export interface HisCheck {
   checkedWith: 'HIS_IF_Query';
   found: boolean;
   /** The flows the HIS listed for the order (signed fen: refunds negative). */
-  flows: Array<{ hisFlowId: string; amountFen: number; time: string }>;
+  flows: Array<{ hisFlowId: string; amountFen: Fen; time: string }>;
   /** The net the HIS holds for the order, in fen. */
-  netFen: number;
+  netFen: Fen;
   error?: string;
   /** The suggestion after the check. */
   suggestion: { zh: string; en: string };
@@ -358,7 +358,7 @@ async function recheckOne(his: HisClient, d: Difference, out: Map<Difference, Hi
       amountFen: f.amountFen,
       time: f.time.toISOString(),
     }));
-    const netFen = flows.reduce((s, f) => s + f.amountFen, 0);
+    const netFen = sumFen(flows.map((f) => f.amountFen));
     const suggestion =
       d.code === 'HIS_MISSING'
         ? q.found
@@ -385,7 +385,7 @@ async function recheckOne(his: HisClient, d: Difference, out: Map<Difference, Hi
       checkedWith: 'HIS_IF_Query',
       found: false,
       flows: [],
-      netFen: 0,
+      netFen: ZERO_FEN,
       error: e instanceof Error ? e.message : String(e),
       suggestion: {
         zh: 'HIS 单笔查询失败，请稍后重跑对账',

@@ -6,6 +6,7 @@ import { PAY_TYPES, type PayType } from '../domain/trade.js';
 import { HIS_PROTOCOLS, type HisProtocol } from './his/his-client.js';
 import { DEFAULT_SOAP_NAMESPACE } from './his/soap.js';
 import { InvalidInputError } from '../domain/errors.js';
+import { fen, type Fen } from '../domain/money.js';
 
 export interface ReconSettings {
   /** Minutes per IF_Get_Hospital_Trade_List call; must divide a day. Default 60. */
@@ -21,7 +22,7 @@ export interface ReconSettings {
   /** Expected channel fee in basis points of the payment (60 = 0.6 %), per pay type; absent = not checked. */
   feeRateBps: Partial<Record<PayType, number>>;
   /** Allowed difference between the expected and the billed fee, in fen. Default 1 (rounding). */
-  feeToleranceFen: number;
+  feeToleranceFen: Fen;
   /** How the HIS serves chapter 7: plain XML over HTTP (default), or SOAP 1.1 / 1.2 operations. */
   hisProtocol: HisProtocol;
   /** The namespace of the HIS's SOAP service (operation elements, SOAPAction). Default http://tempuri.org/. */
@@ -35,7 +36,7 @@ export const DEFAULT_RECON_SETTINGS: ReconSettings = {
   cutoffHour: 0,
   pendingDays: 3,
   feeRateBps: {},
-  feeToleranceFen: 1,
+  feeToleranceFen: fen(1),
   hisProtocol: 'xml',
   hisSoapNamespace: DEFAULT_SOAP_NAMESPACE,
 };
@@ -149,7 +150,7 @@ export function mergeReconSettings(base: ReconSettings, patch: unknown): ReconSe
         `${limit.zh}须为 ${limit.min}～${limit.max} 的整数${limit.why ? '，且能整除 1440' : ''}`,
         `must be a whole number ${limit.min}–${limit.max}${limit.why ? `, ${limit.why}` : ''}`,
       );
-    (out as unknown as Record<string, number>)[field] = value;
+    (out as unknown as Record<string, number>)[field] = field === 'feeToleranceFen' ? fen(value) : value;
   }
   return out;
 }

@@ -4,6 +4,7 @@ import { Errors, HospayError, declined } from '../domain/errors.js';
 import { CANCEL_REQUEST_NO, type PayType } from '../domain/trade.js';
 import { channelContext, channelOfTrade, guarded, newTradeNo, type ServiceDeps } from './deps.js';
 import { refreshTrade } from './sync.js';
+import { subFen } from '../domain/money.js';
 
 export type CancelResult =
   | { ok: true; trade: Trade; action: 'close' | 'refund' }
@@ -159,7 +160,7 @@ async function reserveReversal(
     trade,
     outRequestNo: CANCEL_REQUEST_NO,
     kind: 'cancel',
-    amountFen: trade.total_fen - trade.insurance_fen,
+    amountFen: subFen(trade.total_fen, trade.insurance_fen),
     reason: 'cancel',
     hospitalId: null,
     terminalId: null,

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { App, Trade } from '../store/schema.js';
 import type { GatewayNonce } from '../store/nonces.js';
 import { Errors } from '../domain/errors.js';
-import type { Fen } from '../domain/money.js';
+import { ZERO_FEN, type Fen } from '../domain/money.js';
 import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType } from '../domain/trade.js';
@@ -111,8 +111,8 @@ export async function h5Pay(
       notify_url: cmd.notifyUrl ?? null,
       return_url: cmd.returnUrl ?? null,
       extra: JSON.stringify(extra),
-      insurance_fen: cmd.insuranceFen ?? 0,
-      reduced_fen: cmd.reducedFen ?? 0,
+      insurance_fen: cmd.insuranceFen ?? ZERO_FEN,
+      reduced_fen: cmd.reducedFen ?? ZERO_FEN,
     }),
     cmd.nonce,
   );

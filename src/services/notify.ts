@@ -3,7 +3,7 @@ import type { ServiceDeps } from './deps.js';
 import type { Notification, Trade } from '../store/schema.js';
 import type { ClaimedNotification } from '../store/notifications.js';
 import { formatShanghai } from '../domain/clock.js';
-import { formatFen } from '../domain/money.js';
+import { formatFen, subFen, type Fen } from '../domain/money.js';
 import { parseSignType, signPlatformParamsAsync, splitProofJson } from '../crypto/signing.js';
 import { tradeExtra } from './h5-pay.js';
 import { scrubText } from '../logging.js';
@@ -68,7 +68,7 @@ export function notifyBizContent(trade: Trade, tradeStatus: string): string {
     if (value !== null && value !== undefined && value !== '')
       members.push(`${JSON.stringify(key)}:${JSON.stringify(value)}`);
   };
-  const amount = (key: string, fen: number) => members.push(`${JSON.stringify(key)}:${formatFen(fen)}`);
+  const amount = (key: string, fen: Fen) => members.push(`${JSON.stringify(key)}:${formatFen(fen)}`);
   str('out_trade_no', trade.out_trade_no);
   // As everywhere in the gateway: trade_no is the channel's number ("" while none exists; the spec makes it
   // required), platform_trade_no is hospay's own.
@@ -79,7 +79,7 @@ export function notifyBizContent(trade: Trade, tradeStatus: string): string {
   amount('total_amount', trade.total_fen);
   if (trade.insurance_fen > 0) {
     amount('insurance_fee', trade.insurance_fen);
-    amount('cash_fee', trade.total_fen - trade.insurance_fen);
+    amount('cash_fee', subFen(trade.total_fen, trade.insurance_fen));
   }
   str('gmt_payment', trade.paid_at ? formatShanghai(trade.paid_at) : null);
   if (tradeStatus === 'TRADE_CLOSED')

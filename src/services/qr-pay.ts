@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { App, Trade } from '../store/schema.js';
 import type { PrecreateOutcome } from '../channels/channel.js';
 import { Errors, HospayError, declined } from '../domain/errors.js';
-import type { Fen } from '../domain/money.js';
+import { subFen, type Fen } from '../domain/money.js';
 import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType, PayType } from '../domain/trade.js';
@@ -146,7 +146,7 @@ export async function openChannelTrade(
   const input = {
     outTradeNo: trade.out_trade_no,
     payType,
-    amountFen: trade.total_fen - trade.insurance_fen,
+    amountFen: subFen(trade.total_fen, trade.insurance_fen),
     subject: trade.subject,
     expiresAt: trade.expires_at,
   };

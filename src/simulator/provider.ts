@@ -3,7 +3,7 @@ import { sql } from 'kysely';
 import { isUniqueViolation, type Db } from '../store/db.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
-import type { Fen } from '../domain/money.js';
+import { fen, negFen, ZERO_FEN, type Fen } from '../domain/money.js';
 import { formatShanghai } from '../domain/clock.js';
 import type { BillLine } from '../domain/bill.js';
 import { buildAlipayTradeBill } from '../channels/alipay/bill.js';
@@ -70,12 +70,12 @@ type Row = {
   out_trade_no: string;
   pay_type: string;
   channel_trade_no: string;
-  amount_fen: number;
+  amount_fen: Fen;
   subject: string;
   status: SimTrade['status'];
   rule: string;
   query_count: number;
-  refunded_fen: number;
+  refunded_fen: Fen;
   buyer_logon_id: string | null;
   buyer_user_id: string | null;
   paid_at: Date | null;
@@ -180,7 +180,7 @@ export class SimulatorProvider implements SimulatorApi {
                 'ins.merchant',
                 'ins.out_trade_no',
                 sql<'charge'>`'charge'`.as('entry'),
-                sql<number>`${chargeFen ?? 0}::bigint`.as('amount_fen'),
+                sql<Fen>`${chargeFen ?? 0}::bigint`.as('amount_fen'),
                 sql<Date>`${now}::timestamptz`.as('created_at'),
               ])
               .where(sql<boolean>`${chargeFen !== null}`),
@@ -375,7 +375,7 @@ export class SimulatorProvider implements SimulatorApi {
           out_trade_no: outTradeNo,
           pay_type: payType,
           channel_trade_no: this.newTradeNo(payType),
-          amount_fen: 1,
+          amount_fen: fen(1),
           subject: '',
           status: 'CLOSED',
           rule: 'cancelled-unseen',
@@ -436,7 +436,7 @@ export class SimulatorProvider implements SimulatorApi {
         .where('merchant', '=', merchant)
         .where('out_trade_no', '=', outTradeNo)
         .where('status', '=', 'PAID')
-        .where('refunded_fen', '=', 0)
+        .where('refunded_fen', '=', ZERO_FEN)
         .returningAll()
         .executeTakeFirst();
       if (r) {
@@ -446,7 +446,7 @@ export class SimulatorProvider implements SimulatorApi {
             merchant,
             out_trade_no: outTradeNo,
             entry: 'reverse',
-            amount_fen: -r.amount_fen,
+            amount_fen: negFen(r.amount_fen),
             created_at: now,
           })
           .execute();
@@ -476,7 +476,7 @@ export class SimulatorProvider implements SimulatorApi {
         out_trade_no: outTradeNo,
         pay_type: payType,
         channel_trade_no: this.newTradeNo(payType),
-        amount_fen: 1,
+        amount_fen: fen(1),
         subject: '',
         status: 'CLOSED',
         rule: 'closed-unseen',
@@ -613,7 +613,7 @@ export class SimulatorProvider implements SimulatorApi {
   async billFile(merchant: string, payType: SimPayType, date: string): Promise<Buffer> {
     const dayStart = new Date(`${date}T00:00:00+08:00`);
     const dayEnd = new Date(dayStart.getTime() + 86_400_000);
-    const fee = (fen: number) => Math.floor((fen * 60 + 5_000) / 10_000);
+    const fee = (amount: Fen) => fen(Math.floor((amount * 60 + 5_000) / 10_000));
     const lines: BillLine[] = [];
     const paid = await this.db
       .selectFrom('sim_trades')
@@ -693,8 +693,8 @@ export class SimulatorProvider implements SimulatorApi {
         channelTradeNo: r.channel_trade_no,
         outTradeNo: r.out_trade_no,
         outRequestNo: '#CANCEL',
-        amountFen: -r.amount_fen,
-        feeFen: fee(-r.amount_fen),
+        amountFen: negFen(r.amount_fen),
+        feeFen: fee(negFen(r.amount_fen)),
         time: formatShanghai(r.created_at),
         payType,
       })),

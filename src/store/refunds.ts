@@ -120,7 +120,7 @@ export class RefundRepository {
         .with('up', (db) =>
           db
             .updateTable('trades')
-            .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+            .set({ refund_reserved_fen: sql<Fen>`refund_reserved_fen + ${amountFen}`, updated_at: now })
             .where('id', '=', (eb) => {
               let q = eb
                 .selectFrom('cur')
@@ -316,7 +316,7 @@ export class RefundRepository {
         db
           .updateTable('trades')
           .set({
-            refunded_fen: sql<number>`refunded_fen + ${amount}`,
+            refunded_fen: sql<Fen>`refunded_fen + ${amount}`,
             status: sql`CASE WHEN ${closes} THEN 'TRADE_CLOSED' ELSE status END`,
             closed_at: sql`CASE WHEN ${closes} THEN ${now}::timestamptz ELSE closed_at END`,
             cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
@@ -348,7 +348,7 @@ export class RefundRepository {
       await tx
         .updateTable('trades')
         .set({
-          refund_reserved_fen: sql<number>`refund_reserved_fen - ${refund.amount_fen}`,
+          refund_reserved_fen: sql<Fen>`refund_reserved_fen - ${refund.amount_fen}`,
           updated_at: now,
         })
         .where('id', '=', refund.trade_id)
@@ -378,7 +378,7 @@ class ReservationRefused extends Error {}
 function reservation(db: QueryCreator<Database>, amountFen: Fen, now: Date) {
   return db
     .updateTable('trades')
-    .set({ refund_reserved_fen: sql<number>`refund_reserved_fen + ${amountFen}`, updated_at: now })
+    .set({ refund_reserved_fen: sql<Fen>`refund_reserved_fen + ${amountFen}`, updated_at: now })
     .where('status', '=', 'TRADE_SUCCESS')
     .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`);
 }
@@ -426,7 +426,7 @@ function refundFromReservation(
           'up.app_id',
           sql<string>`${r.outRequestNo}::text`.as('out_request_no'),
           sql<string>`${r.kind}::text`.as('kind'),
-          sql<number>`${r.amountFen}::bigint`.as('amount_fen'),
+          sql<Fen>`${r.amountFen}::bigint`.as('amount_fen'),
           sql<string>`'PROCESSING'`.as('status'),
           sql<string | null>`${r.reason}::text`.as('reason'),
           sql<string | null>`${r.hospitalId}::text`.as('hospital_id'),

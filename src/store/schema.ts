@@ -1,7 +1,10 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
+import type { Fen } from '../domain/money.js';
 
 /** bigint columns are parsed to JS numbers by both drivers (amounts stay far below 2^53). */
 type Int8 = ColumnType<number, number | undefined, number>;
+/** An amount column (`*_fen`, bigint or integer): read as Fen, and only Fen may be written to it. */
+type FenColumn = ColumnType<Fen, Fen | undefined, Fen>;
 type Timestamp = ColumnType<Date, Date, Date>;
 type NullableTimestamp = ColumnType<Date | null, Date | null | undefined, Date | null>;
 
@@ -47,9 +50,9 @@ export interface TradesTable {
   channel: string | null;
   category: string;
   order_type: string;
-  total_fen: Int8;
-  refund_reserved_fen: Int8;
-  refunded_fen: Int8;
+  total_fen: FenColumn;
+  refund_reserved_fen: FenColumn;
+  refunded_fen: FenColumn;
   subject: string;
   body: string | null;
   operator_id: string | null;
@@ -83,10 +86,10 @@ export interface TradesTable {
   /** JSON text of what the HIS sent beyond the core fields (disable_pay_channels, business_params, medical data). */
   extra: ColumnType<string | null, string | null | undefined, string | null>;
   /** Mixed payment: the medical-insurance part, settled by the national system, not refundable here. */
-  insurance_fen: ColumnType<number, number | undefined, number>;
+  insurance_fen: FenColumn;
   /** The insurance part the hospital reports as refunded through the national process. */
-  insurance_refunded_fen: ColumnType<number, number | undefined, number>;
-  reduced_fen: ColumnType<number, number | undefined, number>;
+  insurance_refunded_fen: FenColumn;
+  reduced_fen: FenColumn;
   /** NONE: no insurance part; SETTLED at the medical-insurance side; REVERSED when the trade ended unpaid or cancelled. */
   insurance_state: ColumnType<
     'NONE' | 'SETTLED' | 'REVERSED',
@@ -103,7 +106,7 @@ export interface RefundsTable {
   out_request_no: string;
   /** 'insurance': the insurance part, refunded by the hospital through the national process (recorded only). */
   kind: 'refund' | 'cancel' | 'insurance';
-  amount_fen: Int8;
+  amount_fen: FenColumn;
   status: 'PROCESSING' | 'SUCCESS' | 'FAILED';
   reason: string | null;
   hospital_id: string | null;
@@ -123,12 +126,12 @@ export interface SimTradesTable {
   out_trade_no: string;
   pay_type: string;
   channel_trade_no: string;
-  amount_fen: Int8;
+  amount_fen: FenColumn;
   subject: string;
   status: 'WAITING' | 'PAID' | 'CLOSED' | 'REFUNDED';
   rule: string;
   query_count: ColumnType<number, number | undefined, number>;
-  refunded_fen: Int8;
+  refunded_fen: FenColumn;
   buyer_logon_id: string | null;
   buyer_user_id: string | null;
   created_at: Timestamp;
@@ -140,7 +143,7 @@ export interface SimRefundsTable {
   merchant: string;
   out_trade_no: string;
   out_request_no: string;
-  amount_fen: Int8;
+  amount_fen: FenColumn;
   refund_no: string;
   created_at: Timestamp;
 }
@@ -151,7 +154,7 @@ export interface SimLedgerTable {
   merchant: string;
   out_trade_no: string;
   entry: 'charge' | 'refund' | 'reverse';
-  amount_fen: Int8;
+  amount_fen: FenColumn;
   created_at: Timestamp;
 }
 

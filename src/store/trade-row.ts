@@ -1,4 +1,5 @@
 import type { NewTrade } from './schema.js';
+import { ZERO_FEN } from '../domain/money.js';
 
 /** What every new trade is given by the use case that makes it; the rest of the row has its default. */
 type TradeIdentity =
@@ -49,8 +50,8 @@ const TRADE_DEFAULTS = {
   notify_url: null,
   return_url: null,
   extra: null,
-  insurance_fen: 0,
-  reduced_fen: 0,
+  insurance_fen: ZERO_FEN,
+  reduced_fen: ZERO_FEN,
 } as const satisfies Partial<NewTrade>;
 
 /**

@@ -5,6 +5,7 @@ import { newTradeRow } from './trade-row.js';
 import { outbox } from './outbox.js';
 import { insertNonce, isNonceReplay, NonceReplayError, type GatewayNonce } from './nonces.js';
 import type { PaidInfo } from '../domain/payment.js';
+import { subFen, ZERO_FEN, type Fen } from '../domain/money.js';
 
 type Exec = Db | Transaction<Database>;
 
@@ -69,7 +70,7 @@ export class TradeRepository {
         status: 'TRADE_CLOSED',
         category: 'VOID',
         order_type: '',
-        total_fen: 0,
+        total_fen: ZERO_FEN,
         subject: '',
         fingerprint: 'void',
         cancel_action: 'close',
@@ -171,8 +172,8 @@ export class TradeRepository {
               paid_at: info.paidAt,
               buyer_logon_id: info.buyerLogonId ?? null,
               buyer_user_id: info.buyerUserId ?? null,
-              refund_reserved_fen: sql<number>`total_fen - insurance_fen`,
-              refunded_fen: sql<number>`total_fen - insurance_fen`,
+              refund_reserved_fen: sql<Fen>`total_fen - insurance_fen`,
+              refunded_fen: sql<Fen>`total_fen - insurance_fen`,
               cancel_action: 'refund',
               closed_at: now,
               updated_at: now,
@@ -191,7 +192,7 @@ export class TradeRepository {
           app_id: t.app_id,
           out_request_no: requestNo,
           kind: 'cancel',
-          amount_fen: t.total_fen - t.insurance_fen,
+          amount_fen: subFen(t.total_fen, t.insurance_fen),
           status: 'SUCCESS',
           reason: 'cancel',
           hospital_id: null,

@@ -13,6 +13,7 @@ import { describe, it, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Channel, ChannelCall, ChannelContext } from '../../src/channels/channel.js';
 import type { PayType } from '../../src/domain/trade.js';
+import { fen } from '../../src/domain/money.js';
 
 export type Operation = 'pay' | 'precreate' | 'wap' | 'query' | 'refund' | 'cancel' | 'close';
 export type Behaviour =
@@ -98,7 +99,7 @@ export function describeConformance(t: ConformanceTarget): void {
       channel.barcodePay(ctx, {
         outTradeNo: no,
         payType: t.payType,
-        amountFen,
+        amountFen: fen(amountFen),
         authCode: code(),
         subject: '门诊缴费',
       });
@@ -180,18 +181,18 @@ export function describeConformance(t: ConformanceTarget): void {
     it('refund: success once per request number; never success on a bad answer', r, async () => {
       const no = orderNo();
       await paid(no, 10_000);
-      const ref = { outTradeNo: no, payType: t.payType, totalFen: 10_000 };
-      const ok = await channel.refund(ctx, { ...ref, outRequestNo: `${no}R1`, amountFen: 2_500 });
+      const ref = { outTradeNo: no, payType: t.payType, totalFen: fen(10_000) };
+      const ok = await channel.refund(ctx, { ...ref, outRequestNo: `${no}R1`, amountFen: fen(2_500) });
       assert.equal(ok.kind, 'success', JSON.stringify(ok));
       lastValid('refund');
       assert.equal(fake.trade(no)?.refundedFen, 2_500);
       for (const bad of ['bad_signature', 'malformed', 'system_error', 'timeout', 'http_500'] as const) {
         fake.script('refund', bad);
-        const x = await channel.refund(ctx, { ...ref, outRequestNo: `${no}R-${bad}`, amountFen: 100 });
+        const x = await channel.refund(ctx, { ...ref, outRequestNo: `${no}R-${bad}`, amountFen: fen(100) });
         assert.equal(x.kind, 'unknown', `${bad} → ${JSON.stringify(x)}`);
       }
       fake.script('refund', 'declined');
-      const d = await channel.refund(ctx, { ...ref, outRequestNo: `${no}R9`, amountFen: 100 });
+      const d = await channel.refund(ctx, { ...ref, outRequestNo: `${no}R9`, amountFen: fen(100) });
       assert.equal(d.kind, 'failed', JSON.stringify(d));
     });
 
@@ -218,7 +219,7 @@ export function describeConformance(t: ConformanceTarget): void {
       const x = await channel.precreate!(ctx, {
         outTradeNo: no,
         payType: t.payType,
-        amountFen: 2550,
+        amountFen: fen(2550),
         subject: '自助机缴费',
         expiresAt: expiresAt(),
       });
@@ -231,7 +232,7 @@ export function describeConformance(t: ConformanceTarget): void {
         const y = await channel.precreate!(ctx, {
           outTradeNo: orderNo(),
           payType: t.payType,
-          amountFen: 100,
+          amountFen: fen(100),
           subject: 'x',
           expiresAt: expiresAt(),
         });
@@ -245,7 +246,7 @@ export function describeConformance(t: ConformanceTarget): void {
       await channel.precreate!(ctx, {
         outTradeNo: no,
         payType: t.payType,
-        amountFen: 300,
+        amountFen: fen(300),
         subject: 'x',
         expiresAt: expiresAt(),
       });
@@ -257,7 +258,7 @@ export function describeConformance(t: ConformanceTarget): void {
       await channel.precreate!(ctx, {
         outTradeNo: other,
         payType: t.payType,
-        amountFen: 300,
+        amountFen: fen(300),
         subject: 'x',
         expiresAt: expiresAt(),
       });
@@ -279,7 +280,7 @@ export function describeConformance(t: ConformanceTarget): void {
           await channel.precreate!(ctx, {
             outTradeNo: no,
             payType: t.payType,
-            amountFen: 500,
+            amountFen: fen(500),
             subject: 'x',
             expiresAt: expiresAt(),
           });

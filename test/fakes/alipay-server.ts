@@ -35,7 +35,15 @@ import os from 'node:os';
 import path from 'node:path';
 import type { Behaviour, FakeProvider, FakeTradeState, Operation } from '../conformance/suite.js';
 import { formatShanghai } from '../../src/domain/clock.js';
-import { formatFen, parseYuanToFen } from '../../src/domain/money.js';
+import {
+  addFen,
+  fen,
+  formatFen,
+  parseYuanToFen,
+  subFen,
+  ZERO_FEN,
+  type Fen,
+} from '../../src/domain/money.js';
 import { buildAlipayTradeBill } from '../../src/channels/alipay/bill.js';
 import type { BillLine } from '../../src/domain/bill.js';
 
@@ -218,7 +226,7 @@ export interface AlipayFakeOptions {
 }
 
 interface Refund {
-  amountFen: number;
+  amountFen: Fen;
   at: Date;
 }
 
@@ -226,8 +234,8 @@ export interface FakeAlipayTrade {
   outTradeNo: string;
   tradeNo: string;
   state: FakeTradeState;
-  amountFen: number;
-  refundedFen: number;
+  amountFen: Fen;
+  refundedFen: Fen;
   subject: string;
   createdAt: Date;
   paidAt?: Date;
@@ -429,7 +437,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
       tradeNo: newTradeNo(now),
       state: 'waiting',
       amountFen,
-      refundedFen: 0,
+      refundedFen: ZERO_FEN,
       subject: String(biz['subject'] ?? ''),
       createdAt: now,
       refunds: new Map(),
@@ -469,7 +477,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
       tradeNo: newTradeNo(now),
       state: 'waiting' as const,
       amountFen,
-      refundedFen: 0,
+      refundedFen: ZERO_FEN,
       subject: String(biz['subject']),
       createdAt: now,
       refunds: new Map<string, Refund>(),
@@ -506,7 +514,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
       return fail('ACQ.REFUND_AMT_NOT_EQUAL_TOTAL', '退款金额超限');
     const at = new Date();
     t.refunds.set(requestNo, { amountFen, at });
-    t.refundedFen += amountFen;
+    t.refundedFen = addFen(t.refundedFen, amountFen);
     if (t.refundedFen === t.amountFen) t.state = 'refunded';
     return answer('Y', at);
   }
@@ -540,8 +548,8 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
         outTradeNo: no,
         tradeNo: newTradeNo(now),
         state: 'closed',
-        amountFen: 0,
-        refundedFen: 0,
+        amountFen: ZERO_FEN,
+        refundedFen: ZERO_FEN,
         subject: '',
         createdAt: now,
         refunds: new Map(),
@@ -554,7 +562,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
       return ok({ trade_no: t.tradeNo, out_trade_no: no, retry_flag: 'N', action: 'close' });
     }
     if (t.state === 'paid') {
-      const left = t.amountFen - t.refundedFen;
+      const left = subFen(t.amountFen, t.refundedFen);
       if (left > 0) t.refunds.set(no, { amountFen: left, at: now });
       t.refundedFen = t.amountFen;
       t.state = 'refunded';
@@ -590,7 +598,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
   }
 
   function billZip(date: string): Buffer {
-    const fee = (fen: number) => Math.floor((fen * 60 + 5_000) / 10_000);
+    const fee = (amount: Fen) => fen(Math.floor((amount * 60 + 5_000) / 10_000));
     const onDay = (d: Date) => formatShanghai(d).slice(0, 10) === date;
     const lines: Array<BillLine & { at: number }> = [];
     for (const t of trades.values()) {
@@ -841,8 +849,8 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
           outTradeNo,
           tradeNo: newTradeNo(now),
           state,
-          amountFen: 1,
-          refundedFen: 0,
+          amountFen: fen(1),
+          refundedFen: ZERO_FEN,
           subject: '',
           createdAt: now,
           refunds: new Map(),
@@ -862,7 +870,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
     requests: () => log,
     notification(outTradeNo, o) {
       const params = notifyParams(outTradeNo);
-      if (o?.tamper) params['total_amount'] = formatFen(trades.get(outTradeNo)!.amountFen + 100);
+      if (o?.tamper) params['total_amount'] = formatFen(addFen(trades.get(outTradeNo)!.amountFen, fen(100)));
       return notifyRequest(params);
     },
     notifyParams,

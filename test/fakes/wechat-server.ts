@@ -27,6 +27,7 @@ import type { Behaviour, FakeProvider, FakeTradeState, Operation } from '../conf
 import { buildWechatTradeBill } from '../../src/channels/wechat/bill.js';
 import type { BillLine } from '../../src/domain/bill.js';
 import { formatShanghai } from '../../src/domain/clock.js';
+import { fen } from '../../src/domain/money.js';
 
 // ------------------------------------------------------------------ key material
 
@@ -734,7 +735,8 @@ export class WechatFake implements FakeProvider {
   /** The day's trade bill in WeChat's format, or null when the day has no trade. */
   billFile(date: string): Buffer | null {
     const day = (d: Date) => formatShanghai(d).slice(0, 10);
-    const fee = (fen: number) => Math.floor((fen * 60 + 5_000) / 10_000);
+    // The fake keeps its books in plain integers (the wire's fen); the bill lines are Fen.
+    const fee = (amount: number) => fen(Math.floor((amount * 60 + 5_000) / 10_000));
     const lines: BillLine[] = [];
     for (const t of this.trades.values()) {
       if (t.paidAt && day(t.paidAt) === date)
@@ -742,7 +744,7 @@ export class WechatFake implements FakeProvider {
           kind: 'payment',
           channelTradeNo: t.transactionId,
           outTradeNo: t.outTradeNo,
-          amountFen: t.amountFen,
+          amountFen: fen(t.amountFen),
           feeFen: fee(t.amountFen),
           time: formatShanghai(t.paidAt),
           payType: 'weixin',
@@ -756,7 +758,7 @@ export class WechatFake implements FakeProvider {
             outTradeNo: t.outTradeNo,
             outRequestNo: r.outRefundNo,
             channelRefundNo: r.refundId,
-            amountFen: r.amountFen,
+            amountFen: fen(r.amountFen),
             feeFen: fee(r.amountFen),
             time: formatShanghai(r.successAt),
             payType: 'weixin',

@@ -2,6 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
+import { fen } from '../../src/domain/money.js';
 
 /**
  * Reconciliation differences through the admin API: list (with every filter), one difference with its audit
@@ -57,7 +58,7 @@ describe('admin API: reconciliation differences', () => {
     const flows = his.sim.loadFromTrades((await t.platform.recon.reconciliation.paidMovements()).trades);
     const flowOf = (no: string | undefined) => flows.find((f) => f.outTradeNo === no)?.hisFlowId ?? '';
     his.sim.faults.drop.add(flowOf(orders[0]));
-    his.sim.faults.amountFen.set(flowOf(orders[1]), 2999);
+    his.sim.faults.amountFen.set(flowOf(orders[1]), fen(2999));
     his.sim.faults.drop.add(flowOf(orders[2]));
     const first = await t.admin('POST', '/admin/reconcile', { date: DATE, app_id: t.appId });
     assert.equal(first.status, 200, JSON.stringify(first.data));

@@ -7,6 +7,7 @@ import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay } from '../../src/reconcile/run.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
 import { OperatorRepository } from '../../src/store/operators.js';
+import { fen } from '../../src/domain/money.js';
 
 const CHROMIUM = process.env['HOSPAY_CHROMIUM'] ?? '/usr/bin/chromium';
 const haveChromium = fs.existsSync(CHROMIUM);
@@ -65,13 +66,13 @@ describe('the finance page in a real browser (headless Chromium)', { skip }, () 
     // ...and real differences: the HIS lost one payment (长款), has a wrong amount for another, records a payment
     // with no money behind it (短款); the channel took a payment the platform never recorded (漏单).
     his.sim.faults.drop.add(flows.find((f) => f.outTradeNo === nos[1])?.hisFlowId ?? '');
-    his.sim.faults.amountFen.set(flows.find((f) => f.outTradeNo === nos[3])?.hisFlowId ?? '', 3999);
-    his.sim.addExtra({ amountFen: 777, time: new Date('2026-11-25T03:00:00Z'), payType: 'alipay' });
+    his.sim.faults.amountFen.set(flows.find((f) => f.outTradeNo === nos[3])?.hisFlowId ?? '', fen(3999));
+    his.sim.addExtra({ amountFen: fen(777), time: new Date('2026-11-25T03:00:00Z'), payType: 'alipay' });
     await new SimulatorProvider({ db: t.store.db, clock: t.clock, publicBaseUrl: t.url }).barcodePay({
       merchant: t.appId,
       outTradeNo: ghost,
       payType: 'alipay',
-      amountFen: 1234,
+      amountFen: fen(1234),
       authCode: authCode('00'),
       subject: 'ghost',
     });

@@ -6,6 +6,7 @@ import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '.
 import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay } from '../../src/reconcile/run.js';
 import { OperatorRepository } from '../../src/store/operators.js';
+import { fen } from '../../src/domain/money.js';
 
 const CHROMIUM = process.env['HOSPAY_CHROMIUM'] ?? '/usr/bin/chromium';
 const skip =
@@ -71,7 +72,7 @@ describe('the finance page tells the truth (headless Chromium)', { skip }, () =>
     const movements = await t.platform.recon.reconciliation.paidMovements();
     const flows = his.sim.loadFromTrades(movements.trades, movements.refunds);
     his.sim.faults.drop.add(flows.find((f) => f.outTradeNo === nos.lost)?.hisFlowId ?? '');
-    his.sim.faults.amountFen.set(flows.find((f) => f.outTradeNo === nos.wrong)?.hisFlowId ?? '', 2999);
+    his.sim.faults.amountFen.set(flows.find((f) => f.outTradeNo === nos.wrong)?.hisFlowId ?? '', fen(2999));
     t.clock.set('2026-11-26T02:30:00Z');
     const app = await t.platform.deps.apps.get(t.appId);
     assert.ok(app);

@@ -9,7 +9,7 @@ import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '.
 import { startHisSimulator, type HisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay, type DayOutcome } from '../../src/reconcile/run.js';
 import { formatShanghai } from '../../src/domain/clock.js';
-import { formatFen } from '../../src/domain/money.js';
+import { fen, formatFen } from '../../src/domain/money.js';
 import { TEST_DB } from '../support/db.js';
 import { OperatorRepository } from '../../src/store/operators.js';
 
@@ -176,9 +176,9 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
     const flows = xmlHis.sim.loadFromTrades(trades, refunds);
     assert.equal(flows.length, 6);
     xmlHis.sim.faults.drop.add(xmlHis.sim.paymentOf(nos[1]!)!.hisFlowId);
-    xmlHis.sim.faults.amountFen.set(xmlHis.sim.paymentOf(nos[2]!)!.hisFlowId, 2999);
+    xmlHis.sim.faults.amountFen.set(xmlHis.sim.paymentOf(nos[2]!)!.hisFlowId, fen(2999));
     xmlHis.sim.addExtra({
-      amountFen: 777,
+      amountFen: fen(777),
       time: new Date(`${DAY}T07:00:00Z`),
       payType: 'alipay',
       patientName: '张三丰',
@@ -301,7 +301,7 @@ describe(`reconciling against a HIS that serves SOAP (${TEST_DB})`, () => {
     soapSim.sim.reset();
     for (const f of servedFlows(xmlHis.sim)) {
       const time = new Date(`${f['time']!.replace(' ', 'T')}+08:00`);
-      const amountFen = Math.round(Number(f['amount']) * 100);
+      const amountFen = fen(Math.round(Number(f['amount']) * 100));
       if (f['kind'] === 'PAY')
         soapSim.sim.addPayment({
           outTradeNo: f['outTradeNo']!,

@@ -23,6 +23,7 @@ import { formatShanghai } from '../../src/domain/clock.js';
 import type { Config } from '../../src/config/config.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
 import type { KyselyPlugin } from 'kysely';
+import { fen } from '../../src/domain/money.js';
 
 const MIN = 60_000;
 
@@ -580,7 +581,7 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal(a.rr.IsSuccess, '1', a.text);
     await t.store.db
       .updateTable('trades')
-      .set({ notify_url: url, insurance_fen: 10_010 })
+      .set({ notify_url: url, insurance_fen: fen(10_010) })
       .where('app_id', '=', t.appId)
       .where('out_trade_no', '=', no)
       .execute();

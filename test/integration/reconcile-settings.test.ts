@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay, type ReconProgress } from '../../src/reconcile/run.js';
+import { fen } from '../../src/domain/money.js';
 
 /**
  * Reconciliation with the app's settings (admin API), every kind of difference through the HIS simulator and
@@ -138,9 +139,9 @@ describe('reconciliation settings and differences end to end', () => {
     const flow = (no: string) => his.sim.paymentOf(no)?.hisFlowId ?? '';
     his.sim.faults.status.set(flow(status), '3'); // the HIS says refunded
     his.sim.faults.duplicate.add(flow(dup));
-    his.sim.faults.amountFen.set(flow(amount), 1490);
+    his.sim.faults.amountFen.set(flow(amount), fen(1490));
     his.sim.faults.drop.add(flow(lostAtHis));
-    his.sim.addExtra({ amountFen: 999, time: new Date(at(7)), payType: 'alipay' });
+    his.sim.addExtra({ amountFen: fen(999), time: new Date(at(7)), payType: 'alipay' });
     // The channel has no record of one payment (its books lost it): PLATFORM_ONLY.
     await t.store.db.deleteFrom('sim_trades').where('out_trade_no', '=', lostAtChannel).execute();
     // The channel bills 0.6 %; the hospital's contract says 0.55 %: FEE_MISMATCH beyond the 1 fen tolerance.

@@ -5,6 +5,7 @@ import { TEST_DB } from '../support/db.js';
 import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay } from '../../src/reconcile/run.js';
 import { RECONCILE_RETRIES, RECONCILE_RETRY_MS, ReconcileJob } from '../../src/jobs/reconciler.js';
+import { fen } from '../../src/domain/money.js';
 
 interface Listed {
   id: number;
@@ -160,7 +161,7 @@ describe(`reconciliation tells the truth (${TEST_DB})`, () => {
     his.sim.faults.drop.add(flows.find((f) => f.outTradeNo === lostAtHis.outTradeNo)?.hisFlowId ?? '');
     his.sim.faults.amountFen.set(
       flows.find((f) => f.outTradeNo === wrongAtHis.outTradeNo)?.hisFlowId ?? '',
-      2999,
+      fen(2999),
     );
     await t.store.db.updateTable('apps').set({ his_base_url: deadUrl }).where('id', '=', t.appId).execute();
 

@@ -5,6 +5,7 @@ import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay, resolveDifference } from '../../src/reconcile/run.js';
 import { ReconcileJob } from '../../src/jobs/reconciler.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
+import { fen } from '../../src/domain/money.js';
 
 /** A business day reconciled end to end: platform ↔ simulated channel bill ↔ HIS simulator over HTTP. */
 describe('reconcile a day', () => {
@@ -52,14 +53,14 @@ describe('reconcile a day', () => {
     const lost = flows.find((f) => f.outTradeNo === nos[1]);
     const wrong = flows.find((f) => f.outTradeNo === nos[2]);
     his.sim.faults.drop.add(lost?.hisFlowId ?? '');
-    his.sim.faults.amountFen.set(wrong?.hisFlowId ?? '', 2999);
-    his.sim.addExtra({ amountFen: 777, time: new Date('2026-11-25T03:00:00Z'), payType: 'alipay' });
+    his.sim.faults.amountFen.set(wrong?.hisFlowId ?? '', fen(2999));
+    his.sim.addExtra({ amountFen: fen(777), time: new Date('2026-11-25T03:00:00Z'), payType: 'alipay' });
     const provider = new SimulatorProvider({ db: t.store.db, clock: t.clock, publicBaseUrl: t.url });
     await provider.barcodePay({
       merchant: t.appId,
       outTradeNo: 'MZGHOST0001',
       payType: 'alipay',
-      amountFen: 1234,
+      amountFen: fen(1234),
       authCode: authCode('00'),
       subject: 'ghost',
     });

@@ -26,6 +26,7 @@ import {
 import { reconcileDay, resolveDifference } from '../../src/reconcile/run.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
 import { postForm } from '../support/payer.js';
+import { fen } from '../../src/domain/money.js';
 
 const DAY = '2026-11-24';
 
@@ -41,17 +42,17 @@ function amounts(
 ): ReportAmounts {
   return {
     paymentCount,
-    paymentFen: paymentCashFen + paymentInsuranceFen,
-    paymentCashFen,
-    paymentInsuranceFen,
+    paymentFen: fen(paymentCashFen + paymentInsuranceFen),
+    paymentCashFen: fen(paymentCashFen),
+    paymentInsuranceFen: fen(paymentInsuranceFen),
     refundCount,
-    refundFen: refundCashFen + refundInsuranceFen,
-    refundCashFen,
-    refundInsuranceFen,
-    netFen: paymentCashFen + paymentInsuranceFen - refundCashFen - refundInsuranceFen,
-    netCashFen: paymentCashFen - refundCashFen,
-    netInsuranceFen: paymentInsuranceFen - refundInsuranceFen,
-    reducedFen,
+    refundFen: fen(refundCashFen + refundInsuranceFen),
+    refundCashFen: fen(refundCashFen),
+    refundInsuranceFen: fen(refundInsuranceFen),
+    netFen: fen(paymentCashFen + paymentInsuranceFen - refundCashFen - refundInsuranceFen),
+    netCashFen: fen(paymentCashFen - refundCashFen),
+    netInsuranceFen: fen(paymentInsuranceFen - refundInsuranceFen),
+    reducedFen: fen(reducedFen),
   };
 }
 
@@ -301,7 +302,7 @@ describe(`finance day report (${TEST_DB})`, () => {
       merchant: t.appId,
       outTradeNo: 'MZGHOST0001',
       payType: 'alipay',
-      amountFen: 1234,
+      amountFen: fen(1234),
       authCode: authCode('00'),
       subject: 'ghost',
     });

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { openStore, type Store } from '../../src/store/db.js';
-import { formatFen } from '../../src/domain/money.js';
+import { fen, formatFen } from '../../src/domain/money.js';
 import { channelDoubles, readBooks } from '../support/books.js';
 import { TEST_DB } from '../support/db.js';
 import { authCode, orderNo, postRaw, xmlDoc, type OfflineAnswer } from '../support/platform.js';
@@ -100,7 +100,7 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
           const fields = {
             OutTradeNo: order,
             AuthCode: authCode(rule),
-            TotalAmount: formatFen(100 + Math.floor(Math.random() * 1900)),
+            TotalAmount: formatFen(fen(100 + Math.floor(Math.random() * 1900))),
             Caption: '门诊缴费',
             PatientName: '张三',
             InhospitalNo: 'MZ0001',
@@ -123,7 +123,7 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
             order: p.order,
             fields: {
               TradeNo: p.answer?.result.PlatformTradeNo ?? '',
-              RefundAmount: formatFen(refundFen(no)),
+              RefundAmount: formatFen(fen(refundFen(no))),
               OutRequestNo: no,
               OutTradeNo: p.order,
               TotalAmount: p.fields['TotalAmount'] ?? '',
@@ -243,8 +243,8 @@ describe(`reliability: kill -9 of the server under load (${TEST_DB})`, () => {
           `answered "unknown / in progress"; ${resent} requests sent again afterwards`,
       );
       ctx.diagnostic(
-        `books after catching up: ${books.length} trades, the channel charged ${formatFen(totals.charged)} and ` +
-          `refunded ${formatFen(totals.refunded)} yuan; doubled charges ${doubled.charges.length}, doubled refunds ` +
+        `books after catching up: ${books.length} trades, the channel charged ${formatFen(fen(totals.charged))} and ` +
+          `refunded ${formatFen(fen(totals.refunded))} yuan; doubled charges ${doubled.charges.length}, doubled refunds ` +
           `${doubled.refunds.length}, disagreements ${rest.length}`,
       );
       assert.deepEqual(rest, [], 'the books agree once the HIS has caught up');

@@ -5,7 +5,7 @@ import { createPrivateKey, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { formatFen } from '../../src/domain/money.js';
+import { fen, formatFen } from '../../src/domain/money.js';
 import { openStore } from '../../src/store/db.js';
 import { RefundRepository } from '../../src/store/refunds.js';
 import { TradeRepository } from '../../src/store/trades.js';
@@ -178,7 +178,7 @@ describe(`reliability: PostgreSQL stopped abruptly under load (${TEST_DB})`, { s
             fields: {
               OutTradeNo: order,
               AuthCode: authCode(r < 0.4 ? '00' : '01'),
-              TotalAmount: formatFen(100 + Math.floor(Math.random() * 1900)),
+              TotalAmount: formatFen(fen(100 + Math.floor(Math.random() * 1900))),
               Caption: '门诊缴费',
               PatientName: '张三',
               InhospitalNo: 'MZ0001',
@@ -201,7 +201,7 @@ describe(`reliability: PostgreSQL stopped abruptly under load (${TEST_DB})`, { s
             order: p.order,
             fields: {
               TradeNo: p.answer?.result.PlatformTradeNo ?? '',
-              RefundAmount: formatFen((Number(no.slice(1)) + 1) * 50),
+              RefundAmount: formatFen(fen((Number(no.slice(1)) + 1) * 50)),
               OutRequestNo: no,
               OutTradeNo: p.order,
               TotalAmount: p.fields['TotalAmount'] ?? '',

@@ -18,6 +18,7 @@ import { checkChannelConfig, withDefaults } from '../../src/channels/definition.
 import { httpRequest } from '../../src/channels/http.js';
 import { systemClock } from '../../src/domain/clock.js';
 import type { ChannelCall, ChannelContext } from '../../src/channels/channel.js';
+import { fen } from '../../src/domain/money.js';
 
 const VARS = [
   'HOSPAY_ALIPAY_SANDBOX_APP_ID',
@@ -60,7 +61,7 @@ describe('alipay sandbox (remote)', { skip }, () => {
     try {
       const created = await channel.precreate!(ctx, {
         ...ref,
-        amountFen: 1,
+        amountFen: fen(1),
         subject: 'hospay sandbox test',
         expiresAt: new Date(Date.now() + 10 * 60_000),
       });

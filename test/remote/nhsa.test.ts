@@ -21,6 +21,7 @@ import { checkChannelConfig, withDefaults } from '../../src/channels/definition.
 import { httpRequest } from '../../src/channels/http.js';
 import { systemClock } from '../../src/domain/clock.js';
 import type { ChannelCall, ChannelContext } from '../../src/channels/channel.js';
+import { fen } from '../../src/domain/money.js';
 
 const env = (k: string) => process.env[`HOSPAY_NHSA_${k}`] ?? '';
 
@@ -70,7 +71,7 @@ describe(
       const r = await channel.reverseSettlement(ctx, {
         settlementNo: `HOSPAYNOSUCHORDER${Date.now()}`,
         outTradeNo: `HPREMOTE${Date.now()}`,
-        insuranceFen: 1,
+        insuranceFen: fen(1),
       });
       assert.equal(r.kind, 'failed', `${JSON.stringify(r)} ${JSON.stringify(calls.at(-1))}`);
       assert.match(calls.at(-1)?.outcome ?? '', /^(refused|ok)/, 'the answer verified');
@@ -87,16 +88,16 @@ describe(
         const r = await channel.preSettle(ctx, {
           payAuthNo: env('PAY_AUTH_NO'),
           outTradeNo,
-          totalFen: 1,
-          insuranceFen: 1,
-          cashFen: 0,
+          totalFen: fen(1),
+          insuranceFen: fen(1),
+          cashFen: fen(0),
         });
         assert.equal(r.kind, 'settled', `${JSON.stringify(r)} ${JSON.stringify(calls.slice(-3))}`);
         if (r.kind !== 'settled') return;
         const back = await channel.reverseSettlement(ctx, {
           settlementNo: r.settlementNo,
           outTradeNo,
-          insuranceFen: 1,
+          insuranceFen: fen(1),
         });
         assert.deepEqual(back, { kind: 'reversed' }, JSON.stringify(calls.slice(-2)));
       },

@@ -22,6 +22,7 @@ import { checkChannelConfig, withDefaults } from '../../src/channels/definition.
 import { httpRequest } from '../../src/channels/http.js';
 import { systemClock } from '../../src/domain/clock.js';
 import { conformanceContext } from '../conformance/suite.js';
+import { fen } from '../../src/domain/money.js';
 
 const env = (k: string) => process.env[`HOSPAY_UNIONPAY_${k}`] ?? '';
 const pem = (k: string) => {
@@ -81,7 +82,7 @@ describe(
         const paid = await channel.barcodePay(ctx, {
           outTradeNo: no,
           payType: 'unionpay',
-          amountFen: 1,
+          amountFen: fen(1),
           authCode: env('QR_NO'),
           subject: 'hospay remote test',
           createdAt,

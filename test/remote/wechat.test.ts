@@ -16,6 +16,7 @@ import { checkChannelConfig, withDefaults } from '../../src/channels/definition.
 import { httpRequest } from '../../src/channels/http.js';
 import { systemClock } from '../../src/domain/clock.js';
 import { conformanceContext } from '../conformance/suite.js';
+import { fen } from '../../src/domain/money.js';
 
 const env = (k: string) => process.env[`HOSPAY_WECHAT_${k}`] ?? '';
 const pem = (k: string) => {
@@ -60,7 +61,7 @@ describe(
         const p = await channel.precreate!(ctx, {
           outTradeNo,
           payType: 'weixin',
-          amountFen: 1,
+          amountFen: fen(1),
           subject: 'hospay 接口联调（请勿支付）',
           expiresAt: new Date(Date.now() + 10 * 60_000),
         });

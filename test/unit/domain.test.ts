@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatFen, parsePositiveYuan, parseYuanToFen } from '../../src/domain/money.js';
+import { fen, formatFen, parsePositiveYuan, parseYuanToFen, type Fen } from '../../src/domain/money.js';
 import { parseTimeoutExpress } from '../../src/domain/timeout-express.js';
 import { canTransition, parsePayType, payTypeFromAuthCode } from '../../src/domain/trade.js';
 import { categorize, DEFAULT_CATEGORIES, validateCategories } from '../../src/domain/categories.js';
@@ -46,11 +46,11 @@ describe('money', () => {
     assert.equal(parsePositiveYuan('0'), null);
   });
   it('round-trips every cent of a range exactly (no floating point)', () => {
-    for (let fen = 0; fen < 100_000; fen += 7) assert.equal(parseYuanToFen(formatFen(fen)), fen);
-    assert.equal(formatFen(1998), '19.98');
-    assert.equal(formatFen(5), '0.05');
-    assert.equal(formatFen(-5000), '-50.00');
-    assert.throws(() => formatFen(1.5));
+    for (let n = 0; n < 100_000; n += 7) assert.equal(parseYuanToFen(formatFen(fen(n))), n);
+    assert.equal(formatFen(fen(1998)), '19.98');
+    assert.equal(formatFen(fen(5)), '0.05');
+    assert.equal(formatFen(fen(-5000)), '-50.00');
+    assert.throws(() => formatFen(1.5 as Fen)); // the run-time guard, past the type
   });
 });
 

@@ -12,6 +12,7 @@ import {
 } from '../../src/reconcile/report.js';
 import { csvText, displayWidth, reportToCsv, reportToXlsx } from '../../src/reconcile/export.js';
 import { contentDisposition } from '../../src/http/admin/reports.js';
+import { fen } from '../../src/domain/money.js';
 
 function amounts(over: Partial<ReportAmounts>): ReportAmounts {
   return { ...zeroAmounts(), ...over };
@@ -21,22 +22,22 @@ function amounts(over: Partial<ReportAmounts>): ReportAmounts {
 function sample(): DayReport {
   const a = amounts({
     paymentCount: 2,
-    paymentFen: 123456789,
-    paymentCashFen: 123456788,
-    paymentInsuranceFen: 1,
+    paymentFen: fen(123456789),
+    paymentCashFen: fen(123456788),
+    paymentInsuranceFen: fen(1),
     refundCount: 1,
-    refundFen: 5,
-    refundCashFen: 5,
-    netFen: 123456784,
-    netCashFen: 123456783,
-    netInsuranceFen: 1,
+    refundFen: fen(5),
+    refundCashFen: fen(5),
+    netFen: fen(123456784),
+    netCashFen: fen(123456783),
+    netInsuranceFen: fen(1),
   });
   const b = amounts({
     refundCount: 1,
-    refundFen: 1200,
-    refundCashFen: 1200,
-    netFen: -1200,
-    netCashFen: -1200,
+    refundFen: fen(1200),
+    refundCashFen: fen(1200),
+    netFen: fen(-1200),
+    netCashFen: fen(-1200),
   });
   const summary = sumAmounts([a, b]);
   return {
@@ -88,7 +89,7 @@ function sample(): DayReport {
         outTradeNo: 'MZ001',
         outRequestNo: null,
         state: 'OPEN',
-        amounts: { platformFen: 1000, hisFen: 999 },
+        amounts: { platformFen: fen(1000), hisFen: fen(999) },
         suggestion: null,
         pendingSince: null,
         resolvedBy: null,

@@ -6,14 +6,22 @@
  * (say a product name) would shift the columns, and the column count check refuses such a row loudly.
  */
 import iconv from 'iconv-lite';
-import { formatFen } from '../../domain/money.js';
+import {
+  absFen,
+  addFen,
+  formatFen,
+  negFen,
+  parseSignedYuan,
+  parseYuanTotal,
+  subFen,
+  ZERO_FEN,
+  type Fen,
+} from '../../domain/money.js';
 import {
   BILL_DATE_PATTERN,
   BILL_TIME_PATTERN,
   BillFormatError,
   checkLineForBuild,
-  parseSignedYuan,
-  parseYuanTotal,
   summarize,
   type Bill,
   type BillLine,
@@ -105,23 +113,23 @@ export function buildAlipayTradeBill(
   const period = `#起始日期：[${chineseDateTime(`${date} 00:00:00`)}]   终止日期：[${chineseDateTime(`${nextDay(date)} 00:00:00`)}]`;
 
   let payCount = 0;
-  let payReceived = 0;
+  let payReceived = ZERO_FEN;
   let refundCount = 0;
-  let refundReceived = 0;
-  let fees = 0;
+  let refundReceived = ZERO_FEN;
+  let fees = ZERO_FEN;
   const rows = lines.map((l, i) => {
     checkLineForBuild(l, i);
     const refund = l.kind === 'refund';
-    const amount = formatFen(refund ? -l.amountFen : l.amountFen);
-    const fee = refund ? l.feeFen : -l.feeFen;
+    const amount = formatFen(refund ? negFen(l.amountFen) : l.amountFen);
+    const fee = refund ? l.feeFen : negFen(l.feeFen);
     if (refund) {
       refundCount++;
-      refundReceived -= l.amountFen;
+      refundReceived = subFen(refundReceived, l.amountFen);
     } else {
       payCount++;
-      payReceived += l.amountFen;
+      payReceived = addFen(payReceived, l.amountFen);
     }
-    fees += fee;
+    fees = addFen(fees, fee);
     const v: Record<AlipayColumn, string> = {
       支付宝交易号: l.channelTradeNo,
       商户订单号: l.outTradeNo,
@@ -164,7 +172,7 @@ export function buildAlipayTradeBill(
     `#退款合计：${refundCount}笔，商家实收退款共${formatFen(refundReceived)}元，商家优惠退款共0.00元`,
     `#导出时间：[${chineseDateTime(exportedAt)}]`,
   ];
-  const net = payReceived + refundReceived;
+  const net = addFen(payReceived, refundReceived);
   const summary = [
     '#支付宝业务汇总查询',
     `#账号：[${pid}0156]`,
@@ -183,7 +191,7 @@ export function buildAlipayTradeBill(
       '0.00',
       formatFen(fees),
       '0.00',
-      formatFen(net + fees),
+      formatFen(addFen(net, fees)),
     ]),
     '#-----------------------------------------业务汇总列表结束------------------------------------',
     `#导出时间：[${chineseDateTime(exportedAt)}]`,
@@ -237,10 +245,10 @@ export function parseAlipayTradeBill(zip: Uint8Array, opts: ParseBillOptions = {
   if (fromName) date = `${fromName[1]}-${fromName[2]}-${fromName[3]}`;
 
   let header: string[] | null = null;
-  let payFooter: { count: number; received: number; line: number } | null = null;
-  let refundFooter: { count: number; received: number; line: number } | null = null;
+  let payFooter: { count: number; received: Fen; line: number } | null = null;
+  let refundFooter: { count: number; received: Fen; line: number } | null = null;
   const lines: BillLine[] = [];
-  const received = { payment: 0, refund: 0 };
+  const received = { payment: ZERO_FEN, refund: ZERO_FEN };
 
   for (const [idx, raw] of physical.entries()) {
     const n = idx + 1;
@@ -278,7 +286,7 @@ export function parseAlipayTradeBill(zip: Uint8Array, opts: ParseBillOptions = {
       string
     >;
     const col = (c: AlipayColumn) => `${ALIPAY_COLUMNS.indexOf(c) + 1} ${c}`;
-    const amounts = {} as Record<AlipayColumn, number>;
+    const amounts = {} as Record<AlipayColumn, Fen>;
     for (const c of AMOUNT_COLUMNS) {
       const fen = parseSignedYuan(row[c]);
       if (fen === null) fail(n, col(c), `not a yuan amount with at most 2 decimals: "${row[c]}"`);
@@ -299,15 +307,15 @@ export function parseAlipayTradeBill(zip: Uint8Array, opts: ParseBillOptions = {
     for (const c of ['支付宝交易号', '商户订单号'] as const) if (row[c] === '') fail(n, col(c), 'empty');
     if (!BILL_TIME_PATTERN.test(row['完成时间']))
       fail(n, col('完成时间'), `not yyyy-MM-dd HH:mm:ss: "${row['完成时间']}"`);
-    if (refund) received.refund += amounts['商家实收（元）'];
-    else received.payment += amounts['商家实收（元）'];
+    if (refund) received.refund = addFen(received.refund, amounts['商家实收（元）']);
+    else received.payment = addFen(received.payment, amounts['商家实收（元）']);
 
     const line: BillLine = {
       kind: refund ? 'refund' : 'payment',
       channelTradeNo: row['支付宝交易号'],
       outTradeNo: row['商户订单号'],
-      amountFen: Math.abs(amount),
-      feeFen: Math.abs(amounts['服务费（元）']),
+      amountFen: absFen(amount),
+      feeFen: absFen(amounts['服务费（元）']),
       time: row['完成时间'],
       payType: 'alipay',
     };
@@ -322,9 +330,9 @@ export function parseAlipayTradeBill(zip: Uint8Array, opts: ParseBillOptions = {
   const summary = summarize(lines);
   // The footers, when present, must agree with the rows: a cut or doctored file is refused.
   const checkFooter = (
-    f: { count: number; received: number; line: number } | null,
+    f: { count: number; received: Fen; line: number } | null,
     count: number,
-    sum: number,
+    sum: Fen,
     what: string,
   ) => {
     if (f === null) return;

@@ -10,7 +10,7 @@
 import type { ChannelContext, MedicareChannel } from '../channel.js';
 import type { Clock } from '../../domain/clock.js';
 import { compactShanghai, formatShanghai } from '../../domain/clock.js';
-import { formatFen } from '../../domain/money.js';
+import { addFen, formatFen, sumFen, ZERO_FEN } from '../../domain/money.js';
 import type { HttpClient } from '../http.js';
 import { CallRecorder, send } from '../exchange.js';
 import { excerpt } from '../../formats/redact.js';
@@ -315,7 +315,7 @@ export class NhsaMedicare implements MedicareChannel {
     const cash = s.cashFen;
     if (fund === null || acct === null || cash === null)
       return failed('NHSA_NO_SPLIT', '医保订单缺少结算金额，无法退费', 'the order has no split to refund');
-    const total = refdType === 'ALL' ? fund + acct + cash : fund + acct;
+    const total = refdType === 'ALL' ? sumFen([fund, acct, cash]) : addFen(fund, acct);
     const r = await this.call(ctx, cfg, '6203', outTradeNo, {
       ...cfg.extra['6203'],
       orgCodg: cfg.orgCode,
@@ -327,7 +327,7 @@ export class NhsaMedicare implements MedicareChannel {
       totlRefdAmt: formatFen(total),
       fundRefdAmt: formatFen(fund),
       psnAcctRefdAmt: formatFen(acct),
-      cashRefdAmt: formatFen(refdType === 'ALL' ? cash : 0),
+      cashRefdAmt: formatFen(refdType === 'ALL' ? cash : ZERO_FEN),
     });
     if (r.kind === 'unknown') return { kind: 'retry', reason: `6203: ${r.reason}` };
     if (r.kind === 'refused') return refusalOf(r);

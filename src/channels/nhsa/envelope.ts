@@ -17,6 +17,7 @@
  */
 import { isLosslessNumber, parse as parseLossless } from 'lossless-json';
 import { sm2, sm3, sm4 } from 'sm-crypto-v2';
+import { parseZeroPaddedYuan, type Fen } from '../../domain/money.js';
 
 export type Sm4KeyMode = 'derived' | 'secret16';
 
@@ -380,16 +381,11 @@ export function openAnswer(keys: NhsaKeys, body: string): OpenedAnswer {
 // Amounts
 
 /**
- * Fen from a yuan amount as the centre writes it ("60", "60.5", "60.00", 60.00 kept exact): never through a
- * float. Null for anything else (negative, exponent, more than two significant decimals).
+ * Fen from a yuan amount as the centre writes it ("60", "60.5", "60.00", 60.00 kept exact), a JSON string or
+ * number kept as text, surrounding spaces ignored (parseZeroPaddedYuan). Null for anything else (negative,
+ * exponent, more than two significant decimals).
  */
-export function yuanTextToFen(v: unknown): number | null {
+export function yuanTextToFen(v: unknown): Fen | null {
   const t = scalarText(v);
-  if (t === undefined) return null;
-  const m = /^(0|[1-9][0-9]{0,11})(?:\.([0-9]{1,6}))?$/.exec(t.trim());
-  if (!m) return null;
-  const frac = m[2] ?? '';
-  if (/[1-9]/.test(frac.slice(2))) return null;
-  const fen = Number(m[1]) * 100 + Number(frac.slice(0, 2).padEnd(2, '0'));
-  return Number.isSafeInteger(fen) ? fen : null;
+  return t === undefined ? null : parseZeroPaddedYuan(t.trim());
 }

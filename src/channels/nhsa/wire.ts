@@ -6,6 +6,7 @@
 import type { NhsaConfig, NhsaOp } from './config.js';
 import { scalarText, yuanTextToFen, type OpenedAnswer, type SealedRequest } from './envelope.js';
 import { excerpt, scrubDigits } from '../../formats/redact.js';
+import type { Fen } from '../../domain/money.js';
 
 /** One exchange with the centre, classified. */
 export type CallResult =
@@ -66,10 +67,10 @@ export function reversalStep(st: string, settledStates: ReadonlySet<string>): Re
 export interface Settlement {
   payOrdId: string | undefined;
   ordStas: string | undefined;
-  totalFen: number | null;
-  cashFen: number | null;
-  acctFen: number | null;
-  fundFen: number | null;
+  totalFen: Fen | null;
+  cashFen: Fen | null;
+  acctFen: Fen | null;
+  fundFen: Fen | null;
 }
 
 export function settlementOf(data: Readonly<Record<string, unknown>>): Settlement {

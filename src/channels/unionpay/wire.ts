@@ -1,6 +1,7 @@
 import crypto from 'node:crypto';
 import type { PaidInfo } from '../channel.js';
 import { excerpt } from '../../formats/redact.js';
+import type { Fen } from '../../domain/money.js';
 
 /**
  * UnionPay online gateway ("全渠道", acp 5.1.0) on the wire: the form fields of each request, how answers and
@@ -123,7 +124,7 @@ export function consumeRequest(
   o: {
     orderId: string;
     txnTime: string;
-    amountFen: number;
+    amountFen: Fen;
     authCode: string;
     backUrl: string;
     outTradeNo: string;

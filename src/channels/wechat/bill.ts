@@ -6,14 +6,21 @@
  * The CSV never quotes: values are split on commas. A value holding a comma would shift the columns, and the
  * column count / backtick checks refuse such a row loudly.
  */
-import { formatFen } from '../../domain/money.js';
+import {
+  absFen,
+  addFen,
+  formatFen,
+  negFen,
+  parseSignedYuan,
+  parseYuanTotal,
+  ZERO_FEN,
+  type Fen,
+} from '../../domain/money.js';
 import {
   BILL_DATE_PATTERN,
   BILL_TIME_PATTERN,
   BillFormatError,
   checkLineForBuild,
-  parseSignedYuan,
-  parseYuanTotal,
   summarize,
   type Bill,
   type BillLine,
@@ -97,20 +104,20 @@ export function buildWechatTradeBill(
   opts: WechatBillOptions = {},
 ): Buffer {
   if (!BILL_DATE_PATTERN.test(date)) throw new RangeError(`bill date is not yyyy-MM-dd: ${date}`);
-  const totals: Record<WechatColumn, number> = Object.fromEntries(
-    WECHAT_COLUMNS.map((c) => [c, 0]),
-  ) as Record<WechatColumn, number>;
+  const totals: Record<WechatColumn, Fen> = Object.fromEntries(
+    WECHAT_COLUMNS.map((c) => [c, ZERO_FEN]),
+  ) as Record<WechatColumn, Fen>;
   const rows = lines.map((l, i) => {
     checkLineForBuild(l, i);
     const refund = l.kind === 'refund';
-    const amounts: Partial<Record<WechatColumn, number>> = {
-      应结订单金额: refund ? 0 : l.amountFen,
-      代金券金额: 0,
-      退款金额: refund ? l.amountFen : 0,
-      充值券退款金额: 0,
-      手续费: refund ? -l.feeFen : l.feeFen,
-      订单金额: refund ? 0 : l.amountFen,
-      申请退款金额: refund ? l.amountFen : 0,
+    const amounts: Partial<Record<WechatColumn, Fen>> = {
+      应结订单金额: refund ? ZERO_FEN : l.amountFen,
+      代金券金额: ZERO_FEN,
+      退款金额: refund ? l.amountFen : ZERO_FEN,
+      充值券退款金额: ZERO_FEN,
+      手续费: refund ? negFen(l.feeFen) : l.feeFen,
+      订单金额: refund ? ZERO_FEN : l.amountFen,
+      申请退款金额: refund ? l.amountFen : ZERO_FEN,
     };
     const v: Record<WechatColumn, string> = {
       交易时间: l.time,
@@ -141,9 +148,9 @@ export function buildWechatTradeBill(
       申请退款金额: '',
       费率备注: '',
     };
-    for (const [c, fen] of Object.entries(amounts) as Array<[WechatColumn, number]>) {
-      v[c] = formatFen(fen);
-      totals[c] += fen;
+    for (const [c, amount] of Object.entries(amounts) as Array<[WechatColumn, Fen]>) {
+      v[c] = formatFen(amount);
+      totals[c] = addFen(totals[c], amount);
     }
     return WECHAT_COLUMNS.map((c) => `\`${v[c]}`).join(',');
   });
@@ -203,7 +210,7 @@ export function parseWechatTradeBill(buf: Uint8Array, opts: WechatParseOptions =
 
   const summaryHeaderText = WECHAT_SUMMARY_COLUMNS.join(',');
   const lines: BillLine[] = [];
-  const totals = new Map<WechatColumn, number>(TOTAL_OF.map(([, c]) => [c, 0]));
+  const totals = new Map<WechatColumn, Fen>(TOTAL_OF.map(([, c]) => [c, ZERO_FEN]));
   let n = 1;
   for (; n < physical.length; n++) {
     const raw = physical[n] as string;
@@ -214,14 +221,14 @@ export function parseWechatTradeBill(buf: Uint8Array, opts: WechatParseOptions =
       WechatColumn,
       string
     >;
-    const amounts = new Map<WechatColumn, number>();
+    const amounts = new Map<WechatColumn, Fen>();
     for (const c of [...UNSIGNED, '手续费' as const]) {
       const fen = parseSignedYuan(row[c]);
       if (fen === null || (fen < 0 && c !== '手续费')) {
         fail(n + 1, col(c, WECHAT_COLUMNS), `not a yuan amount with at most 2 decimals: "${row[c]}"`);
       }
       amounts.set(c, fen);
-      if (totals.has(c)) totals.set(c, (totals.get(c) ?? 0) + fen);
+      if (totals.has(c)) totals.set(c, addFen(totals.get(c) ?? ZERO_FEN, fen));
     }
     const state = row['交易状态'];
     let refund: boolean;
@@ -236,7 +243,7 @@ export function parseWechatTradeBill(buf: Uint8Array, opts: WechatParseOptions =
       );
     }
     const amountColumn: WechatColumn = refund ? '申请退款金额' : '订单金额';
-    const amountFen = amounts.get(amountColumn) ?? 0;
+    const amountFen = amounts.get(amountColumn) ?? ZERO_FEN;
     if (amountFen <= 0)
       fail(n + 1, col(amountColumn, WECHAT_COLUMNS), `a ${state} row needs a positive amount`);
     for (const c of ['微信订单号', '商户订单号'] as const)
@@ -249,7 +256,7 @@ export function parseWechatTradeBill(buf: Uint8Array, opts: WechatParseOptions =
       channelTradeNo: row['微信订单号'],
       outTradeNo: row['商户订单号'],
       amountFen,
-      feeFen: Math.abs(amounts.get('手续费') ?? 0),
+      feeFen: absFen(amounts.get('手续费') ?? ZERO_FEN),
       time: row['交易时间'],
       payType: 'weixin',
     };
@@ -284,7 +291,7 @@ export function parseWechatTradeBill(buf: Uint8Array, opts: WechatParseOptions =
     const fen = parseYuanTotal(text);
     if (fen === null)
       fail(valueLine + 1, summaryCol(total), `not a yuan amount with at most 2 decimals: "${text}"`);
-    const sum = totals.get(c) ?? 0;
+    const sum = totals.get(c) ?? ZERO_FEN;
     if (fen !== sum) {
       fail(
         valueLine + 1,

@@ -74,6 +74,7 @@ import {
   type V3Answer,
   type V3CloseRequest,
 } from './wire.js';
+import { ZERO_FEN } from '../../domain/money.js';
 
 /** One exchange's answer, and its call record, completed with the outcome the operation makes of the answer. */
 interface Exchanged<A> {
@@ -278,7 +279,7 @@ export class WechatChannel implements Channel {
         payType: input.payType,
         date: input.date,
         lines: [],
-        summary: { paymentCount: 0, refundCount: 0, paymentFen: 0, refundFen: 0 },
+        summary: { paymentCount: 0, refundCount: 0, paymentFen: ZERO_FEN, refundFen: ZERO_FEN },
       };
     }
     if (x.answer.kind !== 'ok') {

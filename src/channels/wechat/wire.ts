@@ -19,6 +19,7 @@ import type {
   RefundOutcome,
 } from '../channel.js';
 import { decryptResource, parseV2Xml, type EncryptedResource, type V2SignType } from './crypto.js';
+import type { Fen } from '../../domain/money.js';
 
 // ---------------------------------------------------------------- shapes
 
@@ -444,7 +445,7 @@ export function refundRequest(input: RefundInput): V3RefundRequest {
 
 export function micropayOutcome(
   answer: V2Answer,
-  input: { outTradeNo: string; amountFen: number },
+  input: { outTradeNo: string; amountFen: Fen },
   now: Date,
 ): PayOutcome {
   if (answer.kind === 'unknown') return answer;

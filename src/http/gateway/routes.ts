@@ -41,6 +41,7 @@ import {
   unsignedAnswer,
   type AnswerEcho,
 } from './envelope.js';
+import { subFen, ZERO_FEN } from '../../domain/money.js';
 
 export const MAX_GATEWAY_BYTES = 64 * 1024;
 
@@ -190,7 +191,7 @@ function tradeBiz(t: Trade): Record<string, unknown> {
   };
   if (t.insurance_fen > 0) {
     out['insurance_fee'] = money(t.insurance_fen);
-    out['cash_fee'] = money(t.total_fen - t.insurance_fen);
+    out['cash_fee'] = money(subFen(t.total_fen, t.insurance_fen));
     out['insurance_refund_fee'] = money(t.insurance_refunded_fen);
   }
   return out;
@@ -368,9 +369,9 @@ Object.assign(GATEWAY_METHODS, {
       notifyUrl: b.url('notify_url', true) ?? '',
       returnUrl,
       totalFen: b.amount('total_amount'),
-      cashFen: b.amountOrZero('cash_fee', true) ?? 0,
-      insuranceFen: b.amountOrZero('insurance_fee', true) ?? 0,
-      reducedFen: b.amountOrZero('reduced_fee', false) ?? 0,
+      cashFen: b.amountOrZero('cash_fee', true) ?? ZERO_FEN,
+      insuranceFen: b.amountOrZero('insurance_fee', true) ?? ZERO_FEN,
+      reducedFen: b.amountOrZero('reduced_fee', false) ?? ZERO_FEN,
       paymentType: payType,
       userId: b.required('user_id', 64),
       payAuthNo: b.required('pay_auth_no', 64),

@@ -32,7 +32,6 @@ interface Answer {
 
 type Handler = (deps: ServiceDeps, app: App, f: FieldReader) => Promise<Answer>;
 
-const yuan = (fen: number) => formatFen(fen);
 const time = (d: Date | null) => (d ? formatShanghai(d) : '');
 
 function tradeResult(app: App, t: Trade): XmlObject {
@@ -40,7 +39,7 @@ function tradeResult(app: App, t: Trade): XmlObject {
     TradeNo: t.channel_trade_no ?? '',
     OutTradeNo: t.out_trade_no,
     OpenUserID: app.id,
-    TotalAmount: yuan(t.total_fen),
+    TotalAmount: formatFen(t.total_fen),
     PaymentDateTime: time(t.paid_at),
     PayType: t.pay_type ?? '',
     TradeStatus: t.status,
@@ -55,14 +54,14 @@ function statusResult(app: App, t: Trade): XmlObject {
     OpenUserID: app.id,
     TradeStatus: t.status,
     HospitalID: t.hospital_id ?? '',
-    TotalAmount: yuan(t.total_fen),
+    TotalAmount: formatFen(t.total_fen),
     OperatorID: t.operator_id ?? '',
     TerminalID: t.terminal_id ?? '',
     BuyerLogonId: t.buyer_logon_id ?? '',
     PaymentDateTime: time(t.paid_at),
     Buyer_user_id: t.buyer_user_id ?? '',
     PayType: t.pay_type ?? '',
-    RefundFee: yuan(t.refunded_fen),
+    RefundFee: formatFen(t.refunded_fen),
     PlatformTradeNo: t.trade_no,
     Category: t.category,
   };
@@ -211,10 +210,10 @@ export const OFFLINE_INTERFACES: Record<string, Handler> = {
         TradeNo: r.trade.channel_trade_no ?? '',
         OutTradeNo: r.trade.out_trade_no,
         OpenUserID: app.id,
-        RefundFee: yuan(r.trade.refunded_fen),
+        RefundFee: formatFen(r.trade.refunded_fen),
         RefundChange: r.fundChange ? 'Y' : 'N',
         OutRequestNo: r.refund.out_request_no,
-        RefundAmount: yuan(r.refund.amount_fen),
+        RefundAmount: formatFen(r.refund.amount_fen),
         TradeStatus: r.trade.status,
       },
     };

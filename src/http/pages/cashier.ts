@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
 import { enabledPayTypes, type ServiceDeps } from '../../services/deps.js';
 import { chooseCashierPayType } from '../../services/qr-pay.js';
-import { formatFen } from '../../domain/money.js';
+import { formatFen, subFen } from '../../domain/money.js';
 import { parsePayType, type PayType } from '../../domain/trade.js';
 import type { Trade } from '../../services/records.js';
 import { esc, page, usePageHeaders } from '../../formats/html.js';
@@ -103,7 +103,7 @@ export async function registerCashierPages(app: FastifyInstance, deps: ServiceDe
         return reply.type('text/html; charset=utf-8').send(
           page(
             '医院收银台',
-            `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(trade.total_fen - trade.insurance_fen)}</div>
+            `<div class="card"><h1>医院收银台</h1><div class="amount">¥ ${formatFen(subFen(trade.total_fen, trade.insurance_fen))}</div>
 <dl><dt>订单</dt><dd>${esc(trade.subject)}</dd>${trade.insurance_fen > 0 ? `<dt>医保支付</dt><dd>¥ ${formatFen(trade.insurance_fen)}</dd>` : ''}</dl>
 <p class="muted">请用${offered.map((p) => NAMES[p]).join('、')}打开；在电脑上也可直接选择支付方式。Choose how to pay.</p>
 <form method="post" action="${prefix}/${esc(token)}">${buttons}</form></div>`,

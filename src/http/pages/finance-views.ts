@@ -1,4 +1,4 @@
-import { formatFen } from '../../domain/money.js';
+import { absFen, fen, formatFenForDisplay, subFen, type Fen } from '../../domain/money.js';
 import { formatShanghai } from '../../domain/clock.js';
 import { DIFFERENCE_INFO, type DifferenceCode } from '../../reconcile/matcher.js';
 import { cspWithStyle, esc } from '../../formats/html.js';
@@ -89,13 +89,9 @@ function codeInfo(code: string): (typeof DIFFERENCE_INFO)[DifferenceCode] | unde
   return (DIFFERENCE_INFO as Readonly<Record<string, (typeof DIFFERENCE_INFO)[DifferenceCode]>>)[code];
 }
 
-/** An amount for the page: ¥ and yuan with thousands separators (¥12,345.67; -¥20.00 for a negative one). */
-function yuan(fen: number | undefined): string {
-  if (fen === undefined || !Number.isSafeInteger(fen)) return '—';
-  const text = formatFen(Math.abs(fen));
-  const dot = text.indexOf('.');
-  const whole = text.slice(0, dot).replace(/\B(?=(\d{3})+(?!\d))/g, ',');
-  return `${fen < 0 ? '-' : ''}¥${whole}${text.slice(dot)}`;
+/** An amount for the page: ¥ and yuan with thousands separators (¥12,345.67; -¥20.00 for a negative one), or —. */
+function yuan(amount: Fen | undefined): string {
+  return amount === undefined || !Number.isSafeInteger(amount) ? '—' : formatFenForDisplay(amount);
 }
 
 function when(d: Date | string | null | undefined): string {
@@ -192,7 +188,7 @@ export function messageView(
 
 export interface CountFen {
   count: number;
-  fen: number;
+  fen: Fen;
 }
 export interface SideTotals {
   payment: CountFen;
@@ -200,7 +196,7 @@ export interface SideTotals {
 }
 export interface RunTotals {
   platform: SideTotals;
-  channel: SideTotals & { feeFen: number };
+  channel: SideTotals & { feeFen: Fen };
   his?: SideTotals;
 }
 
@@ -210,7 +206,7 @@ export interface PendingView {
   kind: string;
   outTradeNo: string;
   outRequestNo?: string;
-  amountFen: number;
+  amountFen: Fen;
   time: string;
   sinceDayStart: string;
 }
@@ -234,7 +230,7 @@ export interface DifferenceRow {
   kind: string;
   outTradeNo: string;
   outRequestNo: string | null;
-  amounts: Partial<Record<'platform' | 'channel' | 'his', number>>;
+  amounts: Partial<Record<'platform' | 'channel' | 'his', Fen>>;
   state: 'OPEN' | 'RESOLVED';
   present: boolean;
   resolvedBy: string | null;
@@ -346,7 +342,7 @@ function payTypeChart(r: RunView, index: number): string {
       `<rect x="0" y="${barY}" width="${w}" height="14" fill="${colors[s]}"><title>${esc(name)} ${SIDE_NAMES[s]} ${label}</title></rect>`,
     );
     if (s === 'platform') return;
-    const gap = t.fen - refFen;
+    const gap = subFen(t.fen, refFen);
     if (gap === 0) {
       parts.push(
         `<text x="0" y="${barY + 28}" class="chart-same" data-side="${s}">✓ 与平台一致 / same as the platform</text>`,
@@ -363,7 +359,7 @@ function payTypeChart(r: RunView, index: number): string {
         : `<rect x="${segX}" y="${barY}" width="${gapW}" height="14" fill="#c0392b" class="chart-gap-bar"></rect>`,
       `<text x="0" y="${barY + 28}" class="chart-gap" data-side="${s}" data-gap-fen="${gap}">${
         gap < 0 ? '▼ 比平台少' : '▲ 比平台多'
-      } ${yuan(Math.abs(gap))}</text>`,
+      } ${yuan(absFen(gap))}</text>`,
     );
   });
   // The platform's amount as a reference line through the three bars.
@@ -543,8 +539,8 @@ const KNOWN_DETAIL_KEYS = new Set([
 function str(v: unknown): string | undefined {
   return typeof v === 'string' ? v : undefined;
 }
-function fenOf(v: unknown): number | undefined {
-  return typeof v === 'number' && Number.isSafeInteger(v) ? v : undefined;
+function fenOf(v: unknown): Fen | undefined {
+  return typeof v === 'number' && Number.isSafeInteger(v) ? fen(v) : undefined;
 }
 function obj(v: unknown): Record<string, unknown> {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : {};

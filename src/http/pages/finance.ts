@@ -28,6 +28,7 @@ import {
   type RunView,
   type Viewer,
 } from './finance-views.js';
+import { fen, type Fen } from '../../domain/money.js';
 
 /**
  * The finance page (/finance): log in with an operator account (hospay operator create), see a business day's
@@ -115,14 +116,19 @@ function int(v: unknown): number {
   return typeof v === 'number' && Number.isSafeInteger(v) ? v : 0;
 }
 
-function countFen(v: unknown): { count: number; fen: number } {
+/** An amount read like int(): 0 when missing or not an integer. */
+function amount(v: unknown): Fen {
+  return fen(int(v));
+}
+
+function countFen(v: unknown): { count: number; fen: Fen } {
   const o = obj(v);
-  return { count: int(o['count']), fen: int(o['fen']) };
+  return { count: int(o['count']), fen: amount(o['fen']) };
 }
 
 function sideTotals(v: unknown): {
-  payment: { count: number; fen: number };
-  refund: { count: number; fen: number };
+  payment: { count: number; fen: Fen };
+  refund: { count: number; fen: Fen };
 } {
   const o = obj(v);
   return { payment: countFen(o['payment']), refund: countFen(o['refund']) };
@@ -134,7 +140,7 @@ function readTotals(json: string): RunTotals {
   const channel = obj(o['channel']);
   return {
     platform: sideTotals(o['platform']),
-    channel: { ...sideTotals(channel), feeFen: int(channel['feeFen']) },
+    channel: { ...sideTotals(channel), feeFen: amount(channel['feeFen']) },
     ...(o['his'] === undefined ? {} : { his: sideTotals(o['his']) }),
   };
 }
@@ -150,7 +156,7 @@ function readPending(json: string): PendingView[] {
       kind: str(o['kind']) ?? '',
       outTradeNo: str(o['outTradeNo']) ?? '',
       ...(str(o['outRequestNo']) ? { outRequestNo: str(o['outRequestNo']) } : {}),
-      amountFen: int(o['amountFen']),
+      amountFen: amount(o['amountFen']),
       time: str(o['time']) ?? '',
       sinceDayStart: str(o['sinceDayStart']) ?? '',
     };
@@ -162,7 +168,7 @@ function readAmounts(detail: string): DifferenceRow['amounts'] {
   const out: DifferenceRow['amounts'] = {};
   for (const s of ['platform', 'channel', 'his'] as const) {
     const v = a[s];
-    if (typeof v === 'number' && Number.isSafeInteger(v)) out[s] = v;
+    if (typeof v === 'number' && Number.isSafeInteger(v)) out[s] = fen(v);
   }
   return out;
 }

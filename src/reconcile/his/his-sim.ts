@@ -4,7 +4,7 @@ import { XMLBuilder } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
 import { compactShanghai, formatShanghai } from '../../domain/clock.js';
 import { HospayError } from '../../domain/errors.js';
-import { formatFen, type Fen } from '../../domain/money.js';
+import { formatFen, negFen, subFen, ZERO_FEN, type Fen } from '../../domain/money.js';
 import { MAX_XML_BYTES, parseOfflineXml } from '../../formats/xml.js';
 import { decodeHisBytes, parseShanghai, understandPayType, type HisPayType } from './his-xml.js';
 import {
@@ -92,8 +92,8 @@ export interface HospayTradeRow {
   pay_type: string | null;
   channel_trade_no: string | null;
   trade_no: string;
-  total_fen: number;
-  insurance_fen?: number;
+  total_fen: Fen;
+  insurance_fen?: Fen;
   paid_at: Date | null;
   category?: string;
   patient_name?: string | null;
@@ -104,7 +104,7 @@ export interface HospayRefundRow {
   id?: number;
   trade_id: number;
   kind: string;
-  amount_fen: number;
+  amount_fen: Fen;
   status: string;
   finished_at: Date | null;
   out_request_no?: string;
@@ -184,7 +184,7 @@ function movementsOf(
   const paid = new Set<number>();
   for (const t of trades) {
     if (t.paid_at === null) continue; // never paid: nothing in the HIS's books
-    const cash = t.total_fen - (t.insurance_fen ?? 0);
+    const cash = subFen(t.total_fen, t.insurance_fen ?? ZERO_FEN);
     if (cash <= 0) continue; // fully paid by medical insurance: no third-party payment
     paid.add(t.id);
     pays.push({
@@ -473,10 +473,10 @@ export function createHisSimulator(options: HisSimulatorOptions = {}): HisSimula
         OutTradeNo: first.outTradeNo,
         MedicalCard: first.cardNo,
         TradeList: mine.map((f) => {
-          const fen = faults.amountFen.get(f.hisFlowId) ?? f.amountFen;
+          const amount = faults.amountFen.get(f.hisFlowId) ?? f.amountFen;
           return {
             HisFlowID: f.hisFlowId,
-            TotalAmount: formatFen(f.kind === 'PAY' ? fen : -fen),
+            TotalAmount: formatFen(f.kind === 'PAY' ? amount : negFen(amount)),
             DateTime: formatShanghai(f.time),
             PayType: PAY_CODES[f.payType],
           };

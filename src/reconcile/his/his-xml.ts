@@ -1,7 +1,6 @@
 import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
-import type { Fen } from '../../domain/money.js';
-import { parsePositiveYuan } from '../../domain/money.js';
+import { parsePositiveYuan, parseSignedNonZeroYuan, type Fen } from '../../domain/money.js';
 import { HisError, HisErrors } from './his-error.js';
 
 /**
@@ -288,14 +287,6 @@ export function parseShanghai(text: string): Date | null {
   return new Date(utc - 8 * 3600 * 1000);
 }
 
-/** "100", "-50", "88.88", "-0.01" -> signed fen; null for zero, "+1", "1e3", "12.345"... */
-export function parseSignedYuan(text: string): Fen | null {
-  const negative = text.startsWith('-');
-  const fen = parsePositiveYuan(negative ? text.slice(1) : text);
-  if (fen === null) return null;
-  return negative ? -fen : fen;
-}
-
 const PAY_TYPE_WORDS: Record<string, HisPayType> = {
   alipay: 'alipay',
   支付宝: 'alipay',
@@ -386,7 +377,7 @@ export function parseQueryAnswer(
     const bad = (name: string, value: string, why: string) =>
       HisErrors.malformed(`${where}/${name}「${value}」${why}`, `${where}/${name} "${value}" ${why}`, text);
     const amountText = need('TotalAmount');
-    const amountFen = parseSignedYuan(amountText);
+    const amountFen = parseSignedNonZeroYuan(amountText);
     if (amountFen === null) throw bad('TotalAmount', amountText, 'is not a non-zero yuan amount');
     const timeText = need('DateTime');
     const time = parseShanghai(timeText);

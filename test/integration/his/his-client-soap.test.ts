@@ -5,6 +5,7 @@ import { HisClient } from '../../../src/reconcile/his/his-client.js';
 import { startHisSimulator, type HisSimulator } from '../../../src/reconcile/his/his-sim.js';
 import { expectHisError, SimulatedHis } from '../../support/his.js';
 import { soapFault, soapResponse } from '../../../src/reconcile/his/soap.js';
+import { fen } from '../../../src/domain/money.js';
 
 /** 2026-11-25 00:00:00 Asia/Shanghai. */
 const DAY = new Date('2026-11-24T16:00:00Z');
@@ -53,9 +54,9 @@ describe('HisClient over SOAP (his-sim --soap, real HTTP)', () => {
   });
 
   it('SOAP 1.1 and 1.2: a day in slices and HIS_IF_Query, the same records as over plain XML', async () => {
-    sim.addPayment({ outTradeNo: 'S1', amountFen: 1234, time: at('10:00:00'), patientName: '李四' });
-    sim.addPayment({ outTradeNo: 'S2', amountFen: 100, time: at('23:59:59') });
-    sim.addRefund({ outTradeNo: 'S1', amountFen: 234, time: at('11:00:00') });
+    sim.addPayment({ outTradeNo: 'S1', amountFen: fen(1234), time: at('10:00:00'), patientName: '李四' });
+    sim.addPayment({ outTradeNo: 'S2', amountFen: fen(100), time: at('23:59:59') });
+    sim.addRefund({ outTradeNo: 'S1', amountFen: fen(234), time: at('11:00:00') });
     const xml = await new HisClient({ baseUrl: url, accessToken: 'tok-soap' }).getDay(DAY, HOUR, 'alipay');
     for (const protocol of ['soap11', 'soap12'] as const) {
       const day = await client({ protocol }).getDay(DAY, HOUR, 'alipay');
@@ -270,7 +271,12 @@ describe('HisClient over SOAP (his-sim --soap, real HTTP)', () => {
       encoding: 'gbk',
     });
     try {
-      gbkSim.addPayment({ outTradeNo: 'G2', amountFen: 500, time: at('10:10:00'), patientName: '诸葛亮' });
+      gbkSim.addPayment({
+        outTradeNo: 'G2',
+        amountFen: fen(500),
+        time: at('10:10:00'),
+        patientName: '诸葛亮',
+      });
       const res = await fetch(`${gbkUrl}/IF_Get_Hospital_Trade_List`, {
         method: 'POST',
         body: '<xml><head/></xml>',

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import type { HisTradeRecord } from '../../../src/reconcile/his/his-client.js';
 import { startHisSimulator, type HisSimulator } from '../../../src/reconcile/his/his-sim.js';
 import { expectHisError, SimulatedHis } from '../../support/his.js';
+import { fen } from '../../../src/domain/money.js';
 
 /** 2026-11-25 00:00:00 Asia/Shanghai. */
 const DAY = new Date('2026-11-24T16:00:00Z');
@@ -27,14 +28,14 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
   });
 
   it('pulls a day in hourly slices: exactly the records of the window, 10:00:00 in the 10–11 slice only', async () => {
-    sim.addPayment({ outTradeNo: 'PREV', amountFen: 100, time: at('23:59:59', '2026-11-24') });
-    sim.addPayment({ outTradeNo: 'MIDNIGHT', amountFen: 101, time: at('00:00:00') });
-    sim.addPayment({ outTradeNo: 'B0959', amountFen: 102, time: at('09:59:59') });
-    sim.addPayment({ outTradeNo: 'B1000', amountFen: 103, time: at('10:00:00') });
-    sim.addPayment({ outTradeNo: 'B1030', amountFen: 104, time: at('10:30:00') });
-    sim.addPayment({ outTradeNo: 'WX1015', amountFen: 105, time: at('10:15:00'), payType: 'weixin' });
-    sim.addPayment({ outTradeNo: 'LAST', amountFen: 106, time: at('23:59:59') });
-    sim.addPayment({ outTradeNo: 'NEXT', amountFen: 107, time: at('00:00:00', '2026-11-26') });
+    sim.addPayment({ outTradeNo: 'PREV', amountFen: fen(100), time: at('23:59:59', '2026-11-24') });
+    sim.addPayment({ outTradeNo: 'MIDNIGHT', amountFen: fen(101), time: at('00:00:00') });
+    sim.addPayment({ outTradeNo: 'B0959', amountFen: fen(102), time: at('09:59:59') });
+    sim.addPayment({ outTradeNo: 'B1000', amountFen: fen(103), time: at('10:00:00') });
+    sim.addPayment({ outTradeNo: 'B1030', amountFen: fen(104), time: at('10:30:00') });
+    sim.addPayment({ outTradeNo: 'WX1015', amountFen: fen(105), time: at('10:15:00'), payType: 'weixin' });
+    sim.addPayment({ outTradeNo: 'LAST', amountFen: fen(106), time: at('23:59:59') });
+    sim.addPayment({ outTradeNo: 'NEXT', amountFen: fen(107), time: at('00:00:00', '2026-11-26') });
 
     const day = await client().getDay(DAY, HOUR, 'alipay');
     assert.equal(day.slices.length, 24);
@@ -76,15 +77,15 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
   });
 
   it('sees every fault: missing, wrong amount, wrong status, extra, duplicate (from hospay rows)', async () => {
-    const trade = (id: number, out: string, fen: number, paid: string) => ({
+    const trade = (id: number, out: string, amount: number, paid: string) => ({
       id,
       out_trade_no: out,
       status: 'TRADE_SUCCESS',
       pay_type: 'alipay',
       channel_trade_no: `CH${id}`,
       trade_no: `HP${id}`,
-      total_fen: fen,
-      insurance_fen: 0,
+      total_fen: fen(amount),
+      insurance_fen: fen(0),
       paid_at: at(paid),
       category: '门诊',
       patient_name: '李四',
@@ -98,21 +99,27 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
         trade(4, 'STATUS', 4000, '11:00:00'),
         trade(5, 'DUP', 5000, '12:00:00'),
         { ...trade(6, 'UNPAID', 6000, '13:00:00'), status: 'WAIT_BUYER_PAY', paid_at: null },
-        { ...trade(7, 'MIXED', 7000, '14:00:00'), insurance_fen: 4000 },
+        { ...trade(7, 'MIXED', 7000, '14:00:00'), insurance_fen: fen(4000) },
       ],
       [
-        { trade_id: 1, kind: 'refund', amount_fen: 300, status: 'SUCCESS', finished_at: at('15:00:00') },
-        { trade_id: 1, kind: 'refund', amount_fen: 200, status: 'FAILED', finished_at: at('15:30:00') },
-        { trade_id: 7, kind: 'insurance', amount_fen: 4000, status: 'SUCCESS', finished_at: at('16:00:00') },
+        { trade_id: 1, kind: 'refund', amount_fen: fen(300), status: 'SUCCESS', finished_at: at('15:00:00') },
+        { trade_id: 1, kind: 'refund', amount_fen: fen(200), status: 'FAILED', finished_at: at('15:30:00') },
+        {
+          trade_id: 7,
+          kind: 'insurance',
+          amount_fen: fen(4000),
+          status: 'SUCCESS',
+          finished_at: at('16:00:00'),
+        },
       ],
     );
     assert.equal(added.length, 7); // 6 paid trades + 1 successful channel refund
     const id = (out: string) => added.find((f) => f.outTradeNo === out && f.kind === 'PAY')!.hisFlowId;
     sim.faults.drop.add(id('DROP'));
-    sim.faults.amountFen.set(id('AMOUNT'), 3001);
+    sim.faults.amountFen.set(id('AMOUNT'), fen(3001));
     sim.faults.status.set(id('STATUS'), '3');
     sim.faults.duplicate.add(id('DUP'));
-    sim.addExtra({ outTradeNo: 'GHOST', amountFen: 999, time: at('17:00:00') });
+    sim.addExtra({ outTradeNo: 'GHOST', amountFen: fen(999), time: at('17:00:00') });
 
     const { records } = await client().getDay(DAY, HOUR, 'alipay');
     const by = (out: string) => records.filter((r) => r.outTradeNo === out);
@@ -142,11 +149,11 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
     sim.addPayment({
       outTradeNo: 'Q1',
       tradeNo: 'CHQ1',
-      amountFen: 10000,
+      amountFen: fen(10000),
       time: at('09:00:00'),
       cardNo: 'C9',
     });
-    const refund = sim.addRefund({ outTradeNo: 'Q1', amountFen: 5000, time: at('12:01:01') });
+    const refund = sim.addRefund({ outTradeNo: 'Q1', amountFen: fen(5000), time: at('12:01:01') });
     const q = await client().queryTrade('Q1');
     assert.equal(q.found, true);
     assert.equal(q.tradeNo, 'CHQ1');
@@ -161,7 +168,7 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
     assert.equal(q.flows[1]?.hisFlowId, refund.hisFlowId);
     assert.match(q.raw, /<TotalAmount>-50\.00<\/TotalAmount>/);
 
-    sim.faults.amountFen.set(refund.hisFlowId, 4999);
+    sim.faults.amountFen.set(refund.hisFlowId, fen(4999));
     assert.equal((await client().queryTrade('Q1')).flows[1]?.amountFen, -4999);
 
     const none = await client().queryTrade('NOPE');
@@ -190,7 +197,7 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
 
   it('a slow answer inside the timeout is fine', async () => {
     sim.faults.delayMs = 50;
-    sim.addPayment({ outTradeNo: 'S1', amountFen: 1, time: at('10:00:00') });
+    sim.addPayment({ outTradeNo: 'S1', amountFen: fen(1), time: at('10:00:00') });
     const r = await client({ timeoutMs: 1000 }).getTradeList({
       begin: at('10:00:00'),
       end: at('11:00:00'),
@@ -234,7 +241,8 @@ describe('HisClient against the HIS simulator (real HTTP)', () => {
   });
 
   it('an answer larger than the limit is refused', async () => {
-    for (let i = 0; i < 50; i++) sim.addPayment({ outTradeNo: `L${i}`, amountFen: 1, time: at('10:00:00') });
+    for (let i = 0; i < 50; i++)
+      sim.addPayment({ outTradeNo: `L${i}`, amountFen: fen(1), time: at('10:00:00') });
     await hisError(
       client({ maxAnswerBytes: 2000 }).getTradeList({
         begin: at('10:00:00'),

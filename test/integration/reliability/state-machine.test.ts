@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import fc from 'fast-check';
 import { sql } from 'kysely';
 import { TRANSITIONS, type TradeStatus } from '../../../src/domain/trade.js';
-import { formatFen } from '../../../src/domain/money.js';
+import { fen, formatFen } from '../../../src/domain/money.js';
 import { NotifyJob } from '../../../src/jobs/notifier.js';
 import { ExpiryJob } from '../../../src/jobs/expirer.js';
 import { TEST_DB } from '../../support/db.js';
@@ -292,12 +292,12 @@ describe(`reliability: the trade state machine under random interleavings (${TES
           return a.json.code === '10000' ? { status: String(a.biz['trade_status']) } : {};
         }
         case 'refund': {
-          const fen = (this.fen(i) * cmd.quarters) / 4;
+          const part = (this.fen(i) * cmd.quarters) / 4;
           const reason = cmd.reason || undefined;
           if (cmd.door === 'offline') {
             const a = await t.offline('FWC_IF_Barcode_Pay_Refund', {
               TradeNo: this.platformNos[i] ?? 'HP0',
-              RefundAmount: formatFen(fen),
+              RefundAmount: formatFen(fen(part)),
               OutRequestNo: cmd.no,
               OutTradeNo: no,
               TotalAmount: amount,
@@ -305,18 +305,18 @@ describe(`reliability: the trade state machine under random interleavings (${TES
             });
             this.noSystemError(a.rr.IsSuccess, a.rr.SubCode, a.text);
             return a.rr.IsSuccess === '1'
-              ? { status: a.result.TradeStatus ?? '', refundDone: { no: cmd.no, fen } }
+              ? { status: a.result.TradeStatus ?? '', refundDone: { no: cmd.no, fen: part } }
               : {};
           }
           const a = await gateway(t, 'lc.trade.refund', {
             out_trade_no: no,
-            refund_amount: formatFen(fen),
+            refund_amount: formatFen(fen(part)),
             out_request_no: cmd.no,
             ...(reason ? { refund_reason: reason } : {}),
           });
           this.noSystemError(a.json.code === '10000' ? '1' : '0', String(a.biz['sub_code'] ?? ''), a.raw);
           return a.json.code === '10000'
-            ? { status: String(a.biz['trade_status']), refundDone: { no: cmd.no, fen } }
+            ? { status: String(a.biz['trade_status']), refundDone: { no: cmd.no, fen: part } }
             : {};
         }
       }

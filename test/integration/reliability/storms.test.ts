@@ -1,6 +1,6 @@
 import { after, before, describe, it, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { formatFen } from '../../../src/domain/money.js';
+import { fen, formatFen } from '../../../src/domain/money.js';
 import { readBooks, type Books } from '../../support/books.js';
 import { TEST_DB } from '../../support/db.js';
 import { TEST_APP_KEY, gateway, gatewayBody, postGateway } from '../../support/gateway.js';
@@ -123,9 +123,9 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
     const problems = moneyProblems(rows);
     ctx.diagnostic(
       `${label}: ${rows.length} trades; channel: ${sum(rows.map((b) => b.charges))} charges ` +
-        `${formatFen(sum(rows.map((b) => b.charged_fen)))} yuan, ${sum(rows.map((b) => b.channel_refunds))} refunds ` +
-        `${formatFen(sum(rows.map((b) => b.channel_refunded_fen)))} yuan; platform refunded ` +
-        `${formatFen(sum(rows.map((b) => b.refunded_fen)))} yuan; problems: ${problems.length}`,
+        `${formatFen(fen(sum(rows.map((b) => b.charged_fen))))} yuan, ${sum(rows.map((b) => b.channel_refunds))} refunds ` +
+        `${formatFen(fen(sum(rows.map((b) => b.channel_refunded_fen))))} yuan; platform refunded ` +
+        `${formatFen(fen(sum(rows.map((b) => b.refunded_fen))))} yuan; problems: ${problems.length}`,
     );
     assert.deepEqual(problems, [], label);
     return rows;
@@ -137,7 +137,7 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
     const rules = ['00', '01', '04', '09'];
     const orders = Array.from({ length: 20 }, (_, i) =>
       barcodeFields({
-        TotalAmount: formatFen(1000 + i * 37),
+        TotalAmount: formatFen(fen(1000 + i * 37)),
         AuthCode: authCode(rules[i % rules.length] ?? '00', i % 3 === 0 ? 'weixin' : 'alipay'),
       }),
     );
@@ -221,7 +221,7 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
   });
 
   it('gateway: lc.trade.h5.pay storms (identical and another amount), then payers racing on goto_url, the channel page and the way back → one trade, one charge, one notification', async (ctx) => {
-    const orders = Array.from({ length: 5 }, (_, i) => h5({ total_amount: formatFen(5000 + i * 111) }));
+    const orders = Array.from({ length: 5 }, (_, i) => h5({ total_amount: formatFen(fen(5000 + i * 111)) }));
     const creates = shuffle(
       orders.flatMap((biz) => [
         ...Array.from({ length: 8 }, () => ({ biz, v: 0 })),
@@ -307,7 +307,7 @@ describe(`reliability: pay and refund storms (${TEST_DB})`, () => {
     numbers = 8,
   ) {
     return trades.flatMap((p) => {
-      const part = formatFen(fenOf(p.amount) / 5);
+      const part = formatFen(fen(fenOf(p.amount) / 5));
       return Array.from({ length: numbers }, (_, n) =>
         Array.from({ length: repeats }, () => ({ p, no: `S${n}`, part })),
       ).flat();

@@ -6,6 +6,7 @@ import iconv from 'iconv-lite';
 import { buildAlipayTradeBill, parseAlipayTradeBill } from '../../../src/channels/alipay/bill.js';
 import { buildGbkZip, readZip } from '../../../src/formats/zip.js';
 import { assertBillError, SAMPLE_LINES } from './helpers.js';
+import { fen } from '../../../src/domain/money.js';
 
 const FIXTURE = new URL('../../fixtures/bills/alipay-20240301.zip', import.meta.url);
 
@@ -175,7 +176,7 @@ describe('alipay trade bill', () => {
     const bad = { ...SAMPLE_LINES[0]!, subject: 'a,b' };
     assert.throws(() => buildAlipayTradeBill('2024-03-01', [bad]), RangeError);
     assert.throws(
-      () => buildAlipayTradeBill('2024-03-01', [{ ...SAMPLE_LINES[0]!, amountFen: 19.99 }]),
+      () => buildAlipayTradeBill('2024-03-01', [{ ...SAMPLE_LINES[0]!, amountFen: fen(19.99) }]),
       RangeError,
     );
     assert.throws(() => buildAlipayTradeBill('2024-3-1', []), RangeError);

@@ -38,6 +38,7 @@ import {
   startAlipayFake,
   type AlipayFake,
 } from '../../fakes/alipay-server.js';
+import { fen } from '../../../src/domain/money.js';
 
 const APP_ID = '2021000000000001';
 const KEY_2048 = fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8');
@@ -227,7 +228,7 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
     const r = await channel.barcodePay(ctx, {
       outTradeNo: no,
       payType: 'alipay',
-      amountFen,
+      amountFen: fen(amountFen),
       authCode: authCode(),
       subject: '门诊缴费',
     });
@@ -312,8 +313,8 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
       outTradeNo: paidB,
       payType: 'alipay',
       outRequestNo: `${paidB}R1`,
-      amountFen: 500,
-      totalFen: 2_000,
+      amountFen: fen(500),
+      totalFen: fen(2_000),
     });
     assert.equal(refund.kind, 'success');
     const today = formatShanghai(new Date()).slice(0, 10);
@@ -341,7 +342,7 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
     const r = await channel.wapPay(ctx, {
       outTradeNo: no,
       payType: 'alipay',
-      amountFen: 1_999,
+      amountFen: fen(1_999),
       subject: 'H5 缴费',
       expiresAt,
       returnUrl: 'https://hospital.example/paid?order=1',
@@ -381,7 +382,7 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
       const again = await channel.barcodePay(ctx, {
         outTradeNo: no,
         payType: 'alipay',
-        amountFen: 1000,
+        amountFen: fen(1000),
         authCode: authCode(),
         subject: 'x',
       });
@@ -396,8 +397,8 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
         outTradeNo: no,
         payType: 'alipay',
         outRequestNo: `${no}R1`,
-        amountFen: 800,
-        totalFen: 800,
+        amountFen: fen(800),
+        totalFen: fen(800),
       });
       assert.equal(full.kind, 'success');
       const q = await channel.query(ctx, { outTradeNo: no, payType: 'alipay' });
@@ -406,7 +407,7 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
       await channel.precreate(ctx, {
         outTradeNo: unpaid,
         payType: 'alipay',
-        amountFen: 100,
+        amountFen: fen(100),
         subject: 'x',
         expiresAt: new Date(Date.now() + 600_000),
       });
@@ -440,8 +441,8 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
         outTradeNo: no,
         payType: 'alipay' as const,
         outRequestNo: `${no}R1`,
-        amountFen: 1_000,
-        totalFen: 5_000,
+        amountFen: fen(1_000),
+        totalFen: fen(5_000),
       };
       assert.equal((await channel.refund(ctx, input)).kind, 'success');
       const again = await channel.refund(ctx, input);
@@ -461,8 +462,8 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
         outTradeNo: no,
         payType: 'alipay' as const,
         outRequestNo: `${no}R1`,
-        amountFen: 1_000,
-        totalFen: 5_000,
+        amountFen: fen(1_000),
+        totalFen: fen(5_000),
       };
       assert.equal((await channel.refund(ctx, input)).kind, 'success');
       fake.script('refund', 'system_error');
@@ -477,14 +478,19 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
         outTradeNo: no,
         payType: 'alipay',
         outRequestNo: `${no}R1`,
-        amountFen: 1_001,
-        totalFen: 1_000,
+        amountFen: fen(1_001),
+        totalFen: fen(1_000),
       });
       assert.equal(over.kind, 'failed');
       if (over.kind === 'failed') assert.equal(over.code, 'ACQ.REFUND_AMT_NOT_EQUAL_TOTAL');
-      const base = { outTradeNo: no, payType: 'alipay' as const, outRequestNo: `${no}R2`, totalFen: 1_000 };
-      assert.equal((await channel.refund(ctx, { ...base, amountFen: 300 })).kind, 'success');
-      const other = await channel.refund(ctx, { ...base, amountFen: 400 });
+      const base = {
+        outTradeNo: no,
+        payType: 'alipay' as const,
+        outRequestNo: `${no}R2`,
+        totalFen: fen(1_000),
+      };
+      assert.equal((await channel.refund(ctx, { ...base, amountFen: fen(300) })).kind, 'success');
+      const other = await channel.refund(ctx, { ...base, amountFen: fen(400) });
       assert.equal(other.kind, 'unknown', JSON.stringify(other));
     });
 
@@ -507,7 +513,7 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
       const r = await channel.barcodePay(ctx, {
         outTradeNo: no,
         payType: 'alipay',
-        amountFen: 100,
+        amountFen: fen(100),
         authCode: code,
         subject: '手机 13812345678 身份证 11010119900307123X',
       });
@@ -525,7 +531,7 @@ describe('alipay: against the fake gateway (public-key mode)', () => {
       await channel.barcodePay(ctx, {
         outTradeNo: orderNo(),
         payType: 'alipay',
-        amountFen: 1,
+        amountFen: fen(1),
         authCode: code,
         subject: 'x',
       });
@@ -602,7 +608,7 @@ describe('alipay: certificate mode', () => {
         const paid = await channel.barcodePay(ctx, {
           outTradeNo: no,
           payType: 'alipay',
-          amountFen: 4_321,
+          amountFen: fen(4_321),
           authCode: authCode(),
           subject: 'x',
         });
@@ -612,8 +618,8 @@ describe('alipay: certificate mode', () => {
           outTradeNo: no,
           payType: 'alipay',
           outRequestNo: `${no}R1`,
-          amountFen: 321,
-          totalFen: 4_321,
+          amountFen: fen(321),
+          totalFen: fen(4_321),
         });
         assert.equal(refund.kind, 'success');
         assert.ok(

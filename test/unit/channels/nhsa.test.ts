@@ -33,6 +33,7 @@ import type { ChannelCall, ChannelContext } from '../../../src/channels/channel.
 import { MEDICARE_DEFINITIONS } from '../../../src/channels/registry.js';
 import { FakeClock } from '../../support/clock.js';
 import { startNhsaFake, type NhsaBehaviour, type NhsaFake } from '../../fakes/nhsa-server.js';
+import { fen } from '../../../src/domain/money.js';
 
 // --- fixed vectors ----------------------------------------------------------------------------------------------
 
@@ -408,9 +409,9 @@ describe('nhsa: the adapter against the fake centre', () => {
       r: await channel.preSettle(c, {
         payAuthNo,
         outTradeNo,
-        totalFen: 10000,
-        insuranceFen: 6000,
-        cashFen: 4000,
+        totalFen: fen(10000),
+        insuranceFen: fen(6000),
+        cashFen: fen(4000),
         serialNo: 'SSC0001',
       }),
     }) as const;
@@ -594,7 +595,7 @@ describe('nhsa: the adapter against the fake centre', () => {
     const payAuthNo = await token();
     const { outTradeNo, r } = await settle(payAuthNo);
     assert.ok(r.kind === 'settled');
-    const input = { settlementNo: r.settlementNo, outTradeNo, insuranceFen: 6000 };
+    const input = { settlementNo: r.settlementNo, outTradeNo, insuranceFen: fen(6000) };
     assert.deepEqual(await channel.reverseSettlement(ctx(), input), { kind: 'reversed' });
     const o = fake.order(outTradeNo);
     assert.equal(o?.state, 'refunded');
@@ -610,7 +611,7 @@ describe('nhsa: the adapter against the fake centre', () => {
       const payAuthNo = await token();
       const { outTradeNo, r } = await settle(payAuthNo);
       assert.ok(r.kind === 'settled');
-      const input = { settlementNo: r.settlementNo, outTradeNo, insuranceFen: 6000 };
+      const input = { settlementNo: r.settlementNo, outTradeNo, insuranceFen: fen(6000) };
       fake.script('6203', b);
       assert.equal((await channel.reverseSettlement(ctx(), input)).kind, 'retry', b);
       assert.equal(fake.order(outTradeNo)?.state, 'paid', b);
@@ -628,7 +629,7 @@ describe('nhsa: the adapter against the fake centre', () => {
     const payAuthNo = await token();
     const { outTradeNo, r } = await settle(payAuthNo);
     assert.ok(r.kind === 'settled');
-    const input = { settlementNo: r.settlementNo, outTradeNo, insuranceFen: 6000 };
+    const input = { settlementNo: r.settlementNo, outTradeNo, insuranceFen: fen(6000) };
     fake.script('6203', 'declined');
     assert.deepEqual((await channel.reverseSettlement(ctx(), input)).kind, 'failed');
     const o = fake.order(outTradeNo);
@@ -644,9 +645,9 @@ describe('nhsa: the adapter against the fake centre', () => {
     const r = await channel.preSettle(ctx({ org_private_key: 'nope' }), {
       payAuthNo: 'AUTH1',
       outTradeNo: orderNo(),
-      totalFen: 1,
-      insuranceFen: 1,
-      cashFen: 0,
+      totalFen: fen(1),
+      insuranceFen: fen(1),
+      cashFen: fen(0),
     });
     assert.deepEqual(r.kind === 'failed' ? [r.code, r.en] : r, [
       'NHSA_CONFIG',
@@ -659,9 +660,17 @@ describe('nhsa: the adapter against the fake centre', () => {
     const payAuthNo = await token();
     const { outTradeNo, r } = await settle(payAuthNo);
     assert.ok(r.kind === 'settled');
-    await channel.reverseSettlement(ctx(), { settlementNo: r.settlementNo, outTradeNo, insuranceFen: 6000 });
+    await channel.reverseSettlement(ctx(), {
+      settlementNo: r.settlementNo,
+      outTradeNo,
+      insuranceFen: fen(6000),
+    });
     fake.script('6301', 'malformed');
-    await channel.reverseSettlement(ctx(), { settlementNo: r.settlementNo, outTradeNo, insuranceFen: 6000 });
+    await channel.reverseSettlement(ctx(), {
+      settlementNo: r.settlementNo,
+      outTradeNo,
+      insuranceFen: fen(6000),
+    });
     assert.deepEqual(
       calls.map((c) => c.operation),
       ['nhsa.token', 'nhsa.6201', 'nhsa.6202', 'nhsa.6301', 'nhsa.6203', 'nhsa.6301'],

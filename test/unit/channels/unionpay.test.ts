@@ -40,6 +40,7 @@ import {
   unionPayCerts,
   type FakeUnionPay,
 } from '../../fakes/unionpay-server.js';
+import { fen } from '../../../src/domain/money.js';
 
 const KEY = fs.readFileSync('test/fixtures/keys/test-app-2048.pem', 'utf8');
 
@@ -312,7 +313,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     channel.barcodePay(ctx, {
       outTradeNo,
       payType: 'unionpay',
-      amountFen,
+      amountFen: fen(amountFen),
       authCode: code(),
       subject: '门诊',
     });
@@ -372,7 +373,12 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
       const q = await channel.query(ctx, ref(o));
       assert.equal(q.kind, 'unknown', JSON.stringify(q));
       fake.script('refund', bad);
-      const r = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 100, totalFen: 1000 });
+      const r = await channel.refund(ctx, {
+        ...ref(o),
+        outRequestNo: 'R1',
+        amountFen: fen(100),
+        totalFen: fen(1000),
+      });
       assert.equal(r.kind, 'unknown', JSON.stringify(r));
       fake.script('cancel', bad);
       const c = await channel.cancel(ctx, ref(o));
@@ -406,29 +412,49 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     const o = no();
     await pay(o, 1000);
     fake.age(o, 4);
-    const a = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 300, totalFen: 1000 });
+    const a = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R1',
+      amountFen: fen(300),
+      totalFen: fen(1000),
+    });
     assert.equal(a.kind, 'success', JSON.stringify(a));
     const again = await channel.refund(ctx, {
       ...ref(o),
       outRequestNo: 'R1',
-      amountFen: 300,
-      totalFen: 1000,
+      amountFen: fen(300),
+      totalFen: fen(1000),
     });
     assert.equal(again.kind, 'success');
     if (a.kind === 'success' && again.kind === 'success')
       assert.equal(again.channelRefundNo, a.channelRefundNo);
     assert.equal(fake.received().filter((x) => x.op === 'refund' && x.fields['reqReserved'] === o).length, 1);
     assert.equal(fake.trade(o)?.refundedFen, 300);
-    const b = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R2', amountFen: 700, totalFen: 1000 });
+    const b = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R2',
+      amountFen: fen(700),
+      totalFen: fen(1000),
+    });
     assert.equal(b.kind, 'success');
     assert.equal(fake.trade(o)?.state, 'refunded');
-    const over = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R3', amountFen: 1, totalFen: 1000 });
+    const over = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R3',
+      amountFen: fen(1),
+      totalFen: fen(1000),
+    });
     assert.equal(over.kind, 'failed', JSON.stringify(over));
   });
 
   it('a refund of a payment UnionPay never saw fails, after looking back lookback_days', async () => {
     const before = fake.requests().length;
-    const r = await channel.refund(ctx, { ...ref(no()), outRequestNo: 'R1', amountFen: 1, totalFen: 1 });
+    const r = await channel.refund(ctx, {
+      ...ref(no()),
+      outRequestNo: 'R1',
+      amountFen: fen(1),
+      totalFen: fen(1),
+    });
     assert.equal(r.kind, 'failed');
     if (r.kind === 'failed') assert.equal(r.code, 'UNIONPAY_TRADE_NOT_FOUND');
     assert.equal(
@@ -442,21 +468,36 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     const o = no();
     await pay(o, 500);
     fake.script('refund', 'timeout');
-    const lost = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 200, totalFen: 500 });
+    const lost = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R1',
+      amountFen: fen(200),
+      totalFen: fen(500),
+    });
     assert.equal(lost.kind, 'unknown');
     // The fake did not process the timed-out request: the repeat sends it (once).
-    const again = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R1', amountFen: 200, totalFen: 500 });
+    const again = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R1',
+      amountFen: fen(200),
+      totalFen: fen(500),
+    });
     assert.equal(again.kind, 'success', JSON.stringify(again));
     fake.script('refund', 'bad_signature');
     const unverified = await channel.refund(ctx, {
       ...ref(o),
       outRequestNo: 'R2',
-      amountFen: 100,
-      totalFen: 500,
+      amountFen: fen(100),
+      totalFen: fen(500),
     });
     assert.equal(unverified.kind, 'unknown');
     // It was processed: the repeat finds it and does not refund again.
-    const read = await channel.refund(ctx, { ...ref(o), outRequestNo: 'R2', amountFen: 100, totalFen: 500 });
+    const read = await channel.refund(ctx, {
+      ...ref(o),
+      outRequestNo: 'R2',
+      amountFen: fen(100),
+      totalFen: fen(500),
+    });
     assert.equal(read.kind, 'success');
     assert.equal(fake.trade(o)?.refundedFen, 300);
   });
@@ -523,7 +564,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     const p = await channel.precreate!(ctx, {
       outTradeNo: no(),
       payType: 'unionpay',
-      amountFen: 1,
+      amountFen: fen(1),
       subject: 'x',
       expiresAt: new Date(),
     });
@@ -532,7 +573,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     const r = await channel.barcodePay(broken, {
       outTradeNo: no(),
       payType: 'unionpay',
-      amountFen: 1,
+      amountFen: fen(1),
       authCode: code(),
       subject: 'x',
     });
@@ -546,7 +587,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     const r = await channel.barcodePay(wrongKey, {
       outTradeNo: no(),
       payType: 'unionpay',
-      amountFen: 1,
+      amountFen: fen(1),
       authCode: code(),
       subject: 'x',
     });
@@ -563,7 +604,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     channel.barcodePay(ctx, {
       outTradeNo,
       payType: 'unionpay',
-      amountFen,
+      amountFen: fen(amountFen),
       authCode: code(),
       subject: '门诊',
       createdAt,
@@ -639,8 +680,8 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
       createdAt,
       requestedAt: new Date(),
       outRequestNo: 'R1',
-      amountFen: 100,
-      totalFen: 1000,
+      amountFen: fen(100),
+      totalFen: fen(1000),
     });
     assert.equal(r.kind, 'success', JSON.stringify(r));
     assert.equal(fake.trade(o)?.refundedFen, 100);
@@ -659,8 +700,8 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
       channelTradeNo,
       requestedAt,
       outRequestNo: 'R1',
-      amountFen: 300,
-      totalFen: 1000,
+      amountFen: fen(300),
+      totalFen: fen(1000),
     };
     // Processed by UnionPay, but the answer cannot be believed: unknown.
     fake.script('refund', 'bad_signature');
@@ -696,7 +737,7 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     const o = no();
     await pay(o, 1000);
     const requestedAt = new Date();
-    const base = { ...ref(o), outRequestNo: 'R1', amountFen: 400, totalFen: 1000 };
+    const base = { ...ref(o), outRequestNo: 'R1', amountFen: fen(400), totalFen: fen(1000) };
     fake.script('refund', 'bad_signature');
     assert.equal((await channel.refund(ctx, base)).kind, 'unknown', 'sent by the previous version');
     clockOffset = 3 * 86_400_000;
@@ -722,8 +763,8 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
       channelTradeNo,
       requestedAt,
       outRequestNo: 'R1',
-      amountFen: 200,
-      totalFen: 500,
+      amountFen: fen(200),
+      totalFen: fen(500),
     };
     fake.script('refund', 'timeout');
     assert.equal((await channel.refund(ctx, input)).kind, 'unknown');

@@ -40,6 +40,7 @@ import {
   type WechatFake,
   type WechatFakeOptions,
 } from '../../fakes/wechat-server.js';
+import { fen } from '../../../src/domain/money.js';
 
 const KEYS = new URL('../../fixtures/keys/', import.meta.url);
 const TEST_KEY = fs.readFileSync(new URL('test-app-2048.pem', KEYS), 'utf8');
@@ -312,7 +313,7 @@ describe('wechat notifications (parseNotify)', () => {
     const p = await r.channel.precreate(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 500,
+      amountFen: fen(500),
       subject: '挂号费',
       expiresAt: new Date(Date.now() + 600_000),
     });
@@ -558,7 +559,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     const p = await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 1999,
+      amountFen: fen(1999),
       authCode: c,
       subject: '药费',
     });
@@ -575,14 +576,14 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
     const again = await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -593,7 +594,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     const d = await r.channel.barcodePay(r.ctx, {
       outTradeNo: no(),
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: '99',
       subject: 'x',
     });
@@ -617,7 +618,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
       const p = await r.channel.barcodePay(r.ctx, {
         outTradeNo: no(),
         payType: 'weixin',
-        amountFen: 100,
+        amountFen: fen(100),
         authCode: code(),
         subject: 'x',
       });
@@ -633,7 +634,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -678,7 +679,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
       const p = await r.channel.precreate(r.ctx, {
         outTradeNo: no(),
         payType: 'weixin',
-        amountFen: 1,
+        amountFen: fen(1),
         subject: 'x',
         expiresAt: new Date(Date.now() + 600_000),
       });
@@ -696,8 +697,8 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
       const f = await r.channel.refund(r.ctx, {
         ...ref(n),
         outRequestNo: `${n}R1`,
-        amountFen: 1,
-        totalFen: 1,
+        amountFen: fen(1),
+        totalFen: fen(1),
       });
       assert.equal(f.kind, 'unknown');
     } finally {
@@ -710,7 +711,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -726,8 +727,8 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
       const f = await r.channel.refund(r.ctx, {
         ...ref(n),
         outRequestNo: `${n}R1`,
-        amountFen: 100,
-        totalFen: 100,
+        amountFen: fen(100),
+        totalFen: fen(100),
       });
       assert.equal(f.kind, 'failed');
       if (f.kind === 'failed') assert.equal(f.code, 'ABNORMAL');
@@ -742,7 +743,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     const p = await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -758,7 +759,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -785,7 +786,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: a,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -795,7 +796,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: b,
       payType: 'weixin',
-      amountFen: 100,
+      amountFen: fen(100),
       authCode: code(),
       subject: 'x',
     });
@@ -808,7 +809,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.precreate(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 300,
+      amountFen: fen(300),
       subject: 'x',
       expiresAt: new Date(Date.now() + 600_000),
     });
@@ -833,7 +834,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
       const p = await r.channel.precreate(r.ctx, {
         outTradeNo: n,
         payType: 'weixin',
-        amountFen: 300,
+        amountFen: fen(300),
         subject: 'x',
         expiresAt: new Date('2030-01-01T00:00:00Z'),
       });
@@ -848,7 +849,7 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     const w = await r.channel.wapPay(r.ctx, {
       outTradeNo: no(),
       payType: 'weixin',
-      amountFen: 300,
+      amountFen: fen(300),
       subject: 'x',
       expiresAt: new Date(Date.now() + 600_000),
       returnUrl: 'https://his.example/back?order=1&x=y',
@@ -863,23 +864,23 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 1000,
+      amountFen: fen(1000),
       authCode: code(),
       subject: 'x',
     });
     const ok = await r.channel.refund(r.ctx, {
       ...ref(n),
       outRequestNo: `${n}R1`,
-      amountFen: 400,
-      totalFen: 1000,
+      amountFen: fen(400),
+      totalFen: fen(1000),
     });
     assert.equal(ok.kind, 'success');
     r.fake.script('refund_query', 'stays_processing');
     const slow = await r.channel.refund(r.ctx, {
       ...ref(n),
       outRequestNo: `${n}R2`,
-      amountFen: 100,
-      totalFen: 1000,
+      amountFen: fen(100),
+      totalFen: fen(1000),
     });
     // The first query was scripted to stay PROCESSING; the next one succeeds.
     assert.equal(slow.kind, 'success');
@@ -889,15 +890,15 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
       await stuck.channel.barcodePay(stuck.ctx, {
         outTradeNo: m,
         payType: 'weixin',
-        amountFen: 1000,
+        amountFen: fen(1000),
         authCode: code(),
         subject: 'x',
       });
       const u = await stuck.channel.refund(stuck.ctx, {
         ...ref(m),
         outRequestNo: `${m}R1`,
-        amountFen: 100,
-        totalFen: 1000,
+        amountFen: fen(100),
+        totalFen: fen(1000),
       });
       assert.equal(u.kind, 'unknown');
       if (u.kind === 'unknown') assert.match(u.reason, /PROCESSING/);
@@ -907,8 +908,8 @@ describe('wechat adapter against the fake (HTTP, MD5 v2 signing)', () => {
     const over = await r.channel.refund(r.ctx, {
       ...ref(n),
       outRequestNo: `${n}R3`,
-      amountFen: 600,
-      totalFen: 1000,
+      amountFen: fen(600),
+      totalFen: fen(1000),
     });
     assert.equal(over.kind, 'failed');
   });
@@ -927,7 +928,7 @@ describe('wechat platform certificate mode', () => {
       const p = await cert.channel.barcodePay(cert.ctx, {
         outTradeNo: n,
         payType: 'weixin',
-        amountFen: 100,
+        amountFen: fen(100),
         authCode: code(),
         subject: 'x',
       });
@@ -965,7 +966,7 @@ describe('wechat trade bill', () => {
     await r.channel.barcodePay(r.ctx, {
       outTradeNo: n,
       payType: 'weixin',
-      amountFen: 8888,
+      amountFen: fen(8888),
       authCode: code(),
       subject: '门诊缴费',
     });
@@ -973,8 +974,8 @@ describe('wechat trade bill', () => {
       outTradeNo: n,
       payType: 'weixin',
       outRequestNo: `${n}R1`,
-      amountFen: 888,
-      totalFen: 8888,
+      amountFen: fen(888),
+      totalFen: fen(8888),
     });
     assert.equal(rf.kind, 'success');
     const bill = await r.channel.downloadBill(r.ctx, { date: today(), payType: 'weixin' });
@@ -1042,7 +1043,7 @@ describe('wechat v2 reverse over TLS with the client certificate', () => {
       await r.channel.barcodePay(r.ctx, {
         outTradeNo: n,
         payType: 'weixin',
-        amountFen: 100,
+        amountFen: fen(100),
         authCode: code(),
         subject: 'x',
       });
@@ -1084,7 +1085,7 @@ describe('wechat v2 reverse over TLS with the client certificate', () => {
         await r.channel.barcodePay(ctx, {
           outTradeNo: m,
           payType: 'weixin',
-          amountFen: 100,
+          amountFen: fen(100),
           authCode: code(),
           subject: 'x',
         });

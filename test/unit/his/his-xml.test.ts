@@ -6,9 +6,9 @@ import {
   decodeHisBytes,
   parseQueryAnswer,
   parseShanghai,
-  parseSignedYuan,
   parseTradeListAnswer,
 } from '../../../src/reconcile/his/his-xml.js';
+import { parseSignedNonZeroYuan } from '../../../src/domain/money.js';
 
 const doc = (body: string, head = '<head> </head>') =>
   `<?xml version="1.0" encoding="utf-8" ?>\n<xml>\n${head}\n<body>\n${body}\n</body>\n<sign></sign>\n</xml>`;
@@ -290,12 +290,12 @@ describe('HIS answer parser: HIS_IF_Query', () => {
 });
 
 describe('HIS helpers', () => {
-  it('parseShanghai and parseSignedYuan are exact', () => {
+  it('parseShanghai and parseSignedNonZeroYuan (TotalAmount) are exact', () => {
     assert.equal(parseShanghai('2026-11-25 00:00:00')?.toISOString(), '2026-11-24T16:00:00.000Z');
     assert.equal(parseShanghai('2024-02-29 12:00:00')?.toISOString(), '2024-02-29T04:00:00.000Z');
     assert.equal(parseShanghai('2025-02-29 12:00:00'), null);
-    assert.equal(parseSignedYuan('-0.01'), -1);
-    assert.equal(parseSignedYuan('99999999.99'), 9_999_999_999);
-    assert.equal(parseSignedYuan('-'), null);
+    assert.equal(parseSignedNonZeroYuan('-0.01'), -1);
+    assert.equal(parseSignedNonZeroYuan('99999999.99'), 9_999_999_999);
+    assert.equal(parseSignedNonZeroYuan('-'), null);
   });
 });

@@ -15,19 +15,20 @@ import {
   type RefundRow,
   type TradeRow,
 } from '../../../src/reconcile/matcher.js';
+import { fen } from '../../../src/domain/money.js';
 
 const DAY = businessDayStart('2026-11-24');
 const HOUR = 3600 * 1000;
 const at = (day: Date, ms: number) => new Date(day.getTime() + ms);
 const nextDay = (day: Date, n = 1) => new Date(day.getTime() + n * 24 * HOUR);
 
-function pay(no: string, fen: number, time: Date, category = 'MZ'): PlatformEntry {
+function pay(no: string, amount: number, time: Date, category = 'MZ'): PlatformEntry {
   return {
     kind: 'payment',
     outTradeNo: no,
     channelTradeNo: `C${no}`,
     platformTradeNo: `P${no}`,
-    amountFen: fen,
+    amountFen: fen(amount),
     time,
     category,
     status: 'TRADE_SUCCESS',
@@ -43,7 +44,7 @@ function line(e: PlatformEntry, over: Partial<BillLine> = {}): BillLine {
     outTradeNo: e.outTradeNo,
     ...(e.outRequestNo ? { outRequestNo: e.outRequestNo } : {}),
     amountFen: e.amountFen,
-    feeFen: Math.floor((e.amountFen * 60 + 5000) / 10000),
+    feeFen: fen(Math.floor((e.amountFen * 60 + 5000) / 10000)),
     time: formatShanghai(e.time),
     payType: 'alipay',
     ...over,
@@ -160,10 +161,10 @@ describe('reconcile matcher', () => {
 
   it('AMOUNT_MISMATCH gives both amounts, for the channel and for the HIS', () => {
     const a = pay('MZ1', 1000, noon);
-    const r1 = matchDay({ ...agreed([a]), channel: [line(a, { amountFen: 999 })] });
+    const r1 = matchDay({ ...agreed([a]), channel: [line(a, { amountFen: fen(999) })] });
     assert.deepEqual(codes(r1), ['AMOUNT_MISMATCH']);
     assert.deepEqual(r1.differences[0]?.amounts, { platform: 1000, channel: 999 });
-    const r2 = matchDay({ ...agreed([a]), his: [his(a, { amountFen: 1001 })] });
+    const r2 = matchDay({ ...agreed([a]), his: [his(a, { amountFen: fen(1001) })] });
     assert.deepEqual(codes(r2), ['AMOUNT_MISMATCH']);
     // The channel matched the platform: its amount is shown beside the HIS's too.
     assert.deepEqual(r2.differences[0]?.amounts, { platform: 1000, channel: 1000, his: 1001 });
@@ -262,7 +263,7 @@ describe('reconcile matcher', () => {
     const other = matchDay({
       ...agreed([a, ra]),
       platform: [a, processing],
-      his: [his(a), his(ra, { amountFen: 300 })],
+      his: [his(a), his(ra, { amountFen: fen(300) })],
     });
     assert.deepEqual(codes(other), ['STATUS_MISMATCH', 'STATUS_MISMATCH']);
     // A trade the platform still has as unpaid, paid at the channel: one STATUS_MISMATCH too.
@@ -274,23 +275,33 @@ describe('reconcile matcher', () => {
 
   it('FEE_MISMATCH against the expected rate of the pay type', () => {
     const a = pay('MZ1', 10_000, noon);
-    const ok = matchDay({ ...agreed([a]), channel: [line(a, { feeFen: 60 })], feeRateBps: { alipay: 60 } });
+    const ok = matchDay({
+      ...agreed([a]),
+      channel: [line(a, { feeFen: fen(60) })],
+      feeRateBps: { alipay: 60 },
+    });
     assert.deepEqual(codes(ok), []);
-    const r = matchDay({ ...agreed([a]), channel: [line(a, { feeFen: 100 })], feeRateBps: { alipay: 60 } });
+    const r = matchDay({
+      ...agreed([a]),
+      channel: [line(a, { feeFen: fen(100) })],
+      feeRateBps: { alipay: 60 },
+    });
     assert.deepEqual(codes(r), ['FEE_MISMATCH']);
     assert.deepEqual(r.differences[0]?.fee, { expectedFen: 60, actualFen: 100 });
     // No rate for this pay type: not checked.
     assert.deepEqual(
-      codes(matchDay({ ...agreed([a]), channel: [line(a, { feeFen: 100 })], feeRateBps: { weixin: 20 } })),
+      codes(
+        matchDay({ ...agreed([a]), channel: [line(a, { feeFen: fen(100) })], feeRateBps: { weixin: 20 } }),
+      ),
       [],
     );
     assert.deepEqual(
       codes(
         matchDay({
           ...agreed([a]),
-          channel: [line(a, { feeFen: 61 })],
+          channel: [line(a, { feeFen: fen(61) })],
           feeRateBps: { alipay: 60 },
-          feeToleranceFen: 1,
+          feeToleranceFen: fen(1),
         }),
       ),
       [],
@@ -309,7 +320,7 @@ describe('reconcile matcher', () => {
     // Request numbers crossed with the amounts: both are amount mismatches, not missing.
     const crossed = matchDay({
       ...agreed([a, r1, r2]),
-      channel: [line(a), line(r1, { amountFen: 2000 }), line(r2, { amountFen: 3000 })],
+      channel: [line(a), line(r1, { amountFen: fen(2000) }), line(r2, { amountFen: fen(3000) })],
     });
     assert.deepEqual(codes(crossed), ['AMOUNT_MISMATCH', 'AMOUNT_MISMATCH']);
 
@@ -444,24 +455,24 @@ describe('reconcile matcher', () => {
       out_trade_no: 'ZY1',
       channel_trade_no: 'C1',
       status: 'TRADE_SUCCESS',
-      total_fen: 10_000,
-      insurance_fen: 0,
+      total_fen: fen(10_000),
+      insurance_fen: fen(0),
       paid_at: paidAt,
       category: 'ZY',
       kind: 'barcode',
       ...over,
     });
     const trades = [
-      trade({ insurance_fen: 4000 }),
+      trade({ insurance_fen: fen(4000) }),
       trade({ id: 2, out_trade_no: 'V1', kind: 'void' }),
       trade({ id: 3, out_trade_no: 'W1', status: 'WAIT_BUYER_PAY', paid_at: null }),
-      trade({ id: 4, out_trade_no: 'I1', insurance_fen: 10_000 }),
+      trade({ id: 4, out_trade_no: 'I1', insurance_fen: fen(10_000) }),
     ];
     const rf = (over: Partial<RefundRow>): RefundRow => ({
       trade_id: 1,
       out_request_no: 'RQ1',
       kind: 'refund',
-      amount_fen: 1000,
+      amount_fen: fen(1000),
       status: 'SUCCESS',
       finished_at: at(DAY, 13 * HOUR),
       updated_at: at(DAY, 14 * HOUR),
@@ -471,7 +482,7 @@ describe('reconcile matcher', () => {
       rf({}),
       rf({ out_request_no: 'RQ2', kind: 'insurance' }),
       rf({ out_request_no: 'RQ3', status: 'PROCESSING' }),
-      rf({ out_request_no: 'RQ4', kind: 'cancel', amount_fen: 5000, finished_at: null }),
+      rf({ out_request_no: 'RQ4', kind: 'cancel', amount_fen: fen(5000), finished_at: null }),
     ];
     const entries = platformEntriesFrom(trades, refunds);
     // With the unsettled ones: the unpaid trade at its creation, the PROCESSING refund at its request.

@@ -1,7 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { MAX_FEN, formatFen, parsePositiveYuan, parseYuanToFen } from '../../../src/domain/money.js';
+import {
+  MAX_FEN,
+  fen,
+  formatFen,
+  parsePositiveYuan,
+  parseYuanToFen,
+  type Fen,
+} from '../../../src/domain/money.js';
 import {
   HOSTILE_AMOUNTS,
   MAX_FEN_ORACLE,
@@ -41,13 +48,13 @@ describe('reliability 11: amounts (money.ts, property-based)', () => {
   it(`valid amounts round-trip exactly: parse → fen → format (${RUNS} runs)`, (tc) => {
     fc.assert(
       fc.property(validYuan, (s) => {
-        const fen = parsePositiveYuan(s);
-        assert.equal(fen, expectedFen(s), s);
-        assert.ok(fen !== null && Number.isSafeInteger(fen));
-        const canonical = formatFen(fen);
-        assert.equal(canonical, canonicalYuan(fen));
-        assert.equal(parsePositiveYuan(canonical), fen, 'the canonical string reads back the same');
-        assert.equal(formatFen(parsePositiveYuan(canonical) ?? -1), canonical);
+        const parsed = parsePositiveYuan(s);
+        assert.equal(parsed, expectedFen(s), s);
+        assert.ok(parsed !== null && Number.isSafeInteger(parsed));
+        const canonical = formatFen(parsed);
+        assert.equal(canonical, canonicalYuan(parsed));
+        assert.equal(parsePositiveYuan(canonical), parsed, 'the canonical string reads back the same');
+        assert.equal(formatFen(parsePositiveYuan(canonical) ?? fen(-1)), canonical);
       }),
       params(RUNS),
     );
@@ -56,17 +63,17 @@ describe('reliability 11: amounts (money.ts, property-based)', () => {
 
   it('every fen from 1 to the maximum formats and reads back to itself', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: MAX_FEN }), (fen) => {
-        const s = formatFen(fen);
+      fc.property(fc.integer({ min: 1, max: MAX_FEN }), (n) => {
+        const s = formatFen(fen(n));
         assert.match(s, /^(0|[1-9][0-9]{0,7})\.[0-9]{2}$/);
-        assert.equal(parsePositiveYuan(s), fen);
+        assert.equal(parsePositiveYuan(s), n);
       }),
       params(RUNS),
     );
   });
 
   it('the float traps are exact: 0.29, 1.15, 4.35, 8.88, 19.99, 16.90, 99999999.99', () => {
-    for (const [s, fen] of [
+    for (const [s, expected] of [
       ['0.29', 29],
       ['1.15', 115],
       ['4.35', 435],
@@ -78,8 +85,8 @@ describe('reliability 11: amounts (money.ts, property-based)', () => {
       ['99999999.99', 9_999_999_999],
       ['90071992.55', 9_007_199_255],
     ] as const) {
-      assert.equal(parsePositiveYuan(s), fen, s);
-      assert.equal(formatFen(fen), canonicalYuan(fen));
+      assert.equal(parsePositiveYuan(s), expected, s);
+      assert.equal(formatFen(fen(expected)), canonicalYuan(expected));
     }
   });
 
@@ -136,7 +143,7 @@ describe('reliability 11: amounts (money.ts, property-based)', () => {
           fc.constantFrom(NaN, Infinity, -Infinity, 2 ** 53, -(2 ** 53), 1e300),
         ),
         (x) => {
-          assert.throws(() => formatFen(x), RangeError);
+          assert.throws(() => formatFen(x as Fen), RangeError); // formatFen's own guard, past the type
         },
       ),
       params(2_000),
