@@ -2,6 +2,23 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 import boundaries from 'eslint-plugin-boundaries';
 
+/** Every layer below the composition roots (main.ts, cli/). */
+const BELOW_ROOTS = [
+  'domain',
+  'crypto',
+  'runtime',
+  'formats',
+  'logging',
+  'config',
+  'store',
+  'channels',
+  'simulator',
+  'services',
+  'reconcile',
+  'http',
+  'jobs',
+];
+
 /**
  * The layers of src/, bottom to top (docs/ARCHITECTURE.md, "Layers"). A folder may import itself and what its
  * `mayImport` names, nothing else: no arrow runs back up. main.ts and cli/ are the composition roots.
@@ -50,45 +67,9 @@ export const LAYERS = [
     ],
   },
   { type: 'jobs', pattern: 'src/jobs', mayImport: ['domain', 'logging', 'config', 'services', 'reconcile'] },
-  {
-    type: 'main',
-    pattern: 'src/main.ts',
-    mayImport: [
-      'domain',
-      'crypto',
-      'runtime',
-      'formats',
-      'logging',
-      'config',
-      'store',
-      'channels',
-      'simulator',
-      'services',
-      'reconcile',
-      'http',
-      'jobs',
-    ],
-  },
-  {
-    type: 'cli',
-    pattern: 'src/cli',
-    mayImport: [
-      'domain',
-      'crypto',
-      'runtime',
-      'formats',
-      'logging',
-      'config',
-      'store',
-      'channels',
-      'simulator',
-      'services',
-      'reconcile',
-      'http',
-      'jobs',
-      'main',
-    ],
-  },
+  // The composition roots wire every layer below them.
+  { type: 'main', pattern: 'src/main.ts', mayImport: BELOW_ROOTS },
+  { type: 'cli', pattern: 'src/cli', mayImport: [...BELOW_ROOTS, 'main'] },
 ];
 
 export default tseslint.config(
