@@ -118,39 +118,32 @@ export class ReconciliationRepository {
     unsettledFrom: Date;
   }) {
     const { appId, payType, dayStart, dayEnd, unsettledFrom } = input;
-    const trades = await this.db
-      .selectFrom('trades')
-      .select(TRADE_COLUMNS)
-      .where('app_id', '=', appId)
-      .where('pay_type', '=', payType)
-      .where('paid_at', '>=', dayStart)
-      .where('paid_at', '<', dayEnd)
-      .execute();
-    const unpaid = await this.db
-      .selectFrom('trades')
-      .select(TRADE_COLUMNS)
-      .where('app_id', '=', appId)
-      .where('pay_type', '=', payType)
+    // One app's trades and refunds of one pay type: the base of the four reads below.
+    const appTrades = () =>
+      this.db
+        .selectFrom('trades')
+        .select(TRADE_COLUMNS)
+        .where('app_id', '=', appId)
+        .where('pay_type', '=', payType);
+    const appRefunds = () =>
+      this.db
+        .selectFrom('refunds')
+        .innerJoin('trades', 'trades.id', 'refunds.trade_id')
+        .select(REFUND_COLUMNS)
+        .where('refunds.app_id', '=', appId)
+        .where('trades.pay_type', '=', payType);
+    const trades = await appTrades().where('paid_at', '>=', dayStart).where('paid_at', '<', dayEnd).execute();
+    const unpaid = await appTrades()
       .where('paid_at', 'is', null)
       .where('created_at', '>=', unsettledFrom)
       .where('created_at', '<', dayEnd)
       .where('kind', '<>', 'void')
       .execute();
-    const refunds = await this.db
-      .selectFrom('refunds')
-      .innerJoin('trades', 'trades.id', 'refunds.trade_id')
-      .select(REFUND_COLUMNS)
-      .where('refunds.app_id', '=', appId)
-      .where('trades.pay_type', '=', payType)
+    const refunds = await appRefunds()
       .where('refunds.finished_at', '>=', dayStart)
       .where('refunds.finished_at', '<', dayEnd)
       .execute();
-    const processing = await this.db
-      .selectFrom('refunds')
-      .innerJoin('trades', 'trades.id', 'refunds.trade_id')
-      .select(REFUND_COLUMNS)
-      .where('refunds.app_id', '=', appId)
-      .where('trades.pay_type', '=', payType)
+    const processing = await appRefunds()
       .where('refunds.finished_at', 'is', null)
       .where('refunds.status', '=', 'PROCESSING')
       .where('refunds.created_at', '>=', unsettledFrom)

@@ -1,4 +1,4 @@
-import { sql, type QueryCreator, type Transaction } from 'kysely';
+import { sql, type ExpressionBuilder, type QueryCreator, type Transaction } from 'kysely';
 import { isUniqueViolation, type Db } from './db.js';
 import type { Database, Refund, Trade } from './schema.js';
 import { outbox } from './outbox.js';
@@ -35,14 +35,7 @@ export class RefundRepository {
     const row = await this.db
       .selectFrom('trades')
       .selectAll('trades')
-      .select((eb) =>
-        eb
-          .selectFrom('refunds')
-          .select('refunds.id')
-          .whereRef('refunds.trade_id', '=', 'trades.id')
-          .where('refunds.out_request_no', '=', outRequestNo)
-          .as('prior_refund_id'),
-      )
+      .select(priorRefundId(outRequestNo))
       .where('app_id', '=', appId)
       .where('out_trade_no', '=', outTradeNo)
       .executeTakeFirst();
@@ -106,14 +99,7 @@ export class RefundRepository {
           db
             .selectFrom('trades')
             .selectAll('trades')
-            .select((eb) =>
-              eb
-                .selectFrom('refunds')
-                .select('refunds.id')
-                .whereRef('refunds.trade_id', '=', 'trades.id')
-                .where('refunds.out_request_no', '=', input.outRequestNo)
-                .as('prior_refund_id'),
-            )
+            .select(priorRefundId(input.outRequestNo))
             .where('app_id', '=', input.appId)
             .where('out_trade_no', '=', input.outTradeNo),
         )
@@ -436,4 +422,15 @@ function refundFromReservation(
           sql<Date>`${r.leaseUntil}::timestamptz`.as('lease_until'),
         ]),
     );
+}
+
+/** The id of the trade's refund with this request number, if one exists (a repeat), as `prior_refund_id`. */
+function priorRefundId(outRequestNo: string) {
+  return (eb: ExpressionBuilder<Database, 'trades'>) =>
+    eb
+      .selectFrom('refunds')
+      .select('refunds.id')
+      .whereRef('refunds.trade_id', '=', 'trades.id')
+      .where('refunds.out_request_no', '=', outRequestNo)
+      .as('prior_refund_id');
 }
