@@ -88,6 +88,49 @@ export type PrecreateOutcome =
   | { kind: 'failed'; code: string; zh: string; en: string; retryable: boolean };
 
 /**
+ * What a mobile-web payment opens: a page URL (`created`), or a form the payer's browser must POST to the
+ * channel's cashier (`form`: UnionPay's front-channel frontTransReq). A form is signed locally, without a call
+ * to the provider, so the hosted cashier may ask for it again each time the payer opens the page.
+ */
+export type WapOutcome =
+  | PrecreateOutcome
+  | {
+      kind: 'form';
+      /** The provider's cashier (absolute https URL). */
+      action: string;
+      /** The signed fields, posted as application/x-www-form-urlencoded, as they are. */
+      fields: Readonly<Record<string, string>>;
+      channelTradeNo?: string | undefined;
+    };
+
+/** In-app payment: the cashier page is open inside the provider's own app (WeChat JSAPI in an official account). */
+export interface InAppPayInput extends PrecreateInput {
+  /**
+   * The payer's id in that app: WeChat's openid for the AppID the payment is made under (in service-provider
+   * mode the openid under sub_appid, or under sp_appid when no sub_appid is configured).
+   */
+  payerId: string;
+  /** The payer's IP address as hospay saw it. */
+  payerClientIp?: string | undefined;
+}
+
+export type InAppPayOutcome =
+  | {
+      kind: 'created';
+      /**
+       * What the page passes, as it is, to the app's JS bridge. WeChat: the getBrandWCPayRequest parameters
+       * appId, timeStamp, nonceStr, package (prepay_id=…), signType, paySign.
+       */
+      bridge: Readonly<Record<string, string>>;
+      channelTradeNo?: string | undefined;
+    }
+  | { kind: 'failed'; code: string; zh: string; en: string; retryable: boolean };
+
+export type PayerIdOutcome =
+  | { kind: 'ok'; payerId: string }
+  | { kind: 'failed'; code: string; zh: string; en: string };
+
+/**
  * A trade as the services know it. Besides outTradeNo, the services pass what they stored, so that a channel
  * needs no state of its own to find the trade again; both are optional (other callers, tests, old rows).
  */
@@ -156,8 +199,21 @@ export interface Channel {
    * read by the real parser, as normalised lines in fen. Optional capability.
    */
   downloadBill?(ctx: ChannelContext, input: { date: string; payType: PayType }): Promise<Bill>;
-  /** Mobile-web (H5) payment: a page URL that opens the channel's cashier. Optional capability. */
-  wapPay?(ctx: ChannelContext, input: WapPayInput): Promise<PrecreateOutcome>;
+  /** Mobile-web (H5) payment: a page URL or a form that opens the channel's cashier. Optional capability. */
+  wapPay?(ctx: ChannelContext, input: WapPayInput): Promise<WapOutcome>;
+  /**
+   * In-app payment (WeChat JSAPI): creates the order for a payer known by their id in the app and returns the
+   * signed parameters for the app's JS bridge. Optional capability.
+   */
+  inAppPay?(ctx: ChannelContext, input: InAppPayInput): Promise<InAppPayOutcome>;
+  /**
+   * Where to send the payer so that the app tells us who they are without asking them (WeChat OAuth2
+   * snsapi_base); the provider sends them back to `redirectUri` with `code` and the `state` given here. Null
+   * when the app's configuration cannot (e.g. no official-account secret). Goes with `payerIdFromCode`.
+   */
+  payerIdAuthorizeUrl?(ctx: ChannelContext, input: { redirectUri: string; state: string }): string | null;
+  /** Exchanges the code the provider's OAuth sent back for the payer's id (WeChat: openid). */
+  payerIdFromCode?(ctx: ChannelContext, input: { code: string }): Promise<PayerIdOutcome>;
   query(ctx: ChannelContext, ref: TradeRef): Promise<QueryOutcome>;
   cancel(ctx: ChannelContext, ref: TradeRef): Promise<CancelOutcome>;
   close(ctx: ChannelContext, ref: TradeRef): Promise<CloseOutcome>;

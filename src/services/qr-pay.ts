@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { App, Trade } from '../store/schema.js';
-import type { PrecreateOutcome } from '../channels/channel.js';
+import type { WapOutcome } from '../channels/channel.js';
 import { Errors, HospayError, declined } from '../domain/errors.js';
 import { subFen, type Fen } from '../domain/money.js';
 import { categorize } from '../domain/categories.js';
@@ -150,7 +150,7 @@ export async function openChannelTrade(
     subject: trade.subject,
     expiresAt: trade.expires_at,
   };
-  let call: () => Promise<PrecreateOutcome>;
+  let call: () => Promise<WapOutcome>;
   if (trade.kind === 'h5') {
     const wapPay = channel.wapPay?.bind(channel);
     if (!wapPay) throw Errors.payTypeNotEnabled(payType);
@@ -161,7 +161,7 @@ export async function openChannelTrade(
     if (!precreate) throw Errors.payTypeNotEnabled(payType);
     call = () => precreate(ctx, input);
   }
-  const outcome = await guarded<PrecreateOutcome>(
+  const outcome = await guarded<WapOutcome>(
     deps,
     trade.kind === 'h5' ? 'wapPay' : 'precreate',
     { kind: 'failed', code: 'CHANNEL_ERROR', zh: '', en: '', retryable: true },
@@ -169,6 +169,8 @@ export async function openChannelTrade(
   );
   if (outcome.kind === 'created')
     return { channelCodeUrl: outcome.codeUrl, channelTradeNo: outcome.channelTradeNo ?? null };
+  // TODO(issue 14 §3): a form to post to the channel's cashier (UnionPay WAP) is served by the hosted cashier.
+  if (outcome.kind === 'form') throw Errors.channelError();
   if (outcome.retryable) throw Errors.channelError();
   await deps.trades.markClosedUnpaid(trade.id, null, deps.clock.now());
   throw declined(outcome.code, outcome.zh, outcome.en);

@@ -15,7 +15,8 @@ import type { Channel, ChannelCall, ChannelContext } from '../../src/channels/ch
 import type { PayType } from '../../src/domain/trade.js';
 import { fen } from '../../src/domain/money.js';
 
-export type Operation = 'pay' | 'precreate' | 'wap' | 'query' | 'refund' | 'cancel' | 'close';
+export type Operation =
+  'pay' | 'precreate' | 'wap' | 'inapp' | 'query' | 'refund' | 'cancel' | 'close' | 'bill';
 export type Behaviour =
   'ok' | 'paying' | 'declined' | 'system_error' | 'timeout' | 'http_500' | 'malformed' | 'bad_signature';
 
