@@ -19,6 +19,12 @@ export interface ConfigField {
   en: string;
   /** A default when not set (non-secret fields only). */
   default?: string;
+  /**
+   * Where the value may be set. 'app' (the default): per app. 'platform': once for the whole platform, e.g. a
+   * service provider's own credentials (WeChat Pay 服务商 sp_mchid and keys, an Alipay third-party app's key),
+   * shared by every app. 'either': once for the platform, and an app's own value wins.
+   */
+  scope?: 'app' | 'platform' | 'either';
   /** Returns what is wrong with the value (中文 / English), or null. `all` is the whole configuration. */
   check?: (value: string, all: Readonly<Record<string, string>>) => string | null;
 }
