@@ -38,12 +38,24 @@ export interface FakeProvider {
     outTradeNo: string,
     opts?: { tamper?: boolean },
   ): { headers: Record<string, string>; body: Buffer };
+  /**
+   * Checks the parameters an in-app payment hands to the app's JS bridge as the app would (WeChat verifies
+   * paySign against the merchant's key before it shows the payer anything). Targets with `supports.inApp`.
+   */
+  verifyBridge?(bridge: Readonly<Record<string, string>>): boolean;
+  /**
+   * Confirms a mobile-web form payment as the payer would on the provider's cashier (targets whose `wapPay`
+   * answers a form): the provider then holds the trade as paid.
+   */
+  payForm?(action: string, fields: Readonly<Record<string, string>>): Promise<void>;
   close(): Promise<void>;
 }
 
 export interface ConformanceTarget {
   /** The channel id in the registry. */
   id: string;
+  /** Tells targets of one channel apart in the report (e.g. 'service provider'). */
+  label?: string;
   payType: PayType;
   /** What the channel implements; the other cases are skipped (and say so). */
   supports: {
@@ -53,7 +65,15 @@ export interface ConformanceTarget {
     close: boolean;
     refund: boolean;
     notify: boolean;
+    /** Mobile-web payment (`wapPay`): a page URL, or a form to post. */
+    wap?: boolean;
+    /** In-app payment (`inAppPay`, WeChat JSAPI) and, with it, `payerIdAuthorizeUrl`/`payerIdFromCode`. */
+    inApp?: boolean;
+    /** The day's bill (`downloadBill`). */
+    bill?: boolean;
   };
+  /** A payer id (e.g. a WeChat openid) the fake provider knows, for in-app payment. */
+  payerId?(): string;
   /**
    * Starts a fake provider and returns the channel, configured (ctx.merchant) to talk to it with a short
    * timeout (at most 1 s), and the fake. `ctx` must come from `conformanceContext`.
@@ -78,7 +98,7 @@ let seq = 0;
 const orderNo = () => `MZCONF${Date.now().toString(36).toUpperCase()}${String(++seq).padStart(4, '0')}`;
 
 export function describeConformance(t: ConformanceTarget): void {
-  describe(`channel conformance: ${t.id} (${t.payType})`, () => {
+  describe(`channel conformance: ${t.id} (${t.payType})${t.label ? ` — ${t.label}` : ''}`, () => {
     let channel: Channel;
     let ctx: ChannelContext & { calls: ChannelCall[] };
     let fake: FakeProvider;
@@ -301,6 +321,133 @@ export function describeConformance(t: ConformanceTarget): void {
           body: Buffer.from('<<not a notification>>'),
         });
         assert.equal(garbage.kind, 'rejected');
+      },
+    );
+
+    const w = { skip: !t.supports.wap && 'no mobile-web payment' };
+    it('wap: a page URL or a signed form; a bad answer is a failure, never a page', w, async () => {
+      const no = orderNo();
+      const input = {
+        outTradeNo: no,
+        payType: t.payType,
+        amountFen: fen(1880),
+        subject: '门诊缴费',
+        expiresAt: expiresAt(),
+        returnUrl: 'https://hospay.example/goto/TOKEN0123456789/return',
+        payerClientIp: '203.0.113.7',
+      };
+      const before = fake.requests().length;
+      const x = await channel.wapPay!(ctx, input);
+      assert.ok(x.kind === 'created' || x.kind === 'form', JSON.stringify(x));
+      if (x.kind === 'created') assert.match(x.codeUrl, /^https?:\/\//);
+      if (x.kind === 'form') {
+        assert.match(x.action, /^https?:\/\//);
+        assert.ok(Object.keys(x.fields).length > 0);
+        // Signed locally: asking again gives the same order (the cashier may ask each time the page opens).
+        const again = await channel.wapPay!(ctx, input);
+        assert.equal(again.kind, 'form');
+        if (again.kind === 'form') assert.equal(again.action, x.action);
+        if (fake.payForm) {
+          await fake.payForm(x.action, x.fields);
+          const q = await channel.query(ctx, { outTradeNo: no, payType: t.payType });
+          assert.equal(q.kind, 'paid', JSON.stringify(q));
+          assert.equal(fake.trade(no)?.amountFen, 1880);
+        }
+      }
+      const contacted = fake.requests().length > before;
+      if (contacted) {
+        lastValid('wap');
+        for (const bad of ['bad_signature', 'malformed', 'system_error'] as const) {
+          fake.script('wap', bad);
+          const y = await channel.wapPay!(ctx, { ...input, outTradeNo: orderNo() });
+          assert.equal(y.kind, 'failed', `${bad} → ${JSON.stringify(y)}`);
+        }
+      }
+    });
+
+    const ia = { skip: !t.supports.inApp && 'no in-app payment' };
+    it(
+      'in-app: bridge parameters the app accepts; the provider holds the order; paid after the payer confirms',
+      ia,
+      async () => {
+        assert.ok(channel.inAppPay && t.payerId && fake.verifyBridge, 'inAppPay, payerId and verifyBridge');
+        const no = orderNo();
+        const input = {
+          outTradeNo: no,
+          payType: t.payType,
+          amountFen: fen(2020),
+          subject: '住院预交金',
+          expiresAt: expiresAt(),
+          payerId: t.payerId(),
+          payerClientIp: '203.0.113.7',
+        };
+        const x = await channel.inAppPay(ctx, input);
+        assert.equal(x.kind, 'created', JSON.stringify(x));
+        if (x.kind !== 'created') return;
+        lastValid('inapp');
+        assert.ok(fake.verifyBridge(x.bridge), 'the app accepts the bridge parameters');
+        const forged = { ...x.bridge, package: `${x.bridge['package'] ?? ''}0` };
+        assert.equal(fake.verifyBridge(forged), false, 'a changed parameter is refused by the app');
+        assert.equal(fake.trade(no)?.state, 'waiting');
+        assert.equal(fake.trade(no)?.amountFen, 2020);
+        fake.setTrade(no, 'paid');
+        const q = await channel.query(ctx, { outTradeNo: no, payType: t.payType });
+        assert.equal(q.kind, 'paid', JSON.stringify(q));
+        for (const bad of ['bad_signature', 'malformed', 'system_error'] as const) {
+          fake.script('inapp', bad);
+          const y = await channel.inAppPay(ctx, { ...input, outTradeNo: orderNo() });
+          assert.equal(y.kind, 'failed', `${bad} → ${JSON.stringify(y)}`);
+        }
+      },
+    );
+
+    it(
+      'in-app: the payer-id OAuth URL goes to the provider and comes back to our redirect only',
+      ia,
+      async () => {
+        assert.ok(channel.payerIdAuthorizeUrl && channel.payerIdFromCode);
+        const redirectUri = 'https://hospay.example/goto/TOKEN0123456789/payer';
+        const url = channel.payerIdAuthorizeUrl(ctx, { redirectUri, state: 'S1' });
+        assert.ok(url, 'configured: an authorize URL');
+        const u = new URL(url);
+        assert.equal(u.searchParams.get('redirect_uri'), redirectUri);
+        assert.equal(u.searchParams.get('state'), 'S1');
+        const bad = await channel.payerIdFromCode(ctx, { code: 'not-a-code-the-provider-gave' });
+        assert.equal(bad.kind, 'failed', JSON.stringify(bad));
+      },
+    );
+
+    const bl = { skip: !t.supports.bill && 'no bill' };
+    it(
+      "bill: the day's file, read by the real parser, holds the day's trades and refunds in fen",
+      bl,
+      async () => {
+        assert.ok(channel.downloadBill);
+        const no = orderNo();
+        await paid(no, 4321);
+        const refund = await channel.refund(ctx, {
+          outTradeNo: no,
+          payType: t.payType,
+          totalFen: fen(4321),
+          outRequestNo: `${no}RB`,
+          amountFen: fen(321),
+        });
+        assert.equal(refund.kind, 'success', JSON.stringify(refund));
+        const date = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+        const bill = await channel.downloadBill(ctx, { date, payType: t.payType });
+        lastValid('bill');
+        const mine = bill.lines.filter((l) => l.outTradeNo === no);
+        assert.ok(
+          mine.some((l) => l.kind === 'payment' && l.amountFen === 4321),
+          `the payment is in the bill: ${JSON.stringify(mine)}`,
+        );
+        assert.ok(
+          mine.some((l) => l.kind === 'refund' && l.amountFen === 321),
+          `the refund is in the bill: ${JSON.stringify(mine)}`,
+        );
+        // A file that is not what its format says is refused whole, never read in part.
+        fake.script('bill', 'malformed');
+        await assert.rejects(() => channel.downloadBill!(ctx, { date, payType: t.payType }));
       },
     );
 
