@@ -10,7 +10,7 @@ import { PlatformKeyRepository } from './store/keys.js';
 import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
-import { httpRequest } from './channels/http.js';
+import { closeHttpPools, httpRequest } from './channels/http.js';
 import { ChannelConfigs, simulatorProblems } from './services/channel-config.js';
 import { SimulatorStartupError } from './channels/choice.js';
 import type { ConfigProblem } from './channels/definition.js';
@@ -293,6 +293,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         await server.close();
         await adminServer?.close();
         await deps.channelCalls.flush();
+        await closeHttpPools();
         if (ownStore) await store.close();
         releaseLock?.();
       },

@@ -74,6 +74,11 @@ export interface PrecreateInput {
   amountFen: Fen;
   subject: string;
   expiresAt: Date;
+  /**
+   * The trade's stored created_at. A channel that names an order by a time of its own (UnionPay's txnTime)
+   * sends this one, so asking again (the cashier reopened) and querying later find the same order.
+   */
+  createdAt?: Date | undefined;
 }
 
 export interface WapPayInput extends PrecreateInput {
@@ -127,8 +132,7 @@ export type InAppPayOutcome =
   | { kind: 'failed'; code: string; zh: string; en: string; retryable: boolean };
 
 export type PayerIdOutcome =
-  | { kind: 'ok'; payerId: string }
-  | { kind: 'failed'; code: string; zh: string; en: string };
+  { kind: 'ok'; payerId: string } | { kind: 'failed'; code: string; zh: string; en: string };
 
 /**
  * A trade as the services know it. Besides outTradeNo, the services pass what they stored, so that a channel
@@ -267,11 +271,28 @@ export interface MedicareChannel {
       insuranceFen: Fen;
       cashFen: Fen;
       serialNo?: string | undefined;
+      /** Item-level fee details (the HIS's `fee_details`, checked at the door): sent with the fee upload. */
+      feeDetails?: readonly MedicareFeeDetail[] | undefined;
     },
   ): Promise<
-    { kind: 'settled'; settlementNo: string } | { kind: 'failed'; code: string; zh: string; en: string }
+    | { kind: 'settled'; settlementNo: string }
+    | {
+        kind: 'failed';
+        code: string;
+        zh: string;
+        en: string;
+        /**
+         * The fee upload the centre holds for this order when it was not settled (or its settlement is
+         * unknown): a reference for reverseSettlement, which revokes it (6401) or refunds it if it was settled.
+         */
+        uploaded?: string | undefined;
+      }
   >;
-  /** Undoes a settlement whose trade ended unpaid or was cancelled (the national 6203 refund, refdType ALL). */
+  /**
+   * Undoes the insurance side of a trade that ended unpaid or was cancelled: a settlement is refunded (the
+   * national 6203, refdType ALL), an upload never settled is revoked (6401). `settlementNo` is preSettle's
+   * settlement number or its `uploaded` reference. Asks the centre first (6301): never undoes twice.
+   */
   reverseSettlement(
     ctx: ChannelContext,
     input: { settlementNo: string; outTradeNo: string; insuranceFen: Fen },
@@ -280,4 +301,75 @@ export interface MedicareChannel {
     | { kind: 'retry'; reason: string }
     | { kind: 'failed'; code: string; zh: string; en: string }
   >;
+  /**
+   * Refunds the insurance part of a paid trade through the centre (the national 6203 with refdType HI), for a
+   * refund the HIS asks for (`lc.ssc.insurance.refund`). `outRequestNo` identifies the refund: asking again
+   * with it is the same refund at the centre. `unknown` when the outcome is unclear (ask again later).
+   */
+  refundInsurance(
+    ctx: ChannelContext,
+    input: {
+      settlementNo: string;
+      outTradeNo: string;
+      outRequestNo: string;
+      amountFen: Fen;
+      /** The trade's whole insurance part, and what of it is already refunded. */
+      insuranceFen: Fen;
+      refundedFen: Fen;
+    },
+  ): Promise<
+    | { kind: 'refunded'; refundNo: string }
+    | { kind: 'unknown'; reason: string }
+    | { kind: 'failed'; code: string; zh: string; en: string }
+  >;
+  /**
+   * The centre's asynchronous notification about a settlement, verified exactly like an answer. A genuine one
+   * names the order (out_trade_no and the centre's order id); nothing in it is taken as the settlement's state.
+   */
+  parseSettlementNotify?(ctx: ChannelContext, body: Buffer): MedicareNotifyParse;
+  /** The centre's view of a settlement (6301), for syncing after a notification. */
+  querySettlement?(
+    ctx: ChannelContext,
+    input: { settlementNo: string; outTradeNo: string },
+  ): Promise<
+    | {
+        kind: 'state';
+        state: 'settled' | 'reversed' | 'never_settled' | 'in_progress' | 'other';
+        code: string;
+      }
+    | { kind: 'unknown'; reason: string }
+  >;
+}
+
+/**
+ * A notification of the medical-insurance centre, verified: a genuine one names the order (answer `ack` once
+ * it is synced, `retryAck` when it could not be, so the centre sends it again); anything else is `rejected`.
+ */
+export type MedicareNotifyParse =
+  | { kind: 'settlement'; outTradeNo: string; orderId: string; ack: NotifyAck; retryAck: NotifyAck }
+  | { kind: 'rejected'; reason: string; ack: NotifyAck };
+
+/**
+ * One item of the fee details uploaded with the insurance part (the national 费用明细 feedetail: the HIS's names
+ * in snake_case, sent in the centre's camelCase). Amounts: `amountFen` in fen; `count` and `price` as the
+ * decimal text the HIS wrote (up to 4 and 6 decimals: not money amounts of the platform).
+ */
+export interface MedicareFeeDetail {
+  /** feedetl_sn: unique within the order. */
+  serialNo: string;
+  /** med_list_codg: the national catalogue code. */
+  listCode: string;
+  /** medins_list_codg: the institution's catalogue code. */
+  institutionCode: string;
+  institutionName?: string | undefined;
+  /** det_item_fee_sumamt. */
+  amountFen: Fen;
+  /** cnt. */
+  count: string;
+  /** pric. */
+  price: string;
+  /** fee_ocur_time, yyyy-MM-dd HH:mm:ss (Shanghai). */
+  occurredAt: string;
+  /** Optional national fields, by their snake_case names (rxno, drord_no, bilg_dept_codg, …): text only. */
+  extra: Readonly<Record<string, string>>;
 }

@@ -1,10 +1,24 @@
-import http from 'node:http';
-import https from 'node:https';
+import { createHash } from 'node:crypto';
+import { Agent, request, type Dispatcher } from 'undici';
 
 /**
  * Outgoing HTTP(S) for channel adapters: a deadline for the whole exchange (connect, send, answer), a size
  * limit on the answer, TLS verified (with the merchant's client certificate when the provider wants one),
  * never a redirect followed. Errors say what happened, so the caller can map them to "unknown".
+ *
+ * Connections are pooled and kept alive (undici): a barcode pay and its polls, or a burst of refunds, reuse one
+ * TLS connection instead of a TCP and TLS handshake each. A pool is keyed by the TLS identity of the request
+ * (client certificate, key, passphrase, trusted roots: a hash of them), so a connection opened with one
+ * merchant's certificate, or trusting one set of roots, is never used for a request that asked for another.
+ * Pools are made on first use, at most `maxIdentities` of them (the least recently used is closed), each with at
+ * most `connectionsPerOrigin` connections per provider origin, closed after `keepAliveMs` idle (or sooner when
+ * the provider's Keep-Alive hint says so).
+ *
+ * Retries: none. undici's `request` never repeats a request that was written to a connection; a connection
+ * that the provider (or a middlebox) closed while it was idle is noticed before reuse (undici checks an idle
+ * socket for a pending FIN or reset before writing) and a fresh one is opened. If the connection dies after
+ * the request was written, the request fails ('network') and the channel maps it to "unknown, query again":
+ * a POST that may have reached the provider is never sent twice by the transport (docs/performance.md).
  */
 export interface HttpRequest {
   method: 'GET' | 'POST' | 'PUT' | 'DELETE';
@@ -43,69 +57,204 @@ export class HttpError extends Error {
 
 export type HttpClient = (req: HttpRequest) => Promise<HttpResponse>;
 
-export const httpRequest: HttpClient = (req) =>
-  new Promise<HttpResponse>((resolve, reject) => {
-    const url = new URL(req.url);
-    const lib = url.protocol === 'https:' ? https : url.protocol === 'http:' ? http : null;
-    if (!lib) {
-      reject(new HttpError('network', `unsupported protocol ${url.protocol}`));
+export interface HttpPoolOptions {
+  /** Idle time after which a kept-alive connection is closed (default 30 s; a provider's shorter hint wins). */
+  keepAliveMs?: number;
+  /** Connections at most per provider origin and TLS identity (default 32); more requests wait their turn. */
+  connectionsPerOrigin?: number;
+  /** TLS identities (pools) kept at most (default 32); the least recently used one is closed. */
+  maxIdentities?: number;
+}
+
+/** An HTTP client with its own pools, and `close` to end them (shutdown). */
+export interface PooledHttpClient {
+  request: HttpClient;
+  /** Closes every pool: requests in flight finish (or are cut after a few seconds), idle connections end. */
+  close(): Promise<void>;
+  /** How many TLS identities have a pool now. */
+  readonly pools: number;
+}
+
+const DEFAULT_TIMEOUT_MS = 10_000;
+const DEFAULT_MAX_BYTES = 10 * 1024 * 1024;
+/** How long `close` lets requests in flight finish before cutting them. */
+const CLOSE_GRACE_MS = 5_000;
+
+type TlsOptions = NonNullable<HttpRequest['tls']>;
+
+/** Stops reading an answer: its connection is closed (not reused), its late error ignored. */
+function discard(body: Dispatcher.ResponseData['body']): void {
+  body.on('error', () => {});
+  body.destroy();
+}
+
+/**
+ * The key of a TLS identity: a hash of everything that decides whom a connection authenticates as and whom it
+ * trusts. The material itself is never a map key (nor logged); only its SHA-256.
+ */
+function identityKey(tls: TlsOptions | undefined): string {
+  if (!tls) return 'none';
+  const h = createHash('sha256');
+  const part = (tag: string, v: string | Buffer | undefined) => {
+    if (v === undefined) {
+      h.update(`${tag}:-;`);
       return;
     }
-    const timeoutMs = req.timeoutMs ?? 10_000;
-    const maxBytes = req.maxBytes ?? 10 * 1024 * 1024;
-    const body =
-      req.body === undefined ? undefined : Buffer.isBuffer(req.body) ? req.body : Buffer.from(req.body);
-    let settled = false;
-    const done = (err: Error | null, res?: HttpResponse) => {
-      if (settled) return;
-      settled = true;
-      clearTimeout(timer);
-      if (err) reject(err);
-      else if (res) resolve(res);
-    };
-    const r = lib.request(
-      url,
-      {
-        method: req.method,
-        headers: {
-          ...(req.headers ?? {}),
-          ...(body ? { 'content-length': String(body.length) } : {}),
-        },
-        agent: false,
-        ...(req.tls?.pfx ? { pfx: req.tls.pfx } : {}),
-        ...(req.tls?.passphrase !== undefined ? { passphrase: req.tls.passphrase } : {}),
-        ...(req.tls?.cert ? { cert: req.tls.cert } : {}),
-        ...(req.tls?.key ? { key: req.tls.key } : {}),
-        ...(req.tls?.ca ? { ca: req.tls.ca } : {}),
+    const b = typeof v === 'string' ? Buffer.from(v, 'utf8') : v;
+    h.update(`${tag}:${b.length}:`);
+    h.update(b);
+    h.update(';');
+  };
+  part('pfx', tls.pfx);
+  part('passphrase', tls.passphrase);
+  part('cert', tls.cert);
+  part('key', tls.key);
+  const cas = tls.ca === undefined ? [] : Array.isArray(tls.ca) ? tls.ca : [tls.ca];
+  h.update(`ca:${cas.length};`);
+  for (const ca of cas) part('ca', ca);
+  return h.digest('hex');
+}
+
+/** Makes an HTTP client with its own connection pools. Most code uses `httpRequest` (one shared client). */
+export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
+  const keepAliveMs = opts.keepAliveMs ?? 30_000;
+  const connections = opts.connectionsPerOrigin ?? 32;
+  const maxIdentities = Math.max(1, opts.maxIdentities ?? 32);
+  /** Insertion order is recency: a hit is moved to the end, the first is the least recently used. */
+  const agents = new Map<string, Agent>();
+
+  const closeAgent = async (agent: Agent) => {
+    let timer: NodeJS.Timeout | undefined;
+    const cut = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        agent.destroy().then(resolve, resolve);
+      }, CLOSE_GRACE_MS);
+      timer.unref();
+    });
+    await Promise.race([agent.close().catch(() => agent.destroy().catch(() => {})), cut]);
+    clearTimeout(timer);
+  };
+
+  const agentFor = (tls: TlsOptions | undefined): Dispatcher => {
+    const key = identityKey(tls);
+    const found = agents.get(key);
+    if (found) {
+      agents.delete(key);
+      agents.set(key, found);
+      return found;
+    }
+    const agent = new Agent({
+      connections,
+      keepAliveTimeout: keepAliveMs,
+      keepAliveMaxTimeout: keepAliveMs,
+      // A provider's Keep-Alive hint, less 1 s (undici's default margin, 2 s, turns the common 5 s hint into 3 s:
+      // the default poll interval, so each poll found its connection just closed).
+      keepAliveTimeoutThreshold: 1_000,
+      // One request at a time per connection (no pipelining: a POST never waits behind another on a socket).
+      pipelining: 1,
+      maxRedirections: 0,
+      connect: {
+        rejectUnauthorized: true,
+        ...(tls?.pfx ? { pfx: tls.pfx } : {}),
+        ...(tls?.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+        ...(tls?.cert ? { cert: tls.cert } : {}),
+        ...(tls?.key ? { key: tls.key } : {}),
+        ...(tls?.ca ? { ca: tls.ca } : {}),
       },
-      (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          size += c.length;
-          if (size > maxBytes) {
-            res.destroy();
-            done(new HttpError('too_large', `answer larger than ${maxBytes} bytes`));
-            return;
-          }
-          chunks.push(c);
-        });
-        res.on('end', () => {
-          const headers: Record<string, string> = {};
-          for (const [k, v] of Object.entries(res.headers))
-            if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
-          done(null, { status: res.statusCode ?? 0, headers, body: Buffer.concat(chunks) });
-        });
-        res.on('error', (e) => done(new HttpError('network', e.message)));
-      },
-    );
+    });
+    agents.set(key, agent);
+    while (agents.size > maxIdentities) {
+      const [oldKey, oldAgent] = agents.entries().next().value as [string, Agent];
+      agents.delete(oldKey);
+      void closeAgent(oldAgent);
+    }
+    return agent;
+  };
+
+  const send: HttpClient = async (req) => {
+    let url: URL;
+    try {
+      url = new URL(req.url);
+    } catch {
+      throw new HttpError('network', 'invalid URL');
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:')
+      throw new HttpError('network', `unsupported protocol ${url.protocol}`);
+    const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    const maxBytes = req.maxBytes ?? DEFAULT_MAX_BYTES;
+    const aborter = new AbortController();
+    let timedOut = false;
     const timer = setTimeout(() => {
-      r.destroy();
-      done(new HttpError('timeout', `no complete answer within ${timeoutMs} ms`));
+      timedOut = true;
+      aborter.abort();
     }, timeoutMs);
-    r.on('error', (e) => done(new HttpError('network', e.message)));
-    if (body) r.write(body);
-    r.end();
-  });
+    const tooLarge = () => new HttpError('too_large', `answer larger than ${maxBytes} bytes`);
+    try {
+      const res = await request(url, {
+        method: req.method,
+        headers: req.headers ?? {},
+        ...(req.body !== undefined ? { body: req.body } : {}),
+        signal: aborter.signal,
+        dispatcher: agentFor(req.tls),
+        maxRedirections: 0,
+      });
+      const declared = Number(res.headers['content-length']);
+      if (Number.isFinite(declared) && declared > maxBytes) {
+        discard(res.body);
+        throw tooLarge();
+      }
+      const chunks: Buffer[] = [];
+      let size = 0;
+      for await (const c of res.body as AsyncIterable<Buffer>) {
+        size += c.length;
+        if (size > maxBytes) {
+          discard(res.body);
+          throw tooLarge();
+        }
+        chunks.push(c);
+      }
+      // Let undici mark the connection idle before the caller's next request (else that request, sent at once,
+      // finds the connection still busy and opens another).
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      const headers: Record<string, string> = {};
+      for (const [k, v] of Object.entries(res.headers))
+        if (v !== undefined) headers[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : v;
+      return { status: res.statusCode, headers, body: Buffer.concat(chunks) };
+    } catch (e) {
+      if (e instanceof HttpError) throw e;
+      const code = (e as { code?: unknown }).code;
+      if (
+        timedOut ||
+        code === 'UND_ERR_CONNECT_TIMEOUT' ||
+        code === 'UND_ERR_HEADERS_TIMEOUT' ||
+        code === 'UND_ERR_BODY_TIMEOUT'
+      )
+        throw new HttpError('timeout', `no complete answer within ${timeoutMs} ms`);
+      throw new HttpError('network', e instanceof Error ? e.message : String(e));
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  return {
+    request: send,
+    async close() {
+      const all = [...agents.values()];
+      agents.clear();
+      await Promise.all(all.map(closeAgent));
+    },
+    get pools() {
+      return agents.size;
+    },
+  };
+}
+
+const shared = createHttpClient();
+
+/** The platform's HTTP client (pooled keep-alive connections, one pool per TLS identity). */
+export const httpRequest: HttpClient = shared.request;
+
+/** Closes the shared client's pools (at shutdown); later requests open new ones. */
+export const closeHttpPools = (): Promise<void> => shared.close();
 
 export { excerpt } from '../formats/redact.js';

@@ -8,13 +8,14 @@ import { alipayDefinition } from './alipay/definition.js';
 import { unionpayDefinition } from './unionpay/definition.js';
 import { wechatDefinition } from './wechat/definition.js';
 import { SIMULATOR } from './choice.js';
+import { PAY_TYPES } from '../domain/trade.js';
 
 export type { ChannelDeps } from './definition.js';
 
 const simulator: ChannelDefinition = {
   id: 'simulator',
   zh: '内置模拟器',
-  payTypes: ['alipay', 'weixin', 'unionpay'],
+  payTypes: PAY_TYPES,
   fields: [
     {
       name: 'merchant_id',

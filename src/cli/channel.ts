@@ -9,6 +9,7 @@ import {
   UnknownChannelError,
   setChannelMap,
   type ChannelConfigView,
+  type PlatformChannelConfigView,
 } from '../services/channel-config.js';
 import { appChannelMap } from '../store/apps.js';
 import { chosenChannel } from '../channels/choice.js';
@@ -23,7 +24,14 @@ export const CHANNEL_USAGE = `  hospay channel list                          the
                      [--secret-stdin NAME] [--unset NAME]... [--json]
                                                configure a channel for an app (medical insurance: C = medicare:ID);
                                                checked as a whole, secrets sealed at rest, never printed
-  hospay channel use --app ID --pay-type alipay|weixin|unionpay|medicare --channel C
+  hospay channel platform-show [C] [--json]    the platform-level configuration (a service provider's credentials,
+                                               shared by every app; secrets only as 已设置 set)
+  hospay channel platform-set C [NAME=VALUE]... [--set NAME=VALUE]... [--file NAME=PATH]...
+                     [--secret-stdin NAME] [--unset NAME]... [--json]
+                                               set values once for the whole platform (fields of scope platform or
+                                               either; an app's own value of an either field wins); checked, secrets
+                                               sealed at rest, never printed
+  hospay channel use --app ID --pay-type alipay|weixin|unionpay|elecny|medicare --channel C
                                                switch a pay type to a configured channel; C = none removes it,
                                                C = simulator chooses the built-in simulator (in an app with a
                                                real channel only with HOSPAY_ALLOW_MIXED_SIMULATOR=1)
@@ -48,6 +56,8 @@ interface ChannelAdmin {
   set(appId: string, channel: string, values: Record<string, string | null>): Promise<ChannelConfigView>;
   use(appId: string, payType: string, channel: string): Promise<Record<string, string> | null>;
   calls(filter: { appId?: string; outTradeNo?: string; limit: number }): Promise<ChannelCallRow[]>;
+  platformShow(channel: string | null): Promise<PlatformChannelConfigView[]>;
+  platformSet(channel: string, values: Record<string, string | null>): Promise<PlatformChannelConfigView>;
   close(): Promise<void>;
 }
 
@@ -69,6 +79,9 @@ async function local(config: Config): Promise<ChannelAdmin> {
     },
     use: (appId, payType, channel) => setChannelMap(deps, appId, payType, channel),
     calls: (filter) => deps.channelCalls.list(filter),
+    platformShow: async (channel) =>
+      channel ? [await deps.channelConfigs.viewPlatform(channel)] : deps.channelConfigs.viewAllPlatform(),
+    platformSet: (channel, values) => deps.channelConfigs.setPlatform(channel, values),
     close: () => platform.close(),
   };
 }
@@ -134,6 +147,28 @@ function remote(server: { base: string; token: string }): ChannelAdmin {
       if (r.status !== 200) throw fail(r);
       return r.data;
     },
+    async platformShow(channel) {
+      if (channel) {
+        const r = await call<PlatformChannelConfigView>(
+          'GET',
+          `/admin/platform/channels/${encodeURIComponent(channel)}`,
+        );
+        if (r.status !== 200) throw fail(r, channel);
+        return [r.data];
+      }
+      const r = await call<{ configs: PlatformChannelConfigView[] }>('GET', '/admin/platform/channels');
+      if (r.status !== 200) throw fail(r);
+      return r.data.configs;
+    },
+    async platformSet(channel, values) {
+      const r = await call<PlatformChannelConfigView>(
+        'PUT',
+        `/admin/platform/channels/${encodeURIComponent(channel)}`,
+        { values },
+      );
+      if (r.status !== 200) throw fail(r, channel);
+      return r.data;
+    },
     close: async () => {},
   };
 }
@@ -146,10 +181,77 @@ function pairs(list: string[] | undefined, flag: string): Array<[string, string]
   });
 }
 
-function printView(v: ChannelConfigView): void {
-  console.log(`${v.channel}`);
+function printView(v: ChannelConfigView | PlatformChannelConfigView): void {
+  console.log('app_id' in v ? `${v.channel}` : `${v.channel} (平台级 platform level)`);
   for (const [k, val] of Object.entries(v.values)) console.log(`  ${k.padEnd(24)} ${val}`);
+  if ('from_platform' in v)
+    for (const [k, val] of Object.entries(v.from_platform ?? {}))
+      console.log(`  ${k.padEnd(24)} ${val}  (平台级 from the platform)`);
   for (const p of v.problems) console.log(`  ! ${p.field}: ${p.zh} / ${p.en}`);
+}
+
+interface PatchFlags {
+  set?: string[] | undefined;
+  file?: string[] | undefined;
+  'secret-file'?: string[] | undefined;
+  'secret-stdin'?: string | undefined;
+  unset?: string[] | undefined;
+}
+
+/** The values to set (NAME=VALUE pairs, --set, --file, --secret-stdin) and to remove (--unset). */
+async function readPatch(values: PatchFlags, more: string[]): Promise<Record<string, string | null>> {
+  const patch: Record<string, string | null> = {};
+  for (const [k, v] of pairs(more, 'NAME=VALUE')) patch[k] = v;
+  for (const [k, v] of pairs(values.set, '--set')) patch[k] = v;
+  for (const [k, p] of [...pairs(values.file, '--file'), ...pairs(values['secret-file'], '--secret-file')]) {
+    try {
+      patch[k] = fs.readFileSync(p, 'utf8').trim();
+    } catch {
+      throw new ChannelUsageError(`--file ${k}: cannot read ${p}`);
+    }
+  }
+  if (values['secret-stdin']) patch[values['secret-stdin']] = await readStdin();
+  for (const k of values.unset ?? []) patch[k] = null;
+  if (Object.keys(patch).length === 0)
+    throw new ChannelUsageError('nothing to set (NAME=VALUE, --set, --file, --secret-stdin, --unset)');
+  return patch;
+}
+
+/** `hospay channel platform-show [C]` and `hospay channel platform-set C NAME=VALUE…`. */
+async function platformCommand(
+  sub: 'platform-show' | 'platform-set',
+  positionals: string[],
+  values: PatchFlags & { channel?: string | undefined; json?: boolean | undefined },
+  server: { base: string; token: string } | null,
+  config: Config,
+): Promise<number> {
+  const [first, ...more] = positionals;
+  const channel = values.channel ?? (first !== undefined && !first.includes('=') ? first : undefined);
+  const rest = channel === first || first === undefined ? more : positionals;
+  if (sub === 'platform-show' && rest.length)
+    throw new ChannelUsageError(
+      `platform-show takes at most a channel, got "${rest[0]?.slice(0, 40) ?? ''}"`,
+    );
+  if (sub === 'platform-set' && !channel)
+    throw new ChannelUsageError('platform-set needs the channel: hospay channel platform-set C NAME=VALUE…');
+  // Read what is needed from files and stdin before touching the database.
+  const patch = sub === 'platform-set' ? await readPatch(values, rest) : {};
+  const admin = server ? remote(server) : await local(config);
+  try {
+    if (sub === 'platform-set') {
+      const v = await admin.platformSet(channel ?? '', patch);
+      if (values.json) console.log(JSON.stringify(v));
+      else printView(v);
+      return 0;
+    }
+    const views = await admin.platformShow(channel ?? null);
+    if (values.json) console.log(JSON.stringify(channel ? views[0] : views));
+    else if (views.length === 0) console.log('(没有平台级配置 no platform-level configuration)');
+    else for (const v of views) printView(v);
+    return 0;
+  } finally {
+    await admin.close();
+  }
 }
 
 /** `hospay channel …` */
@@ -172,9 +274,12 @@ export async function channelCommand(args: string[], config: Config): Promise<nu
     }
     return 0;
   }
-  if (!['show', 'set', 'use', 'calls'].includes(sub ?? ''))
-    throw new ChannelUsageError(`unknown channel command "${sub ?? ''}" (list, show, set, use, calls)`);
-  const { values } = parseArgs({
+  if (!['show', 'set', 'use', 'calls', 'platform-show', 'platform-set'].includes(sub ?? ''))
+    throw new ChannelUsageError(
+      `unknown channel command "${sub ?? ''}" (list, show, set, use, calls, platform-show, platform-set)`,
+    );
+  const platformLevel = sub === 'platform-show' || sub === 'platform-set';
+  const { values, positionals } = parseArgs({
     args: rest,
     options: {
       app: { type: 'string' },
@@ -190,29 +295,23 @@ export async function channelCommand(args: string[], config: Config): Promise<nu
       json: { type: 'boolean' },
     },
     strict: true,
+    allowPositionals: platformLevel,
   });
   const server = runningServer(config);
+  if (platformLevel) {
+    if (values.app)
+      throw new ChannelUsageError(
+        `${sub} is for the whole platform: no --app (per app: hospay channel set --app)`,
+      );
+    return platformCommand(sub, positionals, values, server, config);
+  }
   if (sub !== 'calls' && !values.app) throw new ChannelUsageError('--app ID is required');
   const appId = values.app ?? '';
   // Read what is needed from files and stdin before touching the database.
-  const patch: Record<string, string | null> = {};
+  let patch: Record<string, string | null> = {};
   if (sub === 'set') {
     if (!values.channel) throw new ChannelUsageError('--channel is required');
-    for (const [k, v] of pairs(values.set, '--set')) patch[k] = v;
-    for (const [k, p] of [
-      ...pairs(values.file, '--file'),
-      ...pairs(values['secret-file'], '--secret-file'),
-    ]) {
-      try {
-        patch[k] = fs.readFileSync(p, 'utf8').trim();
-      } catch {
-        throw new ChannelUsageError(`--file ${k}: cannot read ${p}`);
-      }
-    }
-    if (values['secret-stdin']) patch[values['secret-stdin']] = await readStdin();
-    for (const k of values.unset ?? []) patch[k] = null;
-    if (Object.keys(patch).length === 0)
-      throw new ChannelUsageError('nothing to set (--set, --file, --secret-stdin, --unset)');
+    patch = await readPatch(values, []);
   }
   const admin = server ? remote(server) : await local(config);
   try {
@@ -223,7 +322,7 @@ export async function channelCommand(args: string[], config: Config): Promise<nu
         if (values.json) console.log(JSON.stringify(r));
         else {
           // As this command's environment sees the simulator settings (HOSPAY_SIMULATOR, ..._ALLOW_MIXED_...).
-          const map = ['alipay', 'weixin', 'unionpay', 'medicare'].map(
+          const map = ['alipay', 'weixin', 'unionpay', 'elecny', 'medicare'].map(
             (pt) => `${pt} → ${chosenChannel(r.channel_map, pt, config.simulator) ?? '(未开通 not enabled)'}`,
           );
           console.log(`app ${appId}: ${map.join(', ')}`);

@@ -205,7 +205,7 @@ export async function differencesCommand(args: string[], config: Config): Promis
     if (values['pay-type'] !== undefined) {
       const payType = values['pay-type'].toLowerCase();
       if (!isReconPayType(payType))
-        throw new ReconcileUsageError('--pay-type must be alipay, weixin or unionpay');
+        throw new ReconcileUsageError('--pay-type must be alipay, weixin, unionpay or elecny');
       filter.payType = payType;
     }
     const server = runningServer(config);

@@ -14,7 +14,7 @@ import { DEFAULT_SOAP_NAMESPACE } from '../reconcile/his/soap.js';
 import { DEFAULT_RECON_SETTINGS, mergeReconSettings, ReconSettingsError } from '../reconcile/settings.js';
 import { parseYuanToFen } from '../domain/money.js';
 import { formatShanghai } from '../domain/clock.js';
-import { parseShanghai } from '../reconcile/his/his-xml.js';
+import { parseShanghai, understandPayType } from '../reconcile/his/his-xml.js';
 import { adminFetch, runningServer } from './running-server.js';
 import { UsageError } from '../domain/errors.js';
 
@@ -227,12 +227,12 @@ export async function hisSimCommand(args: string[], loadConfig: () => Config): P
       if (fen === null || fen <= 0) throw new HisSimUsageError(`--extra: "${yuan}" is not an amount in yuan`);
       const time = at ? parseShanghai(at) : new Date();
       if (!time) throw new HisSimUsageError(`--extra: "${at ?? ''}" is not yyyy-MM-dd HH:mm:ss`);
-      if (payType && !['alipay', 'weixin', 'unionpay'].includes(payType))
-        throw new HisSimUsageError(`--extra: unknown pay type "${payType}"`);
+      const hisPayType = payType ? understandPayType(payType) : null;
+      if (payType && !hisPayType) throw new HisSimUsageError(`--extra: unknown pay type "${payType}"`);
       const f = sim.addExtra({
         amountFen: fen,
         time,
-        ...(payType ? { payType: payType as 'alipay' | 'weixin' | 'unionpay' } : {}),
+        ...(hisPayType ? { payType: hisPayType } : {}),
       });
       console.log(
         `无支付的 HIS 记录 / phantom HIS record: ${f.outTradeNo} ${yuan} at ${formatShanghai(time)}`,

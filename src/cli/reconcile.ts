@@ -31,7 +31,7 @@ export const RECONCILE_USAGE = `  hospay reconcile [--date YYYY-MM-DD] [--app ID
                                                ${EXIT_INCOMPLETE} = incomplete (the HIS could not be read: run again),
                                                1 = an app could not be reconciled
   hospay reconcile differences --date YYYY-MM-DD --app ID [--state OPEN|RESOLVED]
-                               [--pay-type alipay|weixin|unionpay] [--json]
+                               [--pay-type alipay|weixin|unionpay|elecny] [--json]
                                                the day's differences (every run of the day; a table, or JSON);
                                                exit 0 = none open among those listed, 3 = some still open
                                                (present and not resolved), 1 = unknown app

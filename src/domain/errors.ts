@@ -206,6 +206,9 @@ export const Errors = {
           `该应用未开通支付方式 ${payType}（未配置该支付渠道），请换用其他支付方式或联系平台管理员`,
           `pay type ${payType} is not enabled for this app (no payment channel is configured for it); use another pay type or ask the platform operator`,
         ),
+  /** A pay type the spec names that hospay cannot take at all (eshimin): the reason, not a configuration gap. */
+  payTypeNotSupported: (r: { payType: string; zh: string; en: string }) =>
+    new HospayError('PAY_TYPE_NOT_SUPPORTED', 'business', r.zh, r.en),
   systemError: () =>
     new HospayError(
       'SYSTEM_ERROR',

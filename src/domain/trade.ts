@@ -17,18 +17,44 @@ export function canTransition(from: TradeStatus, to: TradeStatus): boolean {
   return TRANSITIONS[from].includes(to);
 }
 
-export const PAY_TYPES = ['alipay', 'weixin', 'unionpay'] as const;
+export const PAY_TYPES = ['alipay', 'weixin', 'unionpay', 'elecny'] as const;
 export type PayType = (typeof PAY_TYPES)[number];
 
-/** The spec writes weixin/WeiXin/alipay/Alipay/unionpay: pay types are case-insensitive. */
+/** How pages, reports and messages name each pay type. `elecny` is the spec's name for e-CNY (数字人民币). */
+export const PAY_TYPE_NAMES: Readonly<Record<PayType, { zh: string; en: string }>> = {
+  alipay: { zh: '支付宝', en: 'Alipay' },
+  weixin: { zh: '微信支付', en: 'WeChat Pay' },
+  unionpay: { zh: '云闪付', en: 'UnionPay' },
+  elecny: { zh: '数字人民币', en: 'e-CNY' },
+};
+
+/** The spec writes weixin/WeiXin/alipay/Alipay/unionpay/elecny: pay types are case-insensitive. */
 export function parsePayType(text: string): PayType | null {
   const lower = text.toLowerCase();
   return (PAY_TYPES as readonly string[]).includes(lower) ? (lower as PayType) : null;
 }
 
 /**
- * The channel of a payment code, from its prefix (see PROTOCOLS.md):
- * Alipay 25–30 (16–24 digits), WeChat 10–15 (18 digits), UnionPay QuickPass 62.
+ * Pay types the spec names that hospay knows but cannot take, each with the reason a HIS is told
+ * (docs/channels/eshimin.md): refused with PAY_TYPE_NOT_SUPPORTED, never as an unknown value.
+ */
+export const UNSUPPORTED_PAY_TYPES: Readonly<Record<string, { zh: string; en: string }>> = {
+  eshimin: {
+    zh: '随申办（上海）医保支付没有公开的接口协议，本平台不支持；请改用 alipay、weixin、unionpay 或 elecny',
+    en: 'Shanghai eshimin (随申办) medical-insurance payment has no public protocol, so hospay does not support it; use alipay, weixin, unionpay or elecny',
+  },
+};
+
+/** The reason a pay type the spec names is not supported, or null (any letter case). */
+export function unsupportedPayType(text: string): { payType: string; zh: string; en: string } | null {
+  const lower = text.toLowerCase();
+  const r = Object.hasOwn(UNSUPPORTED_PAY_TYPES, lower) ? UNSUPPORTED_PAY_TYPES[lower] : undefined;
+  return r ? { payType: lower, ...r } : null;
+}
+
+/**
+ * The channel of a payment code, from its prefix (see PROTOCOLS.md and docs/channels/ecny.md):
+ * Alipay 25–30 (16–24 digits), WeChat 10–15 (18 digits), UnionPay QuickPass 62, e-CNY 01 (19 digits).
  */
 export function payTypeFromAuthCode(authCode: string): PayType | null {
   if (!/^[0-9]+$/.test(authCode)) return null;
@@ -36,6 +62,9 @@ export function payTypeFromAuthCode(authCode: string): PayType | null {
   if (prefix >= 25 && prefix <= 30 && authCode.length >= 16 && authCode.length <= 24) return 'alipay';
   if (prefix >= 10 && prefix <= 15 && authCode.length === 18) return 'weixin';
   if (prefix === 62) return 'unionpay';
+  // e-CNY (数字人民币) wallet payment codes: 19 digits starting with "01" (an operating bank's published sample,
+  // 0100320229316139647; acquirers' code-routing rules: docs/channels/ecny.md).
+  if (authCode.startsWith('01') && authCode.length === 19) return 'elecny';
   return null;
 }
 

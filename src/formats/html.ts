@@ -77,8 +77,22 @@ export function usePageHeaders(scope: FastifyInstance, opts: PageHeaderOptions =
   });
 }
 
-/** A plain, script-free page (Chinese UI, English where an operator benefits). */
-export function page(title: string, bodyHtml: string): string {
+/**
+ * The CSP of a page() page that loads hospay's own static script(s) (`script-src 'self'`, nothing inline) and
+ * may add directives (e.g. `form-action https://cashier.example`). Only the few pages that need a script use it
+ * (the WeChat in-app cashier, the auto-posting UnionPay form); every other page stays on PAGE_CSP.
+ */
+export function pageCspWith(extra: readonly string[]): string {
+  return cspWithStyle(PAGE_CSS, extra);
+}
+
+/**
+ * A plain page (Chinese UI, English where an operator benefits). Script-free unless `opts.scripts` names
+ * same-origin static scripts (absolute paths), which only a page served under pageCspWith(["script-src 'self'"])
+ * may do.
+ */
+export function page(title: string, bodyHtml: string, opts: { scripts?: readonly string[] } = {}): string {
+  const scripts = (opts.scripts ?? []).map((src) => `<script src="${esc(src)}" defer></script>\n`).join('');
   return `<!doctype html>
 <html lang="zh-CN">
 <head>
@@ -86,7 +100,7 @@ export function page(title: string, bodyHtml: string): string {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>${esc(title)}</title>
 <style>${PAGE_CSS}</style>
-</head>
+${scripts}</head>
 <body><main>
 ${bodyHtml}
 </main></body>

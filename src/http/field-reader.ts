@@ -1,6 +1,12 @@
 import { Errors } from '../domain/errors.js';
 import { parsePositiveYuan, parseYuanToFen, type Fen } from '../domain/money.js';
-import { parseOrderType, parsePayType, type OrderType, type PayType } from '../domain/trade.js';
+import {
+  parseOrderType,
+  parsePayType,
+  unsupportedPayType,
+  type OrderType,
+  type PayType,
+} from '../domain/trade.js';
 
 /**
  * Reads and validates the fields of one request, whatever door it came through (offline XML head, gateway
@@ -88,11 +94,13 @@ export abstract class FieldReaderBase {
     const v = required ? this.required(name, 16) : this.optional(name, 16);
     if (v === undefined) return undefined;
     const t = parsePayType(v);
+    const unsupported = t ? null : unsupportedPayType(v);
+    if (unsupported) throw Errors.payTypeNotSupported(unsupported);
     if (!t)
       throw Errors.invalidField(
         name,
-        '支付类型须为 alipay、weixin 或 unionpay',
-        'must be alipay, weixin or unionpay',
+        '支付类型须为 alipay、weixin、unionpay 或 elecny（数字人民币）',
+        'must be alipay, weixin, unionpay or elecny (e-CNY)',
       );
     return t;
   }

@@ -13,6 +13,7 @@ import { registerLandingPage } from './pages/landing.js';
 import { registerFinancePages } from './pages/finance.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { registerChannelNotifyRoutes } from './channels/notify.js';
+import { registerMedicareNotifyRoutes } from './channels/medicare-notify.js';
 import { maskUrlPath } from '../logging.js';
 
 export interface ServerParts {
@@ -80,5 +81,6 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
     await registerAdminRoutes(app, parts.deps, parts.adminToken, parts.recon);
   }
   if (doors !== 'admin') await registerChannelNotifyRoutes(app, parts.deps);
+  if (doors !== 'admin') await registerMedicareNotifyRoutes(app, parts.deps);
   return app;
 }

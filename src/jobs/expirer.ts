@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { channelContext, medicareFor, type ServiceDeps } from '../services/deps.js';
 import { expireTrade, type ExpireResult } from '../services/expire.js';
 import { purgeExpiredRecords, purgeSpent } from '../services/retention.js';
+import { revokeUploads } from '../services/medicare.js';
 
 /**
  * The expiry job: unpaid barcode trades past their deadline are cancelled at the channel, expired QR trades
@@ -53,6 +54,13 @@ export class ExpiryJob {
       await trades.releaseLease(trade.id, this.owner, retryAt);
     }
     await this.reverseInsurance();
+    // Fee uploads a mixed payment left at the medical-insurance centre unsettled: revoked (6401) or refunded.
+    await revokeUploads(this.deps).catch((err: unknown) =>
+      this.deps.log.warn(
+        { err: err instanceof Error ? err.message : String(err) },
+        'upload revocation failed',
+      ),
+    );
     return counts;
   }
 

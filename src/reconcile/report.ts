@@ -44,6 +44,7 @@ export const CHANNEL_LABELS: Readonly<Record<string, string>> = {
   alipay: '支付宝',
   weixin: '微信支付',
   unionpay: '云闪付',
+  elecny: '数字人民币',
   dc: '数字货币',
   '': '(未知)',
 };

@@ -1,12 +1,12 @@
 import type { App } from '../store/schema.js';
 import type { ReconcileDeps } from './deps.js';
-import type { PayType } from '../domain/trade.js';
+import { PAY_TYPES, type PayType } from '../domain/trade.js';
 import { HospayError, NotFoundError } from '../domain/errors.js';
 import { formatFen, sumFen, ZERO_FEN, type Fen } from '../domain/money.js';
 import { HisClient } from './his/his-client.js';
 import type { HisTradeRecord } from './his/his-xml.js';
 import { readReconSettings } from './settings.js';
-import { parseShanghai } from './his/his-xml.js';
+import { hisPayTypeOf, parseShanghai } from './his/his-xml.js';
 import { formatShanghai, isCalendarDate } from '../domain/clock.js';
 import type { BillLine } from '../domain/bill.js';
 import type { Channel, ChannelContext } from '../channels/channel.js';
@@ -123,7 +123,7 @@ export async function reconcileDay(
   const dayEnd = new Date(dayStart.getTime() + DAY_MS);
   const progress = input.onProgress ?? (() => {});
   const out: DayOutcome[] = [];
-  for (const payType of input.payTypes ?? (['alipay', 'weixin', 'unionpay'] as const)) {
+  for (const payType of input.payTypes ?? PAY_TYPES) {
     const startedAt = deps.clock.now();
     let channel;
     let channelId: string;
@@ -182,8 +182,11 @@ export async function reconcileDay(
       const slices = 1440 / settings.hisSliceMinutes;
       progress({ payType, stage: 'his', done: 0, total: slices });
       try {
-        const day = await his.getDay(dayStart, settings.hisSliceMinutes * 60_000, payType, (done) =>
-          progress({ payType, stage: 'his', done, total: slices }),
+        const day = await his.getDay(
+          dayStart,
+          settings.hisSliceMinutes * 60_000,
+          hisPayTypeOf(payType),
+          (done) => progress({ payType, stage: 'his', done, total: slices }),
         );
         hisRecords = day.records;
         for (const s of day.slices)

@@ -1,7 +1,10 @@
 /**
- * Per-app channel configuration: plain fields stored as JSON, secret fields (keys, certificates, API keys)
- * sealed with the master key. Read through a short cache, so a payment does not decrypt on every call; a
- * change made through this process is seen at once, one made elsewhere within CACHE_MS.
+ * Channel configuration: per app, and once for the whole platform (a service provider's own credentials, shared
+ * by every app). Plain fields stored as JSON, secret fields (keys, certificates, API keys) sealed with the master
+ * key. What an adapter is given (`load`) is the platform's values merged under the app's, by each field's scope
+ * (ConfigField.scope: 'app' per app only, 'platform' the platform's value only, 'either' the app's value wins).
+ * Read through a short cache, so a payment does not decrypt on every call; a change made through this process is
+ * seen at once, one made elsewhere within CACHE_MS.
  */
 import type { ChannelConfigRepository } from '../store/channel-config.js';
 import type { SecretBox } from '../crypto/secret-box.js';
@@ -34,8 +37,69 @@ export interface ChannelConfigView {
   channel: string;
   /** Plain values as set; secret ones only as "set" / absent. */
   values: Record<string, string>;
+  /** What the app takes from the platform-level configuration (fields it does not set itself), shown the same way. */
+  from_platform: Record<string, string>;
+  /** Problems of the configuration the adapter is given: the platform's values merged under the app's. */
   problems: ConfigProblem[];
 }
+
+/** The platform-level configuration of a channel, as an operator may see it. */
+export interface PlatformChannelConfigView {
+  channel: string;
+  /** Plain values as set; secret ones only as "set" / absent. */
+  values: Record<string, string>;
+  /** Problems of the values set (each checked; what an app must add is checked per app). */
+  problems: ConfigProblem[];
+}
+
+type Scope = 'app' | 'platform' | 'either';
+const scopeOf = (f: ConfigField): Scope => f.scope ?? 'app';
+
+/**
+ * The configuration an app's adapter works with: per field, by its scope, the app's value ('app'), the
+ * platform's ('platform'), or the app's when it has one and else the platform's ('either'). Names no field
+ * knows (left in the app's values) stay, so the check names them.
+ */
+export function mergeChannelConfig(
+  fields: readonly ConfigField[],
+  platform: Readonly<Record<string, string>>,
+  app: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const known = new Set(fields.map((f) => f.name));
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(app)) if (!known.has(k)) out[k] = v;
+  const has = (m: Readonly<Record<string, string>>, k: string) => m[k] !== undefined && m[k] !== '';
+  for (const f of fields) {
+    const scope = scopeOf(f);
+    const v =
+      scope === 'app'
+        ? app[f.name]
+        : scope === 'platform'
+          ? platform[f.name]
+          : has(app, f.name)
+            ? app[f.name]
+            : platform[f.name];
+    if (v !== undefined) out[f.name] = v;
+  }
+  return out;
+}
+
+const SET = '已设置 set';
+
+function shown(
+  fields: readonly ConfigField[],
+  values: Readonly<Record<string, string>>,
+): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const f of fields) {
+    const v = values[f.name];
+    if (v === undefined || v === '') continue;
+    out[f.name] = f.secret ? SET : v;
+  }
+  return out;
+}
+
+const problemKey = (p: ConfigProblem) => `${p.field}\u0000${p.en}`;
 
 export class UnknownChannelError extends NotFoundError {
   constructor(readonly channelId: string) {
@@ -75,6 +139,37 @@ export class ChannelConfigs {
     return `app:${appId}:channel:${channelId}`;
   }
 
+  private static platformSealContext(channelId: string): string {
+    return `platform:channel:${channelId}`;
+  }
+
+  /** The platform-level values of a channel, secrets opened. */
+  private async platformRaw(channelId: string): Promise<Record<string, string>> {
+    const row = await this.store.getPlatform(channelId);
+    if (!row) return {};
+    const plain = JSON.parse(row.settings) as Record<string, string>;
+    const secret = row.secrets_sealed
+      ? (JSON.parse(
+          this.secrets.open(row.secrets_sealed, ChannelConfigs.platformSealContext(channelId)),
+        ) as Record<string, string>)
+      : {};
+    return { ...plain, ...secret };
+  }
+
+  /** An app's values merged with the platform's, by scope (without defaults). */
+  private async merged(
+    appId: string,
+    channelId: string,
+    fields: readonly ConfigField[],
+    app?: Record<string, string>,
+  ): Promise<Record<string, string>> {
+    return mergeChannelConfig(
+      fields,
+      await this.platformRaw(channelId),
+      app ?? (await this.raw(appId, channelId)),
+    );
+  }
+
   /** The stored values, secrets opened, without defaults. */
   private async raw(appId: string, channelId: string): Promise<Record<string, string>> {
     const row = await this.store.get(appId, channelId);
@@ -97,14 +192,16 @@ export class ChannelConfigs {
     const hit = this.cache.get(key);
     const now = this.clock.now().getTime();
     if (hit && now - hit.at < CACHE_MS) return hit.values;
-    const values = withDefaults(fieldsOf(channelId) ?? [], await this.raw(appId, channelId));
+    const fields = fieldsOf(channelId) ?? [];
+    const values = withDefaults(fields, await this.merged(appId, channelId, fields));
     this.cache.set(key, { at: now, values });
     return values;
   }
 
   /**
-   * Changes an app's configuration of a channel: each value set (null removes it), the result checked as a
-   * whole before anything is stored. Throws ChannelConfigError naming every broken field.
+   * Changes an app's configuration of a channel: each value set (null removes it), the result merged with the
+   * platform-level values and checked as a whole before anything is stored. A field set for the whole platform
+   * only (scope 'platform') is refused. Throws ChannelConfigError naming every broken field.
    */
   async set(
     appId: string,
@@ -113,12 +210,24 @@ export class ChannelConfigs {
   ): Promise<ChannelConfigView> {
     const fields = fieldsOf(channelId);
     if (!fields) throw new UnknownChannelError(channelId);
+    const platformOnly = Object.keys(patch).filter(
+      (k) => patch[k] !== null && fields.some((f) => f.name === k && scopeOf(f) === 'platform'),
+    );
+    if (platformOnly.length)
+      throw new ChannelConfigError(
+        channelId,
+        platformOnly.map((field) => ({
+          field,
+          zh: `只能在平台级设置（hospay channel platform-set ${channelId}），不能按应用设置`,
+          en: `set once for the whole platform (hospay channel platform-set ${channelId}), not per app`,
+        })),
+      );
     const current = await this.raw(appId, channelId);
     for (const [k, v] of Object.entries(patch)) {
       if (v === null) delete current[k];
       else current[k] = v;
     }
-    const problems = checkChannelConfig(fields, current);
+    const problems = checkChannelConfig(fields, await this.merged(appId, channelId, fields, current));
     if (problems.length) throw new ChannelConfigError(channelId, problems);
     const plain: Record<string, string> = {};
     const secret: Record<string, string> = {};
@@ -141,13 +250,114 @@ export class ChannelConfigs {
     const fields = fieldsOf(channelId);
     if (!fields) throw new UnknownChannelError(channelId);
     const current = await this.raw(appId, channelId);
-    const values: Record<string, string> = {};
+    const merged = await this.merged(appId, channelId, fields, current);
+    const values = shown(fields, current);
+    const from_platform: Record<string, string> = {};
+    for (const [k, v] of Object.entries(shown(fields, merged))) if (values[k] !== v) from_platform[k] = v;
+    return {
+      app_id: appId,
+      channel: channelId,
+      values,
+      from_platform,
+      problems: checkChannelConfig(fields, merged),
+    };
+  }
+
+  /** The fields the platform may hold (scope 'platform' or 'either'), for checking what it holds. */
+  private static platformFields(fields: readonly ConfigField[]): ConfigField[] {
+    return fields.filter((f) => scopeOf(f) !== 'app').map((f) => ({ ...f, required: false }));
+  }
+
+  /** The platform-level configuration of a channel as an operator may see it. */
+  async viewPlatform(channelId: string): Promise<PlatformChannelConfigView> {
+    const fields = fieldsOf(channelId);
+    if (!fields) throw new UnknownChannelError(channelId);
+    const current = await this.platformRaw(channelId);
+    return {
+      channel: channelId,
+      values: shown(fields, current),
+      problems: checkChannelConfig(ChannelConfigs.platformFields(fields), current),
+    };
+  }
+
+  /** The views of every channel with a platform-level configuration. */
+  async viewAllPlatform(): Promise<PlatformChannelConfigView[]> {
+    const ids = await this.store.platformChannels();
+    return Promise.all(ids.map((id) => this.viewPlatform(id)));
+  }
+
+  /**
+   * Changes the platform-level configuration of a channel: each value set (null removes it). Only fields that
+   * may be set for the platform (scope 'platform' or 'either'); each value held is checked (what an app must add
+   * is checked per app). Refused too when the change would break an app that uses the channel (a problem its
+   * merged configuration did not have before), naming the app. Throws ChannelConfigError.
+   */
+  async setPlatform(
+    channelId: string,
+    patch: Record<string, string | null>,
+  ): Promise<PlatformChannelConfigView> {
+    const fields = fieldsOf(channelId);
+    if (!fields) throw new UnknownChannelError(channelId);
+    const appOnly = Object.keys(patch).filter(
+      (k) => patch[k] !== null && fields.some((f) => f.name === k && scopeOf(f) === 'app'),
+    );
+    if (appOnly.length)
+      throw new ChannelConfigError(
+        channelId,
+        appOnly.map((field) => ({
+          field,
+          zh: `只能按应用设置（hospay channel set --app ID --channel ${channelId}），不能在平台级设置`,
+          en: `set per app (hospay channel set --app ID --channel ${channelId}), not for the platform`,
+        })),
+      );
+    const before = await this.platformRaw(channelId);
+    const current = { ...before };
+    for (const [k, v] of Object.entries(patch)) {
+      if (v === null) delete current[k];
+      else current[k] = v;
+    }
+    const problems = checkChannelConfig(ChannelConfigs.platformFields(fields), current);
+    if (problems.length) throw new ChannelConfigError(channelId, problems);
+    // The apps that use this channel must still work with the new platform values.
+    const broken: ConfigProblem[] = [];
+    for (const appId of await this.appsUsing(channelId)) {
+      const own = await this.raw(appId, channelId);
+      const had = new Set(
+        checkChannelConfig(fields, mergeChannelConfig(fields, before, own)).map(problemKey),
+      );
+      for (const p of checkChannelConfig(fields, mergeChannelConfig(fields, current, own)))
+        if (!had.has(problemKey(p))) broken.push({ ...p, field: `app ${appId}: ${p.field}` });
+    }
+    if (broken.length) throw new ChannelConfigError(channelId, broken);
+    const plain: Record<string, string> = {};
+    const secret: Record<string, string> = {};
     for (const f of fields) {
       const v = current[f.name];
-      if (v === undefined || v === '') continue;
-      values[f.name] = f.secret ? '已设置 set' : v;
+      if (v === undefined) continue;
+      (f.secret ? secret : plain)[f.name] = v;
     }
-    return { app_id: appId, channel: channelId, values, problems: checkChannelConfig(fields, current) };
+    const sealed = Object.keys(secret).length
+      ? this.secrets.seal(JSON.stringify(secret), ChannelConfigs.platformSealContext(channelId))
+      : null;
+    await this.store.putPlatform(channelId, {
+      settings: JSON.stringify(plain),
+      secretsSealed: sealed,
+      now: this.clock.now(),
+    });
+    // Every app's merged configuration of this channel changes.
+    for (const key of [...this.cache.keys()]) if (key.endsWith(`\u0000${channelId}`)) this.cache.delete(key);
+    return this.viewPlatform(channelId);
+  }
+
+  /** The active apps that have a configuration of a channel or map a pay type to it. */
+  private async appsUsing(channelId: string): Promise<string[]> {
+    const out = new Set(await this.store.appsWith(channelId));
+    for (const app of await this.store.appMaps()) {
+      if (app.status !== 'active') continue;
+      for (const [payType, id] of Object.entries(appChannelMap(app)))
+        if ((payType === 'medicare' ? `medicare:${id}` : id) === channelId) out.add(app.id);
+    }
+    return [...out].sort();
   }
 
   /** The views of every channel the app has a configuration of, by channel id. */
@@ -165,6 +375,35 @@ export class ChannelConfigs {
     const out: Array<{ appId: string; channelId: string; problems: ConfigProblem[] }> = [];
     const apps = await this.store.appMaps();
     const configured = await this.store.all();
+    // The platform-level configurations: their secrets must open, their values be valid.
+    const platform = new Map<string, Record<string, string> | null>();
+    for (const channelId of await this.store.platformChannels()) {
+      const fields = fieldsOf(channelId);
+      const unreadable = (why: string) => {
+        platform.set(channelId, null);
+        out.push({
+          appId: '(platform)',
+          channelId,
+          problems: [{ field: '(secrets)', zh: '平台级配置的密钥无法解开', en: why }],
+        });
+      };
+      if (!fields) {
+        out.push({
+          appId: '(platform)',
+          channelId,
+          problems: [{ field: '(channel)', zh: '没有这个渠道', en: 'no such channel' }],
+        });
+        continue;
+      }
+      try {
+        const values = await this.platformRaw(channelId);
+        platform.set(channelId, values);
+        const problems = checkChannelConfig(ChannelConfigs.platformFields(fields), values);
+        if (problems.length) out.push({ appId: '(platform)', channelId, problems });
+      } catch (e) {
+        unreadable(e instanceof Error ? e.message : String(e));
+      }
+    }
     for (const app of apps) {
       if (app.status !== 'active') continue;
       const used = new Set<string>(configured.filter((c) => c.app_id === app.id).map((c) => c.channel_id));
@@ -196,7 +435,9 @@ export class ChannelConfigs {
           });
           continue;
         }
-        const problems = checkChannelConfig(fields, values);
+        const shared = platform.get(channelId);
+        if (shared === null) continue; // the platform's own problem is reported once, above
+        const problems = checkChannelConfig(fields, mergeChannelConfig(fields, shared ?? {}, values));
         if (problems.length) out.push({ appId: app.id, channelId, problems });
       }
     }

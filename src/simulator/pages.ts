@@ -3,10 +3,11 @@ import { formatFen } from '../domain/money.js';
 import { esc, page, usePageHeaders } from '../formats/html.js';
 import type { SimTrade, SimulatorProvider } from './provider.js';
 
-const PAY_TYPE_NAMES: Record<string, string> = {
+const PAY_TYPE_NAMES: Record<SimTrade['payType'], string> = {
   alipay: '支付宝 (Alipay)',
   weixin: '微信支付 (WeChat Pay)',
   unionpay: '云闪付 (UnionPay)',
+  elecny: '数字人民币 (e-CNY)',
 };
 const STATUS_TEXT: Record<SimTrade['status'], string> = {
   WAITING: '待支付',

@@ -124,12 +124,16 @@ export class SimulatorProvider implements SimulatorApi {
     const day = compactShanghai(this.clock.now()).slice(0, 8);
     if (payType === 'alipay') return `${day}22001${digits(15)}`; // 28 digits, like Alipay's
     if (payType === 'weixin') return `4200${digits(6)}${day}${digits(10)}`; // 28 digits, like WeChat's
+    // e-CNY: the operating institution's order number (no public format): 8-digit day + 'DC' code 31 + 16 digits.
+    if (payType === 'elecny') return `${day}31${digits(16)}`; // 26 digits
     return `${compactShanghai(this.clock.now())}${digits(7)}`; // 21 digits, like UnionPay's queryId
   }
 
   private buyer(payType: SimPayType): { logon: string; user: string } {
     if (payType === 'alipay') return { logon: `138****${digits(4)}`, user: `2088${digits(12)}` };
     if (payType === 'weixin') return { logon: '', user: `oSim${digits(12)}` };
+    // e-CNY: the payer's wallet id (16 digits), shown masked as the operating institutions do.
+    if (payType === 'elecny') return { logon: `0021****${digits(4)}`, user: `dc${digits(12)}` };
     return { logon: `6212****${digits(4)}`, user: `up${digits(12)}` };
   }
 
@@ -606,8 +610,8 @@ export class SimulatorProvider implements SimulatorApi {
   }
 
   /**
-   * The day's trade bill as the provider serves it: Alipay's ZIP of GBK CSV for alipay, WeChat's CSV for weixin
-   * and unionpay (the simulator has no UnionPay file format of its own). Fees are 0.6 % (60 bp), half up,
+   * The day's trade bill as the provider serves it: Alipay's ZIP of GBK CSV for alipay, WeChat's CSV for weixin,
+   * unionpay and elecny (the simulator has no UnionPay or e-CNY file format of its own: neither is public). Fees are 0.6 % (60 bp), half up,
    * returned in proportion on refunds. Reversals made by cancel appear as refunds numbered '#CANCEL'.
    */
   async billFile(merchant: string, payType: SimPayType, date: string): Promise<Buffer> {

@@ -23,6 +23,9 @@ import * as m014 from './migrations/014-legacy-sign.js';
 import * as m011 from './migrations/011-sealed-platform-keys.js';
 import * as m012 from './migrations/012-login-throttle.js';
 import * as m017 from './migrations/017-recon-incomplete.js';
+import * as m020 from './migrations/020-medicare-details.js';
+import * as m018 from './migrations/018-platform-channel-configs.js';
+import * as m019 from './migrations/019-ecny.js';
 
 export type Db = Kysely<Database>;
 
@@ -43,6 +46,9 @@ const MIGRATIONS: Record<string, Migration> = {
   '011-sealed-platform-keys': m011,
   '012-login-throttle': m012,
   '017-recon-incomplete': m017,
+  '020-medicare-details': m020,
+  '018-platform-channel-configs': m018,
+  '019-ecny': m019,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -299,6 +299,17 @@ export interface ChannelConfigsTable {
   updated_at: Timestamp;
 }
 
+/**
+ * A channel's platform-level configuration (018): values set once for the whole platform (a service provider's
+ * credentials), merged under each app's own; plain fields as JSON, secret ones sealed (SecretBox) as JSON.
+ */
+export interface PlatformChannelConfigsTable {
+  channel_id: string;
+  settings: ColumnType<string, string | undefined, string>;
+  secrets_sealed: string | null;
+  updated_at: Timestamp;
+}
+
 /** One exchange with a provider (redacted), for operators. */
 export interface ChannelCallsTable {
   id: Generated<number>;
@@ -369,6 +380,28 @@ export interface FinanceSessionsTable {
   last_seen_at: Timestamp;
 }
 
+/**
+ * A fee upload left at the medical-insurance centre by a mixed payment that was not settled (020): revoked
+ * (6401) or, if it was settled after all, refunded (6203) by the expiry job; FAILED waits for an operator.
+ */
+export interface MedicareRevocationsTable {
+  id: Generated<number>;
+  app_id: string;
+  trade_id: number;
+  out_trade_no: string;
+  /** The adapter's reference (order id, token sealed under the app's key). */
+  ref: string;
+  /** Why the upload was left (the settlement's failure code). */
+  reason: string;
+  status: 'PENDING' | 'DONE' | 'FAILED';
+  attempts: ColumnType<number, number | undefined, number>;
+  last_error: string | null;
+  next_at: Timestamp;
+  lease_until: NullableTimestamp;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 export interface Database {
   apps: AppsTable;
   trades: TradesTable;
@@ -382,11 +415,13 @@ export interface Database {
   notify_attempts: NotifyAttemptsTable;
   medicare_auths: MedicareAuthsTable;
   medicare_tokens: MedicareTokensTable;
+  medicare_revocations: MedicareRevocationsTable;
   recon_runs: ReconRunsTable;
   recon_differences: ReconDifferencesTable;
   recon_audit: ReconAuditTable;
   recon_evidence: ReconEvidenceTable;
   channel_configs: ChannelConfigsTable;
+  platform_channel_configs: PlatformChannelConfigsTable;
   channel_calls: ChannelCallsTable;
   notify_rejections: NotifyRejectionsTable;
   job_claims: JobClaimsTable;

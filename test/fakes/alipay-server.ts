@@ -12,7 +12,13 @@
  *  - told to (script), it answers "user paying", declines, system errors, HTTP 500, a malformed or a wrongly
  *    signed answer, or nothing at all (timeout). A misbehaving answer never changes the books;
  *  - it serves the day's bill ZIP (GBK CSV in Alipay's format, from the real builder) at the URL it hands out;
- *  - it writes the asynchronous notifications Alipay would POST, signed (or tampered with).
+ *  - it writes the asynchronous notifications Alipay would POST, signed (or tampered with);
+ *  - third-party app (ISV) mode, when told the authorised hospitals (`appAuthTokens`: app_auth_token →
+ *    auth_app_id): every request must carry a known app_auth_token (a signed public parameter). An unknown one is
+ *    answered as Alipay does (20001 Insufficient Token Permissions, aop.invalid-app-auth-token), a missing one as
+ *    the third-party app acting for itself without the product (40006, isv.insufficient-isv-permissions); each
+ *    hospital sees only its own trades, and notifications carry app_id (the third-party app) and auth_app_id
+ *    (the hospital).
  *
  * Keys are generated at test start; certificates (cert mode) by the `openssl` command at test time.
  */
@@ -223,6 +229,11 @@ export interface AlipayFakeOptions {
   alipayPrivateKey?: KeyObject | string;
   /** Certificate mode: the serial numbers requests must carry, and the one answers name. */
   cert?: { appCertSn: string; alipayRootCertSn: string; alipayCertSn: string };
+  /**
+   * Third-party app mode: `appId` is the third-party app's, and these are the hospitals that authorised it, by
+   * their app_auth_token (→ the hospital's APPID, auth_app_id). Every request must carry one of them.
+   */
+  appAuthTokens?: Record<string, string>;
 }
 
 interface Refund {
@@ -241,12 +252,16 @@ export interface FakeAlipayTrade {
   paidAt?: Date;
   refunds: Map<string, Refund>;
   notifyId: string;
+  /** Third-party app mode: the hospital (auth_app_id) whose trade this is. */
+  authAppId?: string;
 }
 
 export interface FakeRequest {
   op: AlipayOp;
   method: string;
   signatureValid: boolean;
+  /** Third-party app mode: the hospital the request's app_auth_token names (undefined: none or unknown). */
+  authAppId?: string | undefined;
   params: Record<string, string>;
   biz: Record<string, unknown>;
 }
@@ -286,7 +301,8 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
   const scripts = new Map<AlipayOp, Behaviour>();
   const log: FakeRequest[] = [];
   const hanging = new Set<http.ServerResponse>();
-  const bills = new Map<string, { date: string; until: number }>();
+  const bills = new Map<string, { date: string; until: number; authAppId: string | undefined }>();
+  const tokens = opts.appAuthTokens ?? null;
   const downloads: string[] = [];
   let base = '';
 
@@ -585,23 +601,24 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
     return ok({ trade_no: t.tradeNo, out_trade_no: no });
   }
 
-  function billUrl(biz: Record<string, unknown>) {
+  function billUrl(biz: Record<string, unknown>, authAppId: string | undefined) {
     const date = String(biz['bill_date'] ?? '');
     if (biz['bill_type'] !== 'trade') return fail('isp.bill_type_error', '账单类型错误');
     if (!/^\d{4}-\d{2}-\d{2}$/.test(date)) return fail('isp.bill_date_error', '账单日期格式错误');
     if (date > formatShanghai(new Date()).slice(0, 10)) return fail('isp.bill_not_exist', '账单不存在');
     const token = randomBytes(12).toString('hex');
-    bills.set(token, { date, until: Date.now() + 30_000 });
+    bills.set(token, { date, until: Date.now() + 30_000, authAppId });
     return ok({
       bill_download_url: `${base}/bill/${token}?downloadFileName=${FAKE_SELLER_ID}_${date.replaceAll('-', '')}.csv.zip`,
     });
   }
 
-  function billZip(date: string): Buffer {
+  function billZip(date: string, authAppId: string | undefined): Buffer {
     const fee = (amount: Fen) => fen(Math.floor((amount * 60 + 5_000) / 10_000));
     const onDay = (d: Date) => formatShanghai(d).slice(0, 10) === date;
     const lines: Array<BillLine & { at: number }> = [];
     for (const t of trades.values()) {
+      if (t.authAppId !== authAppId) continue;
       const subject = t.subject.replace(/[,\t`"\r\n]/g, ' ') || undefined;
       if (t.paidAt && onDay(t.paidAt))
         lines.push({
@@ -656,7 +673,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
       const b = bills.get(url.pathname.slice(6));
       if (!b || b.until < Date.now()) return send(res, 404, 'expired or unknown bill link', 'text/plain');
       downloads.push(url.pathname);
-      const zip = billZip(b.date);
+      const zip = billZip(b.date, b.authAppId);
       res.writeHead(200, { 'content-type': 'application/zip', 'content-length': zip.length });
       res.end(zip);
       return;
@@ -678,13 +695,42 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
     } catch {
       biz = {};
     }
-    log.push({ op, method, signatureValid, params, biz });
+    const token = params['app_auth_token'];
+    const authAppId = tokens && token && Object.hasOwn(tokens, token) ? tokens[token] : undefined;
+    log.push({ op, method, signatureValid, authAppId, params, biz });
+    // Third-party app mode: who is asked for (checked after the signature, as the gateway does).
+    const invalidToken = {
+      code: '20001',
+      msg: 'Insufficient Token Permissions',
+      sub_code: 'aop.invalid-app-auth-token',
+      sub_msg: '无效的应用授权令牌',
+    };
+    const tokenRefusal = (): Record<string, unknown> | null => {
+      if (!tokens) return token ? invalidToken : null;
+      if (!token)
+        return {
+          code: '40006',
+          msg: 'Insufficient Permissions',
+          sub_code: 'isv.insufficient-isv-permissions',
+          sub_msg: 'ISV权限不足，建议在开发者中心检查签约是否已经生效',
+        };
+      if (!authAppId) return invalidToken;
+      return null;
+    };
+    // Each authorising hospital sees only its own trades.
+    const no = String(biz['out_trade_no'] ?? '');
+    const foreign = trades.get(no);
+    const othersTrade = !!no && !!foreign && foreign.authAppId !== authAppId;
 
     if (op === 'wap') {
       // The payer's browser opens the cashier: a page, not JSON.
       if (!signatureValid)
         return send(res, 200, '<html><body>错误代码 invalid-signature 验签出错</body></html>');
+      const refused = tokenRefusal();
+      if (refused) return send(res, 200, `<html><body>错误代码 ${String(refused['sub_code'])}</body></html>`);
+      if (othersTrade) return send(res, 200, '<html><body>ACQ.TRADE_HAS_CLOSE</body></html>');
       const o = openTrade(biz);
+      if (!('error' in o) && o.trade.authAppId === undefined && authAppId) o.trade.authAppId = authAppId;
       if ('error' in o) return send(res, 200, `<html><body>${String(o.error['sub_code'])}</body></html>`);
       const t = o.trade;
       return send(
@@ -710,6 +756,10 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
           sub_msg: '验签出错',
         }),
       );
+
+    const refused = tokenRefusal();
+    if (refused) return send(res, 200, responseBody(method, refused));
+    if (othersTrade) return send(res, 200, responseBody(method, fail('ACQ.TRADE_NOT_EXIST', '交易不存在')));
 
     const behaviour = scripts.get(op);
     scripts.delete(op);
@@ -770,11 +820,13 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
         answer = close(biz);
         break;
       case 'bill':
-        answer = billUrl(biz);
+        answer = billUrl(biz, authAppId);
         break;
       default:
         answer = systemError();
     }
+    const touched = trades.get(no);
+    if (touched && touched.authAppId === undefined && authAppId) touched.authAppId = authAppId;
     send(res, 200, responseBody(method, answer));
   }
 
@@ -814,7 +866,7 @@ export async function startAlipayFake(opts: AlipayFakeOptions): Promise<AlipayFa
       out_trade_no: t.outTradeNo,
       total_amount: amount,
       trade_no: t.tradeNo,
-      auth_app_id: opts.appId,
+      auth_app_id: t.authAppId ?? opts.appId,
       buyer_logon_id: FAKE_BUYER_LOGON_ID,
       point_amount: '0.00',
       sign_type: signType,

@@ -14,7 +14,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import { sm2 } from 'sm-crypto-v2';
 
-export type NhsaFakeOp = 'token' | '6201' | '6202' | '6203' | '6301';
+export type NhsaFakeOp = 'token' | '6201' | '6202' | '6203' | '6301' | '6401';
 export type NhsaBehaviour =
   'ok' | 'declined' | 'system_error' | 'timeout' | 'http_500' | 'malformed' | 'bad_signature';
 
@@ -24,6 +24,7 @@ export const NHSA_FAKE_PATHS: Record<NhsaFakeOp, string> = {
   '6202': '/org/local/api/hos/pay_order',
   '6203': '/org/local/api/hos/refund_Order',
   '6301': '/org/local/api/hos/query_order_info',
+  '6401': '/org/local/api/hos/revoke_order',
 };
 
 export interface NhsaFakeOrder {
@@ -31,7 +32,7 @@ export interface NhsaFakeOrder {
   payToken: string;
   medOrgOrd: string;
   payAuthNo: string;
-  state: 'uploaded' | 'paid' | 'refunded';
+  state: 'uploaded' | 'paid' | 'refunded' | 'revoked';
   ordStas: string;
   totalFen: number;
   /** What the HIS declared (6201) … */
@@ -42,6 +43,8 @@ export interface NhsaFakeOrder {
   fundFen: number;
   acctFen: number;
   refunds: Array<{ appRefdSn: string; refdType: string; totalFen: number }>;
+  /** The item-level fee details uploaded with 6201 (feedetailList), as sent. */
+  feedetailList: Array<Record<string, unknown>>;
 }
 
 export interface NhsaFakeRequest {
@@ -78,6 +81,16 @@ export interface NhsaFake {
   tokens(): Array<{ payAuthNo: string; appUserId: string }>;
   /** The last auth code its authorisation page issued. */
   lastAuthCode(): string | undefined;
+  /**
+   * POSTs the centre's settlement notification for an order to `url` (the platform's notify door): the same
+   * envelope as its answers, signed with its key; `spoil` sends it unsigned, signed with another key, or with
+   * its data changed after signing.
+   */
+  notify(
+    url: string,
+    medOrgOrd: string,
+    spoil?: 'unsigned' | 'bad_signature' | 'tampered',
+  ): Promise<{ status: number; body: string }>;
   close(): Promise<void>;
 }
 
@@ -190,7 +203,7 @@ export async function startNhsaFake(opts: NhsaFakeOptions): Promise<NhsaFake> {
 
   function settlementView(o: NhsaFakeOrder): Record<string, unknown> {
     const base = { payOrdId: o.payOrdId, ordStas: o.ordStas, medOrgOrd: o.medOrgOrd, setlType: 'ALL' };
-    if (o.state === 'uploaded') return base;
+    if (o.state === 'uploaded' || o.state === 'revoked') return base;
     return {
       ...base,
       feeSumamt: yuan(o.totalFen),
@@ -237,6 +250,23 @@ export async function startNhsaFake(opts: NhsaFakeOptions): Promise<NhsaFake> {
         if (!medOrgOrd || !payAuthNo || total === null || cash === null || ins === null || pre === null)
           return refuse('2201', '费用明细不完整');
         if (cash + pre + ins !== total) return refuse('2202', '费用合计不符');
+        const list = Array.isArray(d['feedetailList'])
+          ? (d['feedetailList'] as Array<Record<string, unknown>>)
+          : [];
+        if (list.length > 0) {
+          let sum = 0;
+          for (const item of list) {
+            const f = fenOf(item['detItemFeeSumamt']);
+            if (
+              f === null ||
+              typeof item['feedetlSn'] !== 'string' ||
+              typeof item['medListCodg'] !== 'string'
+            )
+              return refuse('2205', '费用明细项不完整');
+            sum += f;
+          }
+          if (sum !== total) return refuse('2206', '费用明细合计与总额不符');
+        }
         const existing = byMedOrgOrd.get(medOrgOrd);
         if (existing) {
           const o = orders.get(existing);
@@ -262,6 +292,7 @@ export async function startNhsaFake(opts: NhsaFakeOptions): Promise<NhsaFake> {
           fundFen: 0,
           acctFen: 0,
           refunds: [],
+          feedetailList: list,
         });
         byMedOrgOrd.set(medOrgOrd, payOrdId);
         const o = orders.get(payOrdId);
@@ -273,6 +304,7 @@ export async function startNhsaFake(opts: NhsaFakeOptions): Promise<NhsaFake> {
         if (s('payToken') !== o.payToken) return refuse('2302', 'payToken 不符');
         if (s('payAuthNo') !== o.payAuthNo) return refuse('2303', 'payAuthNo 不符');
         if (o.state === 'refunded') return refuse('2304', '订单已退费');
+        if (o.state === 'revoked') return refuse('2305', '订单已撤销');
         if (o.state === 'uploaded') {
           const cash = cashOverride ?? o.declaredCashFen;
           const ins = o.totalFen - cash;
@@ -327,6 +359,17 @@ export async function startNhsaFake(opts: NhsaFakeOptions): Promise<NhsaFake> {
         o.state = 'refunded';
         o.ordStas = type === 'ALL' ? '7' : '8';
         return answer();
+      }
+      case '6401': {
+        const o = orders.get(s('payOrdId') ?? '');
+        if (!o) return refuse('2601', '订单不存在');
+        if (s('payToken') !== undefined && s('payToken') !== o.payToken)
+          return refuse('2602', 'payToken 不符');
+        if (o.state === 'revoked') return ok({ payOrdId: o.payOrdId });
+        if (o.state !== 'uploaded') return refuse('2603', '订单已结算，不能撤销');
+        o.state = 'revoked';
+        o.ordStas = '12';
+        return ok({ payOrdId: o.payOrdId });
       }
     }
   }
@@ -486,6 +529,27 @@ export async function startNhsaFake(opts: NhsaFakeOptions): Promise<NhsaFake> {
     requests: () => [...requests],
     tokens: () => [...tokens.entries()].map(([payAuthNo, t]) => ({ payAuthNo, appUserId: t.appUserId })),
     lastAuthCode: () => lastAuthCode,
+    async notify(url, medOrgOrd, spoil) {
+      const id = byMedOrgOrd.get(medOrgOrd);
+      const o = id ? orders.get(id) : undefined;
+      const data = o ? settlementView(o) : { payOrdId: 'ORD-NONE', medOrgOrd, ordStas: '4' };
+      const signer = spoil === 'bad_signature' ? impostor : keys;
+      const fields = JSON.parse(envelope({ code: 0, message: '结算通知', data }, signer)) as Record<
+        string,
+        unknown
+      >;
+      if (spoil === 'unsigned') delete fields['signData'];
+      if (spoil === 'tampered') {
+        const plain = JSON.stringify({ ...data, ordStas: '7' });
+        fields['encData'] = sm4Ecb(key, Buffer.from(plain, 'utf8')).toString('hex').toUpperCase();
+      }
+      const r = await fetch(url, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json;charset=UTF-8' },
+        body: JSON.stringify(fields),
+      });
+      return { status: r.status, body: await r.text() };
+    },
     async close() {
       for (const t of hanging) clearTimeout(t);
       hanging.clear();

@@ -7,6 +7,13 @@
  * time with the openssl CLI, plus a certificate naming someone else and a whole second ("rogue") chain.
  * It verifies the merchant's signature on every request (certId = the merchant certificate's serial) and
  * keeps books of orders by (orderId, txnTime).
+ *
+ * Beyond the payment code: QR orders (consume 01/07, answered with a qrCode the test "scans" with payQr), the
+ * mobile web cashier (POST /gateway/api/frontTransReq.do from the payer's browser: the signed form is verified,
+ * a page offers to pay; POST /gateway/cashier/confirm pays, sends the signed back-channel notice to backUrl and
+ * answers with an auto-posting signed form to frontUrl, as the real cashier does), and the reconciliation file
+ * (fileTransfer 76 at POST /, the file URL: a ZM file built from its books for the settlement day, zipped,
+ * deflated, Base64).
  */
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -15,6 +22,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { execFileSync } from 'node:child_process';
 import type { Behaviour, FakeProvider, FakeTradeState, Operation } from '../conformance/suite.js';
+import { buildUnionPayFileContent, type ZmLineInput } from '../../src/channels/unionpay/bill.js';
 
 export interface UnionPayCerts {
   /** UnionPay's verify chain (what an app configures as root_cert / middle_cert). */
@@ -197,6 +205,13 @@ export type FakeBehaviour = Behaviour | 'rogue_chain' | 'wrong_cn' | 'no_cert' |
 
 interface Order {
   kind: 'consume' | 'refund' | 'cancel';
+  /** consume: 06 payment code, 07 QR, 01 mobile web. */
+  txnSubType: string;
+  /** QR and mobile web: yyyyMMddHHmmss after which the order can no longer be paid. */
+  payTimeout?: string;
+  /** Mobile web: where the payer goes back, and where the notice goes. */
+  frontUrl?: string;
+  backUrl?: string;
   orderId: string;
   txnTime: string;
   queryId: string;
@@ -209,6 +224,8 @@ interface Order {
   state: FakeTradeState;
   refundedFen: number;
   accNo: string;
+  /** refund / cancel: the payment's queryId. */
+  origQryId?: string;
 }
 
 const RESP_MSG: Record<string, string> = {
@@ -238,9 +255,49 @@ export interface FakeUnionPay extends FakeProvider {
   ): { headers: Record<string, string>; body: Buffer };
   /** Moves every order's txnTime day, as if they had been sent `days` days earlier. */
   age(outTradeNo: string, days: number): void;
+  /** The payer posts a mobile web form to the cashier and confirms (the notice goes to backUrl). */
+  payForm(action: string, fields: Readonly<Record<string, string>>): Promise<void>;
+  /** The payer scans a QR code the fake gave and pays it (the notice is not sent: see notification). */
+  payQr(qrCode: string): string;
+  /** Extra lines for the next reconciliation files (a movement the platform does not know of). */
+  plantBillLine(date: string, line: Omit<ZmLineInput, 'merId'>): void;
+  /** Back-channel notices the cashier sent: where, and the HTTP status it got. */
+  sentNotices(): Array<{ url: string; status: number; outTradeNo: string }>;
+  /** The fee the reconciliation file charges, in basis points of each payment (default 0). */
+  feeBps: number;
 }
 
-export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<FakeUnionPay> {
+/** The page the fake cashier shows, and the form it answers a confirm with (auto-posting to frontUrl). */
+const esc = (v: string) =>
+  v.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
+function formPage(action: string, fields: Record<string, string>, title: string, auto: boolean): string {
+  const inputs = Object.entries(fields)
+    .map(([k, v]) => `<input type="hidden" name="${esc(k)}" value="${esc(v)}">`)
+    .join('');
+  return (
+    `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title></head>` +
+    `<body${auto ? ' onload="document.forms[0].submit()"' : ''}><h1>${esc(title)}</h1>` +
+    `<form id="f" method="post" action="${esc(action)}">${inputs}<button type="submit">${auto ? '返回商户' : '确认付款'}</button></form></body></html>`
+  );
+}
+
+const beijingStamp = (d: Date) =>
+  new Date(d.getTime() + 8 * 3_600_000).toISOString().replace(/[-:T]/g, '').slice(0, 14);
+
+export async function startFakeUnionPay(
+  opts: { merId?: string; now?: () => Date } = {},
+): Promise<FakeUnionPay> {
+  const clockNow = opts.now ?? (() => new Date());
+  const planted = new Map<string, Array<Omit<ZmLineInput, 'merId'>>>();
+  const notices: Array<{ url: string; status: number; outTradeNo: string }> = [];
+  let feeBps = 0;
+  /** A QR or web order whose payTimeout passed unpaid is closed. */
+  const expire = (o: Order, now: Date) => {
+    if (o.state === 'waiting' && o.payTimeout && beijingStamp(now) > o.payTimeout) {
+      o.state = 'closed';
+      o.origRespCode = '30';
+    }
+  };
   const certs = unionPayCerts();
   const merId = opts.merId ?? '777290058110097';
   const merchantCert = new crypto.X509Certificate(certs.merchantCert);
@@ -317,10 +374,11 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
       !/^[A-Za-z0-9]{8,40}$/.test(f['orderId'] ?? '')
     )
       return { ...base, ...code('13') };
-    const now = new Date();
+    const now = clockNow();
     if (op === 'query') {
       const o = orders.get(key(f['orderId'] ?? '', f['txnTime'] ?? ''));
       if (!o) return { ...base, ...code('34') };
+      expire(o, now);
       const orig = o.origRespCode;
       return {
         ...base,
@@ -348,6 +406,35 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
     const amount = Number(f['txnAmt']);
     if (!/^\d{1,12}$/.test(f['txnAmt'] ?? '') || amount <= 0) return { ...base, ...code('13') };
     const outTradeNo = f['reqReserved'] || (f['orderId'] ?? '');
+    if (op === 'precreate') {
+      if (
+        f['bizType'] !== '000000' ||
+        f['txnSubType'] !== '07' ||
+        f['channelType'] !== '08' ||
+        f['currencyCode'] !== '156' ||
+        !/^https?:\/\//.test(f['backUrl'] ?? '') ||
+        !/^\d{14}$/.test(f['payTimeout'] ?? '')
+      )
+        return { ...base, ...code('13') };
+      const queryId = newQueryId();
+      orders.set(k, {
+        kind: 'consume',
+        txnSubType: '07',
+        payTimeout: f['payTimeout'] ?? '',
+        backUrl: f['backUrl'] ?? '',
+        orderId: f['orderId'] ?? '',
+        txnTime: f['txnTime'] ?? '',
+        queryId,
+        amountFen: amount,
+        origRespCode: '05',
+        outTradeNo,
+        createdAt: now,
+        state: 'waiting',
+        refundedFen: 0,
+        accNo: '6216261000000000018',
+      });
+      return { ...base, ...code('00'), qrCode: `https://qr.95516.com/00010000/${queryId}` };
+    }
     if (op === 'pay') {
       if (
         f['bizType'] !== '000000' ||
@@ -360,6 +447,7 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
       const queryId = newQueryId();
       orders.set(k, {
         kind: 'consume',
+        txnSubType: '06',
         orderId: f['orderId'] ?? '',
         txnTime: f['txnTime'] ?? '',
         queryId,
@@ -390,6 +478,8 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
     const queryId = newQueryId();
     orders.set(k, {
       kind: op === 'cancel' ? 'cancel' : 'refund',
+      txnSubType: '00',
+      origQryId: orig.queryId,
       orderId: f['orderId'] ?? '',
       txnTime: f['txnTime'] ?? '',
       queryId,
@@ -404,6 +494,151 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
     return { ...base, ...code('00'), queryId, origQryId: f['origQryId'] ?? '', txnAmt: String(amount) };
   };
 
+  /** The mobile web cashier: verifies the posted form and shows a page with a "pay" button (or why not). */
+  const cashier = (
+    res: http.ServerResponse,
+    f: Record<string, string>,
+    signatureValid: boolean,
+    behaviour: FakeBehaviour,
+  ) => {
+    const page = (status: number, title: string, body = '') =>
+      res
+        .writeHead(status, { 'content-type': 'text/html;charset=utf-8' })
+        .end(
+          `<!doctype html><html><head><meta charset="utf-8"><title>${esc(title)}</title></head><body><h1>${esc(title)}</h1>${body}</body></html>`,
+        );
+    if (!signatureValid || behaviour === 'bad_signature')
+      return page(400, '验证签名失败 / signature invalid');
+    if (behaviour === 'http_500' || behaviour === 'system_error') return page(500, '系统繁忙 / system busy');
+    if (
+      f['merId'] !== merId ||
+      f['bizType'] !== '000201' ||
+      f['txnSubType'] !== '01' ||
+      f['channelType'] !== '08' ||
+      f['currencyCode'] !== '156' ||
+      !/^\d{1,12}$/.test(f['txnAmt'] ?? '') ||
+      !/^https?:\/\//.test(f['frontUrl'] ?? '') ||
+      !/^https?:\/\//.test(f['backUrl'] ?? '') ||
+      !/^\d{14}$/.test(f['txnTime'] ?? '') ||
+      !/^[A-Za-z0-9]{8,40}$/.test(f['orderId'] ?? '')
+    )
+      return page(400, '报文交易要素缺失 / fields missing');
+    const k = key(f['orderId'] ?? '', f['txnTime'] ?? '');
+    let o = orders.get(k);
+    if (!o) {
+      o = {
+        kind: 'consume',
+        txnSubType: '01',
+        payTimeout: f['payTimeout'] ?? '',
+        frontUrl: f['frontUrl'] ?? '',
+        backUrl: f['backUrl'] ?? '',
+        orderId: f['orderId'] ?? '',
+        txnTime: f['txnTime'] ?? '',
+        queryId: newQueryId(),
+        amountFen: Number(f['txnAmt']),
+        origRespCode: '05',
+        outTradeNo: f['reqReserved'] || (f['orderId'] ?? ''),
+        createdAt: clockNow(),
+        state: 'waiting',
+        refundedFen: 0,
+        accNo: '6216261000000000018',
+      };
+      orders.set(k, o);
+    } else if (o.amountFen !== Number(f['txnAmt'])) return page(400, '与原交易信息不符 / not the same order');
+    expire(o, clockNow());
+    if (o.state !== 'waiting')
+      return page(200, o.state === 'closed' ? '订单已关闭 / closed' : '订单已支付 / paid');
+    return res
+      .writeHead(200, { 'content-type': 'text/html;charset=utf-8' })
+      .end(
+        formPage(
+          '/gateway/cashier/confirm',
+          { order: k },
+          `银联在线支付 ¥${(o.amountFen / 100).toFixed(2)}`,
+          false,
+        ),
+      );
+  };
+
+  /** The payer confirms: paid, notice to backUrl, signed front notice auto-posted to frontUrl. */
+  const confirm = async (res: http.ServerResponse, k: string) => {
+    const o = orders.get(k);
+    if (!o || o.txnSubType !== '01' || !o.frontUrl) {
+      res.writeHead(404).end();
+      return;
+    }
+    expire(o, clockNow());
+    if (o.state === 'waiting') {
+      o.state = 'paid';
+      o.origRespCode = '00';
+      const n = notify(o, false);
+      let status: number;
+      try {
+        const r = await fetch(o.backUrl ?? '', {
+          method: 'POST',
+          headers: n.headers,
+          body: n.body,
+          signal: AbortSignal.timeout(3000),
+        });
+        status = r.status;
+        await r.text();
+      } catch {
+        status = -1;
+      }
+      notices.push({ url: o.backUrl ?? '', status, outTradeNo: o.outTradeNo });
+    }
+    const front = Object.fromEntries(new URLSearchParams(notify(o, false).body.toString('utf8')));
+    res
+      .writeHead(200, { 'content-type': 'text/html;charset=utf-8' })
+      .end(formPage(o.frontUrl, front, '支付完成，正在返回商户 / paid, returning', true));
+  };
+
+  /** fileTransfer: the ZM file of the settlement day (MMDD) from the books, plus planted lines. */
+  const billAnswer = (f: Record<string, string>): Record<string, string> => {
+    const base = {
+      encoding: 'UTF-8',
+      bizType: f['bizType'] ?? '000000',
+      txnType: '76',
+      txnSubType: f['txnSubType'] ?? '',
+      accessType: f['accessType'] ?? '0',
+      merId: f['merId'] ?? '',
+      txnTime: f['txnTime'] ?? '',
+      settleDate: f['settleDate'] ?? '',
+      fileType: f['fileType'] ?? '',
+    };
+    const mmdd = f['settleDate'] ?? '';
+    if (f['merId'] !== merId || !/^\d{4}$/.test(mmdd) || f['fileType'] !== '00' || f['txnSubType'] !== '01')
+      return { ...base, ...code('13') };
+    const now = clockNow();
+    let year = Number(beijingDay(now).slice(0, 4));
+    if (mmdd > beijingDay(now).slice(4)) year -= 1;
+    const date = `${year}-${mmdd.slice(0, 2)}-${mmdd.slice(2)}`;
+    const lines: ZmLineInput[] = [];
+    for (const o of orders.values()) {
+      if (beijingDay(o.createdAt) !== date.replace(/-/g, '')) continue;
+      if (o.origRespCode !== '00' || (o.kind === 'consume' && o.state === 'waiting')) continue;
+      lines.push({
+        kind: o.kind === 'consume' ? 'payment' : o.kind,
+        traceTime: traceTime(o.createdAt),
+        amountFen: o.amountFen,
+        feeFen: o.kind === 'consume' ? Math.floor((o.amountFen * feeBps + 5000) / 10000) : 0,
+        queryId: o.queryId,
+        orderId: o.orderId,
+        ...(o.origQryId ? { origQryId: o.origQryId } : {}),
+        merId,
+        reqReserved: o.outTradeNo,
+        ...(o.kind === 'consume' ? { accNo: '621626*********0018' } : {}),
+      });
+    }
+    for (const l of planted.get(date) ?? []) lines.push({ ...l, merId });
+    return {
+      ...base,
+      ...code('00'),
+      fileName: `${merId}_${date.replace(/-/g, '')}.zip`,
+      fileContent: buildUnionPayFileContent(date, merId, lines),
+    };
+  };
+
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
@@ -415,12 +650,20 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
       let op: string;
       if (req.method !== 'POST') op = 'other';
       else if (url === '/gateway/api/queryTrans.do' && fields['txnType'] === '00') op = 'query';
-      else if (url === '/gateway/api/backTransReq.do' && fields['txnType'] === '01') op = 'pay';
+      else if (url === '/gateway/api/backTransReq.do' && fields['txnType'] === '01')
+        op = fields['txnSubType'] === '07' ? 'precreate' : 'pay';
+      else if (url === '/gateway/api/frontTransReq.do') op = 'wap';
+      else if (url === '/gateway/cashier/confirm') op = 'confirm';
+      else if (url === '/' && fields['txnType'] === '76') op = 'bill';
       else if (url === '/gateway/api/backTransReq.do' && fields['txnType'] === '04') op = 'refund';
       else if (url === '/gateway/api/backTransReq.do' && fields['txnType'] === '31') op = 'cancel';
       else op = 'other';
       if (op === 'other') {
         res.writeHead(404).end();
+        return;
+      }
+      if (op === 'confirm') {
+        void confirm(res, fields['order'] ?? '');
         return;
       }
       const signatureValid = verifyRequest(fields);
@@ -444,8 +687,16 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
         res.writeHead(200, { 'content-type': 'text/html' }).end('<html><body>502 Bad Gateway</body></html>');
         return;
       }
+      if (op === 'wap') {
+        cashier(res, fields, signatureValid, behaviour);
+        return;
+      }
       if (!signatureValid) {
         respond(res, { ...common(fields), ...code('11') }, 'ok');
+        return;
+      }
+      if (op === 'bill' && behaviour !== 'system_error' && behaviour !== 'declined') {
+        respond(res, billAnswer(fields), behaviour);
         return;
       }
       if (behaviour === 'system_error') {
@@ -495,7 +746,7 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
       traceNo: o.queryId.slice(-6),
       traceTime: traceTime(o.createdAt),
       txnAmt: String(o.amountFen),
-      txnSubType: '06',
+      txnSubType: o.txnSubType,
       txnTime: o.txnTime,
       txnType: '01',
       accNo: o.accNo,
@@ -534,7 +785,9 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
       const o = consumeOf(outTradeNo);
       return o ? { state: o.state, amountFen: o.amountFen, refundedFen: o.refundedFen } : undefined;
     },
-    requests: () => log.map(({ op, signatureValid }) => ({ op, signatureValid })),
+    // The adapter's own requests: the mobile web form is posted by the payer's browser (payForm), not the adapter.
+    requests: () =>
+      log.filter((r) => r.op !== 'wap').map(({ op, signatureValid }) => ({ op, signatureValid })),
     received: () => log.map((r) => ({ ...r, fields: { ...r.fields } })),
     notification(outTradeNo, o = {}) {
       const c = consumeOf(outTradeNo);
@@ -550,6 +803,45 @@ export async function startFakeUnionPay(opts: { merId?: string } = {}): Promise<
         o.txnTime = `${beijingDay(at)}${o.txnTime.slice(8)}`;
         orders.set(key(o.orderId, o.txnTime), o);
       }
+    },
+    async payForm(action, fields) {
+      const page = await fetch(action, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(fields as Record<string, string>).toString(),
+      });
+      const html = await page.text();
+      const order = /name="order" value="([^"]+)"/.exec(html)?.[1];
+      if (page.status !== 200 || !order)
+        throw new Error(`the fake cashier refused the form: ${page.status} ${html}`);
+      const done = await fetch(new URL('/gateway/cashier/confirm', action), {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ order: order.replace(/&amp;/g, '&') }).toString(),
+      });
+      await done.text();
+      if (done.status !== 200) throw new Error(`the fake cashier's confirm answered ${done.status}`);
+    },
+    payQr(qrCode) {
+      const o = [...orders.values()].find((x) => qrCode === `https://qr.95516.com/00010000/${x.queryId}`);
+      if (!o) throw new Error(`the fake UnionPay gave no code ${qrCode}`);
+      expire(o, clockNow());
+      if (o.state !== 'waiting') throw new Error(`the QR order is ${o.state}`);
+      o.state = 'paid';
+      o.origRespCode = '00';
+      return o.outTradeNo;
+    },
+    plantBillLine(date, line) {
+      const list = planted.get(date) ?? [];
+      list.push(line);
+      planted.set(date, list);
+    },
+    sentNotices: () => notices.map((n) => ({ ...n })),
+    get feeBps() {
+      return feeBps;
+    },
+    set feeBps(v: number) {
+      feeBps = v;
     },
     async close() {
       for (const t of timers) clearTimeout(t);

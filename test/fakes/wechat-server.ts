@@ -9,7 +9,17 @@
  *    download. Our Authorization header is verified with the merchant certificate's public key (and its serial,
  *    mchid and timestamp); answers carry Wechatpay-Timestamp/-Nonce/-Signature/-Serial, signed with the fake's
  *    "WeChat Pay public key" (serial PUB_KEY_ID_…) or its platform certificate.
- *  - notification(): a v3 TRANSACTION.SUCCESS notification, resource encrypted with AEAD_AES_256_GCM, signed.
+ *  - JSAPI (in-app): v3 POST /v3/pay/transactions/jsapi and v2 POST /pay/unifiedorder (trade_type JSAPI); the payer's
+ *    openid must be one the fake's OAuth gave out for that AppID. verifyBridge() checks getBrandWCPayRequest
+ *    parameters as the WeChat app would (RSA with the merchant certificate for v3, the v2 sign for v2).
+ *  - Service-provider mode (options.partner): mchId/appId are then sp_mchid/sp_appid; the /v3/pay/partner/
+ *    endpoints, sub_mchid on refunds, refund queries and bills, sub_mch_id on v2; the direct endpoints refuse
+ *    (a service provider cannot take payments itself), and in direct mode the partner ones do.
+ *  - OAuth2 (网页授权): GET /connect/oauth2/authorize shows nothing and redirects (302) to redirect_uri with a
+ *    one-time code and the state; GET /sns/oauth2/access_token checks appid, secret and code and gives the openid
+ *    of (appid, user), the user being whoever asUser() says is at the phone.
+ *  - notification(): a v3 TRANSACTION.SUCCESS notification, resource encrypted with AEAD_AES_256_GCM, signed;
+ *    v2Notification(): the v2 XML one (for v2 unifiedorder trades).
  *
  * Its crypto is written here again with node:crypto, deliberately not shared with the adapter, so that a mistake in
  * one is not mirrored in the other. Keys and certificates are generated at start (the `openssl` CLI makes the
@@ -220,6 +230,30 @@ export interface WechatFakeOptions {
   tls: boolean;
   /** Refunds answer SUCCESS at once instead of PROCESSING (then SUCCESS on the first query). */
   refundImmediate?: boolean;
+  /** Service-provider mode: mchId and appId are the provider's sp_mchid and sp_appid. */
+  partner?: { subMchId: string; subAppId?: string };
+  /** Official accounts the OAuth2 pages know: AppID → AppSecret. */
+  oauthApps?: Readonly<Record<string, string>>;
+  /** 网页授权域名: the hosts a redirect_uri may name (default: any). */
+  oauthDomains?: readonly string[];
+}
+
+/** A payment made in the WeChat app (JSAPI): whose openid under which AppID, and the API that created it. */
+interface FakePayer {
+  field: 'openid' | 'sp_openid' | 'sub_openid';
+  openid: string;
+}
+
+/** What the fake's OAuth2 authorize page saw. */
+export interface OAuthVisit {
+  appid: string;
+  scope: string;
+  redirectUri: string;
+  state: string;
+  /** The query parameters' names in the order given (WeChat wants appid, redirect_uri, response_type, scope, state). */
+  order: string;
+  /** Redirected back with a code (false: WeChat's error page). */
+  redirected: boolean;
 }
 
 interface FakeRefund {
@@ -237,8 +271,11 @@ interface FakeTrade {
   amountFen: number;
   refundedFen: number;
   transactionId: string;
-  tradeType: 'MICROPAY' | 'NATIVE' | 'MWEB';
+  tradeType: 'MICROPAY' | 'NATIVE' | 'MWEB' | 'JSAPI';
   description: string;
+  payer?: FakePayer;
+  /** Made with the v2 unifiedorder. */
+  v2?: boolean;
   paidAt?: Date;
   userPaying?: boolean;
   revoked?: boolean;
@@ -248,7 +285,7 @@ interface FakeTrade {
 
 /** Extra behaviours beyond the suite's: a wrong bill hash; a refund that stays PROCESSING. */
 export type WechatBehaviour = Behaviour | 'bad_hash' | 'stays_processing' | 'no_client_cert';
-export type WechatOp = Operation | 'bill' | 'bill_file' | 'refund_query';
+export type WechatOp = Operation | 'bill' | 'bill_file' | 'refund_query' | 'oauth_token';
 
 export interface FakeRequest {
   op: WechatOp | string;
@@ -267,6 +304,14 @@ export class WechatFake implements FakeProvider {
   private readonly bills = new Map<string, Buffer>();
   private readonly merchantPublicKey: KeyObject;
   private readonly lostKey = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+  private readonly prepays = new Map<string, { outTradeNo: string; appId: string; api: 'v3' | 'v2' }>();
+  private readonly oauthCodes = new Map<
+    string,
+    { appId: string; user: string; expires: number; used: boolean }
+  >();
+  private readonly openids = new Map<string, { appId: string; user: string }>();
+  private readonly visits: OAuthVisit[] = [];
+  private oauthUser = 'patient-1';
 
   constructor(readonly opts: WechatFakeOptions) {
     this.merchantPublicKey = new crypto.X509Certificate(opts.material.merchantCert).publicKey;
@@ -332,6 +377,58 @@ export class WechatFake implements FakeProvider {
     return [...this.log];
   }
 
+  /** The openid WeChat gives `user` under the official account `appId` (the same each time, as WeChat's). */
+  openidFor(appId: string, user: string): string {
+    const openid = `o${crypto.createHash('sha256').update(`${appId}|${user}`).digest('base64url').slice(0, 27)}`;
+    this.openids.set(openid, { appId, user });
+    return openid;
+  }
+
+  /** Who is at the phone when the OAuth2 page is opened next. */
+  asUser(user: string): void {
+    this.oauthUser = user;
+  }
+
+  /** What the OAuth2 authorize page saw. */
+  oauthVisits(): OAuthVisit[] {
+    return [...this.visits];
+  }
+
+  /** The payer of a JSAPI trade, as the fake holds it. */
+  payerOf(outTradeNo: string): { field: string; openid: string } | undefined {
+    const p = this.trades.get(outTradeNo)?.payer;
+    return p && { ...p };
+  }
+
+  /**
+   * Checks getBrandWCPayRequest parameters as the WeChat app does before it shows the payer anything: exactly
+   * appId, timeStamp, nonceStr, package, signType, paySign; a prepay_id this fake issued, for that appId; and
+   * paySign: v3 orders RSA (SHA256withRSA with the merchant certificate's key over appId, timeStamp, nonceStr,
+   * package, each followed by a newline), v2 orders the v2 sign with the API v2 key and the configured type.
+   */
+  verifyBridge(bridge: Readonly<Record<string, string>>): boolean {
+    const keys = Object.keys(bridge).sort().join(',');
+    if (keys !== 'appId,nonceStr,package,paySign,signType,timeStamp') return false;
+    const { appId = '', timeStamp = '', nonceStr = '', signType = '', paySign = '' } = bridge;
+    const pkg = bridge['package'] ?? '';
+    const prepay = this.prepays.get(/^prepay_id=(.+)$/.exec(pkg)?.[1] ?? '');
+    if (!prepay || prepay.appId !== appId) return false;
+    if (!/^[0-9]{10}$/.test(timeStamp) || Math.abs(Date.now() / 1000 - Number(timeStamp)) > 3600)
+      return false;
+    if (!/^[0-9A-Za-z]{1,32}$/.test(nonceStr)) return false;
+    if (prepay.api === 'v3')
+      return (
+        signType === 'RSA' &&
+        crypto
+          .createVerify('RSA-SHA256')
+          .update(`${appId}\n${timeStamp}\n${nonceStr}\n${pkg}\n`)
+          .verify(this.merchantPublicKey, Buffer.from(paySign, 'base64'))
+      );
+    if (signType !== this.opts.signTypeV2) return false;
+    const want = v2sign({ appId, nonceStr, package: pkg, signType, timeStamp }, this.opts.apiV2Key, signType);
+    return paySign === want;
+  }
+
   /** Signs `timestamp\nnonce\nbody\n` as WeChat Pay does; answers the four Wechatpay-* headers. */
   signHeaders(
     body: string,
@@ -369,12 +466,16 @@ export class WechatFake implements FakeProvider {
       eventType?: string;
       /** Encrypt with another APIv3 key. */
       apiV3Key?: string;
+      /** Partner mode: name another sub-merchant in the resource. */
+      subMchId?: string;
     } = {},
   ): { headers: Record<string, string>; body: Buffer } {
     const t = this.trades.get(outTradeNo);
     if (!t) throw new Error(`the fake does not know ${outTradeNo}`);
     t.notifyId ??= crypto.randomUUID();
-    const plain = JSON.stringify(this.transactionJson(t));
+    const resource = this.transactionJson(t);
+    if (o.subMchId !== undefined) resource['sub_mchid'] = o.subMchId;
+    const plain = JSON.stringify(resource);
     const nonce = crypto.randomBytes(6).toString('hex'); // 12 characters, as WeChat's
     const aad = 'transaction';
     const c = crypto.createCipheriv(
@@ -408,6 +509,38 @@ export class WechatFake implements FakeProvider {
     return { headers, body: Buffer.from(sent, 'utf8') };
   }
 
+  /** The v2 XML payment notification WeChat POSTs for a trade made with the v2 unifiedorder, signed. */
+  v2Notification(
+    outTradeNo: string,
+    o: { tamper?: boolean; subMchId?: string } = {},
+  ): { headers: Record<string, string>; body: Buffer } {
+    const t = this.trades.get(outTradeNo);
+    if (!t) throw new Error(`the fake does not know ${outTradeNo}`);
+    const p = this.opts.partner;
+    const fields: Record<string, string> = {
+      return_code: 'SUCCESS',
+      appid: this.opts.appId,
+      mch_id: this.opts.mchId,
+      ...(p?.subAppId ? { sub_appid: p.subAppId } : {}),
+      ...(p ? { sub_mch_id: o.subMchId ?? p.subMchId } : {}),
+      nonce_str: crypto.randomBytes(8).toString('hex'),
+      result_code: 'SUCCESS',
+      ...(t.payer ? { [t.payer.field === 'sub_openid' ? 'sub_openid' : 'openid']: t.payer.openid } : {}),
+      is_subscribe: 'N',
+      trade_type: 'JSAPI',
+      bank_type: 'OTHERS',
+      total_fee: String(t.amountFen),
+      fee_type: 'CNY',
+      cash_fee: String(t.amountFen),
+      transaction_id: t.transactionId,
+      out_trade_no: t.outTradeNo,
+      time_end: compact(t.paidAt ?? new Date()),
+    };
+    fields['sign'] = v2sign(fields, this.opts.apiV2Key, this.opts.signTypeV2);
+    if (o.tamper) fields['total_fee'] = String(t.amountFen + 1);
+    return { headers: { 'content-type': 'text/xml' }, body: Buffer.from(toXml(fields), 'utf8') };
+  }
+
   // -------------------------------------------------------------- requests
 
   private take(op: string): WechatBehaviour {
@@ -422,9 +555,25 @@ export class WechatFake implements FakeProvider {
     const method = req.method ?? 'GET';
     if (method === 'POST' && p === '/pay/micropay') return this.v2(req, body, res, 'pay');
     if (method === 'POST' && p === '/secapi/pay/reverse') return this.v2(req, body, res, 'cancel');
+    if (method === 'POST' && p === '/pay/unifiedorder') return this.v2(req, body, res, 'inapp');
+    if (method === 'GET' && p === '/connect/oauth2/authorize') return this.oauthAuthorize(req, res);
+    if (method === 'GET' && p === '/sns/oauth2/access_token') return this.oauthToken(url, res);
+    const partnerRoutes: Array<[string, RegExp, WechatOp]> = [
+      ['POST', /^\/v3\/pay\/partner\/transactions\/native$/, 'precreate'],
+      ['POST', /^\/v3\/pay\/partner\/transactions\/h5$/, 'wap'],
+      ['POST', /^\/v3\/pay\/partner\/transactions\/jsapi$/, 'inapp'],
+      ['GET', /^\/v3\/pay\/partner\/transactions\/out-trade-no\/([^/]+)$/, 'query'],
+      ['POST', /^\/v3\/pay\/partner\/transactions\/out-trade-no\/([^/]+)\/close$/, 'close'],
+    ];
+    for (const [m, re, op] of partnerRoutes) {
+      const hit = re.exec(p);
+      if (m === method && hit)
+        return this.v3(req, body, res, op, url, hit[1] ? decodeURIComponent(hit[1]) : '', true);
+    }
     const routes: Array<[string, RegExp, WechatOp]> = [
       ['POST', /^\/v3\/pay\/transactions\/native$/, 'precreate'],
       ['POST', /^\/v3\/pay\/transactions\/h5$/, 'wap'],
+      ['POST', /^\/v3\/pay\/transactions\/jsapi$/, 'inapp'],
       ['GET', /^\/v3\/pay\/transactions\/out-trade-no\/([^/]+)$/, 'query'],
       ['POST', /^\/v3\/pay\/transactions\/out-trade-no\/([^/]+)\/close$/, 'close'],
       ['POST', /^\/v3\/refund\/domestic\/refunds$/, 'refund'],
@@ -434,8 +583,18 @@ export class WechatFake implements FakeProvider {
     ];
     for (const [m, re, op] of routes) {
       const hit = re.exec(p);
+      // Refunds and bills have one endpoint for both (sub_mchid names the sub-merchant).
+      const shared = op === 'refund' || op === 'refund_query' || op === 'bill' || op === 'bill_file';
       if (m === method && hit)
-        return this.v3(req, body, res, op, url, hit[1] ? decodeURIComponent(hit[1]) : '');
+        return this.v3(
+          req,
+          body,
+          res,
+          op,
+          url,
+          hit[1] ? decodeURIComponent(hit[1]) : '',
+          shared ? 'both' : false,
+        );
     }
     res
       .writeHead(404, { 'content-type': 'application/json' })
@@ -469,6 +628,7 @@ export class WechatFake implements FakeProvider {
     op: WechatOp,
     url: URL,
     id: string,
+    partnerRoute: boolean | 'both',
   ): void {
     const valid = this.checkAuthorization(req, body);
     this.log.push({ op, signatureValid: valid, path: url.pathname });
@@ -477,6 +637,14 @@ export class WechatFake implements FakeProvider {
       res.end(JSON.stringify({ code: 'SIGN_ERROR', message: '签名错误' }));
       return;
     }
+    // A service provider cannot take payments itself; a direct merchant has no sub-merchants.
+    if (partnerRoute !== 'both' && partnerRoute !== (this.opts.partner !== undefined))
+      return this.answerJson(res, 403, {
+        code: 'NO_AUTH',
+        message: partnerRoute
+          ? '商户号不是服务商，无权调用服务商接口'
+          : '服务商没有收款能力，请使用服务商接口',
+      });
     const behaviour = this.take(op);
     if (behaviour === 'http_500') {
       res
@@ -535,9 +703,22 @@ export class WechatFake implements FakeProvider {
             : t.state === 'refunded'
               ? 'REFUND'
               : 'CLOSED';
+    const p = this.opts.partner;
+    const ids = p
+      ? {
+          sp_appid: this.opts.appId,
+          sp_mchid: this.opts.mchId,
+          ...(p.subAppId ? { sub_appid: p.subAppId } : {}),
+          sub_mchid: p.subMchId,
+        }
+      : { appid: this.opts.appId, mchid: this.opts.mchId };
+    const payer = t.payer
+      ? { [t.payer.field]: t.payer.openid }
+      : p
+        ? { sp_openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' }
+        : { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' };
     return {
-      appid: this.opts.appId,
-      mchid: this.opts.mchId,
+      ...ids,
       out_trade_no: t.outTradeNo,
       ...(t.transactionId ? { transaction_id: t.transactionId } : {}),
       trade_type: t.tradeType === 'MWEB' ? 'MWEB' : t.tradeType,
@@ -546,9 +727,48 @@ export class WechatFake implements FakeProvider {
       bank_type: 'OTHERS',
       attach: '',
       ...(paid && t.paidAt ? { success_time: rfc3339(t.paidAt) } : {}),
-      payer: { openid: 'oUpF8uMuAJO_M2pxb1Q9zNjWeS6o' },
+      payer,
       amount: { total: t.amountFen, payer_total: t.amountFen, currency: 'CNY', payer_currency: 'CNY' },
     };
+  }
+
+  /** Why an order's ids are not this merchant's (code, message), or null. */
+  private orderIdsWrong(j: Record<string, unknown>): [string, string] | null {
+    const p = this.opts.partner;
+    if (!p)
+      return j['mchid'] === this.opts.mchId && j['appid'] === this.opts.appId && !('sub_mchid' in j)
+        ? null
+        : ['APPID_MCHID_NOT_MATCH', 'AppID 和 mch_id 不匹配'];
+    if (j['sp_mchid'] !== this.opts.mchId || j['sp_appid'] !== this.opts.appId || 'mchid' in j)
+      return ['APPID_MCHID_NOT_MATCH', 'sp_appid 和 sp_mchid 不匹配'];
+    if (j['sub_mchid'] !== p.subMchId) return ['PARAM_ERROR', '特约商户号 sub_mchid 与服务商不存在受理关系'];
+    if (j['sub_appid'] !== undefined && j['sub_appid'] !== p.subAppId)
+      return ['PARAM_ERROR', 'sub_appid 与 sub_mchid 不匹配'];
+    return null;
+  }
+
+  /**
+   * The payer of a JSAPI order (v3 `payer`): direct {openid} under appid; partner exactly one of {sp_openid} under
+   * sp_appid or {sub_openid} under sub_appid (which the order must then carry). Else WeChat's complaint.
+   */
+  private jsapiPayer(raw: unknown, subAppId: string | undefined): FakePayer | string {
+    const payer = (typeof raw === 'object' && raw !== null ? raw : {}) as Record<string, unknown>;
+    const keys = Object.keys(payer);
+    const field = keys[0];
+    if (keys.length !== 1 || typeof field !== 'string') return 'payer 须有且只有一个 openid';
+    const openid = payer[field];
+    if (typeof openid !== 'string') return 'openid 格式不正确';
+    const allowed = this.opts.partner ? ['sp_openid', 'sub_openid'] : ['openid'];
+    if (!allowed.includes(field)) return `payer.${field} 不是本接口的参数`;
+    const appId = field === 'sub_openid' ? subAppId : this.opts.appId;
+    if (field === 'sub_openid' && subAppId === undefined) return '传 sub_openid 时须传 sub_appid';
+    if (this.openids.get(openid)?.appId !== appId) return 'appid 和 openid 不匹配';
+    return { field: field as FakePayer['field'], openid };
+  }
+
+  /** The AppID whose openid paid: the one the app's bridge must name. */
+  private payerAppId(payer: FakePayer): string {
+    return payer.field === 'sub_openid' ? (this.opts.partner?.subAppId ?? '') : this.opts.appId;
   }
 
   private newTrade(
@@ -584,12 +804,13 @@ export class WechatFake implements FakeProvider {
     ];
     switch (op) {
       case 'precreate':
-      case 'wap': {
+      case 'wap':
+      case 'inapp': {
         if (behaviour === 'declined') return err(400, 'PARAM_ERROR', '参数错误：time_expire 格式不正确');
         const amount = j['amount'] as { total?: unknown; currency?: unknown } | undefined;
         const no = j['out_trade_no'];
-        if (j['mchid'] !== this.opts.mchId || j['appid'] !== this.opts.appId)
-          return err(400, 'APPID_MCHID_NOT_MATCH', 'AppID 和 mch_id 不匹配');
+        const ids = this.orderIdsWrong(j);
+        if (ids) return err(400, ids[0], ids[1]);
         if (
           typeof no !== 'string' ||
           typeof amount?.total !== 'number' ||
@@ -610,11 +831,27 @@ export class WechatFake implements FakeProvider {
           if (typeof scene?.payer_client_ip !== 'string' || scene.h5_info?.type === undefined)
             return err(400, 'PARAM_ERROR', '缺少 scene_info');
         }
+        let payer: FakePayer | undefined;
+        if (op === 'inapp') {
+          const got = this.jsapiPayer(
+            j['payer'],
+            typeof j['sub_appid'] === 'string' ? j['sub_appid'] : undefined,
+          );
+          if (typeof got === 'string') return err(400, 'PARAM_ERROR', got);
+          payer = got;
+        }
         const existing = this.trades.get(no);
         if (existing && existing.state !== 'waiting') return err(400, 'ORDERPAID', '该订单已支付');
-        if (!existing)
-          this.newTrade(no, amount.total, op === 'wap' ? 'MWEB' : 'NATIVE', String(j['description'] ?? ''));
+        if (!existing) {
+          const type = op === 'wap' ? 'MWEB' : op === 'inapp' ? 'JSAPI' : 'NATIVE';
+          const t = this.newTrade(no, amount.total, type, String(j['description'] ?? ''));
+          if (payer) t.payer = payer;
+        }
         const prepay = `wx${digits(26)}`;
+        if (op === 'inapp' && payer) {
+          this.prepays.set(prepay, { outTradeNo: no, appId: this.payerAppId(payer), api: 'v3' });
+          return [200, { prepay_id: prepay }];
+        }
         return op === 'wap'
           ? [
               200,
@@ -625,14 +862,27 @@ export class WechatFake implements FakeProvider {
           : [200, { code_url: `weixin://wxpay/bizpayurl?pr=${crypto.randomBytes(5).toString('hex')}` }];
       }
       case 'query': {
-        if (url.searchParams.get('mchid') !== this.opts.mchId) return err(400, 'PARAM_ERROR', 'mchid 不正确');
+        const p = this.opts.partner;
+        if (
+          p
+            ? url.searchParams.get('sp_mchid') !== this.opts.mchId ||
+              url.searchParams.get('sub_mchid') !== p.subMchId
+            : url.searchParams.get('mchid') !== this.opts.mchId
+        )
+          return err(400, 'PARAM_ERROR', 'mchid 不正确');
         const t = this.trades.get(id);
         if (!t) return err(404, 'ORDER_NOT_EXIST', '订单不存在');
         return [200, this.transactionJson(t)];
       }
       case 'close': {
         if (behaviour === 'declined') return err(400, 'INVALID_REQUEST', '订单状态不允许关闭');
-        if (j['mchid'] !== this.opts.mchId) return err(400, 'PARAM_ERROR', 'mchid 不正确');
+        const p = this.opts.partner;
+        if (
+          p
+            ? j['sp_mchid'] !== this.opts.mchId || j['sub_mchid'] !== p.subMchId || 'mchid' in j
+            : j['mchid'] !== this.opts.mchId || 'sub_mchid' in j
+        )
+          return err(400, 'PARAM_ERROR', 'mchid 不正确');
         const t = this.trades.get(id);
         if (!t) return [204, null]; // as WeChat: 204 even for a number it does not know
         if (t.state === 'paid' || t.state === 'refunded') return err(400, 'ORDERPAID', '该订单已支付');
@@ -641,6 +891,8 @@ export class WechatFake implements FakeProvider {
       }
       case 'refund': {
         if (behaviour === 'declined') return err(403, 'NOT_ENOUGH', '基本账户余额不足，请充值后重新发起');
+        if (this.opts.partner ? j['sub_mchid'] !== this.opts.partner.subMchId : 'sub_mchid' in j)
+          return err(400, 'PARAM_ERROR', 'sub_mchid 不正确');
         const no = String(j['out_trade_no'] ?? '');
         const outRefundNo = String(j['out_refund_no'] ?? '');
         const amount = j['amount'] as { refund?: unknown; total?: unknown; currency?: unknown } | undefined;
@@ -667,6 +919,8 @@ export class WechatFake implements FakeProvider {
         return [200, this.refundJson(t, r)];
       }
       case 'refund_query': {
+        if ((url.searchParams.get('sub_mchid') ?? undefined) !== this.opts.partner?.subMchId)
+          return err(400, 'PARAM_ERROR', 'sub_mchid 不正确');
         for (const t of this.trades.values()) {
           const r = t.refunds.get(id);
           if (!r) continue;
@@ -682,6 +936,8 @@ export class WechatFake implements FakeProvider {
         const date = url.searchParams.get('bill_date') ?? '';
         if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || url.searchParams.get('bill_type') !== 'ALL')
           return err(400, 'PARAM_ERROR', 'bill_date 或 bill_type 不正确');
+        if ((url.searchParams.get('sub_mchid') ?? undefined) !== this.opts.partner?.subMchId)
+          return err(400, 'PARAM_ERROR', 'sub_mchid 不正确');
         const file = this.billFile(date);
         if (!file) return err(400, 'NO_STATEMENT_EXIST', '当前账单不存在');
         const token = crypto.randomBytes(12).toString('hex');
@@ -766,18 +1022,115 @@ export class WechatFake implements FakeProvider {
     }
     if (lines.length === 0) return null;
     lines.sort((a, b) => a.time.localeCompare(b.time));
-    return buildWechatTradeBill(date, lines, { appId: this.opts.appId, mchId: this.opts.mchId });
+    return buildWechatTradeBill(date, lines, {
+      appId: this.opts.appId,
+      mchId: this.opts.mchId,
+      ...(this.opts.partner ? { subMchId: this.opts.partner.subMchId } : {}),
+    });
+  }
+
+  // -------------------------------------------------------------- OAuth2 (网页授权)
+
+  /** WeChat's authorize page: for snsapi_base it shows nothing and sends the browser back with a one-time code. */
+  private oauthAuthorize(req: http.IncomingMessage, res: http.ServerResponse): void {
+    const q = new URL(req.url ?? '/', 'http://fake').searchParams;
+    const visit: OAuthVisit = {
+      appid: q.get('appid') ?? '',
+      scope: q.get('scope') ?? '',
+      redirectUri: q.get('redirect_uri') ?? '',
+      state: q.get('state') ?? '',
+      order: [...q.keys()].join(','),
+      redirected: false,
+    };
+    this.visits.push(visit);
+    const page = (why: string): void => {
+      res
+        .writeHead(200, { 'content-type': 'text/html; charset=utf-8' })
+        .end(`<!doctype html><title>微信</title><p>${why.replace(/[<>&]/g, ' ')}</p>`);
+    };
+    if (!(visit.appid in (this.opts.oauthApps ?? {}))) return page('参数错误：appid 无效');
+    if (visit.order !== 'appid,redirect_uri,response_type,scope,state' || q.get('response_type') !== 'code')
+      return page('参数错误：参数顺序或 response_type 不正确');
+    if (visit.scope !== 'snsapi_base' && visit.scope !== 'snsapi_userinfo') return page('scope 参数错误');
+    let back: URL;
+    try {
+      back = new URL(visit.redirectUri);
+    } catch {
+      return page('redirect_uri 参数错误');
+    }
+    if (this.opts.oauthDomains && !this.opts.oauthDomains.includes(back.host))
+      return page('redirect_uri 域名与后台配置不一致，错误码 10003');
+    const code = crypto.randomBytes(16).toString('hex');
+    this.oauthCodes.set(code, {
+      appId: visit.appid,
+      user: this.oauthUser,
+      expires: Date.now() + 5 * 60_000,
+      used: false,
+    });
+    back.searchParams.append('code', code);
+    back.searchParams.append('state', visit.state);
+    visit.redirected = true;
+    res.writeHead(302, { location: back.toString() }).end();
+  }
+
+  /** GET /sns/oauth2/access_token: appid, secret and a one-time code of that appid, for the payer's openid. */
+  private oauthToken(url: URL, res: http.ServerResponse): void {
+    const q = url.searchParams;
+    this.log.push({ op: 'oauth_token', signatureValid: true, path: url.pathname });
+    const behaviour = this.take('oauth_token');
+    const answer = (j: Record<string, unknown>): void => {
+      res.writeHead(200, { 'content-type': 'application/json; encoding=utf-8' }).end(JSON.stringify(j));
+    };
+    if (behaviour === 'timeout') return;
+    if (behaviour === 'http_500') {
+      res.writeHead(500, { 'content-type': 'text/html' }).end('<html>500</html>');
+      return;
+    }
+    if (behaviour === 'malformed') {
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"access_token":"ACCESS');
+      return;
+    }
+    if (behaviour === 'system_error') return answer({ errcode: -1, errmsg: 'system error' });
+    const appId = q.get('appid') ?? '';
+    const secret = (this.opts.oauthApps ?? {})[appId];
+    if (secret === undefined) return answer({ errcode: 40013, errmsg: 'invalid appid' });
+    if (q.get('secret') !== secret) return answer({ errcode: 40125, errmsg: 'invalid appsecret, rid: 0' });
+    if (q.get('grant_type') !== 'authorization_code')
+      return answer({ errcode: 40002, errmsg: 'invalid grant_type' });
+    const code = q.get('code') ?? '';
+    if (code === '') return answer({ errcode: 41008, errmsg: 'missing code' });
+    const c = this.oauthCodes.get(code);
+    if (!c || c.appId !== appId || c.expires < Date.now())
+      return answer({ errcode: 40029, errmsg: `invalid code, rid: ${crypto.randomUUID()}` });
+    if (c.used) return answer({ errcode: 40163, errmsg: 'code been used, rid: 0' });
+    c.used = true;
+    answer({
+      access_token: crypto.randomBytes(24).toString('base64url'),
+      expires_in: 7200,
+      refresh_token: crypto.randomBytes(24).toString('base64url'),
+      openid: this.openidFor(appId, c.user),
+      scope: 'snsapi_base',
+    });
   }
 
   // -------------------------------------------------------------- v2
 
-  private v2(req: http.IncomingMessage, body: Buffer, res: http.ServerResponse, op: 'pay' | 'cancel'): void {
+  private v2(
+    req: http.IncomingMessage,
+    body: Buffer,
+    res: http.ServerResponse,
+    op: 'pay' | 'cancel' | 'inapp',
+  ): void {
     const f = xmlFields(body.toString('utf8'));
     const signType: SignType = f?.['sign_type'] === 'HMAC-SHA256' ? 'HMAC-SHA256' : 'MD5';
+    const p = this.opts.partner;
     const valid =
       f !== null &&
       f['appid'] === this.opts.appId &&
       f['mch_id'] === this.opts.mchId &&
+      (p
+        ? f['sub_mch_id'] === p.subMchId && (f['sub_appid'] === undefined || f['sub_appid'] === p.subAppId)
+        : f['sub_mch_id'] === undefined && f['sub_appid'] === undefined) &&
       signType === this.opts.signTypeV2 &&
       f['sign'] === v2sign(f, this.opts.apiV2Key, signType);
     const entry: FakeRequest = { op, signatureValid: valid, path: req.url ?? '' };
@@ -818,6 +1171,8 @@ export class WechatFake implements FakeProvider {
       return_msg: 'OK',
       appid: this.opts.appId,
       mch_id: this.opts.mchId,
+      ...(p?.subAppId ? { sub_appid: p.subAppId } : {}),
+      ...(p ? { sub_mch_id: p.subMchId } : {}),
     };
     const no = f['out_trade_no'] ?? '';
     const fail = (code: string, des: string, extra: Record<string, string> = {}) =>
@@ -826,6 +1181,44 @@ export class WechatFake implements FakeProvider {
         true,
         behaviour === 'bad_signature',
       );
+    if (op === 'inapp') {
+      if (behaviour === 'system_error') return fail('SYSTEMERROR', '系统超时');
+      if (behaviour === 'declined') return fail('ORDERCLOSED', '订单已关闭');
+      const total = Number(f['total_fee']);
+      if (
+        f['trade_type'] !== 'JSAPI' ||
+        !/^[1-9][0-9]*$/.test(f['total_fee'] ?? '') ||
+        !f['spbill_create_ip'] ||
+        !f['body'] ||
+        !/^https?:\/\//.test(f['notify_url'] ?? '') ||
+        (f['time_expire'] !== undefined && !/^\d{14}$/.test(f['time_expire']))
+      )
+        return fail('PARAM_ERROR', '参数错误');
+      const given = (['openid', 'sub_openid'] as const).filter((k) => f[k] !== undefined);
+      const field = given[0];
+      if (given.length !== 1 || field === undefined)
+        return fail('PARAM_ERROR', 'openid 与 sub_openid 须传且只传一个');
+      if (field === 'sub_openid' && f['sub_appid'] === undefined)
+        return fail('PARAM_ERROR', '传 sub_openid 时须传 sub_appid');
+      const openid = f[field] ?? '';
+      const payerApp = field === 'sub_openid' ? f['sub_appid'] : this.opts.appId;
+      if (this.openids.get(openid)?.appId !== payerApp) return fail('PARAM_ERROR', 'appid 和 openid 不匹配');
+      const existing = this.trades.get(no);
+      if (existing && existing.state !== 'waiting') return fail('ORDERPAID', '该订单已支付');
+      if (!existing) {
+        const t = this.newTrade(no, total, 'JSAPI', f['body'] ?? '');
+        t.payer = { field: field === 'sub_openid' ? 'sub_openid' : p ? 'sp_openid' : 'openid', openid };
+        t.v2 = true;
+      }
+      const prepay = `wx${digits(26)}`;
+      this.prepays.set(prepay, { outTradeNo: no, appId: payerApp ?? '', api: 'v2' });
+      if (behaviour === 'timeout') return;
+      return send(
+        { ...base, result_code: 'SUCCESS', trade_type: 'JSAPI', prepay_id: prepay },
+        true,
+        behaviour === 'bad_signature',
+      );
+    }
     if (op === 'pay') {
       if (behaviour === 'system_error') return fail('SYSTEMERROR', '系统超时');
       if (behaviour === 'declined') return fail('AUTHCODEEXPIRE', '二维码已过期，请用户在微信上刷新后再试');

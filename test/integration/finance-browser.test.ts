@@ -139,9 +139,9 @@ describe('the finance page in a real browser (headless Chromium)', { skip }, () 
     assert.match(summary, /¥72\.34/, 'the channel took 10 + 20 + 30 + the ghost 12.34 on Alipay');
 
     // The chart: an SVG per pay type with readable amounts for each side.
-    assert.equal(await page.locator('#chart svg').count(), 3);
+    assert.equal(await page.locator('#chart svg').count(), 4);
     const labels = await page.locator('#chart text.chart-pay-type').allTextContents();
-    assert.deepEqual(labels, ['支付宝', '微信支付', '云闪付']);
+    assert.deepEqual(labels, ['支付宝', '微信支付', '云闪付', '数字人民币']);
     const chart = (await page.textContent('#chart')) ?? '';
     assert.match(chart, /平台/);
     assert.match(chart, /渠道/);

@@ -130,7 +130,7 @@ describe('the finance page tells the truth (headless Chromium)', { skip }, () =>
   });
 
   it('the chart shows each gap against the platform, at desktop and phone widths', async () => {
-    assert.equal(await page.locator('#chart svg').count(), 3);
+    assert.equal(await page.locator('#chart svg').count(), 4); // alipay, weixin, unionpay, elecny (e-CNY)
     const alipay = page.locator('#chart svg[data-pay-type="alipay"]');
     // The HIS has 12,345.67 + 29.99 + 10 = 12,385.66: 20.01 short of the platform; the channel agrees.
     assert.match(

@@ -137,6 +137,9 @@ describe('medical insurance: authorisation, token, mixed payment', () => {
     });
     assert.equal(ins.json.code, '10000', ins.raw);
     assert.equal(ins.biz['recorded'], 'Y');
+    // Through the simulated centre by default (its refund number kept), apart from the cash refund.
+    assert.equal(ins.biz['insurance_refund_mode'], 'CENTRE');
+    assert.match(String(ins.biz['insurance_refund_no']), /^SIMRF/);
     const insAgain = await gateway(t, 'lc.ssc.insurance.refund', {
       out_trade_no: outTradeNo,
       out_request_no: 'MI1',
@@ -149,9 +152,59 @@ describe('medical insurance: authorisation, token, mixed payment', () => {
       insurance_refund_fee: '0.01',
     });
     assert.equal(insOver.biz['sub_code'], 'REFUND_AMOUNT_EXCEEDED');
+    const rows = await t.store.db
+      .selectFrom('refunds')
+      .select(['out_request_no', 'kind', 'status', 'amount_fen', 'channel_refund_no'])
+      .where('trade_id', '=', (await t.trade(outTradeNo)).id)
+      .orderBy('id')
+      .execute();
+    assert.deepEqual(
+      rows.map((r) => [
+        r.out_request_no,
+        r.kind,
+        r.status,
+        r.amount_fen,
+        r.channel_refund_no?.slice(0, 5) ?? null,
+      ]),
+      [
+        ['R1', 'refund', 'SUCCESS', 4000, rows[0]?.channel_refund_no?.slice(0, 5) ?? null],
+        ['MI1', 'insurance', 'SUCCESS', 6000, 'SIMRF'],
+      ],
+    );
     // The pay_auth_no paid one trade; it cannot pay another.
     const reuse = await sscPay('2088000000000005', payAuthNo);
     assert.equal(reuse.biz['sub_code'], 'PAY_AUTH_NO_USED');
+  });
+
+  it('lc.ssc.insurance.refund: a refusal of the simulated centre frees the amount; RECORD records a partial refund', async () => {
+    const tok = await token('2088000000000009');
+    const a = await sscPay('2088000000000009', String(tok.biz['pay_auth_no']), {
+      cash_fee: '0.00',
+      insurance_fee: '100.00',
+    });
+    assert.equal(a.json.code, '10000', a.raw);
+    const no = String(a.biz['out_trade_no']);
+    const refused = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'SIM_INSURANCE_REFUND_FAIL',
+      insurance_refund_fee: '100.00',
+    });
+    assert.equal(refused.biz['sub_code'], 'INSURANCE_REFUND_FAILED', refused.raw);
+    const partial = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MI-P1',
+      insurance_refund_fee: '30.00',
+      insurance_refund_mode: 'RECORD',
+    });
+    assert.deepEqual([partial.biz['recorded'], partial.biz['insurance_refund_mode']], ['Y', 'RECORD']);
+    assert.equal(partial.biz['insurance_refund_no'], undefined);
+    const rest = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MI-P2',
+      insurance_refund_fee: '70.00',
+    });
+    assert.deepEqual([rest.biz['recorded'], rest.biz['insurance_refund_mode']], ['Y', 'CENTRE'], rest.raw);
+    assert.match(rest.raw, /"insurance_refund_fee":100\.00/);
   });
 
   it('refusals: sums that do not add up, unknown or foreign pay_auth_no, settlement failure; full insurance pays at once', async () => {

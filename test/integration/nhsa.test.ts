@@ -192,7 +192,256 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
     const a = await sscPay(openId, pan);
     assert.equal(a.biz['sub_code'], 'NHSA_3001', a.raw);
     const o = fake.orders().find((x) => x.payAuthNo === pan);
+    // The upload the centre kept for the unpaid order is revoked at once (6301, then 6401).
+    assert.equal(o?.state, 'revoked');
+    assert.equal(o?.ordStas, '12');
+    const revoke = fake.requests().filter((r) => r.op === '6401' && r.data['payOrdId'] === o?.payOrdId);
+    assert.equal(revoke.length, 1);
+    assert.ok(revoke.every((r) => r.signatureValid));
+    assert.equal((await trade(String(o?.medOrgOrd))).status, 'TRADE_CLOSED');
+  });
+
+  it('fee_details: the items reach the centre in 6201 (feedetailList); bad items are refused before anything is sent', async () => {
+    const openId = '2088000000000111';
+    const pan = await payAuthNo(openId);
+    const item = (over: Record<string, unknown> = {}) => ({
+      feedetl_sn: 'FD01',
+      med_list_codg: 'XA01BAA123A001010100000',
+      medins_list_codg: 'YP0001',
+      medins_list_name: '阿莫西林胶囊',
+      det_item_fee_sumamt: '64.00',
+      cnt: '4',
+      pric: '16.00',
+      fee_ocur_time: '2026-11-24 09:30:00',
+      bilg_dept_codg: 'A03',
+      ...over,
+    });
+    const requestsBefore = fake.requests().length;
+    for (const [details, why] of [
+      [[item()], /total_amount/],
+      [
+        [item(), item({ feedetl_sn: 'FD02', det_item_fee_sumamt: 36, cnt: 1, pric: 35 })],
+        /item 2 det_item_fee_sumamt is not cnt × pric/,
+      ],
+      [[item(), item({ det_item_fee_sumamt: '36.00', cnt: '2', pric: '18' })], /item 2 repeats feedetl_sn/],
+      [[item({ id_no: '44010519800101123X' })], /unknown field id_no/],
+      ['[{"feedetl_sn":', /not valid JSON/],
+    ] as const) {
+      const bad = await sscPay(openId, pan, { fee_details: details });
+      assert.equal(bad.biz['sub_code'], 'INVALID_FIELD.fee_details', bad.raw);
+      assert.match(String(bad.biz['sub_msg']), why, bad.raw);
+    }
+    assert.equal(fake.requests().length, requestsBefore, 'nothing reached the centre');
+    const a = await sscPay(openId, pan, {
+      fee_details: [item(), item({ feedetl_sn: 'FD02', det_item_fee_sumamt: 36, cnt: 2, pric: '18.000000' })],
+    });
+    assert.equal(a.json.code, '10000', a.raw);
+    const o = fake.order(String(a.biz['out_trade_no']));
+    assert.equal(o?.state, 'paid');
+    assert.deepEqual(
+      o?.feedetailList.map((x) => [
+        x['feedetlSn'],
+        x['medListCodg'],
+        x['detItemFeeSumamt'],
+        x['cnt'],
+        x['pric'],
+        x['feeOcurTime'],
+        x['bilgDeptCodg'],
+      ]),
+      [
+        ['FD01', 'XA01BAA123A001010100000', '64.00', '4', '16.00', '2026-11-24 09:30:00', 'A03'],
+        ['FD02', 'XA01BAA123A001010100000', '36.00', '2', '18.000000', '2026-11-24 09:30:00', 'A03'],
+      ],
+    );
+  });
+
+  it('an upload whose revocation fails is kept and revoked by the expiry job (6401 retried)', async () => {
+    const openId = '2088000000000112';
+    const pan = await payAuthNo(openId);
+    fake.script('6202', 'declined');
+    fake.script('6401', 'http_500');
+    const a = await sscPay(openId, pan);
+    assert.equal(a.biz['sub_code'], 'NHSA_3001', a.raw);
+    const o = fake.orders().find((x) => x.payAuthNo === pan);
+    assert.equal(o?.state, 'uploaded', 'the first 6401 failed');
+    const kept = await t.platform.deps.medicare.openRevocations(t.appId);
+    assert.ok(
+      kept.some(
+        (r) => r.out_trade_no === o?.medOrgOrd && r.status === 'PENDING' && r.last_error?.includes('6401'),
+      ),
+    );
+    await t.platform.expiry.tick();
+    assert.equal(fake.order(String(o?.medOrgOrd))?.state, 'uploaded', 'not before its backoff');
+    t.clock.advance(15_000);
+    await t.platform.expiry.tick();
+    assert.equal(fake.order(String(o?.medOrgOrd))?.state, 'revoked');
+    assert.ok(
+      !(await t.platform.deps.medicare.openRevocations(t.appId)).some((r) => r.out_trade_no === o?.medOrgOrd),
+    );
+  });
+
+  it('a settlement whose outcome was unknown is undone from its upload: 6301 shows it settled, 6203 refunds it', async () => {
+    const openId = '2088000000000113';
+    const pan = await payAuthNo(openId);
+    fake.script('6202', 'http_500', { effect: true });
+    fake.script('6301', 'http_500');
+    const a = await sscPay(openId, pan);
+    assert.equal(a.biz['sub_code'], 'UNKNOWN', a.raw);
+    const o = fake.orders().find((x) => x.payAuthNo === pan);
+    assert.equal(o?.state, 'refunded', 'the immediate revocation found it settled and refunded it');
+    assert.equal(o?.refunds.length, 1);
+    const row = await trade(String(o?.medOrgOrd));
+    assert.deepEqual([row.status, row.insurance_state, row.paid_at], ['TRADE_CLOSED', 'NONE', null]);
+  });
+
+  it('lc.ssc.insurance.refund through the centre: 6203 HI, idempotent, an unknown outcome asked again; RECORD only records', async () => {
+    const openId = '2088000000000114';
+    const a = await sscPay(openId, await payAuthNo(openId), { cash_fee: '0.00', insurance_fee: '100.00' });
+    assert.equal(a.json.code, '10000', a.raw);
+    const no = String(a.biz['out_trade_no']);
+    assert.equal((await trade(no)).status, 'TRADE_SUCCESS', 'all insurance: paid at once');
+    const partial = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MIP',
+      insurance_refund_fee: '30.00',
+    });
+    assert.equal(partial.biz['sub_code'], 'NHSA_PARTIAL_REFUND', partial.raw);
+    fake.script('6203', 'http_500', { effect: true });
+    const lost = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MI1',
+      insurance_refund_fee: '100.00',
+    });
+    assert.equal(lost.biz['sub_code'], 'REFUND_PROCESSING', lost.raw);
+    assert.equal(fake.order(no)?.refunds.length, 1, 'the centre refunded; its answer was lost');
+    assert.equal((await trade(no)).insurance_refunded_fen, 0, 'not recorded on an unknown outcome');
+    const other = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MI2',
+      insurance_refund_fee: '100.00',
+    });
+    assert.equal(
+      other.biz['sub_code'],
+      'REFUND_AMOUNT_EXCEEDED',
+      'the unknown refund keeps its amount reserved',
+    );
+    const again = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MI1',
+      insurance_refund_fee: '100.00',
+    });
+    assert.equal(again.json.code, '10000', again.raw);
+    assert.deepEqual([again.biz['recorded'], again.biz['insurance_refund_mode']], ['Y', 'CENTRE']);
+    assert.match(again.raw, /"insurance_refund_fee":100\.00/);
+    assert.ok(String(again.biz['insurance_refund_no']).length > 0);
+    assert.equal(fake.order(no)?.refunds.length, 1, 'one refund at the centre');
+    assert.equal(fake.order(no)?.refunds[0]?.refdType, 'HI');
+    const repeat = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no,
+      out_request_no: 'MI1',
+      insurance_refund_fee: '100.00',
+    });
+    assert.deepEqual([repeat.biz['recorded'], repeat.biz['insurance_refund_mode']], ['N', 'CENTRE']);
+    const rows = await t.store.db
+      .selectFrom('refunds')
+      .selectAll()
+      .where('trade_id', '=', (await trade(no)).id)
+      .execute();
+    assert.deepEqual(rows.map((r) => [r.out_request_no, r.kind, r.status, r.amount_fen]).sort(), [
+      ['MI1', 'insurance', 'SUCCESS', 10000],
+      ['MIP', 'insurance', 'FAILED', 3000],
+    ]);
+
+    // A partial refund made through the national process is recorded only.
+    const openId2 = '2088000000000115';
+    const b = await sscPay(openId2, await payAuthNo(openId2), { cash_fee: '0.00', insurance_fee: '100.00' });
+    const no2 = String(b.biz['out_trade_no']);
+    const rec = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no2,
+      out_request_no: 'MR1',
+      insurance_refund_fee: '30.00',
+      insurance_refund_mode: 'RECORD',
+    });
+    assert.deepEqual([rec.biz['recorded'], rec.biz['insurance_refund_mode']], ['Y', 'RECORD']);
+    assert.match(rec.raw, /"insurance_refund_fee":30\.00/);
+    assert.equal(fake.order(no2)?.refunds.length, 0, 'no money moved at the centre');
+    const badMode = await gateway(t, 'lc.ssc.insurance.refund', {
+      out_trade_no: no2,
+      out_request_no: 'MR2',
+      insurance_refund_fee: '1.00',
+      insurance_refund_mode: 'BOTH',
+    });
+    assert.equal(badMode.biz['sub_code'], 'INVALID_FIELD.insurance_refund_mode');
+  });
+
+  it('concurrent insurance refunds of one trade: the insurance part is refunded once', async () => {
+    const openId = '2088000000000118';
+    const a = await sscPay(openId, await payAuthNo(openId), { cash_fee: '0.00', insurance_fee: '100.00' });
+    const no = String(a.biz['out_trade_no']);
+    const answers = await Promise.all(
+      ['MC1', 'MC2', 'MC3', 'MC4'].map((r) =>
+        gateway(t, 'lc.ssc.insurance.refund', {
+          out_trade_no: no,
+          out_request_no: r,
+          insurance_refund_fee: '100.00',
+        }),
+      ),
+    );
+    const codes = answers.map((x) => (x.json.code === '10000' ? 'OK' : String(x.biz['sub_code']))).sort();
+    assert.deepEqual(codes, [
+      'OK',
+      'REFUND_AMOUNT_EXCEEDED',
+      'REFUND_AMOUNT_EXCEEDED',
+      'REFUND_AMOUNT_EXCEEDED',
+    ]);
+    assert.equal(fake.order(no)?.refunds.length, 1);
+    assert.equal((await trade(no)).insurance_refunded_fen, 10000);
+  });
+
+  it("the centre's notifications: verified like answers, synced with 6301, acknowledged; forged ones refused", async () => {
+    const notifyUrl = `${t.url}/channels/medicare/nhsa/notify/${t.appId}`;
+    // An upload whose revocation failed: the notification makes the platform sync it now.
+    const openId = '2088000000000116';
+    const pan = await payAuthNo(openId);
+    fake.script('6202', 'declined');
+    fake.script('6401', 'http_500');
+    await sscPay(openId, pan);
+    const o = fake.orders().find((x) => x.payAuthNo === pan);
+    const no = String(o?.medOrgOrd);
     assert.equal(o?.state, 'uploaded');
+    for (const spoil of ['unsigned', 'bad_signature', 'tampered'] as const) {
+      const r = await fake.notify(notifyUrl, no, spoil);
+      assert.equal(r.status, 400, spoil);
+      assert.equal((JSON.parse(r.body) as { success: boolean }).success, false);
+      assert.equal(fake.order(no)?.state, 'uploaded', `${spoil}: nothing changes`);
+    }
+    const genuine = await fake.notify(notifyUrl, no);
+    assert.equal(genuine.status, 200, genuine.body);
+    assert.deepEqual(JSON.parse(genuine.body), { code: 0, message: '成功', success: true });
+    assert.equal(fake.order(no)?.state, 'revoked', 'synced: the upload is revoked now');
+    // A paid trade: the notification is acknowledged after a 6301; nothing changes.
+    const paid = await sscPay('2088000000000117', await payAuthNo('2088000000000117'));
+    const paidNo = String(paid.biz['out_trade_no']);
+    const before6301 = fake.requests().filter((r) => r.op === '6301').length;
+    assert.equal((await fake.notify(notifyUrl, paidNo)).status, 200);
+    assert.equal(fake.requests().filter((r) => r.op === '6301').length, before6301 + 1);
+    assert.equal((await trade(paidNo)).insurance_state, 'SETTLED');
+    // The centre cannot be asked: the retry answer, so it sends the notification again.
+    fake.script('6301', 'http_500');
+    assert.equal((await fake.notify(notifyUrl, paidNo)).status, 503);
+    // Unknown orders are acknowledged and ignored; unknown apps and sides are 404.
+    assert.equal((await fake.notify(notifyUrl, 'MZNOSUCHORDER')).status, 200);
+    assert.equal(
+      (await fake.notify(`${t.url}/channels/medicare/simulator/notify/${t.appId}`, paidNo)).status,
+      404,
+    );
+    assert.equal((await fake.notify(`${t.url}/channels/medicare/nhsa/notify/hpnope`, paidNo)).status, 404);
+    const calls = (await t.platform.deps.channelCalls.list({ appId: t.appId, limit: 1000 })).filter(
+      (r) => r.operation === 'nhsa.notify',
+    );
+    assert.ok(calls.some((c) => c.outcome.startsWith('rejected: signature does not verify')));
+    assert.ok(calls.some((c) => c.outcome.startsWith('rejected: answer is not signed')));
+    assert.ok(calls.some((c) => c.outcome.startsWith('ok ordStas=')));
   });
 
   it('a settlement answered with a forged signature is never taken as settled', async () => {
@@ -219,7 +468,15 @@ describe('medical insurance through the national mobile-payment centre (nhsa)', 
       await new Promise((r) => setTimeout(r, 20));
     }
     const ops = new Set(rows.map((r) => r.operation));
-    for (const op of ['nhsa.token', 'nhsa.6201', 'nhsa.6202', 'nhsa.6301', 'nhsa.6203'])
+    for (const op of [
+      'nhsa.token',
+      'nhsa.6201',
+      'nhsa.6202',
+      'nhsa.6301',
+      'nhsa.6203',
+      'nhsa.6401',
+      'nhsa.notify',
+    ])
       assert.ok(ops.has(op), op);
     const text = JSON.stringify(rows);
     for (const s of [

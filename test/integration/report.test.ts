@@ -219,6 +219,7 @@ describe(`finance day report (${TEST_DB})`, () => {
         ['alipay', '支付宝'],
         ['weixin', '微信支付'],
         ['unionpay', '云闪付'],
+        ['elecny', '数字人民币'],
       ],
     );
     assert.deepEqual(pick(report.byChannel[0]), amounts(6, 24534, 12000, 6, 9501, 8000, 500));
@@ -414,8 +415,10 @@ describe(`finance day report (${TEST_DB})`, () => {
     assert.equal(channels.getCell('B4').value, '支付宝');
     assert.equal(channels.getCell('D4').value, 365.34);
     assert.equal(channels.getCell('K6').value, 8.88);
-    assert.equal(channels.getCell('A7').value, '合计(total)');
-    assert.equal(channels.getCell('D7').value, 399.22);
+    assert.equal(channels.getCell('A7').value, 'elecny');
+    assert.equal(channels.getCell('D7').value, 0);
+    assert.equal(channels.getCell('A8').value, '合计(total)');
+    assert.equal(channels.getCell('D8').value, 399.22);
     const cashiers = wb.getWorksheet('按终端操作员 (日结)')!;
     assert.deepEqual(
       [4, 5, 6, 7, 8, 9].map(

@@ -7,6 +7,10 @@
  *   HOSPAY_WECHAT_MCH_ID, HOSPAY_WECHAT_APP_ID, HOSPAY_WECHAT_API_V3_KEY, HOSPAY_WECHAT_PRIVATE_KEY,
  *   HOSPAY_WECHAT_SERIAL_NO, and either HOSPAY_WECHAT_PUBLIC_KEY + HOSPAY_WECHAT_PUBLIC_KEY_ID
  *   or HOSPAY_WECHAT_PLATFORM_CERTS; optional HOSPAY_WECHAT_BASE_URL, HOSPAY_WECHAT_NOTIFY_URL.
+ * Service-provider mode (服务商): HOSPAY_WECHAT_MODE=partner with HOSPAY_WECHAT_SUB_MCHID (and optionally
+ *   HOSPAY_WECHAT_SUB_APPID); MCH_ID/APP_ID/keys are then the provider's.
+ * JSAPI (in-app): with HOSPAY_WECHAT_OPENID (a payer's openid under APP_ID, or under SUB_APPID when set) a
+ *   0.01-yuan JSAPI order is opened, its bridge parameters checked for shape, then it is closed unpaid.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -48,6 +52,13 @@ describe(
           ? { verify_mode: 'platform_cert', platform_certs: pem('PLATFORM_CERTS') }
           : { wechatpay_public_key: pem('PUBLIC_KEY'), wechatpay_public_key_id: env('PUBLIC_KEY_ID') }),
         ...(env('BASE_URL') ? { api_base_url: env('BASE_URL') } : {}),
+        ...(env('MODE') === 'partner'
+          ? {
+              mode: 'partner',
+              sub_mchid: env('SUB_MCHID'),
+              ...(env('SUB_APPID') ? { sub_appid: env('SUB_APPID') } : {}),
+            }
+          : {}),
       };
       assert.deepEqual(checkChannelConfig(wechatDefinition.fields, merchant), []);
       const channel = wechatDefinition.create({ http: httpRequest, clock: systemClock, simulator: null });
@@ -72,6 +83,31 @@ describe(
         const c = await channel.close(ctx, ref);
         assert.equal(c.kind, 'closed', JSON.stringify(c));
         assert.equal((await channel.query(ctx, ref)).kind, 'closed');
+        if (env('OPENID')) {
+          const jsapiNo = `HPLIVEJ${Date.now()}`;
+          const j = await channel.inAppPay!(ctx, {
+            outTradeNo: jsapiNo,
+            payType: 'weixin',
+            amountFen: fen(1),
+            subject: 'hospay 接口联调（请勿支付）',
+            expiresAt: new Date(Date.now() + 10 * 60_000),
+            payerId: env('OPENID'),
+          });
+          assert.equal(j.kind, 'created', JSON.stringify(j));
+          if (j.kind === 'created') {
+            assert.deepEqual(Object.keys(j.bridge).sort(), [
+              'appId',
+              'nonceStr',
+              'package',
+              'paySign',
+              'signType',
+              'timeStamp',
+            ]);
+            assert.match(j.bridge['package'] ?? '', /^prepay_id=wx\w+$/);
+          }
+          const jc = await channel.close(ctx, { outTradeNo: jsapiNo, payType: 'weixin' });
+          assert.equal(jc.kind, 'closed', JSON.stringify(jc));
+        }
       } finally {
         for (const call of ctx.calls)
           console.log(`${call.operation} ${call.httpStatus ?? '-'} ${call.latencyMs} ms → ${call.outcome}`); // eslint-disable-line no-console

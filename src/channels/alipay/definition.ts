@@ -62,6 +62,7 @@ export const alipayDefinition: ChannelDefinition = {
   fields: [
     {
       name: 'app_id',
+      scope: 'either',
       secret: false,
       required: true,
       zh: '支付宝开放平台应用 APPID',
@@ -74,6 +75,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'private_key',
+      scope: 'either',
       secret: true,
       required: true,
       zh: '应用私钥（PKCS#1 或 PKCS#8，PEM 或纯 Base64）',
@@ -92,6 +94,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'sign_type',
+      scope: 'either',
       secret: false,
       required: false,
       default: 'RSA2',
@@ -101,6 +104,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'key_mode',
+      scope: 'either',
       secret: false,
       required: false,
       default: 'public_key',
@@ -111,6 +115,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'alipay_public_key',
+      scope: 'either',
       secret: false,
       required: false,
       zh: '支付宝公钥（公钥模式必填；PEM 或纯 Base64）',
@@ -126,6 +131,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'app_cert',
+      scope: 'either',
       secret: false,
       required: false,
       zh: '应用公钥证书 appCertPublicKey_<APPID>.crt（证书模式必填）',
@@ -134,6 +140,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'alipay_cert',
+      scope: 'either',
       secret: false,
       required: false,
       zh: '支付宝公钥证书 alipayCertPublicKey_RSA2.crt（证书模式必填）',
@@ -142,6 +149,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'alipay_root_cert',
+      scope: 'either',
       secret: false,
       required: false,
       zh: '支付宝根证书 alipayRootCert.crt（证书模式必填）',
@@ -150,6 +158,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'gateway_url',
+      scope: 'either',
       secret: false,
       required: false,
       default: ALIPAY_GATEWAY,
@@ -159,6 +168,7 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'timeout_ms',
+      scope: 'either',
       secret: false,
       required: false,
       default: String(DEFAULT_TIMEOUT_MS),
@@ -191,12 +201,43 @@ export const alipayDefinition: ChannelDefinition = {
     },
     {
       name: 'sys_service_id',
+      scope: 'either',
       secret: false,
       required: false,
       zh: '服务商 PID（返佣，extend_params.sys_service_id，可选）',
       en: "the service provider's PID (extend_params.sys_service_id, optional)",
       check: (v) =>
         PID.test(v) ? null : '应为 2088 开头的 16 位数字 / must be 16 digits starting with 2088',
+    },
+    {
+      name: 'app_auth_token',
+      secret: true,
+      required: false,
+      scope: 'app',
+      zh: '应用授权令牌 app_auth_token（第三方应用代医院调用：医院授权后 alipay.open.auth.token.app 返回）',
+      en: "the app authorisation token (a third-party app calling for the hospital: from alipay.open.auth.token.app after the hospital's authorisation)",
+      check: (v, all) => {
+        if (!/^[A-Za-z0-9._-]{8,128}$/.test(v.trim()))
+          return 'app_auth_token 应为 8–128 位字母、数字、. _ - / app_auth_token is 8–128 letters, digits, . _ -';
+        if (!all['auth_app_id']?.trim())
+          return "设置 app_auth_token 时还需要 auth_app_id（授权医院的 APPID） / app_auth_token also needs auth_app_id (the authorising hospital's APPID)";
+        return null;
+      },
+    },
+    {
+      name: 'auth_app_id',
+      secret: false,
+      required: false,
+      scope: 'app',
+      zh: '授权方（医院）的 APPID（与 app_auth_token 一同返回；通知里的 auth_app_id）',
+      en: "the authorising hospital's APPID (returned with app_auth_token; auth_app_id in notifications)",
+      check: (v, all) => {
+        if (!/^[0-9]{8,32}$/.test(v.trim()))
+          return 'APPID 应为数字（通常 16 位） / APPID is a number (usually 16 digits)';
+        if (!all['app_auth_token']?.trim())
+          return 'auth_app_id 只用于第三方应用模式，还需要 app_auth_token / auth_app_id is for third-party app mode and needs app_auth_token';
+        return null;
+      },
     },
   ],
   create: (deps) => new AlipayChannel(deps),

@@ -107,6 +107,13 @@ export interface AlipaySettings {
   sellerId?: string | undefined;
   storeId?: string | undefined;
   sysServiceId?: string | undefined;
+  /**
+   * Third-party app (ISV) mode: the hospital's authorisation token, sent as the public parameter app_auth_token
+   * with every request (a secret: never recorded, never logged), and the hospital's APPID its notifications name
+   * as auth_app_id. Both absent in direct mode.
+   */
+  appAuthToken?: string | undefined;
+  authAppId?: string | undefined;
 }
 
 export interface PreparedAlipay {
@@ -155,6 +162,8 @@ export function prepareAlipay(merchant: Readonly<Record<string, string>>): Prepa
   const gatewayUrl = val(merchant, 'gateway_url') ?? ALIPAY_GATEWAY;
   const urlProblem = gatewayUrlProblem(gatewayUrl);
   if (urlProblem) return fail(`gateway_url: ${urlProblem}`);
+  if (val(merchant, 'app_auth_token') && !val(merchant, 'auth_app_id'))
+    return fail('app_auth_token 需要 auth_app_id / app_auth_token needs auth_app_id');
   const timeoutText = val(merchant, 'timeout_ms') ?? String(DEFAULT_TIMEOUT_MS);
   const timeoutMs = Number(timeoutText);
   if (!/^[0-9]+$/.test(timeoutText) || timeoutMs < 100 || timeoutMs > 120_000)
@@ -217,6 +226,8 @@ export function prepareAlipay(merchant: Readonly<Record<string, string>>): Prepa
         sellerId: val(merchant, 'seller_id'),
         storeId: val(merchant, 'store_id'),
         sysServiceId: val(merchant, 'sys_service_id'),
+        appAuthToken: val(merchant, 'app_auth_token'),
+        authAppId: val(merchant, 'auth_app_id'),
       },
       sdk,
       appCertSn: keyMode === 'cert' ? c.appCertSn : undefined,
@@ -247,8 +258,9 @@ export function preparedFor(merchant: Readonly<Record<string, string>>): Prepare
 
 /**
  * Every parameter of a request, signed by the SDK (method, app_id, charset utf-8, version 1.0, sign_type,
- * timestamp in Beijing time, the certificate serial numbers in cert mode, biz_content as the exact JSON sent,
- * and sign). `extra` are further public parameters (notify_url, return_url).
+ * timestamp in Beijing time, the certificate serial numbers in cert mode, app_auth_token in third-party app
+ * mode, biz_content as the exact JSON sent, and sign). `extra` are further public parameters (notify_url,
+ * return_url). The result holds the token: it is sent, never recorded.
  */
 export function signedRequestParams(
   p: PreparedAlipay,
@@ -259,7 +271,12 @@ export function signedRequestParams(
 ): Record<string, string> {
   const query = p.sdk.sdkExecute(
     method,
-    { ...extra, timestamp: formatShanghai(now), bizContent: biz },
+    {
+      ...extra,
+      ...(p.settings.appAuthToken ? { app_auth_token: p.settings.appAuthToken } : {}),
+      timestamp: formatShanghai(now),
+      bizContent: biz,
+    },
     { bizContentAutoSnakeCase: false },
   );
   return Object.fromEntries(new URLSearchParams(query));

@@ -1,6 +1,7 @@
 /**
  * Alipay's asynchronous notifications: a form POST, signed with Alipay's key (RSA2 / RSA, verified by the SDK
- * by Alipay's rule), for this app (app_id or auth_app_id) and, when one is set, this seller. The platform never
+ * by Alipay's rule), for this app (app_id or auth_app_id; a third-party app's: app_id the third-party app and
+ * auth_app_id the authorising hospital) and, when one is set, this seller. The platform never
  * takes a notification's word for a payment: a genuine one about a trade makes it query the trade. Alipay wants
  * `success` (text/plain) once the notification is taken, anything else to send it again.
  */
@@ -29,7 +30,11 @@ export function parseAlipayNotify(p: Prepared, body: Buffer): NotifyParse {
   const signType = params['sign_type'] ?? settings.signType;
   if (signType !== 'RSA2' && signType !== 'RSA') return reject(`unknown sign_type ${signType}`);
   if (!notifySignatureValid(p.value, params)) return reject('bad signature');
-  if (params['app_id'] !== settings.appId && params['auth_app_id'] !== settings.appId)
+  if (settings.authAppId) {
+    // Third-party app mode: sent to the third-party app (app_id) about the authorising hospital (auth_app_id).
+    if (params['app_id'] !== settings.appId) return reject('notification for another app_id');
+    if (params['auth_app_id'] !== settings.authAppId) return reject('notification for another auth_app_id');
+  } else if (params['app_id'] !== settings.appId && params['auth_app_id'] !== settings.appId)
     return reject('notification for another app_id');
   if (settings.sellerId && params['seller_id'] && params['seller_id'] !== settings.sellerId)
     return reject('notification for another seller_id');

@@ -742,6 +742,9 @@ export function describe(o: { kind: string; code?: string; reason?: string; note
 /** Personal or secret fields of Alipay's requests and answers: masked whatever their content. */
 export const SECRET_FIELDS: ReadonlySet<string> = new Set([
   'auth_code',
+  'app_auth_token',
+  'app_refresh_token',
+  'auth_token',
   'buyer_logon_id',
   'buyer_user_id',
   'buyer_id',

@@ -13,8 +13,8 @@ import {
 } from './envelope.js';
 import { InvalidInputError } from '../../domain/errors.js';
 
-export type NhsaOp = 'token' | '6201' | '6202' | '6203' | '6301';
-export const NHSA_OPS: readonly NhsaOp[] = ['token', '6201', '6202', '6203', '6301'];
+export type NhsaOp = 'token' | '6201' | '6202' | '6203' | '6301' | '6401';
+export const NHSA_OPS: readonly NhsaOp[] = ['token', '6201', '6202', '6203', '6301', '6401'];
 
 export const NHSA_DEFAULTS = {
   sm2_user_id: '1234567812345678',
@@ -24,6 +24,7 @@ export const NHSA_DEFAULTS = {
   path_6202: '/org/local/api/hos/pay_order',
   path_6203: '/org/local/api/hos/refund_Order',
   path_6301: '/org/local/api/hos/query_order_info',
+  path_6401: '/org/local/api/hos/revoke_order',
   acct_used_flag: '1',
   settled_states: '4,5,6',
   refund_type: 'ALL',
@@ -195,6 +196,7 @@ export function readConfig(m: Readonly<Record<string, string>>): NhsaConfig {
     '6202': checked('path_6202', checkPath),
     '6203': checked('path_6203', checkPath),
     '6301': checked('path_6301', checkPath),
+    '6401': checked('path_6401', checkPath),
   };
   const acct = get('acct_used_flag');
   const refundType = get('refund_type');

@@ -152,6 +152,7 @@ export const NHSA_FIELDS: readonly ConfigField[] = [
   path('6202', '支付下单', NHSA_DEFAULTS.path_6202),
   path('6203', '医保退费', NHSA_DEFAULTS.path_6203),
   path('6301', '医保订单结算结果查询', NHSA_DEFAULTS.path_6301),
+  path('6401', '费用明细上传撤销', NHSA_DEFAULTS.path_6401),
   {
     name: 'city_code',
     secret: false,
@@ -191,8 +192,8 @@ export const NHSA_FIELDS: readonly ConfigField[] = [
     name: 'interface_extra',
     secret: false,
     required: false,
-    zh: '各接口的地区固定字段（JSON，键为 token/6201/6202/6203/6301），如 {"6201":{"deptCode":"A01"}}',
-    en: 'region-specific constant fields per interface (JSON keyed by token/6201/6202/6203/6301)',
+    zh: '各接口的地区固定字段（JSON，键为 token/6201/6202/6203/6301/6401），如 {"6201":{"deptCode":"A01"}}',
+    en: 'region-specific constant fields per interface (JSON keyed by token/6201/6202/6203/6301/6401)',
     default: NHSA_DEFAULTS.interface_extra,
     check: (v) => checkJsonObject(v, 'extra'),
   },
@@ -218,7 +219,7 @@ export const NHSA_FIELDS: readonly ConfigField[] = [
   },
 ];
 
-/** The national medical-insurance mobile-payment centre (6201/6202/6203/6301). */
+/** The national medical-insurance mobile-payment centre (6201/6202/6203/6301/6401). */
 export const nhsaDefinition: MedicareDefinition = {
   id: 'nhsa',
   zh: '国家医保移动支付',

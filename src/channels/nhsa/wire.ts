@@ -32,6 +32,8 @@ export const CASH_ONLY_REFUNDED: ReadonlySet<string> = new Set(['9', '10']);
 export const IN_PROGRESS: ReadonlySet<string> = new Set(['2']);
 export const ABNORMAL: ReadonlySet<string> = new Set(['14']);
 export const NEVER_SETTLED: ReadonlySet<string> = new Set(['0', '1', '3', '15', '16']);
+/** Uploaded (0) or pre-settled (1) and never paid: the upload is revoked with 6401. */
+export const REVOCABLE_STATES: ReadonlySet<string> = new Set(['0', '1']);
 /** A settlement that failed for good (abnormal, failed, cancelled). */
 export const FAILED_STATES: ReadonlySet<string> = new Set(['14', '15', '16']);
 
@@ -146,6 +148,7 @@ const RECORDABLE = new Set([
   'fulamtOwnpayAmt',
   'inscpScpAmt',
   'chrgBchno',
+  'hiRefdSn',
 ]);
 
 /** Envelope fields never kept from an answer that could not be opened. */

@@ -1,4 +1,5 @@
 import type { Fen } from '../../domain/money.js';
+import type { PayType } from '../../domain/trade.js';
 
 /**
  * The simulated provider's API as its adapter (SimulatorChannel) sees it: what a real provider's published API is
@@ -6,7 +7,8 @@ import type { Fen } from '../../domain/money.js';
  * channel knows nothing else of it.
  */
 
-export type SimPayType = 'alipay' | 'weixin' | 'unionpay';
+/** The simulated provider takes every pay type hospay knows (alipay, weixin, unionpay, elecny). */
+export type SimPayType = PayType;
 
 /** A trade in the provider's books. */
 export interface SimTrade {
@@ -84,6 +86,9 @@ export interface SimulatorApi {
   /** Closes an unpaid trade; a paid one stays paid. Answers the trade as it then is. */
   close(merchant: string, outTradeNo: string, payType: SimPayType): Promise<SimTrade>;
   refund(input: SimRefundRequest): Promise<SimRefundAnswer>;
-  /** The day's trade bill in the provider's file format (Alipay's ZIP for alipay, WeChat's CSV otherwise). */
+  /**
+   * The day's trade bill in the provider's file format (Alipay's ZIP for alipay, WeChat's CSV otherwise: unionpay
+   * and elecny, which have no public bill format the simulator could copy).
+   */
   billFile(merchant: string, payType: SimPayType, date: string): Promise<Buffer>;
 }

@@ -8,11 +8,14 @@ import { compactShanghai } from '../../domain/clock.js';
  * a settlement and a reversal are answered by rule). Its rules (docs/simulator.md):
  * - the consent page has 同意授权 (grant) and 拒绝 (decline); a decline comes back as error=access_denied;
  * - lc.ssc.user.token: a patient_card_no ending in "0000" has no insurance (token refused, NO_INSURANCE);
- * - lc.ssc.trade.pay: ssc_serial_no "SIM_INSURANCE_FAIL" makes the insurance settlement fail (INSURANCE_SETTLE_FAILED).
+ * - lc.ssc.trade.pay: ssc_serial_no "SIM_INSURANCE_FAIL" makes the insurance settlement fail (INSURANCE_SETTLE_FAILED);
+ * - lc.ssc.insurance.refund: the insurance part (whole or partial) is refunded at once; out_request_no
+ *   "SIM_INSURANCE_REFUND_FAIL" is refused (INSURANCE_REFUND_FAILED).
  */
 export const MEDICARE_RULES = {
   NO_INSURANCE_CARD_SUFFIX: '0000',
   SETTLEMENT_FAILS_SERIAL: 'SIM_INSURANCE_FAIL',
+  REFUND_FAILS_REQUEST: 'SIM_INSURANCE_REFUND_FAIL',
 } as const;
 
 export class SimulatorMedicare implements MedicareChannel {
@@ -72,5 +75,22 @@ export class SimulatorMedicare implements MedicareChannel {
 
   async reverseSettlement(): ReturnType<MedicareChannel['reverseSettlement']> {
     return { kind: 'reversed' };
+  }
+
+  async refundInsurance(
+    _ctx: ChannelContext,
+    input: Parameters<MedicareChannel['refundInsurance']>[1],
+  ): ReturnType<MedicareChannel['refundInsurance']> {
+    if (input.outRequestNo === MEDICARE_RULES.REFUND_FAILS_REQUEST)
+      return {
+        kind: 'failed',
+        code: 'INSURANCE_REFUND_FAILED',
+        zh: '医保退费失败（模拟）',
+        en: 'the insurance refund failed (simulated)',
+      };
+    return {
+      kind: 'refunded',
+      refundNo: `SIMRF${compactShanghai(this.clock.now())}${String(randomInt(1e8)).padStart(8, '0')}`,
+    };
   }
 }

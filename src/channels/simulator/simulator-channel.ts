@@ -10,6 +10,7 @@ import type {
 } from '../channel.js';
 import type { SimTrade, SimulatorApi } from './api.js';
 import type { Bill } from '../../domain/bill.js';
+import { PAY_TYPES, type PayType } from '../../domain/trade.js';
 import { parseAlipayTradeBill } from '../alipay/bill.js';
 import { parseWechatTradeBill } from '../wechat/bill.js';
 
@@ -20,7 +21,8 @@ import { parseWechatTradeBill } from '../wechat/bill.js';
  */
 export class SimulatorChannel implements Channel {
   readonly id = 'simulator';
-  readonly payTypes = ['alipay', 'weixin', 'unionpay'] as const;
+  /** Every pay type: alipay, weixin, unionpay and elecny (e-CNY). */
+  readonly payTypes = PAY_TYPES;
 
   constructor(private readonly provider: SimulatorApi) {}
 
@@ -91,10 +93,7 @@ export class SimulatorChannel implements Channel {
     return { kind: 'failed', code: a.code, zh: a.zh, en: a.en, retryable: false };
   }
 
-  async downloadBill(
-    ctx: ChannelContext,
-    input: { date: string; payType: 'alipay' | 'weixin' | 'unionpay' },
-  ): Promise<Bill> {
+  async downloadBill(ctx: ChannelContext, input: { date: string; payType: PayType }): Promise<Bill> {
     const file = await this.provider.billFile(this.merchant(ctx), input.payType, input.date);
     // Read with the real parsers, as a real channel's file would be.
     const bill =

@@ -7,13 +7,18 @@ import type {
   NotifyAck,
   NotifyParse,
   PayOutcome,
+  PrecreateInput,
   PrecreateOutcome,
   QueryOutcome,
+  WapOutcome,
+  WapPayInput,
   RefundInput,
   RefundOutcome,
   TradeRef,
 } from '../channel.js';
 import type { ChannelDeps } from '../definition.js';
+import type { Bill } from '../../domain/bill.js';
+import type { PayType } from '../../domain/trade.js';
 import { CallRecorder, send } from '../exchange.js';
 import { PreparedConfigs, distrust, signFields, type UnionPayConfig } from './keys.js';
 import {
@@ -44,9 +49,14 @@ import {
   respClass,
   storedTxnTime,
   tradeTime,
+  FRONT_PATH,
+  exactTxnTime,
+  fileTransferRequest,
+  precreateRequest,
+  wapRequest,
   type AnswerFields,
-  type BaseRequest,
 } from './wire.js';
+import { parseUnionPayFileContent } from './bill.js';
 
 /**
  * The UnionPay QuickPass channel: payment-code consume (被扫), query, refund and same-day cancel through
@@ -85,8 +95,9 @@ export class UnionPayChannel implements Channel {
     cfg: UnionPayConfig,
     operation: string,
     path: string,
-    outTradeNo: string,
-    req: BaseRequest,
+    outTradeNo: string | undefined,
+    req: Readonly<{ orderId?: string; txnTime: string }>,
+    opts: { url?: string; maxBytes?: number; timeoutMs?: number } = {},
   ): Promise<Answer> {
     const fields = fieldsOf(req);
     const body = { ...fields, signature: signFields(fields, cfg.key) };
@@ -94,11 +105,11 @@ export class UnionPayChannel implements Channel {
     const request = redactFields(body);
     const t = await send(this.deps.http, {
       method: 'POST',
-      url: `${cfg.gateway}${path}`,
+      url: opts.url ?? `${cfg.gateway}${path}`,
       headers: { 'content-type': 'application/x-www-form-urlencoded;charset=UTF-8' },
       body: encodeForm(body),
-      timeoutMs: cfg.timeoutMs,
-      maxBytes: 1024 * 1024,
+      timeoutMs: opts.timeoutMs ?? cfg.timeoutMs,
+      maxBytes: opts.maxBytes ?? 1024 * 1024,
     });
     if (!t.ok) {
       rec.done(`unknown: ${t.reason}`, { request, error: t.reason });
@@ -259,13 +270,168 @@ export class UnionPayChannel implements Channel {
     }
   }
 
-  precreate(): Promise<PrecreateOutcome> {
-    return Promise.resolve({
+  /**
+   * The txnTime of an order the platform opens without a payment code (QR, WAP): the trade's created_at when the
+   * services pass it (the same on every repeat, and what query and close look for first), else the midnight of
+   * today in Beijing (the earlier convention, which query finds through its fallback).
+   */
+  private openTxnTime(input: PrecreateInput): string {
+    return storedTxnTime(input.createdAt) ?? dayTxnTime(this.deps.clock.now());
+  }
+
+  private refuseOpen(
+    cfg: UnionPayConfig | { error: string },
+    input: PrecreateInput,
+  ): { cfg: UnionPayConfig } | { refused: PrecreateOutcome & { kind: 'failed' } } {
+    const no = (refused: PrecreateOutcome & { kind: 'failed' }) => ({ refused });
+    if ('error' in cfg)
+      return no({
+        kind: 'failed',
+        code: 'CHANNEL_CONFIG_INVALID',
+        zh: `银联渠道配置不可用：${cfg.error}`,
+        en: `UnionPay configuration unusable: ${cfg.error}`,
+        retryable: false,
+      });
+    if (input.payType !== 'unionpay')
+      return no({
+        kind: 'failed',
+        code: 'PAY_TYPE_UNSUPPORTED',
+        zh: '银联渠道只收云闪付',
+        en: 'the UnionPay channel takes UnionPay only',
+        retryable: false,
+      });
+    if (input.expiresAt.getTime() <= this.deps.clock.now().getTime())
+      return no({
+        kind: 'failed',
+        code: 'TRADE_EXPIRED',
+        zh: '订单已过期',
+        en: 'the order has expired',
+        retryable: false,
+      });
+    return { cfg };
+  }
+
+  /**
+   * QR pay (主扫 申码): consume txnType=01 txnSubType=07 to the back-end gateway; a verified respCode 00 with a
+   * qrCode is the code to show. The result comes by notice or query, like a payment-code consume. payTimeout is
+   * the trade's expiresAt: after it UnionPay takes no payment for the code.
+   */
+  async precreate(ctx: ChannelContext, input: PrecreateInput): Promise<PrecreateOutcome> {
+    const ok = this.refuseOpen(this.configs.get(ctx.merchant), input);
+    if ('refused' in ok) return ok.refused;
+    const { cfg } = ok;
+    const orderId = consumeOrderId(input.outTradeNo);
+    const txnTime = this.openTxnTime(input);
+    const req = precreateRequest(cfg, {
+      orderId,
+      txnTime,
+      amountFen: input.amountFen,
+      backUrl: ctx.notifyUrl,
+      outTradeNo: input.outTradeNo,
+      payTimeout: exactTxnTime(input.expiresAt),
+      termId: cfg.termId,
+    });
+    const a = await this.exchange(ctx, cfg, 'unionpay.precreate', BACK_PATH, input.outTradeNo, req);
+    const retry = (why: string): PrecreateOutcome => ({
       kind: 'failed',
-      code: 'CHANNEL_UNSUPPORTED',
-      zh: '银联渠道不支持二维码下单（仅支持付款码）',
-      en: 'the UnionPay channel has no QR precreate (payment codes only)',
-      retryable: false,
+      code: 'CHANNEL_ERROR',
+      zh: `银联申码结果不明，请重试：${why}`,
+      en: `UnionPay QR order unclear, try again: ${why}`,
+      retryable: true,
+    });
+    if (a.kind === 'unknown') return retry(a.reason);
+    const rc = a.fields.respCode ?? '';
+    switch (respClass(rc)) {
+      case 'accepted': {
+        const code = a.fields.qrCode ?? '';
+        if (!/^https?:\/\/\S{1,500}$/.test(code)) return retry('respCode 00 without a qrCode URL');
+        return { kind: 'created', codeUrl: code, channelTradeNo: a.fields.queryId };
+      }
+      case 'in_process':
+      case 'unclear':
+        return retry(`respCode ${rc || 'missing'}`);
+      case 'refused':
+        return { kind: 'failed', ...refusalOf(a.fields, 'respCode'), retryable: false };
+    }
+  }
+
+  /**
+   * Mobile web pay (手机网页支付): the signed front-channel consume the payer's browser posts to UnionPay's
+   * cashier (frontTransReq). Built locally, no call: the hosted cashier may ask again each time the page opens,
+   * and gets the same order (same orderId and txnTime). frontUrl = where UnionPay sends the payer back
+   * (input.returnUrl), backUrl = the platform's notify URL. The form is recorded (fields without signature).
+   */
+  wapPay(ctx: ChannelContext, input: WapPayInput): Promise<WapOutcome> {
+    const ok = this.refuseOpen(this.configs.get(ctx.merchant), input);
+    if ('refused' in ok) return Promise.resolve(ok.refused);
+    const { cfg } = ok;
+    let returnUrl: URL | null;
+    try {
+      returnUrl = new URL(input.returnUrl);
+    } catch {
+      returnUrl = null;
+    }
+    if (!returnUrl || (returnUrl.protocol !== 'https:' && returnUrl.protocol !== 'http:'))
+      return Promise.resolve({
+        kind: 'failed',
+        code: 'INVALID_RETURN_URL',
+        zh: '返回地址不是网址',
+        en: 'the return URL is not a URL',
+        retryable: false,
+      });
+    const req = wapRequest(cfg, {
+      orderId: consumeOrderId(input.outTradeNo),
+      txnTime: this.openTxnTime(input),
+      amountFen: input.amountFen,
+      frontUrl: input.returnUrl,
+      backUrl: ctx.notifyUrl,
+      outTradeNo: input.outTradeNo,
+      payTimeout: exactTxnTime(input.expiresAt),
+    });
+    const fields = fieldsOf(req);
+    const signed = { ...fields, signature: signFields(fields, cfg.key) };
+    new CallRecorder(ctx, 'unionpay.wap.form', input.outTradeNo).done('form built (posted by the payer)', {
+      request: redactFields(signed),
+    });
+    return Promise.resolve({ kind: 'form', action: `${cfg.gateway}${FRONT_PATH}`, fields: signed });
+  }
+
+  /**
+   * The settlement day's reconciliation file (fileTransfer txnType=76 fileType=00, settleDate=MMDD), read by
+   * bill.ts. Throws (never a partial bill) when UnionPay has no file, answers unclearly or the file is unreadable.
+   */
+  async downloadBill(ctx: ChannelContext, input: { date: string; payType: PayType }): Promise<Bill> {
+    if (input.payType !== 'unionpay')
+      throw new Error(
+        `银联渠道没有 ${input.payType} 账单 / the UnionPay channel has no ${input.payType} bill`,
+      );
+    const cfg = this.configs.get(ctx.merchant);
+    if ('error' in cfg) throw new Error(`银联渠道配置不可用 / UnionPay configuration unusable: ${cfg.error}`);
+    if (!/^\d{4}-\d\d-\d\d$/.test(input.date)) throw new Error(`not a date: ${input.date}`);
+    const req = fileTransferRequest(
+      cfg,
+      input.date.slice(5, 7) + input.date.slice(8, 10),
+      exactTxnTime(this.deps.clock.now()),
+    );
+    const a = await this.exchange(ctx, cfg, 'unionpay.bill.download', '', undefined, req, {
+      url: cfg.fileUrl,
+      maxBytes: 64 * 1024 * 1024,
+      timeoutMs: Math.max(cfg.timeoutMs, 30_000),
+    });
+    if (a.kind === 'unknown')
+      throw new Error(
+        `银联对账文件下载失败 / the UnionPay file download failed for ${input.date}: ${a.reason}`,
+      );
+    const rc = a.fields.respCode ?? '';
+    if (rc !== '00' || !a.fields.fileContent)
+      throw new Error(
+        `银联无 ${input.date} 的对账文件 / UnionPay gave no file for ${input.date}: respCode ${rc || 'missing'} ${a.fields.respMsg ?? ''}`.trim(),
+      );
+    return parseUnionPayFileContent(a.fields.fileContent, {
+      date: input.date,
+      merId: cfg.merId,
+      fileName: a.fields.fileName ?? `unionpay ${input.date}`,
+      orderIdOf: consumeOrderId,
     });
   }
 

@@ -25,6 +25,19 @@ function checkCa(pem: string): string | null {
   return null;
 }
 
+/** An https URL (plain http only to this machine, for tests). */
+function checkHttpsUrl(v: string): string | null {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return '不是网址 / not a URL';
+  }
+  const local = u.hostname === '127.0.0.1' || u.hostname === 'localhost';
+  if (u.protocol !== 'https:' && !(local && u.protocol === 'http:')) return '须为 https 网址 / must be https';
+  return null;
+}
+
 const fields: readonly ConfigField[] = [
   {
     name: 'mer_id',
@@ -107,18 +120,16 @@ const fields: readonly ConfigField[] = [
     default: UNIONPAY_DEFAULTS.gateway_url,
     zh: '银联网关地址（测试环境 https://gateway.test.95516.com）',
     en: 'UnionPay gateway (test environment: https://gateway.test.95516.com)',
-    check: (v) => {
-      let u: URL;
-      try {
-        u = new URL(v);
-      } catch {
-        return '不是网址 / not a URL';
-      }
-      const local = u.hostname === '127.0.0.1' || u.hostname === 'localhost';
-      if (u.protocol !== 'https:' && !(local && u.protocol === 'http:'))
-        return '须为 https 网址 / must be https';
-      return null;
-    },
+    check: (v) => checkHttpsUrl(v),
+  },
+  {
+    name: 'file_url',
+    secret: false,
+    required: false,
+    default: UNIONPAY_DEFAULTS.file_url,
+    zh: '对账文件下载地址（测试环境 https://filedownload.test.95516.com/）',
+    en: 'reconciliation file download address (test environment: https://filedownload.test.95516.com/)',
+    check: (v) => checkHttpsUrl(v),
   },
   {
     name: 'timeout_ms',

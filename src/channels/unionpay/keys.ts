@@ -120,6 +120,7 @@ export function checkSigningCert(
 export const UNIONPAY_DEFAULTS = {
   expected_cn: '中国银联股份有限公司',
   gateway_url: 'https://gateway.95516.com',
+  file_url: 'https://filedownload.95516.com/',
   timeout_ms: '10000',
   access_type: '0',
   lookback_days: '90',
@@ -130,6 +131,8 @@ export interface UnionPayConfig extends Merchant {
   key: KeyObject;
   chain: VerifyChain;
   gateway: string;
+  /** Where fileTransfer (the reconciliation file) is asked for: another host than the gateway. */
+  fileUrl: string;
   timeoutMs: number;
   termId: string;
   lookbackDays: number;
@@ -158,6 +161,7 @@ function readConfig(m: Readonly<Record<string, string>>): UnionPayConfig | { err
         expectedCn: v('expected_cn'),
       },
       gateway: v('gateway_url').replace(/\/+$/, ''),
+      fileUrl: v('file_url'),
       timeoutMs: Number.isInteger(timeoutMs) && timeoutMs >= 100 ? Math.min(timeoutMs, 60_000) : 10_000,
       accessType: v('access_type'),
       acqInsCode: v('acq_ins_code'),
@@ -166,6 +170,7 @@ function readConfig(m: Readonly<Record<string, string>>): UnionPayConfig | { err
       trusted: new Map(),
     };
     new URL(cfg.gateway);
+    new URL(cfg.fileUrl);
     return cfg;
   } catch {
     return { error: 'unreadable key, certificate or gateway_url' };

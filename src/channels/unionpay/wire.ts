@@ -15,6 +15,8 @@ export const SIGN_METHOD_RSA = '01';
 
 export const BACK_PATH = '/gateway/api/backTransReq.do';
 export const QUERY_PATH = '/gateway/api/queryTrans.do';
+/** The payer's browser posts the front-channel consume (WAP / 手机网页支付) here. */
+export const FRONT_PATH = '/gateway/api/frontTransReq.do';
 
 // ---- wire structs ----------------------------------------------------------------------------------------------
 
@@ -31,6 +33,12 @@ export const TXN = {
   cancel: ['31', '00'],
   /** 退货. */
   refund: ['04', '00'],
+  /** 消费 by a merchant-presented QR code (主扫 申码): the answer carries qrCode. */
+  precreate: ['01', '07'],
+  /** 消费 through UnionPay's mobile web cashier (手机网页支付, front channel). */
+  wap: ['01', '01'],
+  /** 对账文件下载. */
+  fileTransfer: ['76', '01'],
 } as const satisfies Record<string, readonly [string, string]>;
 export type Txn = keyof typeof TXN;
 
@@ -42,7 +50,8 @@ export interface BaseRequest {
   certId: string;
   txnType: string;
   txnSubType: string;
-  bizType: '000000';
+  /** 000000 (back-end products, QR), 000201 (the gateway's mobile web cashier). */
+  bizType: string;
   accessType: string;
   merId: string;
   orderId: string;
@@ -60,6 +69,48 @@ export interface ConsumeRequest extends BaseRequest {
   backUrl: string;
   reqReserved: string;
   termId?: string;
+}
+
+/** A merchant-presented QR code order (申码). */
+export interface PrecreateRequest extends BaseRequest {
+  channelType: '08';
+  txnAmt: string;
+  currencyCode: '156';
+  backUrl: string;
+  reqReserved: string;
+  /** yyyyMMddHHmmss (Beijing): after it the code can no longer be paid. */
+  payTimeout: string;
+  termId?: string;
+}
+
+/** A front-channel consume (手机网页支付): the payer's browser posts it to FRONT_PATH. */
+export interface WapRequest extends BaseRequest {
+  channelType: '08';
+  txnAmt: string;
+  currencyCode: '156';
+  frontUrl: string;
+  backUrl: string;
+  reqReserved: string;
+  payTimeout: string;
+}
+
+/** The day's reconciliation file (fileTransfer; no order). */
+export interface FileTransferRequest {
+  version: typeof ACP_VERSION;
+  encoding: 'UTF-8';
+  signMethod: typeof SIGN_METHOD_RSA;
+  certId: string;
+  txnType: string;
+  txnSubType: string;
+  bizType: '000000';
+  accessType: string;
+  merId: string;
+  /** MMDD of the settlement day. */
+  settleDate: string;
+  txnTime: string;
+  /** 00: the merchant's ordinary files (ZM, ZME). */
+  fileType: '00';
+  acqInsCode?: string;
 }
 
 /** A cancel or a refund of a payment (origQryId). */
@@ -98,9 +149,20 @@ export interface AnswerFields {
   signMethod?: string;
   signPubKeyCert?: string;
   signature?: string;
+  /** Precreate: the code's content (the URL the payer scans). */
+  qrCode?: string;
+  /** fileTransfer: the files, Base64 of a deflated zip, and its name. */
+  fileContent?: string;
+  fileName?: string;
 }
 
-export function baseRequest(m: Merchant, txn: Txn, orderId: string, txnTime: string): BaseRequest {
+export function baseRequest(
+  m: Merchant,
+  txn: Txn,
+  orderId: string,
+  txnTime: string,
+  bizType = '000000',
+): BaseRequest {
   const [txnType, txnSubType] = TXN[txn];
   const f: BaseRequest = {
     version: ACP_VERSION,
@@ -109,7 +171,7 @@ export function baseRequest(m: Merchant, txn: Txn, orderId: string, txnTime: str
     certId: m.certId,
     txnType,
     txnSubType,
-    bizType: '000000',
+    bizType,
     accessType: m.accessType,
     merId: m.merId,
     orderId,
@@ -166,8 +228,77 @@ export function backRequest(
   };
 }
 
+export function precreateRequest(
+  m: Merchant,
+  o: {
+    orderId: string;
+    txnTime: string;
+    amountFen: Fen;
+    backUrl: string;
+    outTradeNo: string;
+    payTimeout: string;
+    termId: string;
+  },
+): PrecreateRequest {
+  const f: PrecreateRequest = {
+    ...baseRequest(m, 'precreate', o.orderId, o.txnTime),
+    channelType: '08',
+    txnAmt: String(o.amountFen),
+    currencyCode: '156',
+    backUrl: o.backUrl,
+    reqReserved: o.outTradeNo,
+    payTimeout: o.payTimeout,
+  };
+  if (o.termId) f.termId = o.termId;
+  return f;
+}
+
+export function wapRequest(
+  m: Merchant,
+  o: {
+    orderId: string;
+    txnTime: string;
+    amountFen: Fen;
+    frontUrl: string;
+    backUrl: string;
+    outTradeNo: string;
+    payTimeout: string;
+  },
+): WapRequest {
+  return {
+    ...baseRequest(m, 'wap', o.orderId, o.txnTime, '000201'),
+    channelType: '08',
+    txnAmt: String(o.amountFen),
+    currencyCode: '156',
+    frontUrl: o.frontUrl,
+    backUrl: o.backUrl,
+    reqReserved: o.outTradeNo,
+    payTimeout: o.payTimeout,
+  };
+}
+
+export function fileTransferRequest(m: Merchant, settleDate: string, txnTime: string): FileTransferRequest {
+  const [txnType, txnSubType] = TXN.fileTransfer;
+  const f: FileTransferRequest = {
+    version: ACP_VERSION,
+    encoding: 'UTF-8',
+    signMethod: SIGN_METHOD_RSA,
+    certId: m.certId,
+    txnType,
+    txnSubType,
+    bizType: '000000',
+    accessType: m.accessType,
+    merId: m.merId,
+    settleDate,
+    txnTime,
+    fileType: '00',
+  };
+  if (m.accessType === '1' && m.acqInsCode) f.acqInsCode = m.acqInsCode;
+  return f;
+}
+
 /** A request as the text fields that are signed and sent. */
-export function fieldsOf(req: BaseRequest): AcpFields {
+export function fieldsOf(req: object): AcpFields {
   const out: AcpFields = {};
   for (const [k, v] of Object.entries(req)) if (typeof v === 'string') out[k] = v;
   return out;
@@ -232,7 +363,10 @@ export function parseForm(text: string): Record<string, string> | null {
 }
 
 /** Whether a verified answer names another order than the one asked about. */
-export function aboutAnotherOrder(answer: Readonly<AnswerFields>, asked: Readonly<BaseRequest>): boolean {
+export function aboutAnotherOrder(
+  answer: Readonly<AnswerFields>,
+  asked: Readonly<{ orderId?: string; txnTime: string }>,
+): boolean {
   return (
     (answer.orderId !== undefined && answer.orderId !== asked.orderId) ||
     (answer.txnTime !== undefined && answer.txnTime !== asked.txnTime)
@@ -406,7 +540,7 @@ export function answerOutcome(a: Readonly<AnswerFields>): string {
 
 // ---- what a call record may keep -------------------------------------------------------------------------------
 
-/** Never kept: the signature and UnionPay's certificate. */
+/** Never kept: the signature and UnionPay's certificate (and a bill's file content: kept as its length). */
 const DROPPED = new Set(['signature', 'signPubKeyCert']);
 /** Kept as ***: the payment code and the payer's card and personal data. */
 const SECRET = new Set(['qrNo', 'customerInfo', 'cardTransData', 'payerInfo']);
@@ -421,6 +555,7 @@ export function redactFields(fields: Readonly<Record<string, string>>): string {
     .map((k) => {
       const v = fields[k] ?? '';
       if (SECRET.has(k)) return `${k}=***`;
+      if (k === 'fileContent') return `${k}=[${v.length} characters]`;
       if (ACCOUNT.has(k)) return `${k}=${maskAccount(v)}`;
       return `${k}=${v}`;
     })

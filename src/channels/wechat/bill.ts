@@ -91,6 +91,8 @@ const BOM = '\uFEFF';
 export interface WechatBillOptions {
   appId?: string;
   mchId?: string;
+  /** 特约商户号 (service-provider mode), written on every row. */
+  subMchId?: string;
   /** 交易类型 written on every row (JSAPI, NATIVE, MICROPAY, …). */
   tradeType?: string;
   /** 费率 written on every row. */
@@ -123,7 +125,7 @@ export function buildWechatTradeBill(
       交易时间: l.time,
       公众账号ID: opts.appId ?? 'wx0000000000000000',
       商户号: opts.mchId ?? '1900000000',
-      特约商户号: '',
+      特约商户号: opts.subMchId ?? '',
       设备号: '',
       微信订单号: l.channelTradeNo,
       商户订单号: l.outTradeNo,

@@ -1,9 +1,14 @@
 /**
- * The WeChat Pay channel (direct merchant, 普通商户):
+ * The WeChat Pay channel, for a direct merchant (普通商户, mode direct) or a service provider's sub-merchant
+ * (服务商 特约商户, mode partner: the /v3/pay/partner/ endpoints, sub_mchid everywhere, v2 with sub_mch_id):
  *  - payment code ("micropay"): v2 XML POST /pay/micropay; reverse (cancel): v2 POST /secapi/pay/reverse with the
  *    merchant's TLS client certificate;
+ *  - in-app (JSAPI, in an official account): v3 jsapi order, or the v2 unifiedorder (jsapi_api v2), and the signed
+ *    getBrandWCPayRequest parameters; the payer's openid comes from OAuth2 snsapi_base (payerIdAuthorizeUrl,
+ *    payerIdFromCode against open.weixin.qq.com / api.weixin.qq.com);
  *  - everything else v3 JSON: native (QR) and H5 orders, query by out_trade_no (also for micropay trades), close,
- *    refund and refund query, the trade bill, and the signed, AES-GCM-encrypted notifications.
+ *    refund and refund query, the trade bill, and the signed, AES-GCM-encrypted notifications (v2 XML ones for
+ *    v2 JSAPI orders).
  *
  * Every answer is verified before any field is read: v3 by the Wechatpay-* headers (a known serial, a timestamp at
  * most 5 minutes off, SHA256withRSA over the exact body), v2 by its `sign`. Anything unsigned, wrongly signed,
@@ -20,7 +25,10 @@ import type {
   Channel,
   ChannelContext,
   CloseOutcome,
+  InAppPayInput,
+  InAppPayOutcome,
   NotifyParse,
+  PayerIdOutcome,
   PayOutcome,
   PrecreateInput,
   PrecreateOutcome,
@@ -38,32 +46,48 @@ import type { Bill } from '../../domain/bill.js';
 import { parseWechatTradeBill } from './bill.js';
 import { buildV2Xml, nonceStr } from './crypto.js';
 import { loadConfig, type WechatConfig } from './config.js';
-import { authorization, signV2, verifyAnswer, verifyV2 } from './keys.js';
+import { authorization, bridgeParams, signV2, verifyAnswer, verifyV2 } from './keys.js';
 import {
+  authorizeUrl,
   billFile,
+  billPath,
   closeAnswer,
+  closeCall,
   closedTrade,
   describe,
   fileHeaders,
   isPaidTradeEvent,
+  isV2Notification,
+  jsapiOutcome,
   micropayOutcome,
   micropayRequest,
   noBill,
   NOTIFY_OK,
+  NOTIFY_V2_OK,
   notificationText,
   notifyFail,
+  notifyV2Fail,
   orderOutcome,
+  orderPath,
   orderRequest,
+  payerIdAnswer,
   queryOutcome,
+  queryPath,
   readNotification,
   readV2,
+  readV2Notification,
   readV3,
   redactWire,
   refundOutcome,
+  refundQueryPath,
   refundRequest,
   reversedTrade,
   reverseOutcome,
+  SNS_TOKEN_RECORD,
+  snsTokenPath,
   stillProcessing,
+  unifiedOrderOutcome,
+  unifiedOrderRequest,
   v2Common,
   V2_HEADERS,
   v2RecordText,
@@ -72,7 +96,6 @@ import {
   type V2Answer,
   type V2ReverseRequest,
   type V3Answer,
-  type V3CloseRequest,
 } from './wire.js';
 import { ZERO_FEN } from '../../domain/money.js';
 
@@ -82,7 +105,10 @@ interface Exchanged<A> {
   done(outcome: string): void;
 }
 
-const QUERY = 'v3/pay/transactions/out-trade-no';
+/** An operation's name in the call records: the API path, partner or direct. */
+const opName = (cfg: WechatConfig | string, path: string): string =>
+  typeof cfg !== 'string' && cfg.partner ? `v3/pay/partner/${path}` : `v3/pay/${path}`;
+const QUERY = 'transactions/out-trade-no';
 const NO_CLIENT_CERT = 'no client certificate (client_cert_p12 or client_cert_pem)';
 
 export interface WechatChannelOptions {
@@ -129,14 +155,14 @@ export class WechatChannel implements Channel {
   async query(ctx: ChannelContext, ref: TradeRef): Promise<QueryOutcome> {
     const cfg = this.config(ctx);
     if (typeof cfg === 'string')
-      return unsent<QueryOutcome>(ctx, QUERY, ref.outTradeNo, { kind: 'unknown', reason: cfg });
+      return unsent<QueryOutcome>(ctx, opName(cfg, QUERY), ref.outTradeNo, { kind: 'unknown', reason: cfg });
     return this.queryWith(ctx, cfg, ref.outTradeNo);
   }
 
   private async queryWith(ctx: ChannelContext, cfg: WechatConfig, outTradeNo: string): Promise<QueryOutcome> {
-    const path = `/v3/pay/transactions/out-trade-no/${encodeURIComponent(outTradeNo)}?mchid=${encodeURIComponent(cfg.mchId)}`;
-    const x = await this.v3(ctx, cfg, QUERY, 'GET', path, null, outTradeNo);
-    return finish(x, queryOutcome(x.answer, cfg.mchId, outTradeNo));
+    const path = queryPath(cfg, outTradeNo);
+    const x = await this.v3(ctx, cfg, opName(cfg, QUERY), 'GET', path, null, outTradeNo);
+    return finish(x, queryOutcome(x.answer, cfg, outTradeNo));
   }
 
   // ---------------------------------------------------------------- cancel (v2 reverse)
@@ -190,8 +216,8 @@ export class WechatChannel implements Channel {
     returnUrl?: string,
     payerClientIp?: string,
   ): Promise<PrecreateOutcome> {
-    const operation = `v3/pay/transactions/${kind}`;
     const cfg = this.config(ctx);
+    const operation = opName(cfg, `transactions/${kind}`);
     if (typeof cfg === 'string')
       return unsent<PrecreateOutcome>(ctx, operation, input.outTradeNo, {
         kind: 'failed',
@@ -201,27 +227,151 @@ export class WechatChannel implements Channel {
         retryable: false,
       });
     const body = orderRequest(cfg, input, ctx.notifyUrl, kind, payerClientIp);
-    const x = await this.v3(
-      ctx,
-      cfg,
-      operation,
-      'POST',
-      `/v3/pay/transactions/${kind}`,
-      body,
-      input.outTradeNo,
-    );
+    const x = await this.v3(ctx, cfg, operation, 'POST', orderPath(cfg, kind), body, input.outTradeNo);
     return finish(x, orderOutcome(x.answer, kind, returnUrl));
+  }
+
+  // ---------------------------------------------------------------- in-app (JSAPI)
+
+  /**
+   * A JSAPI order for a payer known by their openid (under the AppID the payment is made in: app_id, or sub_appid
+   * in partner mode when set), and the getBrandWCPayRequest parameters signed for it. The openid never reaches a
+   * call record.
+   */
+  async inAppPay(context: ChannelContext, input: InAppPayInput): Promise<InAppPayOutcome> {
+    const ctx = scrubbing(context, input.payerId);
+    const cfg = this.config(ctx);
+    const v2 = typeof cfg !== 'string' && cfg.jsapiApi === 'v2';
+    const operation = v2 ? 'pay/unifiedorder' : opName(cfg, 'transactions/jsapi');
+    if (typeof cfg === 'string')
+      return unsent<InAppPayOutcome>(ctx, operation, input.outTradeNo, {
+        kind: 'failed',
+        code: 'CHANNEL_CONFIG',
+        zh: `微信支付配置不完整（${cfg}）`,
+        en: `WeChat Pay is not fully configured (${cfg})`,
+        retryable: false,
+      });
+    if (!/^[0-9A-Za-z_-]{6,64}$/.test(input.payerId))
+      return unsent<InAppPayOutcome>(ctx, operation, input.outTradeNo, {
+        kind: 'failed',
+        code: 'INVALID_PAYER_ID',
+        zh: '付款人标识（openid）格式不正确，请重新进入页面',
+        en: "the payer's openid is not well-formed; open the page again",
+        retryable: false,
+      });
+    if (cfg.jsapiApi === 'v2') {
+      const params = unifiedOrderRequest(cfg, input, ctx.notifyUrl);
+      const x = await this.v2(ctx, cfg, operation, '/pay/unifiedorder', params, input.outTradeNo);
+      const out = unifiedOrderOutcome(x.answer);
+      if (out.kind !== 'prepay' || !cfg.apiV2Key) return finish(x, out.kind === 'prepay' ? NO_KEY : out);
+      x.done('created (prepay_id)');
+      const bridge = bridgeParams(
+        cfg,
+        { v2Key: cfg.apiV2Key },
+        cfg.payerApp.appId,
+        out.prepayId,
+        this.clock.now(),
+      );
+      return { kind: 'created', bridge };
+    }
+    const body = orderRequest(cfg, input, ctx.notifyUrl, 'jsapi', input.payerClientIp, input.payerId);
+    const x = await this.v3(ctx, cfg, operation, 'POST', orderPath(cfg, 'jsapi'), body, input.outTradeNo);
+    const out = jsapiOutcome(x.answer);
+    if (out.kind !== 'prepay') return finish(x, out);
+    x.done('created (prepay_id)');
+    return {
+      kind: 'created',
+      bridge: bridgeParams(cfg, 'v3', cfg.payerApp.appId, out.prepayId, this.clock.now()),
+    };
+  }
+
+  // ---------------------------------------------------------------- the payer's openid (OAuth2 snsapi_base)
+
+  /**
+   * WeChat's OAuth2 authorize URL (snsapi_base: no consent page) for the official account the payer's openid
+   * belongs to; null when that account's AppSecret is not configured (app_secret, or sub_app_secret with
+   * sub_appid). `redirectUri` must be an absolute http(s) URL on a domain registered as the account's
+   * 网页授权域名.
+   */
+  payerIdAuthorizeUrl(ctx: ChannelContext, input: { redirectUri: string; state: string }): string | null {
+    const cfg = this.config(ctx);
+    if (typeof cfg === 'string' || !cfg.payerApp.secret) return null;
+    let target: URL;
+    try {
+      target = new URL(input.redirectUri);
+    } catch {
+      throw new RangeError('redirectUri is not an absolute URL');
+    }
+    if (target.protocol !== 'https:' && target.protocol !== 'http:')
+      throw new RangeError('redirectUri must be http(s)');
+    if (!/^[0-9A-Za-z_.~-]{0,128}$/.test(input.state))
+      throw new RangeError('state must be at most 128 letters, digits or _.~-');
+    return authorizeUrl(cfg.oauthBaseUrl, cfg.payerApp.appId, input.redirectUri, input.state);
+  }
+
+  /** Exchanges the OAuth2 code for the payer's openid. Neither code, secret nor openid reaches a record. */
+  async payerIdFromCode(context: ChannelContext, input: { code: string }): Promise<PayerIdOutcome> {
+    const operation = 'sns/oauth2/access_token';
+    const ctx = scrubbing(context, input.code);
+    const cfg = this.config(ctx);
+    const secret = typeof cfg === 'string' ? null : cfg.payerApp.secret;
+    if (typeof cfg === 'string' || !secret) {
+      const why = typeof cfg === 'string' ? cfg : 'app_secret is not set';
+      const out: PayerIdOutcome = {
+        kind: 'failed',
+        code: 'CHANNEL_CONFIG',
+        zh: `未配置公众号 AppSecret，无法获取付款人身份（${why}）`,
+        en: `cannot learn the payer's id: ${why}`,
+      };
+      new CallRecorder(ctx, operation).done(describe(out));
+      return out;
+    }
+    if (!/^[\x21-\x7e]{1,512}$/.test(input.code)) {
+      const out: PayerIdOutcome = {
+        kind: 'failed',
+        code: '40029',
+        zh: '授权码无效，请重新进入页面',
+        en: 'the OAuth code is not valid; open the page again',
+      };
+      new CallRecorder(ctx, operation).done(describe(out));
+      return out;
+    }
+    const rec = new CallRecorder(ctx, operation);
+    const sent = await send(this.http, {
+      method: 'GET',
+      url: `${cfg.snsBaseUrl}${snsTokenPath(cfg.payerApp.appId, secret, input.code)}`,
+      headers: { accept: 'application/json', 'user-agent': 'hospay (+https://github.com/hospay)' },
+      timeoutMs: cfg.timeoutMs,
+      maxBytes: 64 * 1024,
+    });
+    const out: PayerIdOutcome = sent.ok
+      ? payerIdAnswer(sent)
+      : {
+          kind: 'failed',
+          code: 'CHANNEL_UNKNOWN',
+          zh: '未能从微信获取付款人身份，请重新进入页面',
+          en: `could not learn the payer's id from WeChat (${sent.reason}); open the page again`,
+        };
+    rec.done(out.kind === 'ok' ? 'ok' : describe(out), {
+      request: SNS_TOKEN_RECORD,
+      ...(sent.ok
+        ? {
+            httpStatus: sent.status,
+            response: redactWire(sent.body.toString('utf8'), ctx.merchant),
+          }
+        : { error: sent.reason }),
+    });
+    return out;
   }
 
   // ---------------------------------------------------------------- close
 
   async close(ctx: ChannelContext, ref: TradeRef): Promise<CloseOutcome> {
-    const operation = 'v3/pay/transactions/out-trade-no/close';
     const cfg = this.config(ctx);
+    const operation = opName(cfg, 'transactions/out-trade-no/close');
     if (typeof cfg === 'string')
       return unsent<CloseOutcome>(ctx, operation, ref.outTradeNo, { kind: 'retry', reason: cfg });
-    const path = `/v3/pay/transactions/out-trade-no/${encodeURIComponent(ref.outTradeNo)}/close`;
-    const body: V3CloseRequest = { mchid: cfg.mchId };
+    const { path, body } = closeCall(cfg, ref.outTradeNo);
     const x = await this.v3(ctx, cfg, operation, 'POST', path, body, ref.outTradeNo);
     const first = closeAnswer(x.answer);
     if (first.kind !== 'confirm') return finish(x, first);
@@ -242,7 +392,7 @@ export class WechatChannel implements Channel {
         en: `WeChat Pay is not fully configured; nothing was sent (${cfg})`,
       });
     const deadline = performance.now() + cfg.timeoutMs;
-    const body = refundRequest(input);
+    const body = refundRequest(input, cfg);
     const x = await this.v3(
       ctx,
       cfg,
@@ -257,7 +407,7 @@ export class WechatChannel implements Channel {
     for (const pause of this.opts.refundPollMs ?? [200, 500, 1000, 2000, 3000]) {
       if (!stillProcessing(out) || performance.now() + pause >= deadline) break;
       await new Promise((r) => setTimeout(r, pause));
-      const path = `/v3/refund/domestic/refunds/${encodeURIComponent(input.outRequestNo)}`;
+      const path = refundQueryPath(cfg, input.outRequestNo);
       const q = await this.v3(ctx, cfg, `${operation}/{out_refund_no}`, 'GET', path, null, input.outTradeNo);
       out = finish(q, refundOutcome(q.answer, input, this.clock.now()));
     }
@@ -271,7 +421,7 @@ export class WechatChannel implements Channel {
     if (typeof cfg === 'string') throw new Error(`WeChat Pay bill: ${cfg}`);
     if (!/^\d{4}-\d{2}-\d{2}$/.test(input.date))
       throw new RangeError(`bill date is not yyyy-MM-dd: ${input.date}`);
-    const path = `/v3/bill/tradebill?bill_date=${input.date}&bill_type=ALL`;
+    const path = billPath(cfg, input.date);
     const x = await this.v3(ctx, cfg, 'v3/bill/tradebill', 'GET', path, null);
     if (noBill(x.answer)) {
       x.done('no bill: no trades that day');
@@ -350,17 +500,39 @@ export class WechatChannel implements Channel {
     ctx: ChannelContext,
     input: { headers: Readonly<Record<string, string>>; body: Buffer },
   ): Promise<NotifyParse> {
-    const read = this.readNotify(ctx, input);
+    const v2 = isV2Notification(input.body);
+    const read = v2 ? this.readNotifyV2(ctx, input.body) : this.readNotify(ctx, input);
+    const [ok, fail] = v2 ? [NOTIFY_V2_OK, notifyV2Fail] : [NOTIFY_OK, notifyFail];
     const out: NotifyParse = !read.ok
-      ? { kind: 'rejected', reason: read.reason, ack: notifyFail(read.reason) }
+      ? { kind: 'rejected', reason: read.reason, ack: fail(read.reason) }
       : isPaidTradeEvent(read)
-        ? { kind: 'trade', outTradeNo: read.outTradeNo, ack: NOTIFY_OK }
-        : { kind: 'ignored', ack: NOTIFY_OK };
+        ? { kind: 'trade', outTradeNo: read.outTradeNo, ack: ok }
+        : { kind: 'ignored', ack: ok };
     new CallRecorder(ctx, `notify ${read.eventType}`.trim(), read.outTradeNo || undefined).done(
       out.kind === 'rejected' ? `rejected: ${out.reason}` : out.kind,
-      { httpStatus: out.ack.status, request: redactWire(notificationText(input.body), ctx.merchant) },
+      {
+        httpStatus: out.ack.status,
+        request: redactWire(
+          v2 ? v2RecordText('notify', input.body.toString('utf8')) : notificationText(input.body),
+          ctx.merchant,
+        ),
+      },
     );
     return out;
+  }
+
+  /** A v2 XML notification (orders made with the v2 unifiedorder): the v2 sign and our (sub-)merchant. */
+  private readNotifyV2(ctx: ChannelContext, body: Buffer): NotificationRead {
+    const cfg = this.config(ctx);
+    if (typeof cfg === 'string') return { ok: false, reason: cfg, eventType: '' };
+    const key = cfg.apiV2Key;
+    if (!key) return { ok: false, reason: 'a v2 notification, and api_v2_key is not set', eventType: '' };
+    return readV2Notification(body, {
+      verify: (f) => verifyV2(cfg, key, f),
+      mchId: cfg.mchId,
+      appId: cfg.appId,
+      subMchId: cfg.partner?.subMchId,
+    });
   }
 
   private readNotify(
@@ -371,7 +543,7 @@ export class WechatChannel implements Channel {
     if (typeof cfg === 'string') return { ok: false, reason: cfg, eventType: '' };
     const bad = verifyAnswer(cfg, input.headers, input.body, this.clock.now());
     if (bad) return { ok: false, reason: `signature: ${bad}`, eventType: '' };
-    return readNotification(input.body, cfg.apiV3Key, cfg.mchId);
+    return readNotification(input.body, cfg.apiV3Key, cfg);
   }
 
   // ---------------------------------------------------------------- the exchanges
@@ -464,6 +636,7 @@ export class WechatChannel implements Channel {
       verify: (f: Readonly<Record<string, string>>) => verifyV2(cfg, key, f),
       mchId: cfg.mchId,
       appId: cfg.appId,
+      subMchId: cfg.partner?.subMchId,
     };
     return { answer: readV2(sent, check), done: (outcome) => rec.done(outcome, parts) };
   }
@@ -484,4 +657,29 @@ function unsent<T extends { kind: string }>(
 ): T {
   new CallRecorder(ctx, operation, outTradeNo).done(describe(out));
   return out;
+}
+
+/** The v2 key went missing between the order and its bridge (cannot happen with a checked configuration). */
+const NO_KEY: InAppPayOutcome = {
+  kind: 'failed',
+  code: 'CHANNEL_CONFIG',
+  zh: '未设置 api_v2_key，无法签名支付参数',
+  en: 'api_v2_key is not set: the bridge parameters cannot be signed',
+  retryable: false,
+};
+
+/**
+ * The context with its call records cleaned of the given values (the payer's openid, an OAuth code) wherever
+ * they appear, beyond the field-name redaction of wire.ts.
+ */
+function scrubbing(ctx: ChannelContext, ...values: string[]): ChannelContext {
+  const live = values.filter((v) => v.length >= 4);
+  if (live.length === 0) return ctx;
+  const clean = (t: string | undefined) =>
+    t === undefined ? undefined : live.reduce((acc, v) => acc.split(v).join('***'), t);
+  return {
+    ...ctx,
+    record: (c) =>
+      ctx.record({ ...c, request: clean(c.request), response: clean(c.response), error: clean(c.error) }),
+  };
 }

@@ -8,9 +8,39 @@ import { normalSerial, type V2SignType, type VerifierKeys } from './crypto.js';
 import { InvalidInputError } from '../../domain/errors.js';
 
 export const DEFAULT_BASE_URL = 'https://api.mch.weixin.qq.com';
+/** Where the payer's browser is sent for OAuth2 (网页授权). */
+export const DEFAULT_OAUTH_BASE_URL = 'https://open.weixin.qq.com';
+/** Where the OAuth2 code is exchanged for the payer's openid. */
+export const DEFAULT_SNS_BASE_URL = 'https://api.weixin.qq.com';
 export const DEFAULT_TIMEOUT_MS = 10_000;
 
 export type VerifyMode = 'public_key' | 'platform_cert';
+
+/**
+ * direct: a 普通商户 (mch_id and app_id are the merchant's own). partner: a sub-merchant (特约商户, sub_mchid) of a
+ * service provider (服务商); mch_id and app_id are then the provider's sp_mchid and sp_appid, and every key is
+ * the provider's.
+ */
+export type WechatMode = 'direct' | 'partner';
+
+/** The service-provider side of a partner-mode configuration. */
+export interface PartnerIds {
+  subMchId: string;
+  /** The sub-merchant's own AppID (official account), or null: the provider's sp_appid serves the payer. */
+  subAppId: string | null;
+}
+
+/**
+ * The official account the payer's id (openid) belongs to, and its AppSecret for OAuth2 (snsapi_base): sub_appid
+ * (with sub_app_secret) when a partner-mode app has one, else app_id (with app_secret). `secret` null: the
+ * configuration cannot ask WeChat who the payer is.
+ */
+export interface PayerApp {
+  appId: string;
+  secret: string | null;
+  /** Which payer field of a partner order the openid goes in (direct mode: openid). */
+  kind: 'openid' | 'sp_openid' | 'sub_openid';
+}
 
 export interface PlatformCert {
   serial: string;
@@ -41,6 +71,14 @@ export interface WechatConfig {
   clientTls: ClientTls | null;
   baseUrl: string;
   timeoutMs: number;
+  mode: WechatMode;
+  /** Partner mode only (null in direct mode). */
+  partner: PartnerIds | null;
+  payerApp: PayerApp;
+  /** Which API creates JSAPI orders: v3 (default) or v2 unifiedorder (needs api_v2_key). */
+  jsapiApi: 'v3' | 'v2';
+  oauthBaseUrl: string;
+  snsBaseUrl: string;
 }
 
 /** A configuration the adapter cannot use; the message names the field (中文 / English). */
@@ -149,9 +187,18 @@ export function loadConfig(m: Readonly<Record<string, string>>): WechatConfig {
   if (verifyMode === 'public_key' && !publicKey) need('wechatpay_public_key');
   if (verifyMode === 'platform_cert' && certs.length === 0) need('platform_certs');
   const timeoutMs = Number(m['timeout_ms'] || DEFAULT_TIMEOUT_MS);
+  const mode: WechatMode = m['mode'] === 'partner' ? 'partner' : 'direct';
+  const appId = need('app_id');
+  const subAppId = m['sub_appid'] || null;
+  const partner: PartnerIds | null = mode === 'partner' ? { subMchId: need('sub_mchid'), subAppId } : null;
+  const payerApp: PayerApp = partner?.subAppId
+    ? { appId: partner.subAppId, secret: m['sub_app_secret'] || null, kind: 'sub_openid' }
+    : { appId, secret: m['app_secret'] || null, kind: partner ? 'sp_openid' : 'openid' };
+  const jsapiApi = m['jsapi_api'] === 'v2' ? 'v2' : 'v3';
+  if (jsapiApi === 'v2' && !m['api_v2_key']) need('api_v2_key');
   const cfg: WechatConfig = {
     mchId: need('mch_id'),
-    appId: need('app_id'),
+    appId,
     apiV3Key: need('api_v3_key'),
     apiV2Key: m['api_v2_key'] || null,
     signTypeV2: m['sign_type_v2'] === 'MD5' ? 'MD5' : 'HMAC-SHA256',
@@ -163,6 +210,12 @@ export function loadConfig(m: Readonly<Record<string, string>>): WechatConfig {
     clientTls: parse('client_cert_p12', () => clientTlsOf(m)),
     baseUrl: (m['api_base_url'] || DEFAULT_BASE_URL).replace(/\/+$/, ''),
     timeoutMs: Number.isInteger(timeoutMs) && timeoutMs > 0 ? timeoutMs : DEFAULT_TIMEOUT_MS,
+    mode,
+    partner,
+    payerApp,
+    jsapiApi,
+    oauthBaseUrl: (m['oauth_base_url'] || DEFAULT_OAUTH_BASE_URL).replace(/\/+$/, ''),
+    snsBaseUrl: (m['sns_base_url'] || DEFAULT_SNS_BASE_URL).replace(/\/+$/, ''),
   };
   if (cache.size >= 64) cache.delete(cache.keys().next().value as string);
   cache.set(fp, cfg);

@@ -3,6 +3,7 @@
  * these apply the one to the other for a call — sign a v3 request now, verify a v3 answer or notification now,
  * sign and verify v2 parameters.
  */
+import { createSign } from 'node:crypto';
 import { nonceStr, v2Sign, v2Verify, v3Authorization, verifyV3 } from './crypto.js';
 import { verifierKeys, type WechatConfig } from './config.js';
 
@@ -54,4 +55,30 @@ export function verifyV2(
   fields: Readonly<Record<string, string>>,
 ): boolean {
   return v2Verify(fields, apiV2Key, cfg.signTypeV2);
+}
+
+/**
+ * The getBrandWCPayRequest parameters for a prepay_id (JSAPI), signed for the app as WeChat Pay documents it.
+ * v3: signType RSA, paySign = Base64 SHA256withRSA (merchant private key) over `appId\ntimeStamp\nnonceStr\npackage\n`.
+ * v2: signType MD5 or HMAC-SHA256 (sign_type_v2), paySign = the v2 sign over exactly appId, nonceStr, package,
+ * signType and timeStamp with the API v2 key.
+ */
+export function bridgeParams(
+  cfg: WechatConfig,
+  api: 'v3' | { v2Key: string },
+  appId: string,
+  prepayId: string,
+  now: Date,
+  nonce: string = nonceStr(),
+): Record<string, string> {
+  const timeStamp = String(seconds(now));
+  const pkg = `prepay_id=${prepayId}`;
+  if (api === 'v3') {
+    const paySign = createSign('RSA-SHA256')
+      .update(`${appId}\n${timeStamp}\n${nonce}\n${pkg}\n`)
+      .sign(cfg.privateKey, 'base64');
+    return { appId, timeStamp, nonceStr: nonce, package: pkg, signType: 'RSA', paySign };
+  }
+  const params = { appId, nonceStr: nonce, package: pkg, signType: cfg.signTypeV2, timeStamp };
+  return { ...params, paySign: v2Sign(params, api.v2Key, cfg.signTypeV2) };
 }

@@ -14,12 +14,14 @@ import type {
   PayOutcome,
   PrecreateInput,
   PrecreateOutcome,
+  PayerIdOutcome,
   QueryOutcome,
   RefundInput,
   RefundOutcome,
 } from '../channel.js';
 import { decryptResource, parseV2Xml, type EncryptedResource, type V2SignType } from './crypto.js';
 import type { Fen } from '../../domain/money.js';
+import type { PartnerIds, PayerApp } from './config.js';
 
 // ---------------------------------------------------------------- shapes
 
@@ -36,8 +38,10 @@ export interface V3OrderRequest {
   time_expire: string;
   notify_url: string;
   amount: { total: number; currency: 'CNY' };
-  /** H5 only. */
-  scene_info?: { payer_client_ip: string; h5_info: { type: 'Wap' } };
+  /** H5 (with h5_info), and JSAPI when the payer's IP is known. */
+  scene_info?: { payer_client_ip: string; h5_info?: { type: 'Wap' } };
+  /** JSAPI only: the payer's openid under appid. */
+  payer?: { openid: string };
 }
 
 /** The order's answer: the link to pay with. */
@@ -48,24 +52,59 @@ export interface V3OrderAnswer {
   h5_url: string;
 }
 
+/**
+ * POST /v3/pay/partner/transactions/{native,h5,jsapi}: a service provider's order for its sub-merchant. The
+ * payer of a JSAPI order is known by sp_openid (under sp_appid) or sub_openid (under sub_appid), one of them.
+ */
+export interface V3PartnerOrderRequest {
+  sp_appid: string;
+  sp_mchid: string;
+  sub_appid?: string;
+  sub_mchid: string;
+  description: string;
+  out_trade_no: string;
+  time_expire: string;
+  notify_url: string;
+  amount: { total: number; currency: 'CNY' };
+  scene_info?: { payer_client_ip: string; h5_info?: { type: 'Wap' } };
+  payer?: { sp_openid: string } | { sub_openid: string };
+}
+
+/** The JSAPI order's answer (direct and partner). */
+export interface V3JsapiAnswer {
+  prepay_id: string;
+}
+
 /** POST /v3/pay/transactions/out-trade-no/{out_trade_no}/close (answer: 204, no body). */
 export interface V3CloseRequest {
   mchid: string;
 }
 
+/** POST /v3/pay/partner/transactions/out-trade-no/{out_trade_no}/close. */
+export interface V3PartnerCloseRequest {
+  sp_mchid: string;
+  sub_mchid: string;
+}
+
 /** GET /v3/pay/transactions/out-trade-no/{out_trade_no}?mchid=…: the fields read. */
 export interface V3Transaction {
   out_trade_no: string;
+  /** Direct mode. */
   mchid: string;
+  /** Partner mode: the provider and the sub-merchant. */
+  sp_mchid: string;
+  sub_mchid: string;
   transaction_id: string;
   trade_state: TradeState;
   /** RFC 3339. */
   success_time: string;
-  payer: { openid: string };
+  payer: { openid?: string; sp_openid?: string; sub_openid?: string };
 }
 
 /** POST /v3/refund/domestic/refunds. */
 export interface V3RefundRequest {
+  /** Partner mode: the sub-merchant whose trade is refunded. */
+  sub_mchid?: string;
   out_trade_no: string;
   out_refund_no: string;
   /** At most 80 bytes. */
@@ -108,12 +147,18 @@ export interface V3Notification {
 export interface V3NotifiedTransaction {
   out_trade_no: string;
   mchid: string;
+  /** Partner-mode notifications carry these instead of mchid. */
+  sp_mchid: string;
+  sub_mchid: string;
 }
 
 /** The fields every v2 request starts with; `sign` is added last. */
 export type V2Common = {
   appid: string;
   mch_id: string;
+  /** Partner mode (服务商): the sub-merchant, and its own AppID when it has one. */
+  sub_appid?: string;
+  sub_mch_id?: string;
   nonce_str: string;
   /** Absent for MD5. */
   sign_type?: 'HMAC-SHA256';
@@ -132,6 +177,21 @@ export type V2MicropayRequest = {
   device_info?: string;
 };
 
+/** POST /pay/unifiedorder, trade_type JSAPI: the payer by openid (under appid) or sub_openid (under sub_appid). */
+export type V2UnifiedOrderRequest = {
+  body: string;
+  out_trade_no: string;
+  total_fee: string;
+  fee_type: 'CNY';
+  spbill_create_ip: string;
+  /** yyyyMMddHHmmss, Beijing. */
+  time_expire: string;
+  notify_url: string;
+  trade_type: 'JSAPI';
+  openid?: string;
+  sub_openid?: string;
+};
+
 /** POST /secapi/pay/reverse (with the merchant's TLS client certificate). */
 export type V2ReverseRequest = { out_trade_no: string };
 
@@ -141,6 +201,9 @@ export type V2Field =
   | 'return_msg'
   | 'appid'
   | 'mch_id'
+  | 'sub_mch_id'
+  | 'prepay_id'
+  | 'trade_type'
   | 'result_code'
   | 'err_code'
   | 'err_code_des'
@@ -241,6 +304,8 @@ export interface V2Check {
   verify: (fields: Readonly<Record<string, string>>) => boolean;
   mchId: string;
   appId: string;
+  /** Partner mode: the sub-merchant the answer must be about. */
+  subMchId?: string | undefined;
 }
 
 /** Reads a v2 answer: HTTP 200, well-formed XML, return_code SUCCESS, a verified sign, our merchant. */
@@ -261,6 +326,8 @@ export function readV2(res: Received, check: V2Check): V2Answer {
   if (!check.verify(fields)) return { kind: 'unknown', reason: 'answer not trusted: sign does not verify' };
   if ((f.mch_id ?? check.mchId) !== check.mchId || (f.appid ?? check.appId) !== check.appId)
     return { kind: 'unknown', reason: 'answer for another merchant' };
+  if (check.subMchId !== undefined && (f.sub_mch_id ?? check.subMchId) !== check.subMchId)
+    return { kind: 'unknown', reason: 'answer for another sub-merchant' };
   return { kind: 'ok', fields: f };
 }
 
@@ -384,12 +451,14 @@ export const V2_HEADERS: Readonly<Record<string, string>> = {
 };
 
 export function v2Common(
-  m: { appId: string; mchId: string; signTypeV2: V2SignType },
+  m: { appId: string; mchId: string; signTypeV2: V2SignType; partner?: PartnerIds | null },
   nonce: string,
 ): V2Common {
   return {
     appid: m.appId,
     mch_id: m.mchId,
+    ...(m.partner?.subAppId ? { sub_appid: m.partner.subAppId } : {}),
+    ...(m.partner ? { sub_mch_id: m.partner.subMchId } : {}),
     nonce_str: nonce,
     ...(m.signTypeV2 === 'HMAC-SHA256' ? { sign_type: 'HMAC-SHA256' as const } : {}),
   };
@@ -407,33 +476,130 @@ export function micropayRequest(input: BarcodePayInput): V2MicropayRequest {
   };
 }
 
+/** What an order needs to know of the configuration. */
+export interface OrderIds {
+  appId: string;
+  mchId: string;
+  partner: PartnerIds | null;
+  payerApp: PayerApp;
+}
+
+export type OrderKind = 'native' | 'h5' | 'jsapi';
+
+/** Where an order of this kind is created: the direct or the service provider's (partner) endpoint. */
+export function orderPath(m: { partner: PartnerIds | null }, kind: OrderKind): string {
+  return m.partner ? `/v3/pay/partner/transactions/${kind}` : `/v3/pay/transactions/${kind}`;
+}
+
+/** The v3 order body: direct (appid, mchid) or partner (sp_appid, sp_mchid, sub_appid, sub_mchid). */
 export function orderRequest(
-  m: { appId: string; mchId: string },
+  m: OrderIds,
   input: PrecreateInput,
   notifyUrl: string,
-  kind: 'native' | 'h5',
+  kind: OrderKind,
   payerClientIp?: string,
-): V3OrderRequest {
-  return {
-    appid: m.appId,
-    mchid: m.mchId,
+  payerId?: string,
+): V3OrderRequest | V3PartnerOrderRequest {
+  const common = {
     description: cutBytes(input.subject || '门诊缴费', 127),
     out_trade_no: input.outTradeNo,
     time_expire: rfc3339Shanghai(input.expiresAt),
     notify_url: notifyUrl,
-    amount: { total: input.amountFen, currency: 'CNY' },
-    ...(kind === 'h5'
-      ? {
-          // WeChat compares it with the IP that opens h5_url: the payer's, as hospay's cashier page saw it
-          // (behind a proxy, set HOSPAY_TRUST_PROXY); this server's own address only when it is unknown.
-          scene_info: { payer_client_ip: payerClientIp ?? hostIp(), h5_info: { type: 'Wap' as const } },
-        }
-      : {}),
+    amount: { total: input.amountFen, currency: 'CNY' as const },
+  };
+  // H5: WeChat compares payer_client_ip with the IP that opens h5_url: the payer's, as hospay's cashier page saw
+  // it (behind a proxy, set HOSPAY_TRUST_PROXY); this server's own address only when it is unknown. JSAPI: sent
+  // when known.
+  const scene =
+    kind === 'h5'
+      ? { scene_info: { payer_client_ip: payerClientIp ?? hostIp(), h5_info: { type: 'Wap' as const } } }
+      : kind === 'jsapi' && payerClientIp
+        ? { scene_info: { payer_client_ip: payerClientIp } }
+        : {};
+  if (kind === 'jsapi' && !payerId) throw new RangeError('a JSAPI order needs the payer id');
+  if (m.partner) {
+    const payer =
+      kind !== 'jsapi'
+        ? {}
+        : m.payerApp.kind === 'sub_openid'
+          ? { payer: { sub_openid: payerId ?? '' } }
+          : { payer: { sp_openid: payerId ?? '' } };
+    return {
+      sp_appid: m.appId,
+      sp_mchid: m.mchId,
+      ...(m.partner.subAppId ? { sub_appid: m.partner.subAppId } : {}),
+      sub_mchid: m.partner.subMchId,
+      ...common,
+      ...scene,
+      ...payer,
+    };
+  }
+  return {
+    appid: m.appId,
+    mchid: m.mchId,
+    ...common,
+    ...scene,
+    ...(kind === 'jsapi' ? { payer: { openid: payerId ?? '' } } : {}),
   };
 }
 
-export function refundRequest(input: RefundInput): V3RefundRequest {
+/** The v2 unifiedorder for a JSAPI payment (the rest of the v2 fields come from v2Common). */
+export function unifiedOrderRequest(
+  m: { payerApp: PayerApp },
+  input: PrecreateInput & { payerId: string; payerClientIp?: string | undefined },
+  notifyUrl: string,
+): V2UnifiedOrderRequest {
   return {
+    body: cutBytes(input.subject || '门诊缴费', 128),
+    out_trade_no: input.outTradeNo,
+    total_fee: String(input.amountFen),
+    fee_type: 'CNY',
+    spbill_create_ip: input.payerClientIp ?? hostIp(),
+    time_expire: compactShanghai(input.expiresAt),
+    notify_url: notifyUrl,
+    trade_type: 'JSAPI',
+    ...(m.payerApp.kind === 'sub_openid' ? { sub_openid: input.payerId } : { openid: input.payerId }),
+  };
+}
+
+/** The query path: direct `?mchid=`, partner `?sp_mchid=&sub_mchid=`. */
+export function queryPath(m: { mchId: string; partner: PartnerIds | null }, outTradeNo: string): string {
+  const no = encodeURIComponent(outTradeNo);
+  return m.partner
+    ? `/v3/pay/partner/transactions/out-trade-no/${no}?sp_mchid=${encodeURIComponent(m.mchId)}` +
+        `&sub_mchid=${encodeURIComponent(m.partner.subMchId)}`
+    : `/v3/pay/transactions/out-trade-no/${no}?mchid=${encodeURIComponent(m.mchId)}`;
+}
+
+/** The close call: path and body. */
+export function closeCall(
+  m: { mchId: string; partner: PartnerIds | null },
+  outTradeNo: string,
+): { path: string; body: V3CloseRequest | V3PartnerCloseRequest } {
+  const no = encodeURIComponent(outTradeNo);
+  return m.partner
+    ? {
+        path: `/v3/pay/partner/transactions/out-trade-no/${no}/close`,
+        body: { sp_mchid: m.mchId, sub_mchid: m.partner.subMchId },
+      }
+    : { path: `/v3/pay/transactions/out-trade-no/${no}/close`, body: { mchid: m.mchId } };
+}
+
+/** The refund query path (partner mode names the sub-merchant). */
+export function refundQueryPath(m: { partner: PartnerIds | null }, outRefundNo: string): string {
+  const sub = m.partner ? `?sub_mchid=${encodeURIComponent(m.partner.subMchId)}` : '';
+  return `/v3/refund/domestic/refunds/${encodeURIComponent(outRefundNo)}${sub}`;
+}
+
+/** The trade bill path (partner mode: the sub-merchant's bill only). */
+export function billPath(m: { partner: PartnerIds | null }, date: string): string {
+  const sub = m.partner ? `&sub_mchid=${encodeURIComponent(m.partner.subMchId)}` : '';
+  return `/v3/bill/tradebill?bill_date=${date}${sub}&bill_type=ALL`;
+}
+
+export function refundRequest(input: RefundInput, m?: { partner: PartnerIds | null }): V3RefundRequest {
+  return {
+    ...(m?.partner ? { sub_mchid: m.partner.subMchId } : {}),
     out_trade_no: input.outTradeNo,
     out_refund_no: input.outRequestNo,
     ...(input.reason ? { reason: cutBytes(input.reason, 80) } : {}),
@@ -472,7 +638,27 @@ export function micropayOutcome(
   return { kind: 'declined', code, zh: f.err_code_des || meaning[0], en: meaning[1] };
 }
 
-export function queryOutcome(answer: V3Answer, mchId: string, outTradeNo: string): QueryOutcome {
+/** Null when a verified transaction (answer or notification) is about this merchant; else why not. */
+export function otherMerchant(
+  j: Untrusted<Pick<V3Transaction, 'mchid' | 'sp_mchid' | 'sub_mchid'>>,
+  m: { mchId: string; partner: PartnerIds | null },
+): string | null {
+  if (m.partner) {
+    // A partner answer names the sub-merchant; one without it, or for another, is not ours to read.
+    if (str(j.sub_mchid) !== m.partner.subMchId) return 'answer for another sub-merchant';
+    if (j.sp_mchid !== undefined && str(j.sp_mchid) !== m.mchId) return 'answer for another service provider';
+    return null;
+  }
+  if (j.mchid !== undefined && str(j.mchid) !== m.mchId) return 'answer for another merchant';
+  if (j.sub_mchid !== undefined) return 'a service provider answer for a direct merchant';
+  return null;
+}
+
+export function queryOutcome(
+  answer: V3Answer,
+  m: { mchId: string; partner: PartnerIds | null },
+  outTradeNo: string,
+): QueryOutcome {
   if (answer.kind === 'unknown') return answer;
   if (answer.kind === 'error')
     return answer.status === 404 || v3Code(answer.code) === 'not_found'
@@ -480,14 +666,17 @@ export function queryOutcome(answer: V3Answer, mchId: string, outTradeNo: string
       : { kind: 'unknown', reason: `${answer.code}: ${answer.message}` };
   const j = fieldsOf<V3Transaction>(answer);
   if (str(j.out_trade_no) !== outTradeNo) return { kind: 'unknown', reason: 'answer for another trade' };
-  if (j.mchid !== undefined && str(j.mchid) !== mchId)
-    return { kind: 'unknown', reason: 'answer for another merchant' };
+  const other = otherMerchant(j, m);
+  if (other) return { kind: 'unknown', reason: other };
   const channelTradeNo = str(j.transaction_id);
   const paid = (): PaidInfo | null => {
     const paidAt = parseRfc3339(j.success_time);
     if (!channelTradeNo || !paidAt) return null;
     const payer = j.payer as Untrusted<V3Transaction['payer']> | null | undefined;
-    const openid = typeof payer === 'object' && payer !== null ? str(payer.openid) : '';
+    const openid =
+      typeof payer === 'object' && payer !== null
+        ? str(payer.openid) || str(payer.sub_openid) || str(payer.sp_openid)
+        : '';
     return { channelTradeNo, paidAt, buyerUserId: openid || undefined };
   };
   const state = str(j.trade_state);
@@ -517,11 +706,8 @@ export function queryOutcome(answer: V3Answer, mchId: string, outTradeNo: string
   }
 }
 
-export function orderOutcome(
-  answer: V3Answer,
-  kind: 'native' | 'h5',
-  returnUrl: string | undefined,
-): PrecreateOutcome {
+/** A new order's failure (shared by native, H5 and JSAPI), or null when the answer is a verified 2xx. */
+function orderFailure(answer: V3Answer): Extract<PrecreateOutcome, { kind: 'failed' }> | null {
   if (answer.kind === 'unknown' && answer.unsigned && v3Code(answer.unsigned.code) !== 'transient')
     // An unsigned refusal of a new order cannot hide a payment: nobody has a code to pay with.
     return {
@@ -547,23 +733,86 @@ export function orderOutcome(
       en: `WeChat Pay refused: ${answer.code}`,
       retryable: false,
     };
+  return null;
+}
+
+/** An answer that says nothing usable about the new order: try again. */
+const NO_ORDER = (what: string): Extract<PrecreateOutcome, { kind: 'failed' }> => ({
+  kind: 'failed',
+  code: 'CHANNEL_UNKNOWN',
+  zh: `微信支付应答缺少${what === 'prepay_id' ? '预支付交易会话标识' : '支付链接'}，请重试`,
+  en: `the answer has no ${what}; try again`,
+  retryable: true,
+});
+
+export function orderOutcome(
+  answer: V3Answer,
+  kind: 'native' | 'h5',
+  returnUrl: string | undefined,
+): PrecreateOutcome {
+  const failed = orderFailure(answer);
+  if (failed || answer.kind !== 'ok') return failed ?? NO_ORDER('payment URL');
   const j = fieldsOf<V3OrderAnswer>(answer);
   const url = str(kind === 'native' ? j.code_url : j.h5_url);
   const expected = kind === 'native' ? /^weixin:\/\/\S+$/ : /^https?:\/\/\S+$/;
-  if (!expected.test(url))
-    return {
-      kind: 'failed',
-      code: 'CHANNEL_UNKNOWN',
-      zh: '微信支付应答缺少支付链接，请重试',
-      en: 'the answer has no payment URL; try again',
-      retryable: true,
-    };
+  if (!expected.test(url)) return NO_ORDER('payment URL');
   if (kind === 'h5' && returnUrl)
     return {
       kind: 'created',
       codeUrl: `${url}${url.includes('?') ? '&' : '?'}redirect_url=${encodeURIComponent(returnUrl)}`,
     };
   return { kind: 'created', codeUrl: url };
+}
+
+const PREPAY_ID = /^[0-9A-Za-z_-]{1,64}$/;
+
+/** The v3 JSAPI order's answer: the prepay_id, or why there is none. */
+export function jsapiOutcome(
+  answer: V3Answer,
+): { kind: 'prepay'; prepayId: string } | Extract<PrecreateOutcome, { kind: 'failed' }> {
+  const failed = orderFailure(answer);
+  if (failed || answer.kind !== 'ok') return failed ?? NO_ORDER('prepay_id');
+  const prepayId = str(fieldsOf<V3JsapiAnswer>(answer).prepay_id);
+  return PREPAY_ID.test(prepayId) ? { kind: 'prepay', prepayId } : NO_ORDER('prepay_id');
+}
+
+/** unifiedorder err_code values after which trying again may work; any other is a refusal of this order. */
+const UNIFIEDORDER_TRANSIENT = new Set(['SYSTEMERROR', 'BANKERROR', 'FREQUENCY_LIMITED']);
+
+/** The v2 unifiedorder (JSAPI) answer: the prepay_id, or why there is none. */
+export function unifiedOrderOutcome(
+  answer: V2Answer,
+): { kind: 'prepay'; prepayId: string } | Extract<PrecreateOutcome, { kind: 'failed' }> {
+  if (answer.kind === 'unknown')
+    return {
+      kind: 'failed',
+      code: 'CHANNEL_UNKNOWN',
+      zh: '微信支付未给出可信的应答，请重试',
+      en: `no trustworthy answer from WeChat Pay (${answer.reason}); try again`,
+      retryable: true,
+    };
+  const f = answer.fields;
+  if (f.result_code !== 'SUCCESS') {
+    const code = f.err_code ?? '';
+    if (f.result_code !== 'FAIL' || code === '' || UNIFIEDORDER_TRANSIENT.has(code))
+      return {
+        kind: 'failed',
+        code: code || 'CHANNEL_UNKNOWN',
+        zh: f.err_code_des || '微信支付暂时无法下单，请重试',
+        en: `WeChat Pay could not create the order (${code || f.result_code || 'no result_code'}); try again`,
+        retryable: true,
+      };
+    return {
+      kind: 'failed',
+      code,
+      zh: f.err_code_des || code,
+      en: `WeChat Pay refused: ${code}`,
+      retryable: false,
+    };
+  }
+  const prepayId = f.prepay_id ?? '';
+  if (f.trade_type !== undefined && f.trade_type !== 'JSAPI') return NO_ORDER('prepay_id');
+  return PREPAY_ID.test(prepayId) ? { kind: 'prepay', prepayId } : NO_ORDER('prepay_id');
 }
 
 /**
@@ -721,7 +970,11 @@ export type NotificationRead =
   | { ok: false; reason: string; eventType: string; outTradeNo?: string | undefined };
 
 /** Parses a verified notification, decrypts its resource and checks it is for this merchant. */
-export function readNotification(body: Buffer, apiV3Key: string, mchId: string): NotificationRead {
+export function readNotification(
+  body: Buffer,
+  apiV3Key: string,
+  m: { mchId: string; partner: PartnerIds | null },
+): NotificationRead {
   let event: Untrusted<V3Notification>;
   try {
     const j = JSON.parse(body.toString('utf8')) as unknown;
@@ -750,9 +1003,43 @@ export function readNotification(body: Buffer, apiV3Key: string, mchId: string):
     return { ok: false, reason: `decryption failed: ${(e as Error).message.slice(0, 80)}`, eventType };
   }
   const outTradeNo = str(plain.out_trade_no);
-  if (plain.mchid !== undefined && str(plain.mchid) !== mchId)
-    return { ok: false, reason: 'notification for another merchant', eventType, outTradeNo };
+  const other = otherMerchant(plain, m);
+  if (other) return { ok: false, reason: other.replace('answer', 'notification'), eventType, outTradeNo };
   return { ok: true, eventType, outTradeNo };
+}
+
+/**
+ * Reads a v2 payment notification (XML, for orders made with the v2 unifiedorder): return_code SUCCESS, a
+ * verified sign, our merchant (and sub-merchant). result_code SUCCESS reads as TRANSACTION.SUCCESS.
+ */
+export function readV2Notification(body: Buffer, check: V2Check): NotificationRead {
+  const a = readV2({ status: 200, headers: {}, body }, check);
+  if (a.kind !== 'ok') return { ok: false, reason: a.reason, eventType: '' };
+  const outTradeNo = a.fields.out_trade_no ?? '';
+  const eventType = a.fields.result_code === 'SUCCESS' ? 'TRANSACTION.SUCCESS' : 'v2 result_code FAIL';
+  return { ok: true, eventType, outTradeNo };
+}
+
+/** Whether a notification body is v2 XML rather than v3 JSON. */
+export function isV2Notification(body: Buffer): boolean {
+  return /^\s*</.test(body.subarray(0, 64).toString('utf8'));
+}
+
+/** A v2 notification taken. */
+export const NOTIFY_V2_OK: NotifyAck = {
+  status: 200,
+  contentType: 'text/xml; charset=utf-8',
+  body: '<xml><return_code><![CDATA[SUCCESS]]></return_code><return_msg><![CDATA[OK]]></return_msg></xml>',
+};
+
+/** A v2 notification not taken: WeChat sends it again later. */
+export function notifyV2Fail(reason: string): NotifyAck {
+  const msg = reason.replace(/[<>&\]]/g, ' ').slice(0, 100);
+  return {
+    status: 200,
+    contentType: 'text/xml; charset=utf-8',
+    body: `<xml><return_code><![CDATA[FAIL]]></return_code><return_msg><![CDATA[${msg}]]></return_msg></xml>`,
+  };
 }
 
 /** The notification is about a payment of one of our trades. */
@@ -772,6 +1059,100 @@ export function notifyFail(reason: string): NotifyAck {
   };
 }
 
+// ---------------------------------------------------------------- OAuth2 (网页授权, snsapi_base)
+
+/**
+ * Where the payer's browser goes so that WeChat tells us their openid under `appId` without asking them
+ * (snsapi_base). WeChat wants the parameters in exactly this order and the #wechat_redirect fragment.
+ */
+export function authorizeUrl(base: string, appId: string, redirectUri: string, state: string): string {
+  return (
+    `${base}/connect/oauth2/authorize?appid=${encodeURIComponent(appId)}` +
+    `&redirect_uri=${encodeURIComponent(redirectUri)}&response_type=code&scope=snsapi_base` +
+    `&state=${encodeURIComponent(state)}#wechat_redirect`
+  );
+}
+
+/** GET /sns/oauth2/access_token: the code (from the redirect) for the payer's openid. */
+export function snsTokenPath(appId: string, secret: string, code: string): string {
+  return (
+    `/sns/oauth2/access_token?appid=${encodeURIComponent(appId)}&secret=${encodeURIComponent(secret)}` +
+    `&code=${encodeURIComponent(code)}&grant_type=authorization_code`
+  );
+}
+
+/** The code exchange for the record: neither the secret nor the code. */
+export const SNS_TOKEN_RECORD =
+  'GET /sns/oauth2/access_token?appid=…&secret=***&code=***&grant_type=authorization_code';
+
+/** The code exchange's answer (success): the fields read. */
+export interface SnsTokenAnswer {
+  access_token: string;
+  openid: string;
+  scope: string;
+}
+
+/** The OAuth2 error codes with a message of their own; any other is shown with WeChat's errmsg. */
+const SNS_ERRORS: Readonly<Record<string, Refusal>> = {
+  '40029': [
+    '授权码无效、已使用或已过期，请重新进入页面',
+    'the OAuth code is invalid, used or expired; open the page again',
+  ],
+  '40163': ['授权码已被使用，请重新进入页面', 'the OAuth code was used already; open the page again'],
+  '40125': [
+    '公众号 AppSecret 不正确（app_secret）',
+    "the official account's AppSecret is wrong (app_secret)",
+  ],
+  '40001': [
+    '公众号 AppSecret 不正确（app_secret）',
+    "the official account's AppSecret is wrong (app_secret)",
+  ],
+  '40013': ['公众号 AppID 不正确', 'the AppID is not valid'],
+  '41008': ['缺少授权码', 'the OAuth code is missing'],
+  '-1': ['微信系统繁忙，请稍后重试', 'WeChat is busy; try again later'],
+  '45011': ['调用过于频繁，请稍后重试', 'too many calls; try again later'],
+};
+
+const OPENID = /^[0-9A-Za-z_-]{6,64}$/;
+
+/**
+ * Reads the code exchange's answer. It is not signed (WeChat's OAuth2 answers never are): it is trusted as far
+ * as the TLS connection to the configured sns_base_url is, and only an openid of the right form is taken.
+ */
+export function payerIdAnswer(res: Received): PayerIdOutcome {
+  const unknown = (why: string): PayerIdOutcome => ({
+    kind: 'failed',
+    code: 'CHANNEL_UNKNOWN',
+    zh: '未能从微信获取付款人身份，请重新进入页面',
+    en: `could not learn the payer's id from WeChat (${why}); open the page again`,
+  });
+  if (res.status !== 200) return unknown(`HTTP ${res.status}`);
+  let j: Untrusted<SnsTokenAnswer & { errcode: number; errmsg: string }>;
+  try {
+    const v = JSON.parse(res.body.toString('utf8')) as unknown;
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) return unknown('unexpected answer');
+    j = v as typeof j;
+  } catch {
+    return unknown('unparseable answer');
+  }
+  if (j.errcode !== undefined && j.errcode !== 0) {
+    const code = typeof j.errcode === 'number' || typeof j.errcode === 'string' ? String(j.errcode) : '?';
+    const known = own(SNS_ERRORS, code);
+    const msg = str(j.errmsg)
+      .replace(/,?\s*(rid|hints):.*$/, '')
+      .slice(0, 80);
+    return {
+      kind: 'failed',
+      code,
+      zh: known?.[0] ?? `微信网页授权失败（${code} ${msg}）`,
+      en: known?.[1] ?? `WeChat OAuth2 failed: ${code} ${msg}`.trim(),
+    };
+  }
+  const openid = str(j.openid);
+  if (!OPENID.test(openid)) return unknown('no openid');
+  return { kind: 'ok', payerId: openid };
+}
+
 // ---------------------------------------------------------------- call records
 
 /** Fields whose values a call record never shows: the payer's identity and the payment code. */
@@ -781,6 +1162,9 @@ export const SENSITIVE = [
   'sub_openid',
   'sp_openid',
   'payer',
+  'access_token',
+  'refresh_token',
+  'unionid',
   'user_received_account',
   'payer_client_ip',
   'spbill_create_ip',
@@ -790,7 +1174,18 @@ export const SENSITIVE = [
 ] as const;
 
 /** Settings that may appear in a record as they are (everything else configured is masked when seen). */
-const PLAIN_SETTINGS = new Set(['mch_id', 'verify_mode', 'sign_type_v2', 'timeout_ms', 'api_base_url']);
+const PLAIN_SETTINGS = new Set([
+  'mch_id',
+  'sub_mchid',
+  'mode',
+  'jsapi_api',
+  'verify_mode',
+  'sign_type_v2',
+  'timeout_ms',
+  'api_base_url',
+  'oauth_base_url',
+  'sns_base_url',
+]);
 
 /**
  * A request or answer text (XML or JSON) with the SENSITIVE fields' values and the app's configured values
@@ -860,6 +1255,11 @@ export function cutBytes(text: string, max: number): string {
 /** RFC 3339 in Beijing time: 2024-03-01T10:34:56+08:00. */
 export function rfc3339Shanghai(d: Date): string {
   return `${new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 19)}+08:00`;
+}
+
+/** v2 time_expire: yyyyMMddHHmmss in Beijing time. */
+export function compactShanghai(d: Date): string {
+  return new Date(d.getTime() + 8 * 3600_000).toISOString().slice(0, 19).replace(/[-:T]/g, '');
 }
 
 /** v2 time_end (yyyyMMddHHmmss, Beijing) to a Date, or null. */

@@ -30,6 +30,24 @@ function rejectionView(r: NotifyRejectionRow) {
 
 const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
 
+const BAD_VALUES = {
+  code: 'INVALID_FIELD.values',
+  message: 'values 须为 {字段: 字符串或 null} / values must be {field: string or null}',
+};
+
+/** A body's `values`: {field: string or null}, or null when it is not that. */
+function valuesOf(body: unknown): Record<string, string | null> | null {
+  const values = ((body ?? {}) as Record<string, unknown>)['values'];
+  if (
+    typeof values !== 'object' ||
+    values === null ||
+    Array.isArray(values) ||
+    !Object.values(values).every((v) => v === null || typeof v === 'string')
+  )
+    return null;
+  return values as Record<string, string | null>;
+}
+
 function describeFields(
   fields: readonly {
     name: string;
@@ -38,12 +56,15 @@ function describeFields(
     zh: string;
     en: string;
     default?: string;
+    scope?: 'app' | 'platform' | 'either';
   }[],
 ) {
   return fields.map((f) => ({
     name: f.name,
     secret: f.secret,
     required: f.required,
+    // app: per app; platform: once for the platform (PUT /admin/platform/channels/:channel); either: both.
+    scope: f.scope ?? 'app',
     zh: f.zh,
     en: f.en,
     ...(f.default !== undefined ? { default: f.default } : {}),
@@ -92,19 +113,39 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
   scope.put('/admin/apps/:id/channels/:channel', async (req, reply) => {
     const { id, channel } = req.params as { id: string; channel: string };
     if (!(await deps.apps.get(id))) return reply.code(404).send(NO_APP);
-    const values = ((req.body ?? {}) as Record<string, unknown>)['values'];
-    if (
-      typeof values !== 'object' ||
-      values === null ||
-      Array.isArray(values) ||
-      !Object.values(values).every((v) => v === null || typeof v === 'string')
-    )
-      return reply.code(400).send({
-        code: 'INVALID_FIELD.values',
-        message: 'values 须为 {字段: 字符串或 null} / values must be {field: string or null}',
-      });
+    const values = valuesOf(req.body);
+    if (!values) return reply.code(400).send(BAD_VALUES);
     try {
-      return await deps.channelConfigs.set(id, channel, values as Record<string, string | null>);
+      return await deps.channelConfigs.set(id, channel, values);
+    } catch (e) {
+      const r = refuse(reply, e);
+      if (r) return r;
+      throw e;
+    }
+  });
+
+  // Platform-level configuration (a service provider's credentials, shared by every app): secrets never shown.
+  scope.get('/admin/platform/channels', async () => ({
+    configs: await deps.channelConfigs.viewAllPlatform(),
+  }));
+
+  scope.get('/admin/platform/channels/:channel', async (req, reply) => {
+    const { channel } = req.params as { channel: string };
+    try {
+      return await deps.channelConfigs.viewPlatform(channel);
+    } catch (e) {
+      const r = refuse(reply, e);
+      if (r) return r;
+      throw e;
+    }
+  });
+
+  scope.put('/admin/platform/channels/:channel', async (req, reply) => {
+    const { channel } = req.params as { channel: string };
+    const values = valuesOf(req.body);
+    if (!values) return reply.code(400).send(BAD_VALUES);
+    try {
+      return await deps.channelConfigs.setPlatform(channel, values);
     } catch (e) {
       const r = refuse(reply, e);
       if (r) return r;

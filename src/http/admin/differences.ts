@@ -59,7 +59,7 @@ export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: Reco
         return invalid(
           reply,
           'pay_type',
-          'pay_type 须为 alipay、weixin 或 unionpay / pay_type must be alipay, weixin or unionpay',
+          'pay_type 须为 alipay、weixin、unionpay 或 elecny / pay_type must be alipay, weixin, unionpay or elecny',
         );
       filter.payType = payType;
     }

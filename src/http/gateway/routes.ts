@@ -4,14 +4,17 @@ import { formatShanghai } from '../../domain/clock.js';
 import type { App, Trade } from '../../services/records.js';
 import { TradeAlreadyPaid, type ServiceDeps } from '../../services/deps.js';
 import { h5Pay } from '../../services/h5-pay.js';
+import { inAppOrderForHis } from '../../services/qr-pay.js';
 import { NonceReplayError, type GatewayNonce } from '../../services/nonces.js';
 import { queryTrade } from '../../services/query.js';
 import { cancelTrade } from '../../services/cancel.js';
 import { refundTrade } from '../../services/refund.js';
 import {
+  readFeeDetails,
   recordInsuranceRefund,
   sscTradePay,
   userToken,
+  type InsuranceRefundMode,
   type SscTradePayCommand,
 } from '../../services/medicare.js';
 import { parseSignType, readPublicKey, verifyParamsAsync, type SignType } from '../../crypto/signing.js';
@@ -28,7 +31,7 @@ function appPublicKey(pem: string): KeyObject | null {
   }
   return k;
 }
-import { parsePayType } from '../../domain/trade.js';
+import { parsePayType, unsupportedPayType } from '../../domain/trade.js';
 import { decodeUtf8 } from '../../formats/xml.js';
 import { BizReader, parseBizContent } from './biz.js';
 import { checkReturnUrlParams } from './return-url.js';
@@ -228,6 +231,9 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
         disable_pay_channels: b.optional('disable_pay_channels', 128),
         business_params: b.json('business_params', 512),
         agreement_sign_params: b.json('agreement_sign_params', 4096),
+        // hospay's extension: the payer's WeChat openid, known to the HIS (its own official account): the
+        // cashier inside WeChat then orders at once, without the OAuth round trip (docs/gateway.md).
+        ...payerIdFields(b),
       },
       nonce,
     };
@@ -298,6 +304,25 @@ function paymentType(b: BizReader): string {
   return v;
 }
 
+/**
+ * hospay's extension to lc.trade.h5.pay and lc.ssc.trade.pay: the payer's WeChat openid (under the merchant's
+ * AppID, or a service provider's sp_appid) and sub_openid (under the sub-merchant's sub_appid), each at most 128
+ * of [A-Za-z0-9_-]. Kept with the trade (its extra, part of what an idempotent repeat compares).
+ */
+function payerIdFields(b: BizReader): { openid?: string; sub_openid?: string } {
+  const read = (name: string) =>
+    b.optional(
+      name,
+      128,
+      /^[A-Za-z0-9_-]+$/,
+      '只能包含字母、数字、下划线和连字符',
+      'only letters, digits, _ and - are allowed',
+    );
+  const openid = read('openid');
+  const subOpenid = read('sub_openid');
+  return { ...(openid ? { openid } : {}), ...(subOpenid ? { sub_openid: subOpenid } : {}) };
+}
+
 /** ID numbers are kept masked: 4401**********123X. */
 function maskIdCard(no: string): string {
   return `${no.slice(0, 4)}${'*'.repeat(Math.max(no.length - 8, 0))}${no.slice(-4)}`;
@@ -341,6 +366,8 @@ Object.assign(GATEWAY_METHODS, {
   /** Spec 6.6: mixed payment, insurance part + cash part. */
   async 'lc.ssc.trade.pay'(deps: ServiceDeps, app: App, b: BizReader, signType: SignType) {
     const type = paymentType(b);
+    const unsupported = unsupportedPayType(type);
+    if (unsupported) throw Errors.payTypeNotSupported(unsupported);
     const payType = parsePayType(type);
     if (!payType) throw Errors.payTypeNotEnabled(type);
     const serialNo = b.optional('ssc_serial_no', 64);
@@ -355,6 +382,10 @@ Object.assign(GATEWAY_METHODS, {
     );
     const returnUrl = b.url('return_url', true) ?? '';
     checkReturnUrlParams('return_url', returnUrl);
+    const totalFen = b.amount('total_amount');
+    // hospay's extension: item-level fee details for the centre's fee upload (docs/gateway.md, fee_details).
+    const feeDetailsText = b.json('fee_details', MAX_GATEWAY_BYTES);
+    const feeDetails = feeDetailsText === undefined ? undefined : readFeeDetails(feeDetailsText, totalFen);
     const sscCmd: SscTradePayCommand = {
       app,
       outTradeNo: b.orderNo('out_trade_no'),
@@ -368,7 +399,7 @@ Object.assign(GATEWAY_METHODS, {
       subject: b.required('subject', 128),
       notifyUrl: b.url('notify_url', true) ?? '',
       returnUrl,
-      totalFen: b.amount('total_amount'),
+      totalFen,
       cashFen: b.amountOrZero('cash_fee', true) ?? ZERO_FEN,
       insuranceFen: b.amountOrZero('insurance_fee', true) ?? ZERO_FEN,
       reducedFen: b.amountOrZero('reduced_fee', false) ?? ZERO_FEN,
@@ -380,6 +411,7 @@ Object.assign(GATEWAY_METHODS, {
       timeoutExpress: b.optional('timeout_express', 6),
       body: b.optional('body', 128),
       serialNo,
+      feeDetails,
       medical: {
         ssc_scene: b.optional('ssc_scene', 16),
         org_no: b.required('org_no', 64),
@@ -392,21 +424,27 @@ Object.assign(GATEWAY_METHODS, {
         pay_scene: b.optional('pay_scene', 50),
         patient_card_no: maskIdCard(cardNo),
         sign_type: signType,
+        ...payerIdFields(b),
       },
     };
     const r = await answerPaidOrder(() => sscTradePay(deps, sscCmd));
-    // The spec's paystr keys, in its order, for a JSSDK/APP pay call at the patient's channel. hospay opens the
-    // channel trade when the patient reaches goto_url, so no channel has given prepay data (prepay id, its app and
-    // merchant ids, the channel's signature) yet: those are "" (docs/gateway.md, "Differences from the spec").
-    // pay_url (= goto_url) is hospay's extension: where the patient pays.
+    // The spec's paystr keys, in its order, for a JSSDK pay call at the patient's channel. For weixin with the
+    // payer's openid (openid / sub_openid), the JSAPI order for the cash part is made now and the keys carry its
+    // getBrandWCPayRequest parameters (prepayId, appId, package, noncestr, timestamp, sign = paySign, and
+    // signType); partnerId stays "" (JSAPI has none). Otherwise hospay opens the channel trade when the patient
+    // reaches goto_url, so those are "" (docs/gateway.md, "paystr"). pay_url (= goto_url) is hospay's extension.
+    const order = payType === 'weixin' ? await inAppOrderForHis(deps, app, r.trade) : null;
+    const bridge = order?.bridge ?? {};
+    const pkg = bridge['package'] ?? '';
     const paystr = JSON.stringify({
-      timestamp: String(Math.floor(deps.clock.now().getTime() / 1000)),
-      partnerId: '',
-      prepayId: '',
-      appId: '',
-      package: '',
-      noncestr: randomBytes(16).toString('hex').toUpperCase(),
-      sign: '',
+      timestamp: bridge['timeStamp'] ?? String(Math.floor(deps.clock.now().getTime() / 1000)),
+      partnerId: bridge['partnerId'] ?? '',
+      prepayId: /^prepay_id=(.+)$/.exec(pkg)?.[1] ?? '',
+      appId: bridge['appId'] ?? '',
+      package: pkg,
+      noncestr: bridge['nonceStr'] ?? randomBytes(16).toString('hex').toUpperCase(),
+      sign: bridge['paySign'] ?? '',
+      ...(order ? { signType: bridge['signType'] ?? '' } : {}),
       pay_url: r.gotoUrl,
     });
     return {
@@ -418,9 +456,20 @@ Object.assign(GATEWAY_METHODS, {
     };
   },
 
-  /** Records the insurance part refunded by the hospital through the national process (no money moves here). */
+  /**
+   * The insurance part refunded through the medical-insurance centre (insurance_refund_mode CENTRE, the default),
+   * or only recorded when the hospital refunded it through the national process (RECORD: no money moves here).
+   */
   async 'lc.ssc.insurance.refund'(deps: ServiceDeps, app: App, b: BizReader) {
+    const mode = (b.optional(
+      'insurance_refund_mode',
+      6,
+      /^(CENTRE|RECORD)$/,
+      '须为 CENTRE 或 RECORD',
+      'must be CENTRE or RECORD',
+    ) ?? 'CENTRE') as InsuranceRefundMode;
     const r = await recordInsuranceRefund(deps, {
+      mode,
       app,
       outTradeNo: b.orderNo('out_trade_no'),
       outRequestNo: b.required(
@@ -438,6 +487,8 @@ Object.assign(GATEWAY_METHODS, {
       insurance_fee: money(r.trade.insurance_fen),
       insurance_refund_fee: money(r.trade.insurance_refunded_fen),
       recorded: r.recorded ? 'Y' : 'N',
+      insurance_refund_mode: r.via,
+      ...(r.refundNo !== null ? { insurance_refund_no: r.refundNo } : {}),
     };
   },
 } satisfies Record<string, MethodHandler>);

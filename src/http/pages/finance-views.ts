@@ -58,8 +58,9 @@ export const PAY_TYPE_NAMES: Readonly<Record<string, string>> = {
   alipay: '支付宝',
   weixin: '微信支付',
   unionpay: '云闪付',
+  elecny: '数字人民币',
 };
-export const PAY_TYPE_ORDER = ['alipay', 'weixin', 'unionpay'];
+export const PAY_TYPE_ORDER = ['alipay', 'weixin', 'unionpay', 'elecny'];
 
 const SIDE_NAMES: Readonly<Record<string, string>> = { platform: '平台', channel: '渠道', his: 'HIS' };
 const KIND_NAMES: Readonly<Record<string, string>> = { payment: '收款', refund: '退款' };

@@ -2,6 +2,7 @@ import { XMLParser, XMLValidator } from 'fast-xml-parser';
 import iconv from 'iconv-lite';
 import { parsePositiveYuan, parseSignedNonZeroYuan, type Fen } from '../../domain/money.js';
 import { HisError, HisErrors } from './his-error.js';
+import type { PayType } from '../../domain/trade.js';
 
 /**
  * Parsers for the two HIS answers of chapter 7 (IF_Get_Hospital_Trade_List, HIS_IF_Query).
@@ -298,7 +299,14 @@ const PAY_TYPE_WORDS: Record<string, HisPayType> = {
   银联: 'unionpay',
   dc: 'dc',
   数字货币: 'dc',
+  elecny: 'dc',
+  数字人民币: 'dc',
 };
+
+/** The HIS's PayType code (IF_Get_Hospital_Trade_List) for a platform pay type: e-CNY (elecny) is the spec's [dc]. */
+export function hisPayTypeOf(payType: PayType): HisPayType {
+  return payType === 'elecny' ? 'dc' : payType;
+}
 
 export function understandPayType(text: string): HisPayType | null {
   return PAY_TYPE_WORDS[text.replace(/^\[|\]$/g, '').toLowerCase()] ?? null;

@@ -14,7 +14,17 @@ const TIMEOUT_MS = 800;
 export const target: ConformanceTarget = {
   id: 'unionpay',
   payType: 'unionpay',
-  supports: { barcode: true, precreate: false, cancel: true, close: false, refund: true, notify: true },
+  // No close: acp has no close for a consume (a QR order lapses at its payTimeout; 撤销 only reverses a paid one).
+  supports: {
+    barcode: true,
+    precreate: true,
+    cancel: true,
+    close: false,
+    refund: true,
+    notify: true,
+    wap: true,
+    bill: true,
+  },
   timeoutMs: TIMEOUT_MS,
   // A UnionPay QuickPass payment code: 19 digits starting with 62.
   authCode: () =>
@@ -30,6 +40,7 @@ export const target: ConformanceTarget = {
         root_cert: fake.certs.root,
         middle_cert: fake.certs.middle,
         gateway_url: fake.url,
+        file_url: `${fake.url}/`,
         timeout_ms: String(TIMEOUT_MS),
       },
       'https://hospay.example/channels/unionpay/notify/APP1',

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import {
   createPrivateKey,
   createPublicKey,
+  createSign,
   generateKeyPairSync,
   randomInt,
   type KeyObject,
@@ -665,7 +666,7 @@ describe('alipay: configuration checks', () => {
     assert.equal(byName.get('private_key')?.secret, true);
     assert.deepEqual(
       alipayDefinition.fields.filter((f) => f.secret).map((f) => f.name),
-      ['private_key'],
+      ['private_key', 'app_auth_token'],
     );
     assert.equal(byName.get('sign_type')?.default, 'RSA2');
     assert.equal(byName.get('key_mode')?.default, 'public_key');
@@ -792,5 +793,250 @@ describe('alipay: configuration checks', () => {
     assert.ok(
       readAlipayPublicKey(createPublicKey(PUB_2048).export({ type: 'pkcs1', format: 'pem' }).toString()),
     );
+  });
+});
+
+describe('alipay: third-party app (ISV) mode, app_auth_token', () => {
+  const ISV_APP_ID = '2021000000000999';
+  const HOSPITAL_APP_ID = '2021000000000777';
+  const TOKEN = '202401BB8c1a2e3f4d5b6c7d8e9f0a1b2c3d4e5f';
+  const at = new Date('2014-07-23T19:07:50Z');
+  const biz = { out_trade_no: '20150320010101001', scene: 'bar_code', auth_code: '28763443825664394' };
+
+  it('known answer: app_auth_token is a signed public parameter, in its sorted place', () => {
+    const p = prepared({
+      app_id: '2014072300007148',
+      private_key: KEY_2048,
+      alipay_public_key: PUB_1024,
+      app_auth_token: TOKEN,
+      auth_app_id: HOSPITAL_APP_ID,
+    });
+    const params = signedRequestParams(p, 'alipay.trade.pay', biz, {}, at);
+    // Written out by hand, Alipay's rule: every parameter but sign, sorted by name, raw values.
+    const expected =
+      `app_auth_token=${TOKEN}&app_id=2014072300007148` +
+      '&biz_content={"out_trade_no":"20150320010101001","scene":"bar_code","auth_code":"28763443825664394"}' +
+      '&charset=utf-8&method=alipay.trade.pay&sign_type=RSA2&timestamp=2014-07-24 03:07:50&version=1.0';
+    assert.equal(alipaySigningContent(params, ['sign']), expected);
+    // RSA PKCS#1 v1.5 is deterministic: the signature computed here with node:crypto, not by the SDK.
+    const independent = createSign('RSA-SHA256')
+      .update(expected, 'utf8')
+      .sign(createPrivateKey(KEY_2048), 'base64');
+    assert.equal(params['sign'], independent);
+    assert.equal(params['app_auth_token'], TOKEN);
+    // Without the token the same request signs differently (the token is covered by the signature).
+    const direct = signedRequestParams(
+      prepared({ app_id: '2014072300007148', private_key: KEY_2048, alipay_public_key: PUB_1024 }),
+      'alipay.trade.pay',
+      biz,
+      {},
+      at,
+    );
+    assert.equal(direct['app_auth_token'], undefined);
+    assert.notEqual(direct['sign'], params['sign']);
+  });
+
+  it('configuration: the token needs auth_app_id and the reverse; both per app, the credentials either', () => {
+    const scope = (n: string) => alipayDefinition.fields.find((f) => f.name === n)?.scope ?? 'app';
+    assert.equal(scope('app_auth_token'), 'app');
+    assert.equal(scope('auth_app_id'), 'app');
+    assert.equal(alipayDefinition.fields.find((f) => f.name === 'app_auth_token')?.secret, true);
+    for (const n of ['app_id', 'private_key', 'alipay_public_key', 'app_cert', 'alipay_cert', 'gateway_url'])
+      assert.equal(scope(n), 'either', n);
+    const base = { app_id: ISV_APP_ID, private_key: KEY_2048, alipay_public_key: PUB_1024 };
+    assert.deepEqual(
+      checkChannelConfig(alipayDefinition.fields, {
+        ...base,
+        app_auth_token: TOKEN,
+        auth_app_id: HOSPITAL_APP_ID,
+      }),
+      [],
+    );
+    const noId = checkChannelConfig(alipayDefinition.fields, { ...base, app_auth_token: TOKEN });
+    assert.deepEqual(
+      noId.map((p) => p.field),
+      ['app_auth_token'],
+    );
+    assert.match(noId[0]?.en ?? '', /auth_app_id/);
+    const noToken = checkChannelConfig(alipayDefinition.fields, { ...base, auth_app_id: HOSPITAL_APP_ID });
+    assert.deepEqual(
+      noToken.map((p) => p.field),
+      ['auth_app_id'],
+    );
+  });
+
+  describe('against the fake gateway told the authorised hospitals', () => {
+    let fake: AlipayFake;
+    let isvKey: { privateKey: KeyObject; publicKey: KeyObject };
+    let alipayKey: KeyObject;
+    let ctx: ReturnType<typeof context>;
+    const merchant = (token: string | null) => ({
+      app_id: ISV_APP_ID,
+      private_key: isvKey.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+      alipay_public_key: fake.alipayPublicKey,
+      gateway_url: fake.gatewayUrl,
+      timeout_ms: '800',
+      ...(token === null ? {} : { app_auth_token: token, auth_app_id: HOSPITAL_APP_ID }),
+    });
+
+    before(async () => {
+      isvKey = generateKeyPairSync('rsa', { modulusLength: 2048 });
+      alipayKey = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+      fake = await startAlipayFake({
+        appId: ISV_APP_ID,
+        appPublicKey: isvKey.publicKey,
+        alipayPrivateKey: alipayKey,
+        appAuthTokens: { [TOKEN]: HOSPITAL_APP_ID, '202401BBother000000000000000000': '2021000000000888' },
+      });
+      ctx = context(merchant(TOKEN));
+    });
+    after(async () => {
+      await fake.close();
+    });
+
+    it('every operation carries the token (pay, precreate, wap, query, cancel, close, refund, bill); never recorded', async () => {
+      const before = fake.requests().length;
+      const no = orderNo();
+      const paid = await channel.barcodePay(ctx, {
+        outTradeNo: no,
+        payType: 'alipay',
+        amountFen: fen(1200),
+        authCode: authCode(),
+        subject: '门诊缴费',
+      });
+      assert.equal(paid.kind, 'paid', JSON.stringify(paid));
+      assert.equal((await channel.query(ctx, { outTradeNo: no, payType: 'alipay' })).kind, 'paid');
+      const refunded = await channel.refund(ctx, {
+        outTradeNo: no,
+        payType: 'alipay',
+        totalFen: fen(1200),
+        outRequestNo: `${no}R1`,
+        amountFen: fen(200),
+      });
+      assert.equal(refunded.kind, 'success', JSON.stringify(refunded));
+      const qr = orderNo();
+      const pre = await channel.precreate(ctx, {
+        outTradeNo: qr,
+        payType: 'alipay',
+        amountFen: fen(300),
+        subject: '自助机缴费',
+        expiresAt: new Date(Date.now() + 600_000),
+      });
+      assert.equal(pre.kind, 'created', JSON.stringify(pre));
+      assert.equal((await channel.close(ctx, { outTradeNo: qr, payType: 'alipay' })).kind, 'closed');
+      assert.equal((await channel.cancel(ctx, { outTradeNo: orderNo(), payType: 'alipay' })).kind, 'closed');
+      const date = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+      const bill = await channel.downloadBill(ctx, { date, payType: 'alipay' });
+      assert.ok(bill.lines.some((l) => l.outTradeNo === no && l.kind === 'payment'));
+      const wap = await channel.wapPay(ctx, {
+        outTradeNo: orderNo(),
+        payType: 'alipay',
+        amountFen: fen(100),
+        subject: 'H5 缴费',
+        expiresAt: new Date(Date.now() + 600_000),
+        returnUrl: 'https://hospital.example/paid',
+      });
+      assert.equal(wap.kind, 'created');
+      if (wap.kind === 'created') await httpRequest({ method: 'GET', url: wap.codeUrl });
+      const seen = fake.requests().slice(before);
+      assert.deepEqual([...new Set(seen.map((r) => r.op))].sort(), [
+        'bill',
+        'cancel',
+        'close',
+        'pay',
+        'precreate',
+        'query',
+        'refund',
+        'wap',
+      ]);
+      for (const r of seen) {
+        assert.equal(r.params['app_auth_token'], TOKEN, r.method);
+        assert.equal(r.authAppId, HOSPITAL_APP_ID, r.method);
+        assert.equal(r.signatureValid, true, r.method);
+        assert.equal(r.params['app_id'], ISV_APP_ID);
+      }
+      // The token is a secret: in no call record.
+      const records = JSON.stringify(ctx.calls);
+      assert.ok(ctx.calls.length >= 8);
+      assert.ok(
+        !records.includes(TOKEN) && !records.includes(TOKEN.slice(8, 30)),
+        'the token reached a record',
+      );
+    });
+
+    it('an unknown token is refused by Alipay (aop.invalid-app-auth-token), a missing one too: a decline, never paid', async () => {
+      const wrong = context(merchant('202401BBnot-a-token-of-ours-000'));
+      const r = await channel.barcodePay(wrong, {
+        outTradeNo: orderNo(),
+        payType: 'alipay',
+        amountFen: fen(100),
+        authCode: authCode(),
+        subject: '门诊缴费',
+      });
+      assert.equal(r.kind, 'declined', JSON.stringify(r));
+      if (r.kind === 'declined') {
+        // Alipay's sub_code aop.invalid-app-auth-token, read without the gateway's "aop." prefix.
+        assert.equal(r.code, 'invalid-app-auth-token');
+        assert.match(r.zh, /无效的应用授权令牌/);
+      }
+      const none = context(merchant(null));
+      const m = await channel.barcodePay(none, {
+        outTradeNo: orderNo(),
+        payType: 'alipay',
+        amountFen: fen(100),
+        authCode: authCode(),
+        subject: '门诊缴费',
+      });
+      assert.equal(m.kind, 'declined', JSON.stringify(m));
+      if (m.kind === 'declined') assert.equal(m.code, 'isv.insufficient-isv-permissions');
+    });
+
+    it("another hospital's trade is not this one's: its token sees no such trade", async () => {
+      const no = orderNo();
+      const p = await channel.barcodePay(ctx, {
+        outTradeNo: no,
+        payType: 'alipay',
+        amountFen: fen(100),
+        authCode: authCode(),
+        subject: '门诊缴费',
+      });
+      assert.equal(p.kind, 'paid');
+      const other = context({
+        ...merchant('202401BBother000000000000000000'),
+        auth_app_id: '2021000000000888',
+      });
+      assert.equal((await channel.query(other, { outTradeNo: no, payType: 'alipay' })).kind, 'not_found');
+    });
+
+    it('notifications: app_id the third-party app and auth_app_id this hospital, else rejected', async () => {
+      const no = orderNo();
+      const p = await channel.barcodePay(ctx, {
+        outTradeNo: no,
+        payType: 'alipay',
+        amountFen: fen(100),
+        authCode: authCode(),
+        subject: '门诊缴费',
+      });
+      assert.equal(p.kind, 'paid');
+      const genuine = fake.notifyParams(no);
+      assert.equal(genuine['app_id'], ISV_APP_ID);
+      assert.equal(genuine['auth_app_id'], HOSPITAL_APP_ID);
+      const ok = await channel.parseNotify(ctx, fake.notifyRequest(genuine));
+      assert.equal(ok.kind, 'trade');
+      const resigned = (over: Record<string, string>) => {
+        const x: Record<string, string> = { ...genuine, ...over };
+        x['sign'] = rsaSign(alipaySigningContent(x, ['sign', 'sign_type']), alipayKey, 'RSA2');
+        return fake.notifyRequest(x);
+      };
+      for (const over of <Array<Record<string, string>>>[
+        { auth_app_id: '2021000000000888' }, // another hospital of the same third-party app
+        { app_id: HOSPITAL_APP_ID }, // the hospital's own app, not through the third-party app
+        { app_id: '2021000000000888', auth_app_id: '2021000000000888' },
+      ]) {
+        const r = await channel.parseNotify(ctx, resigned(over));
+        assert.equal(r.kind, 'rejected', JSON.stringify(over));
+        if (r.kind === 'rejected') assert.match(r.reason, /app_id/);
+      }
+    });
   });
 });

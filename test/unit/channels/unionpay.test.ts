@@ -560,16 +560,190 @@ describe('unionpay adapter against the fake gateway: beyond the conformance suit
     }
   });
 
-  it('precreate is not offered; a broken configuration never pays', async () => {
-    const p = await channel.precreate!(ctx, {
+  it("precreate is the QR consume (01/07), at the trade's created_at, with payTimeout = expiresAt", async () => {
+    const o = no();
+    const createdAt = new Date(Date.now() - 5_000);
+    const expiresAt = new Date(Date.now() + 20 * 60_000);
+    const input = {
+      outTradeNo: o,
+      payType: 'unionpay' as const,
+      amountFen: fen(2550),
+      subject: '自助机',
+      expiresAt,
+    };
+    const p = await channel.precreate!(ctx, { ...input, createdAt } as typeof input);
+    assert.equal(p.kind, 'created', JSON.stringify(p));
+    if (p.kind !== 'created') return;
+    assert.match(p.codeUrl, /^https:\/\/qr\.95516\.com\//);
+    const sent = fake
+      .received()
+      .filter((r) => r.op === 'precreate')
+      .pop();
+    assert.ok(sent?.signatureValid);
+    const f = sent?.fields ?? {};
+    assert.deepEqual(
+      [f['txnType'], f['txnSubType'], f['bizType'], f['channelType'], f['txnAmt'], f['currencyCode']],
+      ['01', '07', '000000', '08', '2550', '156'],
+    );
+    assert.equal(f['txnTime'], beijing(createdAt));
+    assert.equal(f['payTimeout'], beijing(expiresAt));
+    assert.equal(f['reqReserved'], o);
+    assert.equal(f['backUrl'], ctx.notifyUrl);
+    // Waiting until the payer scans; paid after; one exact question with the stored created_at.
+    const before = fake.requests().length;
+    assert.equal((await channel.query(ctx, { ...ref(o), createdAt })).kind, 'waiting');
+    assert.equal(fake.requests().length - before, 1);
+    fake.payQr(p.codeUrl);
+    const q = await channel.query(ctx, { ...ref(o), createdAt });
+    assert.equal(q.kind, 'paid', JSON.stringify(q));
+    // A code past its payTimeout is closed by UnionPay: close answers closed.
+    const late = no();
+    const short = await channel.precreate!(ctx, {
+      ...input,
+      outTradeNo: late,
+      expiresAt: new Date(Date.now() + 1000),
+    });
+    assert.equal(short.kind, 'created');
+    assert.equal((await channel.close(ctx, ref(late))).kind, 'retry');
+    await new Promise((r) => setTimeout(r, 2100));
+    assert.equal((await channel.close(ctx, ref(late))).kind, 'closed');
+  });
+
+  it('precreate refuses an expired trade, another pay type, a refused order; never a code on a bad answer', async () => {
+    const input = {
+      outTradeNo: no(),
+      payType: 'unionpay' as const,
+      amountFen: fen(1),
+      subject: 'x',
+      expiresAt: new Date(Date.now() - 1),
+    };
+    const before = fake.requests().length;
+    const expired = await channel.precreate!(ctx, input);
+    assert.deepEqual(expired.kind === 'failed' ? [expired.code, expired.retryable] : expired, [
+      'TRADE_EXPIRED',
+      false,
+    ]);
+    const alipay = await channel.precreate!(ctx, {
+      ...input,
+      payType: 'alipay',
+      expiresAt: new Date(Date.now() + 60_000),
+    });
+    assert.equal(alipay.kind === 'failed' && alipay.code, 'PAY_TYPE_UNSUPPORTED');
+    assert.equal(fake.requests().length, before, 'nothing was sent');
+    fake.script('precreate', 'declined');
+    const refused = await channel.precreate!(ctx, { ...input, expiresAt: new Date(Date.now() + 60_000) });
+    assert.deepEqual(refused.kind === 'failed' ? [refused.code, refused.retryable] : refused, [
+      'UNIONPAY_01',
+      false,
+    ]);
+    for (const bad of ['rogue_chain', 'wrong_cn', 'no_cert', 'other_order'] as const) {
+      fake.script('precreate', bad);
+      const x = await channel.precreate!(ctx, {
+        ...input,
+        outTradeNo: no(),
+        expiresAt: new Date(Date.now() + 60_000),
+      });
+      assert.deepEqual(x.kind === 'failed' ? [x.code, x.retryable] : x, ['CHANNEL_ERROR', true], bad);
+    }
+  });
+
+  it('wap: a signed front-channel form (000201, 01/01) the cashier verifies; paying it notifies backUrl', async () => {
+    const o = no();
+    const createdAt = new Date(Date.now() - 2_000);
+    const input = {
+      outTradeNo: o,
+      payType: 'unionpay' as const,
+      amountFen: fen(1880),
+      subject: '门诊缴费',
+      expiresAt: new Date(Date.now() + 15 * 60_000),
+      returnUrl: 'https://hospay.example/goto/TOKEN/return',
+      createdAt,
+    };
+    const before = fake.requests().length;
+    const x = await channel.wapPay!(ctx, input);
+    assert.equal(x.kind, 'form', JSON.stringify(x));
+    if (x.kind !== 'form') return;
+    assert.equal(fake.requests().length, before, 'no call to UnionPay');
+    assert.equal(x.action, `${fake.url}/gateway/api/frontTransReq.do`);
+    const f = x.fields;
+    assert.deepEqual(
+      [
+        f['bizType'],
+        f['txnType'],
+        f['txnSubType'],
+        f['channelType'],
+        f['txnAmt'],
+        f['orderId'],
+        f['txnTime'],
+      ],
+      ['000201', '01', '01', '08', '1880', o, beijing(createdAt)],
+    );
+    assert.equal(f['frontUrl'], input.returnUrl);
+    assert.equal(f['backUrl'], ctx.notifyUrl);
+    assert.ok(f['signature'] && f['certId']);
+    // Asked again: the same order, the same signed fields.
+    const again = await channel.wapPay!(ctx, input);
+    assert.deepEqual(again, x);
+    // The form is recorded without its signature.
+    const rec = ctx.calls.filter((c) => c.operation === 'unionpay.wap.form').pop();
+    assert.ok(rec && !JSON.stringify(rec).includes(f['signature'] ?? '-'));
+    // A tampered form is refused by the cashier.
+    const forged = await fetch(x.action, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ ...f, txnAmt: '1' }).toString(),
+    });
+    assert.equal(forged.status, 400);
+    await fake.payForm(x.action, x.fields);
+    const q = await channel.query(ctx, { ...ref(o), createdAt });
+    assert.equal(q.kind, 'paid', JSON.stringify(q));
+    const notice = fake.sentNotices().find((s) => s.outTradeNo === o);
+    assert.equal(notice?.url, ctx.notifyUrl);
+    // An unusable return URL is refused.
+    const bad = await channel.wapPay!(ctx, { ...input, returnUrl: 'javascript:alert(1)' });
+    assert.equal(bad.kind === 'failed' && bad.code, 'INVALID_RETURN_URL');
+  });
+
+  it('bill: fileTransfer 76/01, settleDate MMDD, fileType 00 at file_url; refused whole when unclear', async () => {
+    const billCtx = { ...ctx, merchant: { ...ctx.merchant, file_url: `${fake.url}/` } };
+    const o = no();
+    await pay(o, 7000);
+    const date = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(new Date());
+    const bill = await channel.downloadBill!(billCtx, { date, payType: 'unionpay' });
+    const sent = fake
+      .received()
+      .filter((r) => r.op === 'bill')
+      .pop();
+    assert.ok(sent?.signatureValid);
+    assert.deepEqual(
+      [
+        sent?.fields['txnType'],
+        sent?.fields['txnSubType'],
+        sent?.fields['fileType'],
+        sent?.fields['settleDate'],
+      ],
+      ['76', '01', '00', date.slice(5, 7) + date.slice(8, 10)],
+    );
+    assert.ok(bill.lines.some((l) => l.outTradeNo === o && l.amountFen === 7000 && l.kind === 'payment'));
+    const rec = billCtx.calls.filter((c) => c.operation === 'unionpay.bill.download').pop();
+    assert.ok(rec && !JSON.stringify(rec).includes('fileContent=UE'), 'the file content is not recorded');
+    for (const bad of ['bad_signature', 'system_error', 'http_500', 'rogue_chain'] as const) {
+      fake.script('bill', bad);
+      await assert.rejects(() => channel.downloadBill!(billCtx, { date, payType: 'unionpay' }), bad);
+    }
+    await assert.rejects(() => channel.downloadBill!(billCtx, { date, payType: 'alipay' }));
+  });
+
+  it('a broken configuration never pays', async () => {
+    const broken = { ...ctx, merchant: { ...ctx.merchant, sign_key_pem: 'garbage' } };
+    const p = await channel.precreate!(broken, {
       outTradeNo: no(),
       payType: 'unionpay',
       amountFen: fen(1),
       subject: 'x',
-      expiresAt: new Date(),
+      expiresAt: new Date(Date.now() + 60_000),
     });
-    assert.deepEqual(p.kind === 'failed' ? [p.code, p.retryable] : p, ['CHANNEL_UNSUPPORTED', false]);
-    const broken = { ...ctx, merchant: { ...ctx.merchant, sign_key_pem: 'garbage' } };
+    assert.equal(p.kind === 'failed' && p.code, 'CHANNEL_CONFIG_INVALID');
     const r = await channel.barcodePay(broken, {
       outTradeNo: no(),
       payType: 'unionpay',

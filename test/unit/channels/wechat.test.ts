@@ -23,6 +23,18 @@ import {
   verifyV3,
 } from '../../../src/channels/wechat/crypto.js';
 import { loadConfig, verifierKeys } from '../../../src/channels/wechat/config.js';
+import { bridgeParams } from '../../../src/channels/wechat/keys.js';
+import {
+  authorizeUrl,
+  billPath,
+  closeCall,
+  orderPath,
+  orderRequest,
+  queryPath,
+  refundQueryPath,
+  refundRequest,
+  unifiedOrderRequest,
+} from '../../../src/channels/wechat/wire.js';
 import { wechatDefinition } from '../../../src/channels/wechat/definition.js';
 import { WechatChannel } from '../../../src/channels/wechat/channel.js';
 import { checkChannelConfig, withDefaults } from '../../../src/channels/definition.js';
@@ -1105,5 +1117,618 @@ describe('wechat v2 reverse over TLS with the client certificate', () => {
     } finally {
       await r.fake.close();
     }
+  });
+});
+
+// ------------------------------------------------------------------ JSAPI, OAuth2 and service-provider mode
+
+const SP_MCH = '1900000109';
+const SUB_MCH = '1900000209';
+const SUB_APP = 'wxd678efh567hg6999';
+const SECRET = '3a9c0d2f5e7b41c8a6d0f2e4b6c8d0e1';
+const SUB_SECRET = '0f1e2d3c4b5a69788796a5b4c3d2e1f0';
+
+/** A complete configuration (the fake's keys) with the given changes. */
+function configured(over: Record<string, string> = {}): Record<string, string> {
+  const material = makeWechatMaterial(MCH_ID);
+  return withDefaults(wechatDefinition.fields, {
+    mch_id: MCH_ID,
+    app_id: APP_ID,
+    api_v3_key: V3_KEY,
+    api_v2_key: V2_KEY,
+    merchant_private_key: material.merchantKey,
+    merchant_serial_no: material.merchantSerial,
+    wechatpay_public_key: material.wechatPublicKey,
+    wechatpay_public_key_id: material.wechatPublicKeyId,
+    ...over,
+  });
+}
+
+describe('wechat JSAPI bridge parameters (known answer)', () => {
+  const PREPAY = 'wx201410272009395522657a690389285100';
+  const NONCE = '593BEC0C930BF1AFEB40B4A08C8FB242';
+  const AT = new Date(1709259000 * 1000);
+
+  it('v3: signType RSA, paySign = SHA256withRSA over appId, timeStamp, nonceStr, package (each + \\n)', () => {
+    // Expected value computed independently with the OpenSSL CLI:
+    //   printf 'wxd930ea5d5a258f4f\n1709259000\n593BEC0C930BF1AFEB40B4A08C8FB242\nprepay_id=wx2014…5100\n' |
+    //     openssl dgst -sha256 -sign test/fixtures/keys/test-app-2048.pem | base64 -w0
+    const PAY_SIGN =
+      'JIS0tYI2YtQmZBpnDELQJfBov0EPJH+kateE8c9dD9WLS3WpyFc1OMk/ykLrOdN/towgb9JiJxSfEKiLNxP7k21gQdyU8Jm6SKKyiB74HoL26Xxa2emnQK0nAeiyFXEB5ZrQFxBFv7po0HyItxCeotaftF039CbsOAa1jZOVXY+sS0xot0RsW8AbFa3LONQ6DttISFWlTDSpMFh9lS6z+trOcyOmRV+IM48UIQ6K1s16x7X5Sz3K9LmL+lMQ1+CS1elezu8lopIHvvrHd4g8TdQJxP3fFUg0RFT2XXx90FQjSL826T6DagGkxYySmyY1KsIf+I36t2zgpSgckXmzvg==';
+    const cfg = loadConfig(configured({ merchant_private_key: TEST_KEY }));
+    const b = bridgeParams(cfg, 'v3', APP_ID, PREPAY, AT, NONCE);
+    assert.deepEqual(b, {
+      appId: APP_ID,
+      timeStamp: '1709259000',
+      nonceStr: NONCE,
+      package: `prepay_id=${PREPAY}`,
+      signType: 'RSA',
+      paySign: PAY_SIGN,
+    });
+    const message = `${APP_ID}\n1709259000\n${NONCE}\nprepay_id=${PREPAY}\n`;
+    assert.ok(crypto.verify('sha256', Buffer.from(message), TEST_PUB, Buffer.from(PAY_SIGN, 'base64')));
+  });
+
+  it('v2: paySign = the v2 sign over exactly appId, nonceStr, package, signType, timeStamp (MD5, HMAC-SHA256)', () => {
+    // The signing string written out by hand, hashed with node:crypto (and with the OpenSSL CLI: the same hex).
+    const s = (type: string) =>
+      `appId=${APP_ID}&nonceStr=${NONCE}&package=prepay_id=${PREPAY}&signType=${type}&timeStamp=1709259000` +
+      `&key=${V2_KEY}`;
+    const md5 = crypto.createHash('md5').update(s('MD5')).digest('hex').toUpperCase();
+    const hmac = crypto.createHmac('sha256', V2_KEY).update(s('HMAC-SHA256')).digest('hex').toUpperCase();
+    assert.equal(md5, '48EB5A45E9C7BA936F25ECB755F50BA2');
+    assert.equal(hmac, 'EE1C3744A86BABD19D8E17D6C31DE7680B0679864B739B70536097EC053E4DF9');
+    for (const [type, want] of [
+      ['MD5', md5],
+      ['HMAC-SHA256', hmac],
+    ] as const) {
+      const cfg = loadConfig(configured({ sign_type_v2: type }));
+      const b = bridgeParams(cfg, { v2Key: V2_KEY }, APP_ID, PREPAY, AT, NONCE);
+      assert.deepEqual(b, {
+        appId: APP_ID,
+        nonceStr: NONCE,
+        package: `prepay_id=${PREPAY}`,
+        signType: type,
+        timeStamp: '1709259000',
+        paySign: want,
+      });
+    }
+  });
+});
+
+describe('wechat service-provider (partner) request shapes', () => {
+  const input = {
+    outTradeNo: 'MZ20240301000009',
+    payType: 'weixin' as const,
+    amountFen: fen(2020),
+    subject: '住院预交金',
+    expiresAt: new Date('2024-03-01T02:30:00Z'),
+  };
+  const partner = loadConfig(
+    configured({ mode: 'partner', sub_mchid: SUB_MCH, sub_appid: SUB_APP, sub_app_secret: SUB_SECRET }),
+  );
+  const partnerNoSubApp = loadConfig(configured({ mode: 'partner', sub_mchid: SUB_MCH }));
+  const direct = loadConfig(configured());
+
+  it('JSAPI: partner with sub_appid sends sub_openid; without it sp_openid; direct sends openid', () => {
+    assert.equal(orderPath(partner, 'jsapi'), '/v3/pay/partner/transactions/jsapi');
+    assert.deepEqual(
+      orderRequest(partner, input, 'https://h.example/n', 'jsapi', '203.0.113.7', 'oSUB_openid_1'),
+      {
+        sp_appid: APP_ID,
+        sp_mchid: SP_MCH,
+        sub_appid: SUB_APP,
+        sub_mchid: SUB_MCH,
+        description: '住院预交金',
+        out_trade_no: 'MZ20240301000009',
+        time_expire: '2024-03-01T10:30:00+08:00',
+        notify_url: 'https://h.example/n',
+        amount: { total: 2020, currency: 'CNY' },
+        scene_info: { payer_client_ip: '203.0.113.7' },
+        payer: { sub_openid: 'oSUB_openid_1' },
+      },
+    );
+    const sp = orderRequest(
+      partnerNoSubApp,
+      input,
+      'https://h.example/n',
+      'jsapi',
+      undefined,
+      'oSP_openid_1',
+    );
+    assert.deepEqual((sp as { payer?: unknown }).payer, { sp_openid: 'oSP_openid_1' });
+    assert.ok(!('sub_appid' in sp) && !('scene_info' in sp) && !('appid' in sp) && !('mchid' in sp));
+    assert.equal(orderPath(direct, 'jsapi'), '/v3/pay/transactions/jsapi');
+    const d = orderRequest(direct, input, 'https://h.example/n', 'jsapi', undefined, 'oDIRECT_1');
+    assert.deepEqual((d as { payer?: unknown }).payer, { openid: 'oDIRECT_1' });
+    assert.ok(!('sp_mchid' in d) && !('sub_mchid' in d));
+  });
+
+  it('native and H5 go to the partner endpoints with the sub-merchant, no payer', () => {
+    assert.equal(orderPath(partner, 'native'), '/v3/pay/partner/transactions/native');
+    assert.equal(orderPath(partner, 'h5'), '/v3/pay/partner/transactions/h5');
+    const h5 = orderRequest(partner, input, 'https://h.example/n', 'h5', '203.0.113.7');
+    assert.deepEqual((h5 as { scene_info?: unknown }).scene_info, {
+      payer_client_ip: '203.0.113.7',
+      h5_info: { type: 'Wap' },
+    });
+    assert.ok(!('payer' in h5));
+    assert.equal((h5 as { sub_mchid?: string }).sub_mchid, SUB_MCH);
+  });
+
+  it('query, close, refund, refund query and bill name the sub-merchant', () => {
+    assert.equal(
+      queryPath(partner, 'MZ/1'),
+      `/v3/pay/partner/transactions/out-trade-no/MZ%2F1?sp_mchid=${SP_MCH}&sub_mchid=${SUB_MCH}`,
+    );
+    assert.equal(queryPath(direct, 'MZ1'), `/v3/pay/transactions/out-trade-no/MZ1?mchid=${MCH_ID}`);
+    assert.deepEqual(closeCall(partner, 'MZ1'), {
+      path: '/v3/pay/partner/transactions/out-trade-no/MZ1/close',
+      body: { sp_mchid: SP_MCH, sub_mchid: SUB_MCH },
+    });
+    assert.deepEqual(closeCall(direct, 'MZ1').body, { mchid: MCH_ID });
+    const refund = { ...input, outRequestNo: 'MZ1R1', totalFen: fen(2020), amountFen: fen(20) };
+    assert.deepEqual(refundRequest(refund, partner), {
+      sub_mchid: SUB_MCH,
+      out_trade_no: input.outTradeNo,
+      out_refund_no: 'MZ1R1',
+      amount: { refund: 20, total: 2020, currency: 'CNY' },
+    });
+    assert.ok(!('sub_mchid' in refundRequest(refund, direct)));
+    assert.equal(refundQueryPath(partner, 'MZ1R1'), `/v3/refund/domestic/refunds/MZ1R1?sub_mchid=${SUB_MCH}`);
+    assert.equal(refundQueryPath(direct, 'MZ1R1'), '/v3/refund/domestic/refunds/MZ1R1');
+    assert.equal(
+      billPath(partner, '2024-03-01'),
+      `/v3/bill/tradebill?bill_date=2024-03-01&sub_mchid=${SUB_MCH}&bill_type=ALL`,
+    );
+    assert.equal(billPath(direct, '2024-03-01'), '/v3/bill/tradebill?bill_date=2024-03-01&bill_type=ALL');
+  });
+
+  it('v2 unifiedorder JSAPI: sub_openid with sub_appid, openid otherwise; time_expire yyyyMMddHHmmss Beijing', () => {
+    const x = unifiedOrderRequest(
+      partner,
+      { ...input, payerId: 'oSUB_openid_1', payerClientIp: '203.0.113.7' },
+      'https://h.example/n',
+    );
+    assert.deepEqual(x, {
+      body: '住院预交金',
+      out_trade_no: 'MZ20240301000009',
+      total_fee: '2020',
+      fee_type: 'CNY',
+      spbill_create_ip: '203.0.113.7',
+      time_expire: '20240301103000',
+      notify_url: 'https://h.example/n',
+      trade_type: 'JSAPI',
+      sub_openid: 'oSUB_openid_1',
+    });
+    const y = unifiedOrderRequest(
+      partnerNoSubApp,
+      { ...input, payerId: 'oSP_openid_1' },
+      'https://h.example/n',
+    );
+    assert.equal(y.openid, 'oSP_openid_1');
+    assert.ok(!('sub_openid' in y));
+  });
+});
+
+describe('wechat OAuth2 snsapi_base: the authorize URL', () => {
+  const ctxOf = (m: Record<string, string>) => conformanceContext(m);
+  const channel = new WechatChannel(httpRequest, systemClock);
+
+  it('exact shape: parameters in WeChat’s order, redirect_uri and state encoded, #wechat_redirect', () => {
+    const redirectUri = 'https://hospay.example/goto/T0K/payer?x=1&y=a b#frag';
+    const url = channel.payerIdAuthorizeUrl(ctxOf(configured({ app_secret: SECRET })), {
+      redirectUri,
+      state: 'S1_a.b~c',
+    });
+    assert.equal(
+      url,
+      `https://open.weixin.qq.com/connect/oauth2/authorize?appid=${APP_ID}` +
+        '&redirect_uri=https%3A%2F%2Fhospay.example%2Fgoto%2FT0K%2Fpayer%3Fx%3D1%26y%3Da%20b%23frag' +
+        '&response_type=code&scope=snsapi_base&state=S1_a.b~c#wechat_redirect',
+    );
+    assert.equal(new URL(url ?? '').searchParams.get('redirect_uri'), redirectUri);
+    assert.equal(
+      authorizeUrl('https://o.example', 'wx1', 'https://a/b', 's'),
+      'https://o.example/connect/oauth2/authorize?appid=wx1&redirect_uri=https%3A%2F%2Fa%2Fb&response_type=code&scope=snsapi_base&state=s#wechat_redirect',
+    );
+  });
+
+  it('null without the AppSecret; partner mode uses sub_appid (and sub_app_secret) when set, else sp_appid', () => {
+    const args = { redirectUri: 'https://hospay.example/p', state: 'S' };
+    assert.equal(channel.payerIdAuthorizeUrl(ctxOf(configured()), args), null);
+    const sub = channel.payerIdAuthorizeUrl(
+      ctxOf(
+        configured({ mode: 'partner', sub_mchid: SUB_MCH, sub_appid: SUB_APP, sub_app_secret: SUB_SECRET }),
+      ),
+      args,
+    );
+    assert.equal(new URL(sub ?? '').searchParams.get('appid'), SUB_APP);
+    // sub_appid without its secret: the openid would be sub_appid's, which only its secret can ask for.
+    assert.equal(
+      channel.payerIdAuthorizeUrl(
+        ctxOf(configured({ mode: 'partner', sub_mchid: SUB_MCH, sub_appid: SUB_APP, app_secret: SECRET })),
+        args,
+      ),
+      null,
+    );
+    const sp = channel.payerIdAuthorizeUrl(
+      ctxOf(configured({ mode: 'partner', sub_mchid: SUB_MCH, app_secret: SECRET })),
+      args,
+    );
+    assert.equal(new URL(sp ?? '').searchParams.get('appid'), APP_ID);
+  });
+
+  it('a redirect that is not an absolute http(s) URL, or an unusual state, is refused', () => {
+    const ctx = ctxOf(configured({ app_secret: SECRET }));
+    assert.throws(
+      () => channel.payerIdAuthorizeUrl(ctx, { redirectUri: 'javascript:alert(1)', state: 'S' }),
+      RangeError,
+    );
+    assert.throws(() => channel.payerIdAuthorizeUrl(ctx, { redirectUri: '/goto/x', state: 'S' }), RangeError);
+    assert.throws(
+      () => channel.payerIdAuthorizeUrl(ctx, { redirectUri: 'https://h.example/', state: 'a&b=c' }),
+      RangeError,
+    );
+  });
+});
+
+describe('wechat OAuth2 and JSAPI against the fake', () => {
+  let r: Rig;
+  before(async () => {
+    r = await rig(
+      { oauthApps: { [APP_ID]: SECRET }, oauthDomains: ['hospay.example'], signTypeV2: 'MD5' },
+      (m, f) => ({
+        ...m,
+        app_secret: SECRET,
+        oauth_base_url: f.url,
+        sns_base_url: f.url,
+      }),
+    );
+  });
+  after(() => r.fake.close());
+
+  /** Opens the authorize URL as the WeChat browser would and returns where WeChat sends it back. */
+  const visit = async (url: string): Promise<URL> => {
+    const res = await fetch(url, { redirect: 'manual' });
+    assert.equal(res.status, 302, await res.text());
+    return new URL(res.headers.get('location') ?? '');
+  };
+
+  it('authorize → our redirect with code and state → the payer’s openid, once per code', async () => {
+    r.fake.asUser('alice');
+    const url = r.channel.payerIdAuthorizeUrl(r.ctx, {
+      redirectUri: 'https://hospay.example/goto/T1/payer?a=1',
+      state: 'ST1',
+    });
+    const back = await visit(url ?? '');
+    assert.equal(back.origin + back.pathname, 'https://hospay.example/goto/T1/payer');
+    assert.equal(back.searchParams.get('a'), '1');
+    assert.equal(back.searchParams.get('state'), 'ST1');
+    assert.deepEqual(
+      { ...r.fake.oauthVisits().at(-1), redirectUri: '' },
+      {
+        appid: APP_ID,
+        scope: 'snsapi_base',
+        redirectUri: '',
+        state: 'ST1',
+        order: 'appid,redirect_uri,response_type,scope,state',
+        redirected: true,
+      },
+    );
+    const code = back.searchParams.get('code') ?? '';
+    const ok = await r.channel.payerIdFromCode(r.ctx, { code });
+    assert.deepEqual(ok, { kind: 'ok', payerId: r.fake.openidFor(APP_ID, 'alice') });
+    const again = await r.channel.payerIdFromCode(r.ctx, { code });
+    assert.equal(again.kind, 'failed');
+    if (again.kind === 'failed') assert.equal(again.code, '40163');
+    // Neither the secret, the code, the access token nor the openid reaches a record.
+    const text = JSON.stringify(r.ctx.calls);
+    for (const secret of [SECRET, code, r.fake.openidFor(APP_ID, 'alice')])
+      assert.ok(!text.includes(secret), secret);
+    assert.ok(!/access_token"\s*:\s*"[^*]/.test(text), 'an access token reached a record');
+    assert.ok(text.includes('sns/oauth2/access_token'), 'the exchange is recorded');
+  });
+
+  it('errors: 40029 invalid code is failed with its code; a wrong secret is 40125; a timeout is CHANNEL_UNKNOWN', async () => {
+    const bad = await r.channel.payerIdFromCode(r.ctx, { code: 'NOT-A-CODE-0123' });
+    assert.deepEqual(bad.kind === 'failed' && [bad.code, bad.zh.length > 0, bad.en.length > 0], [
+      '40029',
+      true,
+      true,
+    ]);
+    const wrong = conformanceContext({ ...r.ctx.merchant, app_secret: SUB_SECRET });
+    const back = await visit(
+      r.channel.payerIdAuthorizeUrl(wrong, { redirectUri: 'https://hospay.example/p', state: 'S' }) ?? '',
+    );
+    const w = await r.channel.payerIdFromCode(wrong, { code: back.searchParams.get('code') ?? '' });
+    assert.equal(w.kind === 'failed' && w.code, '40125');
+    assert.ok(!JSON.stringify(wrong.calls).includes(SUB_SECRET));
+    for (const behaviour of ['timeout', 'http_500', 'malformed'] as const) {
+      r.fake.script('oauth_token', behaviour);
+      const t = await r.channel.payerIdFromCode(r.ctx, { code: 'abcdef0123456789' });
+      assert.equal(t.kind === 'failed' && t.code, 'CHANNEL_UNKNOWN', behaviour);
+    }
+    const none = await r.channel.payerIdFromCode(conformanceContext(configured()), { code: 'abcdef' });
+    assert.equal(none.kind === 'failed' && none.code, 'CHANNEL_CONFIG');
+  });
+
+  it('a redirect_uri outside the 网页授权域名 gets WeChat’s error page, not a code', async () => {
+    const url = r.channel.payerIdAuthorizeUrl(r.ctx, { redirectUri: 'https://evil.example/p', state: 'S' });
+    const res = await fetch(url ?? '', { redirect: 'manual' });
+    assert.equal(res.status, 200);
+    assert.match(await res.text(), /10003/);
+  });
+
+  it('v3 JSAPI: the bridge verifies; the openid never reaches a record; an openid of another AppID is refused', async () => {
+    const openid = r.fake.openidFor(APP_ID, 'bob');
+    const n = no();
+    const x = await r.channel.inAppPay(r.ctx, {
+      outTradeNo: n,
+      payType: 'weixin',
+      amountFen: fen(2020),
+      subject: '住院预交金',
+      expiresAt: new Date(Date.now() + 600_000),
+      payerId: openid,
+    });
+    assert.equal(x.kind, 'created', JSON.stringify(x));
+    if (x.kind === 'created') {
+      assert.equal(x.bridge['signType'], 'RSA');
+      assert.equal(x.bridge['appId'], APP_ID);
+      assert.ok(r.fake.verifyBridge(x.bridge));
+    }
+    assert.deepEqual(r.fake.payerOf(n), { field: 'openid', openid });
+    assert.ok(!JSON.stringify(r.ctx.calls).includes(openid), 'the openid reached a call record');
+    const other = await r.channel.inAppPay(r.ctx, {
+      outTradeNo: no(),
+      payType: 'weixin',
+      amountFen: fen(1),
+      subject: 'x',
+      expiresAt: new Date(Date.now() + 600_000),
+      payerId: r.fake.openidFor('wx0000000000000001', 'bob'),
+    });
+    assert.deepEqual(other.kind === 'failed' && [other.code, other.retryable], ['PARAM_ERROR', false]);
+  });
+
+  it('v2 JSAPI (jsapi_api v2, MD5): unifiedorder, an MD5 bridge, the v2 notification; failures mapped', async () => {
+    const v2ctx = conformanceContext({ ...r.ctx.merchant, jsapi_api: 'v2' }, r.ctx.notifyUrl);
+    const openid = r.fake.openidFor(APP_ID, 'carol');
+    const input = (outTradeNo: string) => ({
+      outTradeNo,
+      payType: 'weixin' as const,
+      amountFen: fen(3030),
+      subject: '门诊缴费',
+      expiresAt: new Date(Date.now() + 600_000),
+      payerId: openid,
+      payerClientIp: '203.0.113.9',
+    });
+    const n = no();
+    const x = await v2ctxPay(r, v2ctx, input(n));
+    assert.equal(x.kind, 'created', JSON.stringify(x));
+    if (x.kind === 'created') {
+      assert.equal(x.bridge['signType'], 'MD5');
+      assert.ok(r.fake.verifyBridge(x.bridge));
+      assert.equal(
+        r.fake.verifyBridge({ ...x.bridge, timeStamp: String(Number(x.bridge['timeStamp']) + 1) }),
+        false,
+      );
+    }
+    assert.equal(r.fake.requests().at(-1)?.path, '/pay/unifiedorder');
+    assert.equal(r.fake.requests().at(-1)?.signatureValid, true);
+    assert.ok(!JSON.stringify(v2ctx.calls).includes(openid));
+    r.fake.setTrade(n, 'paid');
+    const note = await r.channel.parseNotify(v2ctx, r.fake.v2Notification(n));
+    assert.equal(note.kind, 'trade');
+    assert.equal(note.ack.status, 200);
+    assert.match(note.ack.body, /<return_code><!\[CDATA\[SUCCESS\]\]><\/return_code>/);
+    const tampered = await r.channel.parseNotify(v2ctx, r.fake.v2Notification(n, { tamper: true }));
+    assert.equal(tampered.kind, 'rejected');
+    assert.match(tampered.ack.body, /FAIL/);
+    for (const [behaviour, code, retryable] of [
+      ['system_error', 'SYSTEMERROR', true],
+      ['declined', 'ORDERCLOSED', false],
+      ['bad_signature', 'CHANNEL_UNKNOWN', true],
+      ['malformed', 'CHANNEL_UNKNOWN', true],
+      ['http_500', 'CHANNEL_UNKNOWN', true],
+    ] as const) {
+      r.fake.script('inapp', behaviour);
+      const y = await v2ctxPay(r, v2ctx, input(no()));
+      assert.deepEqual(y.kind === 'failed' && [y.code, y.retryable], [code, retryable], behaviour);
+    }
+  });
+});
+
+function v2ctxPay(
+  r: Rig,
+  ctx: ReturnType<typeof conformanceContext>,
+  input: Parameters<WechatChannel['inAppPay']>[1],
+) {
+  return r.channel.inAppPay(ctx, input);
+}
+
+describe('wechat service-provider mode against the fake', () => {
+  let r: Rig;
+  before(async () => {
+    r = await rig(
+      {
+        partner: { subMchId: SUB_MCH, subAppId: SUB_APP },
+        oauthApps: { [SUB_APP]: SUB_SECRET },
+        signTypeV2: 'HMAC-SHA256',
+      },
+      (m, f) => ({
+        ...m,
+        mode: 'partner',
+        sub_mchid: SUB_MCH,
+        sub_appid: SUB_APP,
+        sub_app_secret: SUB_SECRET,
+        sign_type_v2: 'HMAC-SHA256',
+        oauth_base_url: f.url,
+        sns_base_url: f.url,
+      }),
+    );
+  });
+  after(() => r.fake.close());
+
+  it('the payer’s openid is sub_appid’s; the order carries sub_openid; the bridge names sub_appid', async () => {
+    const back = await fetch(
+      r.channel.payerIdAuthorizeUrl(r.ctx, { redirectUri: 'https://hospay.example/p', state: 'S' }) ?? '',
+      { redirect: 'manual' },
+    );
+    const code = new URL(back.headers.get('location') ?? '').searchParams.get('code') ?? '';
+    const payer = await r.channel.payerIdFromCode(r.ctx, { code });
+    assert.equal(payer.kind, 'ok');
+    if (payer.kind !== 'ok') return;
+    assert.equal(payer.payerId, r.fake.openidFor(SUB_APP, 'patient-1'));
+    const n = no();
+    const x = await r.channel.inAppPay(r.ctx, {
+      outTradeNo: n,
+      payType: 'weixin',
+      amountFen: fen(5000),
+      subject: '住院预交金',
+      expiresAt: new Date(Date.now() + 600_000),
+      payerId: payer.payerId,
+    });
+    assert.equal(x.kind, 'created', JSON.stringify(x));
+    if (x.kind === 'created') {
+      assert.equal(x.bridge['appId'], SUB_APP);
+      assert.ok(r.fake.verifyBridge(x.bridge));
+    }
+    assert.equal(r.fake.requests().at(-1)?.path, '/v3/pay/partner/transactions/jsapi');
+    assert.deepEqual(r.fake.payerOf(n), { field: 'sub_openid', openid: payer.payerId });
+    r.fake.setTrade(n, 'paid');
+    const q = await r.channel.query(r.ctx, { outTradeNo: n, payType: 'weixin' });
+    assert.equal(q.kind, 'paid', JSON.stringify(q));
+    assert.ok(!JSON.stringify(r.ctx.calls).includes(payer.payerId));
+    assert.ok(!JSON.stringify(r.ctx.calls).includes(SUB_SECRET));
+  });
+
+  it('v2 micropay and v2 JSAPI carry sub_mch_id and sub_appid, and are accepted', async () => {
+    const p = await r.channel.barcodePay(r.ctx, {
+      outTradeNo: no(),
+      payType: 'weixin',
+      amountFen: fen(100),
+      authCode: code(),
+      subject: '药费',
+    });
+    assert.equal(p.kind, 'paid', JSON.stringify(p));
+    const v2ctx = conformanceContext({ ...r.ctx.merchant, jsapi_api: 'v2' }, r.ctx.notifyUrl);
+    const n = no();
+    const x = await r.channel.inAppPay(v2ctx, {
+      outTradeNo: n,
+      payType: 'weixin',
+      amountFen: fen(700),
+      subject: '门诊缴费',
+      expiresAt: new Date(Date.now() + 600_000),
+      payerId: r.fake.openidFor(SUB_APP, 'dave'),
+    });
+    assert.equal(x.kind, 'created', JSON.stringify(x));
+    if (x.kind === 'created') {
+      assert.deepEqual([x.bridge['appId'], x.bridge['signType']], [SUB_APP, 'HMAC-SHA256']);
+      assert.ok(r.fake.verifyBridge(x.bridge));
+    }
+    assert.deepEqual(r.fake.payerOf(n)?.field, 'sub_openid');
+    r.fake.setTrade(n, 'paid');
+    assert.equal((await r.channel.parseNotify(v2ctx, r.fake.v2Notification(n))).kind, 'trade');
+    const other = await r.channel.parseNotify(v2ctx, r.fake.v2Notification(n, { subMchId: '1900000999' }));
+    assert.equal(other.kind, 'rejected');
+  });
+
+  it('a notification naming another sub-merchant is rejected; ours names the trade', async () => {
+    const n = no();
+    await r.channel.precreate(r.ctx, {
+      outTradeNo: n,
+      payType: 'weixin',
+      amountFen: fen(300),
+      subject: 'x',
+      expiresAt: new Date(Date.now() + 600_000),
+    });
+    r.fake.setTrade(n, 'paid');
+    assert.equal((await r.channel.parseNotify(r.ctx, r.fake.notification(n))).kind, 'trade');
+    const other = await r.channel.parseNotify(r.ctx, r.fake.notification(n, { subMchId: '1900000999' }));
+    assert.equal(other.kind, 'rejected');
+    if (other.kind === 'rejected') assert.match(other.reason, /sub-merchant/);
+  });
+
+  it('a query answer for another sub-merchant is unknown, never paid', async () => {
+    const n = no();
+    await r.channel.precreate(r.ctx, {
+      outTradeNo: n,
+      payType: 'weixin',
+      amountFen: fen(300),
+      subject: 'x',
+      expiresAt: new Date(Date.now() + 600_000),
+    });
+    r.fake.setTrade(n, 'paid');
+    // The same configuration with another sub_mchid: the fake refuses the query (not its sub-merchant).
+    const wrong = conformanceContext({ ...r.ctx.merchant, sub_mchid: '1900000999' });
+    const q = await r.channel.query(wrong, { outTradeNo: n, payType: 'weixin' });
+    assert.notEqual(q.kind, 'paid');
+  });
+});
+
+describe('wechat configuration: mode, sub-merchant, AppSecret, JSAPI API', () => {
+  const problems = (values: Record<string, string>) =>
+    checkChannelConfig(wechatDefinition.fields, values).map((p) => `${p.field}: ${p.en}`);
+  const base = () => {
+    const m = configured();
+    return Object.fromEntries(
+      Object.entries(m).filter(([k]) => !['mode', 'jsapi_api', 'oauth_base_url', 'sns_base_url'].includes(k)),
+    );
+  };
+
+  it('a direct configuration stored before this change is still valid and loads as direct', () => {
+    assert.deepEqual(problems(base()), []);
+    const cfg = loadConfig(base());
+    assert.equal(cfg.mode, 'direct');
+    assert.equal(cfg.partner, null);
+    assert.deepEqual(cfg.payerApp, { appId: APP_ID, secret: null, kind: 'openid' });
+    assert.equal(cfg.jsapiApi, 'v3');
+    assert.equal(cfg.oauthBaseUrl, 'https://open.weixin.qq.com');
+    assert.equal(cfg.snsBaseUrl, 'https://api.weixin.qq.com');
+  });
+
+  it('partner needs sub_mchid (not the provider’s own); direct refuses the sub-merchant fields', () => {
+    assert.match(problems({ ...base(), mode: 'partner' }).join(), /mode partner needs sub_mchid/);
+    assert.match(
+      problems({ ...base(), mode: 'partner', sub_mchid: MCH_ID }).join(),
+      /not the service provider/,
+    );
+    assert.deepEqual(problems({ ...base(), mode: 'partner', sub_mchid: SUB_MCH }), []);
+    assert.match(problems({ ...base(), sub_mchid: SUB_MCH }).join(), /sub_mchid is for mode partner only/);
+    assert.match(problems({ ...base(), sub_appid: SUB_APP }).join(), /sub_appid is for mode partner only/);
+    assert.match(
+      problems({ ...base(), mode: 'partner', sub_mchid: SUB_MCH, sub_app_secret: SUB_SECRET }).join(),
+      /sub_app_secret needs sub_appid/,
+    );
+    assert.match(problems({ ...base(), mode: 'agent' }).join(), /^mode:/);
+    assert.match(problems({ ...base(), mode: 'partner', sub_mchid: 'x1' }).join(), /sub_mchid:/);
+    assert.match(problems({ ...base(), app_secret: 'short' }).join(), /app_secret:/);
+  });
+
+  it('jsapi_api v2 needs api_v2_key', () => {
+    const { api_v2_key: _k, ...noV2 } = base();
+    assert.match(problems({ ...noV2, jsapi_api: 'v2' }).join(), /jsapi_api v2 needs api_v2_key/);
+    assert.deepEqual(problems({ ...base(), jsapi_api: 'v2' }), []);
+  });
+
+  it('scopes: the provider’s credentials once for the platform (or the app’s own), the sub-merchant per app', () => {
+    const scope = (n: string) => wechatDefinition.fields.find((f) => f.name === n)?.scope ?? 'app';
+    for (const n of [
+      'mch_id',
+      'app_id',
+      'api_v3_key',
+      'api_v2_key',
+      'merchant_private_key',
+      'merchant_serial_no',
+      'wechatpay_public_key',
+      'wechatpay_public_key_id',
+      'client_cert_p12',
+      'client_cert_pem',
+      'app_secret',
+    ])
+      assert.equal(scope(n), 'either', n);
+    for (const n of ['mode', 'sub_mchid', 'sub_appid', 'sub_app_secret']) assert.equal(scope(n), 'app', n);
+    for (const n of ['app_secret', 'sub_app_secret'])
+      assert.equal(wechatDefinition.fields.find((f) => f.name === n)?.secret, true, n);
   });
 });
