@@ -26,10 +26,12 @@ describe('UnionPay through the doors: QR pay, notice, reconciliation file', () =
 
   before(async () => {
     t = await startTestPlatform();
+    fake = await startFakeUnionPay({ now: () => t.clock.now() });
+    // After the fake is up: its certificates are valid from the moment they were made (a slow machine takes
+    // seconds to make them), and the platform's clock must not be before that.
     t.clock.set(new Date());
     DAY = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(t.clock.now());
     MMDD = DAY.slice(5, 7) + DAY.slice(8, 10);
-    fake = await startFakeUnionPay({ now: () => t.clock.now() });
     const set = await t.admin('PUT', `/admin/apps/${t.appId}/channels/unionpay`, {
       values: {
         mer_id: fake.merId,
