@@ -16,6 +16,14 @@ export function sameDigest(a: string, b: string): boolean {
   return ba.length === bb.length && ba.length > 0 && timingSafeEqual(ba, bb);
 }
 
+/** Constant-time comparison of two texts of any length (their SHA-256 digests are compared). */
+export function sameText(a: string, b: string): boolean {
+  return timingSafeEqual(
+    createHash('sha256').update(a, 'utf8').digest(),
+    createHash('sha256').update(b, 'utf8').digest(),
+  );
+}
+
 export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }

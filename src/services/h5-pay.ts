@@ -124,11 +124,4 @@ export async function h5Pay(
   return { trade, gotoUrl: trade.code_url ?? '' };
 }
 
-/** What the HIS sent with the trade (sign_type, disable_pay_channels, ...). */
-export function tradeExtra(trade: Trade): Record<string, string> {
-  try {
-    return trade.extra ? (JSON.parse(trade.extra) as Record<string, string>) : {};
-  } catch {
-    return {};
-  }
-}
+export { tradeExtra } from '../store/trade-row.js';

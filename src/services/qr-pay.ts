@@ -7,7 +7,7 @@ import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType, PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
-import { newTradeRow } from '../store/trade-row.js';
+import { newTradeRow, tradeExtra } from '../store/trade-row.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import {
   checkRepeat,
@@ -200,12 +200,7 @@ async function channelWapOutcome(
  * provider's sub_appid) first, then openid. Undefined when the HIS passed none.
  */
 export function hisPayerId(trade: Pick<Trade, 'extra'>): string | undefined {
-  let extra: Record<string, unknown>;
-  try {
-    extra = trade.extra ? (JSON.parse(trade.extra) as Record<string, unknown>) : {};
-  } catch {
-    return undefined;
-  }
+  const extra: Record<string, unknown> = tradeExtra(trade);
   for (const k of ['sub_openid', 'openid']) {
     const v = extra[k];
     if (typeof v === 'string' && PAYER_ID.test(v)) return v;

@@ -1,4 +1,4 @@
-import type { NewTrade } from './schema.js';
+import type { NewTrade, Trade } from './schema.js';
 import { ZERO_FEN } from '../domain/money.js';
 
 /** What every new trade is given by the use case that makes it; the rest of the row has its default. */
@@ -63,4 +63,13 @@ export function newTradeRow(fields: TradeRowFields): NewTrade {
     Object.entries(fields).filter(([, v]) => v !== undefined),
   ) as TradeRowFields;
   return { ...TRADE_DEFAULTS, updated_at: fields.created_at, ...given };
+}
+
+/** What the HIS sent with the trade (sign_type, disable_pay_channels, openid, ...): its stored extra, read. */
+export function tradeExtra(trade: Pick<Trade, 'extra'>): Record<string, string> {
+  try {
+    return trade.extra ? (JSON.parse(trade.extra) as Record<string, string>) : {};
+  } catch {
+    return {};
+  }
 }

@@ -13,7 +13,8 @@ import { chromium, type Browser } from 'playwright-core';
 import { verifyParams } from '../../src/crypto/signing.js';
 import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
-import { startFakeUnionPay, type FakeUnionPay } from '../fakes/unionpay-server.js';
+import { type FakeUnionPay } from '../fakes/unionpay-server.js';
+import { useFakeUnionPay } from '../support/fakes-platform.js';
 
 const CHROMIUM = process.env['HOSPAY_CHROMIUM'] ?? '/usr/bin/chromium';
 const skip =
@@ -34,27 +35,7 @@ describe('UnionPay WAP: the hosted form page posts to UnionPay’s cashier', { s
   before(async () => {
     t = await startTestPlatform();
     await t.platform.deps.apps.setPublicKey(t.appId, TEST_APP_KEY.publicPem);
-    fake = await startFakeUnionPay({ now: () => t.clock.now() });
-    // The fake's certificates are made now (valid from this second on): the platform's clock is set after them.
-    t.clock.set(new Date(Date.now() + 2000));
-    const set = await t.admin('PUT', `/admin/apps/${t.appId}/channels/unionpay`, {
-      values: {
-        mer_id: fake.merId,
-        sign_key_pem: fake.certs.merchantKey,
-        sign_cert_pem: fake.certs.merchantCert,
-        root_cert: fake.certs.root,
-        middle_cert: fake.certs.middle,
-        gateway_url: fake.url,
-        file_url: `${fake.url}/`,
-        timeout_ms: '3000',
-      },
-    });
-    assert.equal(set.status, 200, JSON.stringify(set.data));
-    const use = await t.admin('PUT', `/admin/apps/${t.appId}/channel-map`, {
-      pay_type: 'unionpay',
-      channel: 'unionpay',
-    });
-    assert.equal(use.status, 200, JSON.stringify(use.data));
+    fake = await useFakeUnionPay(t, 2000);
     his = http.createServer((req, res) => {
       const u = new URL(req.url ?? '/', hisUrl);
       if (u.pathname === '/pay/return') returns.push(u);

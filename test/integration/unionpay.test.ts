@@ -8,7 +8,8 @@ import {
   startTestPlatform,
   type TestPlatform,
 } from '../support/platform.js';
-import { startFakeUnionPay, type FakeUnionPay } from '../fakes/unionpay-server.js';
+import { type FakeUnionPay } from '../fakes/unionpay-server.js';
+import { useFakeUnionPay } from '../support/fakes-platform.js';
 
 /**
  * hospay with the UnionPay adapter against the fake UnionPay gateway, through the real doors: a QR trade made
@@ -26,30 +27,9 @@ describe('UnionPay through the doors: QR pay, notice, reconciliation file', () =
 
   before(async () => {
     t = await startTestPlatform();
-    fake = await startFakeUnionPay({ now: () => t.clock.now() });
-    // After the fake is up: its certificates are valid from the moment they were made (a slow machine takes
-    // seconds to make them), and the platform's clock must not be before that.
-    t.clock.set(new Date());
+    fake = await useFakeUnionPay(t);
     DAY = new Intl.DateTimeFormat('en-CA', { timeZone: 'Asia/Shanghai' }).format(t.clock.now());
     MMDD = DAY.slice(5, 7) + DAY.slice(8, 10);
-    const set = await t.admin('PUT', `/admin/apps/${t.appId}/channels/unionpay`, {
-      values: {
-        mer_id: fake.merId,
-        sign_key_pem: fake.certs.merchantKey,
-        sign_cert_pem: fake.certs.merchantCert,
-        root_cert: fake.certs.root,
-        middle_cert: fake.certs.middle,
-        gateway_url: fake.url,
-        file_url: `${fake.url}/`,
-        timeout_ms: '3000',
-      },
-    });
-    assert.equal(set.status, 200, JSON.stringify(set.data));
-    const use = await t.admin('PUT', `/admin/apps/${t.appId}/channel-map`, {
-      pay_type: 'unionpay',
-      channel: 'unionpay',
-    });
-    assert.equal(use.status, 200, JSON.stringify(use.data));
   });
   after(async () => {
     await fake?.close();

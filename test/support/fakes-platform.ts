@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { generateKeyPairSync, type KeyPairKeyObjectResult } from 'node:crypto';
 import { startAlipayFake, type AlipayFake } from '../fakes/alipay-server.js';
+import { startFakeUnionPay, type FakeUnionPay } from '../fakes/unionpay-server.js';
 import { startTestPlatform, type TestPlatform } from './platform.js';
 
 /** The test platform beside a fake Alipay gateway (test/fakes/alipay-server.ts). */
@@ -54,4 +55,33 @@ export async function startPlatformWithFakeAlipay(o: {
       await t.close();
     },
   };
+}
+
+/**
+ * Maps the test platform's app's unionpay pay type to the real UnionPay adapter, configured through the admin API
+ * to talk to a fresh fake UnionPay gateway that books by the platform's clock. The fake's certificates are valid
+ * from the moment they are made, so the platform's clock is set after that: to now, plus `clockAheadMs`.
+ */
+export async function useFakeUnionPay(t: TestPlatform, clockAheadMs = 0): Promise<FakeUnionPay> {
+  const fake = await startFakeUnionPay({ now: () => t.clock.now() });
+  t.clock.set(new Date(Date.now() + clockAheadMs));
+  const set = await t.admin('PUT', `/admin/apps/${t.appId}/channels/unionpay`, {
+    values: {
+      mer_id: fake.merId,
+      sign_key_pem: fake.certs.merchantKey,
+      sign_cert_pem: fake.certs.merchantCert,
+      root_cert: fake.certs.root,
+      middle_cert: fake.certs.middle,
+      gateway_url: fake.url,
+      file_url: `${fake.url}/`,
+      timeout_ms: '3000',
+    },
+  });
+  assert.equal(set.status, 200, JSON.stringify(set.data));
+  const use = await t.admin('PUT', `/admin/apps/${t.appId}/channel-map`, {
+    pay_type: 'unionpay',
+    channel: 'unionpay',
+  });
+  assert.equal(use.status, 200, JSON.stringify(use.data));
+  return fake;
 }

@@ -1,4 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sameText } from '../../crypto/tokens.js';
+import { readCookie } from '../cookies.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { enabledPayTypes, type ServiceDeps } from '../../services/deps.js';
 import {
@@ -371,23 +373,6 @@ const PAYER_COOKIE = 'hp_payer';
 const STATE_TTL_S = 600;
 /** The payer's openid cookie lives at most this long (and never past the trade's deadline). */
 const PAYER_TTL_S = 2 * 3600;
-
-function readCookie(req: FastifyRequest, name: string): string | null {
-  const header = req.headers.cookie;
-  if (!header) return null;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i < 0) continue;
-    if (part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
-  }
-  return null;
-}
-
-function sameText(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb);
-}
 
 function notFound(reply: FastifyReply) {
   return reply

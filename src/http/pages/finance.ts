@@ -1,4 +1,6 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { sameText } from '../../crypto/tokens.js';
+import { readCookie } from '../cookies.js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { ServiceDeps } from '../../services/deps.js';
 import type { FinanceSession } from '../../services/records.js';
@@ -55,20 +57,7 @@ const FLASHES: Readonly<Record<string, Flash>> = {
 };
 
 function sameToken(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && a.length > 0 && b.length > 0;
-}
-
-function readCookie(req: FastifyRequest, name: string): string | null {
-  const header = req.headers.cookie;
-  if (!header) return null;
-  for (const part of header.split(';')) {
-    const i = part.indexOf('=');
-    if (i < 0) continue;
-    if (part.slice(0, i).trim() === name) return part.slice(i + 1).trim();
-  }
-  return null;
+  return sameText(a, b) && a.length > 0 && b.length > 0;
 }
 
 function isDate(text: string): boolean {
