@@ -11,6 +11,7 @@ import { registerCashierPages } from './pages/cashier.js';
 import { registerMedicarePages } from './pages/medicare.js';
 import { registerLandingPage } from './pages/landing.js';
 import { registerFinancePages } from './pages/finance.js';
+import { registerDeskPages } from './pages/desk.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { registerChannelNotifyRoutes } from './channels/notify.js';
 import { registerMedicareNotifyRoutes } from './channels/medicare-notify.js';
@@ -78,6 +79,7 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
   }
   if (doors !== 'public') {
     await registerFinancePages(app, parts.deps, parts.recon);
+    await registerDeskPages(app, parts.deps, parts.recon);
     await registerAdminRoutes(app, parts.deps, parts.adminToken, parts.recon);
   }
   if (doors !== 'admin') await registerChannelNotifyRoutes(app, parts.deps);

@@ -26,6 +26,7 @@ import * as m017 from './migrations/017-recon-incomplete.js';
 import * as m020 from './migrations/020-medicare-details.js';
 import * as m018 from './migrations/018-platform-channel-configs.js';
 import * as m019 from './migrations/019-ecny.js';
+import * as m021 from './migrations/021-desk.js';
 
 export type Db = Kysely<Database>;
 
@@ -49,6 +50,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '020-medicare-details': m020,
   '018-platform-channel-configs': m018,
   '019-ecny': m019,
+  '021-desk': m021,
 };
 
 class StaticMigrationProvider implements MigrationProvider {

@@ -2,6 +2,7 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } 
 import type { Db } from './db.js';
 import { isUniqueViolation } from './db.js';
 import type { Clock } from '../domain/clock.js';
+import type { Role } from '../domain/access.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import { passwordHashGate, type HashLane } from '../crypto/hash-gate.js';
 import { LOGIN_BACKOFF, liveFailures, waitMs } from '../domain/login-backoff.js';
@@ -123,6 +124,9 @@ export interface FinanceSession {
   csrfToken: string;
   createdAt: Date;
   expiresAt: Date;
+  role: Role;
+  /** 'all' or the app ids granted (domain/access.ts Principal.apps). */
+  apps: 'all' | readonly string[];
 }
 
 export class OperatorExistsError extends ConflictError {
@@ -314,6 +318,8 @@ export class OperatorRepository {
         'finance_sessions.last_seen_at',
         'finance_operators.display_name',
         'finance_operators.status',
+        'finance_operators.role',
+        'finance_operators.all_apps',
       ])
       .where('finance_sessions.token_hash', '=', tokenHash)
       .executeTakeFirst();
@@ -339,7 +345,20 @@ export class OperatorRepository {
       csrfToken: row.csrf_token,
       createdAt: row.created_at,
       expiresAt,
+      role: row.role,
+      apps: row.all_apps ? 'all' : await this.grantedApps(row.username),
     };
+  }
+
+  /** The app ids granted to an operator without all_apps, sorted. */
+  async grantedApps(username: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('operator_apps')
+      .select('app_id')
+      .where('username', '=', username)
+      .orderBy('app_id')
+      .execute();
+    return rows.map((r) => r.app_id);
   }
 
   async deleteSession(token: string): Promise<void> {

@@ -1,5 +1,6 @@
 import type { ColumnType, Generated, Insertable, Selectable } from 'kysely';
 import type { Fen } from '../domain/money.js';
+import type { Role } from '../domain/access.js';
 
 /** bigint columns are parsed to JS numbers by both drivers (amounts stay far below 2^53). */
 type Int8 = ColumnType<number, number | undefined, number>;
@@ -36,6 +37,8 @@ export interface AppsTable {
    * Loopback, link-local and metadata addresses are never allowed, whatever this says.
    */
   notify_private_cidrs: ColumnType<string, string | undefined, string>;
+  /** Money actions at the desk (refund, cancel) need a second person's approval (021); default on. */
+  desk_approval: ColumnType<boolean, boolean | undefined, boolean>;
 }
 
 export interface TradesTable {
@@ -355,6 +358,71 @@ export interface FinanceOperatorsTable {
   password_hash: string;
   status: ColumnType<'active' | 'disabled', 'active' | 'disabled' | undefined, 'active' | 'disabled'>;
   created_at: Timestamp;
+  /** What the operator may do (domain/access.ts) (021). */
+  role: ColumnType<Role, Role | undefined, Role>;
+  /** Every hospital (app), present and future; otherwise only those in operator_apps (021). */
+  all_apps: ColumnType<boolean, boolean | undefined, boolean>;
+}
+
+/** The hospitals (apps) granted to an operator without all_apps (021). */
+export interface OperatorAppsTable {
+  username: string;
+  app_id: string;
+  granted_at: Timestamp;
+}
+
+/** An operator's personal API token for the admin API (021): only its sha256 is stored. */
+export interface OperatorTokensTable {
+  /** The public part of the token (hpo_<id>_<secret>), shown in lists. */
+  id: string;
+  token_hash: string;
+  username: string;
+  label: string;
+  created_at: Timestamp;
+  expires_at: NullableTimestamp;
+  last_used_at: NullableTimestamp;
+  revoked_at: NullableTimestamp;
+}
+
+/** Every action taken at the desk or through the admin API on a trade, app, channel or operator (021). */
+export interface DeskAuditTable {
+  id: Generated<number>;
+  at: Timestamp;
+  /** The operator's username, or "admin" for the platform admin token, "cli" for the command line. */
+  actor: string;
+  role: string;
+  via: 'session' | 'token' | 'admin-token' | 'cli';
+  /** e.g. trade.query, notify.resend, trade.close, refund.request, refund.approve, refund.reject, app.create. */
+  action: string;
+  app_id: string | null;
+  out_trade_no: string | null;
+  /** The desk request (maker–checker) the action belongs to. */
+  request_id: number | null;
+  /** ok, refused, failed, pending … (short, stable words). */
+  outcome: string;
+  /** JSON, masked like the logs: never a secret or personal data. */
+  detail: ColumnType<string, string | undefined, string>;
+}
+
+/** A money action asked at the desk (021): a refund or cancel, approved by a second person when required. */
+export interface DeskRequestsTable {
+  id: Generated<number>;
+  app_id: string;
+  trade_id: number;
+  out_trade_no: string;
+  kind: 'refund' | 'cancel';
+  /** The refund's amount; null for a cancel (the whole trade). */
+  amount_fen: number | null;
+  reason: string;
+  /** The refund's OutRequestNo (a cancel's too): the same idempotency as a HIS request. */
+  out_request_no: string;
+  status: 'PENDING' | 'APPROVED' | 'REJECTED' | 'DONE' | 'FAILED';
+  requested_by: string;
+  requested_at: Timestamp;
+  decided_by: string | null;
+  decided_at: NullableTimestamp;
+  /** JSON: the service's answer (status, code, message), set when executed. */
+  result: string | null;
 }
 
 /** The finance login's back-off (012): per username (source '*') and per username and source address. */
@@ -428,6 +496,10 @@ export interface Database {
   finance_operators: FinanceOperatorsTable;
   finance_sessions: FinanceSessionsTable;
   finance_login_attempts: FinanceLoginAttemptsTable;
+  operator_apps: OperatorAppsTable;
+  operator_tokens: OperatorTokensTable;
+  desk_audit: DeskAuditTable;
+  desk_requests: DeskRequestsTable;
 }
 
 export type Notification = Selectable<NotificationsTable>;

@@ -12,6 +12,7 @@ import { registerDifferenceAdminRoutes } from './differences.js';
 import { registerChannelAdminRoutes } from './channels.js';
 import { registerOperatorAdminRoutes } from './operators.js';
 import { FailureThrottle } from './throttle.js';
+import { applyAdminSchema } from './schemas.js';
 import { normaliseRegisteredRedirect } from '../../services/medicare.js';
 import { allowListEntries, parseAllowList } from '../../services/notify-target.js';
 
@@ -33,6 +34,8 @@ export async function registerAdminRoutes(
 ): Promise<void> {
   const throttle = new FailureThrottle(deps.clock);
   await app.register(async (scope) => {
+    // Each route's request and answer schema (schemas.ts), also the source of /openapi.json.
+    scope.addHook('onRoute', applyAdminSchema);
     scope.addHook('onRequest', async (req, reply) => {
       // Guessing is slowed per source address: after a few failures the address waits, longer each time.
       const waitMs = throttle.waitFor(req.ip);
