@@ -22,6 +22,7 @@ import { MedicareRepository } from './store/medicare.js';
 import { OperatorRepository } from './store/operators.js';
 import { LoginAttemptRepository } from './store/login-attempts.js';
 import { RetentionRepository } from './store/retention.js';
+import { AuditRepository } from './store/audit.js';
 import { channelContext, channelFor, realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
 import { NotifyJob } from './jobs/notifier.js';
@@ -178,6 +179,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       operators: new OperatorRepository(store.db, clock),
       loginAttempts: new LoginAttemptRepository(store.db),
       retention: new RetentionRepository(store.db),
+      audit: new AuditRepository(store.db),
       log,
       sleep: opts.sleep ?? realSleep,
     };

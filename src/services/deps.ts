@@ -15,6 +15,7 @@ import type { MedicareRepository } from '../store/medicare.js';
 import type { OperatorRepository } from '../store/operators.js';
 import type { LoginAttemptRepository } from '../store/login-attempts.js';
 import type { RetentionRepository } from '../store/retention.js';
+import type { AuditRepository } from '../store/audit.js';
 import type { ChannelConfigs } from './channel-config.js';
 import type { App, Trade } from '../store/schema.js';
 import type { ChannelRegistry } from '../channels/registry.js';
@@ -50,6 +51,8 @@ export interface ServiceDeps {
   loginAttempts: LoginAttemptRepository;
   /** Channel calls and notification attempts past their retention. */
   retention: RetentionRepository;
+  /** The desk's audit trail: every operator action (desk pages, admin API, CLI). */
+  audit: AuditRepository;
   clock: Clock;
   config: Config;
   /** Seals and opens secrets stored in the database (the HIS AccessToken, channel keys). */

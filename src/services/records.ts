@@ -6,3 +6,4 @@ export type { App, Trade, Refund, Notification } from '../store/schema.js';
 export type { NotifyRejectionRow } from '../store/channel-calls.js';
 export type { FinanceSession, OperatorView } from '../store/operators.js';
 export type { PendingAuthorisation } from '../store/medicare.js';
+export type { AuditEntry } from '../store/audit.js';
