@@ -23,6 +23,7 @@ import { formatShanghai } from '../src/domain/clock.js';
 import { createLogger } from '../src/logging.js';
 import { newTradeRow } from '../src/store/trade-row.js';
 import { fen, type Fen } from '../src/domain/money.js';
+import { createProgress } from '../src/cli/progress.js';
 
 const args = Object.fromEntries(
   process.argv.slice(2).map((a) => {
@@ -90,6 +91,7 @@ async function main(): Promise<void> {
       });
     }
     const BATCH = 1000;
+    const filling = createProgress({ label: '写入交易 fill trades', total: N, unit: 'trades' });
     for (let i = 0; i < N; i += BATCH) {
       const chunk = orders.slice(i, i + BATCH);
       await db
@@ -142,7 +144,9 @@ async function main(): Promise<void> {
           })),
         )
         .execute();
+      filling.tick(chunk.length);
     }
+    filling.done();
     // Same-day partial refunds (1.00 yuan) of every 20th payment, on both sides.
     const refunded = orders.filter((_o, i) => isRefunded(i));
     const ids = new Map(

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Logger } from 'pino';
 import { ConfigError, MIN_ADMIN_TOKEN_LENGTH, type Config } from './config/config.js';
 import { systemClock, type Clock } from './domain/clock.js';
-import { migrate, openStore, type Store } from './store/db.js';
+import { migrate, openReadStore, openStore, type Store } from './store/db.js';
 import { AppRepository } from './store/apps.js';
 import { TradeRepository } from './store/trades.js';
 import { RefundRepository } from './store/refunds.js';
@@ -22,7 +22,13 @@ import { MedicareRepository } from './store/medicare.js';
 import { OperatorRepository } from './store/operators.js';
 import { LoginAttemptRepository } from './store/login-attempts.js';
 import { RetentionRepository } from './store/retention.js';
+import { EmbeddedBackup } from './store/backup.js';
 import { AuditRepository } from './store/audit.js';
+import { HealthRepository } from './store/health.js';
+import { startTracing, type Tracing } from './tracing.js';
+import { DeskRepository } from './store/desk.js';
+import { OperatorTokenRepository } from './store/operator-tokens.js';
+import { DeskRequestRepository } from './store/desk-requests.js';
 import { channelContext, channelFor, realSleep, type ServiceDeps } from './services/deps.js';
 import { ExpiryJob } from './jobs/expirer.js';
 import { NotifyJob } from './jobs/notifier.js';
@@ -36,6 +42,7 @@ import { createLogger } from './logging.js';
 import {
   acquireLock,
   adminTokenPath,
+  hospayVersion,
   loadOrCreateAdminToken,
   masterKeyLoader,
   recordLockPort,
@@ -74,6 +81,8 @@ export interface PlatformOptions {
   /** Create a demo app on an empty database and report its token (default true). */
   demo?: boolean;
   adminToken?: string;
+  /** Traces already started (the CLI starts them first); else started here when HOSPAY_OTEL_ENABLED is on. */
+  tracing?: Tracing | null;
 }
 
 export interface Platform {
@@ -118,6 +127,10 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         'digits or base64; the same on every instance) / 使用 PostgreSQL 时必须设置主密钥',
     );
   let releaseLock: (() => void) | null = null;
+  // Traces start before the first database connection: a connection made earlier keeps an unpatched query.
+  const ownTracing = opts.tracing === undefined;
+  const tracing = ownTracing ? await startTracing(config) : (opts.tracing ?? null);
+  const stopTracing = tracing && ownTracing ? () => tracing.shutdown() : null;
   if (ownStore && config.store.kind === 'embedded' && config.store.dataDir)
     releaseLock = acquireLock(config.store.dataDir);
   let store: Store;
@@ -130,10 +143,19 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       }));
   } catch (e) {
     releaseLock?.();
+    await stopTracing?.();
     throw e;
   }
+  // The read replica (HOSPAY_READ_DATABASE_URL), for the reads that may lag: see store/db.ts openReadStore.
+  let read: Store | null = null;
   try {
     await migrate(store.db);
+    read = await openReadStore(config.store, {
+      onConnectionError: (err) => log.warn({ err: err.message }, 'read replica connection lost'),
+      onFallback: (err) =>
+        log.warn({ err: err.message }, 'read replica unreachable: reading from the primary for 30 s'),
+    });
+    const readDb = read?.db ?? store.db;
     const apps = new AppRepository(store.db, clock, config.appCacheMs);
     const simulator = new SimulatorProvider({ db: store.db, clock, publicBaseUrl: config.publicBaseUrl });
     const channels = new ChannelRegistry(
@@ -179,7 +201,15 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
       operators: new OperatorRepository(store.db, clock),
       loginAttempts: new LoginAttemptRepository(store.db),
       retention: new RetentionRepository(store.db),
+      backup:
+        store.kind === 'embedded' && config.store.kind === 'embedded' && config.store.dataDir
+          ? new EmbeddedBackup(store.db, config.store.dataDir, hospayVersion())
+          : null,
       audit: new AuditRepository(store.db),
+      health: new HealthRepository(store.db, store.poolStats),
+      desk: new DeskRepository(store.db, readDb),
+      operatorTokens: new OperatorTokenRepository(store.db, clock),
+      deskRequests: new DeskRequestRepository(store.db),
       log,
       sleep: opts.sleep ?? realSleep,
     };
@@ -187,8 +217,8 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     // The reconciliation reaches the channels exactly as the services do (their choice and call context).
     const recon: ReconcileDeps = {
       apps,
-      reconciliation: new ReconciliationRepository(store.db),
-      reports: new ReportRepository(store.db),
+      reconciliation: new ReconciliationRepository(store.db, readDb, clock),
+      reports: new ReportRepository(store.db, readDb),
       jobClaims: new JobClaimRepository(store.db),
       clock,
       config,
@@ -234,7 +264,15 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
     if (ownStore)
       for (const problem of secureDataDir(config.dataDir))
         log.warn({ problem }, 'data directory is not private');
-    const parts = { deps, recon, config, simulator, adminToken, demoAppId: () => firstApp };
+    const parts = {
+      deps,
+      recon,
+      config,
+      simulator,
+      adminToken,
+      demoAppId: () => firstApp,
+      otelPlugin: tracing?.fastifyPlugin,
+    };
     const server = await buildServer(parts, config.adminListen ? 'public' : 'all');
     const adminServer = config.adminListen ? await buildServer(parts, 'admin') : null;
     const expiry = new ExpiryJob(deps);
@@ -296,13 +334,17 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         await adminServer?.close();
         await deps.channelCalls.flush();
         await closeHttpPools();
+        await read?.close();
         if (ownStore) await store.close();
         releaseLock?.();
+        await stopTracing?.();
       },
     };
   } catch (e) {
+    await read?.close();
     if (ownStore) await store.close();
     releaseLock?.();
+    await stopTracing?.();
     throw e;
   }
 }

@@ -1,6 +1,7 @@
 import type { ChannelContext } from './channel.js';
 import { HttpError, type HttpClient, type HttpRequest } from './http.js';
 import { excerpt, scrubText } from '../formats/redact.js';
+import { trace, SpanStatusCode } from '@opentelemetry/api';
 
 /**
  * The exchange every channel shares: one request to the provider under its deadline, timed, and recorded for
@@ -77,6 +78,17 @@ export class CallRecorder {
   }
 
   done(outcome: string, parts: RecordParts = {}): void {
+    // A span for the call (a no-op unless traces are on: src/tracing.ts), child of the request's span.
+    const span = trace
+      .getTracer('hospay')
+      .startSpan(`channel ${this.operation}`, { startTime: this.started });
+    span.setAttributes({
+      'hospay.channel.operation': this.operation,
+      'hospay.channel.outcome': outcome.split(/[\s:]/)[0] ?? '',
+    });
+    if (parts.httpStatus !== undefined) span.setAttribute('http.response.status_code', parts.httpStatus);
+    if (/^(unknown|failed|rejected|unreadable)/.test(outcome)) span.setStatus({ code: SpanStatusCode.ERROR });
+    span.end();
     const cut = (t: string | undefined, max: number) =>
       t === undefined ? undefined : excerpt(scrubText(t), max);
     try {

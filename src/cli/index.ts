@@ -19,6 +19,7 @@ import { differencesCommand } from './differences.js';
 import { NOTIFY_USAGE, notifyCommand } from './notify.js';
 import { REPORT_USAGE, reportCommand } from './report.js';
 import { OPERATOR_USAGE, operatorCommand } from './operator.js';
+import { BACKUP_USAGE, backupCommand, restoreCommand } from './backup.js';
 import { publicAddressLines } from './serve-banner.js';
 import { COMMANDS, helpPointer } from './usage.js';
 import { normaliseRegisteredRedirect } from '../services/medicare.js';
@@ -53,10 +54,14 @@ ${CHANNEL_USAGE}
 ${HIS_SIM_USAGE}
 ${RECONCILE_USAGE}
 ${REPORT_USAGE}
-  hospay operator create --username U --name 显示名 [--password-stdin] [--json]
-                                               a finance operator for /finance (password shown once)
+  hospay operator create --username U --name 显示名 [--role R] [--apps A,B | --all-apps] [--password-stdin]
+                                               an operator for /finance and /desk (password shown once)
   hospay operator list [--json] | operator passwd --username U [--password-stdin]
   hospay operator disable --username U | operator enable --username U
+  hospay operator role --username U --role R | operator apps|grant|revoke --username U --apps A,B
+  hospay operator token create|list|revoke --username U [--label L] [--days N] [--id ID]
+                                               personal API tokens (shown once) instead of the admin token
+${BACKUP_USAGE}
   hospay migrate                               apply database migrations
   hospay help
 
@@ -77,6 +82,9 @@ function helpFor(cmd: string | undefined): string {
       return `Usage:\n${RECONCILE_USAGE}`;
     case 'report':
       return `Usage:\n${REPORT_USAGE}`;
+    case 'backup':
+    case 'restore':
+      return `Usage:\n${BACKUP_USAGE}`;
     default:
       return HELP;
   }
@@ -111,6 +119,10 @@ async function main(argv: string[]): Promise<number> {
       return reportCommand(rest, loadConfig());
     case 'operator':
       return operatorCommand(rest, loadConfig());
+    case 'backup':
+      return backupCommand(rest, loadConfig());
+    case 'restore':
+      return restoreCommand(rest, loadConfig());
     case undefined:
     case 'help':
     case '--help':

@@ -3,13 +3,13 @@ import type { Config } from '../config/config.js';
 import { formatFen, ZERO_FEN } from '../domain/money.js';
 import { formatShanghai, systemClock } from '../domain/clock.js';
 import { adminFetch, cliPlatform, readStdin, runningServer } from './running-server.js';
+import { createProgress } from './progress.js';
 import {
   UnknownAppError,
   isBusinessDate,
   isIncomplete,
   reconcileApps,
   type AppDayOutcome,
-  type ReconProgress,
 } from '../reconcile/run.js';
 import { parseFeeRates, ReconSettingsError } from '../reconcile/settings.js';
 import { ADMIN_ACTOR_PREFIX, NOTE_MAX } from '../reconcile/differences.js';
@@ -24,9 +24,14 @@ import { UsageError } from '../domain/errors.js';
 /** `hospay reconcile`'s exit code when a side (the HIS) could not be compared: the day must be run again. */
 export const EXIT_INCOMPLETE = 4;
 
-export const RECONCILE_USAGE = `  hospay reconcile [--date YYYY-MM-DD] [--app ID] [--json]
-                                               reconcile a business day (default: yesterday, Asia/Shanghai):
-                                               platform ↔ channel bill ↔ HIS; a progress bar on a terminal;
+/** The most days one `hospay reconcile --from … --to …` takes. */
+export const MAX_RECONCILE_DAYS = 366;
+
+export const RECONCILE_USAGE = `  hospay reconcile [--date YYYY-MM-DD | --from YYYY-MM-DD --to YYYY-MM-DD] [--app ID] [--json]
+                                               reconcile a business day (default: yesterday, Asia/Shanghai),
+                                               or every day from --from to --to (at most ${MAX_RECONCILE_DAYS}):
+                                               platform ↔ channel bill ↔ HIS; progress on stderr (a bar on a
+                                               terminal, plain lines otherwise, JSON lines with --json);
                                                exit 0 = no open differences, 3 = open differences,
                                                ${EXIT_INCOMPLETE} = incomplete (the HIS could not be read: run again),
                                                1 = an app could not be reconciled
@@ -71,30 +76,6 @@ async function admin<T>(
   return { status: r.status, data: (r.data ?? {}) as T & { code?: string; message?: string } };
 }
 
-const STAGES: Record<ReconProgress['stage'], string> = {
-  bill: '下载账单 bill',
-  platform: '平台流水 platform',
-  his: 'HIS 交易列表 HIS list',
-  match: '比对 matching',
-  recheck: 'HIS 复核 re-check',
-  save: '保存 saving',
-};
-
-/** A one-line progress bar on stderr, redrawn in place (only on a terminal). */
-export function progressBar(
-  write: (s: string) => void,
-  width = 24,
-): (p: ReconProgress & { appId: string }) => void {
-  return (p) => {
-    const ratio = p.total > 0 ? Math.min(1, p.done / p.total) : 1;
-    const full = Math.round(ratio * width);
-    const bar = `${'█'.repeat(full)}${'░'.repeat(width - full)}`;
-    write(
-      `\r\x1b[2K${p.appId} ${p.payType.padEnd(8)} [${bar}] ${String(p.done).padStart(3)}/${p.total} ${STAGES[p.stage]}`,
-    );
-  };
-}
-
 function printOutcomes(outcomes: readonly AppDayOutcome[]): void {
   for (const o of outcomes) {
     if (o.error) {
@@ -115,68 +96,148 @@ function printOutcomes(outcomes: readonly AppDayOutcome[]): void {
   }
 }
 
+/** The business dates from `from` to `to`, both included (YYYY-MM-DD, calendar days). */
+export function businessDates(from: string, to: string): string[] {
+  const out: string[] = [];
+  for (let t = Date.parse(`${from}T00:00:00Z`); t <= Date.parse(`${to}T00:00:00Z`); t += 86_400_000) {
+    out.push(new Date(t).toISOString().slice(0, 10));
+    if (out.length > MAX_RECONCILE_DAYS) break;
+  }
+  return out;
+}
+
+/** The dates a `hospay reconcile` names: --date, or --from … --to …, or yesterday. */
+function datesOf(values: { date?: string; from?: string; to?: string }): string[] {
+  if (values.from !== undefined || values.to !== undefined) {
+    if (values.date !== undefined) throw new ReconcileUsageError('use either --date or --from/--to');
+    if (values.from === undefined || values.to === undefined)
+      throw new ReconcileUsageError('--from and --to go together (YYYY-MM-DD, both included)');
+    if (!isBusinessDate(values.from) || !isBusinessDate(values.to))
+      throw new ReconcileUsageError('--from and --to must be real dates written YYYY-MM-DD');
+    if (values.from > values.to) throw new ReconcileUsageError('--from must not be after --to');
+    const dates = businessDates(values.from, values.to);
+    if (dates.length > MAX_RECONCILE_DAYS)
+      throw new ReconcileUsageError(`--from … --to takes at most ${MAX_RECONCILE_DAYS} days`);
+    return dates;
+  }
+  const date = values.date ?? shanghaiDateBefore(systemClock.now(), 1);
+  if (!isBusinessDate(date))
+    throw new ReconcileUsageError('--date must be a real date written YYYY-MM-DD (default: yesterday)');
+  return [date];
+}
+
+type RunResult = { outcomes: AppDayOutcome[]; open: number; errors: number; incomplete?: number };
+
 /**
- * Reconciles one business day (default: yesterday in Asia/Shanghai, whatever the host's time zone). Exit code
- * 0: no open differences; 3: open differences; 4 (EXIT_INCOMPLETE): a pay type could not be compared with the
- * HIS, run the day again; 1: an app failed. The worst wins: 1, then 4, then 3.
- * With the embedded database held by a running server, the server does the work (admin API).
+ * Reconciles one business day (default: yesterday in Asia/Shanghai, whatever the host's time zone), or each day
+ * of --from … --to in order (a day's pending pool is carried to the next). Exit code 0: no open differences; 3:
+ * open differences; 4 (EXIT_INCOMPLETE): a pay type could not be compared with the HIS, run the day again; 1:
+ * an app failed. The worst wins: 1, then 4, then 3. Progress goes to stderr (src/cli/progress.ts); stdout
+ * carries the outcome only. With the embedded database held by a running server, the server does the work
+ * (admin API, one day per request).
  */
 export async function reconcileCommand(args: string[], config: Config): Promise<number> {
   const { values } = parseArgs({
     args,
-    options: { date: { type: 'string' }, app: { type: 'string' }, json: { type: 'boolean' } },
+    options: {
+      date: { type: 'string' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      app: { type: 'string' },
+      json: { type: 'boolean' },
+    },
     strict: true,
   });
-  const date = values.date ?? shanghaiDateBefore(systemClock.now(), 1);
-  if (!isBusinessDate(date))
-    throw new ReconcileUsageError('--date must be a real date written YYYY-MM-DD (default: yesterday)');
-  const tty = process.stderr.isTTY && !values.json;
-  let run: { outcomes: AppDayOutcome[]; open: number; errors: number; incomplete?: number };
+  const dates = datesOf(values);
+  const range = dates.length > 1 ? `${dates[0] ?? ''}…${dates.at(-1) ?? ''}` : (dates[0] ?? '');
+  const label = `对账 reconcile ${range}`;
+  const json = values.json === true;
+  const runs: Array<{ date: string; run: RunResult }> = [];
   const server = runningServer(config);
   if (server) {
-    if (tty) process.stderr.write('对账中（由运行中的服务执行）/ reconciling on the running server …');
-    const r = await admin<typeof run>(server, 'POST', '/admin/reconcile', {
-      date,
-      ...(values.app ? { app_id: values.app } : {}),
-    });
-    if (tty) process.stderr.write('\r\x1b[2K');
-    if (r.status === 404) throw new UnknownAppError(values.app ?? '');
-    if (r.status !== 200)
-      throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
-    run = r.data;
+    // The running server reconciles one day per request: one step per day.
+    const progress = createProgress({ label, total: dates.length, unit: 'days', json });
+    try {
+      for (const date of dates) {
+        const r = await admin<RunResult>(server, 'POST', '/admin/reconcile', {
+          date,
+          ...(values.app ? { app_id: values.app } : {}),
+        });
+        if (r.status === 404) throw new UnknownAppError(values.app ?? '');
+        if (r.status !== 200)
+          throw new Error(`the running server refused: HTTP ${r.status} ${r.data.message ?? ''}`);
+        runs.push({ date, run: r.data });
+        progress.tick();
+      }
+    } finally {
+      progress.done(summaryOf(runs));
+    }
   } else {
     const platform = await cliPlatform(config);
+    const deps = platform.recon;
     try {
-      run = await reconcileApps(platform.recon, {
-        date,
-        ...(values.app ? { appId: values.app } : {}),
-        ...(tty ? { onProgress: progressBar((s) => process.stderr.write(s)) } : {}),
+      // One step per app and day: the apps reconcileApps would take (the one asked for, or the active ones).
+      const apps = (await deps.apps.list()).filter((a) =>
+        values.app ? a.id === values.app : a.status === 'active',
+      );
+      if (values.app && apps.length === 0) throw new UnknownAppError(values.app);
+      const progress = createProgress({
+        label,
+        total: dates.length * apps.length,
+        unit: 'app-days',
+        json,
       });
+      try {
+        for (const date of dates) {
+          const day: RunResult = { outcomes: [], open: 0, errors: 0 };
+          for (const app of apps) {
+            const r = await reconcileApps(deps, { date, appId: app.id });
+            day.outcomes.push(...r.outcomes);
+            day.open += r.open;
+            day.errors += r.errors;
+            progress.tick();
+          }
+          runs.push({ date, run: day });
+        }
+      } finally {
+        progress.done(summaryOf(runs));
+      }
     } finally {
-      if (tty) process.stderr.write('\r\x1b[2K');
       await platform.close();
     }
   }
-  const incomplete = run.outcomes.filter(isIncomplete).length;
-  if (values.json) console.log(JSON.stringify(run.outcomes));
+  const outcomes = runs.flatMap((r) => r.run.outcomes);
+  const open = runs.reduce((n, r) => n + r.run.open, 0);
+  const errors = runs.reduce((n, r) => n + r.run.errors, 0);
+  const incomplete = outcomes.filter(isIncomplete).length;
+  if (json) console.log(JSON.stringify(outcomes));
   else {
-    console.log(`业务日期 / business date ${date} (Asia/Shanghai)`);
-    printOutcomes(run.outcomes);
+    for (const r of runs) {
+      console.log(`业务日期 / business date ${r.date} (Asia/Shanghai)`);
+      printOutcomes(r.run.outcomes);
+    }
     if (incomplete > 0)
       console.log(
         `对账未完成：${incomplete} 个支付方式未能与 HIS 核对，请 HIS 恢复后重新对账 / incomplete: ${incomplete} pay type(s) not compared with the HIS; run the day again when the HIS is back`,
       );
     console.log(
-      run.open === 0
+      open === 0
         ? incomplete > 0
           ? '已核对部分无未处理差异 / no open differences in what could be compared'
           : '无未处理差异 / no open differences'
-        : `未处理差异 ${run.open} 条 / ${run.open} open differences`,
+        : `未处理差异 ${open} 条 / ${open} open differences`,
     );
   }
-  if (run.errors > 0) return 1;
+  if (errors > 0) return 1;
   if (incomplete > 0) return EXIT_INCOMPLETE;
-  return run.open === 0 ? 0 : 3;
+  return open === 0 ? 0 : 3;
+}
+
+/** The final progress line's summary: days done, open differences, failures. */
+function summaryOf(runs: ReadonlyArray<{ run: RunResult }>): string {
+  const open = runs.reduce((n, r) => n + r.run.open, 0);
+  const errors = runs.reduce((n, r) => n + r.run.errors, 0);
+  return `${runs.length} 天 days, 未处理差异 open ${open}${errors ? `, 失败 failed ${errors}` : ''}`;
 }
 
 function wholeNumber(text: string | undefined, flag: string): number | undefined {

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import type { Config } from '../config/config.js';
-import { migrate, openStore } from '../store/db.js';
+import { migrate, openReadStore, openStore } from '../store/db.js';
 import { ReconciliationRepository } from '../store/reconciliation.js';
 import { ReportRepository } from '../store/reports.js';
 import { systemClock } from '../domain/clock.js';
@@ -96,10 +96,17 @@ async function fetchReport(config: Config, date: string, appId: string | undefin
     return JSON.parse(text) as DayReport;
   }
   const store = await openStore(config.store);
+  // The day's totals from the read replica when one is set (HOSPAY_READ_DATABASE_URL), as the server does.
+  const read = await openReadStore(config.store, {
+    onFallback: (err) =>
+      console.error(
+        `hospay: 只读副本不可用，改读主库 / read replica unreachable (${err.message}): reading the primary`,
+      ),
+  });
   try {
     await migrate(store.db);
     const repositories = {
-      reports: new ReportRepository(store.db),
+      reports: new ReportRepository(store.db, read?.db ?? store.db),
       reconciliation: new ReconciliationRepository(store.db),
     };
     return await buildDayReport(repositories, {
@@ -111,6 +118,7 @@ async function fetchReport(config: Config, date: string, appId: string | undefin
     if (e instanceof ReportAppNotFoundError) throw new AppNotFoundError(e.appId);
     throw e;
   } finally {
+    await read?.close();
     await store.close();
   }
 }

@@ -10,6 +10,8 @@ export const COMMANDS: readonly string[] = [
   'reconcile',
   'report',
   'operator',
+  'backup',
+  'restore',
 ];
 
 /**

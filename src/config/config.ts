@@ -11,6 +11,10 @@ export type StoreConfig =
       poolSize?: number;
       /** Named prepared statements (HOSPAY_DB_PREPARE, on by default; see prepared.ts). */
       prepare?: boolean;
+      /** HOSPAY_READ_DATABASE_URL: a read replica for reads that may lag (store/db.ts openReadStore). */
+      readUrl?: string;
+      /** HOSPAY_READ_DB_POOL: the read pool's size (default: HOSPAY_DB_POOL). */
+      readPoolSize?: number;
     }
   | { kind: 'embedded'; dataDir: string | null /* null = in memory */ };
 
@@ -71,7 +75,31 @@ export interface Config {
    * (HOSPAY_CALL_RETENTION, also the counts of unverified notifications) and notification delivery attempts
    * (HOSPAY_ATTEMPT_RETENTION).
    */
-  retention: { channelCallsMs: number | null; notifyAttemptsMs: number | null };
+  retention: {
+    channelCallsMs: number | null;
+    notifyAttemptsMs: number | null;
+    /** recon_evidence (HOSPAY_EVIDENCE_RETENTION, default 365d); kept while an OPEN difference needs it. */
+    reconEvidenceMs: number | null;
+    /**
+     * Spent gateway nonces: kept HOSPAY_NONCE_RETENTION after their request (default and minimum: the replay
+     * window, 2 × HOSPAY_GATEWAY_CLOCK_SKEW); this is the part after the replay window.
+     */
+    nonceGraceMs: number;
+  };
+  /** Health, metrics and traces (docs/operations.md, "Monitoring"). */
+  observability: {
+    /**
+     * HOSPAY_METRICS_TOKEN: a scraper's bearer token that reads GET /metrics only (at least 32 characters);
+     * null: /metrics takes the admin token.
+     */
+    metricsToken: string | null;
+    /** A running job whose last pass ended longer ago than this makes /readyz not ready (HOSPAY_READY_JOB_STALE). */
+    jobStaleMs: number;
+    /** HOSPAY_OTEL_ENABLED=1: OpenTelemetry traces to OTEL_EXPORTER_OTLP_ENDPOINT (off: no SDK is loaded). */
+    otelEnabled: boolean;
+    /** OTEL_EXPORTER_OTLP_ENDPOINT (the OTLP/HTTP base URL, e.g. http://collector:4318), or null: the SDK default. */
+    otlpEndpoint: string | null;
+  };
   notify: {
     /** How long one delivery attempt may take before it counts as failed. */
     timeoutMs: number;
@@ -142,6 +170,37 @@ function retention(env: Env, key: string, dfltMs: number): number | null {
   const ms = duration(env, key, dfltMs);
   if (ms < 86_400_000) throw new ConfigError(key, `must be at least 1d (e.g. 90d) or off, got "${env[key]}"`);
   return ms;
+}
+
+function observability(env: Env): Config['observability'] {
+  const token = env['HOSPAY_METRICS_TOKEN'] || null;
+  if (token !== null && token.length < 32)
+    throw new ConfigError('HOSPAY_METRICS_TOKEN', 'must be at least 32 characters');
+  const endpoint = env['OTEL_EXPORTER_OTLP_ENDPOINT'] || null;
+  if (endpoint !== null && !/^https?:\/\/[^\s]+$/.test(endpoint))
+    throw new ConfigError('OTEL_EXPORTER_OTLP_ENDPOINT', `must be an http(s) URL, got "${endpoint}"`);
+  return {
+    metricsToken: token,
+    jobStaleMs: duration(env, 'HOSPAY_READY_JOB_STALE', 5 * 60_000),
+    otelEnabled: flag(env, 'HOSPAY_OTEL_ENABLED'),
+    otlpEndpoint: endpoint,
+  };
+}
+
+/**
+ * HOSPAY_NONCE_RETENTION: how long a spent gateway nonce is kept after its request; never shorter than the
+ * replay window (a signed request is accepted up to the clock skew either way: 2 × skew). Returns the time kept
+ * after the replay window.
+ */
+function nonceGrace(env: Env, clockSkewMs: number): number {
+  const window = 2 * clockSkewMs;
+  const keep = duration(env, 'HOSPAY_NONCE_RETENTION', window);
+  if (keep < window)
+    throw new ConfigError(
+      'HOSPAY_NONCE_RETENTION',
+      `must be at least the replay window (2 × HOSPAY_GATEWAY_CLOCK_SKEW = ${window / 1000}s), got "${env['HOSPAY_NONCE_RETENTION']}"`,
+    );
+  return keep - window;
 }
 
 function dailyAt(env: Env): string | null {
@@ -219,6 +278,18 @@ export function defaultPublicBaseUrl(host: string, port: number): string {
   return `http://${h}:${port}`;
 }
 
+/** HOSPAY_READ_DATABASE_URL: a postgres:// URL (its password is never repeated in the message). */
+function readDatabaseUrl(raw: string): string {
+  let ok: boolean;
+  try {
+    ok = /^postgres(ql)?:$/.test(new URL(raw).protocol);
+  } catch {
+    ok = false;
+  }
+  if (!ok) throw new ConfigError('HOSPAY_READ_DATABASE_URL', 'must be a postgres:// URL like DATABASE_URL');
+  return raw;
+}
+
 /** The shortest HOSPAY_ADMIN_TOKEN accepted: the token guards every app, key and report. */
 export const MIN_ADMIN_TOKEN_LENGTH = 32;
 
@@ -233,12 +304,25 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
   const host = env['HOST'] || '127.0.0.1';
   const dataDir = path.resolve(env['HOSPAY_DATA_DIR'] || 'data');
   const databaseUrl = env['DATABASE_URL'];
+  const readUrl = env['HOSPAY_READ_DATABASE_URL'];
+  if (readUrl && !databaseUrl)
+    throw new ConfigError(
+      'HOSPAY_READ_DATABASE_URL',
+      'needs PostgreSQL (DATABASE_URL): the embedded database has no replica / 内嵌数据库不支持只读副本，请使用 PostgreSQL',
+    );
+  const poolSize = int(env, 'HOSPAY_DB_POOL', 10, 1, 200);
   const store: StoreConfig = databaseUrl
     ? {
         kind: 'postgres',
         url: databaseUrl,
-        poolSize: int(env, 'HOSPAY_DB_POOL', 10, 1, 200),
+        poolSize,
         prepare: onOff(env, 'HOSPAY_DB_PREPARE', true),
+        ...(readUrl
+          ? {
+              readUrl: readDatabaseUrl(readUrl),
+              readPoolSize: int(env, 'HOSPAY_READ_DB_POOL', poolSize, 1, 200),
+            }
+          : {}),
       }
     : { kind: 'embedded', dataDir };
   const publicBaseUrl = (env['PUBLIC_BASE_URL'] || defaultPublicBaseUrl(host, port)).replace(/\/+$/, '');
@@ -291,7 +375,10 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     retention: {
       channelCallsMs: retention(env, 'HOSPAY_CALL_RETENTION', 90 * 86_400_000),
       notifyAttemptsMs: retention(env, 'HOSPAY_ATTEMPT_RETENTION', 90 * 86_400_000),
+      reconEvidenceMs: retention(env, 'HOSPAY_EVIDENCE_RETENTION', 365 * 86_400_000),
+      nonceGraceMs: nonceGrace(env, duration(env, 'HOSPAY_GATEWAY_CLOCK_SKEW', 5 * 60_000)),
     },
+    observability: observability(env),
     notify: {
       timeoutMs: duration(env, 'HOSPAY_NOTIFY_TIMEOUT', 10_000),
       intervalMs: duration(env, 'HOSPAY_NOTIFY_INTERVAL', 1_000),

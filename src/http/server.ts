@@ -1,4 +1,9 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyPluginCallback,
+} from 'fastify';
 import type { Config } from '../config/config.js';
 import type { ServiceDeps } from '../services/deps.js';
 import type { ReconcileDeps } from '../reconcile/deps.js';
@@ -16,6 +21,8 @@ import { registerAdminRoutes } from './admin/routes.js';
 import { registerChannelNotifyRoutes } from './channels/notify.js';
 import { registerMedicareNotifyRoutes } from './channels/medicare-notify.js';
 import { maskUrlPath } from '../logging.js';
+import { registerOpenApiRoutes } from './openapi/routes.js';
+import { registerHealthRoutes } from './health.js';
 
 export interface ServerParts {
   deps: ServiceDeps;
@@ -25,6 +32,8 @@ export interface ServerParts {
   simulator: SimulatorProvider;
   adminToken: string;
   demoAppId: () => string | null;
+  /** @fastify/otel's plugin when traces are on (src/tracing.ts, HOSPAY_OTEL_ENABLED); registered first. */
+  otelPlugin?: FastifyPluginCallback | undefined;
 }
 
 /**
@@ -46,6 +55,8 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
     trustProxy: parts.config.trustProxy,
     return503OnClosing: true,
   });
+  // Traces (off by default): the HIS request's span, parent of the channel call and DB spans.
+  if (parts.otelPlugin) await app.register(parts.otelPlugin);
   app.addHook('onResponse', async (req, reply) => {
     // Without the query; a capability token in the path (cashier, goto, authorisation pages) masked.
     const path = maskUrlPath(req.url);
@@ -67,6 +78,10 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
   });
 
   app.get('/healthz', async () => ({ status: 'ok' }));
+  // The API contract: the gateway everywhere; the admin API too where the admin doors are served.
+  await registerOpenApiRoutes(app, { config: parts.config, admin: doors !== 'public' });
+  // /readyz on every door; /metrics (token) on the operators' door only.
+  await registerHealthRoutes(app, parts.deps, { adminToken: parts.adminToken, metrics: doors !== 'public' });
   if (doors !== 'admin') {
     await registerOfflineRoutes(app, parts.deps);
     await registerSoapRoutes(app, parts.deps);

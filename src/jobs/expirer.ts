@@ -3,6 +3,7 @@ import { channelContext, medicareFor, type ServiceDeps } from '../services/deps.
 import { expireTrade, type ExpireResult } from '../services/expire.js';
 import { purgeExpiredRecords, purgeSpent } from '../services/retention.js';
 import { revokeUploads } from '../services/medicare.js';
+import { jobStarted, jobStopped, timedPass } from '../metrics.js';
 
 /**
  * The expiry job: unpaid barcode trades past their deadline are cancelled at the channel, expired QR trades
@@ -16,6 +17,8 @@ export class ExpiryJob {
   private running: Promise<unknown> | null = null;
   /** When the retention purge runs next (null = on the next tick). */
   private retentionDueAt: number | null = null;
+  /** Spent nonces purged since the last retention log line. */
+  private noncesPurged = 0;
 
   constructor(private readonly deps: ServiceDeps) {
     this.owner = `expirer-${randomBytes(6).toString('hex')}`;
@@ -98,19 +101,19 @@ export class ExpiryJob {
   }
 
   /**
-   * Spent gateway nonces and old authorisation requests are only needed while they could be replayed; a retired
-   * platform key, for its grace period (HOSPAY_KEY_GRACE).
+   * Old authorisation requests are only needed while they could be replayed; a retired platform key, for its
+   * grace period (HOSPAY_KEY_GRACE); spent gateway nonces once they cannot be replayed (+ HOSPAY_NONCE_RETENTION).
    */
   private async purge(): Promise<void> {
     const now = this.deps.clock.now();
-    await purgeSpent(this.deps, now);
+    this.noncesPurged += await purgeSpent(this.deps, now);
     await this.purgeRecords(now);
   }
 
   /**
-   * Channel calls and notification attempts past their retention (HOSPAY_CALL_RETENTION,
-   * HOSPAY_ATTEMPT_RETENTION), in bounded batches (services/retention.ts); at most once a minute unless the last
-   * pass left more.
+   * Channel calls, notification attempts and reconciliation evidence past their retention (HOSPAY_CALL_RETENTION,
+   * HOSPAY_ATTEMPT_RETENTION, HOSPAY_EVIDENCE_RETENTION), in bounded batches (services/retention.ts); at most once
+   * a minute unless the last pass left more. The line also counts the spent nonces purged since the last one.
    */
   private async purgeRecords(now: Date): Promise<void> {
     if (this.retentionDueAt !== null && now.getTime() < this.retentionDueAt) return;
@@ -124,12 +127,16 @@ export class ExpiryJob {
       return;
     }
     this.retentionDueAt = r.more ? null : now.getTime() + 60_000;
-    if (r.channelCalls + r.notifyAttempts + r.notifyRejections > 0)
+    const nonces = this.noncesPurged;
+    this.noncesPurged = 0;
+    if (r.channelCalls + r.notifyAttempts + r.notifyRejections + r.reconEvidence + nonces > 0)
       this.deps.log.info(
         {
           channelCalls: r.channelCalls,
           notifyAttempts: r.notifyAttempts,
           notifyRejections: r.notifyRejections,
+          reconEvidence: r.reconEvidence,
+          nonces,
           more: r.more,
         },
         'records past their retention purged',
@@ -138,8 +145,9 @@ export class ExpiryJob {
 
   start(): void {
     if (this.timer) return;
+    jobStarted(this.owner, 'expirer', this.deps.config.jobs.intervalMs);
     const loop = () => {
-      this.running = this.tick()
+      this.running = timedPass(this.owner, 'expirer', () => this.tick())
         .catch((err: unknown) =>
           this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'expiry tick failed'),
         )
@@ -154,6 +162,7 @@ export class ExpiryJob {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    jobStopped(this.owner);
     await this.running;
   }
 }

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceDeps } from '../services/deps.js';
 import { claimDueNotifications, deliverOne, type DeliveryOutcome } from '../services/notify.js';
+import { countNotifyDelivery, jobStarted, jobStopped, timedPass } from '../metrics.js';
 
 /**
  * The notification job: delivers due lc.trade.notify notifications (the outbox written with each trade
@@ -46,15 +47,19 @@ export class NotifyJob {
         }
       }),
     );
-    for (const o of outcomes) counts[o]++;
+    for (const o of outcomes) {
+      counts[o]++;
+      countNotifyDelivery(o);
+    }
     return counts;
   }
 
   start(): void {
     if (this.timer) return;
+    jobStarted(this.owner, 'notifier', this.deps.config.notify.intervalMs);
     const loop = () => {
       let full = false;
-      this.running = this.tick()
+      this.running = timedPass(this.owner, 'notifier', () => this.tick())
         .then((c) => {
           full = c.delivered + c.retry + c.failed >= this.deps.config.notify.batchSize;
         })
@@ -73,6 +78,7 @@ export class NotifyJob {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    jobStopped(this.owner);
     await this.running;
   }
 }

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { ReconcileDeps } from '../reconcile/deps.js';
 import { isIncomplete, reconcileApps, type AppDayOutcome } from '../reconcile/run.js';
 import { formatShanghai } from '../domain/clock.js';
+import { jobStarted, jobStopped, timedPass } from '../metrics.js';
 
 const JOB = 'daily-reconcile';
 /** An incomplete or failed day is tried again this long after the previous attempt ended… */
@@ -137,8 +138,9 @@ export class ReconcileJob {
 
   start(): void {
     if (this.timer) return;
+    jobStarted(this.owner, 'reconciler', this.intervalMs);
     const loop = () => {
-      this.running = this.tick()
+      this.running = timedPass(this.owner, 'reconciler', () => this.tick())
         .catch((err: unknown) =>
           this.deps.log.warn(
             { err: err instanceof Error ? err.message : String(err) },
@@ -156,6 +158,7 @@ export class ReconcileJob {
   async stop(): Promise<void> {
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
+    jobStopped(this.owner);
     await this.running;
   }
 }

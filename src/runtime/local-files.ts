@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { UnavailableError } from '../domain/errors.js';
 
 /**
@@ -224,4 +225,49 @@ export function masterKeyLoader(opts: {
     writePrivateFile(p, `${key.toString('hex')}\n`, 'wx');
     return key;
   };
+}
+
+/** Where the master key file of the embedded database is (used when HOSPAY_MASTER_KEY is not set). */
+export function masterKeyPath(dataDir: string): string {
+  return path.join(dataDir, 'master-key');
+}
+
+/** The master key file's key, if there is a valid one (never makes one, unlike masterKeyLoader). */
+export function readMasterKeyFile(p: string): Buffer | null {
+  try {
+    const b = Buffer.from(fs.readFileSync(p, 'utf8').trim(), 'hex');
+    return b.length === 32 ? b : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Writes a master key file (0600); refuses to overwrite one. */
+export function writeMasterKeyFile(p: string, key: Buffer): void {
+  writePrivateFile(p, `${key.toString('hex')}\n`, 'wx');
+}
+
+let version: string | null = null;
+
+/** hospay's version, from its package.json (the nearest one named hospay above this file); "unknown" if none. */
+export function hospayVersion(): string {
+  if (version !== null) return version;
+  version = 'unknown';
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(fs.readFileSync(path.join(dir, 'package.json'), 'utf8')) as {
+        name?: unknown;
+        version?: unknown;
+      };
+      if (pkg.name === 'hospay' && typeof pkg.version === 'string') {
+        version = pkg.version;
+        break;
+      }
+    } catch {
+      /* not here */
+    }
+    dir = path.dirname(dir);
+  }
+  return version;
 }

@@ -17,6 +17,7 @@ import {
   type ServiceDeps,
 } from './deps.js';
 import { applyQueryOutcome, queryChannel, refreshTrade } from './sync.js';
+import { observeTradeOutcome } from '../metrics.js';
 
 export interface BarcodePayCommand {
   app: App;
@@ -126,6 +127,7 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
       }),
   );
 
+  observeTradeOutcome('barcode_pay', payType, channelId, outcome.kind);
   if (outcome.kind === 'paid') {
     const paid =
       (await deps.trades.markPaid(trade.id, outcome, deps.clock.now())) ?? (await deps.trades.byId(trade.id));

@@ -15,7 +15,13 @@ import type { MedicareRepository } from '../store/medicare.js';
 import type { OperatorRepository } from '../store/operators.js';
 import type { LoginAttemptRepository } from '../store/login-attempts.js';
 import type { RetentionRepository } from '../store/retention.js';
+import type { EmbeddedBackup } from '../store/backup.js';
 import type { AuditRepository } from '../store/audit.js';
+import type { HealthRepository } from '../store/health.js';
+import { observeChannelCall } from '../metrics.js';
+import type { DeskRepository } from '../store/desk.js';
+import type { OperatorTokenRepository } from '../store/operator-tokens.js';
+import type { DeskRequestRepository } from '../store/desk-requests.js';
 import type { ChannelConfigs } from './channel-config.js';
 import type { App, Trade } from '../store/schema.js';
 import type { ChannelRegistry } from '../channels/registry.js';
@@ -51,8 +57,18 @@ export interface ServiceDeps {
   loginAttempts: LoginAttemptRepository;
   /** Channel calls and notification attempts past their retention. */
   retention: RetentionRepository;
+  /** A consistent backup of the embedded database taken in this process (null: PostgreSQL, or in memory). */
+  backup?: EmbeddedBackup | null;
   /** The desk's audit trail: every operator action (desk pages, admin API, CLI). */
   audit: AuditRepository;
+  /** The trade desk's searches, export and audit list (from the read database) and a trade's records. */
+  desk: DeskRepository;
+  /** Operators' personal API tokens (services/access.ts authenticateBearer). */
+  operatorTokens: OperatorTokenRepository;
+  /** The desk's money requests (refund, cancel) and their maker–checker approvals. */
+  deskRequests: DeskRequestRepository;
+  /** The reads behind /readyz and the scrape-time gauges of /metrics (store/health.ts). */
+  health: HealthRepository;
   clock: Clock;
   config: Config;
   /** Seals and opens secrets stored in the database (the HIS AccessToken, channel keys). */
@@ -121,7 +137,10 @@ export async function channelContext(
     appId,
     merchant,
     notifyUrl: `${deps.config.publicBaseUrl}/channels/${encodeURIComponent(channelId)}/notify/${encodeURIComponent(appId)}`,
-    record: (call) => deps.channelCalls.record(appId, channelId, call, deps.clock.now()),
+    record: (call) => {
+      observeChannelCall(channelId, call);
+      deps.channelCalls.record(appId, channelId, call, deps.clock.now());
+    },
   };
 }
 

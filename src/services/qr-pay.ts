@@ -18,6 +18,7 @@ import {
   newTradeNo,
   type ServiceDeps,
 } from './deps.js';
+import { observeTradeOutcome } from '../metrics.js';
 
 export interface QrPayCommand {
   app: App;
@@ -140,6 +141,7 @@ export async function openChannelTrade(
   payerClientIp?: string,
 ): Promise<{ channelCodeUrl: string; channelTradeNo: string | null }> {
   const outcome = await channelWapOutcome(deps, app, trade, payerClientIp);
+  observeTradeOutcome(trade.kind === 'h5' ? 'h5_pay' : 'qr_pay', trade.pay_type, trade.channel, outcome.kind);
   if (outcome.kind === 'created')
     return { channelCodeUrl: outcome.codeUrl, channelTradeNo: outcome.channelTradeNo ?? null };
   // A form to post to the channel's cashier (UnionPay WAP): the payer goes to hospay's form page, which asks the
@@ -250,6 +252,7 @@ export async function openInAppTrade(
         ...(payerClientIp ? { payerClientIp } : {}),
       }),
   );
+  observeTradeOutcome('in_app_pay', trade.pay_type, trade.channel, outcome.kind);
   if (outcome.kind === 'created') {
     const channelTradeNo = outcome.channelTradeNo ?? trade.channel_trade_no ?? null;
     await deps.trades.setChannelCode(

@@ -7,3 +7,6 @@ export type { NotifyRejectionRow } from '../store/channel-calls.js';
 export type { FinanceSession, OperatorView } from '../store/operators.js';
 export type { PendingAuthorisation } from '../store/medicare.js';
 export type { AuditEntry } from '../store/audit.js';
+export type { TradeSearch, TradeSearchRow, DeskStatusFilter } from '../store/desk.js';
+export type { OperatorTokenView } from '../store/operator-tokens.js';
+export type { DeskRequest } from '../store/desk-requests.js';

@@ -5,6 +5,7 @@ import type { Fen } from '../domain/money.js';
 import type { PayType } from '../domain/trade.js';
 import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
 import { refreshTrade, refundWindowOver } from './sync.js';
+import { observeTradeOutcome } from '../metrics.js';
 
 export interface RefundCommand {
   app: App;
@@ -156,6 +157,7 @@ async function execute(
   reason: string | undefined,
 ): Promise<RefundResult> {
   const outcome = await askChannel(deps, app, trade, refund, reason);
+  observeTradeOutcome('refund', trade.pay_type, trade.channel, outcome.kind);
   const now = deps.clock.now();
   if (outcome.kind === 'success') return complete(deps, trade, refund, outcome.channelRefundNo, now);
   if (outcome.kind === 'failed') {

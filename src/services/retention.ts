@@ -2,22 +2,26 @@ import type { ServiceDeps } from './deps.js';
 import type { PurgeResult } from '../store/retention.js';
 
 /**
- * What the platform forgets once it is no longer needed (run by the expiry job): spent gateway nonces and old
- * authorisation requests are only needed while they could be replayed; a retired platform key, for its grace
- * period (HOSPAY_KEY_GRACE).
+ * What the platform forgets once it is no longer needed (run by the expiry job): old authorisation requests are
+ * only needed while they could be replayed; a retired platform key, for its grace period (HOSPAY_KEY_GRACE).
+ * Spent gateway nonces go once they can no longer be replayed and HOSPAY_NONCE_RETENTION is over (bounded
+ * batches). Returns how many nonces went.
  */
 export async function purgeSpent(
-  deps: Pick<ServiceDeps, 'keys' | 'nonces' | 'medicare'>,
+  deps: Pick<ServiceDeps, 'keys' | 'medicare' | 'retention' | 'config'>,
   now: Date,
-): Promise<void> {
+): Promise<number> {
   await deps.keys.purgeRetired();
-  await deps.nonces.purgeExpired(now);
+  const nonces = await deps.retention.purgeNonces(now, deps.config.retention.nonceGraceMs);
   await deps.medicare.purgeAuthorisations(new Date(now.getTime() - 86_400_000));
+  return nonces.removed;
 }
 
 /**
- * Channel calls and notification attempts past their retention (HOSPAY_CALL_RETENTION,
- * HOSPAY_ATTEMPT_RETENTION), in bounded batches (store/retention.ts); `more` when a pass left some.
+ * Channel calls, notification attempts and reconciliation evidence past their retention
+ * (HOSPAY_CALL_RETENTION, HOSPAY_ATTEMPT_RETENTION, HOSPAY_EVIDENCE_RETENTION), in
+ * bounded batches (store/retention.ts); `more` when a pass left some. Trades, refunds, notifications, the
+ * reconciliation's differences and the desk's audit and requests are never purged.
  */
 export function purgeExpiredRecords(
   deps: Pick<ServiceDeps, 'retention' | 'config'>,

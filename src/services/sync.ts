@@ -2,6 +2,7 @@ import type { Trade } from '../store/schema.js';
 import type { QueryOutcome } from '../channels/channel.js';
 import { channelContext, channelOfTrade, guarded, type ServiceDeps } from './deps.js';
 import { CANCEL_REQUEST_NO, type PayType } from '../domain/trade.js';
+import { observeTradeOutcome } from '../metrics.js';
 
 /**
  * Applies what a channel says about a waiting trade. Only clear answers change anything; "waiting",
@@ -39,9 +40,14 @@ export async function queryChannel(deps: ServiceDeps, trade: Trade): Promise<Que
     createdAt: trade.created_at,
     channelTradeNo: trade.channel_trade_no,
   };
-  return guarded(deps, 'query', { kind: 'unknown', reason: 'exception' } as QueryOutcome, async () =>
-    channel.query(await channelContext(deps, trade.app_id, trade.channel ?? ''), ref),
+  const outcome = await guarded(
+    deps,
+    'query',
+    { kind: 'unknown', reason: 'exception' } as QueryOutcome,
+    async () => channel.query(await channelContext(deps, trade.app_id, trade.channel ?? ''), ref),
   );
+  observeTradeOutcome('query', trade.pay_type, trade.channel, outcome.kind);
+  return outcome;
 }
 
 /**

@@ -221,6 +221,35 @@ export class AppRepository {
     return done;
   }
 
+  /** Money actions at the desk need a second person's approval (maker–checker) when on. */
+  async setDeskApproval(appId: string, on: boolean): Promise<boolean> {
+    const r = await this.db
+      .updateTable('apps')
+      .set({ desk_approval: on })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    this.invalidate();
+    return r !== undefined;
+  }
+
+  /**
+   * Issues a new AccessToken for the app: the old one stops working at once (on this server; another server
+   * within its cache time). Returns the new token (shown once, never stored), or null for an unknown app.
+   */
+  async reissueToken(appId: string): Promise<string | null> {
+    const accessToken = newAccessToken();
+    this.invalidate();
+    const r = await this.db
+      .updateTable('apps')
+      .set({ token_hash: hashToken(accessToken) })
+      .where('id', '=', appId)
+      .returning('id')
+      .executeTakeFirst();
+    this.invalidate(); // again: a request may have cached the old row meanwhile
+    return r === undefined ? null : accessToken;
+  }
+
   async setChannelMap(appId: string, map: Record<string, string>): Promise<boolean> {
     this.invalidate();
     const r = await this.db

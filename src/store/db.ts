@@ -27,6 +27,7 @@ import * as m020 from './migrations/020-medicare-details.js';
 import * as m018 from './migrations/018-platform-channel-configs.js';
 import * as m019 from './migrations/019-ecny.js';
 import * as m021 from './migrations/021-desk.js';
+import * as m022 from './migrations/022-desk-search.js';
 
 export type Db = Kysely<Database>;
 
@@ -51,7 +52,11 @@ const MIGRATIONS: Record<string, Migration> = {
   '018-platform-channel-configs': m018,
   '019-ecny': m019,
   '021-desk': m021,
+  '022-desk-search': m022,
 };
+
+/** The names of the migrations this build knows (readiness compares them with the applied ones). */
+export const MIGRATION_NAMES: readonly string[] = Object.keys(MIGRATIONS);
 
 class StaticMigrationProvider implements MigrationProvider {
   async getMigrations(): Promise<Record<string, Migration>> {
@@ -65,6 +70,8 @@ export interface Store {
   db: Db;
   kind: StoreConfig['kind'];
   close(): Promise<void>;
+  /** PostgreSQL's connection pool right now (metrics); absent on the embedded database. */
+  poolStats?: () => { total: number; idle: number; waiting: number; max: number };
 }
 
 const INT8_OID = 20;
@@ -76,31 +83,61 @@ export interface StoreOptions {
   onWarning?: (message: string) => void;
 }
 
+/** A pg pool with the store's conventions: bigint as numbers, errors reported, prepared statements. */
+function postgresPool(
+  config: { url: string; max: number; prepare?: boolean; readOnly?: boolean; connectTimeoutMs?: number },
+  opts: StoreOptions,
+): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: config.url,
+    max: config.max,
+    ...(config.connectTimeoutMs ? { connectionTimeoutMillis: config.connectTimeoutMs } : {}),
+    // A read pool's sessions refuse every write: a write sent there by mistake fails loudly, even on a server
+    // that would accept it (the primary, when the replica is down).
+    ...(config.readOnly ? { options: '-c default_transaction_read_only=on' } : {}),
+    // bigint (fen) as JS numbers: amounts are far below 2^53; anything larger is a bug worth failing on.
+    types: {
+      getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
+        oid === INT8_OID
+          ? parseSafeInt
+          : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    },
+  });
+  // When PostgreSQL drops a connection (stopped, restarted, a network cut), pg emits 'error' on that client,
+  // and on the pool for an idle one; an 'error' event nobody listens to throws and ends the process. The query
+  // in flight fails on its own (its request answers a system error); the broken client is left out of the pool
+  // when released, and new connections are made once PostgreSQL is back, so the process recovers by itself.
+  const onError = (err: Error) => opts.onConnectionError?.(err);
+  pool.on('error', onError);
+  pool.on('connect', (client) => {
+    client.on('error', onError);
+    if (config.prepare !== false) usePreparedStatements(client);
+  });
+  return pool;
+}
+
 export async function openStore(config: StoreConfig, opts: StoreOptions = {}): Promise<Store> {
   if (config.kind === 'postgres') {
-    const pool = new pg.Pool({
-      connectionString: config.url,
-      max: config.poolSize ?? 10,
-      // bigint (fen) as JS numbers: amounts are far below 2^53; anything larger is a bug worth failing on.
-      types: {
-        getTypeParser: ((oid: number, format?: 'text' | 'binary') =>
-          oid === INT8_OID
-            ? parseSafeInt
-            : pg.types.getTypeParser(oid, format)) as typeof pg.types.getTypeParser,
+    const pool = postgresPool(
+      {
+        url: config.url,
+        max: config.poolSize ?? 10,
+        ...(config.prepare === false ? { prepare: false } : {}),
       },
-    });
-    // When PostgreSQL drops a connection (stopped, restarted, a network cut), pg emits 'error' on that client,
-    // and on the pool for an idle one; an 'error' event nobody listens to throws and ends the process. The query
-    // in flight fails on its own (its request answers a system error); the broken client is left out of the pool
-    // when released, and new connections are made once PostgreSQL is back, so the process recovers by itself.
-    const onError = (err: Error) => opts.onConnectionError?.(err);
-    pool.on('error', onError);
-    pool.on('connect', (client) => {
-      client.on('error', onError);
-      if (config.prepare !== false) usePreparedStatements(client);
-    });
+      opts,
+    );
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, kind: 'postgres', close: () => db.destroy() };
+    return {
+      db,
+      kind: 'postgres',
+      close: () => db.destroy(),
+      poolStats: () => ({
+        total: pool.totalCount,
+        idle: pool.idleCount,
+        waiting: pool.waitingCount,
+        max: config.poolSize ?? 10,
+      }),
+    };
   }
   if (config.dataDir) fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   const lite = await PGlite.create({
@@ -113,6 +150,71 @@ export async function openStore(config: StoreConfig, opts: StoreOptions = {}): P
       (opts.onWarning ?? ((m: string) => process.emitWarning(m)))(problem);
   const db = new Kysely<Database>({ dialect: new PGliteDialect(lite) });
   return { db, kind: 'embedded', close: () => db.destroy() };
+}
+
+/** After the replica failed to connect, reads go to the primary for this long before the replica is tried again. */
+export const REPLICA_RETRY_MS = 30_000;
+/** How long a read waits for a connection to the replica before it goes to the primary. */
+const REPLICA_CONNECT_TIMEOUT_MS = 3_000;
+
+export interface ReadStoreOptions extends StoreOptions {
+  /** The replica could not be reached: this read, and those of the next REPLICA_RETRY_MS, go to the primary. */
+  onFallback?: (err: Error) => void;
+  /** The clock of the retry pause (tests); default Date.now. */
+  now?: () => number;
+}
+
+/**
+ * The read store: a connection pool to a read replica (HOSPAY_READ_DATABASE_URL, PostgreSQL only), for reads that
+ * may be a little behind the primary (reports and exports, the platform's side of a past reconciliation day,
+ * the desk's searches; the list is in docs/operations.md "Reading from a replica"). Null when no replica is set:
+ * the callers then read the primary.
+ *
+ * Its sessions are read-only (default_transaction_read_only): nothing is ever written through it. When the
+ * replica cannot be reached (refused, timed out after 3 s), the read goes to the primary instead, on a
+ * read-only pool of its own, `onFallback` says so, and the replica is tried again after REPLICA_RETRY_MS: a
+ * replica outage slows nothing and loses nothing, and the primary only carries the reads while it lasts.
+ */
+export async function openReadStore(config: StoreConfig, opts: ReadStoreOptions = {}): Promise<Store | null> {
+  if (config.kind !== 'postgres' || !config.readUrl) return null;
+  const max = config.readPoolSize ?? config.poolSize ?? 10;
+  const prepare = config.prepare === false ? { prepare: false } : {};
+  const replica = postgresPool(
+    { url: config.readUrl, max, readOnly: true, connectTimeoutMs: REPLICA_CONNECT_TIMEOUT_MS, ...prepare },
+    opts,
+  );
+  // Connects only when used: while the replica answers, this pool holds no connection to the primary.
+  const primary = postgresPool({ url: config.url, max, readOnly: true, ...prepare }, opts);
+  const now = opts.now ?? Date.now;
+  let replicaAfter = 0;
+  const pool = {
+    async connect() {
+      if (now() >= replicaAfter) {
+        try {
+          return await replica.connect();
+        } catch (e) {
+          replicaAfter = now() + REPLICA_RETRY_MS;
+          opts.onFallback?.(e instanceof Error ? e : new Error(String(e)));
+        }
+      }
+      return primary.connect();
+    },
+    async end() {
+      await Promise.all([replica.end(), primary.end()]);
+    },
+  };
+  const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+  return {
+    db,
+    kind: 'postgres',
+    close: () => db.destroy(),
+    poolStats: () => ({
+      total: replica.totalCount,
+      idle: replica.idleCount,
+      waiting: replica.waitingCount,
+      max,
+    }),
+  };
 }
 
 function parseSafeInt(text: string): number {

@@ -2,7 +2,7 @@ import { randomBytes, scrypt as scryptCb, timingSafeEqual, type ScryptOptions } 
 import type { Db } from './db.js';
 import { isUniqueViolation } from './db.js';
 import type { Clock } from '../domain/clock.js';
-import type { Role } from '../domain/access.js';
+import { isRole, type Role } from '../domain/access.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import { passwordHashGate, type HashLane } from '../crypto/hash-gate.js';
 import { LOGIN_BACKOFF, liveFailures, waitMs } from '../domain/login-backoff.js';
@@ -112,6 +112,10 @@ export interface OperatorView {
    */
   locked_until: string | null;
   created_at: string;
+  /** What the operator may do (domain/access.ts). */
+  role: Role;
+  /** 'all': every hospital (app), present and future; otherwise the app ids granted, sorted. */
+  apps: 'all' | string[];
 }
 
 export type VerifyResult =
@@ -138,7 +142,7 @@ export class OperatorExistsError extends ConflictError {
 
 export class OperatorInputError extends InvalidInputError {
   constructor(
-    readonly field: 'username' | 'display_name' | 'password',
+    readonly field: 'username' | 'display_name' | 'password' | 'role' | 'apps',
     message: string,
   ) {
     super(message);
@@ -161,8 +165,18 @@ export class OperatorRepository {
     this.attempts = new LoginAttemptRepository(db);
   }
 
-  /** Creates an active operator. Throws OperatorInputError or OperatorExistsError. */
-  async create(input: { username: string; displayName: string; password: string }): Promise<OperatorView> {
+  /**
+   * Creates an active operator with a role (default finance) and the hospitals (apps) granted: 'all' or app ids
+   * (default 'all', as operators were before roles: pass the grants explicitly). A platform admin always sees every app. Throws OperatorInputError (also for an unknown app
+   * id) or OperatorExistsError.
+   */
+  async create(input: {
+    username: string;
+    displayName: string;
+    password: string;
+    role?: Role;
+    apps?: 'all' | readonly string[];
+  }): Promise<OperatorView> {
     if (!USERNAME_PATTERN.test(input.username))
       throw new OperatorInputError(
         'username',
@@ -172,20 +186,112 @@ export class OperatorRepository {
     if (nameProblem) throw new OperatorInputError('display_name', nameProblem);
     const pwProblem = passwordProblem(input.password);
     if (pwProblem) throw new OperatorInputError('password', pwProblem);
+    const role = input.role ?? 'finance';
+    if (!isRole(role)) throw roleError();
+    const apps = role === 'platform_admin' ? 'all' : (input.apps ?? 'all');
+    const grants = apps === 'all' ? [] : await this.checkApps(this.db, apps);
     const row = {
       username: input.username,
       display_name: input.displayName.trim(),
       password_hash: await hashPassword(input.password),
       status: 'active' as const,
       created_at: this.clock.now(),
+      role,
+      all_apps: apps === 'all',
     };
     try {
-      await this.db.insertInto('finance_operators').values(row).execute();
+      await this.db.transaction().execute(async (tx) => {
+        await tx.insertInto('finance_operators').values(row).execute();
+        if (grants.length > 0)
+          await tx
+            .insertInto('operator_apps')
+            .values(grants.map((app_id) => ({ username: row.username, app_id, granted_at: row.created_at })))
+            .execute();
+      });
     } catch (e) {
       if (isUniqueViolation(e)) throw new OperatorExistsError(input.username);
       throw e;
     }
-    return toView(row, { failures: 0, lastFailureAt: null, lastAttemptAt: null }, this.clock.now());
+    return toView(
+      row,
+      apps === 'all' ? 'all' : grants,
+      { failures: 0, lastFailureAt: null, lastAttemptAt: null },
+      this.clock.now(),
+    );
+  }
+
+  /** The distinct, sorted app ids, every one existing; OperatorInputError('apps') otherwise. */
+  private async checkApps(db: Db, apps: readonly string[]): Promise<string[]> {
+    if (!Array.isArray(apps) || !apps.every((a) => typeof a === 'string' && a.length > 0 && a.length <= 64))
+      throw appsError();
+    const wanted = [...new Set(apps)].sort();
+    if (wanted.length === 0) return [];
+    if (wanted.length > 1000) throw appsError();
+    const found = new Set(
+      (await db.selectFrom('apps').select('id').where('id', 'in', wanted).execute()).map((r) => r.id),
+    );
+    const unknown = wanted.filter((a) => !found.has(a));
+    if (unknown.length > 0)
+      throw new OperatorInputError(
+        'apps',
+        `没有这些应用 / unknown app ids: ${unknown.slice(0, 10).join(', ')}`,
+      );
+    return wanted;
+  }
+
+  /**
+   * Changes an operator's role; a platform admin gets every app. Ends the operator's sessions (their pages
+   * must be drawn again for the new role). False if there is no such operator.
+   */
+  async setRole(username: string, role: Role): Promise<boolean> {
+    if (!isRole(role)) throw roleError();
+    return this.db.transaction().execute(async (tx) => {
+      const r = await tx
+        .updateTable('finance_operators')
+        .set(role === 'platform_admin' ? { role, all_apps: true } : { role })
+        .where('username', '=', username)
+        .executeTakeFirst();
+      if (Number(r.numUpdatedRows) === 0) return false;
+      if (role === 'platform_admin')
+        await tx.deleteFrom('operator_apps').where('username', '=', username).execute();
+      await tx.deleteFrom('finance_sessions').where('username', '=', username).execute();
+      return true;
+    });
+  }
+
+  /**
+   * Replaces an operator's grants: 'all' (every app, present and future) or exactly these app ids (unknown ids
+   * refused). A platform admin is always 'all' (OperatorInputError otherwise). False if there is no such operator.
+   */
+  async setApps(username: string, apps: 'all' | readonly string[]): Promise<boolean> {
+    return this.db.transaction().execute(async (tx) => {
+      const row = await tx
+        .selectFrom('finance_operators')
+        .select(['role'])
+        .where('username', '=', username)
+        .forUpdate()
+        .executeTakeFirst();
+      if (!row) return false;
+      if (row.role === 'platform_admin' && apps !== 'all')
+        throw new OperatorInputError(
+          'apps',
+          '平台管理员总是可见全部医院 / a platform admin always sees every hospital (apps must be "all")',
+        );
+      const grants = apps === 'all' ? [] : await this.checkApps(tx, apps);
+      const now = this.clock.now();
+      await tx
+        .updateTable('finance_operators')
+        .set({ all_apps: apps === 'all' })
+        .where('username', '=', username)
+        .execute();
+      await tx.deleteFrom('operator_apps').where('username', '=', username).execute();
+      if (grants.length > 0)
+        await tx
+          .insertInto('operator_apps')
+          .values(grants.map((app_id) => ({ username, app_id, granted_at: now })))
+          .execute();
+      return true;
+    });
   }
 
   async list(): Promise<OperatorView[]> {
@@ -205,8 +311,21 @@ export class OperatorRepository {
   private async views(rows: OperatorRow[]): Promise<OperatorView[]> {
     const now = this.clock.now();
     const counts = await this.attempts.accounts(rows.map((r) => r.username));
+    const scoped = rows.filter((r) => !r.all_apps).map((r) => r.username);
+    const grants = new Map<string, string[]>();
+    if (scoped.length > 0) {
+      const granted = await this.db
+        .selectFrom('operator_apps')
+        .select(['username', 'app_id'])
+        .where('username', 'in', scoped)
+        .orderBy('app_id')
+        .execute();
+      for (const g of granted) grants.set(g.username, [...(grants.get(g.username) ?? []), g.app_id]);
+    }
     const none = { failures: 0, lastFailureAt: null, lastAttemptAt: null };
-    return rows.map((r) => toView(r, counts.get(r.username) ?? none, now));
+    return rows.map((r) =>
+      toView(r, r.all_apps ? 'all' : (grants.get(r.username) ?? []), counts.get(r.username) ?? none, now),
+    );
   }
 
   /** Display names of the given usernames (for audit trails). */
@@ -371,10 +490,27 @@ interface OperatorRow {
   display_name: string;
   status: 'active' | 'disabled';
   created_at: Date;
+  role: Role;
+  all_apps: boolean;
+}
+
+function roleError(): OperatorInputError {
+  return new OperatorInputError(
+    'role',
+    'role 须为 platform_admin、hospital_it、finance 或 cashier_supervisor / role must be platform_admin, hospital_it, finance or cashier_supervisor',
+  );
+}
+
+function appsError(): OperatorInputError {
+  return new OperatorInputError(
+    'apps',
+    'apps 须为 "all" 或应用编号数组 / apps must be "all" or an array of app ids',
+  );
 }
 
 function toView(
   row: OperatorRow,
+  apps: 'all' | string[],
   account: { failures: number; lastFailureAt: Date | null; lastAttemptAt: Date | null },
   now: Date,
 ): OperatorView {
@@ -386,5 +522,7 @@ function toView(
     failed_logins: liveFailures(account.failures, account.lastFailureAt, now),
     locked_until: wait > 0 ? new Date(now.getTime() + wait).toISOString() : null,
     created_at: row.created_at.toISOString(),
+    role: row.role,
+    apps,
   };
 }

@@ -1,6 +1,14 @@
 import { sql, type Insertable } from 'kysely';
 import type { Db } from './db.js';
 import type { ReconRunsTable } from './schema.js';
+import type { Clock } from '../domain/clock.js';
+
+/**
+ * The platform's side of a business day is read from the replica only once the day ended this long ago: a
+ * replica a few seconds (or minutes) behind has then long caught up with the day's payments and refunds. A day
+ * still going on, or one that just ended, is read from the primary.
+ */
+export const REPLICA_SETTLED_MS = 15 * 60_000;
 
 /**
  * The reconciliation's tables (recon_runs, recon_differences, recon_audit, recon_evidence) and the platform's
@@ -88,7 +96,23 @@ export interface DifferenceToSave {
 export type DifferenceRecord = NonNullable<Awaited<ReturnType<ReconciliationRepository['difference']>>>;
 
 export class ReconciliationRepository {
-  constructor(private readonly db: Db) {}
+  /**
+   * `read`: the read replica (store/db.ts openReadStore), or the primary again when there is none; `clock`
+   * decides when a business day is settled enough to be read there (REPLICA_SETTLED_MS). Everything else, the
+   * reconciliation's own tables above all (a run and then its result, a resolution and then the day's list),
+   * is read from the primary: those pages are read right after their own writes.
+   */
+  constructor(
+    private readonly db: Db,
+    private readonly read: Db = db,
+    private readonly clock?: Clock,
+  ) {}
+
+  /** Where the platform's movements of a day ending at `dayEnd` are read: the replica once it is settled. */
+  private movementsDb(dayEnd: Date): Db {
+    if (this.read === this.db || !this.clock) return this.db;
+    return dayEnd.getTime() + REPLICA_SETTLED_MS <= this.clock.now().getTime() ? this.read : this.db;
+  }
 
   /** The pending pool (JSON text) left by the latest run of the app and pay type before `date`, if any. */
   async previousPending(appId: string, payType: string, date: string): Promise<string | undefined> {
@@ -118,15 +142,16 @@ export class ReconciliationRepository {
     unsettledFrom: Date;
   }) {
     const { appId, payType, dayStart, dayEnd, unsettledFrom } = input;
+    const db = this.movementsDb(dayEnd);
     // One app's trades and refunds of one pay type: the base of the four reads below.
     const appTrades = () =>
-      this.db
+      db
         .selectFrom('trades')
         .select(TRADE_COLUMNS)
         .where('app_id', '=', appId)
         .where('pay_type', '=', payType);
     const appRefunds = () =>
-      this.db
+      db
         .selectFrom('refunds')
         .innerJoin('trades', 'trades.id', 'refunds.trade_id')
         .select(REFUND_COLUMNS)
@@ -156,7 +181,7 @@ export class ReconciliationRepository {
     const otherTrades = [];
     for (let i = 0; i < otherIds.length; i += 1000) {
       otherTrades.push(
-        ...(await this.db
+        ...(await db
           .selectFrom('trades')
           .select(TRADE_COLUMNS)
           .where('id', 'in', otherIds.slice(i, i + 1000))

@@ -23,9 +23,17 @@ export interface DayAggregateRow {
   reduced_fen: unknown;
 }
 
-/** The finance day report's reads (src/reconcile/report.ts): the apps and the day's totals. */
+/**
+ * The finance day report's reads (src/reconcile/report.ts): the apps and the day's totals. `read` is the read
+ * replica (store/db.ts openReadStore) or the primary again: the day's totals, a scan of the day's trades and
+ * refunds, are read there (a report may be a few seconds behind); the apps from the primary (an app created a
+ * moment ago has its report at once).
+ */
 export class ReportRepository {
-  constructor(private readonly db: Db) {}
+  constructor(
+    private readonly db: Db,
+    private readonly read: Db = db,
+  ) {}
 
   /** The app (none when unknown), or every app in the order they were created. Read as stored (no cache). */
   async apps(appId?: string): Promise<App[]> {
@@ -97,7 +105,7 @@ export class ReportRepository {
            coalesce(sum(insurance_fen) FILTER (WHERE is_payment = 0), 0)::bigint AS refund_insurance_fen,
            coalesce(sum(reduced_fen), 0)::bigint AS reduced_fen
       FROM m
-     GROUP BY GROUPING SETS ((), (pay_type), (category), (terminal_id, operator_id))`.execute(this.db);
+     GROUP BY GROUPING SETS ((), (pay_type), (category), (terminal_id, operator_id))`.execute(this.read);
     return aggregate.rows;
   }
 }

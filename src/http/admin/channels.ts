@@ -10,6 +10,8 @@ import {
 import { appChannelMap } from '../../services/apps.js';
 import type { NotifyRejectionRow } from '../../services/records.js';
 import { formatShanghai } from '../../domain/clock.js';
+import { seesApp } from '../../domain/access.js';
+import { NO_APP, oneAppOf, principalOf, seesAppOr404 } from './access.js';
 
 /** The Asia/Shanghai day `n` days before `now` ('yyyy-MM-dd'). */
 function daysAgo(now: Date, n: number): string {
@@ -27,8 +29,6 @@ function rejectionView(r: NotifyRejectionRow) {
     last_reason: r.last_reason,
   };
 }
-
-const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
 
 const BAD_VALUES = {
   code: 'INVALID_FIELD.values',
@@ -97,6 +97,7 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
 
   scope.get('/admin/apps/:id/channels', async (req, reply) => {
     const { id } = req.params as { id: string };
+    if (!seesAppOr404(req, reply, id)) return reply;
     const app = await deps.apps.get(id);
     if (!app) return reply.code(404).send(NO_APP);
     return {
@@ -112,6 +113,7 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
 
   scope.put('/admin/apps/:id/channels/:channel', async (req, reply) => {
     const { id, channel } = req.params as { id: string; channel: string };
+    if (!seesAppOr404(req, reply, id)) return reply;
     if (!(await deps.apps.get(id))) return reply.code(404).send(NO_APP);
     const values = valuesOf(req.body);
     if (!values) return reply.code(400).send(BAD_VALUES);
@@ -155,6 +157,7 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
 
   scope.put('/admin/apps/:id/channel-map', async (req, reply) => {
     const { id } = req.params as { id: string };
+    if (!seesAppOr404(req, reply, id)) return reply;
     const body = (req.body ?? {}) as Record<string, unknown>;
     const payType = body['pay_type'];
     const channel = body['channel'];
@@ -182,20 +185,24 @@ export function registerChannelAdminRoutes(scope: FastifyInstance, deps: Service
       return reply
         .code(400)
         .send({ code: 'INVALID_FIELD.days', message: 'days 须为 1–3660 的整数 / days must be 1–3660' });
+    if (q['app'] && !seesAppOr404(req, reply, q['app'])) return reply;
     const rows = await deps.channelCalls.rejections({
       sinceDay: daysAgo(deps.clock.now(), days - 1),
       ...(q['app'] ? { appId: q['app'] } : {}),
       ...(q['channel'] ? { channelId: q['channel'] } : {}),
     });
-    return { rejections: rows.map(rejectionView) };
+    const p = principalOf(req);
+    return { rejections: rows.filter((r) => seesApp(p, r.app_id)).map(rejectionView) };
   });
 
-  scope.get('/admin/channel-calls', async (req) => {
+  scope.get('/admin/channel-calls', async (req, reply) => {
     const q = req.query as Record<string, string | undefined>;
     const limit = Math.min(Math.max(Number(q['limit'] ?? 50) || 50, 1), 500);
+    const one = oneAppOf(req, reply, q['app'] || undefined, 'app');
+    if (one.answered) return reply;
     return deps.channelCalls.list({
       limit,
-      ...(q['app'] ? { appId: q['app'] } : {}),
+      ...(one.appId ? { appId: one.appId } : {}),
       ...(q['out_trade_no'] ? { outTradeNo: q['out_trade_no'] } : {}),
     });
   });

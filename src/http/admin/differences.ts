@@ -15,8 +15,8 @@ import {
   resolveDifferenceAsAdmin,
   type DifferenceFilter,
 } from '../../reconcile/differences.js';
-
-const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
+import { seesApp } from '../../domain/access.js';
+import { NO_APP, auditApp, principalOf, seesAppOr404 } from './access.js';
 const NO_DIFFERENCE = { code: 'DIFFERENCE_NOT_FOUND', message: '没有这个差异 / no such difference' };
 const LIST_PARAMS = new Set(['date', 'app', 'state', 'pay_type', 'present']);
 
@@ -25,10 +25,12 @@ function invalid(reply: FastifyReply, name: string, message: string) {
 }
 
 /**
- * Reconciliation differences for scripts and the CLI (behind the admin token, registered in routes.ts):
+ * Reconciliation differences for scripts and the CLI (behind a Bearer token, registered in routes.ts; only the
+ * caller's hospitals: another hospital's difference is missing):
  *   GET  /admin/reconciliation/differences?date=yyyy-MM-dd&app=APP_ID[&state=OPEN|RESOLVED][&pay_type=…][&present=true|false]
  *   GET  /admin/reconciliation/differences/:id          one difference, its audit trail, its run and evidence
  *   POST /admin/reconciliation/differences/:id/resolve  {"note": "…", "by": "…"} → audit actor "admin:<by>"
+ *        (with an operator's token, `by` may be left out and is always the operator's username)
  */
 export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: ReconcileDeps): void {
   scope.get('/admin/reconciliation/differences', async (req, reply) => {
@@ -46,6 +48,7 @@ export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: Reco
     const app = query['app'];
     if (typeof app !== 'string' || app === '' || app.length > 64)
       return invalid(reply, 'app', 'app 必填，须为一个应用编号 / app is required: one app id');
+    if (!seesAppOr404(req, reply, app)) return reply;
     const filter: DifferenceFilter = { date, appId: app };
     const state = query['state'];
     if (state !== undefined) {
@@ -81,7 +84,7 @@ export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: Reco
     const id = readDifferenceId((req.params as { id: string }).id);
     if (id === null) return invalid(reply, 'id', 'id 须为正整数 / id must be a positive whole number');
     const d = await getDifference(deps, id);
-    if (!d) return reply.code(404).send(NO_DIFFERENCE);
+    if (!d || !seesApp(principalOf(req), d.app_id)) return reply.code(404).send(NO_DIFFERENCE);
     return d;
   });
 
@@ -108,7 +111,12 @@ export function registerDifferenceAdminRoutes(scope: FastifyInstance, deps: Reco
           ? `请填写处理说明（1～${NOTE_MAX} 字） / a note is required (1 to ${NOTE_MAX} characters)`
           : `处理说明至多 ${NOTE_MAX} 字，且不能含控制字符 / the note is at most ${NOTE_MAX} characters, without control characters`,
       );
-    const rawBy = fields['by'];
+    // The difference's hospital first: another hospital's difference is missing, whatever the body says.
+    const existing = await deps.reconciliation.difference(id);
+    if (!existing || !seesApp(principalOf(req), existing.app_id)) return reply.code(404).send(NO_DIFFERENCE);
+    auditApp(req, existing.app_id);
+    const p = principalOf(req);
+    const rawBy = p.via === 'admin-token' || p.via === 'cli' ? fields['by'] : p.username;
     const by = typeof rawBy === 'string' ? readResolver(rawBy) : null;
     if (by === null)
       return invalid(

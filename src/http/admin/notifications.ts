@@ -7,12 +7,14 @@ import {
   resendNotification,
   type NotifyStatus,
 } from '../../services/notify.js';
+import { appScope } from '../../domain/access.js';
+import { principalOf, seesAppOr404 } from './access.js';
 
 const DEFAULT_LIMIT = 50;
 
 /**
  * Operators' view of the notifications (lc.trade.notify). Registered inside the admin scope, which checks the
- * Bearer admin token:
+ * Bearer token and the permission (notify.resend); only the caller's hospitals are listed or resent:
  *   GET  /admin/notifications?app_id=&status=PENDING|DELIVERED|FAILED&out_trade_no=&limit=
  *   POST /admin/notifications/:notifyId/resend
  */
@@ -52,17 +54,27 @@ export function registerNotificationAdminRoutes(scope: FastifyInstance, deps: Se
           message: `${name} 至多 64 字 / ${name} is one value of at most 64 characters`,
         });
     }
-    return listNotifications(deps, {
-      appId: text('app_id'),
-      status,
-      outTradeNo: text('out_trade_no'),
-      limit,
-    });
+    const appId = text('app_id');
+    const filter = { status, outTradeNo: text('out_trade_no'), limit };
+    if (appId !== undefined) {
+      if (!seesAppOr404(req, reply, appId)) return reply;
+      return listNotifications(deps, { ...filter, appId });
+    }
+    const scope = appScope(principalOf(req));
+    if (scope === null) return listNotifications(deps, { ...filter, appId: undefined });
+    // An operator of some hospitals: each one's newest, merged newest first.
+    const lists = await Promise.all(scope.map((a) => listNotifications(deps, { ...filter, appId: a })));
+    return lists
+      .flat()
+      .sort((a, b) => (a.created_at < b.created_at ? 1 : a.created_at > b.created_at ? -1 : 0))
+      .slice(0, limit);
   });
 
   scope.post('/admin/notifications/:notifyId/resend', async (req, reply) => {
     const { notifyId } = req.params as { notifyId: string };
-    if (!(await resendNotification(deps, notifyId)))
+    const owner = await deps.operatorTokens.appOfNotification(notifyId);
+    if (owner !== undefined && !seesAppOr404(req, reply, owner)) return reply;
+    if (owner === undefined || !(await resendNotification(deps, notifyId)))
       return reply.code(404).send({
         code: 'NOTIFY_NOT_FOUND',
         message: '没有这个通知 / no such notification',

@@ -5,8 +5,7 @@ import { reconSettingsView, updateReconSettings } from '../../reconcile/his-sett
 import { UnknownAppError, isBusinessDate, reconcileApps } from '../../reconcile/run.js';
 import { SecretBoxError } from '../../crypto/secret-box.js';
 import { readHisSimRows } from '../../reconcile/his/his-sim-source.js';
-
-const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' };
+import { NO_APP, auditApp, oneAppOf, seesAppOr404 } from './access.js';
 
 /**
  * Reconciliation administration (behind the admin token, registered in routes.ts): an app's HIS connection
@@ -15,6 +14,7 @@ const NO_APP = { code: 'APP_NOT_FOUND', message: '没有这个应用 / no such a
 export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: ReconcileDeps): void {
   scope.get('/admin/apps/:id/reconciliation', async (req, reply) => {
     const { id } = req.params as { id: string };
+    if (!seesAppOr404(req, reply, id)) return reply;
     const app = await deps.apps.get(id);
     if (!app) return reply.code(404).send(NO_APP);
     return reconSettingsView(app);
@@ -22,6 +22,7 @@ export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: 
 
   scope.put('/admin/apps/:id/reconciliation', async (req, reply) => {
     const { id } = req.params as { id: string };
+    if (!seesAppOr404(req, reply, id)) return reply;
     const body = req.body;
     if (typeof body !== 'object' || body === null || Array.isArray(body))
       return reply
@@ -54,9 +55,11 @@ export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: 
       return reply
         .code(400)
         .send({ code: 'INVALID_FIELD.app_id', message: 'app_id 须为一个应用编号 / must be one app id' });
-    if (appId !== undefined && !(await deps.apps.get(appId))) return reply.code(404).send(NO_APP);
+    const one = oneAppOf(req, reply, appId as string | undefined, 'app_id');
+    if (one.answered) return reply;
+    if (one.appId !== undefined && !(await deps.apps.get(one.appId))) return reply.code(404).send(NO_APP);
     reply.header('cache-control', 'no-store');
-    return readHisSimRows(deps, appId);
+    return readHisSimRows(deps, one.appId);
   });
 
   scope.post('/admin/reconcile', async (req, reply) => {
@@ -71,8 +74,11 @@ export function registerReconciliationAdminRoutes(scope: FastifyInstance, deps: 
       return reply
         .code(400)
         .send({ code: 'INVALID_FIELD.app_id', message: 'app_id 须为字符串 / must be a string' });
+    const one = oneAppOf(req, reply, appId === '' ? undefined : (appId as string | undefined), 'app_id');
+    if (one.answered) return reply;
+    auditApp(req, one.appId ?? null, { date });
     try {
-      return await reconcileApps(deps, { date, ...(appId ? { appId } : {}) });
+      return await reconcileApps(deps, { date, ...(one.appId ? { appId: one.appId } : {}) });
     } catch (e) {
       if (e instanceof UnknownAppError) return reply.code(404).send(NO_APP);
       throw e;

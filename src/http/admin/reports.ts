@@ -2,6 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { ReconcileDeps } from '../../reconcile/deps.js';
 import { buildDayReport, isReportDate, ReportAppNotFoundError } from '../../reconcile/report.js';
 import { reportToCsv, reportToXlsx } from '../../reconcile/export.js';
+import { oneAppOf } from './access.js';
 
 const XLSX_TYPE = 'application/vnd.openxmlformats-officedocument.spreadsheetml.sheet';
 
@@ -16,9 +17,9 @@ export function contentDisposition(asciiName: string, fullName: string): string 
 }
 
 /**
- * The finance day report, registered inside the admin scope (Bearer admin token):
+ * The finance day report, registered inside the admin scope (Bearer token, recon.read):
  *   GET /admin/reports/day?date=yyyy-MM-dd&app=APP_ID&format=json|csv|xlsx
- * Without app: all apps together. json (default) is the DayReport; csv and xlsx are downloads.
+ * Without app: all apps together (a caller of some hospitals only: their one hospital, else app is required). json (default) is the DayReport; csv and xlsx are downloads.
  */
 export function registerReportAdminRoutes(scope: FastifyInstance, deps: ReconcileDeps): void {
   scope.get('/admin/reports/day', async (req, reply) => {
@@ -44,11 +45,13 @@ export function registerReportAdminRoutes(scope: FastifyInstance, deps: Reconcil
         message: 'app 须为一个应用编号 / app must be one app id',
       });
     }
+    const one = oneAppOf(req, reply, app, 'app');
+    if (one.answered) return reply;
     let report;
     try {
       report = await buildDayReport(deps, {
         date,
-        ...(app !== undefined ? { appId: app } : {}),
+        ...(one.appId !== undefined ? { appId: one.appId } : {}),
         now: deps.clock.now(),
       });
     } catch (e) {

@@ -1,5 +1,4 @@
 import type { FastifyInstance } from 'fastify';
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { ServiceDeps } from '../../services/deps.js';
 import type { ReconcileDeps } from '../../reconcile/deps.js';
 import { appCategories } from '../../services/apps.js';
@@ -11,19 +10,28 @@ import { registerReconciliationAdminRoutes } from './reconciliation.js';
 import { registerDifferenceAdminRoutes } from './differences.js';
 import { registerChannelAdminRoutes } from './channels.js';
 import { registerOperatorAdminRoutes } from './operators.js';
+import { registerBackupAdminRoutes } from './backup.js';
 import { FailureThrottle } from './throttle.js';
 import { applyAdminSchema } from './schemas.js';
 import { normaliseRegisteredRedirect } from '../../services/medicare.js';
 import { allowListEntries, parseAllowList } from '../../services/notify-target.js';
-
-function sameSecret(a: string, b: string): boolean {
-  const ha = createHash('sha256').update(a).digest();
-  const hb = createHash('sha256').update(b).digest();
-  return timingSafeEqual(ha, hb) && a.length > 0;
-}
+import { authenticateBearer } from '../../services/access.js';
+import { seesApp } from '../../domain/access.js';
+import {
+  FORBIDDEN,
+  allowedBy,
+  auditApp,
+  principalOf,
+  recordAdminWrite,
+  ruleOf,
+  seesAppOr404,
+} from './access.js';
 
 /**
- * The operators' HTTP API, behind `Authorization: Bearer <admin token>`. The CLI uses it when the embedded
+ * The operators' HTTP API, behind `Authorization: Bearer <token>`: the platform admin token (every hospital,
+ * every action) or an operator's personal token (`hpo_…`: the operator's role and granted hospitals). Every
+ * route needs the permission of its rule (access.ts ADMIN_ROUTE_RULES, 403 ADMIN_FORBIDDEN) and answers
+ * another hospital's records as missing (404); every write is audited. The CLI uses it when the embedded
  * database is held by the running server.
  */
 export async function registerAdminRoutes(
@@ -34,6 +42,8 @@ export async function registerAdminRoutes(
 ): Promise<void> {
   const throttle = new FailureThrottle(deps.clock);
   await app.register(async (scope) => {
+    scope.decorateRequest('adminPrincipal', null);
+    scope.decorateRequest('adminAudit', null);
     // Each route's request and answer schema (schemas.ts), also the source of /openapi.json.
     scope.addHook('onRoute', applyAdminSchema);
     scope.addHook('onRequest', async (req, reply) => {
@@ -49,13 +59,31 @@ export async function registerAdminRoutes(
             message: `管理令牌错误次数过多，请 ${seconds} 秒后再试 / too many invalid admin tokens, retry in ${seconds} s`,
           });
       }
-      const auth = req.headers.authorization ?? '';
-      const token = auth.startsWith('Bearer ') ? auth.slice(7) : '';
-      if (!sameSecret(token, adminToken)) {
+      const principal = await authenticateBearer(deps, adminToken, req.headers.authorization);
+      if (!principal) {
         throttle.failed(req.ip);
         return reply.code(401).send({ code: 'ADMIN_AUTH', message: '管理令牌无效 / invalid admin token' });
       }
       throttle.succeeded(req.ip);
+      req.adminPrincipal = principal;
+      req.adminAudit = {};
+      // An unknown path is left to the 404 answer; a known route without a rule is refused (fails closed).
+      if (req.routeOptions.url !== undefined && !allowedBy(principal, ruleOf(req)))
+        return reply.code(403).send(FORBIDDEN);
+    });
+    scope.addHook('onResponse', async (req, reply) => {
+      await recordAdminWrite(deps, req, reply.statusCode);
+    });
+
+    scope.get('/admin/whoami', async (req) => {
+      const p = principalOf(req);
+      return {
+        username: p.username,
+        display_name: p.displayName,
+        role: p.role,
+        apps: p.apps,
+        via: p.via,
+      };
     });
 
     registerNotificationAdminRoutes(scope, deps);
@@ -64,6 +92,7 @@ export async function registerAdminRoutes(
     registerDifferenceAdminRoutes(scope, recon);
     registerChannelAdminRoutes(scope, deps);
     registerOperatorAdminRoutes(scope, deps);
+    registerBackupAdminRoutes(scope, deps);
 
     scope.post('/admin/apps', async (req, reply) => {
       const body = (req.body ?? {}) as Record<string, unknown>;
@@ -89,6 +118,7 @@ export async function registerAdminRoutes(
         name: name.trim(),
         hospitalId: (hospitalId as string | undefined) ?? null,
       });
+      auditApp(req, created.appId);
       return reply.code(201).send({
         app_id: created.appId,
         name: created.name,
@@ -97,8 +127,9 @@ export async function registerAdminRoutes(
       });
     });
 
-    scope.get('/admin/apps', async () => {
-      const apps = await deps.apps.list();
+    scope.get('/admin/apps', async (req) => {
+      const p = principalOf(req);
+      const apps = (await deps.apps.list()).filter((a) => seesApp(p, a.id));
       return apps.map((a) => ({
         app_id: a.id,
         name: a.name,
@@ -112,6 +143,7 @@ export async function registerAdminRoutes(
 
     scope.put('/admin/apps/:id/status', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const status = ((req.body ?? {}) as Record<string, unknown>)['status'];
       if (status !== 'active' && status !== 'disabled') {
         return reply.code(400).send({
@@ -126,6 +158,7 @@ export async function registerAdminRoutes(
 
     scope.put('/admin/apps/:id/public-key', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const pem = ((req.body ?? {}) as Record<string, unknown>)['public_key'];
       if (typeof pem === 'string' && isPrivateKeyText(pem)) {
         return reply.code(400).send({
@@ -164,6 +197,7 @@ export async function registerAdminRoutes(
 
     scope.put('/admin/apps/:id/redirect-uris', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const given = ((req.body ?? {}) as Record<string, unknown>)['redirect_uris'];
       // Compared as parsed URLs at authorisation (services/medicare.ts allowedRedirect): stored normalised.
       const uris = Array.isArray(given)
@@ -184,6 +218,7 @@ export async function registerAdminRoutes(
     // The private address ranges the app's notify_url may reach (services/notify-target.ts).
     scope.get('/admin/apps/:id/notify-allowlist', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const app = await deps.apps.get(id);
       if (!app) return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
       return { app_id: id, notify_private_cidrs: allowListEntries(app.notify_private_cidrs) };
@@ -191,6 +226,7 @@ export async function registerAdminRoutes(
 
     scope.put('/admin/apps/:id/notify-allowlist', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const parsed = parseAllowList(((req.body ?? {}) as Record<string, unknown>)['notify_private_cidrs']);
       if ('why' in parsed) {
         return reply.code(400).send({
@@ -212,6 +248,7 @@ export async function registerAdminRoutes(
 
     scope.get('/admin/apps/:id/categories', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const app = await deps.apps.get(id);
       if (!app) return reply.code(404).send({ code: 'APP_NOT_FOUND', message: '没有这个应用 / no such app' });
       return { app_id: id, categories: appCategories(app) };
@@ -219,6 +256,7 @@ export async function registerAdminRoutes(
 
     scope.put('/admin/apps/:id/categories', async (req, reply) => {
       const { id } = req.params as { id: string };
+      if (!seesAppOr404(req, reply, id)) return reply;
       const raw = ((req.body ?? {}) as Record<string, unknown>)['categories'];
       const categories = raw === null ? null : validateCategories(raw);
       if (raw !== null && categories === null) {

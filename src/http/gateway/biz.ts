@@ -1,6 +1,9 @@
 import { isLosslessNumber, parse as parseLossless, stringify as stringifyLossless } from 'lossless-json';
 import { Errors, HospayError } from '../../domain/errors.js';
 import { FieldReaderBase } from '../field-reader.js';
+import type { Fen } from '../../domain/money.js';
+import type { OrderType } from '../../domain/trade.js';
+import type { BizField, BizKind } from './contract.js';
 
 /**
  * biz_content is read without losing numbers: amounts may arrive as JSON numbers (the spec's examples write
@@ -29,10 +32,72 @@ export function parseBizContent(text: string): Record<string, unknown> {
   return value as Record<string, unknown>;
 }
 
-/** Reads biz_content fields; every refusal names the field. */
+/**
+ * Reads biz_content fields; every refusal names the field. The contract readers (req, opt, amountField, …) take
+ * every limit from the method's contract (contract.ts): a field the contract does not describe, or describes as
+ * another kind, cannot be read (a programming error, answered SYSTEM_ERROR and caught by the gateway tests).
+ */
 export class BizReader extends FieldReaderBase {
-  constructor(private readonly biz: Record<string, unknown>) {
+  constructor(
+    private readonly biz: Record<string, unknown>,
+    private readonly contract: Readonly<Record<string, BizField>> = {},
+  ) {
     super();
+  }
+
+  private spec(name: string, kinds: readonly BizKind[]): BizField {
+    const f = Object.hasOwn(this.contract, name) ? this.contract[name] : undefined;
+    if (!f || !kinds.includes(f.kind))
+      throw new Error(`gateway contract: ${name} is not described as a ${kinds.join(' or ')} field`);
+    return f;
+  }
+
+  /** A required text field or order number (or one required under a condition that holds), as described. */
+  req(name: string): string {
+    const f = this.spec(name, ['text', 'orderNo']);
+    if (!f.required && !f.requiredWhen) throw new Error(`gateway contract: ${name} is described as optional`);
+    if (f.kind === 'orderNo') return this.orderNo(name, f.max);
+    return this.required(name, f.max, f.pattern?.re, f.pattern?.zh, f.pattern?.en);
+  }
+
+  /** An optional text field (or one required only under a condition the handler decides), as described. */
+  opt(name: string): string | undefined {
+    const f = this.spec(name, ['text']);
+    return this.optional(name, f.max, f.pattern?.re, f.pattern?.zh, f.pattern?.en);
+  }
+
+  /** A field required under a condition (requiredWhen): required when `when`, else optional. */
+  reqWhen(name: string, when: boolean): string | undefined {
+    return when ? this.req(name) : this.opt(name);
+  }
+
+  /** A yuan amount above zero, as integer fen. */
+  amountField(name: string): Fen {
+    this.spec(name, ['amount']);
+    return this.amount(name);
+  }
+
+  /** A yuan amount that may be zero; undefined when optional and absent. */
+  amountOrZeroField(name: string): Fen | undefined {
+    const f = this.spec(name, ['amountOrZero']);
+    return this.amountOrZero(name, f.required);
+  }
+
+  /** An http(s) URL, as described (required or optional). */
+  urlField(name: string): string | undefined {
+    const f = this.spec(name, ['url']);
+    return this.url(name, f.required);
+  }
+
+  /** An object field kept as JSON text, at most the described length. */
+  jsonField(name: string): string | undefined {
+    const f = this.spec(name, ['json']);
+    return this.json(name, f.max);
+  }
+
+  orderTypeField(name: string): OrderType {
+    this.spec(name, ['orderType']);
+    return this.orderType(name);
   }
 
   private raw(name: string): unknown {

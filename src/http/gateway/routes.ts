@@ -45,6 +45,8 @@ import {
   type AnswerEcho,
 } from './envelope.js';
 import { subFen, ZERO_FEN } from '../../domain/money.js';
+import { ENVELOPE_PARAMS, GATEWAY_CONTRACT, MEDICARE_PAYMENT_TYPES } from './contract.js';
+import { countRequest } from '../../metrics.js';
 
 export const MAX_GATEWAY_BYTES = 64 * 1024;
 
@@ -218,19 +220,19 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
   async 'lc.trade.h5.pay'(deps, app, b, signType, nonce) {
     const cmd = {
       app,
-      outTradeNo: b.orderNo('out_trade_no'),
-      amountFen: b.amount('total_amount'),
-      subject: b.required('subject', 128),
-      body: b.optional('body', 128),
-      timeoutExpress: b.optional('timeout_express', 6),
-      returnUrl: b.url('return_url'),
-      notifyUrl: b.url('notify_url'),
-      orderType: b.orderType('order_type'),
+      outTradeNo: b.req('out_trade_no'),
+      amountFen: b.amountField('total_amount'),
+      subject: b.req('subject'),
+      body: b.opt('body'),
+      timeoutExpress: b.opt('timeout_express'),
+      returnUrl: b.urlField('return_url'),
+      notifyUrl: b.urlField('notify_url'),
+      orderType: b.orderTypeField('order_type'),
       extra: {
         sign_type: signType,
-        disable_pay_channels: b.optional('disable_pay_channels', 128),
-        business_params: b.json('business_params', 512),
-        agreement_sign_params: b.json('agreement_sign_params', 4096),
+        disable_pay_channels: b.opt('disable_pay_channels'),
+        business_params: b.jsonField('business_params'),
+        agreement_sign_params: b.jsonField('agreement_sign_params'),
         // hospay's extension: the payer's WeChat openid, known to the HIS (its own official account): the
         // cashier inside WeChat then orders at once, without the OAuth round trip (docs/gateway.md).
         ...payerIdFields(b),
@@ -243,13 +245,13 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
   },
 
   async 'lc.trade.query'(deps, app, b) {
-    return tradeBiz(await queryTrade(deps, app, b.orderNo('out_trade_no')));
+    return tradeBiz(await queryTrade(deps, app, b.req('out_trade_no')));
   },
 
   async 'lc.trade.cancel'(deps, app, b) {
-    const outTradeNo = b.orderNo('out_trade_no');
-    b.optional('operator_id', 30);
-    b.optional('terminal_id', 32);
+    const outTradeNo = b.req('out_trade_no');
+    b.opt('operator_id');
+    b.opt('terminal_id');
     const r = await cancelTrade(deps, app, outTradeNo);
     const base = {
       trade_no: r.trade?.channel_trade_no ?? '',
@@ -263,18 +265,12 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
   async 'lc.trade.refund'(deps, app, b) {
     const r = await refundTrade(deps, {
       app,
-      outTradeNo: b.orderNo('out_trade_no'),
-      tradeNo: b.optional('trade_no', 64),
-      amountFen: b.amount('refund_amount'),
-      outRequestNo: b.required(
-        'out_request_no',
-        32,
-        /^[A-Za-z0-9_-]+$/,
-        '只能包含字母、数字、下划线和连字符',
-        'only letters, digits, _ and - are allowed',
-      ),
-      reason: b.optional('refund_reason', 256),
-      terminalId: b.optional('terminal_id', 32),
+      outTradeNo: b.req('out_trade_no'),
+      tradeNo: b.opt('trade_no'),
+      amountFen: b.amountField('refund_amount'),
+      outRequestNo: b.req('out_request_no'),
+      reason: b.opt('refund_reason'),
+      terminalId: b.opt('terminal_id'),
     });
     return {
       trade_no: r.trade.channel_trade_no ?? '',
@@ -289,12 +285,9 @@ export const GATEWAY_METHODS: Record<string, MethodHandler> = {
   },
 };
 
-const MEDICARE_PAYMENT_TYPES = ['alipay', 'weixin', 'unionpay', 'eshimin', 'elecny'];
-const ID_CARD = /^[0-9]{15}$|^[0-9]{17}[0-9Xx]$/;
-
 function paymentType(b: BizReader): string {
-  const v = b.required('payment_type', 36).toLowerCase();
-  if (!MEDICARE_PAYMENT_TYPES.includes(v)) {
+  const v = b.req('payment_type').toLowerCase();
+  if (!(MEDICARE_PAYMENT_TYPES as readonly string[]).includes(v)) {
     throw Errors.invalidField(
       'payment_type',
       '须为 alipay、weixin、unionpay、eshimin 或 elecny',
@@ -310,16 +303,8 @@ function paymentType(b: BizReader): string {
  * of [A-Za-z0-9_-]. Kept with the trade (its extra, part of what an idempotent repeat compares).
  */
 function payerIdFields(b: BizReader): { openid?: string; sub_openid?: string } {
-  const read = (name: string) =>
-    b.optional(
-      name,
-      128,
-      /^[A-Za-z0-9_-]+$/,
-      '只能包含字母、数字、下划线和连字符',
-      'only letters, digits, _ and - are allowed',
-    );
-  const openid = read('openid');
-  const subOpenid = read('sub_openid');
+  const openid = b.opt('openid');
+  const subOpenid = b.opt('sub_openid');
   return { ...(openid ? { openid } : {}), ...(subOpenid ? { sub_openid: subOpenid } : {}) };
 }
 
@@ -333,25 +318,17 @@ Object.assign(GATEWAY_METHODS, {
   async 'lc.ssc.user.token'(deps: ServiceDeps, app: App, b: BizReader) {
     const type = paymentType(b);
     const alipay = type === 'alipay';
-    const need = (name: string, max: number, pattern?: RegExp, zh?: string, en?: string) =>
-      alipay ? b.required(name, max, pattern, zh, en) : b.optional(name, max, pattern, zh, en);
     // Every field is checked before the single-use auth_code is spent.
-    b.optional('kinsfolk_card_no', 100);
-    b.optional('kinsfolk_name', 100);
-    b.optional('third_open_id', 36);
-    const userId = b.required('user_id', 64);
-    const authCode = b.required('auth_code', 64);
+    b.opt('kinsfolk_card_no');
+    b.opt('kinsfolk_name');
+    b.opt('third_open_id');
+    const userId = b.req('user_id');
+    const authCode = b.req('auth_code');
     const fields = {
-      patientName: need('patient_name', 64),
-      patientCardNo: need(
-        'patient_card_no',
-        18,
-        ID_CARD,
-        '须为 15 或 18 位身份证号',
-        'must be a 15- or 18-character ID number',
-      ),
-      bizCityCode: need('biz_city_code', 6, /^[0-9]{6}$/, '须为 6 位数字', 'must be 6 digits'),
-      sscInsType: need('ssc_ins_type', 5, /^(YB|RS)$/, '须为 YB 或 RS', 'must be YB or RS'),
+      patientName: b.reqWhen('patient_name', alipay),
+      patientCardNo: b.reqWhen('patient_card_no', alipay),
+      bizCityCode: b.reqWhen('biz_city_code', alipay),
+      sscInsType: b.reqWhen('ssc_ins_type', alipay),
     };
     const r = await userToken(deps, {
       app,
@@ -370,58 +347,46 @@ Object.assign(GATEWAY_METHODS, {
     if (unsupported) throw Errors.payTypeNotSupported(unsupported);
     const payType = parsePayType(type);
     if (!payType) throw Errors.payTypeNotEnabled(type);
-    const serialNo = b.optional('ssc_serial_no', 64);
-    const requestContent = b.optional('request_content', 4000);
+    const serialNo = b.opt('ssc_serial_no');
+    const requestContent = b.opt('request_content');
     if (type === 'alipay' && !serialNo && !requestContent) throw Errors.missingField('ssc_serial_no');
-    const cardNo = b.required(
-      'patient_card_no',
-      18,
-      ID_CARD,
-      '须为 15 或 18 位身份证号',
-      'must be a 15- or 18-character ID number',
-    );
-    const returnUrl = b.url('return_url', true) ?? '';
+    const cardNo = b.req('patient_card_no');
+    const returnUrl = b.urlField('return_url') ?? '';
     checkReturnUrlParams('return_url', returnUrl);
-    const totalFen = b.amount('total_amount');
+    const totalFen = b.amountField('total_amount');
     // hospay's extension: item-level fee details for the centre's fee upload (docs/gateway.md, fee_details).
-    const feeDetailsText = b.json('fee_details', MAX_GATEWAY_BYTES);
+    const feeDetailsText = b.jsonField('fee_details');
     const feeDetails = feeDetailsText === undefined ? undefined : readFeeDetails(feeDetailsText, totalFen);
     const sscCmd: SscTradePayCommand = {
       app,
-      outTradeNo: b.orderNo('out_trade_no'),
-      sscScene: b.required(
-        'ssc_scene',
-        16,
-        /^(REGISTRATION|TREATMENT)$/,
-        '须为 REGISTRATION 或 TREATMENT',
-        'must be REGISTRATION or TREATMENT',
-      ),
-      subject: b.required('subject', 128),
-      notifyUrl: b.url('notify_url', true) ?? '',
+      outTradeNo: b.req('out_trade_no'),
+      sscScene: b.req('ssc_scene'),
+      subject: b.req('subject'),
+      notifyUrl: b.urlField('notify_url') ?? '',
       returnUrl,
       totalFen,
-      cashFen: b.amountOrZero('cash_fee', true) ?? ZERO_FEN,
-      insuranceFen: b.amountOrZero('insurance_fee', true) ?? ZERO_FEN,
-      reducedFen: b.amountOrZero('reduced_fee', false) ?? ZERO_FEN,
+      cashFen: b.amountOrZeroField('cash_fee') ?? ZERO_FEN,
+      insuranceFen: b.amountOrZeroField('insurance_fee') ?? ZERO_FEN,
+      reducedFen: b.amountOrZeroField('reduced_fee') ?? ZERO_FEN,
       paymentType: payType,
-      userId: b.required('user_id', 64),
-      payAuthNo: b.required('pay_auth_no', 64),
-      patientName: b.required('patient_name', 64),
-      operatorId: b.optional('operator_id', 30),
-      timeoutExpress: b.optional('timeout_express', 6),
-      body: b.optional('body', 128),
+      userId: b.req('user_id'),
+      payAuthNo: b.req('pay_auth_no'),
+      patientName: b.req('patient_name'),
+      operatorId: b.opt('operator_id'),
+      timeoutExpress: b.opt('timeout_express'),
+      body: b.opt('body'),
       serialNo,
       feeDetails,
       medical: {
-        ssc_scene: b.optional('ssc_scene', 16),
-        org_no: b.required('org_no', 64),
-        org_name: b.required('org_name', 128),
-        city_code: b.required('city_code', 12),
-        ssc_ins_type: b.required('ssc_ins_type', 5, /^(YB|RS)$/, '须为 YB 或 RS', 'must be YB or RS'),
+        ssc_scene: b.req('ssc_scene'),
+        org_no: b.req('org_no'),
+        org_name: b.req('org_name'),
+        city_code: b.req('city_code'),
+        ssc_ins_type: b.req('ssc_ins_type'),
         ssc_serial_no: serialNo,
-        ssc_bill_no: b.optional('ssc_bill_no', 64),
-        credit_org: b.optional('credit_org', 10),
-        pay_scene: b.optional('pay_scene', 50),
+        ssc_bill_no: b.opt('ssc_bill_no'),
+        credit_org: b.opt('credit_org'),
+        pay_scene: b.opt('pay_scene'),
         patient_card_no: maskIdCard(cardNo),
         sign_type: signType,
         ...payerIdFields(b),
@@ -461,25 +426,13 @@ Object.assign(GATEWAY_METHODS, {
    * or only recorded when the hospital refunded it through the national process (RECORD: no money moves here).
    */
   async 'lc.ssc.insurance.refund'(deps: ServiceDeps, app: App, b: BizReader) {
-    const mode = (b.optional(
-      'insurance_refund_mode',
-      6,
-      /^(CENTRE|RECORD)$/,
-      '须为 CENTRE 或 RECORD',
-      'must be CENTRE or RECORD',
-    ) ?? 'CENTRE') as InsuranceRefundMode;
+    const mode = (b.opt('insurance_refund_mode') ?? 'CENTRE') as InsuranceRefundMode;
     const r = await recordInsuranceRefund(deps, {
       mode,
       app,
-      outTradeNo: b.orderNo('out_trade_no'),
-      outRequestNo: b.required(
-        'out_request_no',
-        32,
-        /^[A-Za-z0-9_-]+$/,
-        '只能包含字母、数字、下划线和连字符',
-        'only letters, digits, _ and - are allowed',
-      ),
-      amountFen: b.amount('insurance_refund_fee'),
+      outTradeNo: b.req('out_trade_no'),
+      outRequestNo: b.req('out_request_no'),
+      amountFen: b.amountField('insurance_refund_fee'),
     });
     return {
       out_trade_no: r.trade.out_trade_no,
@@ -503,7 +456,8 @@ class BizError extends Error {
   }
 }
 
-const REQUIRED = ['app_id', 'method', 'timestamp', 'nonce_str', 'biz_content', 'sign_type', 'sign'] as const;
+/** The common parameters, all required, in the order they are checked (contract.ts). */
+const REQUIRED = Object.keys(ENVELOPE_PARAMS);
 
 function readForm(req: FastifyRequest): Record<string, string> {
   const body = req.body;
@@ -652,10 +606,11 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
         nonce = auth.nonce;
         const handler = Object.hasOwn(GATEWAY_METHODS, method) ? GATEWAY_METHODS[method] : undefined;
         if (!handler) throw GatewayErrors.method(method);
-        const biz = new BizReader(parseBizContent(p['biz_content'] ?? ''));
+        const biz = new BizReader(parseBizContent(p['biz_content'] ?? ''), GATEWAY_CONTRACT[method]?.fields);
         const result = await handler(deps, auth.app, biz, auth.signType, auth.nonce);
         if (!nonce.consumed) await storeNonce(deps, nonce);
         req.log.info({ method, app: appId, code: GatewayCode.SUCCESS }, 'gateway call');
+        countRequest('gateway', method, 'SUCCESS');
         return send(reply, p, progress, signType, GatewayCode.SUCCESS, {
           sub_code: '',
           sub_msg: '',
@@ -680,6 +635,8 @@ export async function registerGatewayRoutes(app: FastifyInstance, deps: ServiceD
           );
         }
         req.log.info({ method: p['method']?.slice(0, 64), app: appId, subCode: error.code }, 'gateway call');
+        const m = p['method'] ?? '';
+        countRequest('gateway', Object.hasOwn(GATEWAY_METHODS, m) ? m : 'unknown', error.code);
         return send(reply, p, progress, signType, codeOf(error), errorBiz(error, fields));
       }
     });

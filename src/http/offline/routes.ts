@@ -20,6 +20,7 @@ import {
   type XmlFields,
   type XmlObject,
 } from '../../formats/xml.js';
+import { countRequest } from '../../metrics.js';
 
 /** What one interface answers: the result element (also on some errors), or an error. */
 interface Answer {
@@ -300,6 +301,8 @@ function render(name: string, fields: XmlFields | null, answer: Answer): string 
 /** Who asks: the request's logger (the SOAP door's carries `door: 'soap'`). */
 export interface OfflineCaller {
   log: FastifyBaseLogger;
+  /** The door for metrics (hospay_requests_total): offline unless said. */
+  door?: 'offline' | 'soap';
 }
 
 /**
@@ -359,6 +362,11 @@ export async function answerOfflineDocument(
   caller.log.info(
     { iface: name, app: appId, subCode: answer.error?.code ?? answer.notice?.code ?? 'SUCCESS' },
     'offline call',
+  );
+  countRequest(
+    caller.door ?? 'offline',
+    handler ? name : 'unknown',
+    answer.error?.code ?? answer.notice?.code,
   );
   return render(name, fields, answer);
 }

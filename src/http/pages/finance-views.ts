@@ -13,6 +13,7 @@ body { font-family: -apple-system, "PingFang SC", "Microsoft YaHei", "Noto Sans 
 header.top { display: flex; align-items: center; gap: 16px; padding: 10px 20px; background: #1f2d3d; color: #fff; }
 header.top .brand { font-weight: 600; font-size: 16px; flex: 1; }
 header.top form { margin: 0; }
+header.top a { color: #c9d6e3; }
 header.top button { background: #3a4a5c; }
 main { max-width: 1180px; margin: 0 auto; padding: 20px 16px; }
 .card { background: #fff; border-radius: 8px; padding: 16px 20px; margin-bottom: 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }
@@ -105,6 +106,8 @@ export interface Viewer {
   username: string;
   displayName: string;
   csrfToken: string;
+  /** The role may re-run a day and resolve a difference (recon.write); the forms are hidden otherwise. */
+  canWrite?: boolean;
 }
 
 export interface Flash {
@@ -123,7 +126,7 @@ export function csrfField(viewer: Viewer): string {
 /** The frame of every finance page. */
 export function financePage(title: string, body: string, viewer: Viewer | null): string {
   const who = viewer
-    ? `<span id="who">${esc(viewer.displayName)}（${esc(viewer.username)}）</span>
+    ? `<a href="/desk" id="to-desk">运维台 / desk</a><span id="who">${esc(viewer.displayName)}（${esc(viewer.username)}）</span>
 <form method="post" action="/finance/logout">${csrfField(viewer)}<button type="submit" id="logout">退出登录</button></form>`
     : '';
   return `<!doctype html>
@@ -437,9 +440,13 @@ ${m.runs.map(pendingHtml).join('')}`
     : '<p id="no-run">该日尚未对账 / this day has not been reconciled yet. 可点击「重新对账」立即对账。</p>';
 
   const actions = `<div class="toolbar">
-<form method="post" action="/finance/rerun" class="inline" id="rerun-form">${csrfField(m.viewer)}
+${
+  m.viewer.canWrite === false
+    ? ''
+    : `<form method="post" action="/finance/rerun" class="inline" id="rerun-form">${csrfField(m.viewer)}
 <input type="hidden" name="app" value="${esc(m.appId)}"><input type="hidden" name="date" value="${esc(m.date)}">
-<button type="submit" id="rerun">重新对账 / re-run</button></form>
+<button type="submit" id="rerun">重新对账 / re-run</button></form>`
+}
 ${
   m.exports
     ? `<a class="button secondary" id="export-csv" href="/finance/export?${esc(q({ format: 'csv' }))}">下载 CSV</a>
@@ -644,7 +651,9 @@ export function differenceView(m: DifferenceDetailModel): string {
 <dt>处理人</dt><dd>${esc(m.resolvedByName ?? '')}${m.resolvedBy ? `（${esc(m.resolvedBy)}）` : ''}</dd>
 <dt>处理时间</dt><dd>${when(m.resolvedAt)}</dd>
 <dt>备注</dt><dd class="note">${esc(m.resolvedNote ?? '')}</dd></dl></div>`
-      : `<div class="card" id="resolution"><h2>标记为已处理 / resolve</h2>
+      : m.viewer.canWrite === false
+        ? ''
+        : `<div class="card" id="resolution"><h2>标记为已处理 / resolve</h2>
 ${m.noteError ? `<div class="flash bad" id="note-error" role="alert">${esc(m.noteError)}</div>` : ''}
 <form method="post" action="/finance/differences/${m.id}/resolve" id="resolve-form">${csrfField(m.viewer)}
 <label for="note">处理说明（必填，1～500 字）</label>

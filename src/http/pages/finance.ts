@@ -31,6 +31,8 @@ import {
   type Viewer,
 } from './finance-views.js';
 import { fen, type Fen } from '../../domain/money.js';
+import { can, permissionsOf, seesApp, type Permission, type Role } from '../../domain/access.js';
+import { principalOfSession, safeDeskNext } from './desk-kit.js';
 
 /**
  * The finance page (/finance): log in with an operator account (hospay operator create), see a business day's
@@ -66,9 +68,10 @@ function isDate(text: string): boolean {
   return !Number.isNaN(d.getTime()) && d.toISOString().slice(0, 10) === text;
 }
 
-/** Only our own pages, as a path: never another host. */
+/** Only our own pages (the finance page's or the desk's), as a path: never another host. */
 function safeNext(text: string | undefined): string | null {
   if (!text) return null;
+  if (text.startsWith('/desk')) return safeDeskNext(text);
   if (!/^\/finance(?:\/[A-Za-z0-9/_-]*)?(?:\?[A-Za-z0-9=&%._-]*)?$/.test(text)) return null;
   if (text.startsWith('/finance/login') || text.startsWith('/finance/logout')) return null;
   return text;
@@ -170,14 +173,48 @@ export async function registerFinancePages(
   const operators = deps.operators;
   const login = new FinanceLogin(deps);
   const secure = () => deps.config.publicBaseUrl.startsWith('https:');
-  const cookie = (name: string, value: string, maxAgeS: number) =>
-    `${name}=${value}; Path=/finance; HttpOnly; SameSite=Strict${secure() ? '; Secure' : ''}; Max-Age=${maxAgeS}`;
+  const cookie = (name: string, value: string, maxAgeS: number, path = '/finance') =>
+    `${name}=${value}; Path=${path}; HttpOnly; SameSite=Strict${secure() ? '; Secure' : ''}; Max-Age=${maxAgeS}`;
+  // One login for the finance page and the desk: the session cookie is sent to both paths.
+  const sessionCookies = (value: string, maxAgeS: number) => [
+    cookie(SESSION_COOKIE, value, maxAgeS, '/finance'),
+    cookie(SESSION_COOKIE, value, maxAgeS, '/desk'),
+  ];
+  /** Where a login lands without `next`: the finance page when the role reads reconciliation, else the desk. */
+  const home = (s: { role: Role }) => (permissionsOf(s.role).includes('recon.read') ? '/finance' : '/desk');
+  const allowed = (s: FinanceSession, permission: Permission) => can(principalOfSession(s), permission);
+  const sees = (s: FinanceSession, appId: string) => seesApp(principalOfSession(s), appId);
+  const audit = (
+    s: FinanceSession,
+    action: string,
+    appId: string | null,
+    outcome: string,
+    detail: Record<string, unknown> = {},
+  ) =>
+    deps.audit
+      .record({
+        at: deps.clock.now(),
+        actor: s.username,
+        role: s.role,
+        via: 'session',
+        action,
+        appId,
+        outcome,
+        detail,
+      })
+      .catch((e: unknown) =>
+        deps.log.error(
+          { err: e instanceof Error ? e.message : String(e), action },
+          'audit entry not written',
+        ),
+      );
   const html = (reply: FastifyReply, body: string, status = 200) =>
     reply.code(status).type('text/html; charset=utf-8').send(body);
   const viewerOf = (s: FinanceSession): Viewer => ({
     username: s.username,
     displayName: s.displayName,
     csrfToken: s.csrfToken,
+    canWrite: allowed(s, 'recon.write'),
   });
   const today = () => formatShanghai(deps.clock.now()).slice(0, 10);
   const defaultDate = () => formatShanghai(new Date(deps.clock.now().getTime() - DAY_MS)).slice(0, 10);
@@ -187,9 +224,16 @@ export async function registerFinancePages(
     return token ? operators.lookupSession(token) : undefined;
   }
 
-  /** The session of a page request, or a 303 to the login page (coming back here afterwards). */
+  /**
+   * The session of a page request, or a 303 to the login page (coming back here afterwards); a role without
+   * recon.read is sent to the desk (303).
+   */
   async function requireSession(req: FastifyRequest, reply: FastifyReply): Promise<FinanceSession | null> {
     const s = await session(req);
+    if (s && !allowed(s, 'recon.read')) {
+      await reply.redirect('/desk', 303);
+      return null;
+    }
     if (s) return s;
     const next = req.method === 'GET' ? safeNext(req.url) : null;
     await reply.redirect(
@@ -198,6 +242,19 @@ export async function registerFinancePages(
     );
     return null;
   }
+
+  /** The 403 page of a role without the permission of a write. */
+  const notAllowed = (reply: FastifyReply, s: FinanceSession) =>
+    html(
+      reply,
+      messageView(
+        '无权限 / not allowed',
+        '您的角色不能执行此操作（需要对账写权限）。Your role may not do this (recon.write).',
+        viewerOf(s),
+        { href: '/finance', text: '返回对账首页' },
+      ),
+      403,
+    );
 
   /** A POST's session and CSRF token; answers (303 to login, or 403) and returns null when either fails. */
   async function requirePost(req: FastifyRequest, reply: FastifyReply): Promise<FinanceSession | null> {
@@ -251,7 +308,8 @@ export async function registerFinancePages(
     scope.get('/finance/login', async (req, reply) => {
       const q = (req.query ?? {}) as Record<string, unknown>;
       const next = safeNext(str(q['next']));
-      if (await session(req)) return reply.redirect(next ?? '/finance', 303);
+      const existing = await session(req);
+      if (existing) return reply.redirect(next ?? home(existing), 303);
       const m = str(q['m']);
       return loginPage(req, reply, {
         next,
@@ -318,10 +376,11 @@ export async function registerFinancePages(
       const created = await operators.createSession(r.username);
       deps.log.info({ finance: 'login', operator: r.username }, 'finance login');
       reply.header('set-cookie', [
-        cookie(SESSION_COOKIE, created.token, SESSION_COOKIE_MAX_AGE_S),
+        ...sessionCookies(created.token, SESSION_COOKIE_MAX_AGE_S),
         cookie(LOGIN_COOKIE, '', 0),
       ]);
-      return reply.redirect(next ?? '/finance', 303);
+      const who = await operators.get(r.username);
+      return reply.redirect(next ?? (who ? home(who) : '/finance'), 303);
     });
 
     scope.post('/finance/logout', async (req, reply) => {
@@ -329,7 +388,7 @@ export async function registerFinancePages(
       if (!s) return reply;
       const token = readCookie(req, SESSION_COOKIE);
       if (token) await operators.deleteSession(token);
-      reply.header('set-cookie', cookie(SESSION_COOKIE, '', 0));
+      reply.header('set-cookie', sessionCookies('', 0));
       return reply.redirect('/finance/login?m=bye', 303);
     });
 
@@ -338,9 +397,17 @@ export async function registerFinancePages(
       const s = await requireSession(req, reply);
       if (!s) return reply;
       const q = (req.query ?? {}) as Record<string, unknown>;
-      const apps = await deps.apps.list();
+      // Only the hospitals granted to the operator: another hospital's app is treated as one that does not exist.
+      const apps = (await deps.apps.list()).filter((a) => sees(s, a.id));
       if (apps.length === 0)
-        return html(reply, messageView('尚无应用', '还没有任何应用，无可对账。No apps yet.', viewerOf(s)));
+        return html(
+          reply,
+          messageView(
+            '尚无应用',
+            '没有可对账的应用（您尚未被授予任何医院）。No apps to reconcile (none granted to you).',
+            viewerOf(s),
+          ),
+        );
       const chosen = apps.find((a) => a.id === str(q['app'])) ?? apps[0];
       if (!chosen) return html(reply, messageView('尚无应用', 'No apps yet.', viewerOf(s)));
       const dateText = str(q['date']);
@@ -418,7 +485,12 @@ export async function registerFinancePages(
       if (!s) return reply;
       const body = (req.body ?? {}) as Record<string, unknown>;
       const date = str(body['date']) ?? '';
-      const target = await deps.apps.get(str(body['app']) ?? '');
+      if (!allowed(s, 'recon.write')) {
+        void audit(s, 'recon.run', null, 'refused 403', { date });
+        return notAllowed(reply, s);
+      }
+      const asked = str(body['app']) ?? '';
+      const target = sees(s, asked) ? await deps.apps.get(asked) : undefined;
       if (!target || !isDate(date) || date > today())
         return html(
           reply,
@@ -437,9 +509,11 @@ export async function registerFinancePages(
       try {
         const outcomes = await reconcileDay(recon, { app: target, date });
         if (outcomes.some(isIncomplete)) flash = 'rerun_incomplete';
+        await audit(s, 'recon.run', target.id, flash === 'rerun' ? 'ok' : 'incomplete', { date });
         deps.log.info({ finance: 'rerun', operator: s.username, app: target.id, date }, 'finance re-run');
       } catch (e) {
         flash = 'rerun_failed';
+        await audit(s, 'recon.run', target.id, 'failed', { date });
         deps.log.warn(
           { err: e instanceof Error ? e.message : String(e), app: target.id, date },
           'finance re-run failed',
@@ -462,6 +536,8 @@ export async function registerFinancePages(
       if (format !== 'csv' && format !== 'xlsx')
         return bad('格式须为 csv 或 xlsx / format must be csv or xlsx');
       if (!/^[A-Za-z0-9_-]{1,64}$/.test(appId)) return bad('应用无效 / unknown app');
+      // Another hospital's report is answered like a missing app's.
+      if (!sees(s, appId)) return bad('没有这个应用 / no such app');
       let report;
       try {
         report = await buildDayReport(recon, { date, appId, now: deps.clock.now() });
@@ -487,7 +563,9 @@ export async function registerFinancePages(
       id: number,
       opts: { flash?: Flash | null; noteDraft?: string; noteError?: string | null; status?: number } = {},
     ) => {
-      const d = await loadDifference(id);
+      const found = await loadDifference(id);
+      // Another hospital's difference answers exactly like a missing one.
+      const d = found && sees(s, found.app_id) ? found : undefined;
       if (!d)
         return html(
           reply,
@@ -570,6 +648,12 @@ export async function registerFinancePages(
       const s = await requirePost(req, reply);
       if (!s) return reply;
       const id = differenceId(req) ?? -1;
+      const target = await loadDifference(id);
+      if (!target || !sees(s, target.app_id)) return showDifference(reply, s, id);
+      if (!allowed(s, 'recon.write')) {
+        void audit(s, 'difference.resolve', target.app_id, 'refused 403', { difference: id });
+        return notAllowed(reply, s);
+      }
       const raw = str((req.body as Record<string, unknown> | undefined)?.['note']) ?? '';
       const checked = readResolveNote(raw);
       if ('error' in checked)
@@ -583,6 +667,7 @@ export async function registerFinancePages(
         });
       const note = checked.note;
       if (await resolveDifference(recon, id, s.username, note)) {
+        await audit(s, 'difference.resolve', target.app_id, 'ok', { difference: id });
         deps.log.info({ finance: 'resolve', operator: s.username, difference: id }, 'difference resolved');
         return reply.redirect(`/finance/differences/${id}?flash=resolved`, 303);
       }

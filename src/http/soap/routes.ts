@@ -102,7 +102,7 @@ export async function registerSoapRoutes(app: FastifyInstance, deps: ServiceDeps
           const xml = call.xml;
           const answer = await answerOfflineDocument(
             deps,
-            { log: req.log.child({ door: 'soap', op: call.operation, soap: version }) },
+            { log: req.log.child({ door: 'soap', op: call.operation, soap: version }), door: 'soap' },
             call.iface,
             () => {
               // The document is held to the XML door's limit, and answered as the XML door answers it.
