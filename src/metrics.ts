@@ -4,7 +4,8 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
  * The platform's Prometheus metrics (prom-client): one registry per process, read by GET /metrics on the admin
  * door (http/health.ts). Every layer may record here; nothing here imports the project.
  *
- * Labels are bounded: door, interface, sub_code, pay_type, channel, operation, outcome, job. No app id, trade
+ * Labels are bounded: door, interface, sub_code, pay_type, channel, operation, outcome, job_name (not `job`:
+ * Prometheus gives every target a `job` label of its own). No app id, trade
  * number or other unbounded value is ever a label; an unexpected value becomes "other".
  */
 export const registry = new Registry();
@@ -150,14 +151,14 @@ const JOBS = new Set(['expirer', 'notifier', 'reconciler']);
 export const jobRuns = new Counter({
   name: 'hospay_job_runs_total',
   help: 'Background job passes, by job and result (ok, error)',
-  labelNames: ['job', 'result'] as const,
+  labelNames: ['job_name', 'result'] as const,
   registers: [registry],
 });
 
 export const jobRunSeconds = new Histogram({
   name: 'hospay_job_run_duration_seconds',
   help: 'How long one pass of a background job took',
-  labelNames: ['job'] as const,
+  labelNames: ['job_name'] as const,
   buckets: LATENCY_BUCKETS,
   registers: [registry],
 });
@@ -185,8 +186,8 @@ export function jobStopped(owner: string): void {
 /** One pass of a job ended (ok or with an error), `ms` after it began. */
 export function jobRan(owner: string, job: string, ms: number, ok: boolean): void {
   const name = bounded(job, JOBS);
-  jobRuns.inc({ job: name, result: ok ? 'ok' : 'error' });
-  jobRunSeconds.observe({ job: name }, Math.max(0, ms) / 1000);
+  jobRuns.inc({ job_name: name, result: ok ? 'ok' : 'error' });
+  jobRunSeconds.observe({ job_name: name }, Math.max(0, ms) / 1000);
   const beat = beats.get(owner);
   if (beat) beat.lastRunAt = Date.now();
 }
@@ -226,11 +227,11 @@ export function jobLags(now = Date.now()): JobLag[] {
 new Gauge({
   name: 'hospay_job_lag_seconds',
   help: 'Seconds since a running background job last finished a pass (its interval is the normal value)',
-  labelNames: ['job'] as const,
+  labelNames: ['job_name'] as const,
   registers: [registry],
   collect() {
     this.reset();
-    for (const l of jobLags()) this.set({ job: l.job }, l.sinceLastMs / 1000);
+    for (const l of jobLags()) this.set({ job_name: l.job }, l.sinceLastMs / 1000);
   },
 });
 

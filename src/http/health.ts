@@ -96,7 +96,9 @@ export async function registerHealthRoutes(
         .header('www-authenticate', 'Bearer')
         .send({ code: 'UNAUTHORIZED', message: '需要有效的令牌 / a valid bearer token is required' });
     // The store's gauges: each part under a short deadline; a failed part is an error metric, never a 500.
-    applyStoreSnapshot(await deps.health.snapshot(deps.clock.now()));
+    // hospay_ready is checked here too, so that it is current whether or not anything probes /readyz.
+    const [snapshot] = await Promise.all([deps.health.snapshot(deps.clock.now()), checkReadiness(deps)]);
+    applyStoreSnapshot(snapshot);
     const text = await renderMetrics();
     return reply.code(200).header('cache-control', 'no-store').type(registry.contentType).send(text);
   });

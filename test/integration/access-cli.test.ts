@@ -59,7 +59,7 @@ describe(`hospay operator: roles, grants, tokens (CLI, ${TEST_DB})`, () => {
     assert.equal(badRole.status, 2);
     assert.match(badRole.stderr, /--role must be one of/);
     const unknownApp = run(['operator', 'create', '--username', 'x.y', '--name', 'x', '--apps', 'NOPE']);
-    assert.equal(unknownApp.status, 2, unknownApp.stderr);
+    assert.equal(unknownApp.status, 1, unknownApp.stderr);
     assert.match(unknownApp.stderr, /unknown app ids: NOPE/);
     assert.equal(
       run(['operator', 'create', '--username', 'x.z', '--name', 'x', '--apps', appA, '--all-apps']).status,

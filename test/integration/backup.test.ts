@@ -117,7 +117,6 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     assert.equal(raw.includes(Buffer.from(key)), false);
     assert.equal(raw.includes(Buffer.from(key, 'hex')), false);
     assert.equal(raw.includes(Buffer.from(HIS_TOKEN)), false, 'the HIS token is sealed, not in clear');
-    // The audit trail names who took it.
     const status = await fetch(`${base}/`);
     assert.equal(status.status, 200, 'the server kept serving');
     // --json on a second backup: the manifest's facts.
@@ -131,6 +130,34 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     assert.equal(facts.via, 'running-server');
     assert.ok(facts.migrations.includes('001-initial'));
     assert.equal(facts.master_key_ids.length, 1);
+  });
+
+  it('only a platform administrator may take a backup through the admin API (a finance token: 403)', async () => {
+    const adminToken = fs.readFileSync(path.join(home.dataDir, 'admin-token'), 'utf8').trim();
+    const admin = (method: string, p: string, body?: unknown, bearer = adminToken) =>
+      fetch(`${base}${p}`, {
+        method,
+        headers: {
+          authorization: `Bearer ${bearer}`,
+          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+        },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+    const op = await admin('POST', '/admin/operators', {
+      username: 'fin-backup',
+      display_name: '财务',
+      password: `Pw-${randomBytes(12).toString('hex')}`,
+      role: 'finance',
+    });
+    assert.ok(op.status === 200 || op.status === 201, await op.text());
+    const tok = await admin('POST', '/admin/operators/fin-backup/tokens', { label: 'backup test' });
+    assert.equal(tok.status, 201, await tok.clone().text());
+    const finance = ((await tok.json()) as { token: string }).token;
+    const refused = await admin('POST', '/admin/backup', undefined, finance);
+    assert.equal(refused.status, 403);
+    assert.equal(((await refused.json()) as { code: string }).code, 'ADMIN_FORBIDDEN');
+    const forged = await admin('POST', '/admin/backup', undefined, 'not-a-token-0123456789abcdef0123');
+    assert.equal(forged.status, 401);
   });
 
   it('refuses to restore while a server holds the data directory', async () => {
@@ -194,6 +221,21 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
   it('the drill: stop, restore into a new directory, start: trades, refunds, the HIS token and keys work', async () => {
     assert.equal(await server?.stop('SIGTERM'), 0);
     server = null;
+    // The audit trail of the stopped server names both backups taken through its admin API.
+    const own = await openStore({ kind: 'embedded', dataDir: home.dataDir });
+    try {
+      const audit = await own.db
+        .selectFrom('desk_audit')
+        .select(['actor', 'outcome'])
+        .where('action', '=', 'backup.create')
+        .execute();
+      assert.deepEqual(
+        audit.map((a) => a.outcome),
+        ['ok', 'ok'],
+      );
+    } finally {
+      await own.close();
+    }
     const keyFile = path.join(home.dataDir, 'master-key');
     const n = otherHome('restored');
     const r = await runHospayAsync(['restore', backupFile, '--master-key', keyFile, '--json'], n.env, SLOW);

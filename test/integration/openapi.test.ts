@@ -112,9 +112,15 @@ describe('the API contract: /openapi.json and /docs/api', () => {
     const appsBefore = ((await t.admin('GET', '/admin/apps')).data as unknown as unknown[]).length;
     const cases: [string, string, unknown, string][] = [
       ['POST', '/admin/apps', { name: 42 }, 'INVALID_FIELD.name'],
-      ['PUT', `/admin/apps/${t.appId}/status`, { status: 'gone' }, 'INVALID_FIELD.status'],
+      ['PUT', '/admin/operators/nobody/status', { status: 'gone' }, 'INVALID_FIELD.status'],
       ['PUT', '/admin/platform/channels/alipay', { values: { app_id: 5 } }, 'INVALID_FIELD.values'],
-      ['PUT', `/admin/apps/${t.appId}/channel-map`, { pay_type: 'alipay' }, 'INVALID_FIELD.pay_type'],
+      [
+        'POST',
+        '/admin/operators/nobody/tokens',
+        { label: 'ci', expires_in_days: 0 },
+        'INVALID_FIELD.expires_in_days',
+      ],
+      ['PUT', '/admin/operators/nobody/role', { role: 'root' }, 'INVALID_FIELD.role'],
       ['POST', '/admin/operators', { username: 'ann', display_name: 'Ann' }, 'INVALID_FIELD.password'],
       ['GET', '/admin/notifications?limit=9999', undefined, 'INVALID_FIELD.limit'],
       ['GET', '/admin/reconciliation/differences/0', undefined, 'INVALID_FIELD.id'],

@@ -101,11 +101,11 @@ describe('/readyz and the background jobs', () => {
   it('goes not ready when a job stops finishing its passes, naming the job and its lag, and back', async () => {
     await eventually('ready with jobs running', 5_000, async () => (await readyz(t.url)).status === 200);
     const lag = await scrape(t.url);
-    const notifierLag = sampleValue(lag.samples, 'hospay_job_lag_seconds', { job: 'notifier' });
+    const notifierLag = sampleValue(lag.samples, 'hospay_job_lag_seconds', { job_name: 'notifier' });
     assert.ok(notifierLag !== undefined && notifierLag < 1, `notifier lag ${notifierLag}`);
     await eventually('an expirer pass counted', 5_000, async () => {
       const runs = (await scrape(t.url)).samples;
-      return (sampleValue(runs, 'hospay_job_runs_total', { job: 'expirer', result: 'ok' }) ?? 0) >= 1;
+      return (sampleValue(runs, 'hospay_job_runs_total', { job_name: 'expirer', result: 'ok' }) ?? 0) >= 1;
     });
 
     // The notifier's claim hangs (a stuck statement): its passes stop finishing.
@@ -121,7 +121,9 @@ describe('/readyz and the background jobs', () => {
     assert.ok(hung.length >= 1);
     assert.equal(down.body.reasons?.length, 1, JSON.stringify(down.body));
     assert.match(down.body.reasons?.[0] ?? '', /^job notifier last ran \d+ s ago/);
-    const stale = sampleValue((await scrape(t.url)).samples, 'hospay_job_lag_seconds', { job: 'notifier' });
+    const stale = sampleValue((await scrape(t.url)).samples, 'hospay_job_lag_seconds', {
+      job_name: 'notifier',
+    });
     assert.ok(stale !== undefined && stale > 1, `notifier lag ${stale}`);
 
     unstick();

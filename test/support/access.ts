@@ -77,14 +77,17 @@ export async function api(
   path: string,
   body?: unknown,
 ): Promise<{ status: number; data: Record<string, unknown> & unknown[]; text: string; headers: Headers }> {
-  const res = await fetch(`${base}${path}`, {
-    method,
-    headers: {
-      authorization: `Bearer ${token}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
+  const send = () =>
+    fetch(`${base}${path}`, {
+      method,
+      headers: {
+        authorization: `Bearer ${token}`,
+        ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+      },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+  // A kept-alive connection the server closed meanwhile (slow CLI steps between calls): once more, anew.
+  const res = await send().catch(() => send());
   const text = await res.text();
   let data: unknown;
   try {

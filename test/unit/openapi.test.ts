@@ -212,7 +212,7 @@ describe('admin schemas validate requests (through Fastify)', () => {
     await app.close();
   });
 
-  it('query, path and x-code: notifications limit, a difference id, the channel map', async () => {
+  it('query, path, numbers and x-code: notifications limit, a difference id, a token lifetime', async () => {
     const n = await withRoute('GET /admin/notifications');
     assert.equal((await n.inject('/admin/notifications?limit=501')).json().code, 'INVALID_FIELD.limit');
     assert.equal((await n.inject('/admin/notifications?limit=0')).json().code, 'INVALID_FIELD.limit');
@@ -227,22 +227,41 @@ describe('admin schemas validate requests (through Fastify)', () => {
     assert.equal((await d.inject('/admin/reconciliation/differences/1234567890123456')).statusCode, 400);
     assert.deepEqual((await d.inject('/admin/reconciliation/differences/007')).json(), { reached: true });
     await d.close();
-    const c = await withRoute('PUT /admin/apps/:id/channel-map');
-    const r = await c.inject({
-      method: 'PUT',
-      url: '/admin/apps/a/channel-map',
-      payload: { pay_type: 'alipay' },
+    const tk = await withRoute('POST /admin/operators/:username/tokens');
+    const days = await tk.inject({
+      method: 'POST',
+      url: '/admin/operators/ann/tokens',
+      payload: { label: 'ci', expires_in_days: 3661 },
     });
-    assert.deepEqual(r.json(), {
-      code: 'INVALID_FIELD.pay_type',
-      message: 'pay_type 与 channel 必填 / pay_type and channel are required',
+    assert.equal(days.json().code, 'INVALID_FIELD.expires_in_days');
+    const ok = await tk.inject({
+      method: 'POST',
+      url: '/admin/operators/ann/tokens',
+      payload: { label: 'ci', expires_in_days: 30 },
     });
-    await c.close();
+    assert.deepEqual(ok.json(), { reached: true });
+    await tk.close();
+    // x-code: a property reported under another field's code, as a handler did.
+    const e = firstViolation(
+      {
+        type: 'object',
+        properties: { b: { type: 'string', 'x-code': 'INVALID_FIELD.a', 'x-message': 'm' } },
+      },
+      { b: 1 },
+    );
+    assert.equal(e?.code, 'INVALID_FIELD.a');
   });
 
   it('documentation-only properties are not enforced (the handler keeps its own order and messages)', () => {
     const s = ADMIN_SCHEMAS['PUT /admin/apps/:id/public-key']!.body as Record<string, unknown>;
     assert.equal(firstViolation(s, { public_key: 5, legacy_sign: 'yes' }), null);
+    // Per-app writes answer another hospital's app 404 before looking at the body: not enforced here.
+    for (const key of [
+      'PUT /admin/apps/:id/status',
+      'PUT /admin/apps/:id/channel-map',
+      'PUT /admin/apps/:id/categories',
+    ])
+      assert.equal(firstViolation(ADMIN_SCHEMAS[key]!.body as Record<string, unknown>, {}), null, key);
   });
 });
 

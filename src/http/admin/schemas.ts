@@ -11,7 +11,8 @@ import { MAX_LIST_LIMIT } from '../../services/notify.js';
  * `x-code`), message: x-message}` — the handler's own code and bilingual message for that failure. A property
  * without `x-message` is documentation: its handler checks it (its checks are semantic: keys, URLs, CIDR ranges,
  * calendar dates), with its own messages. Only what a handler checks first, and checks exactly so, is enforced,
- * so a request with several faults is answered as before. Nothing is coerced, nothing removed; extra properties
+ * so a request with several faults is answered as before; a route that first answers another hospital's app as
+ * missing (404, access.ts seesAppOr404) keeps its body checks in its handler, so the 404 still comes first. Nothing is coerced, nothing removed; extra properties
  * are allowed where the handlers ignore them.
  */
 export type AdminSchema = FastifySchema & {
@@ -144,7 +145,7 @@ export const ADMIN_SCHEMAS: Readonly<Record<string, AdminSchema>> = {
     tags: ['apps'],
     summary: '启用或停用应用 / enable or disable an app',
     params: idParams,
-    body: STATUS_BODY,
+    body: obj({ status: { type: 'string', enum: ['active', 'disabled'] } }, { required: ['status'] }),
     response: ok(obj({ app_id: APP_ID, status: { type: 'string' } })),
   },
   'PUT /admin/apps/:id/public-key': {
@@ -169,8 +170,6 @@ export const ADMIN_SCHEMAS: Readonly<Record<string, AdminSchema>> = {
         redirect_uris: {
           type: 'array',
           items: { type: 'string', description: 'absolute http(s) URL, no userinfo, query or fragment' },
-          'x-message':
-            'redirect_uris 须为完整的 http(s) 地址数组，不含用户信息（user@）、查询串（?）和片段（#） / redirect_uris must be an array of absolute http(s) URLs without userinfo (user@), query (?) or fragment (#)',
         },
       },
       { required: ['redirect_uris'] },
@@ -210,8 +209,7 @@ export const ADMIN_SCHEMAS: Readonly<Record<string, AdminSchema>> = {
         categories: {
           type: ['array', 'null'],
           items: obj({ prefix: { type: 'string' }, name: { type: 'string' } }),
-          'x-message':
-            'categories 须为 [{prefix, name}]，前缀为 1～16 位字母数字且不重复 / categories must be [{prefix, name}] with unique alphanumeric prefixes',
+          description: 'prefixes of 1–16 letters or digits, each once',
         },
       },
       { required: ['categories'] },
@@ -456,15 +454,8 @@ export const ADMIN_SCHEMAS: Readonly<Record<string, AdminSchema>> = {
     params: idParams,
     body: obj(
       {
-        pay_type: {
-          type: 'string',
-          'x-message': 'pay_type 与 channel 必填 / pay_type and channel are required',
-        },
-        channel: {
-          type: 'string',
-          'x-code': 'INVALID_FIELD.pay_type',
-          'x-message': 'pay_type 与 channel 必填 / pay_type and channel are required',
-        },
+        pay_type: { type: 'string', enum: ['alipay', 'weixin', 'unionpay', 'elecny'] },
+        channel: { type: 'string', description: 'a channel id of GET /admin/channels' },
       },
       { required: ['pay_type', 'channel'] },
     ),

@@ -47,6 +47,8 @@ export async function actionPanel(
     );
   if (buttons.length > 0) parts.push(`<div class="toolbar" id="actions">${buttons.join('')}</div>`);
 
+  // The trade's requests first (what someone opening the trade after a request wants to see), then the forms.
+  if (v.requests.length > 0) parts.push(requestsTable(viewer, v.requests, { showTrade: false }));
   if (can(p, 'money.request')) {
     const approvalNote = app.desk_approval
       ? '本院的退款和撤销需另一位有审批权限的人员批准后才执行。Refunds and cancels here need a second person’s approval.'
@@ -76,7 +78,6 @@ export async function actionPanel(
       );
   }
 
-  if (v.requests.length > 0) parts.push(requestsTable(viewer, v.requests, { showTrade: false }));
   if (parts.length === 0)
     return '<p class="muted" id="no-actions">没有可执行的操作。No action available.</p>';
   return `<div id="action-panel">${parts.join('\n')}</div>`;

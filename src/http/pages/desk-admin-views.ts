@@ -84,7 +84,7 @@ export function secretOnceView(
   const body = `<div class="card"><h1>${esc(opts.title)}</h1>
 <p>${esc(opts.lead)}</p>
 <dl>${facts}</dl>
-<h2>${esc(opts.secretLabel)}</h2>
+<p><strong>${esc(opts.secretLabel)}</strong></p>
 <div class="secret-once" id="secret-once">${esc(opts.secret)}</div>
 <p class="warn"><strong>只显示这一次：请立即复制并安全交付，离开或刷新本页后无法再次查看。</strong>
 This is shown once only: copy it now and hand it over safely; it cannot be shown again.</p>
