@@ -25,7 +25,9 @@ describe(`hospay operator: roles, grants, tokens (CLI, ${TEST_DB})`, () => {
     await home.close();
   });
 
-  const run = (args: string[], input?: string) => home.run(args, input === undefined ? {} : { input });
+  // Generous: each command is a process of its own, and the machine may be busy.
+  const run = (args: string[], input?: string) =>
+    home.run(args, { timeout: 240_000, ...(input === undefined ? {} : { input }) });
   const appOf = (name: string) => {
     const r = run(['app', 'create', '--name', name, '--json']);
     assert.equal(r.status, 0, r.stderr);

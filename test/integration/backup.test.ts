@@ -6,7 +6,14 @@ import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { TEST_DB } from '../support/db.js';
-import { barcodeFields, postRaw, xmlDoc, type OfflineAnswer } from '../support/platform.js';
+import {
+  barcodeFields,
+  postRaw,
+  startTestPlatform,
+  xmlDoc,
+  type OfflineAnswer,
+  type TestPlatform,
+} from '../support/platform.js';
 import { HospayHome, hospayEnv, randomPort, runHospayAsync, type HospayProcess } from '../support/spawn.js';
 import { openStore } from '../../src/store/db.js';
 import { SecretBox } from '../../src/crypto/secret-box.js';
@@ -355,3 +362,20 @@ describe(
     });
   },
 );
+
+describe(`POST /admin/backup without an embedded data directory (${TEST_DB})`, () => {
+  let t: TestPlatform;
+  before(async () => {
+    t = await startTestPlatform();
+  });
+  after(async () => {
+    await t?.close();
+  });
+
+  it('answers 409 BACKUP_NOT_EMBEDDED, pointing at pg_dump (PostgreSQL, or an in-memory database)', async () => {
+    const r = await t.admin('POST', '/admin/backup');
+    assert.equal(r.status, 409);
+    assert.equal(r.data['code'], 'BACKUP_NOT_EMBEDDED');
+    assert.match(String(r.data['message']), /pg_dump/);
+  });
+});

@@ -193,6 +193,28 @@ describe('GET /metrics after a scripted day', () => {
     }
   });
 
+  it('counts the gateway door by method and sub_code; an unknown method is "unknown"', async () => {
+    const count = async () => (await scrape(t.url)).samples;
+    const call = (method: string) =>
+      fetch(`${t.url}/gateway`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ app_id: 'NO_SUCH_APP', method, biz_content: '{}' }).toString(),
+      }).then(async (r) => JSON.parse(await r.text()) as Record<string, Record<string, string>>);
+    const before = await count();
+    const a = await call('lc.trade.query');
+    const subCode = Object.values(a).find((v) => typeof v === 'object' && v && 'sub_code' in v)?.sub_code;
+    assert.ok(subCode, JSON.stringify(a));
+    await call('lc.no.such.method.' + 'y'.repeat(30));
+    const after = await count();
+    const delta = (labels: Record<string, string>) =>
+      (sampleValue(after, 'hospay_requests_total', labels) ?? 0) -
+      (sampleValue(before, 'hospay_requests_total', labels) ?? 0);
+    assert.equal(delta({ door: 'gateway', interface: 'lc.trade.query', sub_code: subCode }), 1);
+    assert.equal(sampleSum(after, 'hospay_requests_total', { door: 'gateway', interface: 'unknown' }), 1);
+    assert.ok(!(await scrape(t.url)).text.includes('lc.no.such.method'));
+  });
+
   it('is protected: admin token or the metrics token, nothing else', async () => {
     assert.equal((await scrape(t.url, null)).status, 401);
     assert.equal((await scrape(t.url, 'wrong-token-0123456789abcdefghijklmnop')).status, 401);

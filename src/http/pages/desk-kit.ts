@@ -22,7 +22,7 @@ body { font-family: -apple-system, "PingFang SC", "Microsoft YaHei", "Noto Sans 
 header.top { display: flex; flex-wrap: wrap; align-items: center; gap: 8px 16px; padding: 10px 20px; background: #1f2d3d; color: #fff; }
 header.top .brand { font-weight: 600; font-size: 16px; }
 header.top nav { flex: 1; display: flex; flex-wrap: wrap; gap: 4px 14px; }
-header.top nav a { color: #c9d6e3; text-decoration: none; } header.top nav a.current { color: #fff; font-weight: 600; border-bottom: 2px solid #1677ff; }
+header.top nav a { color: #c9d6e3; text-decoration: none; white-space: nowrap; } header.top nav a.current { color: #fff; font-weight: 600; border-bottom: 2px solid #1677ff; }
 header.top form { margin: 0; } header.top button { background: #3a4a5c; }
 main { max-width: 1240px; margin: 0 auto; padding: 20px 16px; }
 .card { background: #fff; border-radius: 8px; padding: 16px 20px; margin-bottom: 16px; box-shadow: 0 1px 3px rgba(0,0,0,.08); }

@@ -15,7 +15,7 @@ import { fen, formatFen, parseYuanToFen, type Fen } from '../../domain/money.js'
 import { formatShanghai, isCalendarDate } from '../../domain/clock.js';
 import { parsePayType } from '../../domain/trade.js';
 import { deskScope, notFoundPage, requireDesk, sendHtml } from './desk-kit.js';
-import { actionPanel } from './desk-action-views.js';
+import { actionFlash, actionPanel } from './desk-action-views.js';
 import { auditPage, searchPage, tradePageHtml, type AuditForm, type SearchForm } from './desk-trade-views.js';
 
 /**
@@ -417,7 +417,8 @@ export async function registerDeskTradePages(
       const appRow = await deps.apps.get(appId);
       const panel = await actionPanel(deps, viewer, appId, outTradeNo);
       // No flash text from the query string: a crafted link must not put words on this page.
-      return sendHtml(reply, tradePageHtml(viewer, page, appRow?.name ?? appId, panel, null));
+      // The result of an action (desk-actions.ts redirects here with fixed codes only, mapped to fixed messages).
+      return sendHtml(reply, tradePageHtml(viewer, page, appRow?.name ?? appId, panel, actionFlash(req.query)));
     });
 
     scope.get('/desk/audit', async (req, reply) => {
