@@ -228,17 +228,18 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
   it('the drill: stop, restore into a new directory, start: trades, refunds, the HIS token and keys work', async () => {
     assert.equal(await server?.stop('SIGTERM'), 0);
     server = null;
-    // The audit trail of the stopped server names both backups taken through its admin API.
+    // The audit trail of the stopped server names both backups, and the finance operator's refused attempt.
     const own = await openStore({ kind: 'embedded', dataDir: home.dataDir });
     try {
       const audit = await own.db
         .selectFrom('desk_audit')
         .select(['actor', 'outcome'])
         .where('action', '=', 'backup.create')
+        .orderBy('id')
         .execute();
       assert.deepEqual(
-        audit.map((a) => a.outcome),
-        ['ok', 'ok'],
+        audit.map((a) => `${a.actor}: ${a.outcome}`),
+        ['admin: ok', 'admin: ok', 'fin-backup: refused 403'],
       );
     } finally {
       await own.close();
