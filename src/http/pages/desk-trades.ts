@@ -418,7 +418,10 @@ export async function registerDeskTradePages(
       const panel = await actionPanel(deps, viewer, appId, outTradeNo);
       // No flash text from the query string: a crafted link must not put words on this page.
       // The result of an action (desk-actions.ts redirects here with fixed codes only, mapped to fixed messages).
-      return sendHtml(reply, tradePageHtml(viewer, page, appRow?.name ?? appId, panel, actionFlash(req.query)));
+      return sendHtml(
+        reply,
+        tradePageHtml(viewer, page, appRow?.name ?? appId, panel, actionFlash(req.query)),
+      );
     });
 
     scope.get('/desk/audit', async (req, reply) => {
