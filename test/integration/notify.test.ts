@@ -15,7 +15,7 @@ import {
   resendNotification,
   type NotificationView,
 } from '../../src/services/notify.js';
-import { registerNotificationAdminRoutes } from '../../src/http/admin/notifications.js';
+import { registerAdminRoutes } from '../../src/http/admin/routes.js';
 import { NotificationRepository } from '../../src/store/notifications.js';
 import { notifyCommand, NotifyUsageError, NotificationNotFoundError } from '../../src/cli/notify.js';
 import { verifyParams } from '../../src/crypto/signing.js';
@@ -630,15 +630,9 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     const token = 'notify-test-admin-token';
 
     before(async () => {
-      // The admin scope as the server has it: Bearer token first, then the notification routes.
+      // The admin API as the server has it (Bearer token, roles and scoping, then the routes), on its own listener.
       admin = Fastify();
-      await admin.register(async (scope) => {
-        scope.addHook('onRequest', async (req, reply) => {
-          if (req.headers.authorization !== `Bearer ${token}`)
-            return reply.code(401).send({ code: 'ADMIN_AUTH', message: 'invalid admin token' });
-        });
-        registerNotificationAdminRoutes(scope, t.platform.deps);
-      });
+      await registerAdminRoutes(admin, t.platform.deps, token, t.platform.recon);
       adminUrl = await admin.listen({ host: '127.0.0.1', port: 0 });
       if (t.store.kind === 'postgres') {
         // Straight on the database.
