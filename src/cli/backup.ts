@@ -31,7 +31,7 @@ import {
 import { runningServer } from './running-server.js';
 import { createProgress } from './progress.js';
 
-export const BACKUP_USAGE = `  hospay backup [--out FILE] [--json]         back up the embedded database (a .tar.gz with a manifest and a
+export const BACKUP_USAGE = `  hospay backup [--out FILE] [--json]         back up the embedded database (a .zip with a manifest and a
                                                checksum; never the master key). While the server runs, it is
                                                taken inside the server through the admin API; PostgreSQL: use
                                                pg_dump or a base backup (docs/operations.md)
@@ -109,7 +109,7 @@ export async function backupCommand(args: string[], config: Config): Promise<num
   });
   if (config.store.kind !== 'embedded') notOnPostgres('backup');
   const now = new Date();
-  const out = path.resolve(values.out ?? `hospay-backup-${stamp(now)}.tar.gz`);
+  const out = path.resolve(values.out ?? `hospay-backup-${stamp(now)}.zip`);
   if (fs.existsSync(out))
     throw new ConflictError(`${out} 已存在，不覆盖 / ${out} already exists; give another --out`);
   const json = values.json === true;
@@ -267,7 +267,7 @@ export async function restoreCommand(args: string[], config: Config): Promise<nu
       `无法读取备份文件 / cannot read the backup file ${file} (${(e as NodeJS.ErrnoException).code ?? String(e)})`,
     );
   }
-  // 1. The file: gzip, tar, manifest, checksum. Nothing is written before it passes.
+  // 1. The file: zip, entry names, manifest, checksum. Nothing is written before it passes.
   const backup = await openBackup(bytes);
   const { manifest } = backup;
 

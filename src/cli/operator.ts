@@ -186,6 +186,10 @@ async function run(args: string[], config: Config): Promise<number> {
   const name = values.name?.trim() ?? '';
   if (sub === 'create') {
     if (!name) throw new OperatorUsageError('--name 显示名 is required');
+    // Fails closed: an operator given a role other than platform admin must be given their hospitals by name
+    // (or --all-apps on purpose); without --role the command keeps its old meaning (finance, every hospital).
+    if (role !== undefined && role !== 'platform_admin' && appList === undefined && !values['all-apps'])
+      throw new OperatorUsageError('--role needs --apps A,B (the hospitals granted) or --all-apps');
     const problem = displayNameProblem(name);
     if (problem) throw new OperatorUsageError(`--name: ${problem}`);
   }
@@ -199,7 +203,7 @@ async function run(args: string[], config: Config): Promise<number> {
           name,
           password,
           (role as Role | undefined) ?? 'finance',
-          appList ?? 'all',
+          values['all-apps'] ? 'all' : (appList ?? 'all'),
         );
         if (values.json) console.log(JSON.stringify({ ...created, ...(generated ? { password } : {}) }));
         else {

@@ -668,7 +668,7 @@ function refusalDetail(e: HospayError, amountFen: Fen | null): Record<string, un
   return { code: e.code, ...(amountFen !== null ? { amount: formatFen(amountFen) } : {}) };
 }
 
-async function audit(
+function audit(
   deps: ServiceDeps,
   p: Principal,
   action: string,
@@ -678,16 +678,5 @@ async function audit(
   detail: Record<string, unknown>,
   requestId: number | null = null,
 ): Promise<void> {
-  await deps.audit.record({
-    at: deps.clock.now(),
-    actor: p.username,
-    role: p.role,
-    via: p.via,
-    action,
-    appId,
-    outTradeNo,
-    requestId,
-    outcome,
-    detail,
-  });
+  return deps.audit.recordBy(p, deps.clock.now(), { action, appId, outTradeNo, requestId, outcome, detail });
 }

@@ -1,6 +1,7 @@
 import type { Db } from './db.js';
 import type { DeskAuditTable } from './schema.js';
 import type { Selectable } from 'kysely';
+import type { Principal } from '../domain/access.js';
 import { redactValue } from '../formats/redact.js';
 import { REDACT_PATHS } from '../logging.js';
 
@@ -72,18 +73,28 @@ export class AuditRepository {
 
   /** Newest first, scoped. */
   list(f: AuditFilter): Promise<AuditEntry[]> {
-    let q = this.db.selectFrom('desk_audit').selectAll();
-    if (f.apps !== null) {
-      if (f.apps.length === 0) return Promise.resolve([]);
-      q = q.where('app_id', 'in', [...f.apps]);
-    }
-    if (f.appId !== undefined) q = q.where('app_id', '=', f.appId);
-    if (f.outTradeNo !== undefined) q = q.where('out_trade_no', '=', f.outTradeNo);
-    if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
-    if (f.action !== undefined) q = q.where('action', '=', f.action);
-    if (f.from !== undefined) q = q.where('at', '>=', f.from);
-    if (f.to !== undefined) q = q.where('at', '<', f.to);
-    if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
-    return q.orderBy('id', 'desc').limit(f.limit).execute();
+    return listAudit(this.db, f);
   }
+
+  /** An action by an operator (their username, role and door). */
+  recordBy(p: Principal, at: Date, e: Omit<AuditInput, 'at' | 'actor' | 'role' | 'via'>): Promise<void> {
+    return this.record({ ...e, at, actor: p.username, role: p.role, via: p.via });
+  }
+}
+
+/** The audit trail, newest first, limited to the filter's apps in the SQL (on `db`: the primary or a replica). */
+export async function listAudit(db: Db, f: AuditFilter): Promise<AuditEntry[]> {
+  let q = db.selectFrom('desk_audit').selectAll();
+  if (f.apps !== null) {
+    if (f.apps.length === 0) return [];
+    q = q.where('app_id', 'in', [...f.apps]);
+  }
+  if (f.appId !== undefined) q = q.where('app_id', '=', f.appId);
+  if (f.outTradeNo !== undefined) q = q.where('out_trade_no', '=', f.outTradeNo);
+  if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
+  if (f.action !== undefined) q = q.where('action', '=', f.action);
+  if (f.from !== undefined) q = q.where('at', '>=', f.from);
+  if (f.to !== undefined) q = q.where('at', '<', f.to);
+  if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
+  return q.orderBy('id', 'desc').limit(f.limit).execute();
 }

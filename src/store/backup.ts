@@ -1,16 +1,16 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
-import { gunzip, gzip } from 'node:zlib';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import { sql } from 'kysely';
+import { deflateSync, unzipSync, Zip, ZipPassThrough } from 'fflate';
 import type { Db } from './db.js';
-import { readTar, TarError, writeTar, type TarEntry } from '../formats/tar.js';
 import { InvalidInputError } from '../domain/errors.js';
 
 /**
- * Backups of the embedded database (PGlite): its directory (`<data dir>/pgdata`) as a gzipped tar with a
- * manifest, taken at a consistent point, and restored file by file into an empty directory.
+ * Backups of the embedded database (PGlite): its directory (`<data dir>/pgdata`) as a zip archive (made and read
+ * by fflate) whose first entry is a manifest, taken at a consistent point, and restored file by file into an
+ * empty directory.
  *
  * Consistency: PGlite is one connection in this process. A snapshot takes that connection (so no statement and no
  * transaction runs meanwhile: every other query waits for it), runs CHECKPOINT (every committed change is in the
@@ -27,6 +27,40 @@ const MANIFEST = 'manifest.json';
 const DATA = 'pgdata';
 /** Files of a running PostgreSQL that a copy must not carry (PGlite writes none of them today). */
 const SKIP = new Set(['postmaster.pid', 'postmaster.opts']);
+/**
+ * A zip entry deflated in one piece with fflate's deflateSync. (fflate 0.8.3's streaming Deflate, which its
+ * ZipDeflate uses, writes invalid streams for some of PostgreSQL's sparse files, e.g. the free-space maps:
+ * "invalid distance". deflateSync does not.) The whole file is pushed at once; the CRC and size are of the raw
+ * bytes, as the zip format wants.
+ */
+class DeflatedEntry extends ZipPassThrough {
+  constructor(name: string) {
+    super(name);
+    this.compression = 8;
+  }
+
+  protected override process(chunk: Uint8Array<ArrayBuffer>, final: boolean): void {
+    this.ondata(null, deflateSync(chunk, { level: 6 }), final);
+  }
+}
+
+/** Input bytes compressed between two turns of the event loop (the server keeps serving while it zips). */
+const ZIP_SLICE = 1024 * 1024;
+/** Unix permission bits in a zip entry's external attributes (made on Unix: version-made-by OS 3). */
+const UNIX = 3;
+const FILE_ATTRS = 0o100600 * 0x10000;
+const DIR_ATTRS = 0o040700 * 0x10000 + 0x10;
+
+/** One file or directory of the database's directory, as a backup holds it. */
+export interface BackupEntry {
+  /** Relative path with "/" separators; a directory's without a trailing slash. */
+  path: string;
+  type: 'file' | 'dir';
+  /** A file's bytes (empty for a directory, or while only counted). */
+  data: Uint8Array;
+  /** A file's size on disk (what readTree saw). */
+  size: number;
+}
 
 export interface BackupManifest {
   format: typeof BACKUP_FORMAT;
@@ -50,15 +84,12 @@ export class BackupError extends InvalidInputError {
   }
 }
 
-const gzipAsync = promisify(gzip);
-const gunzipAsync = promisify(gunzip);
-
 /**
  * Every directory and file under `root`, directories before their contents, names sorted; with `contents`
- * false the files' data is left empty (and `mode` holds their size, for counting).
+ * false the files' data is left empty (their `size` still counts).
  */
-function readTree(root: string, contents = true): TarEntry[] {
-  const out: TarEntry[] = [];
+function readTree(root: string, contents = true): BackupEntry[] {
+  const out: BackupEntry[] = [];
   const walk = (rel: string) => {
     const abs = path.join(root, rel);
     for (const name of fs.readdirSync(abs).sort()) {
@@ -66,21 +97,14 @@ function readTree(root: string, contents = true): TarEntry[] {
       const r = rel ? `${rel}/${name}` : name;
       const st = fs.lstatSync(path.join(root, r));
       if (st.isDirectory()) {
-        out.push({
-          path: `${DATA}/${r}`,
-          type: 'dir',
-          data: new Uint8Array(0),
-          mode: 0o700,
-          mtime: st.mtime,
-        });
+        out.push({ path: `${DATA}/${r}`, type: 'dir', data: new Uint8Array(0), size: 0 });
         walk(r);
       } else if (st.isFile()) {
         out.push({
           path: `${DATA}/${r}`,
           type: 'file',
           data: contents ? fs.readFileSync(path.join(root, r)) : new Uint8Array(0),
-          mode: contents ? 0o600 : st.size,
-          mtime: st.mtime,
+          size: st.size,
         });
       }
       // Anything else (a symbolic link, a socket) is not part of PGlite's directory: left out.
@@ -91,7 +115,7 @@ function readTree(root: string, contents = true): TarEntry[] {
 }
 
 /** The digest the manifest carries: every entry's type, path and size, then its bytes. */
-export function digestEntries(entries: TarEntry[]): { sha256: string; files: number; bytes: number } {
+export function digestEntries(entries: BackupEntry[]): { sha256: string; files: number; bytes: number } {
   const h = createHash('sha256');
   let files = 0;
   let bytes = 0;
@@ -133,7 +157,7 @@ export async function sealedKeyIds(db: Db): Promise<string[]> {
 
 export interface Snapshot {
   manifest: BackupManifest;
-  /** The backup file's bytes: gzip of a tar whose first entry is manifest.json. */
+  /** The backup file's bytes: a zip whose first entry is manifest.json. */
   archive: Buffer;
 }
 
@@ -145,9 +169,44 @@ export async function backupFacts(db: Db): Promise<{ migrations: string[]; maste
   };
 }
 
+/**
+ * The entries as one zip, in the order given (deterministic: the same entries and time give the same bytes):
+ * files deflated, directories as "name/" entries, every entry dated `mtime`, Unix modes 0600 / 0700. The event
+ * loop gets a turn after every megabyte or so of input.
+ */
+async function zipEntries(entries: BackupEntry[], mtime: Date): Promise<Buffer> {
+  const chunks: Uint8Array[] = [];
+  let failure: Error | null = null;
+  let ended = false;
+  const zip = new Zip((err, chunk, final) => {
+    if (err) failure = err;
+    else chunks.push(chunk);
+    if (final) ended = true;
+  });
+  let sinceYield = 0;
+  for (const e of entries) {
+    const file = e.type === 'dir' ? new ZipPassThrough(`${e.path}/`) : new DeflatedEntry(e.path);
+    file.mtime = mtime;
+    file.os = UNIX;
+    file.attrs = e.type === 'dir' ? DIR_ATTRS : FILE_ATTRS;
+    zip.add(file);
+    file.push(e.data, true);
+    if (failure) throw failure;
+    sinceYield += e.data.length;
+    if (sinceYield >= ZIP_SLICE) {
+      sinceYield = 0;
+      await yieldToLoop();
+    }
+  }
+  zip.end();
+  if (failure) throw failure;
+  if (!ended) throw new Error('zip: the archive did not end');
+  return Buffer.concat(chunks);
+}
+
 /** The backup file of these entries (manifest first, then the database's directory). */
 export async function buildArchive(
-  entries: TarEntry[],
+  entries: BackupEntry[],
   meta: { hospayVersion: string; now: Date; migrations: string[]; masterKeyIds: string[] },
 ): Promise<Snapshot> {
   const digest = digestEntries(entries);
@@ -160,14 +219,9 @@ export async function buildArchive(
     masterKeyIds: meta.masterKeyIds,
     ...digest,
   };
-  const manifestEntry: TarEntry = {
-    path: MANIFEST,
-    type: 'file',
-    data: Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8'),
-    mode: 0o600,
-    mtime: meta.now,
-  };
-  const archive = await gzipAsync(writeTar([manifestEntry, ...entries]));
+  const data = Buffer.from(`${JSON.stringify(manifest, null, 2)}\n`, 'utf8');
+  const manifestEntry: BackupEntry = { path: MANIFEST, type: 'file', data, size: data.length };
+  const archive = await zipEntries([manifestEntry, ...entries], meta.now);
   return { manifest, archive };
 }
 
@@ -196,12 +250,12 @@ export async function snapshotEmbedded(
 export async function readClosedDataDir(
   pgdataDir: string,
   onFile: (bytes: number) => void = () => {},
-): Promise<TarEntry[]> {
+): Promise<BackupEntry[]> {
   const list = readTree(pgdataDir, false);
   for (const e of list)
     if (e.type === 'file') {
       e.data = await fs.promises.readFile(path.join(pgdataDir, e.path.slice(DATA.length + 1)));
-      e.mode = 0o600;
+      e.size = e.data.length;
       onFile(e.data.length);
     }
   return list;
@@ -214,7 +268,7 @@ export function dataDirSize(pgdataDir: string): { files: number; bytes: number }
   for (const e of readTree(pgdataDir, false))
     if (e.type === 'file') {
       files++;
-      bytes += e.mode; // readTree without contents puts the size here
+      bytes += e.size;
     }
   return { files, bytes };
 }
@@ -222,30 +276,84 @@ export function dataDirSize(pgdataDir: string): { files: number; bytes: number }
 export interface OpenedBackup {
   manifest: BackupManifest;
   /** The database directory's entries, paths relative to it. */
-  entries: TarEntry[];
+  entries: BackupEntry[];
 }
 
 /**
- * Reads and verifies a backup file: gzip, tar, the manifest's format and the digest of every entry. Throws
- * BackupError (damaged, not a backup, a newer format) before anything is written anywhere.
+ * Why a zip entry's name is refused (null: it is fine). A backup holds manifest.json and relative paths under
+ * pgdata/ with "/" separators, a directory's ending in "/"; nothing absolute, no "..", ".", empty segment or
+ * backslash, no control character: a name that could land outside the restored directory is refused.
+ */
+function refusedName(name: string): string | null {
+  if (name === MANIFEST) return null;
+  if (name.startsWith('/') || /^[A-Za-z]:/.test(name)) return 'an absolute path';
+  if (name.includes('\\')) return 'a backslash';
+  if ([...name].some((c) => c.charCodeAt(0) < 0x20 || c === '\u007f')) return 'a control character';
+  const parts = (name.endsWith('/') ? name.slice(0, -1) : name).split('/');
+  if (parts.some((p) => p === '..' || p === '.' || p === '')) return 'a "..", "." or empty segment';
+  if (parts[0] !== DATA || parts.length < 2) return `not under ${DATA}/`;
+  return null;
+}
+
+function damaged(detail: string): BackupError {
+  return new BackupError(
+    `备份文件已损坏或不是 hospay 备份 / the backup file is damaged or not a hospay backup (${detail})`,
+  );
+}
+
+function checksumFails(): BackupError {
+  return new BackupError(
+    '备份文件校验和不符（已损坏或被改动），未做任何恢复 / the backup file fails its checksum (damaged or altered); nothing was restored',
+  );
+}
+
+/** unzipSync with the archive's damage reported as such (fflate throws on a broken archive or deflate stream). */
+function unzipSome(file: Buffer, want: (name: string) => boolean): Record<string, Uint8Array> {
+  try {
+    return unzipSync(file, { filter: (f) => want(f.name) });
+  } catch (e) {
+    throw damaged(`zip: ${e instanceof Error ? e.message : String(e)}`);
+  }
+}
+
+/**
+ * Reads and verifies a backup file: the zip's entry list (manifest.json first, every name safe, none twice),
+ * the manifest's format, the sizes it declares and the digest of every entry. Throws BackupError (damaged, not a
+ * backup, a newer format, an unsafe name) before anything is written anywhere.
  */
 export async function openBackup(file: Buffer): Promise<OpenedBackup> {
-  let entries: TarEntry[];
+  // 1. The entry list, in archive order, nothing decompressed yet.
+  const listed: Array<{ name: string; size: number }> = [];
   try {
-    entries = readTar(await gunzipAsync(file));
+    unzipSync(file, {
+      filter: (f) => {
+        listed.push({ name: f.name, size: f.originalSize });
+        return false;
+      },
+    });
   } catch (e) {
-    throw new BackupError(
-      `备份文件已损坏或不是 hospay 备份 / the backup file is damaged or not a hospay backup (${e instanceof TarError ? e.message : 'gzip: ' + (e instanceof Error ? e.message : String(e))})`,
-    );
+    throw damaged(`zip: ${e instanceof Error ? e.message : String(e)}`);
   }
-  const [first, ...rest] = entries;
-  if (!first || first.path !== MANIFEST)
+  if (listed[0]?.name !== MANIFEST)
     throw new BackupError(
       '不是 hospay 备份（缺少 manifest.json）/ not a hospay backup (no manifest.json first)',
     );
+  const seen = new Set<string>();
+  for (const { name } of listed) {
+    const why = refusedName(name);
+    if (why)
+      throw new BackupError(
+        `备份中有意外的路径，未做任何恢复 / unexpected path in the backup (${why}): ${JSON.stringify(name)}; nothing was restored`,
+      );
+    if (seen.has(name)) throw damaged(`the zip holds ${name} twice`);
+    seen.add(name);
+  }
+
+  // 2. The manifest: a hospay backup of a format this hospay reads, declaring what the rest holds.
+  const manifestData = unzipSome(file, (n) => n === MANIFEST)[MANIFEST] ?? new Uint8Array(0);
   let manifest: BackupManifest;
   try {
-    manifest = JSON.parse(Buffer.from(first.data).toString('utf8')) as BackupManifest;
+    manifest = JSON.parse(Buffer.from(manifestData).toString('utf8')) as BackupManifest;
   } catch {
     throw new BackupError('备份清单无法读取 / the backup manifest is not valid JSON');
   }
@@ -257,17 +365,35 @@ export async function openBackup(file: Buffer): Promise<OpenedBackup> {
     throw new BackupError(
       `备份格式版本 ${manifest.formatVersion} 不受支持 / backup format version ${manifest.formatVersion} is not supported by this hospay (${BACKUP_FORMAT_VERSION}); use the hospay version that made it (${manifest.hospayVersion}) or newer`,
     );
-  const digest = digestEntries(rest);
+  // The sizes the zip declares must be the manifest's before anything else is decompressed.
+  const rest = listed.slice(1);
+  const declared = rest.filter((x) => !x.name.endsWith('/'));
+  if (
+    declared.length !== manifest.files ||
+    declared.reduce((n, x) => n + x.size, 0) !== manifest.bytes ||
+    rest.some((x) => x.name.endsWith('/') && x.size !== 0)
+  )
+    throw checksumFails();
+
+  // 3. Every entry, in archive order, against the manifest's digest.
+  const data = unzipSome(file, (n) => n !== MANIFEST);
+  const entries: BackupEntry[] = rest.map(({ name }) => {
+    const dir = name.endsWith('/');
+    const bytes = dir ? new Uint8Array(0) : data[name];
+    if (bytes === undefined) throw damaged(`cannot read ${name} from the zip`);
+    return {
+      path: dir ? name.slice(0, -1) : name,
+      type: dir ? 'dir' : 'file',
+      data: bytes,
+      size: bytes.length,
+    };
+  });
+  const digest = digestEntries(entries);
   if (digest.sha256 !== manifest.sha256 || digest.files !== manifest.files || digest.bytes !== manifest.bytes)
-    throw new BackupError(
-      '备份文件校验和不符（已损坏或被改动），未做任何恢复 / the backup file fails its checksum (damaged or altered); nothing was restored',
-    );
-  for (const e of rest)
-    if (!e.path.startsWith(`${DATA}/`) || e.path.split('/').some((p) => p === '..' || p === '.' || p === ''))
-      throw new BackupError(`备份中有意外的路径 / unexpected path in the backup: ${e.path}`);
+    throw checksumFails();
   return {
     manifest,
-    entries: rest.map((e) => ({ ...e, path: e.path.slice(DATA.length + 1) })),
+    entries: entries.map((e) => ({ ...e, path: e.path.slice(DATA.length + 1) })),
   };
 }
 
@@ -277,17 +403,23 @@ export async function openBackup(file: Buffer): Promise<OpenedBackup> {
  */
 export async function writeDataDir(
   target: string,
-  entries: TarEntry[],
+  entries: BackupEntry[],
   onFile: (bytes: number) => void = () => {},
 ): Promise<void> {
-  await fs.promises.mkdir(target, { mode: 0o700 });
+  const root = path.resolve(target);
   for (const e of entries) {
-    const p = path.join(target, ...e.path.split('/'));
+    // openBackup refused unsafe names already; this is the last line, before anything is created.
+    const p = path.resolve(root, ...e.path.split('/'));
+    if (!p.startsWith(`${root}${path.sep}`))
+      throw new BackupError(`备份中有意外的路径 / unexpected path in the backup: ${e.path}`);
+  }
+  await fs.promises.mkdir(root, { mode: 0o700 });
+  for (const e of entries) {
+    const p = path.resolve(root, ...e.path.split('/'));
     if (e.type === 'dir') await fs.promises.mkdir(p, { recursive: true, mode: 0o700 });
     else {
       await fs.promises.mkdir(path.dirname(p), { recursive: true, mode: 0o700 });
       await fs.promises.writeFile(p, e.data, { mode: 0o600, flag: 'wx' });
-      await fs.promises.utimes(p, e.mtime, e.mtime);
       onFile(e.data.length);
     }
   }

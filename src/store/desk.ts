@@ -11,7 +11,7 @@ import type {
   RefundsTable,
   TradesTable,
 } from './schema.js';
-import type { AuditEntry, AuditFilter } from './audit.js';
+import { listAudit, type AuditEntry, type AuditFilter } from './audit.js';
 
 /**
  * The trade desk's reads (/desk): the search, its CSV export, the audit trail list — all from `read` (a replica
@@ -242,20 +242,8 @@ export class DeskRepository {
   }
 
   /** The audit trail, newest first, scoped (like AuditRepository.list, from `read`). */
-  async audit(f: AuditFilter): Promise<AuditEntry[]> {
-    let q = this.read.selectFrom('desk_audit').selectAll();
-    if (f.apps !== null) {
-      if (f.apps.length === 0) return [];
-      q = q.where('app_id', 'in', [...f.apps]);
-    }
-    if (f.appId !== undefined) q = q.where('app_id', '=', f.appId);
-    if (f.outTradeNo !== undefined) q = q.where('out_trade_no', '=', f.outTradeNo);
-    if (f.actor !== undefined) q = q.where('actor', '=', f.actor);
-    if (f.action !== undefined) q = q.where('action', '=', f.action);
-    if (f.from !== undefined) q = q.where('at', '>=', f.from);
-    if (f.to !== undefined) q = q.where('at', '<', f.to);
-    if (f.beforeId !== undefined) q = q.where('id', '<', f.beforeId);
-    return q.orderBy('id', 'desc').limit(f.limit).execute();
+  audit(f: AuditFilter): Promise<AuditEntry[]> {
+    return listAudit(this.read, f);
   }
 
   /** Everything recorded about one trade, from the primary (`db`); undefined when there is no such trade. */

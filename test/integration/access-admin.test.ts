@@ -251,6 +251,17 @@ describe('admin API: roles, hospital scope and personal tokens', () => {
     const narrow = await t.admin('PUT', '/admin/operators/it.grant/apps', { apps: [t.appId] });
     assert.equal(narrow.status, 400, 'a platform admin cannot be narrowed');
     assert.equal((await t.admin('PUT', '/admin/operators/it.grant/role', { role: 'emperor' })).status, 400);
+    // Fails closed: creating an operator with a role but no hospitals named is refused, nothing is created.
+    const unnamed = await t.admin('POST', '/admin/operators', {
+      username: 'it.unnamed',
+      display_name: '未授权',
+      password: 'a-long-enough-password',
+      role: 'hospital_it',
+    });
+    assert.equal(unnamed.status, 400);
+    assert.equal(unnamed.data['code'], 'INVALID_FIELD.apps');
+    const ops = (await t.admin('GET', '/admin/operators')).data as unknown as Array<{ username: string }>;
+    assert.ok(!ops.some((o) => o.username === 'it.unnamed'), 'nothing created');
   });
 
   it('an operator lists and revokes only their own tokens; only a platform admin manages others’', async () => {

@@ -60,6 +60,10 @@ describe(`hospay operator: roles, grants, tokens (CLI, ${TEST_DB})`, () => {
     const badRole = run(['operator', 'create', '--username', 'x.y', '--name', 'x', '--role', 'king']);
     assert.equal(badRole.status, 2);
     assert.match(badRole.stderr, /--role must be one of/);
+    // Fails closed: a role without the hospitals named is a usage error, not "every hospital".
+    const noApps = run(['operator', 'create', '--username', 'x.w', '--name', 'x', '--role', 'hospital_it']);
+    assert.equal(noApps.status, 2, noApps.stderr);
+    assert.match(noApps.stderr, /--role needs --apps/);
     const unknownApp = run(['operator', 'create', '--username', 'x.y', '--name', 'x', '--apps', 'NOPE']);
     assert.equal(unknownApp.status, 1, unknownApp.stderr);
     assert.match(unknownApp.stderr, /unknown app ids: NOPE/);

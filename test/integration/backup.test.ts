@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { gunzipSync, gzipSync } from 'node:zlib';
+import { unzipSync, zipSync, type Zippable } from 'fflate';
 import { TEST_DB } from '../support/db.js';
 import {
   barcodeFields,
@@ -17,13 +17,15 @@ import {
 import { HospayHome, hospayEnv, randomPort, runHospayAsync, type HospayProcess } from '../support/spawn.js';
 import { openStore } from '../../src/store/db.js';
 import { SecretBox } from '../../src/crypto/secret-box.js';
+import { BackupError, digestEntries, openBackup, type BackupEntry } from '../../src/store/backup.js';
 import { hisTokenContext } from '../../src/reconcile/run.js';
 
 /**
  * The restore drill of the embedded database (docs/operations.md, "Backups"): a server with paid and refunded
  * trades, a sealed HIS AccessToken and platform key is backed up WHILE it serves payments, stopped, restored
  * into a new data directory and started again: everything works. Plus the refusals: a restore while a server
- * runs, over a database without --force, a damaged or altered file, a wrong or missing master key. On
+ * runs, over a database without --force, a damaged or altered file, an entry named outside the data directory,
+ * a wrong or missing master key. On
  * PostgreSQL, `hospay backup` and `restore` point at pg_dump / base backups instead.
  */
 
@@ -37,7 +39,7 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
   const port = randomPort();
   const base = `http://127.0.0.1:${port}`;
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-backup-'));
-  const backupFile = path.join(tmp, 'drill.tar.gz');
+  const backupFile = path.join(tmp, 'drill.zip');
   let token = '';
   let appId = '';
   const paid: Array<{ outTradeNo: string; tradeNo: string }> = [];
@@ -120,7 +122,7 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     assert.equal(fs.statSync(backupFile).mode & 0o777, 0o600, 'the backup file is private');
     // The master key is not in the file (compressed or not).
     const key = fs.readFileSync(path.join(home.dataDir, 'master-key'), 'utf8').trim();
-    const raw = gunzipSync(fs.readFileSync(backupFile));
+    const raw = Buffer.concat(Object.values(unzipSync(fs.readFileSync(backupFile))));
     assert.equal(raw.includes(Buffer.from(key)), false);
     assert.equal(raw.includes(Buffer.from(key, 'hex')), false);
     assert.equal(raw.includes(Buffer.from(HIS_TOKEN)), false, 'the HIS token is sealed, not in clear');
@@ -128,7 +130,7 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     assert.equal(status.status, 200, 'the server kept serving');
     // --json on a second backup: the manifest's facts.
     const j = await runHospayAsync(
-      ['backup', '--out', path.join(tmp, 'second.tar.gz'), '--json'],
+      ['backup', '--out', path.join(tmp, 'second.zip'), '--json'],
       home.env,
       SLOW,
     );
@@ -155,6 +157,7 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
       display_name: '财务',
       password: `Pw-${randomBytes(12).toString('hex')}`,
       role: 'finance',
+      apps: 'all',
     });
     assert.ok(op.status === 200 || op.status === 201, await op.text());
     const tok = await admin('POST', '/admin/operators/fin-backup/tokens', { label: 'backup test' });
@@ -179,10 +182,10 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     const damaged = Buffer.from(fs.readFileSync(backupFile));
     const i = Math.floor(damaged.length / 2);
     damaged[i] = (damaged[i] ?? 0) ^ 0xff;
-    fs.writeFileSync(path.join(tmp, 'damaged.tar.gz'), damaged);
+    fs.writeFileSync(path.join(tmp, 'damaged.zip'), damaged);
     const d = otherHome('restore-damaged');
     const r1 = await runHospayAsync(
-      ['restore', path.join(tmp, 'damaged.tar.gz'), '--master-key', keyFile],
+      ['restore', path.join(tmp, 'damaged.zip'), '--master-key', keyFile],
       d.env,
       SLOW,
     );
@@ -190,16 +193,17 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     assert.match(r1.stderr, /damaged|checksum/);
     assert.equal(fs.existsSync(path.join(d.dataDir, 'pgdata')), false);
 
-    // Altered: a valid gzip and tar, one data byte changed (the tar headers stay right): the checksum says so.
-    const tar = Buffer.from(gunzipSync(fs.readFileSync(backupFile)));
-    const at = tar.indexOf(Buffer.from('pgdata/PG_VERSION'));
-    assert.ok(at >= 0);
-    const dataAt = at + 512; // the file's first byte, after its header
-    tar[dataAt] = (tar[dataAt] ?? 0) ^ 0x01;
-    fs.writeFileSync(path.join(tmp, 'altered.tar.gz'), gzipSync(tar));
+    // Altered: a valid zip (same entries, same order, CRCs right), one data byte changed: the checksum says so.
+    const files = unzipSync(fs.readFileSync(backupFile));
+    const names = Object.keys(files);
+    assert.equal(names[0], 'manifest.json', 'the manifest is the first entry');
+    const version = files['pgdata/PG_VERSION'];
+    assert.ok(version && version.length > 0);
+    version[0] = (version[0] ?? 0) ^ 0x01;
+    fs.writeFileSync(path.join(tmp, 'altered.zip'), zipSync(files));
     const a = otherHome('restore-altered');
     const r2 = await runHospayAsync(
-      ['restore', path.join(tmp, 'altered.tar.gz'), '--master-key', keyFile],
+      ['restore', path.join(tmp, 'altered.zip'), '--master-key', keyFile],
       a.env,
       SLOW,
     );
@@ -223,6 +227,60 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
     assert.match(r4.stderr, /wrong master key/);
     assert.equal(fs.existsSync(path.join(w.dataDir, 'pgdata')), false);
     assert.equal(fs.existsSync(path.join(w.dataDir, 'master-key')), false);
+  });
+
+  it('refuses an entry named outside the data directory (../, absolute, backslash); nothing is written', async () => {
+    // A backup made as hospay makes them, its manifest and checksum right, with one more entry named `name`.
+    const crafted = (name: string): Buffer => {
+      const files = unzipSync(fs.readFileSync(backupFile));
+      const entries: BackupEntry[] = Object.keys(files)
+        .filter((n) => n !== 'manifest.json')
+        .map((n) => {
+          const dir = n.endsWith('/');
+          const data = dir ? new Uint8Array(0) : (files[n] ?? new Uint8Array(0));
+          return { path: dir ? n.slice(0, -1) : n, type: dir ? 'dir' : 'file', data, size: data.length };
+        });
+      const evil = Buffer.from('not a database file\n');
+      entries.push({ path: name, type: 'file', data: evil, size: evil.length });
+      const manifest = JSON.parse(Buffer.from(files['manifest.json'] ?? []).toString('utf8')) as object;
+      const zippable: Zippable = {
+        'manifest.json': Buffer.from(JSON.stringify({ ...manifest, ...digestEntries(entries) })),
+      };
+      for (const e of entries) zippable[e.type === 'dir' ? `${e.path}/` : e.path] = e.data;
+      return Buffer.from(zipSync(zippable));
+    };
+    const keyFile = path.join(home.dataDir, 'master-key');
+    const h = otherHome('restore-traversal');
+    fs.mkdirSync(h.dataDir, { recursive: true });
+    const file = path.join(tmp, 'traversal.zip');
+    fs.writeFileSync(file, crafted('pgdata/../../escaped.txt'));
+    const r = await runHospayAsync(['restore', file, '--master-key', keyFile], h.env, SLOW);
+    assert.equal(r.status, 1, r.stdout + r.stderr);
+    assert.match(r.stderr, /unexpected path in the backup/);
+    assert.deepEqual(
+      fs.readdirSync(h.dataDir),
+      [],
+      'nothing written in the data directory (no pgdata, no key)',
+    );
+    assert.equal(fs.existsSync(path.join(tmp, 'escaped.txt')), false);
+    assert.equal(fs.existsSync(path.join(h.dataDir, 'escaped.txt')), false);
+
+    // The same check in process, for every way out: each is refused as a path, not as a checksum.
+    for (const name of [
+      '../escaped.txt',
+      'pgdata/../escaped.txt',
+      '/tmp/escaped.txt',
+      'pgdata\\..\\x',
+      'other/x',
+    ]) {
+      await assert.rejects(
+        openBackup(crafted(name)),
+        (e: unknown) => e instanceof BackupError && /unexpected path/.test(e.message),
+        name,
+      );
+    }
+    // The untouched backup opens.
+    assert.ok((await openBackup(fs.readFileSync(backupFile))).entries.length > 100);
   });
 
   it('the drill: stop, restore into a new directory, start: trades, refunds, the HIS token and keys work', async () => {
@@ -331,7 +389,7 @@ describe(`backup and restore (${TEST_DB})`, { skip: TEST_DB !== 'embedded' }, ()
   });
 
   it('backs up a stopped data directory itself (holding its lock)', async () => {
-    const file = path.join(tmp, 'stopped.tar.gz');
+    const file = path.join(tmp, 'stopped.zip');
     const r = await runHospayAsync(['backup', '--out', file], home.env, SLOW);
     assert.equal(r.status, 0, r.stdout + r.stderr);
     assert.match(r.stdout, /from the stopped data directory/);
@@ -357,7 +415,7 @@ describe(
       const b = home.run(['backup']);
       assert.equal(b.status, 2, b.stdout + b.stderr);
       assert.match(b.stderr, /pg_dump/);
-      const r = home.run(['restore', 'x.tar.gz']);
+      const r = home.run(['restore', 'x.zip']);
       assert.equal(r.status, 2, r.stdout + r.stderr);
       assert.match(r.stderr, /pg_restore/);
     });

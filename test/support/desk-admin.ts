@@ -1,5 +1,3 @@
-import fs from 'node:fs';
-import { chromium, type Browser } from 'playwright-core';
 import type { Role } from '../../src/domain/access.js';
 import type { TestPlatform } from './platform.js';
 
@@ -82,26 +80,5 @@ export function hiddenValue(html: string, name: string): string {
   return m?.[1] ?? '';
 }
 
-export const CHROMIUM = process.env['HOSPAY_CHROMIUM'] ?? '/usr/bin/chromium';
-
-/** Why browser tests are skipped here (no Chromium outside CI), or false. */
-export const browserSkip =
-  !fs.existsSync(CHROMIUM) && process.env['CI'] !== 'true'
-    ? `no Chromium at ${CHROMIUM} (apt-get install chromium)`
-    : false;
-
-export function launchHeadless(): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
-}
+// One way to launch the browser for every desk test (test/support/desk.ts).
+export { CHROMIUM, chromiumSkip as browserSkip, launchChromium as launchHeadless } from './desk.js';

@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ConfigError, loadConfig } from '../../src/config/config.js';
-import { readTar, writeTar, TarError } from '../../src/formats/tar.js';
 
 const DAY = 86_400_000;
 
@@ -33,29 +32,5 @@ describe('retention settings', () => {
       () => loadConfig({ HOSPAY_GATEWAY_CLOCK_SKEW: '20m', HOSPAY_NONCE_RETENTION: '30m' }),
       /HOSPAY_NONCE_RETENTION/,
     );
-  });
-});
-
-describe('backup archive (tar)', () => {
-  it('round-trips files and directories, long paths included; a damaged header is refused', () => {
-    const mtime = new Date('2026-12-01T00:00:00Z');
-    const long = `pgdata/${'d'.repeat(120)}/${'f'.repeat(90)}`;
-    const entries = [
-      { path: 'pgdata', type: 'dir' as const, data: new Uint8Array(0), mode: 0o700, mtime },
-      { path: 'pgdata/PG_VERSION', type: 'file' as const, data: Buffer.from('17\n'), mode: 0o600, mtime },
-      { path: long, type: 'file' as const, data: Buffer.alloc(1500, 7), mode: 0o600, mtime },
-      { path: 'pgdata/empty', type: 'file' as const, data: new Uint8Array(0), mode: 0o600, mtime },
-    ];
-    const tar = writeTar(entries);
-    const back = readTar(tar);
-    assert.deepEqual(
-      back.map((e) => [e.path, e.type, e.data.length, e.mode]),
-      entries.map((e) => [e.path, e.type, e.data.length, e.mode]),
-    );
-    assert.equal(Buffer.from(back[2]?.data ?? []).equals(Buffer.alloc(1500, 7)), true);
-    const bad = Buffer.from(tar);
-    bad[10] = (bad[10] ?? 0) ^ 1;
-    assert.throws(() => readTar(bad), TarError);
-    assert.throws(() => readTar(tar.subarray(0, 700)), TarError);
   });
 });

@@ -4,7 +4,7 @@ import { auditApp } from './access.js';
 
 /**
  * POST /admin/backup: a consistent backup of the embedded database, taken inside the running server (which holds
- * the database): the answer is the backup file itself (application/gzip; `hospay backup` writes it). The master
+ * the database): the answer is the backup file itself (application/zip; `hospay backup` writes it). The master
  * key is never in it. With PostgreSQL there is nothing to do here: pg_dump or a base backup (docs/operations.md).
  * Platform administrators only (access.ts); the audit trail records who took one.
  */
@@ -24,8 +24,8 @@ export function registerBackupAdminRoutes(scope: FastifyInstance, deps: ServiceD
       'embedded database backup taken',
     );
     return reply
-      .header('content-type', 'application/gzip')
-      .header('content-disposition', 'attachment; filename="hospay-backup.tar.gz"')
+      .header('content-type', 'application/zip')
+      .header('content-disposition', 'attachment; filename="hospay-backup.zip"')
       .header('cache-control', 'no-store')
       .header('x-hospay-backup-sha256', manifest.sha256)
       .send(archive);

@@ -55,7 +55,14 @@ export function registerOperatorAdminRoutes(scope: FastifyInstance, deps: Servic
       return invalid(reply, 'password', 'password 必填 / password is required');
     const role = b['role'] ?? 'finance';
     if (!isRole(role)) return invalid(reply, 'role', roleProblem);
-    // Operators created before roles saw every hospital; a new one sees what it is granted (default: all).
+    // Fails closed: with a role (other than platform admin) the hospitals must be named ("all" on purpose).
+    // Without a role the request keeps its meaning from before roles: finance, every hospital.
+    if (b['role'] !== undefined && role !== 'platform_admin' && b['apps'] === undefined)
+      return invalid(
+        reply,
+        'apps',
+        '指定角色时须给出 apps（应用编号数组，或 "all"） / with a role, apps is required (an array of app ids, or "all")',
+      );
     const apps = b['apps'] === undefined ? 'all' : appsOf(b['apps']);
     if (apps === null) return invalid(reply, 'apps', appsProblem);
     try {

@@ -642,12 +642,12 @@ export const ADMIN_SCHEMAS: Readonly<Record<string, AdminSchema>> = {
   // ---- backup
   'POST /admin/backup': {
     tags: ['keys'],
-    summary: '内嵌数据库备份（application/gzip） / a backup of the embedded database (application/gzip)',
+    summary: '内嵌数据库备份（application/zip） / a backup of the embedded database (application/zip)',
     response: ok({
       type: 'string',
-      contentMediaType: 'application/gzip',
-      description: 'the backup archive (hospay-backup.tar.gz); X-Hospay-Backup-Sha256 names its digest',
-      'x-content-type': 'application/gzip',
+      contentMediaType: 'application/zip',
+      description: 'the backup archive (hospay-backup.zip); X-Hospay-Backup-Sha256 names its digest',
+      'x-content-type': 'application/zip',
     }),
   },
 };

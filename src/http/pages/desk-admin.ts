@@ -63,22 +63,18 @@ function generatePassword(): string {
   return randomBytes(18).toString('base64url');
 }
 
-async function audit(
+function audit(
   deps: ServiceDeps,
   p: Principal,
   action: string,
   outcome: string,
   extra: { appId?: string | null; detail?: Record<string, unknown> } = {},
 ): Promise<void> {
-  await deps.audit.record({
-    at: deps.clock.now(),
-    actor: p.username,
-    role: p.role,
-    via: p.via,
+  return deps.audit.recordBy(p, deps.clock.now(), {
     action,
-    appId: extra.appId ?? null,
     outcome,
-    ...(extra.detail ? { detail: extra.detail } : {}),
+    appId: extra.appId ?? null,
+    detail: extra.detail,
   });
 }
 
