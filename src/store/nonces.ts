@@ -44,10 +44,7 @@ export class NonceRepository {
     return stored !== undefined;
   }
 
-  /** Forgets the nonces that can no longer be replayed (their request's timestamp is too old by now). */
-  async purgeExpired(now: Date): Promise<void> {
-    await this.db.deleteFrom('gateway_nonces').where('expires_at', '<', now).execute();
-  }
+  // Spent nonces are purged with the other records, in bounded batches (store/retention.ts).
 }
 
 /**
