@@ -2,7 +2,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import http from 'node:http';
-import { chromium, type Browser } from 'playwright-core';
+import { type Browser } from 'playwright-core';
+import { launchChromium } from '../support/desk.js';
 import { verifyParams } from '../../src/crypto/signing.js';
 import { orderNo, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { TEST_APP_KEY, gateway } from '../support/gateway.js';
@@ -53,19 +54,7 @@ describe('H5 payment in a real browser (headless Chromium)', { skip }, () => {
     await new Promise<void>((r) => his.listen(0, '127.0.0.1', r));
     const addr = his.address();
     hisUrl = `http://127.0.0.1:${addr && typeof addr === 'object' ? addr.port : 0}`;
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

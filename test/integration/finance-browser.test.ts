@@ -1,7 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { launchChromium } from '../support/desk.js';
 import { authCode, barcodeFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
 import { startHisSimulator } from '../../src/reconcile/his/his-sim.js';
 import { reconcileDay } from '../../src/reconcile/run.js';
@@ -86,19 +87,7 @@ describe('the finance page in a real browser (headless Chromium)', { skip }, () 
       JSON.stringify(outcomes),
     );
 
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: [
-        '--headless',
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     context = await browser.newContext({ acceptDownloads: true, locale: 'zh-CN' });
     page = await context.newPage();
     page.on('console', (m) => {
