@@ -1,14 +1,15 @@
 /**
- * The benchmark's machinery (bench/run.ts): a database per run, hospay and the reference in their own
- * processes, their memory, signed gateway bodies made ahead of the load, a notification receiver, and one
- * autocannon load with its figures.
+ * The benchmark's machinery (bench/run.ts): a database per run, hospay, the plain reference
+ * (bench/plain/reference-server.js) and the mirror reference (bench/reference-server.ts) in their own processes,
+ * their memory and CPU (a process and its children), signed gateway bodies made ahead of the load, a
+ * notification receiver, one autocannon load with its figures, and pgbench.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
-import { randomBytes } from 'node:crypto';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import net, { type AddressInfo } from 'node:net';
 import autocannon from 'autocannon';
@@ -72,7 +73,7 @@ export async function createDb(kind: 'postgres' | 'embedded'): Promise<BenchDb> 
 // ---- servers in their own processes -------------------------------------------------------------------------
 
 export interface Server {
-  name: 'hospay' | 'reference';
+  name: 'hospay' | 'reference' | 'plain';
   proc: ChildProcess;
   pid: number;
   base: string;
@@ -131,7 +132,20 @@ export interface HospayOptions {
   extraEnv?: Record<string, string>;
   /** Connect through this URL instead of the run's database URL (the round-trip counter). */
   dbUrl?: string;
+  /**
+   * `hospay serve --workers N`: N processes behind one port (measure their CPU with treeCpu). Default 1, always
+   * passed, so that the benchmark's servers stay one process whatever serve's own default (the number of cores
+   * on PostgreSQL). When serve does not know the flag (an older build), N = 1 falls back to a plain `serve` (one
+   * process, the same thing) and N > 1 throws WorkersUnsupported.
+   */
+  workers?: number;
 }
+
+/** `hospay serve` refused `--workers` (an older build): the worker-scaling section prints n/a. */
+export class WorkersUnsupported extends Error {}
+
+/** Whether this build's `serve` accepts `--workers`: unknown until a server was started with it. */
+let workersFlag: boolean | null = null;
 
 export async function startHospay(db: BenchDb, o: HospayOptions): Promise<Server> {
   const port = 21000 + Math.floor(Math.random() * 20000);
@@ -152,20 +166,60 @@ export async function startHospay(db: BenchDb, o: HospayOptions): Promise<Server
   if (db.url) env['DATABASE_URL'] = o.dbUrl ?? db.url;
   else delete env['DATABASE_URL'];
   const nodeArgs = o.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${o.cpuProfDir}`] : [];
-  const p = await startProcess(
-    'hospay',
-    [...nodeArgs, 'dist/cli/index.js', 'serve'],
-    env,
-    /hospay is serving on (http:\/\/\S+)/,
-  );
+  const n = o.workers ?? 1;
+  if (n > 1 && workersFlag === false) throw new WorkersUnsupported('hospay serve does not accept --workers');
+  const withFlag = workersFlag !== false;
+  let p: Awaited<ReturnType<typeof startProcess>>;
+  try {
+    p = await startProcess(
+      'hospay',
+      [...nodeArgs, 'dist/cli/index.js', 'serve', ...(withFlag ? ['--workers', String(n)] : [])],
+      env,
+      /hospay is serving on (http:\/\/\S+)/,
+    );
+    if (withFlag) workersFlag = true;
+  } catch (e) {
+    const text = e instanceof Error ? e.message : String(e);
+    // parseArgs' refusal: "Unknown option '--workers'" (a usage error, before anything is started).
+    if (!withFlag || !/unknown option '--workers'/i.test(text)) throw e;
+    workersFlag = false;
+    if (n > 1) throw new WorkersUnsupported('hospay serve does not accept --workers');
+    return startHospay(db, o);
+  }
   return {
     name: 'hospay',
     proc: p.proc,
     pid: p.proc.pid ?? 0,
     base: `http://127.0.0.1:${port}`,
     output: p.output,
-    stop: () => stopProcess(p.proc),
+    stop: () => stopTree(p.proc),
   };
+}
+
+/** Stops a server and then any process it had started that outlived it (workers of `serve --workers`). */
+async function stopTree(proc: ChildProcess): Promise<void> {
+  const kids = proc.pid ? descendants(proc.pid) : [];
+  await stopProcess(proc);
+  const deadline = Date.now() + 10_000;
+  for (const pid of kids) {
+    while (alive(pid) && Date.now() < deadline) await sleep(50);
+    if (alive(pid)) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* gone meanwhile */
+      }
+    }
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
+  } catch {
+    return false;
+  }
 }
 
 export async function startReference(
@@ -197,6 +251,128 @@ export async function startReference(
   };
 }
 
+// ---- the plain reference (bench/plain/reference-server.js, vendored from ../shared/perf) -------------------
+
+/** What the plain reference reads from keys.json (../shared/perf/genkeys.js's logic, made at run time). */
+export interface PlainKeys {
+  /** Signs the load's /gw-cte bodies; the reference verifies them with merchantPub. */
+  merchantPriv: string;
+  merchantPub: string;
+  /** The reference signs its answers with gwPriv. */
+  gwPriv: string;
+  gwPub: string;
+}
+
+export function plainKeys(): PlainKeys {
+  const m = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const g = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    merchantPriv: m.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    merchantPub: m.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+    gwPriv: g.privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    gwPub: g.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+  };
+}
+
+/** The plain reference's own database: its README's two tables and index, pay_order filled for /xml-read. */
+export interface PlainDb {
+  url: string;
+  name: string;
+  /** Rows put in pay_order before the run; their order numbers are plainOrderNo(1 … rows). */
+  rows: number;
+  drop(): Promise<void>;
+}
+
+export const plainOrderNo = (i: number) => `PO${i}`;
+
+/**
+ * A database of its own (not hospay's), so that the PostgreSQL CPU read for the plain reference is that of its
+ * own backends only, and hospay's tables never see the reference's.
+ */
+export async function createPlainDb(rows: number): Promise<PlainDb> {
+  const name = `hospay_bench_plain_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: PG_ADMIN });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(PG_ADMIN);
+  url.pathname = `/${name}`;
+  const c = new pg.Client({ connectionString: url.toString() });
+  await c.connect();
+  try {
+    // As ../shared/perf/README.md says.
+    await c.query(
+      'CREATE TABLE pay_order(id bigserial primary key, out_trade_no text not null, merchant_id int, amount_fen bigint, status text)',
+    );
+    await c.query(
+      'CREATE TABLE outbox(id bigserial primary key, order_id bigint, event text, payload jsonb)',
+    );
+    await c.query(
+      `INSERT INTO pay_order(out_trade_no, merchant_id, amount_fen, status)
+       SELECT 'PO' || g, 1, 9999900, 'TRADE_SUCCESS' FROM generate_series(1, $1::int) g`,
+      [rows],
+    );
+    await c.query('CREATE INDEX ON pay_order(out_trade_no)');
+    await c.query('ANALYZE pay_order');
+  } finally {
+    await c.end();
+  }
+  return {
+    url: url.toString(),
+    name,
+    rows,
+    async drop() {
+      const d = new pg.Client({ connectionString: PG_ADMIN });
+      await d.connect();
+      await d.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await d.end();
+    },
+  };
+}
+
+const PLAIN_SERVER = path.resolve('bench/plain/reference-server.js');
+
+/**
+ * Starts the vendored plain reference unchanged: copied into a temporary directory with its keys.json (it is
+ * CommonJS and reads ./keys.json; this package is ESM), run with NODE_PATH=<repo>/node_modules, PGDATABASE,
+ * PGPORT (of `dbUrl`, e.g. the round-trip counter, or of the plain database) and POOL (REF_POOL, from --pool).
+ * The reference always connects to 127.0.0.1 as postgres.
+ */
+export async function startPlain(pdb: PlainDb, keys: PlainKeys, dbUrl?: string): Promise<Server> {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-bench-plain-'));
+  const file = path.join(dir, 'reference-server.js');
+  fs.copyFileSync(PLAIN_SERVER, file);
+  fs.writeFileSync(path.join(dir, 'keys.json'), JSON.stringify(keys));
+  const port = 21000 + Math.floor(Math.random() * 20000);
+  const via = new URL(dbUrl ?? pdb.url);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    NODE_PATH: path.resolve('node_modules'),
+    PORT: String(port),
+    PGDATABASE: pdb.name,
+    PGPORT: via.port || '5432',
+  };
+  if (process.env['REF_POOL']) env['POOL'] = process.env['REF_POOL'];
+  let p: Awaited<ReturnType<typeof startProcess>>;
+  try {
+    p = await startProcess('plain', [file], env, /listening (\d+)/);
+  } catch (e) {
+    fs.rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
+  return {
+    name: 'plain',
+    proc: p.proc,
+    pid: p.proc.pid ?? 0,
+    base: `http://127.0.0.1:${port}`,
+    output: p.output,
+    async stop() {
+      await stopProcess(p.proc);
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
 // ---- memory ---------------------------------------------------------------------------------------------------
 
 /** VmHWM (peak resident set) and VmRSS (now) of a process, in MB; 0 when it cannot be read. */
@@ -221,6 +397,63 @@ export function cpuMs(pid: number): number {
   } catch {
     return 0;
   }
+}
+
+/** The parent pid of a process (0 if unreadable). */
+function ppidOf(pid: number): number {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] ?? 0);
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * Every live descendant of a process (children, their children, …), found by scanning /proc for parent pids
+ * (a process's threads, e.g. worker_threads, are in its own figures already).
+ */
+export function descendants(root: number): number[] {
+  const byParent = new Map<number, number[]>();
+  for (const e of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue;
+    const pid = Number(e);
+    const pp = ppidOf(pid);
+    if (!pp) continue;
+    const list = byParent.get(pp);
+    if (list) list.push(pid);
+    else byParent.set(pp, [pid]);
+  }
+  const out: number[] = [];
+  const walk = (pid: number) => {
+    for (const c of byParent.get(pid) ?? []) {
+      out.push(c);
+      walk(c);
+    }
+  };
+  walk(root);
+  return out;
+}
+
+/**
+ * CPU time of a process and its live descendants so far, per pid (ms). Taken before and after a load, the
+ * difference (treeDelta) is what `serve --workers N` used in all its processes.
+ */
+export function treeCpu(pid: number): Map<number, number> {
+  return new Map([pid, ...descendants(pid)].map((p) => [p, cpuMs(p)]));
+}
+
+/** CPU ms a process tree used between two snapshots (a process that appeared in between counts in full). */
+export function treeDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, ms] of after) sum += Math.max(0, ms - (before.get(pid) ?? 0));
+  return sum;
+}
+
+/** memoryMb summed over a process and its live descendants (one process: the same as memoryMb). */
+export function treeMemoryMb(pid: number): { peak: number; rss: number } {
+  const all = [pid, ...descendants(pid)].map(memoryMb);
+  return { peak: all.reduce((a, m) => a + m.peak, 0), rss: all.reduce((a, m) => a + m.rss, 0) };
 }
 
 /**
@@ -419,7 +652,7 @@ export async function pool<T, R>(
 
 // ---- signed gateway bodies, made before the load --------------------------------------------------------------
 
-const SIGNER = `
+const H5_SIGNER = `
 const { parentPort, workerData } = require('node:worker_threads');
 const crypto = require('node:crypto');
 const key = crypto.createPrivateKey(workerData.pem);
@@ -431,6 +664,49 @@ for (const p of workerData.items) {
 }
 parentPort.postMessage(out);
 `;
+
+/** The plain reference's rule (its `canon`): every field but sign, empty ones left out, sorted, k=v joined by &. */
+const GW_SIGNER = `
+const { parentPort, workerData } = require('node:worker_threads');
+const crypto = require('node:crypto');
+const key = crypto.createPrivateKey(workerData.pem);
+const out = [];
+for (const p of workerData.items) {
+  const canon = Object.keys(p).filter((k) => k !== 'sign' && p[k] !== '').sort().map((k) => k + '=' + p[k]).join('&');
+  const sign = crypto.sign('sha256', Buffer.from(canon), key).toString('base64');
+  out.push('<xml>' + Object.keys(p).map((k) => '<' + k + '>' + p[k] + '</' + k + '>').join('') +
+    '<sign>' + sign + '</sign></xml>');
+}
+parentPort.postMessage(out);
+`;
+
+/** Signs `items` with `code` (one of the signers above) on worker threads; the bodies in order. */
+async function signOnWorkers(
+  code: string,
+  pem: string,
+  items: Array<Record<string, string>>,
+): Promise<string[]> {
+  const workers = Math.max(1, Math.min(os.cpus().length, 4));
+  const per = Math.ceil(items.length / workers);
+  const parts = await Promise.all(
+    Array.from(
+      { length: workers },
+      (_, w) =>
+        new Promise<string[]>((resolve, reject) => {
+          const worker = new Worker(code, {
+            eval: true,
+            workerData: { pem, items: items.slice(w * per, (w + 1) * per) },
+          });
+          worker.once('message', (m: string[]) => {
+            resolve(m);
+            void worker.terminate();
+          });
+          worker.once('error', reject);
+        }),
+    ),
+  );
+  return parts.flat();
+}
 
 function shanghai(d: Date): string {
   const l = new Date(d.getTime() + 8 * 3_600_000);
@@ -462,27 +738,31 @@ export async function signedH5Bodies(
     }),
     sign_type: 'RSA2',
   }));
-  const workers = Math.max(1, Math.min(os.cpus().length, 4));
-  const per = Math.ceil(n / workers);
-  const parts = await Promise.all(
-    Array.from(
-      { length: workers },
-      (_, w) =>
-        new Promise<string[]>((resolve, reject) => {
-          const worker = new Worker(SIGNER, {
-            eval: true,
-            workerData: { pem: APP_KEY_PEM, items: items.slice(w * per, (w + 1) * per) },
-          });
-          worker.once('message', (m: string[]) => {
-            resolve(m);
-            void worker.terminate();
-          });
-          worker.once('error', reject);
-        }),
-    ),
-  );
-  return parts.flat();
+  return signOnWorkers(H5_SIGNER, APP_KEY_PEM, items);
 }
+
+/**
+ * `n` bodies for the plain reference's /gw-cte: `<xml>` with appid, mch_id, nonce_str, out_trade_no, total_fee,
+ * body and sign (RSA2 with the merchant key over the Alipay-style content), each with its own out_trade_no.
+ */
+export async function signedGwBodies(merchantPriv: string, n: number, prefix: string): Promise<string[]> {
+  const stamp = Date.now().toString(36);
+  const items = Array.from({ length: n }, (_, i) => ({
+    appid: 'bench',
+    mch_id: '1',
+    nonce_str: randomBytes(8).toString('hex'),
+    out_trade_no: `${prefix}${stamp}${i.toString(36).padStart(5, '0')}`,
+    total_fee: '8888',
+    body: '门诊缴费',
+  }));
+  return signOnWorkers(GW_SIGNER, merchantPriv, items);
+}
+
+/** A body for the plain reference's /xml-read (and /xml): the fields it reads. */
+export const plainXml = (fields: Record<string, string>) =>
+  `<xml>${Object.entries(fields)
+    .map(([k, v]) => `<${k}>${v}</${k}>`)
+    .join('')}</xml>`;
 
 // ---- a HIS that receives notifications ------------------------------------------------------------------------
 
@@ -562,6 +842,8 @@ export interface LoadResult {
 
 export async function load(o: {
   url: string;
+  /** POST (default, with the bodies) or GET (no body: `body` is not called). */
+  method?: 'GET' | 'POST';
   contentType: string;
   connections: number;
   duration: number;
@@ -577,14 +859,15 @@ export async function load(o: {
     const instance: autocannon.Instance = autocannon(
       {
         url: o.url,
-        method: 'POST',
-        headers: { 'content-type': o.contentType },
+        method: o.method ?? 'POST',
+        ...(o.method === 'GET' ? {} : { headers: { 'content-type': o.contentType } }),
         connections: o.connections,
         duration: o.duration,
         timeout: 30,
         requests: [
           {
             setupRequest: (req) => {
+              if (o.method === 'GET') return req;
               const b = o.body();
               if (b === null) {
                 if (!exhausted) {
@@ -655,4 +938,129 @@ export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return 0;
   const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
   return sorted[i] ?? 0;
+}
+
+// ---- PostgreSQL's own ceiling: pgbench -------------------------------------------------------------------------
+
+/** pgbench of PostgreSQL 15 (Debian's path) or the one on PATH; null if there is none. */
+export function findPgbench(): string | null {
+  const candidates = ['/usr/lib/postgresql/15/bin/pgbench'];
+  for (const dir of (process.env['PATH'] ?? '').split(':').filter(Boolean))
+    candidates.push(path.join(dir, 'pgbench'));
+  for (const c of candidates) {
+    try {
+      fs.accessSync(c, fs.constants.X_OK);
+      return c;
+    } catch {
+      /* next */
+    }
+  }
+  return null;
+}
+
+export interface PgbenchRun {
+  name: string;
+  /** What one transaction does. */
+  what: string;
+  clients: number;
+  threads: number;
+  seconds: number;
+  /** Transactions (each one commit) per second, without the initial connection time. */
+  tps: number;
+  latencyMs: number | null;
+  transactions: number;
+  failed: number;
+}
+
+export interface PgbenchReport {
+  binary: string;
+  scale: number;
+  initSeconds: number;
+  /** The server settings that decide the cost of a commit. */
+  settings: Record<string, string>;
+  runs: PgbenchRun[];
+}
+
+function run(bin: string, args: string[], env: NodeJS.ProcessEnv): Promise<string> {
+  return new Promise((resolve, reject) =>
+    execFile(bin, args, { env, maxBuffer: 16 * 2 ** 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${path.basename(bin)} ${args.join(' ')}: ${err.message}\n${stderr}`));
+      else resolve(`${stdout}\n${stderr}`);
+    }),
+  );
+}
+
+/**
+ * pgbench on a scratch database: initialised at `scale`, then `seconds` of the built-in tpcb-like transaction
+ * (3 UPDATEs, a SELECT, an INSERT, one commit) and of a single-INSERT transaction (one row, one commit: the
+ * cheapest durable write), `clients` clients on `threads` threads. The database is dropped afterwards.
+ */
+export async function pgbenchCeiling(o: {
+  bin: string;
+  scale: number;
+  seconds: number;
+  clients: number;
+  threads: number;
+}): Promise<PgbenchReport> {
+  const admin = new URL(PG_ADMIN);
+  const name = `hospay_pgbench_${randomBytes(4).toString('hex')}`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PGHOST: admin.hostname,
+    PGPORT: admin.port || '5432',
+    PGUSER: decodeURIComponent(admin.username || 'postgres'),
+  };
+  if (admin.password) env['PGPASSWORD'] = decodeURIComponent(admin.password);
+  const c = new pg.Client({ connectionString: PG_ADMIN });
+  await c.connect();
+  const settings: Record<string, string> = {};
+  const script = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-pgbench-')), 'insert.sql');
+  try {
+    for (const k of ['synchronous_commit', 'fsync', 'wal_sync_method', 'commit_delay', 'shared_buffers'])
+      settings[k] = String((await c.query<Record<string, string>>(`SHOW ${k}`)).rows[0]?.[k] ?? '');
+    await c.query(`CREATE DATABASE ${name}`);
+    const t0 = performance.now();
+    await run(o.bin, ['-i', '-q', '-s', String(o.scale), name], env);
+    const initSeconds = Math.round((performance.now() - t0) / 100) / 10;
+    const url = new URL(PG_ADMIN);
+    url.pathname = `/${name}`;
+    const d = new pg.Client({ connectionString: url.toString() });
+    await d.connect();
+    await d.query(
+      'CREATE TABLE bench_insert(id bigserial primary key, k text not null, v bigint, at timestamptz default now())',
+    );
+    await d.end();
+    fs.writeFileSync(
+      script,
+      "\\set v random(1, 1000000000)\nINSERT INTO bench_insert(k, v) VALUES ('k' || :v, :v);\n",
+    );
+    const common = ['-n', '-M', 'prepared', '-c', String(o.clients), '-j', String(o.threads)];
+    const runs: PgbenchRun[] = [];
+    for (const [runName, what, extra] of [
+      ['tpcb-like', '3 UPDATEs, 1 SELECT, 1 INSERT, 1 commit', ['-b', 'tpcb-like']],
+      ['insert', '1 INSERT, 1 commit', ['-f', script]],
+    ] as const) {
+      const out = await run(o.bin, [...common, '-T', String(o.seconds), ...extra, name], env);
+      const num = (re: RegExp) => {
+        const m = re.exec(out);
+        return m ? Number(m[1]) : null;
+      };
+      runs.push({
+        name: runName,
+        what,
+        clients: o.clients,
+        threads: o.threads,
+        seconds: o.seconds,
+        tps: Math.round(num(/tps = ([\d.]+) \(without initial connection time\)/) ?? 0),
+        latencyMs: num(/latency average = ([\d.]+) ms/),
+        transactions: num(/number of transactions actually processed: (\d+)/) ?? 0,
+        failed: num(/number of failed transactions: (\d+)/) ?? 0,
+      });
+    }
+    return { binary: o.bin, scale: o.scale, initSeconds, settings, runs };
+  } finally {
+    await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+    await c.end();
+    fs.rmSync(path.dirname(script), { recursive: true, force: true });
+  }
 }

@@ -64,6 +64,78 @@ function scrubValue(v: unknown, depth = 0): unknown {
   return out;
 }
 
+type Level = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace';
+
+/**
+ * A child logger made only when it first logs at a level that is on (or is asked for a child of its own). The
+ * HTTP server makes one per request (for its request id); making a pino child costs its bindings' serialising
+ * and redaction, which a request that logs nothing (every request, at LOG_LEVEL=warn) need not pay: this one
+ * costs one small object.
+ */
+class LazyChild {
+  #real: Logger | undefined;
+  constructor(
+    private readonly parent: Logger,
+    private readonly childBindings: pino.Bindings,
+  ) {}
+
+  private made(): Logger {
+    return (this.#real ??= this.parent.child(this.childBindings));
+  }
+  private log(level: Level, args: unknown[]): void {
+    if (!(this.#real ?? this.parent).isLevelEnabled(level)) return;
+    (this.made()[level] as (...a: unknown[]) => void)(...args);
+  }
+
+  get level(): string {
+    return (this.#real ?? this.parent).level;
+  }
+  set level(level: string) {
+    this.made().level = level;
+  }
+  isLevelEnabled(level: string): boolean {
+    return (this.#real ?? this.parent).isLevelEnabled(level);
+  }
+  child(bindings: pino.Bindings, options?: pino.ChildLoggerOptions): Logger {
+    return this.made().child(bindings, options);
+  }
+  bindings(): pino.Bindings {
+    return this.made().bindings();
+  }
+  silent(): void {}
+  fatal(...args: unknown[]): void {
+    this.log('fatal', args);
+  }
+  error(...args: unknown[]): void {
+    this.log('error', args);
+  }
+  warn(...args: unknown[]): void {
+    this.log('warn', args);
+  }
+  info(...args: unknown[]): void {
+    this.log('info', args);
+  }
+  debug(...args: unknown[]): void {
+    this.log('debug', args);
+  }
+  trace(...args: unknown[]): void {
+    this.log('trace', args);
+  }
+}
+
+/**
+ * A child of `parent` with `bindings`, made when first needed (LazyChild); with options of its own (a route's
+ * log level or serializers) it is made at once, as asked.
+ */
+export function lazyChild(
+  parent: Logger,
+  bindings: pino.Bindings,
+  options: pino.ChildLoggerOptions = {},
+): Logger {
+  if (Object.keys(options).length > 0) return parent.child(bindings, options);
+  return new LazyChild(parent, bindings) as unknown as Logger;
+}
+
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {

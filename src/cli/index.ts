@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import cluster from 'node:cluster';
 import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { isPrivateKeyText, newRsaKeyPair, publicKeyBase64, readPublicKey } from '../crypto/signing.js';
@@ -22,13 +23,16 @@ import { OPERATOR_USAGE, operatorCommand } from './operator.js';
 import { BACKUP_USAGE, backupCommand, restoreCommand } from './backup.js';
 import { publicAddressLines } from './serve-banner.js';
 import { COMMANDS, helpPointer } from './usage.js';
+import { resolveWorkers, servePrimary, serveWorker } from './cluster.js';
 import { normaliseRegisteredRedirect } from '../services/medicare.js';
 import { parseAllowList } from '../services/notify-target.js';
 
 const HELP = `hospay — 医院支付平台 / hospital payment platform
 
 Usage:
-  hospay serve [--port N]                      start the platform (PORT, HOST, DATABASE_URL, HOSPAY_DATA_DIR ...)
+  hospay serve [--port N] [--workers N]        start the platform (PORT, HOST, DATABASE_URL, HOSPAY_DATA_DIR ...);
+                                               --workers (HOSPAY_WORKERS): processes behind the port, PostgreSQL
+                                               only (default: one per core; embedded: 1); SIGHUP restarts them
   hospay app create --name NAME [--hospital-id ID] [--json]
                                                create a hospital app and print its AccessToken (shown once)
   hospay app list [--json]                     list apps
@@ -135,7 +139,11 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function serve(args: string[]): Promise<number> {
-  const { values } = parseArgs({ args, options: { port: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({
+    args,
+    options: { port: { type: 'string' }, workers: { type: 'string' } },
+    strict: true,
+  });
   let port: number | undefined;
   if (values.port !== undefined) {
     if (!/^[0-9]{1,5}$/.test(values.port) || Number(values.port) > 65535)
@@ -143,6 +151,11 @@ async function serve(args: string[]): Promise<number> {
     port = Number(values.port);
   }
   const config = loadConfig(process.env, port === undefined ? {} : { port });
+  // `serve --workers N` (src/cli/cluster.ts): a worker serves; the primary of N > 1 starts them. One worker:
+  // the single process below, as it has always been.
+  if (cluster.isWorker) return serveWorker(config);
+  const workers = resolveWorkers(values.workers, config);
+  if (workers > 1) return servePrimary(config, workers, process.env);
   const platform = await startPlatform({ config });
   const where = config.store.kind === 'postgres' ? 'PostgreSQL' : `embedded database in ${config.dataDir}`;
   const lines: string[] = [];

@@ -56,6 +56,11 @@ export interface Config {
   /** Cancel is accepted only this long after creation; later, refund. */
   cancelWindowMs: number;
   jobs: { enabled: boolean; intervalMs: number; batchSize: number; leaseMs: number };
+  /**
+   * HOSPAY_WORKERS: how many processes `hospay serve` runs behind its port(s) (1..64); null: not set (the
+   * number of cores on PostgreSQL, 1 on the embedded database; `serve --workers N` wins). See src/cli/cluster.ts.
+   */
+  workers: number | null;
   reconcile: {
     /** Daily reconciliation of the previous business day starts at this Asia/Shanghai time ('HH:mm'), or never. */
     dailyAt: string | null;
@@ -360,6 +365,7 @@ export function loadConfig(env: Env = process.env, overrides: { port?: number } 
     },
     refundWindowMs: duration(env, 'HOSPAY_REFUND_WINDOW', 90 * 86_400_000),
     cancelWindowMs: duration(env, 'HOSPAY_CANCEL_WINDOW', 24 * 3_600_000),
+    workers: env['HOSPAY_WORKERS'] ? int(env, 'HOSPAY_WORKERS', 1, 1, 64) : null,
     jobs: {
       enabled: env['HOSPAY_JOBS'] !== 'off',
       intervalMs: duration(env, 'HOSPAY_JOB_INTERVAL', 5_000),

@@ -2,7 +2,6 @@ import {
   createPrivateKey,
   createPublicKey,
   createSign,
-  createVerify,
   generateKeyPairSync,
   sign as cryptoSign,
   verify as cryptoVerify,
@@ -94,11 +93,15 @@ function signatureBytes(signature: string): Buffer | null {
   return bytes.toString('base64') === signature ? bytes : null;
 }
 
+/**
+ * Verifies on the calling thread: an RSA verification costs some 0.03 ms of CPU, less than handing it to the thread
+ * pool and back (verifyContentAsync), which the gateway therefore does not use.
+ */
 export function verifyContent(content: string, signature: string, key: KeyObject, type: SignType): boolean {
   const bytes = signatureBytes(signature);
   if (!bytes) return false;
   try {
-    return createVerify(ALGORITHM[type]).update(content, 'utf8').verify(key, bytes);
+    return cryptoVerify(DIGEST[type], Buffer.from(content, 'utf8'), key, bytes);
   } catch {
     return false;
   }

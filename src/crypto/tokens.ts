@@ -1,12 +1,13 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, hash, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** A new AccessToken: 32 random bytes, base64url (43 characters). Shown once; only its hash is stored. */
 export function newAccessToken(): string {
   return randomBytes(32).toString('base64url');
 }
 
+/** The stored form of an AccessToken: its SHA-256, hex (one-shot `crypto.hash`: no Hash object per request). */
 export function hashToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
+  return hash('sha256', token, 'hex');
 }
 
 /** Constant-time comparison of two hex digests of equal length. */
@@ -25,7 +26,7 @@ export function sameText(a: string, b: string): boolean {
 }
 
 export function sha256Hex(text: string): string {
-  return createHash('sha256').update(text, 'utf8').digest('hex');
+  return hash('sha256', text, 'hex');
 }
 
 /** Random id made of digits, for trade numbers. */

@@ -130,6 +130,10 @@ export type XmlFields = Map<string, string>;
  * Parses an offline request document: `<xml><head>fields</head><body/><sign/></xml>`.
  * Returns the head fields in document order. Refuses DOCTYPE/entities, malformed XML, a wrong root, repeated
  * fields and fields that contain elements.
+ *
+ * The common document (see readPlainOfflineXml) is read by a small scanner; every other document, and every
+ * one that is refused, goes through the validator and the general parser, so refusals and unusual documents
+ * are read exactly as the parser reads them (test/unit/offline-xml.test.ts compares the two on many documents).
  */
 export function parseOfflineXml(text: string): XmlFields {
   if (text.trim().length === 0) throw XmlErrors.empty();
@@ -140,6 +144,11 @@ export function parseOfflineXml(text: string): XmlFields {
   // got a string (the SOAP door). A declaration may name any encoding the door reads, nothing else.
   const declared = declaredEncoding(text);
   if (declared !== undefined && charsetOf(declared) === null) throw XmlErrors.unsupportedEncoding(declared);
+  return readPlainOfflineXml(text) ?? parseGeneralOfflineXml(text);
+}
+
+/** The general path: the validator (its message on malformed XML), the parser, then the shape's checks. */
+export function parseGeneralOfflineXml(text: string): XmlFields {
   const valid = XMLValidator.validate(text);
   if (valid !== true) throw XmlErrors.malformed(`${valid.err.msg} (line ${valid.err.line})`);
   let doc: unknown;
@@ -167,6 +176,113 @@ export function parseOfflineXml(text: string): XmlFields {
   return fields;
 }
 
+// ---- the plain document, read without the general parser ------------------------------------------------------
+
+/** An XML declaration of version 1.0 with an optional encoding and standalone (one space between parts). */
+const PLAIN_DECLARATION =
+  /<\?xml version=(?:"1\.0"|'1\.0')(?: encoding=(?:"[A-Za-z][A-Za-z0-9._-]*"|'[A-Za-z][A-Za-z0-9._-]*'))?(?: standalone=(?:"(?:yes|no)"|'(?:yes|no)'))? ?\?>/y;
+/** A start tag without attributes, or an empty-element tag: `<Name>`, `<Name/>`. ASCII names only. */
+const PLAIN_TAG = /<([A-Za-z_][A-Za-z0-9_.-]*)(\/?)>/y;
+/** Character data without markup, references or control characters (the rest is the parser's). */
+// eslint-disable-next-line no-control-regex -- control characters are exactly what it leaves to the parser
+const PLAIN_TEXT = /[^<>&\x00-\x08\x0b\x0c\x0e-\x1f\x7f]*/y;
+const XML_SPACE = /[ \t\r\n]*/y;
+
+/** Names the general parser treats specially or that are Object.prototype's: left to it. */
+const isPlainName = (name: string) => !Object.hasOwn(Object.prototype, name) && !name.startsWith('__');
+
+/**
+ * The common request document, read by a scanner: an optional declaration at the very start, `<xml>`, its
+ * children (`head` once; the others ignored), each an empty element, a text or a list of text elements, then
+ * only whitespace. Names are ASCII without attributes; texts have no markup, references or control
+ * characters (CR only around a value); head fields appear once. Values are trimmed as the parser trims them. Anything else: null (the
+ * general parser decides, including every refusal).
+ */
+export function readPlainOfflineXml(text: string): XmlFields | null {
+  let at = 0;
+  const space = () => {
+    XML_SPACE.lastIndex = at;
+    XML_SPACE.test(text);
+    at = XML_SPACE.lastIndex;
+  };
+  /** A tag at `at`: its name and whether it is empty (`<x/>`), or null. */
+  const tag = (): { name: string; empty: boolean } | null => {
+    PLAIN_TAG.lastIndex = at;
+    const m = PLAIN_TAG.exec(text);
+    if (!m || !isPlainName(m[1] ?? '')) return null;
+    at = PLAIN_TAG.lastIndex;
+    return { name: m[1] ?? '', empty: m[2] === '/' };
+  };
+  const close = (name: string): boolean => {
+    const end = `</${name}>`;
+    if (!text.startsWith(end, at)) return false;
+    at += end.length;
+    return true;
+  };
+  /** Text up to the next `<`, trimmed; null if it holds what the general parser must read. */
+  const chars = (): string | null => {
+    PLAIN_TEXT.lastIndex = at;
+    PLAIN_TEXT.test(text);
+    const end = PLAIN_TEXT.lastIndex;
+    if (text.charCodeAt(end) !== 0x3c) return null; // not followed by a tag: '&', '>', a control character, the end
+    const value = text.slice(at, end).trim();
+    at = end;
+    return value.includes('\r') ? null : value; // CR inside a value: line ends are the parser's
+  };
+  /** The content of an element whose start tag was read: its text, or its text elements (into `into`). */
+  const content = (name: string, into: XmlFields | null): boolean => {
+    const start = at;
+    const value = chars();
+    if (value === null) return false;
+    if (close(name)) {
+      // A text: the head as text is the parser's (refused or empty); a field's text is its value.
+      return into === null || value === '';
+    }
+    if (value !== '') return false; // text mixed with elements
+    at = start;
+    for (;;) {
+      space();
+      if (close(name)) return true;
+      const child = tag();
+      if (!child) return false;
+      let v = '';
+      if (!child.empty) {
+        const t = chars();
+        if (t === null || !close(child.name)) return false;
+        v = t;
+      }
+      if (into) {
+        if (into.has(child.name)) return false; // repeated: the parser's refusal
+        into.set(child.name, v);
+      }
+    }
+  };
+
+  if (text.startsWith('<?xml')) {
+    PLAIN_DECLARATION.lastIndex = 0;
+    if (!PLAIN_DECLARATION.test(text)) return null;
+    at = PLAIN_DECLARATION.lastIndex;
+    space();
+  }
+  if (!text.startsWith('<xml>', at)) return null;
+  at += 5;
+  let fields: XmlFields | null = null;
+  for (;;) {
+    space();
+    if (close('xml')) break;
+    const el = tag();
+    if (!el) return null;
+    const isHead = el.name === 'head';
+    if (isHead && fields) return null; // two heads: the parser's refusal
+    const into: XmlFields | null = isHead ? new Map() : null;
+    if (!el.empty && !content(el.name, into)) return null;
+    if (isHead) fields = into;
+  }
+  space();
+  if (at !== text.length || fields === null) return null;
+  return fields;
+}
+
 const builder = new XMLBuilder({
   format: true,
   indentBy: '  ',
@@ -181,6 +297,49 @@ export interface XmlObject {
 
 /** Builds the answer document: the request head echoed, then body, then an empty sign. */
 export function buildOfflineXml(head: XmlObject, body: XmlObject): string {
-  const xml = builder.build({ xml: { head, body, sign: '' } }) as string;
+  const doc = { xml: { head, body, sign: '' } };
+  const xml = writePlain(doc, 0) ?? (builder.build(doc) as string);
   return `<?xml version="1.0" encoding="utf-8"?>\n${xml}`;
+}
+
+/** The same document by the general builder only (the reference the direct writer is tested against). */
+export function buildOfflineXmlGeneral(head: XmlObject, body: XmlObject): string {
+  return `<?xml version="1.0" encoding="utf-8"?>\n${builder.build({ xml: { head, body, sign: '' } }) as string}`;
+}
+
+const MARKUP = /[&<>'"]/;
+const MARKUP_ALL = /[&<>'"]/g;
+const ENTITY: Record<string, string> = {
+  '&': '&amp;',
+  '<': '&lt;',
+  '>': '&gt;',
+  "'": '&apos;',
+  '"': '&quot;',
+};
+const escapeText = (s: string) => (MARKUP.test(s) ? s.replace(MARKUP_ALL, (c) => ENTITY[c] ?? c) : s);
+
+/**
+ * The answer as the builder writes it (format on, two-space indent, `<x></x>` for an empty value or element,
+ * & < > ' " escaped), by direct concatenation; null for what it leaves to the builder (names it treats
+ * specially: `#text`, `?…`, `@_…`; values other than text and elements). test/unit/offline-xml.test.ts
+ * compares the two.
+ */
+function writePlain(obj: Readonly<Record<string, unknown>>, level: number): string | null {
+  const indent = '  '.repeat(level);
+  let out = '';
+  for (const key in obj) {
+    if (!Object.hasOwn(obj, key)) continue;
+    const v = obj[key];
+    if (v === undefined) continue;
+    if (key === '#text' || key.startsWith('?') || key.startsWith('@_')) return null;
+    if (typeof v === 'string') {
+      out += v === '' ? `${indent}<${key}></${key}>\n` : `${indent}<${key}>${escapeText(v)}</${key}>\n`;
+    } else if (typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof Date)) {
+      const inner = writePlain(v as Record<string, unknown>, level + 1);
+      if (inner === null) return null;
+      out +=
+        inner === '' ? `${indent}<${key}></${key}>\n` : `${indent}<${key}>\n${inner}${indent}</${key}>\n`;
+    } else return null;
+  }
+  return out;
 }

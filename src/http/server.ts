@@ -20,7 +20,8 @@ import { registerDeskPages } from './pages/desk.js';
 import { registerAdminRoutes } from './admin/routes.js';
 import { registerChannelNotifyRoutes } from './channels/notify.js';
 import { registerMedicareNotifyRoutes } from './channels/medicare-notify.js';
-import { maskUrlPath } from '../logging.js';
+import type { Logger } from 'pino';
+import { lazyChild, maskUrlPath } from '../logging.js';
 import { registerOpenApiRoutes } from './openapi/routes.js';
 import { registerHealthRoutes } from './health.js';
 
@@ -47,6 +48,9 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
   const app = Fastify({
     loggerInstance: parts.deps.log as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
+    // Each request's logger (with its request id) is made when it first logs: at LOG_LEVEL=warn, never.
+    childLoggerFactory: (logger, bindings, opts) =>
+      lazyChild(logger as unknown as Logger, bindings, opts) as unknown as FastifyBaseLogger,
     bodyLimit: 64 * 1024,
     // An over-long interface name (/offline/:name) gets the door's XML error, not Fastify's 414. A router option:
     // given at the top level, Fastify 5 warns FSTDEP022 at every start.
@@ -57,13 +61,18 @@ export async function buildServer(parts: ServerParts, doors: Doors = 'all'): Pro
   });
   // Traces (off by default): the HIS request's span, parent of the channel call and DB spans.
   if (parts.otelPlugin) await app.register(parts.otelPlugin);
-  app.addHook('onResponse', async (req, reply) => {
-    // Without the query; a capability token in the path (cashier, goto, authorisation pages) masked.
-    const path = maskUrlPath(req.url);
-    req.log.info(
-      { method: req.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
-      'request',
-    );
+  // One line per request at info. Not an async hook: Fastify runs a callback hook without a promise.
+  app.addHook('onResponse', (req, reply, done) => {
+    const log = req.log as FastifyBaseLogger & { isLevelEnabled?: (level: string) => boolean };
+    if (log.isLevelEnabled?.('info') !== false) {
+      // Without the query; a capability token in the path (cashier, goto, authorisation pages) masked.
+      const path = maskUrlPath(req.url);
+      req.log.info(
+        { method: req.method, path, status: reply.statusCode, ms: Math.round(reply.elapsedTime) },
+        'request',
+      );
+    }
+    done();
   });
   app.setNotFoundHandler((_req, reply) =>
     reply.code(404).send({ code: 'NOT_FOUND', message: '没有这个地址 / no such path' }),

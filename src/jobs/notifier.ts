@@ -1,81 +1,147 @@
 import { randomBytes } from 'node:crypto';
 import type { ServiceDeps } from '../services/deps.js';
-import { claimDueNotifications, deliverOne, type DeliveryOutcome } from '../services/notify.js';
+import {
+  AttemptRecorder,
+  claimDueNotifications,
+  deliverOne,
+  recordAndClaimNotifications,
+  type DeliveryOutcome,
+} from '../services/notify.js';
 import { countNotifyDelivery, jobStarted, jobStopped, timedPass } from '../metrics.js';
+
+type Counts = Record<DeliveryOutcome, number>;
+type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number];
 
 /**
  * The notification job: delivers due lc.trade.notify notifications (the outbox written with each trade
- * transition). Each tick claims a batch with FOR UPDATE SKIP LOCKED and a lease longer than one HTTP attempt,
- * so any number of instances can run it on one PostgreSQL and never deliver the same attempt twice at once;
- * after a crash (kill -9) the lease runs out and the next tick, here or on another instance, delivers it.
+ * transition). Each claim takes due notifications with FOR UPDATE SKIP LOCKED and a lease longer than one HTTP
+ * attempt, so any number of instances (or `serve --workers` processes) can run it on one PostgreSQL and never
+ * deliver the same attempt twice at once; after a crash (kill -9) the lease runs out and the next pass, here or
+ * on another instance, delivers it.
+ *
+ * A pass keeps up to HOSPAY_NOTIFY_BATCH deliveries in flight: when half of them have ended it claims as many
+ * again (one statement, with their trades), until a claim finds fewer due than it asked for; a backlog is so
+ * drained back to back, without waiting for a tick or for the slowest delivery of a batch. The deliveries'
+ * records are written in groups (AttemptRecorder: one statement for the deliveries that end together).
  */
 export class NotifyJob {
   readonly owner: string;
   private timer: NodeJS.Timeout | null = null;
   private running: Promise<unknown> | null = null;
+  private stopping = false;
   private pass = 0;
 
   constructor(private readonly deps: ServiceDeps) {
     this.owner = `notifier-${randomBytes(6).toString('hex')}`;
   }
 
-  /** The lease of one claim: the HTTP timeout plus a minute for signing and the database. */
+  /**
+   * The lease of one claim: twice the HTTP timeout (the attempt itself, then at most as long again for the
+   * deliveries beside it, before its record is written with the next claim) plus a minute for signing and the
+   * database.
+   */
   get leaseMs(): number {
-    return this.deps.config.notify.timeoutMs + 60_000;
+    return 2 * this.deps.config.notify.timeoutMs + 60_000;
   }
 
   /**
-   * One pass: claims due notifications (with their trades, in one statement) and delivers them concurrently;
-   * each delivery records its outcome (one statement) as soon as it ends, not when the whole batch has.
+   * One claim of up to HOSPAY_NOTIFY_BATCH due notifications (with their trades, in one statement), delivered
+   * concurrently; resolves when every one of them is delivered and recorded.
    */
-  async tick(): Promise<Record<DeliveryOutcome, number>> {
-    const counts: Record<DeliveryOutcome, number> = { delivered: 0, retry: 0, failed: 0 };
-    const { config, log } = this.deps;
-    const claim = `${this.owner}:${++this.pass}`;
-    const claimed = await claimDueNotifications(this.deps, claim, this.leaseMs, config.notify.batchSize);
-    const outcomes = await Promise.all(
-      claimed.map(async ({ notification: n, trade, notifyPrivateCidrs }) => {
-        try {
-          return await deliverOne(this.deps, n, trade, notifyPrivateCidrs);
-        } catch (err) {
-          // The claim stays until its lease runs out; then the notification is tried again.
-          log.warn(
-            { notifyId: n.notify_id, err: err instanceof Error ? err.message : String(err) },
-            'notify: delivery pass failed',
+  tick(): Promise<Counts> {
+    return this.deliverDue(false);
+  }
+
+  /**
+   * Claims and delivers (see the class comment); with `drain`, claims again as deliveries end until no more is
+   * due (or the job stops), else claims once.
+   */
+  private async deliverDue(drain: boolean): Promise<Counts> {
+    const counts: Counts = { delivered: 0, retry: 0, failed: 0 };
+    const size = this.deps.config.notify.batchSize;
+    // Claim again when the deliveries still running have dropped to this (half a batch): each claim then
+    // takes at least half a batch, and writes the records of those that ended in the same statement.
+    const low = Math.floor(size / 2);
+    const recorder = new AttemptRecorder(this.deps.notifications);
+    /** Deliveries started and not yet done (running, or ended and waiting for their record to be written). */
+    let inFlight = 0;
+    let wake: (() => void) | null = null;
+    const check = () => {
+      if (wake && inFlight - recorder.queued <= low) {
+        wake();
+        wake = null;
+      }
+    };
+    if (drain) recorder.hold(check);
+    const all: Array<Promise<void>> = [];
+    try {
+      for (;;) {
+        const taken = recorder.take();
+        // The ones taken are done once this statement has written their records.
+        const want = size - (inFlight - taken.length);
+        const claim = `${this.owner}:${++this.pass}`;
+        const claimOnce = () => recordAndClaimNotifications(this.deps, taken, claim, this.leaseMs, want);
+        // Each claim is a pass of its own for the job's heartbeat (readiness, metrics): a long drain keeps beating.
+        const claimed = await (drain ? timedPass(this.owner, 'notifier', claimOnce) : claimOnce());
+        for (const c of claimed) {
+          inFlight++;
+          all.push(
+            this.deliver(c, recorder).then((o) => {
+              counts[o]++;
+              countNotifyDelivery(o);
+              inFlight--;
+              check();
+            }),
           );
-          return 'retry' as const;
         }
-      }),
-    );
-    for (const o of outcomes) {
-      counts[o]++;
-      countNotifyDelivery(o);
+        if (!drain || claimed.length < want || this.stopping) break;
+        if (inFlight - recorder.queued > low) await new Promise<void>((r) => (wake = r));
+        if (this.stopping) break;
+      }
+    } finally {
+      // The rest are recorded in groups as they end.
+      recorder.release();
+      await Promise.all(all);
     }
     return counts;
   }
 
+  private async deliver(
+    { notification: n, trade, notifyPrivateCidrs }: Claimed,
+    recorder: AttemptRecorder,
+  ): Promise<DeliveryOutcome> {
+    try {
+      return await deliverOne(this.deps, n, trade, notifyPrivateCidrs, recorder);
+    } catch (err) {
+      // The claim stays until its lease runs out; then the notification is tried again.
+      this.deps.log.warn(
+        { notifyId: n.notify_id, err: err instanceof Error ? err.message : String(err) },
+        'notify: delivery pass failed',
+      );
+      return 'retry';
+    }
+  }
+
   start(): void {
     if (this.timer) return;
+    this.stopping = false;
     jobStarted(this.owner, 'notifier', this.deps.config.notify.intervalMs);
     const loop = () => {
-      let full = false;
-      this.running = timedPass(this.owner, 'notifier', () => this.tick())
-        .then((c) => {
-          full = c.delivered + c.retry + c.failed >= this.deps.config.notify.batchSize;
-        })
+      this.running = this.deliverDue(true)
         .catch((err: unknown) =>
           this.deps.log.warn({ err: err instanceof Error ? err.message : String(err) }, 'notify tick failed'),
         )
         .finally(() => {
           this.running = null;
-          // A full batch means more may be due: go on at once.
-          if (this.timer) this.timer = setTimeout(loop, full ? 0 : this.deps.config.notify.intervalMs);
+          // Drained: nothing more is due now; look again after the interval.
+          if (this.timer) this.timer = setTimeout(loop, this.deps.config.notify.intervalMs);
         });
     };
     this.timer = setTimeout(loop, this.deps.config.notify.intervalMs);
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     jobStopped(this.owner);

@@ -1,7 +1,7 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import type { ServiceDeps } from './deps.js';
 import type { Notification, Trade } from '../store/schema.js';
-import type { ClaimedNotification } from '../store/notifications.js';
+import type { AttemptRecord, ClaimedNotification, NotificationRepository } from '../store/notifications.js';
 import { formatShanghai } from '../domain/clock.js';
 import { formatFen, subFen, type Fen } from '../domain/money.js';
 import { parseSignType, signPlatformParamsAsync, splitProofJson } from '../crypto/signing.js';
@@ -158,12 +158,15 @@ interface AttemptResult {
  * `trade`: the notification's trade when already read (claimDueNotifications; null = missing);
  * undefined = read it here. `notifyPrivateCidrs`: the app's notify allow-list when already read (likewise);
  * undefined = read it here, only if the target needs it (see notify-target.ts).
+ * `recorder`: writes the record (several deliveries' records share one statement, see AttemptRecorder); by
+ * default a statement of its own.
  */
 export async function deliverOne(
   deps: ServiceDeps,
   n: Notification,
   trade?: Trade | null,
   notifyPrivateCidrs?: string | null,
+  recorder?: AttemptRecorder,
 ): Promise<DeliveryOutcome> {
   const claim = n.lease_owner;
   if (!claim) throw new Error('deliverOne needs a claimed notification');
@@ -191,10 +194,10 @@ export async function deliverOne(
         : `HTTP ${result.httpStatus ?? '-'}: the answer was not "success"`));
   const excerpt = result.body === null ? null : bodyExcerpt(result.body);
 
-  // One statement: the attempt is recorded whatever happens, the notification is updated only while this pass
-  // still holds its claim (kept). A resend that arrived during this attempt marked the claim: the notification
-  // then stays due now.
-  const kept = await deps.notifications.recordAttempt({
+  // The attempt is recorded whatever happens, the notification is updated only while this pass still holds
+  // its claim (kept). A resend that arrived during this attempt marked the claim: the notification then stays
+  // due now.
+  const record: AttemptRecord = {
     notificationId: n.id,
     claim,
     attempt,
@@ -208,7 +211,8 @@ export async function deliverOne(
     latencyMs,
     bodyExcerpt: excerpt,
     error: result.error,
-  });
+  };
+  const kept = recorder ? await recorder.record(record) : await deps.notifications.recordAttempt(record);
 
   const logFields = {
     notifyId: n.notify_id,
@@ -221,6 +225,116 @@ export async function deliverOne(
   else if (outcome === 'failed') deps.log.warn(logFields, 'notify: gave up after the last attempt');
   else deps.log.info(logFields, 'notify attempt');
   return outcome;
+}
+
+/** A finished attempt waiting to be written, and its caller (deliverOne) waiting for that. */
+export interface PendingRecord {
+  record: AttemptRecord;
+  resolve: (kept: boolean) => void;
+  reject: (err: unknown) => void;
+}
+
+/**
+ * Writes delivery records in groups. Released (the default), it is a group commit: a record is written by the
+ * next statement, which starts as soon as the previous one has ended, with every record that arrived meanwhile
+ * (NotificationRepository.recordAttempts). Held (hold), records wait to be taken (take) and written by the
+ * notifier with its next claim, in the same statement (recordAndClaimNotifications), and `onQueued` is called
+ * at each arrival. Each caller waits for its own record's statement, so a delivery counts as done only once
+ * it is recorded; a failed statement fails the records it carried (their claims then run out and the
+ * notifications are tried again).
+ */
+export class AttemptRecorder {
+  private queue: PendingRecord[] = [];
+  private writing = false;
+  private onQueued: (() => void) | null = null;
+
+  constructor(private readonly notifications: Pick<NotificationRepository, 'recordAttempts'>) {}
+
+  /** Records waiting to be written. */
+  get queued(): number {
+    return this.queue.length;
+  }
+
+  record(record: AttemptRecord): Promise<boolean> {
+    return new Promise<boolean>((resolve, reject) => {
+      this.queue.push({ record, resolve, reject });
+      if (this.onQueued) this.onQueued();
+      else this.schedule();
+    });
+  }
+
+  /** From now on records wait for take(); `onQueued` is called when one arrives. */
+  hold(onQueued: () => void): void {
+    this.onQueued = onQueued;
+  }
+
+  /** Back to writing records in groups, starting with those waiting. */
+  release(): void {
+    this.onQueued = null;
+    if (this.queue.length > 0) this.schedule();
+  }
+
+  /** The records waiting (the caller writes them, then settles them with settle()). */
+  take(): PendingRecord[] {
+    const taken = this.queue;
+    this.queue = [];
+    return taken;
+  }
+
+  private schedule(): void {
+    if (this.writing) return;
+    this.writing = true;
+    // After this turn of the event loop: the answers that arrived together go into one statement.
+    setImmediate(() => void this.write());
+  }
+
+  private async write(): Promise<void> {
+    while (this.queue.length > 0 && !this.onQueued) {
+      const group = this.take();
+      try {
+        settle(group, await this.notifications.recordAttempts(group.map((g) => g.record)));
+      } catch (err) {
+        settle(group, err);
+      }
+    }
+    this.writing = false;
+  }
+}
+
+/** Tells the callers of written records whether their claims still held (or that the statement failed). */
+export function settle(records: readonly PendingRecord[], kept: readonly boolean[] | unknown): void {
+  records.forEach((g, i) => {
+    if (Array.isArray(kept)) g.resolve(Boolean(kept[i]));
+    else g.reject(kept);
+  });
+}
+
+/**
+ * Writes the records taken from a held AttemptRecorder and claims due notifications with their trades, in one
+ * statement (NotificationRepository.recordAndClaim); settles the records. With no record, claimDueNotifications.
+ */
+export async function recordAndClaimNotifications(
+  deps: Pick<ServiceDeps, 'notifications' | 'clock'>,
+  records: readonly PendingRecord[],
+  claim: string,
+  leaseMs: number,
+  limit: number,
+): Promise<ClaimedNotification[]> {
+  if (records.length === 0) return claimDueNotifications(deps, claim, leaseMs, limit);
+  try {
+    const r = await deps.notifications.recordAndClaim(
+      records.map((g) => g.record),
+      deps.clock.now(),
+      claim,
+      leaseMs,
+      limit,
+    );
+    settle(records, r.kept);
+    return r.claimed;
+  } catch (err) {
+    settle(records, err);
+    throw err;
+  }
 }
 
 async function attemptDelivery(

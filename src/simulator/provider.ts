@@ -1,6 +1,7 @@
-import { randomInt } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { isUniqueViolation, type Db } from '../store/db.js';
+import { runFixed } from '../store/trades.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import { fen, negFen, ZERO_FEN, type Fen } from '../domain/money.js';
@@ -99,11 +100,57 @@ function toTrade(r: Row): SimTrade {
   };
 }
 
+/** Random bytes drawn 4 KB at a time: one draw costs microseconds, whatever its size. */
+let pool = Buffer.alloc(0);
+let used = 0;
+
+/** n random decimal digits, uniform (bytes of 250 and above are skipped). */
 function digits(n: number): string {
   let s = '';
-  for (let i = 0; i < n; i++) s += randomInt(10).toString();
+  while (s.length < n) {
+    if (used >= pool.length) {
+      pool = randomBytes(4096);
+      used = 0;
+    }
+    const b = pool[used++] ?? 255;
+    if (b < 250) s += String(b % 10);
+  }
   return s;
 }
+
+/**
+ * The trade unless one exists for (merchant, out_trade_no), with its charge in the ledger when $15 is true, as
+ * one fixed statement (store/trades.ts runFixed); the inserted row, or none.
+ */
+const INSERT_TRADE =
+  'with ins as (insert into sim_trades (merchant, out_trade_no, pay_type, channel_trade_no, amount_fen, subject, ' +
+  'status, rule, buyer_logon_id, buyer_user_id, paid_at, return_url, created_at) ' +
+  'values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) ' +
+  'on conflict (merchant, out_trade_no) do nothing returning *), ' +
+  'led as (insert into sim_ledger (merchant, out_trade_no, entry, amount_fen, created_at) ' +
+  "select ins.merchant, ins.out_trade_no, 'charge', $14::bigint, $13::timestamptz from ins where $15::boolean) " +
+  'select * from ins';
+
+/**
+ * A refund in one fixed statement. An earlier refund with this request number answers first (whatever the reason
+ * says now); else the guarded update of the trade (paid, and not refunded beyond its amount), and only from its
+ * result the refund and its ledger line. Two refunds of one trade serialise on the trade's row; the same request
+ * number twice at once fails the primary key of sim_refunds, undoing the statement, and is asked again.
+ */
+const REFUND =
+  'with prior as (select amount_fen, refund_no, created_at from sim_refunds ' +
+  'where merchant = $1 and out_trade_no = $2 and out_request_no = $3), ' +
+  't as (update sim_trades set refunded_fen = refunded_fen + $4, ' +
+  "status = case when refunded_fen + $4 = amount_fen then 'REFUNDED' else status end " +
+  "where merchant = $1 and out_trade_no = $2 and status = 'PAID' and refunded_fen + $4 <= amount_fen " +
+  'and not $5::boolean and not exists (select 1 from prior) returning merchant), ' +
+  'rf as (insert into sim_refunds (merchant, out_trade_no, out_request_no, amount_fen, refund_no, created_at) ' +
+  'select $1::text, $2::text, $3::text, $4::bigint, $6::text, $7::timestamptz from t), ' +
+  'led as (insert into sim_ledger (merchant, out_trade_no, entry, amount_fen, created_at) ' +
+  "select $1::text, $2::text, 'refund', -($4::bigint), $7::timestamptz from t) " +
+  'select (select amount_fen from prior) as prior_amount, (select refund_no from prior) as prior_no, ' +
+  '(select created_at from prior) as prior_at, exists (select 1 from t) as refunded, ' +
+  '(select status from sim_trades where merchant = $1 and out_trade_no = $2) as status';
 
 export class SimulatorProvider implements SimulatorApi {
   private readonly db: Db;
@@ -165,35 +212,24 @@ export class SimulatorProvider implements SimulatorApi {
     chargeFen: Fen | null,
   ): Promise<{ row: Row; inserted: boolean }> {
     const now = this.clock.now();
-    const ins = await this.db
-      .with('ins', (db) =>
-        db
-          .insertInto('sim_trades')
-          .values({ ...row, created_at: now })
-          .onConflict((oc) => oc.columns(['merchant', 'out_trade_no']).doNothing())
-          .returningAll(),
-      )
-      .with('led', (db) =>
-        db
-          .insertInto('sim_ledger')
-          .columns(['merchant', 'out_trade_no', 'entry', 'amount_fen', 'created_at'])
-          .expression((eb) =>
-            eb
-              .selectFrom('ins')
-              .select([
-                'ins.merchant',
-                'ins.out_trade_no',
-                sql<'charge'>`'charge'`.as('entry'),
-                sql<Fen>`${chargeFen ?? 0}::bigint`.as('amount_fen'),
-                sql<Date>`${now}::timestamptz`.as('created_at'),
-              ])
-              .where(sql<boolean>`${chargeFen !== null}`),
-          ),
-      )
-      .selectFrom('ins')
-      .selectAll()
-      .executeTakeFirst();
-    if (ins) return { row: ins as Row, inserted: true };
+    const [ins] = await runFixed<Row>(this.db, INSERT_TRADE, [
+      row.merchant,
+      row.out_trade_no,
+      row.pay_type,
+      row.channel_trade_no,
+      row.amount_fen,
+      row.subject,
+      row.status,
+      row.rule,
+      row.buyer_logon_id,
+      row.buyer_user_id,
+      row.paid_at,
+      row.return_url ?? null,
+      now,
+      chargeFen ?? 0,
+      chargeFen !== null,
+    ]);
+    if (ins) return { row: ins, inserted: true };
     const existing = await this.db
       .selectFrom('sim_trades')
       .selectAll()
@@ -504,44 +540,15 @@ export class SimulatorProvider implements SimulatorApi {
     const refundNo = `R${compactShanghai(now)}${digits(10)}`;
     const declined = input.reason === REFUND_RULES.DECLINED;
     const { merchant, outTradeNo, outRequestNo, amountFen } = input;
-    // One statement: an earlier refund with this request number answers first (whatever the reason says now);
-    // else the guarded update of the trade (paid, and not refunded beyond its amount), and only from its result
-    // the refund and its ledger line. Two refunds of one trade serialise on the trade's row; the same request
-    // number twice at once fails the primary key of sim_refunds, undoing the statement, and is asked again.
+    // One statement (REFUND); the same request number twice at once is asked again.
     const run = () =>
-      sql<{
+      runFixed<{
         prior_amount: number | null;
         prior_no: string | null;
         prior_at: Date | null;
         refunded: boolean;
         status: string | null;
-      }>`
-      WITH prior AS (
-        SELECT amount_fen, refund_no, created_at FROM sim_refunds
-        WHERE merchant = ${merchant} AND out_trade_no = ${outTradeNo} AND out_request_no = ${outRequestNo}),
-      t AS (
-        UPDATE sim_trades SET
-          refunded_fen = refunded_fen + ${amountFen},
-          status = CASE WHEN refunded_fen + ${amountFen} = amount_fen THEN 'REFUNDED' ELSE status END
-        WHERE merchant = ${merchant} AND out_trade_no = ${outTradeNo} AND status = 'PAID'
-          AND refunded_fen + ${amountFen} <= amount_fen
-          AND NOT ${declined} AND NOT EXISTS (SELECT 1 FROM prior)
-        RETURNING merchant),
-      rf AS (
-        INSERT INTO sim_refunds (merchant, out_trade_no, out_request_no, amount_fen, refund_no, created_at)
-        SELECT ${merchant}, ${outTradeNo}, ${outRequestNo}, ${amountFen}::bigint, ${refundNo}, ${now}::timestamptz
-        FROM t),
-      led AS (
-        INSERT INTO sim_ledger (merchant, out_trade_no, entry, amount_fen, created_at)
-        SELECT ${merchant}, ${outTradeNo}, 'refund', ${-amountFen}::bigint, ${now}::timestamptz FROM t)
-      SELECT
-        (SELECT amount_fen FROM prior) AS prior_amount,
-        (SELECT refund_no FROM prior) AS prior_no,
-        (SELECT created_at FROM prior) AS prior_at,
-        EXISTS (SELECT 1 FROM t) AS refunded,
-        (SELECT status FROM sim_trades WHERE merchant = ${merchant} AND out_trade_no = ${outTradeNo}) AS status`.execute(
-        this.db,
-      );
+      }>(this.db, REFUND, [merchant, outTradeNo, outRequestNo, amountFen, declined, refundNo, now]);
     let r;
     try {
       r = await run();
@@ -549,7 +556,7 @@ export class SimulatorProvider implements SimulatorApi {
       if (!isUniqueViolation(e)) throw e;
       r = await run();
     }
-    const row = r.rows[0];
+    const row = r[0];
     if (!row) throw new Error('the refund statement returned no row');
     if (row.prior_no !== null) {
       if (Number(row.prior_amount) !== amountFen) {

@@ -28,6 +28,7 @@ import * as m018 from './migrations/018-platform-channel-configs.js';
 import * as m019 from './migrations/019-ecny.js';
 import * as m021 from './migrations/021-desk.js';
 import * as m022 from './migrations/022-desk-search.js';
+import * as m023 from './migrations/023-history-indexes.js';
 
 export type Db = Kysely<Database>;
 
@@ -53,6 +54,7 @@ const MIGRATIONS: Record<string, Migration> = {
   '019-ecny': m019,
   '021-desk': m021,
   '022-desk-search': m022,
+  '023-history-indexes': m023,
 };
 
 /** The names of the migrations this build knows (readiness compares them with the applied ones). */

@@ -104,21 +104,71 @@ function claimStatement(
 
 /** The prefix of the notification's columns in the claim's join, so they do not collide with the trade's. */
 const N = 'n__';
-type Unprefixed<R, P extends string> = { [K in keyof R as K extends `${P}${infer C}` ? C : never]: R[K] };
-type Unprefixed0<R, P extends string> = { [K in keyof R as K extends `${P}${string}` ? never : K]: R[K] };
-
 /** Splits a joined row into its columns under `prefix` (the prefix taken off) and the others. */
-function splitPrefixed<R extends object, P extends string>(
-  row: R,
-  prefix: P,
-): [Unprefixed<R, P>, Unprefixed0<R, P>] {
+function splitPrefixed(
+  row: Record<string, unknown>,
+  prefix: string,
+): [Record<string, unknown>, Record<string, unknown>] {
   const prefixed: Record<string, unknown> = {};
   const rest: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(row)) {
     if (k.startsWith(prefix)) prefixed[k.slice(prefix.length)] = v;
     else rest[k] = v;
   }
-  return [prefixed as Unprefixed<R, P>, rest as Unprefixed0<R, P>];
+  return [prefixed, rest];
+}
+
+/**
+ * The common table expressions that record delivery attempts: `r` (the records, one JSON parameter read with
+ * json_to_recordset, so the statement's text is the same for any number of them: one prepared statement), `u`
+ * (the guarded update of each notification still held by the attempt's claim, or by the claim with a resend's
+ * mark, which keeps it due as resent; RETURNING the ids kept) and `a` (the attempt rows, written whatever
+ * happens: a data-modifying CTE always runs to completion, read or not).
+ */
+function recordCtes(records: readonly AttemptRecord[]) {
+  const rows = records.map((a) => ({
+    id: a.notificationId,
+    claim: a.claim,
+    resent: `${a.claim}${RESEND_MARK}`,
+    attempt: a.attempt,
+    delivered: a.delivered,
+    status: a.status,
+    next_at: a.nextAttemptAt.toISOString(),
+    started_at: a.startedAt.toISOString(),
+    finished_at: a.finishedAt.toISOString(),
+    last_error: a.lastError,
+    http_status: a.httpStatus,
+    latency_ms: a.latencyMs,
+    body_excerpt: a.bodyExcerpt,
+    error: a.error,
+  }));
+  return sql`
+    r AS (
+      SELECT * FROM json_to_recordset(${JSON.stringify(rows)}::json) AS r(
+        id bigint, claim text, resent text, attempt integer, delivered boolean, status text,
+        next_at timestamptz, started_at timestamptz, finished_at timestamptz, last_error text,
+        http_status integer, latency_ms integer, body_excerpt text, error text)
+    ),
+    u AS (
+      UPDATE notifications n SET
+        attempts = n.attempts + 1,
+        status = CASE WHEN n.lease_owner = r.resent THEN 'PENDING' ELSE r.status END,
+        next_attempt_at = CASE WHEN r.delivered OR n.lease_owner = r.resent THEN n.next_attempt_at
+                               ELSE r.next_at END,
+        delivered_at = CASE WHEN r.delivered THEN r.finished_at ELSE n.delivered_at END,
+        last_error = r.last_error,
+        lease_until = NULL,
+        lease_owner = NULL
+      FROM r
+      -- The ids as an array first: an index scan of the primary key, never a scan of the whole table (the
+      -- planner cannot tell how few rows json_to_recordset gives).
+      WHERE n.id = ANY (ARRAY(SELECT r.id FROM r)) AND n.id = r.id AND n.lease_owner IN (r.claim, r.resent)
+      RETURNING n.id
+    ),
+    a AS (
+      INSERT INTO notify_attempts (notification_id, attempt, started_at, http_status, latency_ms, body_excerpt, error)
+      SELECT id, attempt, started_at, http_status, latency_ms, body_excerpt, error FROM r
+    )`;
 }
 
 export class NotificationRepository {
@@ -144,83 +194,89 @@ export class NotificationRepository {
     leaseMs: number,
     limit: number,
   ): Promise<ClaimedNotification[]> {
-    const rows = await this.db
-      .with('c', (db) => claimStatement(db, now, claim, leaseMs, limit))
-      .selectFrom('c')
-      .leftJoin('trades as t', 't.id', 'c.trade_id')
-      .leftJoin('apps as a', 'a.id', 'c.app_id')
-      .select([
-        'c.id as n__id',
-        'c.notify_id as n__notify_id',
-        'c.app_id as n__app_id',
-        'c.trade_id as n__trade_id',
-        'c.url as n__url',
-        'c.trade_status as n__trade_status',
-        'c.status as n__status',
-        'c.attempts as n__attempts',
-        'c.next_attempt_at as n__next_attempt_at',
-        'c.lease_until as n__lease_until',
-        'c.lease_owner as n__lease_owner',
-        'c.created_at as n__created_at',
-        'c.delivered_at as n__delivered_at',
-        'c.last_error as n__last_error',
-        'a.notify_private_cidrs as n__notify_private_cidrs',
-      ])
-      .selectAll('t')
-      .execute();
-    return rows.map((row) => {
-      const [{ notify_private_cidrs, ...notification }, trade] = splitPrefixed(row, N);
-      // LEFT JOIN: either the whole trade row or every column null.
-      return {
-        notification: notification satisfies Notification,
-        trade: trade.id === null ? null : (trade as Trade),
-        notifyPrivateCidrs: notify_private_cidrs,
-      };
-    });
+    return (await this.recordAndClaim([], now, claim, leaseMs, limit)).claimed;
   }
 
   /**
-   * Records a delivery attempt in one statement: the attempt is recorded whatever happens (a data-modifying
-   * CTE always runs to completion, read or not), and the notification is updated (status, next attempt, lease
-   * released) only while the attempt's claim still holds it — or the claim with a resend's mark, which keeps
-   * it due as resent. True when the claim still held it.
+   * Records finished attempts (as recordAttempts) and claims due notifications with their trades (as
+   * claimDueWithTrades) in one statement: a notifier that keeps deliveries in flight writes the outcomes of the
+   * ones that ended and takes as many new ones in one round trip and one commit. The notifications being
+   * recorded are never claimed by the same statement (both parts see the rows as they were before it).
+   */
+  async recordAndClaim(
+    records: readonly AttemptRecord[],
+    now: Date,
+    claim: string,
+    leaseMs: number,
+    limit: number,
+  ): Promise<{ kept: boolean[]; claimed: ClaimedNotification[] }> {
+    const leaseUntil = new Date(now.getTime() + leaseMs);
+    const r = await sql<Record<string, unknown>>`
+      WITH ${recordCtes(records)},
+      c AS (
+        UPDATE notifications SET lease_until = ${leaseUntil}, lease_owner = ${claim}
+        WHERE id IN (
+          SELECT id FROM notifications
+          -- A literal, not a parameter: the partial index notifications_due (WHERE status = 'PENDING') serves a
+          -- prepared statement's generic plan too.
+          WHERE status = 'PENDING' AND next_attempt_at <= ${now}
+            AND (lease_until IS NULL OR lease_until < ${now})
+            AND id <> ALL (ARRAY(SELECT r.id FROM r))
+          ORDER BY next_attempt_at, id
+          LIMIT ${limit}
+          FOR UPDATE SKIP LOCKED)
+        RETURNING *
+      )
+      SELECT ARRAY(SELECT u.id FROM u) AS kept__,
+        c.id AS n__id, c.notify_id AS n__notify_id, c.app_id AS n__app_id, c.trade_id AS n__trade_id,
+        c.url AS n__url, c.trade_status AS n__trade_status, c.status AS n__status, c.attempts AS n__attempts,
+        c.next_attempt_at AS n__next_attempt_at, c.lease_until AS n__lease_until, c.lease_owner AS n__lease_owner,
+        c.created_at AS n__created_at, c.delivered_at AS n__delivered_at, c.last_error AS n__last_error,
+        a.notify_private_cidrs AS n__notify_private_cidrs, t.*
+      -- One row even when nothing is claimed: it carries the kept ids.
+      FROM (SELECT 1) AS one
+      LEFT JOIN c ON true
+      LEFT JOIN trades t ON t.id = c.trade_id
+      LEFT JOIN apps a ON a.id = c.app_id`.execute(this.db);
+    const keptIds = new Set(((r.rows[0]?.['kept__'] ?? []) as Array<number | string>).map(Number));
+    const claimed: ClaimedNotification[] = [];
+    for (const { kept__: _kept, ...row } of r.rows) {
+      const [{ notify_private_cidrs, ...notification }, trade] = splitPrefixed(row, N);
+      if (notification['id'] === null || notification['id'] === undefined) continue;
+      // LEFT JOIN: either the whole trade row or every column null.
+      claimed.push({
+        notification: notification as unknown as Notification,
+        trade: trade['id'] === null ? null : (trade as unknown as Trade),
+        notifyPrivateCidrs: (notify_private_cidrs ?? null) as string | null,
+      });
+    }
+    return { kept: records.map((a) => keptIds.has(a.notificationId)), claimed };
+  }
+
+  /**
+   * Records a delivery attempt in one statement (recordAttempts with one record). True when the claim still
+   * held the notification.
    */
   async recordAttempt(a: AttemptRecord): Promise<boolean> {
-    const resent = `${a.claim}${RESEND_MARK}`;
-    const updated = await this.db
-      .with('u', (db) =>
-        db
-          .updateTable('notifications')
-          .set({
-            attempts: sql<number>`attempts + 1`,
-            status: sql<NotificationStatus>`CASE WHEN lease_owner = ${resent} THEN 'PENDING' ELSE ${a.status} END`,
-            next_attempt_at: a.delivered
-              ? sql<Date>`next_attempt_at`
-              : sql<Date>`CASE WHEN lease_owner = ${resent} THEN next_attempt_at ELSE ${a.nextAttemptAt}::timestamptz END`,
-            ...(a.delivered ? { delivered_at: a.finishedAt } : {}),
-            last_error: a.lastError,
-            lease_until: null,
-            lease_owner: null,
-          })
-          .where('id', '=', a.notificationId)
-          .where('lease_owner', 'in', [a.claim, resent])
-          .returning('id'),
-      )
-      .with('a', (db) =>
-        db.insertInto('notify_attempts').values({
-          notification_id: a.notificationId,
-          attempt: a.attempt,
-          started_at: a.startedAt,
-          http_status: a.httpStatus,
-          latency_ms: a.latencyMs,
-          body_excerpt: a.bodyExcerpt,
-          error: a.error,
-        }),
-      )
-      .selectFrom('u')
-      .select('u.id')
-      .executeTakeFirst();
-    return updated !== undefined;
+    const [kept] = await this.recordAttempts([a]);
+    return kept ?? false;
+  }
+
+  /**
+   * Records delivery attempts in one statement, whatever their number: every attempt is recorded whatever
+   * happens (a data-modifying CTE always runs to completion, read or not), and each notification is updated
+   * (status, next attempt, lease released) only while its attempt's claim still holds it — or the claim with a
+   * resend's mark, which keeps it due as resent. For each record, in order: true when its claim still held it.
+   * The records travel as one JSON parameter (json_to_recordset), so the statement's text is the same for any
+   * number of them (one prepared statement).
+   */
+  async recordAttempts(records: readonly AttemptRecord[]): Promise<boolean[]> {
+    if (records.length === 0) return [];
+    const r = await sql<{ id: number | string }>`WITH ${recordCtes(records)} SELECT id FROM u`.execute(
+      this.db,
+    );
+    const kept = new Set(r.rows.map((x) => Number(x.id)));
+    return records.map((a) => kept.has(a.notificationId));
   }
 
   /**

@@ -42,3 +42,17 @@ export function outbox(
         .where('t.status', 'in', [...notifyOn]),
     );
 }
+
+/**
+ * The same notification as `outbox`, as SQL text for a fixed statement (TradeRepository.markPaid,
+ * RefundRepository.complete): `now` is the statement's parameter holding the time (e.g. `$5`), `notifyOn` the
+ * states that notify. The updated trade is read from `t`.
+ */
+export function outboxText(now: string, notifyOn: ReadonlyArray<'TRADE_SUCCESS' | 'TRADE_CLOSED'>): string {
+  return (
+    'insert into notifications (notify_id, app_id, trade_id, url, trade_status, status, attempts, ' +
+    `next_attempt_at, created_at) select replace(gen_random_uuid()::text, '-', ''), t.app_id, t.id, t.notify_url, ` +
+    `t.status, 'PENDING', 0, ${now}::timestamptz, ${now}::timestamptz from t ` +
+    `where t.notify_url is not null and t.status in (${notifyOn.map((s) => `'${s}'`).join(', ')})`
+  );
+}

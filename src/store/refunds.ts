@@ -1,7 +1,9 @@
 import { sql, type ExpressionBuilder, type QueryCreator, type Transaction } from 'kysely';
 import { isUniqueViolation, type Db } from './db.js';
 import type { Database, Refund, Trade } from './schema.js';
-import { outbox } from './outbox.js';
+import { outbox, outboxText } from './outbox.js';
+import { runFixed } from './trades.js';
+import { tradeFromJson } from './trade-row.js';
 import type { Fen } from '../domain/money.js';
 
 /**
@@ -94,63 +96,32 @@ export class RefundRepository {
     const leaseUntil = new Date(now.getTime() + input.leaseMs);
     let row;
     try {
-      row = await this.db
-        .with('cur', (db) =>
-          db
-            .selectFrom('trades')
-            .selectAll('trades')
-            .select(priorRefundId(input.outRequestNo))
-            .where('app_id', '=', input.appId)
-            .where('out_trade_no', '=', input.outTradeNo),
-        )
-        .with('up', (db) =>
-          db
-            .updateTable('trades')
-            .set({ refund_reserved_fen: sql<Fen>`refund_reserved_fen + ${amountFen}`, updated_at: now })
-            .where('id', '=', (eb) => {
-              let q = eb
-                .selectFrom('cur')
-                .select('cur.id')
-                .where('cur.prior_refund_id', 'is', null)
-                .where('cur.paid_at', '>', input.paidAfter);
-              const tradeNo = input.tradeNo;
-              if (tradeNo !== undefined)
-                q = q.where((w) =>
-                  w.or([w('cur.trade_no', '=', tradeNo), w('cur.channel_trade_no', '=', tradeNo)]),
-                );
-              if (input.totalFen !== undefined) q = q.where('cur.total_fen', '=', input.totalFen);
-              const payType = input.payType;
-              if (payType !== undefined)
-                q = q.where((w) => w.or([w('cur.pay_type', 'is', null), w('cur.pay_type', '=', payType)]));
-              return q;
-            })
-            // The same guard as reservation() (that helper cannot take this statement's `cur`).
-            .where('status', '=', 'TRADE_SUCCESS')
-            .where(sql<boolean>`refund_reserved_fen + ${amountFen} <= total_fen - insurance_fen`)
-            .returning(['id', 'app_id']),
-        )
-        .with('ins', (db) =>
-          refundFromReservation(db as unknown as ReservedQueryCreator, {
-            outRequestNo: input.outRequestNo,
-            kind: 'refund',
-            amountFen,
-            reason: input.reason,
-            hospitalId: input.hospitalId,
-            terminalId: input.terminalId,
-            now,
-            leaseUntil,
-          }).returning('id'),
-        )
-        .selectFrom('cur')
-        .selectAll('cur')
-        .select((eb) => eb.selectFrom('ins').select('ins.id').as('new_refund_id'))
-        .executeTakeFirst();
+      [row] = await runFixed<{
+        row: string;
+        prior_refund_id: number | string | null;
+        new_refund_id: number | string | null;
+      }>(this.db, LOOKUP_AND_RESERVE, [
+        input.outRequestNo,
+        input.appId,
+        input.outTradeNo,
+        amountFen,
+        now,
+        input.paidAfter,
+        input.tradeNo ?? null,
+        input.totalFen ?? null,
+        input.payType ?? null,
+        input.reason,
+        input.hospitalId,
+        input.terminalId,
+        leaseUntil,
+      ]);
     } catch (e) {
       if (isUniqueViolation(e)) return 'raced';
       throw e;
     }
     if (!row) return undefined;
-    const { prior_refund_id, new_refund_id, ...trade } = row;
+    const { prior_refund_id, new_refund_id } = row;
+    const trade = tradeFromJson(row.row);
     const refund: Refund | null =
       new_refund_id === null
         ? null
@@ -281,43 +252,12 @@ export class RefundRepository {
    * the outbox. Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
    */
   async complete(refund: Refund, channelRefundNo: string, now: Date): Promise<Trade | undefined> {
-    const amount = refund.amount_fen;
-    const closes = sql<boolean>`refunded_fen + ${amount} = total_fen - insurance_fen`;
-    return this.db
-      .with('r', (db) =>
-        db
-          .updateTable('refunds')
-          .set({
-            status: 'SUCCESS',
-            channel_refund_no: channelRefundNo,
-            updated_at: now,
-            finished_at: now,
-            lease_until: null,
-          })
-          .where('id', '=', refund.id)
-          .where('status', '=', 'PROCESSING')
-          .returning('id'),
-      )
-      .with('t', (db) =>
-        db
-          .updateTable('trades')
-          .set({
-            refunded_fen: sql<Fen>`refunded_fen + ${amount}`,
-            status: sql`CASE WHEN ${closes} THEN 'TRADE_CLOSED' ELSE status END`,
-            closed_at: sql`CASE WHEN ${closes} THEN ${now}::timestamptz ELSE closed_at END`,
-            cancel_action: refund.kind === 'cancel' ? 'refund' : sql`cancel_action`,
-            updated_at: now,
-          })
-          .where('id', '=', refund.trade_id)
-          .where(sql<boolean>`EXISTS (SELECT 1 FROM r)`)
-          .returningAll(),
-      )
-      .with('n', (db) =>
-        outbox(db as unknown as QueryCreator<Database & { t: Trade }>, now, ['TRADE_CLOSED']),
-      )
-      .selectFrom('t')
-      .selectAll()
-      .executeTakeFirst() as Promise<Trade | undefined>;
+    const [r] = await runFixed<{ row: string }>(
+      this.db,
+      refund.kind === 'cancel' ? COMPLETE_CANCEL : COMPLETE_REFUND,
+      [channelRefundNo, now, refund.id, refund.amount_fen, refund.trade_id],
+    );
+    return r && tradeFromJson(r.row);
   }
 
   /** PROCESSING -> FAILED, giving the reservation back (the trade's refund_reserved_fen shrinks). */
@@ -356,6 +296,51 @@ export class RefundRepository {
 }
 
 class ReservationRefused extends Error {}
+
+/**
+ * lookupAndReserve as one fixed statement (runFixed: no query building per refund). `cur`: the trade (as one JSON
+ * text, read by tradeFromJson) and the id of an earlier refund with this request number; `up`: the reservation,
+ * only if every check holds (an absent trade number ($7), total ($8) or pay type ($9) is not checked); `ins`: the
+ * refund record from the reservation, as refundFromReservation makes it. The same guards as reservation().
+ */
+const LOOKUP_AND_RESERVE =
+  'with cur as (select to_json(trades.*)::text as row, trades.id, trades.paid_at, trades.trade_no, ' +
+  'trades.channel_trade_no, trades.total_fen, trades.pay_type, (select refunds.id from refunds ' +
+  'where refunds.trade_id = trades.id and refunds.out_request_no = $1) as prior_refund_id ' +
+  'from trades where app_id = $2 and out_trade_no = $3), ' +
+  'up as (update trades set refund_reserved_fen = refund_reserved_fen + $4, updated_at = $5 ' +
+  'where id = (select cur.id from cur where cur.prior_refund_id is null and cur.paid_at > $6 ' +
+  'and ($7::text is null or cur.trade_no = $7 or cur.channel_trade_no = $7) ' +
+  'and ($8::bigint is null or cur.total_fen = $8) ' +
+  'and ($9::text is null or cur.pay_type is null or cur.pay_type = $9)) ' +
+  "and status = 'TRADE_SUCCESS' and refund_reserved_fen + $4 <= total_fen - insurance_fen returning id, app_id), " +
+  'ins as (insert into refunds (trade_id, app_id, out_request_no, kind, amount_fen, status, reason, hospital_id, ' +
+  'terminal_id, created_at, updated_at, lease_until) ' +
+  "select up.id, up.app_id, $1::text, 'refund', $4::bigint, 'PROCESSING', $10::text, $11::text, $12::text, " +
+  '$5::timestamptz, $5::timestamptz, $13::timestamptz from up returning id) ' +
+  'select cur.row, cur.prior_refund_id, (select ins.id from ins) as new_refund_id from cur';
+
+/**
+ * complete() as one fixed statement: the refund's guarded update (`r`), the trade's only if that happened (`t`; a
+ * full refund closes it; a cancel's reversal also marks it cancel_action 'refund'), and the outbox; the trade as
+ * one JSON text.
+ */
+function completeText(cancel: boolean): string {
+  const closes = 'refunded_fen + $4 = total_fen - insurance_fen';
+  return (
+    "with r as (update refunds set status = 'SUCCESS', channel_refund_no = $1, updated_at = $2, finished_at = $2, " +
+    "lease_until = null where id = $3 and status = 'PROCESSING' returning id), " +
+    `t as (update trades set refunded_fen = refunded_fen + $4, ` +
+    `status = case when ${closes} then 'TRADE_CLOSED' else status end, ` +
+    `closed_at = case when ${closes} then $2::timestamptz else closed_at end, ` +
+    `cancel_action = ${cancel ? "'refund'" : 'cancel_action'}, updated_at = $2 ` +
+    'where id = $5 and exists (select 1 from r) returning *), ' +
+    `n as (${outboxText('$2', ['TRADE_CLOSED'])}) ` +
+    'select to_json(t.*)::text as row from t'
+  );
+}
+const COMPLETE_REFUND = completeText(false);
+const COMPLETE_CANCEL = completeText(true);
 
 /**
  * Reserves a refund's amount on a paid trade (the caller picks the trade): refund_reserved_fen grows, guarded so

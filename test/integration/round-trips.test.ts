@@ -23,11 +23,15 @@ describe('round trips per request', () => {
       into?: { table?: { identifier?: { name?: string } } };
       from?: { froms?: Array<{ table?: { identifier?: { name?: string } } }> };
       table?: { table?: { identifier?: { name?: string } } };
+      sqlFragments?: readonly string[];
     };
+    // A fixed statement (store/trades.ts runFixed) is a raw query: its first table written or read.
+    const raw = n.sqlFragments?.join(' ');
     return (
       n.into?.table?.identifier?.name ??
       n.from?.froms?.[0]?.table?.identifier?.name ??
       n.table?.table?.identifier?.name ??
+      (raw ? /\b(?:insert into|update|from)\s+"?(\w+)/i.exec(raw)?.[1] : undefined) ??
       n.kind
     );
   };

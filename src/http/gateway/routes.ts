@@ -17,7 +17,7 @@ import {
   type InsuranceRefundMode,
   type SscTradePayCommand,
 } from '../../services/medicare.js';
-import { parseSignType, readPublicKey, verifyParamsAsync, type SignType } from '../../crypto/signing.js';
+import { parseSignType, readPublicKey, verifyParams, type SignType } from '../../crypto/signing.js';
 import { randomBytes, type KeyObject } from 'node:crypto';
 
 /** Parsed app public keys by their PEM text (a key change is a new PEM, so entries never go stale). */
@@ -528,7 +528,8 @@ async function authenticate(
   if (signType === 'RSA' && !app.legacy_sign) throw GatewayErrors.legacySignType();
   if (key && (key.asymmetricKeyDetails?.modulusLength ?? 0) < 2048 && !app.legacy_sign)
     throw GatewayErrors.weakKey();
-  if (!key || !(await verifyParamsAsync(p, key, signType))) throw GatewayErrors.signature();
+  // On this thread: cheaper than a round trip through the thread pool (crypto/signing.ts verifyContent).
+  if (!key || !verifyParams(p, key, signType)) throw GatewayErrors.signature();
   progress.verified = true;
   const ts = parseGatewayTimestamp(p['timestamp'] ?? '');
   if (!ts) throw GatewayErrors.timestampFormat();

@@ -178,16 +178,17 @@ export function readOfflineBody(
 }
 
 /**
- * The answer's text (as built, declaring utf-8) -> the bytes and Content-Type to send, in the request's
- * encoding. A character the encoding cannot carry is written as a character reference (`&#x20BB7;`), never
+ * The answer's text (as built, declaring utf-8) -> the body and Content-Type to send, in the request's
+ * encoding (UTF-8: the text, which the server writes as UTF-8). A character the encoding cannot carry is written as a character reference (`&#x20BB7;`), never
  * lost: GBK lacks the rarest hanzi (CJK extension B and later), a GB2312 answer uses only GB2312's rows (A1–A9
  * symbols, B0–F7 hanzi), so GBK-only characters such as 镕 go as references too. GB18030 carries everything.
  */
 export function encodeOfflineAnswer(
   text: string,
   charset: XmlCharset,
-): { body: Buffer; contentType: string } {
-  if (charset === 'utf-8') return { body: Buffer.from(text, 'utf8'), contentType: 'text/xml; charset=utf-8' };
+): { body: Buffer | string; contentType: string } {
+  // UTF-8: the text itself (the server writes it as UTF-8, with the headers in one write).
+  if (charset === 'utf-8') return { body: text, contentType: 'text/xml; charset=utf-8' };
   const declared = text.replace(
     /^<\?xml version="1\.0" encoding="utf-8"\?>/,
     `<?xml version="1.0" encoding="${charset}"?>`,
