@@ -110,7 +110,7 @@ export interface Config {
     timeoutMs: number;
     /** How often the delivery job looks for due notifications. */
     intervalMs: number;
-    /** How many notifications one tick delivers at most (concurrently). */
+    /** How many notifications are delivered at once (in flight) by one process; a backlog is drained back to back. */
     batchSize: number;
     /**
      * HOSPAY_NOTIFY_ALLOW_LOOPBACK=1: notify_url may reach loopback addresses (127/8, ::1, localhost). For

@@ -19,10 +19,12 @@ type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number];
  * deliver the same attempt twice at once; after a crash (kill -9) the lease runs out and the next pass, here or
  * on another instance, delivers it.
  *
- * A pass keeps up to HOSPAY_NOTIFY_BATCH deliveries in flight: when half of them have ended it claims as many
- * again (one statement, with their trades), until a claim finds fewer due than it asked for; a backlog is so
- * drained back to back, without waiting for a tick or for the slowest delivery of a batch. The deliveries'
- * records are written in groups (AttemptRecorder: one statement for the deliveries that end together).
+ * A pass keeps up to HOSPAY_NOTIFY_BATCH deliveries in flight: when half of them have ended, one statement
+ * writes their records (attempt rows, outcomes, leases released) and claims as many new ones with their trades
+ * (NotificationRepository.recordAndClaim), until a claim finds fewer due than it asked for. A backlog is so
+ * drained back to back, without waiting for a tick or for the slowest delivery of a batch, at about one
+ * statement (one commit) per half batch. The last deliveries of a pass, and those of tick(), are recorded in
+ * groups as they end (AttemptRecorder).
  */
 export class NotifyJob {
   readonly owner: string;
@@ -63,7 +65,11 @@ export class NotifyJob {
     // takes at least half a batch, and writes the records of those that ended in the same statement.
     const low = Math.floor(size / 2);
     const recorder = new AttemptRecorder(this.deps.notifications);
-    /** Deliveries started and not yet done (running, or ended and waiting for their record to be written). */
+    /**
+     * Deliveries started and not yet done (running, or ended and waiting for their record to be written), by
+     * notification id: never claimed again by this pass while they are, even if their lease ran out meanwhile.
+     */
+    const busy = new Set<number>();
     let inFlight = 0;
     let wake: (() => void) | null = null;
     const check = () => {
@@ -80,16 +86,19 @@ export class NotifyJob {
         // The ones taken are done once this statement has written their records.
         const want = size - (inFlight - taken.length);
         const claim = `${this.owner}:${++this.pass}`;
-        const claimOnce = () => recordAndClaimNotifications(this.deps, taken, claim, this.leaseMs, want);
+        const claimOnce = () =>
+          recordAndClaimNotifications(this.deps, taken, claim, this.leaseMs, want, [...busy]);
         // Each claim is a pass of its own for the job's heartbeat (readiness, metrics): a long drain keeps beating.
         const claimed = await (drain ? timedPass(this.owner, 'notifier', claimOnce) : claimOnce());
         for (const c of claimed) {
           inFlight++;
+          busy.add(c.notification.id);
           all.push(
             this.deliver(c, recorder).then((o) => {
               counts[o]++;
               countNotifyDelivery(o);
               inFlight--;
+              busy.delete(c.notification.id);
               check();
             }),
           );

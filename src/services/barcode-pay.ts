@@ -5,7 +5,6 @@ import type { Fen } from '../domain/money.js';
 import { categorize } from '../domain/categories.js';
 import { payTypeFromAuthCode, type OrderType, type PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
-import { newTradeRow } from '../store/trade-row.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import {
   TradeAlreadyPaid,
@@ -79,29 +78,27 @@ export async function barcodePay(deps: ServiceDeps, cmd: BarcodePayCommand): Pro
       cmd.terminalId ?? '',
     ]),
   );
-  const { trade, inserted } = await deps.trades.insertOrGet(
-    newTradeRow({
-      trade_no: newTradeNo(now),
-      app_id: cmd.app.id,
-      out_trade_no: cmd.outTradeNo,
-      kind: 'barcode',
-      pay_type: payType,
-      channel: channelId,
-      category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
-      order_type: cmd.orderType,
-      total_fen: cmd.amountFen,
-      subject: cmd.subject,
-      body: cmd.body ?? null,
-      operator_id: cmd.operatorId ?? null,
-      terminal_id: cmd.terminalId ?? null,
-      hospital_id: cmd.app.hospital_id,
-      patient_name: cmd.patientName,
-      inhospital_no: cmd.inhospitalNo,
-      fingerprint,
-      created_at: now,
-      expires_at: new Date(now.getTime() + deps.config.barcode.deadlineMs),
-    }),
-  );
+  const { trade, inserted } = await deps.trades.insertNewOrGet({
+    trade_no: newTradeNo(now),
+    app_id: cmd.app.id,
+    out_trade_no: cmd.outTradeNo,
+    kind: 'barcode',
+    pay_type: payType,
+    channel: channelId,
+    category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
+    order_type: cmd.orderType,
+    total_fen: cmd.amountFen,
+    subject: cmd.subject,
+    body: cmd.body ?? null,
+    operator_id: cmd.operatorId ?? null,
+    terminal_id: cmd.terminalId ?? null,
+    hospital_id: cmd.app.hospital_id,
+    patient_name: cmd.patientName,
+    inhospital_no: cmd.inhospitalNo,
+    fingerprint,
+    created_at: now,
+    expires_at: new Date(now.getTime() + deps.config.barcode.deadlineMs),
+  });
 
   if (!inserted) {
     const repeat = anotherCodeForOrder(trade, cmd, fingerprint);

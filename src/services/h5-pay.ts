@@ -7,7 +7,6 @@ import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
-import { newTradeRow } from '../store/trade-row.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import { checkRepeat, enabledPayTypes, newTradeNo, type ServiceDeps } from './deps.js';
 import { cashierUrl, DEFAULT_TIMEOUT_EXPRESS } from './qr-pay.js';
@@ -88,8 +87,8 @@ export async function h5Pay(
     ]),
   );
   const token = randomBytes(18).toString('base64url');
-  const { trade, inserted } = await deps.trades.insertOrGet(
-    newTradeRow({
+  const { trade, inserted } = await deps.trades.insertNewOrGet(
+    {
       trade_no: newTradeNo(now),
       app_id: cmd.app.id,
       out_trade_no: cmd.outTradeNo,
@@ -113,7 +112,7 @@ export async function h5Pay(
       extra: JSON.stringify(extra),
       insurance_fen: cmd.insuranceFen ?? ZERO_FEN,
       reduced_fen: cmd.reducedFen ?? ZERO_FEN,
-    }),
+    },
     cmd.nonce,
   );
   if (!inserted)

@@ -171,6 +171,18 @@ function first(rules: CompiledRule[], address: string, family: 'ipv4' | 'ipv6'):
  * address in brackets and with a zone (fe80::1%eth0: scoped, so never public).
  */
 export function classifyAddress(text: string): AddressClass | null {
+  // A pure function of the text, asked for the same few addresses (each HIS's) on every delivery: kept.
+  const known = classified.get(text);
+  if (known !== undefined) return known;
+  const c = classifyUncached(text);
+  if (classified.size >= 1000) classified.clear();
+  classified.set(text, c === null ? null : Object.freeze(c));
+  return c;
+}
+
+const classified = new Map<string, AddressClass | null>();
+
+function classifyUncached(text: string): AddressClass | null {
   let s = text.startsWith('[') && text.endsWith(']') ? text.slice(1, -1) : text;
   const zone = s.indexOf('%');
   if (zone >= 0) s = s.slice(0, zone);

@@ -311,7 +311,8 @@ export function settle(records: readonly PendingRecord[], kept: readonly boolean
 
 /**
  * Writes the records taken from a held AttemptRecorder and claims due notifications with their trades, in one
- * statement (NotificationRepository.recordAndClaim); settles the records. With no record, claimDueNotifications.
+ * statement (NotificationRepository.recordAndClaim), never one of `busy` (the caller's deliveries in flight);
+ * settles the records. With no record and nothing busy, claimDueNotifications.
  */
 export async function recordAndClaimNotifications(
   deps: Pick<ServiceDeps, 'notifications' | 'clock'>,
@@ -319,8 +320,9 @@ export async function recordAndClaimNotifications(
   claim: string,
   leaseMs: number,
   limit: number,
+  busy: readonly number[] = [],
 ): Promise<ClaimedNotification[]> {
-  if (records.length === 0) return claimDueNotifications(deps, claim, leaseMs, limit);
+  if (records.length === 0 && busy.length === 0) return claimDueNotifications(deps, claim, leaseMs, limit);
   try {
     const r = await deps.notifications.recordAndClaim(
       records.map((g) => g.record),
@@ -328,6 +330,7 @@ export async function recordAndClaimNotifications(
       claim,
       leaseMs,
       limit,
+      busy,
     );
     settle(records, r.kept);
     return r.claimed;

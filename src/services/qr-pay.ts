@@ -7,7 +7,7 @@ import { categorize } from '../domain/categories.js';
 import { parseTimeoutExpress } from '../domain/timeout-express.js';
 import type { OrderType, PayType } from '../domain/trade.js';
 import { appCategories } from '../store/apps.js';
-import { newTradeRow, tradeExtra } from '../store/trade-row.js';
+import { tradeExtra } from '../store/trade-row.js';
 import { sha256Hex } from '../crypto/tokens.js';
 import {
   checkRepeat,
@@ -71,32 +71,30 @@ export async function qrPay(deps: ServiceDeps, cmd: QrPayCommand): Promise<QrPay
     ]),
   );
   const cashierToken = cmd.payType ? null : randomBytes(18).toString('base64url');
-  const { trade, inserted } = await deps.trades.insertOrGet(
-    newTradeRow({
-      trade_no: newTradeNo(now),
-      app_id: cmd.app.id,
-      out_trade_no: cmd.outTradeNo,
-      kind: 'qrcode',
-      pay_type: cmd.payType ?? null,
-      channel: ch?.id ?? null,
-      category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
-      order_type: cmd.orderType,
-      total_fen: cmd.amountFen,
-      subject: cmd.subject,
-      body: cmd.body ?? null,
-      hospital_id: cmd.app.hospital_id,
-      patient_name: cmd.patientName,
-      inhospital_no: cmd.inhospitalNo,
-      tel: cmd.tel ?? null,
-      trade_detail: cmd.tradeDetail ?? null,
-      timeout_express: timeoutExpress,
-      fingerprint,
-      code_url: cashierToken ? cashierUrl(deps, cashierToken) : null,
-      cashier_token: cashierToken,
-      created_at: now,
-      expires_at: expiresAt,
-    }),
-  );
+  const { trade, inserted } = await deps.trades.insertNewOrGet({
+    trade_no: newTradeNo(now),
+    app_id: cmd.app.id,
+    out_trade_no: cmd.outTradeNo,
+    kind: 'qrcode',
+    pay_type: cmd.payType ?? null,
+    channel: ch?.id ?? null,
+    category: categorize(cmd.outTradeNo, appCategories(cmd.app)),
+    order_type: cmd.orderType,
+    total_fen: cmd.amountFen,
+    subject: cmd.subject,
+    body: cmd.body ?? null,
+    hospital_id: cmd.app.hospital_id,
+    patient_name: cmd.patientName,
+    inhospital_no: cmd.inhospitalNo,
+    tel: cmd.tel ?? null,
+    trade_detail: cmd.tradeDetail ?? null,
+    timeout_express: timeoutExpress,
+    fingerprint,
+    code_url: cashierToken ? cashierUrl(deps, cashierToken) : null,
+    cashier_token: cashierToken,
+    created_at: now,
+    expires_at: expiresAt,
+  });
   if (!inserted) {
     checkRepeat(trade, 'qrcode', fingerprint, {
       openOnly: true,

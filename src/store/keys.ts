@@ -40,6 +40,10 @@ export const DEFAULT_KEY_GRACE_MS = 7 * 86_400_000;
  */
 export class PlatformKeyRepository {
   private cached: { key: PlatformKey; at: number } | null = null;
+  /** The (re)load in flight: requests that find the cached key stale wait for one read, not one each. */
+  private loading: Promise<PlatformKey> | null = null;
+  /** Bumped by rotate(): a read begun before a rotation never caches what it found. */
+  private generation = 0;
   private sealed: Promise<number> | null = null;
   private readonly reloadMs: number;
   readonly graceMs: number;
@@ -62,6 +66,20 @@ export class PlatformKeyRepository {
   async active(): Promise<PlatformKey> {
     const now = this.clock.now().getTime();
     if (this.cached && now - this.cached.at < this.reloadMs) return this.cached.key;
+    this.loading ??= this.load(now).finally(() => {
+      this.loading = null;
+    });
+    return this.loading;
+  }
+
+  private async load(now: number): Promise<PlatformKey> {
+    const generation = this.generation;
+    const key = await this.read();
+    if (generation === this.generation) this.cached = { key, at: now };
+    return key;
+  }
+
+  private async read(): Promise<PlatformKey> {
     await this.ensureSealed();
     let row = await this.activeRow();
     if (!row) {
@@ -69,19 +87,14 @@ export class PlatformKeyRepository {
       row = await this.activeRow();
       if (!row) throw new Error('no active platform key after creating one');
     }
-    if (this.cached && this.cached.key.id === row.id) {
-      this.cached = { key: this.cached.key, at: now };
-      return this.cached.key;
-    }
+    if (this.cached && this.cached.key.id === row.id) return this.cached.key;
     if (!row.private_sealed) throw new Error('the stored platform key is not sealed');
     const privateKey = readPrivateKey(
       this.secrets.open(row.private_sealed, PlatformKeyRepository.context(row.public_pem)),
     );
     const publicKey = readPublicKey(row.public_pem);
     if (!privateKey || !publicKey) throw new Error('the stored platform key is unreadable');
-    const key = { id: row.id, privateKey, publicKey, publicPem: row.public_pem };
-    this.cached = { key, at: now };
-    return key;
+    return { id: row.id, privateKey, publicKey, publicPem: row.public_pem };
   }
 
   private activeRow() {
@@ -166,6 +179,8 @@ export class PlatformKeyRepository {
   /** Makes a new active key pair. With onlyIfNone, does nothing when one exists (two instances starting at once). */
   async rotate(onlyIfNone = false): Promise<void> {
     await this.ensureSealed();
+    // Making a key pair costs some 100 ms of CPU: not for nothing when one exists (checked again under the lock).
+    if (onlyIfNone && (await this.activeRow())) return;
     const pair = newRsaKeyPair(2048);
     const now = this.clock.now();
     const sealed = this.secrets.seal(pair.privatePem, PlatformKeyRepository.context(pair.publicPem));
@@ -194,6 +209,8 @@ export class PlatformKeyRepository {
         .execute();
     });
     this.cached = null;
+    this.loading = null;
+    this.generation++;
     await this.purgeRetired();
   }
 

@@ -201,7 +201,9 @@ export class NotificationRepository {
    * Records finished attempts (as recordAttempts) and claims due notifications with their trades (as
    * claimDueWithTrades) in one statement: a notifier that keeps deliveries in flight writes the outcomes of the
    * ones that ended and takes as many new ones in one round trip and one commit. The notifications being
-   * recorded are never claimed by the same statement (both parts see the rows as they were before it).
+   * recorded are never claimed by the same statement (both parts see the rows as they were before it), nor
+   * those in `busy` (the caller's deliveries still in flight: not taken again by their own notifier even if
+   * their lease has run out, say after the clock jumped).
    */
   async recordAndClaim(
     records: readonly AttemptRecord[],
@@ -209,6 +211,7 @@ export class NotificationRepository {
     claim: string,
     leaseMs: number,
     limit: number,
+    busy: readonly number[] = [],
   ): Promise<{ kept: boolean[]; claimed: ClaimedNotification[] }> {
     const leaseUntil = new Date(now.getTime() + leaseMs);
     const r = await sql<Record<string, unknown>>`
@@ -222,6 +225,7 @@ export class NotificationRepository {
           WHERE status = 'PENDING' AND next_attempt_at <= ${now}
             AND (lease_until IS NULL OR lease_until < ${now})
             AND id <> ALL (ARRAY(SELECT r.id FROM r))
+            AND id <> ALL (ARRAY(SELECT b::bigint FROM json_array_elements_text(${JSON.stringify(busy)}::json) AS b))
           ORDER BY next_attempt_at, id
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED)

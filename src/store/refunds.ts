@@ -1,7 +1,7 @@
 import { sql, type ExpressionBuilder, type QueryCreator, type Transaction } from 'kysely';
 import { isUniqueViolation, type Db } from './db.js';
 import type { Database, Refund, Trade } from './schema.js';
-import { outbox, outboxText } from './outbox.js';
+import { outboxText } from './outbox.js';
 import { runFixed } from './trades.js';
 import { tradeFromJson } from './trade-row.js';
 import type { Fen } from '../domain/money.js';

@@ -9,8 +9,13 @@ import { subFen, ZERO_FEN, type Fen } from '../domain/money.js';
 
 type Exec = Db | Transaction<Database>;
 
-/** A whole trade row as one JSON text, read back by tradeFromJson. */
-const TRADE_AS_JSON = sql<string>`to_json(trades.*)::text`.as('row');
+/**
+ * The trade reads of the query path, each a whole row as one JSON text (read back by tradeFromJson: one column
+ * for the driver to describe and decode instead of every column of the table).
+ */
+const TRADE_BY_OUT_TRADE_NO =
+  'select to_json(trades.*)::text as row from trades where app_id = $1 and out_trade_no = $2';
+const TRADE_BY_ID = 'select to_json(trades.*)::text as row from trades where id = $1';
 
 /**
  * Runs one fixed SQL text with its parameters, skipping Kysely's query building and compiling (for the statements
@@ -115,7 +120,7 @@ const MARK_PAID =
  * order; null for any other row (a column left out for its default, or one not in the list), which is then
  * inserted by Kysely as given.
  */
-function insertParams(trade: NewTrade): unknown[] | null {
+export function insertParams(trade: NewTrade): unknown[] | null {
   const row = trade as unknown as Record<string, unknown>;
   for (const k in row) if (row[k] !== undefined && !INSERTED_SET.has(k)) return null;
   const params = new Array<unknown>(INSERTED.length);
@@ -135,7 +140,7 @@ function insertParams(trade: NewTrade): unknown[] | null {
  */
 const ROW_DEFAULTS: ReadonlyArray<{ value: unknown } | 'created_at' | null> = (() => {
   const marker = new Date(0);
-  const probe = newTradeRow({
+  const required: TradeRowFields = {
     trade_no: '',
     app_id: '',
     out_trade_no: '',
@@ -147,11 +152,12 @@ const ROW_DEFAULTS: ReadonlyArray<{ value: unknown } | 'created_at' | null> = ((
     fingerprint: '',
     created_at: marker,
     expires_at: new Date(1),
-  }) as unknown as Record<string, unknown>;
+  };
+  const probe = newTradeRow(required) as unknown as Record<string, unknown>;
   return INSERTED.map((c) => {
     const v = probe[c];
     if (v === marker) return 'created_at';
-    return v === undefined || c === 'created_at' || c === 'expires_at' ? null : { value: v };
+    return v === undefined || c in required ? null : { value: v };
   });
 })();
 
@@ -167,9 +173,8 @@ export function newRowParams(fields: TradeRowFields): unknown[] | null {
     let v = f[INSERTED[i] as string];
     if (v === undefined) {
       const d = ROW_DEFAULTS[i];
-      if (d === 'created_at') v = fields.created_at;
-      else if (d) v = d.value;
-      else return null;
+      v = d === 'created_at' ? fields.created_at : d?.value;
+      if (v === undefined) return null;
     }
     params[i] = v;
   }
@@ -297,19 +302,17 @@ export class TradeRepository {
     );
   }
 
-  /** The trade by its order number (the query's one statement): the row as one JSON text (tradeFromJson). */
+  /**
+   * The trade by its order number (the query's one statement): fixed text (runFixed), the row as one JSON text
+   * (tradeFromJson).
+   */
   async byOutTradeNo(appId: string, outTradeNo: string, exec: Exec = this.db): Promise<Trade | undefined> {
-    const r = await exec
-      .selectFrom('trades')
-      .select(TRADE_AS_JSON)
-      .where('app_id', '=', appId)
-      .where('out_trade_no', '=', outTradeNo)
-      .executeTakeFirst();
+    const [r] = await runFixed<{ row: string }>(exec, TRADE_BY_OUT_TRADE_NO, [appId, outTradeNo]);
     return r && tradeFromJson(r.row);
   }
 
   async byId(id: number): Promise<Trade | undefined> {
-    const r = await this.db.selectFrom('trades').select(TRADE_AS_JSON).where('id', '=', id).executeTakeFirst();
+    const [r] = await runFixed<{ row: string }>(this.db, TRADE_BY_ID, [id]);
     return r && tradeFromJson(r.row);
   }
 

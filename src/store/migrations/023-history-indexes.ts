@@ -30,9 +30,15 @@ export async function up(db: Kysely<unknown>): Promise<void> {
   );
   // The retention pass over reconciliation evidence (retention.ts), by age: without it, every pass read the table.
   await sql`CREATE INDEX IF NOT EXISTS recon_evidence_fetched ON recon_evidence (fetched_at)`.execute(db);
+  // One index fewer for every payment to write: trades_app_created (app_id, created_at), from 001, is a prefix of
+  // trades_app_created_id (app_id, created_at DESC, id DESC), from 022, which serves the same reads scanned
+  // backwards. A trade's insert writes each index of trades, and its paid update (status, paid_at: indexed
+  // columns, so never a HOT update) writes each one again.
+  await sql`DROP INDEX IF EXISTS trades_app_created`.execute(db);
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
+  await sql`CREATE INDEX IF NOT EXISTS trades_app_created ON trades (app_id, created_at)`.execute(db);
   await sql`DROP INDEX IF EXISTS recon_evidence_fetched`.execute(db);
   await sql`DROP INDEX IF EXISTS recon_differences_date`.execute(db);
   await sql`DROP INDEX IF EXISTS recon_runs_date`.execute(db);
