@@ -698,7 +698,11 @@ async function probeRoundTrips(
  * CPU is read around each round only: the server's processes (/proc), its database's PostgreSQL backends, and
  * this process (the load generator).
  */
-async function measureAll(targets: Target[], opts: Map<Target, LoadOptions>): Promise<Measured[]> {
+async function measureAll(
+  targets: Target[],
+  opts: Map<Target, LoadOptions>,
+  warmupOf: (t: Target) => number = () => warmup,
+): Promise<Measured[]> {
   const parts = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
   const cpu = new Map(targets.map((t) => [t, { server: 0, db: 0, loadgen: 0 }]));
   const check = (t: Target) => {
@@ -709,7 +713,7 @@ async function measureAll(targets: Target[], opts: Map<Target, LoadOptions>): Pr
     const { endpoint: _e, ...o } = opts.get(t) as LoadOptions;
     return load({ ...o, connections, duration: seconds });
   };
-  if (warmup > 0) for (const t of targets) await loadOf(t, warmup);
+  for (const t of targets) if (warmupOf(t) > 0) await loadOf(t, warmupOf(t));
   for (let k = 0; k < rounds; k++) {
     for (const t of targets) {
       const c = cpu.get(t) as { server: number; db: number; loadgen: number };
@@ -1053,9 +1057,12 @@ async function workersRun(
           }),
         ),
       );
+      // Each worker JIT-compiles on its own: N workers need about N times the warm-up of one (5 s each here).
+      const workersOf = new Map(started.map((x) => [x.t, x.n]));
       const measured = await measureAll(
         started.map((x) => x.t),
         opts,
+        (t) => Math.max(warmup, 5 * (workersOf.get(t) ?? 1)),
       );
       const byN = new Map(started.map((x, k) => [x.n, measured[k] ?? null]));
       const one = byN.get(1) ?? null;
