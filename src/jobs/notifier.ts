@@ -21,9 +21,10 @@ type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number];
  *
  * A pass keeps up to HOSPAY_NOTIFY_BATCH deliveries in flight: when half of them have ended, one statement
  * writes their records (attempt rows, outcomes, leases released) and claims as many new ones with their trades
- * (NotificationRepository.recordAndClaim), until a claim finds fewer due than it asked for. A backlog is so
- * drained back to back, without waiting for a tick or for the slowest delivery of a batch, at about one
- * statement (one commit) per half batch. The last deliveries of a pass, and those of tick(), are recorded in
+ * (NotificationRepository.recordAndClaim). When a claim finds fewer due than it asked for, the pass waits for
+ * its deliveries to end and claims once more; it ends when a claim finds nothing and nothing is running. A
+ * backlog is so drained back to back, without waiting for a tick or for the slowest delivery of a batch, at
+ * about one statement (one commit) per half batch. The last deliveries of a pass, and those of tick(), are recorded in
  * groups as they end (AttemptRecorder).
  */
 export class NotifyJob {
@@ -71,9 +72,11 @@ export class NotifyJob {
      */
     const busy = new Set<number>();
     let inFlight = 0;
+    /** Wake the loop when the deliveries still running have dropped to this many. */
+    let until = low;
     let wake: (() => void) | null = null;
     const check = () => {
-      if (wake && inFlight - recorder.queued <= low) {
+      if (wake && inFlight - recorder.queued <= until) {
         wake();
         wake = null;
       }
@@ -103,8 +106,16 @@ export class NotifyJob {
             }),
           );
         }
-        if (!drain || claimed.length < want || this.stopping) break;
-        if (inFlight - recorder.queued > low) await new Promise<void>((r) => (wake = r));
+        if (!drain || this.stopping) break;
+        if (claimed.length < want) {
+          // Nothing more was due when this claim ran. The pass ends only when nothing is running either: its
+          // own deliveries are never claimed again by it, so a claim can come up short while a backlog remains
+          // (and some of it is due again, or newly due, by the time they end). Let them end, then claim once
+          // more (with their records): a backlog is drained without waiting an interval.
+          if (claimed.length === 0 && inFlight === 0) break;
+          until = 0;
+        } else until = low;
+        if (inFlight - recorder.queued > until) await new Promise<void>((r) => (wake = r));
         if (this.stopping) break;
       }
     } finally {
