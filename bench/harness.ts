@@ -1064,3 +1064,23 @@ export async function pgbenchCeiling(o: {
     fs.rmSync(path.dirname(script), { recursive: true, force: true });
   }
 }
+
+// ---- command-line flags ---------------------------------------------------------------------------------------
+
+/** `--k=v` flags (`--k` alone is `true`), with readers for a non-negative number, a comma list and a boolean. */
+export function benchFlags(argv: string[]) {
+  const args: Record<string, string> = Object.fromEntries(
+    argv.map((a) => {
+      const [k, v] = a.replace(/^--/, '').split('=');
+      return [k ?? '', v ?? 'true'];
+    }),
+  );
+  const num = (k: string, d: number) => {
+    const v = Number(args[k] ?? d);
+    if (!Number.isFinite(v) || v < 0) throw new Error(`--${k} must be a number`);
+    return v;
+  };
+  const list = (k: string, d: string) => (args[k] ?? d).split(',').filter(Boolean);
+  const flag = (k: string, d: boolean) => (args[k] === undefined ? d : args[k] !== 'false');
+  return { args, num, list, flag };
+}

@@ -34,6 +34,7 @@ import { randomBytes } from 'node:crypto';
 import { pathToFileURL } from 'node:url';
 import pg from 'pg';
 import {
+  benchFlags,
   backendsCpu,
   backendsDelta,
   cpuMs,
@@ -1166,17 +1167,7 @@ export function printHistory(r: HistoryReport): string {
 // ---- alone: npx tsx bench/history.ts --rows=2000000 ------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const args = Object.fromEntries(
-    process.argv.slice(2).map((a) => {
-      const [k, v] = a.replace(/^--/, '').split('=');
-      return [k ?? '', v ?? 'true'];
-    }),
-  );
-  const num = (k: string, d: number) => {
-    const v = Number(args[k] ?? d);
-    if (!Number.isFinite(v) || v < 0) throw new Error(`--${k} must be a number`);
-    return v;
-  };
+  const { args, num } = benchFlags(process.argv.slice(2));
   const log = (s: string) => console.log(s);
   if (args['explain-only']) {
     const c = new pg.Client({ connectionString: args['explain-only'] });

@@ -54,6 +54,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as prettier from 'prettier';
 import {
+  benchFlags,
   APP_PUBLIC_PEM,
   WorkersUnsupported,
   startPgCounter,
@@ -98,19 +99,7 @@ import { printProfile, summariseProfile, type ProfileSummary } from './profile.j
 import type { HistoryReport } from './history.js';
 import type { PlainDrainResult } from './plain/drainer.js';
 
-const args = Object.fromEntries(
-  process.argv.slice(2).map((a) => {
-    const [k, v] = a.replace(/^--/, '').split('=');
-    return [k ?? '', v ?? 'true'];
-  }),
-);
-const num = (k: string, d: number) => {
-  const v = Number(args[k] ?? d);
-  if (!Number.isFinite(v) || v < 0) throw new Error(`--${k} must be a number`);
-  return v;
-};
-const list = (k: string, d: string) => (args[k] ?? d).split(',').filter(Boolean);
-const flag = (k: string, d: boolean) => (args[k] === undefined ? d : args[k] !== 'false');
+const { args, num, list, flag } = benchFlags(process.argv.slice(2));
 
 const ALL_PATHS = ['barcode', 'query', 'refund', 'gateway', 'notify'] as const;
 type PathName = (typeof ALL_PATHS)[number];
