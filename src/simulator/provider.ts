@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { isUniqueViolation, type Db } from '../store/db.js';
 import { runFixed } from '../store/trades.js';
+import { Batcher } from '../store/batcher.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import { fen, negFen, ZERO_FEN, type Fen } from '../domain/money.js';
@@ -152,15 +153,56 @@ const REFUND =
   '(select created_at from prior) as prior_at, exists (select 1 from t) as refunded, ' +
   '(select status from sim_trades where merchant = $1 and out_trade_no = $2) as status';
 
+/**
+ * INSERT_TRADE for several trades in one statement (the simulator's batcher, store/batcher.ts): a row per trade in
+ * its order, the inserted trade's columns (null where one existed) and `ord`.
+ */
+const INSERT_TRADES =
+  'with u as (select * from unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::bigint[], $6::text[], ' +
+  '$7::text[], $8::text[], $9::text[], $10::text[], $11::timestamptz[], $12::text[], $13::timestamptz[], ' +
+  '$14::bigint[], $15::boolean[]) with ordinality as u(merchant, out_trade_no, pay_type, channel_trade_no, ' +
+  'amount_fen, subject, status, rule, buyer_logon_id, buyer_user_id, paid_at, return_url, created_at, charge_fen, ' +
+  'book, ord)), ' +
+  'ins as (insert into sim_trades (merchant, out_trade_no, pay_type, channel_trade_no, amount_fen, subject, ' +
+  'status, rule, buyer_logon_id, buyer_user_id, paid_at, return_url, created_at) ' +
+  'select merchant, out_trade_no, pay_type, channel_trade_no, amount_fen, subject, status, rule, buyer_logon_id, ' +
+  'buyer_user_id, paid_at, return_url, created_at from u ' +
+  'on conflict (merchant, out_trade_no) do nothing returning *), ' +
+  'led as (insert into sim_ledger (merchant, out_trade_no, entry, amount_fen, created_at) ' +
+  "select ins.merchant, ins.out_trade_no, 'charge', u.charge_fen, u.created_at from ins " +
+  'join u on u.merchant = ins.merchant and u.out_trade_no = ins.out_trade_no where u.book) ' +
+  'select ins.*, u.ord::int as batch_ord from u ' +
+  'left join ins on ins.merchant = u.merchant and ins.out_trade_no = u.out_trade_no order by u.ord';
+
 export class SimulatorProvider implements SimulatorApi {
   private readonly db: Db;
   private readonly clock: Clock;
   readonly publicBaseUrl: string;
 
+  /**
+   * The trade's insert, batched under load (store/batcher.ts): the simulator stands for a provider far away, and
+   * should not take more of the platform's database than it must.
+   */
+  private readonly inserts: Batcher<unknown[], Row | undefined>;
+
   constructor(opts: SimulatorOptions) {
     this.db = opts.db;
     this.clock = opts.clock;
     this.publicBaseUrl = opts.publicBaseUrl.replace(/\/+$/, '');
+    this.inserts = new Batcher({
+      key: (p) => `${String(p[0])}\u0000${String(p[1])}`,
+      one: async (p) => (await runFixed<Row>(this.db, INSERT_TRADE, p))[0],
+      many: async (items) => {
+        const cols: unknown[][] = [];
+        for (let i = 0; i < 15; i++) cols.push(items.map((p) => p[i] ?? null));
+        const rows = await runFixed<Row & { batch_ord?: number }>(this.db, INSERT_TRADES, cols);
+        return rows.map((r) => {
+          if (r.merchant === null) return undefined;
+          delete r.batch_ord;
+          return r;
+        });
+      },
+    });
   }
 
   payerPageUrl(channelTradeNo: string): string {
@@ -212,7 +254,7 @@ export class SimulatorProvider implements SimulatorApi {
     chargeFen: Fen | null,
   ): Promise<{ row: Row; inserted: boolean }> {
     const now = this.clock.now();
-    const [ins] = await runFixed<Row>(this.db, INSERT_TRADE, [
+    const ins = await this.inserts.run([
       row.merchant,
       row.out_trade_no,
       row.pay_type,

@@ -6,6 +6,7 @@ import { outbox, outboxText } from './outbox.js';
 import { insertNonce, isNonceReplay, NonceReplayError, type GatewayNonce } from './nonces.js';
 import type { PaidInfo } from '../domain/payment.js';
 import { subFen, ZERO_FEN, type Fen } from '../domain/money.js';
+import { Batcher } from './batcher.js';
 
 type Exec = Db | Transaction<Database>;
 
@@ -107,6 +108,84 @@ const INSERT_TRADE_WITH_NONCE =
 
 type Defaulted = Pick<Trade, (typeof DEFAULTED)[number]>;
 
+/** Each INSERTED column's SQL type, for the batch insert's arrays (a column missing here fails to compile). */
+const COLUMN_TYPE: Record<(typeof INSERTED)[number], 'text' | 'bigint' | 'timestamptz'> = {
+  trade_no: 'text',
+  app_id: 'text',
+  out_trade_no: 'text',
+  kind: 'text',
+  status: 'text',
+  pay_type: 'text',
+  channel: 'text',
+  category: 'text',
+  order_type: 'text',
+  total_fen: 'bigint',
+  subject: 'text',
+  body: 'text',
+  operator_id: 'text',
+  terminal_id: 'text',
+  hospital_id: 'text',
+  patient_name: 'text',
+  inhospital_no: 'text',
+  tel: 'text',
+  trade_detail: 'text',
+  timeout_express: 'text',
+  fingerprint: 'text',
+  channel_trade_no: 'text',
+  code_url: 'text',
+  channel_code_url: 'text',
+  cashier_token: 'text',
+  buyer_logon_id: 'text',
+  buyer_user_id: 'text',
+  cancel_action: 'text',
+  created_at: 'timestamptz',
+  updated_at: 'timestamptz',
+  expires_at: 'timestamptz',
+  paid_at: 'timestamptz',
+  closed_at: 'timestamptz',
+  lease_until: 'timestamptz',
+  lease_owner: 'text',
+  notify_url: 'text',
+  return_url: 'text',
+  extra: 'text',
+  insurance_fen: 'bigint',
+  reduced_fen: 'bigint',
+};
+/** The INSERTED columns as arrays, one parameter each ($1 … $n0), unnested into rows `u` numbered by `ord`. */
+const UNNEST_ROWS = (extra: ReadonlyArray<{ name: string; type: string }>) => {
+  const cols = [...INSERTED.map((c) => ({ name: c as string, type: COLUMN_TYPE[c] })), ...extra];
+  return (
+    `u as (select * from unnest(${cols.map((c, i) => `$${i + 1}::${c.type}[]`).join(', ')}) ` +
+    `with ordinality as u(${cols.map((c) => c.name).join(', ')}, ord))`
+  );
+};
+const INSERT_FROM_U = (join: string) =>
+  `ins as (insert into trades (${INSERTED.join(', ')}) select ${INSERTED.map((c) => `u.${c}`).join(', ')} ` +
+  `from u${join} on conflict (app_id, out_trade_no) do nothing ` +
+  `returning app_id, out_trade_no, ${DEFAULTED.join(', ')})`;
+const JOIN_INS = 'left join ins on ins.app_id = u.app_id and ins.out_trade_no = u.out_trade_no';
+/**
+ * INSERT_TRADE for several trades in one statement (TradeRepository's batcher): a row per trade in its order,
+ * with the defaulted columns of those inserted (id null: the order number was taken).
+ */
+const INSERT_TRADES =
+  `with ${UNNEST_ROWS([])}, ${INSERT_FROM_U('')} ` +
+  `select u.ord::int as ord, ${DEFAULTED.map((c) => `ins.${c}`).join(', ')} from u ${JOIN_INS} order by u.ord`;
+/**
+ * INSERT_TRADE_WITH_NONCE for several: a nonce used before is not stored and its trade not inserted (`fresh`
+ * false: that request is a replay), where the one-row statement fails on the nonce's key.
+ */
+const INSERT_TRADES_WITH_NONCES =
+  `with ${UNNEST_ROWS([
+    { name: 'nonce', type: 'text' },
+    { name: 'nonce_expires_at', type: 'timestamptz' },
+  ])}, ` +
+  'n as (insert into gateway_nonces (app_id, nonce, expires_at) select u.app_id, u.nonce, u.nonce_expires_at ' +
+  'from u on conflict do nothing returning app_id, nonce), ' +
+  `${INSERT_FROM_U(' join n on n.app_id = u.app_id and n.nonce = u.nonce')} ` +
+  `select u.ord::int as ord, n.nonce is not null as fresh, ${DEFAULTED.map((c) => `ins.${c}`).join(', ')} ` +
+  `from u left join n on n.app_id = u.app_id and n.nonce = u.nonce ${JOIN_INS} order by u.ord`;
+
 /** markPaid as one fixed statement: the guarded update, its notification, the trade as one JSON text. */
 const MARK_PAID =
   "with t as (update trades set status = 'TRADE_SUCCESS', channel_trade_no = $1, paid_at = $2, " +
@@ -114,6 +193,26 @@ const MARK_PAID =
   "where id = $6 and status = 'WAIT_BUYER_PAY' returning *), " +
   `n as (${outboxText('$5', ['TRADE_SUCCESS', 'TRADE_CLOSED'])}) ` +
   'select to_json(t.*)::text as row from t';
+
+/** MARK_PAID for several trades in one statement: a row per trade in its order, its JSON null if it was not waiting. */
+const MARK_PAID_MANY =
+  'with u as (select * from unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::timestamptz[], ' +
+  '$6::bigint[]) with ordinality as u(channel_trade_no, paid_at, buyer_logon_id, buyer_user_id, now, id, ord)), ' +
+  "t as (update trades set status = 'TRADE_SUCCESS', channel_trade_no = u.channel_trade_no, paid_at = u.paid_at, " +
+  'buyer_logon_id = u.buyer_logon_id, buyer_user_id = u.buyer_user_id, updated_at = u.now from u ' +
+  "where trades.id = u.id and trades.status = 'WAIT_BUYER_PAY' returning trades.*), " +
+  `n as (${outboxText('t.updated_at', ['TRADE_SUCCESS', 'TRADE_CLOSED'])}) ` +
+  'select u.ord::int as ord, to_json(t.*)::text as row from u left join t on t.id = u.id order by u.ord';
+
+/** The arrays of a batch: column i of every row. */
+function columns(rows: ReadonlyArray<readonly unknown[]>, width: number): unknown[][] {
+  const out: unknown[][] = [];
+  for (let i = 0; i < width; i++) out.push(rows.map((r) => r[i] ?? null));
+  return out;
+}
+
+type NonceInsert = { params: unknown[]; nonce: GatewayNonce };
+type MarkPaidItem = { id: number; info: PaidInfo; now: Date };
 
 /**
  * The insert's parameters for a row that names exactly the INSERTED columns (what newTradeRow makes), in their
@@ -194,7 +293,89 @@ function insertedTrade(params: readonly unknown[], given: Defaulted): Trade {
  * requests, two jobs or two server instances can never both make the same transition.
  */
 export class TradeRepository {
-  constructor(private readonly db: Db) {}
+  /**
+   * The payment paths' own statements, batched under load (store/batcher.ts): the trade's insert (with and
+   * without a gateway nonce) and markPaid. Alone they are the one-row statements below.
+   */
+  private readonly inserts: Batcher<readonly unknown[], Defaulted | undefined>;
+  private readonly nonceInserts: Batcher<NonceInsert, Defaulted | undefined | 'replay'>;
+  private readonly paid: Batcher<MarkPaidItem, Trade | undefined>;
+
+  constructor(private readonly db: Db) {
+    const tradeKey = (params: readonly unknown[]) => `${String(params[1])}\u0000${String(params[2])}`;
+    this.inserts = new Batcher({
+      key: tradeKey,
+      one: async (params) => (await runFixed<Defaulted>(this.db, INSERT_TRADE, params))[0],
+      many: async (items) => {
+        const rows = await runFixed<Defaulted & { ord: number }>(
+          this.db,
+          INSERT_TRADES,
+          columns(items, INSERTED.length),
+        );
+        return rows.map((r) => (r.id === null ? undefined : r));
+      },
+    });
+    this.nonceInserts = new Batcher({
+      key: ({ params, nonce }) => [tradeKey(params), `n\u0000${nonce.appId}\u0000${nonce.nonce}`],
+      one: async ({ params, nonce }) => {
+        try {
+          const [given] = await runFixed<Defaulted>(this.db, INSERT_TRADE_WITH_NONCE, [
+            ...params,
+            nonce.appId,
+            nonce.nonce,
+            nonce.expiresAt,
+          ]);
+          return given;
+        } catch (e) {
+          if (isNonceReplay(e)) return 'replay';
+          throw e;
+        }
+      },
+      many: async (items) => {
+        const rows = await runFixed<Defaulted & { ord: number; fresh: boolean }>(
+          this.db,
+          INSERT_TRADES_WITH_NONCES,
+          columns(
+            items.map(({ params, nonce }) => [...params, nonce.nonce, nonce.expiresAt]),
+            INSERTED.length + 2,
+          ),
+        );
+        return rows.map((r) => (!r.fresh ? 'replay' : r.id === null ? undefined : r));
+      },
+    });
+    this.paid = new Batcher({
+      key: ({ id }) => String(id),
+      one: async ({ id, info, now }) => {
+        const [r] = await runFixed<{ row: string }>(this.db, MARK_PAID, [
+          info.channelTradeNo,
+          info.paidAt,
+          info.buyerLogonId ?? null,
+          info.buyerUserId ?? null,
+          now,
+          id,
+        ]);
+        return r && tradeFromJson(r.row);
+      },
+      many: async (items) => {
+        const rows = await runFixed<{ row: string | null }>(
+          this.db,
+          MARK_PAID_MANY,
+          columns(
+            items.map(({ id, info, now }) => [
+              info.channelTradeNo,
+              info.paidAt,
+              info.buyerLogonId ?? null,
+              info.buyerUserId ?? null,
+              now,
+              id,
+            ]),
+            6,
+          ),
+        );
+        return rows.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
+      },
+    });
+  }
 
   /**
    * Inserts a new trade, or returns the existing one for (app, out_trade_no). With `nonce` (a gateway request's
@@ -230,19 +411,11 @@ export class TradeRepository {
       // The common row, as one fixed statement that reads back only what the table added.
       let given: Defaulted | undefined;
       if (nonce) {
-        try {
-          [given] = await runFixed<Defaulted>(this.db, INSERT_TRADE_WITH_NONCE, [
-            ...params,
-            nonce.appId,
-            nonce.nonce,
-            nonce.expiresAt,
-          ]);
-        } catch (e) {
-          if (isNonceReplay(e)) throw new NonceReplayError();
-          throw e;
-        }
+        const r = await this.nonceInserts.run({ params, nonce });
+        if (r === 'replay') throw new NonceReplayError();
         nonce.consumed = true;
-      } else [given] = await runFixed<Defaulted>(this.db, INSERT_TRADE, params);
+        given = r;
+      } else given = await this.inserts.run(params);
       if (given) ins = insertedTrade(params, given);
     } else if (nonce) {
       try {
@@ -322,16 +495,8 @@ export class TradeRepository {
 
   /** WAIT_BUYER_PAY -> TRADE_SUCCESS. Returns the updated trade, or undefined if it was not waiting. */
   async markPaid(id: number, info: PaidInfo, now: Date): Promise<Trade | undefined> {
-    // The same statement transition() builds, fixed (runFixed): it is on every payment's path.
-    const [r] = await runFixed<{ row: string }>(this.db, MARK_PAID, [
-      info.channelTradeNo,
-      info.paidAt,
-      info.buyerLogonId ?? null,
-      info.buyerUserId ?? null,
-      now,
-      id,
-    ]);
-    return r && tradeFromJson(r.row);
+    // The same statement transition() builds, fixed (runFixed): it is on every payment's path, batched under load.
+    return this.paid.run({ id, info, now });
   }
 
   /**
