@@ -174,6 +174,41 @@ const INSERT_TRADES =
   'select ins.*, u.ord::int as batch_ord from u ' +
   'left join ins on ins.merchant = u.merchant and ins.out_trade_no = u.out_trade_no order by u.ord';
 
+/**
+ * REFUND for several refunds in one statement (the simulator's batcher; never two of one trade): a row per refund
+ * in its order, with the same columns. As in REFUND, `status` is the trade's status before the statement.
+ */
+const REFUNDS =
+  'with u as (select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::boolean[], $6::text[], ' +
+  '$7::timestamptz[]) with ordinality as u(merchant, out_trade_no, out_request_no, amount_fen, declined, ' +
+  'refund_no, at, ord)), ' +
+  'prior as (select u.ord, s.amount_fen, s.refund_no, s.created_at from u join sim_refunds s ' +
+  'on s.merchant = u.merchant and s.out_trade_no = u.out_trade_no and s.out_request_no = u.out_request_no), ' +
+  't as (update sim_trades st set refunded_fen = st.refunded_fen + u.amount_fen, ' +
+  "status = case when st.refunded_fen + u.amount_fen = st.amount_fen then 'REFUNDED' else st.status end " +
+  "from u where st.merchant = u.merchant and st.out_trade_no = u.out_trade_no and st.status = 'PAID' " +
+  'and st.refunded_fen + u.amount_fen <= st.amount_fen and not u.declined ' +
+  'and not exists (select 1 from prior where prior.ord = u.ord) returning st.merchant, st.out_trade_no), ' +
+  'rf as (insert into sim_refunds (merchant, out_trade_no, out_request_no, amount_fen, refund_no, created_at) ' +
+  'select u.merchant, u.out_trade_no, u.out_request_no, u.amount_fen, u.refund_no, u.at from u ' +
+  'join t on t.merchant = u.merchant and t.out_trade_no = u.out_trade_no), ' +
+  'led as (insert into sim_ledger (merchant, out_trade_no, entry, amount_fen, created_at) ' +
+  "select u.merchant, u.out_trade_no, 'refund', -u.amount_fen, u.at from u " +
+  'join t on t.merchant = u.merchant and t.out_trade_no = u.out_trade_no) ' +
+  'select u.ord::int as batch_ord, prior.amount_fen as prior_amount, prior.refund_no as prior_no, ' +
+  'prior.created_at as prior_at, t.merchant is not null as refunded, ' +
+  '(select status from sim_trades s where s.merchant = u.merchant and s.out_trade_no = u.out_trade_no) as status ' +
+  'from u left join prior on prior.ord = u.ord ' +
+  'left join t on t.merchant = u.merchant and t.out_trade_no = u.out_trade_no order by u.ord';
+
+type RefundRow = {
+  prior_amount: number | null;
+  prior_no: string | null;
+  prior_at: Date | null;
+  refunded: boolean;
+  status: string | null;
+};
+
 export class SimulatorProvider implements SimulatorApi {
   private readonly db: Db;
   private readonly clock: Clock;
@@ -184,6 +219,8 @@ export class SimulatorProvider implements SimulatorApi {
    * should not take more of the platform's database than it must.
    */
   private readonly inserts: Batcher<unknown[], Row | undefined>;
+  /** The refund statement, batched likewise (two refunds of one trade never share a statement). */
+  private readonly refunds: Batcher<unknown[], RefundRow | undefined>;
 
   constructor(opts: SimulatorOptions) {
     this.db = opts.db;
@@ -203,6 +240,24 @@ export class SimulatorProvider implements SimulatorApi {
         });
       },
     });
+    this.refunds = new Batcher({
+      key: (p) => `${String(p[0])}\u0000${String(p[1])}`,
+      one: async (p) => (await runFixed<RefundRow>(this.db, REFUND, p))[0],
+      many: async (items) => {
+        const cols: unknown[][] = [];
+        for (let i = 0; i < 7; i++) cols.push(items.map((p) => p[i] ?? null));
+        const rows = await runFixed<RefundRow & { batch_ord?: number }>(this.db, REFUNDS, cols);
+        return rows.map((r) => {
+          delete r.batch_ord;
+          return r;
+        });
+      },
+    });
+  }
+
+  /** How the batched statements ran (statements, items, items retried alone): for tests and diagnosis. */
+  batchStats(): Batcher<never, unknown>['stats'] & { refund: Batcher<never, unknown>['stats'] } {
+    return { ...this.inserts.stats, refund: this.refunds.stats };
   }
 
   payerPageUrl(channelTradeNo: string): string {
@@ -584,21 +639,14 @@ export class SimulatorProvider implements SimulatorApi {
     const { merchant, outTradeNo, outRequestNo, amountFen } = input;
     // One statement (REFUND); the same request number twice at once is asked again.
     const run = () =>
-      runFixed<{
-        prior_amount: number | null;
-        prior_no: string | null;
-        prior_at: Date | null;
-        refunded: boolean;
-        status: string | null;
-      }>(this.db, REFUND, [merchant, outTradeNo, outRequestNo, amountFen, declined, refundNo, now]);
-    let r;
+      this.refunds.run([merchant, outTradeNo, outRequestNo, amountFen, declined, refundNo, now]);
+    let row;
     try {
-      r = await run();
+      row = await run();
     } catch (e) {
       if (!isUniqueViolation(e)) throw e;
-      r = await run();
+      row = await run();
     }
-    const row = r[0];
     if (!row) throw new Error('the refund statement returned no row');
     if (row.prior_no !== null) {
       if (Number(row.prior_amount) !== amountFen) {

@@ -4,6 +4,7 @@ import type { Database, Refund, Trade } from './schema.js';
 import { outboxText } from './outbox.js';
 import { runFixed } from './trades.js';
 import { tradeFromJson } from './trade-row.js';
+import { Batcher } from './batcher.js';
 import type { Fen } from '../domain/money.js';
 
 /**
@@ -21,7 +22,60 @@ import type { Fen } from '../domain/money.js';
  * Every step is a guarded UPDATE (WHERE status = the expected state), so no two callers make the same transition.
  */
 export class RefundRepository {
-  constructor(private readonly db: Db) {}
+  /**
+   * complete() of a refund (not a cancel's reversal), batched under load (store/batcher.ts); two refunds of one
+   * trade never share a statement.
+   */
+  private readonly completions: Batcher<CompleteItem, Trade | undefined>;
+  /** lookupAndReserve's statement, batched likewise (two refunds of one trade never share a statement). */
+  private readonly reservations: Batcher<unknown[], ReserveRow | undefined>;
+
+  constructor(private readonly db: Db) {
+    const params = ({ refund, channelRefundNo, now }: CompleteItem) => [
+      channelRefundNo,
+      now,
+      refund.id,
+      refund.amount_fen,
+      refund.trade_id,
+    ];
+    this.reservations = new Batcher({
+      key: (p) => `${String(p[1])}\u0000${String(p[2])}`,
+      one: async (p) => (await runFixed<ReserveRow>(this.db, LOOKUP_AND_RESERVE, p))[0],
+      many: async (items) => {
+        const cols: unknown[][] = [];
+        for (let i = 0; i < 13; i++) cols.push(items.map((p) => p[i] ?? null));
+        const out = await runFixed<ReserveRow & { row: string | null }>(
+          this.db,
+          LOOKUP_AND_RESERVE_MANY,
+          cols,
+        );
+        return out.map((r) =>
+          r.row === null
+            ? undefined
+            : { row: r.row, prior_refund_id: r.prior_refund_id, new_refund_id: r.new_refund_id },
+        );
+      },
+    });
+    this.completions = new Batcher({
+      key: ({ refund }) => String(refund.trade_id),
+      one: async (item) => {
+        const [r] = await runFixed<{ row: string }>(this.db, COMPLETE_REFUND, params(item));
+        return r && tradeFromJson(r.row);
+      },
+      many: async (items) => {
+        const rows = items.map(params);
+        const cols: unknown[][] = [];
+        for (let i = 0; i < 5; i++) cols.push(rows.map((r) => r[i] ?? null));
+        const out = await runFixed<{ row: string | null }>(this.db, COMPLETE_REFUNDS, cols);
+        return out.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
+      },
+    });
+  }
+
+  /** How the batched completion ran (statements, items, items retried alone): for tests and diagnosis. */
+  batchStats(): Record<'reserve' | 'complete', Batcher<never, unknown>['stats']> {
+    return { reserve: this.reservations.stats, complete: this.completions.stats };
+  }
 
   // ---- reading -----------------------------------------------------------------------------------
 
@@ -96,11 +150,7 @@ export class RefundRepository {
     const leaseUntil = new Date(now.getTime() + input.leaseMs);
     let row;
     try {
-      [row] = await runFixed<{
-        row: string;
-        prior_refund_id: number | string | null;
-        new_refund_id: number | string | null;
-      }>(this.db, LOOKUP_AND_RESERVE, [
+      row = await this.reservations.run([
         input.outRequestNo,
         input.appId,
         input.outTradeNo,
@@ -252,6 +302,7 @@ export class RefundRepository {
    * the outbox. Returns the trade when this call made the transition (it "moved the money"), undefined otherwise.
    */
   async complete(refund: Refund, channelRefundNo: string, now: Date): Promise<Trade | undefined> {
+    if (refund.kind === 'refund') return this.completions.run({ refund, channelRefundNo, now });
     const [r] = await runFixed<{ row: string }>(
       this.db,
       refund.kind === 'cancel' ? COMPLETE_CANCEL : COMPLETE_REFUND,
@@ -320,6 +371,40 @@ const LOOKUP_AND_RESERVE =
   '$5::timestamptz, $5::timestamptz, $13::timestamptz from up returning id) ' +
   'select cur.row, cur.prior_refund_id, (select ins.id from ins) as new_refund_id from cur';
 
+type ReserveRow = {
+  row: string;
+  prior_refund_id: number | string | null;
+  new_refund_id: number | string | null;
+};
+
+/**
+ * LOOKUP_AND_RESERVE for several refunds in one statement (never two of one trade): the same columns, a row per
+ * refund in its order, `row` null where there is no such trade. `cur` is the trades read before the statement.
+ */
+const LOOKUP_AND_RESERVE_MANY =
+  'with u as (select * from unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::timestamptz[], ' +
+  '$6::timestamptz[], $7::text[], $8::bigint[], $9::text[], $10::text[], $11::text[], $12::text[], ' +
+  '$13::timestamptz[]) with ordinality as u(out_request_no, app_id, out_trade_no, amount_fen, now, paid_after, ' +
+  'trade_no, total_fen, pay_type, reason, hospital_id, terminal_id, lease_until, ord)), ' +
+  'cur as (select u.ord, to_json(trades.*)::text as row, trades.id, trades.paid_at, trades.trade_no, ' +
+  'trades.channel_trade_no, trades.total_fen, trades.pay_type, (select refunds.id from refunds ' +
+  'where refunds.trade_id = trades.id and refunds.out_request_no = u.out_request_no) as prior_refund_id ' +
+  'from u join trades on trades.app_id = u.app_id and trades.out_trade_no = u.out_trade_no), ' +
+  'up as (update trades set refund_reserved_fen = trades.refund_reserved_fen + u.amount_fen, updated_at = u.now ' +
+  'from u join cur on cur.ord = u.ord where trades.id = cur.id and cur.prior_refund_id is null ' +
+  'and cur.paid_at > u.paid_after ' +
+  'and (u.trade_no is null or cur.trade_no = u.trade_no or cur.channel_trade_no = u.trade_no) ' +
+  'and (u.total_fen is null or cur.total_fen = u.total_fen) ' +
+  'and (u.pay_type is null or cur.pay_type is null or cur.pay_type = u.pay_type) ' +
+  "and trades.status = 'TRADE_SUCCESS' and trades.refund_reserved_fen + u.amount_fen <= " +
+  'trades.total_fen - trades.insurance_fen returning trades.id, trades.app_id, u.ord), ' +
+  'ins as (insert into refunds (trade_id, app_id, out_request_no, kind, amount_fen, status, reason, hospital_id, ' +
+  'terminal_id, created_at, updated_at, lease_until) ' +
+  "select up.id, up.app_id, u.out_request_no, 'refund', u.amount_fen, 'PROCESSING', u.reason, u.hospital_id, " +
+  'u.terminal_id, u.now, u.now, u.lease_until from up join u on u.ord = up.ord returning id, trade_id) ' +
+  'select u.ord::int as ord, cur.row, cur.prior_refund_id, ins.id as new_refund_id ' +
+  'from u left join cur on cur.ord = u.ord left join ins on ins.trade_id = cur.id order by u.ord';
+
 /**
  * complete() as one fixed statement: the refund's guarded update (`r`), the trade's only if that happened (`t`; a
  * full refund closes it; a cancel's reversal also marks it cancel_action 'refund'), and the outbox; the trade as
@@ -341,6 +426,26 @@ function completeText(cancel: boolean): string {
 }
 const COMPLETE_REFUND = completeText(false);
 const COMPLETE_CANCEL = completeText(true);
+
+/**
+ * COMPLETE_REFUND for several refunds in one statement (never two of one trade): a row per refund in its order,
+ * the trade's JSON null where the refund was not PROCESSING.
+ */
+const CLOSES_MANY = 'trades.refunded_fen + u.amount_fen = trades.total_fen - trades.insurance_fen';
+const COMPLETE_REFUNDS =
+  'with u as (select * from unnest($1::text[], $2::timestamptz[], $3::bigint[], $4::bigint[], $5::bigint[]) ' +
+  'with ordinality as u(channel_refund_no, now, refund_id, amount_fen, trade_id, ord)), ' +
+  "r as (update refunds set status = 'SUCCESS', channel_refund_no = u.channel_refund_no, updated_at = u.now, " +
+  "finished_at = u.now, lease_until = null from u where refunds.id = u.refund_id and refunds.status = 'PROCESSING' " +
+  'returning refunds.id), ' +
+  't as (update trades set refunded_fen = trades.refunded_fen + u.amount_fen, ' +
+  `status = case when ${CLOSES_MANY} then 'TRADE_CLOSED' else trades.status end, ` +
+  `closed_at = case when ${CLOSES_MANY} then u.now else trades.closed_at end, updated_at = u.now ` +
+  'from u join r on r.id = u.refund_id where trades.id = u.trade_id returning trades.*), ' +
+  `n as (${outboxText('t.updated_at', ['TRADE_CLOSED'])}) ` +
+  'select u.ord::int as ord, to_json(t.*)::text as row from u left join t on t.id = u.trade_id order by u.ord';
+
+type CompleteItem = { refund: Refund; channelRefundNo: string; now: Date };
 
 /**
  * Reserves a refund's amount on a paid trade (the caller picks the trade): refund_reserved_fen grows, guarded so

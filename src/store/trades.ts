@@ -377,6 +377,15 @@ export class TradeRepository {
     });
   }
 
+  /** How the batched statements ran (statements, items, items retried alone): for tests and diagnosis. */
+  batchStats(): Record<'insert' | 'insertWithNonce' | 'markPaid', Batcher<never, unknown>['stats']> {
+    return {
+      insert: this.inserts.stats,
+      insertWithNonce: this.nonceInserts.stats,
+      markPaid: this.paid.stats,
+    };
+  }
+
   /**
    * Inserts a new trade, or returns the existing one for (app, out_trade_no). With `nonce` (a gateway request's
    * nonce_str), the nonce is stored in the same statement: a nonce used before fails its unique key, nothing
