@@ -16,6 +16,11 @@ type Exec = Db | Transaction<Database>;
  */
 const TRADE_BY_OUT_TRADE_NO =
   'select to_json(trades.*)::text as row from trades where app_id = $1 and out_trade_no = $2';
+/** TRADE_BY_OUT_TRADE_NO for several order numbers: a row per number in its order, `row` null where none. */
+const TRADES_BY_OUT_TRADE_NO =
+  'select u.ord::int as ord, to_json(trades.*)::text as row from unnest($1::text[], $2::text[]) ' +
+  'with ordinality as u(app_id, out_trade_no, ord) ' +
+  'left join trades on trades.app_id = u.app_id and trades.out_trade_no = u.out_trade_no order by u.ord';
 const TRADE_BY_ID = 'select to_json(trades.*)::text as row from trades where id = $1';
 
 /**
@@ -300,6 +305,8 @@ export class TradeRepository {
   private readonly inserts: Batcher<readonly unknown[], Defaulted | undefined>;
   private readonly nonceInserts: Batcher<NonceInsert, Defaulted | undefined | 'replay'>;
   private readonly paid: Batcher<MarkPaidItem, Trade | undefined>;
+  /** The query's read by order number, batched likewise (a read sees what was committed when it started). */
+  private readonly reads: Batcher<readonly [string, string], Trade | undefined>;
 
   constructor(private readonly db: Db) {
     const tradeKey = (params: readonly unknown[]) => `${String(params[1])}\u0000${String(params[2])}`;
@@ -341,6 +348,20 @@ export class TradeRepository {
           ),
         );
         return rows.map((r) => (!r.fresh ? 'replay' : r.id === null ? undefined : r));
+      },
+    });
+    this.reads = new Batcher({
+      key: ([appId, outTradeNo]) => `${appId}\u0000${outTradeNo}`,
+      one: async (p) => {
+        const [r] = await runFixed<{ row: string }>(this.db, TRADE_BY_OUT_TRADE_NO, p);
+        return r && tradeFromJson(r.row);
+      },
+      many: async (items) => {
+        const rows = await runFixed<{ row: string | null }>(this.db, TRADES_BY_OUT_TRADE_NO, [
+          items.map((i) => i[0]),
+          items.map((i) => i[1]),
+        ]);
+        return rows.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
       },
     });
     this.paid = new Batcher({
@@ -489,6 +510,7 @@ export class TradeRepository {
    * (tradeFromJson).
    */
   async byOutTradeNo(appId: string, outTradeNo: string, exec: Exec = this.db): Promise<Trade | undefined> {
+    if (exec === this.db) return this.reads.run([appId, outTradeNo]);
     const [r] = await runFixed<{ row: string }>(exec, TRADE_BY_OUT_TRADE_NO, [appId, outTradeNo]);
     return r && tradeFromJson(r.row);
   }
