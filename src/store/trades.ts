@@ -182,14 +182,15 @@ const INSERT_TRADES =
  */
 const INSERT_TRADES_WITH_NONCES =
   `with ${UNNEST_ROWS([
+    { name: 'nonce_app_id', type: 'text' },
     { name: 'nonce', type: 'text' },
     { name: 'nonce_expires_at', type: 'timestamptz' },
   ])}, ` +
-  'n as (insert into gateway_nonces (app_id, nonce, expires_at) select u.app_id, u.nonce, u.nonce_expires_at ' +
+  'n as (insert into gateway_nonces (app_id, nonce, expires_at) select u.nonce_app_id, u.nonce, u.nonce_expires_at ' +
   'from u on conflict do nothing returning app_id, nonce), ' +
-  `${INSERT_FROM_U(' join n on n.app_id = u.app_id and n.nonce = u.nonce')} ` +
+  `${INSERT_FROM_U(' join n on n.app_id = u.nonce_app_id and n.nonce = u.nonce')} ` +
   `select u.ord::int as ord, n.nonce is not null as fresh, ${DEFAULTED.map((c) => `ins.${c}`).join(', ')} ` +
-  `from u left join n on n.app_id = u.app_id and n.nonce = u.nonce ${JOIN_INS} order by u.ord`;
+  `from u left join n on n.app_id = u.nonce_app_id and n.nonce = u.nonce ${JOIN_INS} order by u.ord`;
 
 /** markPaid as one fixed statement: the guarded update, its notification, the trade as one JSON text. */
 const MARK_PAID =
@@ -343,8 +344,8 @@ export class TradeRepository {
           this.db,
           INSERT_TRADES_WITH_NONCES,
           columns(
-            items.map(({ params, nonce }) => [...params, nonce.nonce, nonce.expiresAt]),
-            INSERTED.length + 2,
+            items.map(({ params, nonce }) => [...params, nonce.appId, nonce.nonce, nonce.expiresAt]),
+            INSERTED.length + 3,
           ),
         );
         return rows.map((r) => (!r.fresh ? 'replay' : r.id === null ? undefined : r));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { freshDatabase, TEST_DB, type TestDatabase } from '../support/db.js';
 import { isCheckViolation, migrate, openStore, type Store } from '../../src/store/db.js';
 import { TradeRepository } from '../../src/store/trades.js';
-import type { TradeRowFields } from '../../src/store/trade-row.js';
+import { newTradeRow, type TradeRowFields } from '../../src/store/trade-row.js';
 import { NonceReplayError, type GatewayNonce } from '../../src/store/nonces.js';
 import { SimulatorProvider } from '../../src/simulator/provider.js';
 import type { Clock } from '../../src/domain/clock.js';
@@ -142,6 +142,23 @@ describe(`batched statements on the ${TEST_DB} database`, () => {
       assert.ok(s.items > s.statements, `no batch formed: ${JSON.stringify(s)}`);
     });
 
+    it('insertOrGet with a whole row (newTradeRow) is batched the same way', async () => {
+      const repo = new TradeRepository(store.db);
+      const given = Array.from({ length: 20 }, (_, i) => newTradeRow(fields(`ROW-${i}`)));
+      const pending = given.map((t) => repo.insertOrGet(t));
+      const got = await Promise.all(pending);
+
+      const rows = new Map((await rowsLike('ROW-')).map((r) => [r.out_trade_no, r]));
+      assert.equal(rows.size, 20);
+      got.forEach((g, i) => {
+        assert.equal(g.inserted, true);
+        assert.deepEqual(g.trade, rows.get(`ROW-${i}`), `caller ${i}`);
+      });
+      const s = repo.batchStats().insert;
+      assert.equal(s.items, 20, 'every insert went through the batcher');
+      assert.ok(s.items > s.statements, `no batch formed: ${JSON.stringify(s)}`);
+    });
+
     it('one order number submitted 10 times among 30 others: one row, one caller inserted it', async () => {
       const repo = new TradeRepository(store.db);
       const DUP = 'DUP-1';
@@ -169,6 +186,55 @@ describe(`batched statements on the ${TEST_DB} database`, () => {
       const s = repo.batchStats().insert;
       assert.equal(s.items, 40);
       assert.ok(s.items > s.statements, `no batch formed: ${JSON.stringify(s)}`);
+    });
+
+    it('text that an array literal must quote is stored as given by a batch', async () => {
+      const repo = new TradeRepository(store.db);
+      const awkward = [
+        'NULL',
+        'null',
+        '',
+        ' padded ',
+        'a,b',
+        '{braces}',
+        '{"k":"v","n":[1,2]}',
+        'q"uote',
+        'back\\slash',
+        'back\\\\"both',
+        'line\nbreak\ttab',
+        '门诊缴费 张三',
+        'emoji 😀',
+        "apostrophe ' here",
+        '\\N',
+      ];
+      const given = awkward.map((text, i) =>
+        fields(`TXT-${i}`, {
+          subject: text,
+          body: text,
+          patient_name: text,
+          extra: text,
+          trade_detail: i % 2 ? null : text,
+          notify_url: i % 3 ? text : null,
+        }),
+      );
+      // Two more first, so that all of the awkward ones wait and go in batches.
+      const lead = [fields('TXT-lead-0'), fields('TXT-lead-1')].map((f) => repo.insertNewOrGet(f));
+      const pending = given.map((f) => repo.insertNewOrGet(f));
+      await Promise.all(lead);
+      const got = await Promise.all(pending);
+
+      for (let i = 0; i < given.length; i++) {
+        const f = given[i] as TradeRowFields;
+        const row = await rowOf(f.out_trade_no);
+        assert.ok(row);
+        for (const c of ['subject', 'body', 'patient_name', 'extra', 'trade_detail', 'notify_url'] as const) {
+          assert.equal(row[c], f[c], `${f.out_trade_no}.${c}`);
+          assert.equal(got[i]?.trade[c], f[c], `${f.out_trade_no}.${c} as answered`);
+        }
+      }
+      const s = repo.batchStats().insert;
+      assert.equal(s.retried, 0);
+      assert.ok(s.statements < s.items, `no batch formed: ${JSON.stringify(s)}`);
     });
 
     it('a batch that fails on a CHECK: that caller gets the error, the 20 others are stored', async () => {

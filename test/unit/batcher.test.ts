@@ -297,7 +297,6 @@ describe('Batcher', () => {
       seed ^= seed << 5;
       return (seed >>> 0) / 0x1_0000_0000;
     };
-    const pick = <T>(xs: readonly T[]) => xs[Math.floor(rand() * xs.length)] as T;
     const later = () =>
       new Promise<void>((r) => {
         const how = rand();
