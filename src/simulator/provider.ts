@@ -227,6 +227,7 @@ export class SimulatorProvider implements SimulatorApi {
     this.clock = opts.clock;
     this.publicBaseUrl = opts.publicBaseUrl.replace(/\/+$/, '');
     this.inserts = new Batcher({
+      name: 'simulator_trade',
       key: (p) => `${String(p[0])}\u0000${String(p[1])}`,
       one: async (p) => (await runFixed<Row>(this.db, INSERT_TRADE, p))[0],
       many: async (items) => {
@@ -241,6 +242,7 @@ export class SimulatorProvider implements SimulatorApi {
       },
     });
     this.refunds = new Batcher({
+      name: 'simulator_refund',
       key: (p) => `${String(p[0])}\u0000${String(p[1])}`,
       one: async (p) => (await runFixed<RefundRow>(this.db, REFUND, p))[0],
       many: async (items) => {

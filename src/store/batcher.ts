@@ -15,7 +15,11 @@
  * never be ambiguous. A batch that fails as a whole (a constraint, a deadlock with another server's batch) is run
  * again one item at a time, so each caller gets its own outcome and its own error, exactly as without batching.
  */
+import { dbBatchItems, dbBatchRetried, dbBatchStatements } from '../metrics.js';
+
 export interface BatcherOptions<I, O> {
+  /** The statement's name in the metrics (hospay_db_batch_*_total{statement}): a fixed word. */
+  name: string;
   /** The one-row statement, as without batching: used for a batch of one and to retry a failed batch. */
   one: (item: I) => Promise<O>;
   /** The batch statement: one outcome per item, in the items' order. */
@@ -92,6 +96,8 @@ export class Batcher<I, O> {
   private async send(batch: Array<Waiting<I, O>>): Promise<void> {
     this.stats.statements++;
     this.stats.items += batch.length;
+    dbBatchStatements.labels(this.opts.name).inc();
+    dbBatchItems.labels(this.opts.name).inc(batch.length);
     if (batch.length === 1) {
       const w = batch[0] as Waiting<I, O>;
       await this.opts.one(w.item).then(w.resolve, w.reject);
@@ -104,6 +110,7 @@ export class Batcher<I, O> {
     } catch {
       // Nothing of a failed statement was written: each item again on its own, with its own outcome.
       this.stats.retried += batch.length;
+      dbBatchRetried.labels(this.opts.name).inc(batch.length);
       await Promise.all(batch.map((w) => this.opts.one(w.item).then(w.resolve, w.reject)));
       return;
     }

@@ -39,6 +39,7 @@ export class RefundRepository {
       refund.trade_id,
     ];
     this.reservations = new Batcher({
+      name: 'refund_reserve',
       key: (p) => `${String(p[1])}\u0000${String(p[2])}`,
       one: async (p) => (await runFixed<ReserveRow>(this.db, LOOKUP_AND_RESERVE, p))[0],
       many: async (items) => {
@@ -57,6 +58,7 @@ export class RefundRepository {
       },
     });
     this.completions = new Batcher({
+      name: 'refund_complete',
       key: ({ refund }) => String(refund.trade_id),
       one: async (item) => {
         const [r] = await runFixed<{ row: string }>(this.db, COMPLETE_REFUND, params(item));

@@ -312,6 +312,7 @@ export class TradeRepository {
   constructor(private readonly db: Db) {
     const tradeKey = (params: readonly unknown[]) => `${String(params[1])}\u0000${String(params[2])}`;
     this.inserts = new Batcher({
+      name: 'trade_insert',
       key: tradeKey,
       one: async (params) => (await runFixed<Defaulted>(this.db, INSERT_TRADE, params))[0],
       many: async (items) => {
@@ -324,6 +325,7 @@ export class TradeRepository {
       },
     });
     this.nonceInserts = new Batcher({
+      name: 'trade_insert_nonce',
       key: ({ params, nonce }) => [tradeKey(params), `n\u0000${nonce.appId}\u0000${nonce.nonce}`],
       one: async ({ params, nonce }) => {
         try {
@@ -352,6 +354,7 @@ export class TradeRepository {
       },
     });
     this.reads = new Batcher({
+      name: 'trade_read',
       key: ([appId, outTradeNo]) => `${appId}\u0000${outTradeNo}`,
       one: async (p) => {
         const [r] = await runFixed<{ row: string }>(this.db, TRADE_BY_OUT_TRADE_NO, p);
@@ -366,6 +369,7 @@ export class TradeRepository {
       },
     });
     this.paid = new Batcher({
+      name: 'trade_paid',
       key: ({ id }) => String(id),
       one: async ({ id, info, now }) => {
         const [r] = await runFixed<{ row: string }>(this.db, MARK_PAID, [

@@ -24,6 +24,7 @@ interface Call {
 function harness(opts: Partial<Pick<BatcherOptions<Item, string>, 'max' | 'inFlight'>> = {}) {
   const calls: Call[] = [];
   const b = new Batcher<Item, string>({
+    name: 'test',
     ...opts,
     key: (item) => item.keys,
     one: (item) =>
@@ -330,6 +331,7 @@ describe('Batcher', () => {
         mostSlots = Math.max(mostSlots, slots);
       };
       const b = new Batcher<R, string>({
+        name: 'test_random',
         inFlight,
         max,
         key: (r) => r.keys,
