@@ -1028,9 +1028,16 @@ async function workersRun(
     const paid = trades.length ? trades : await paidTrades(first, ids.token, 500);
     for (const p of WORKER_PATHS.filter((x) => paths.includes(x))) {
       console.log(`  workers: ${LABEL[p]} …`);
+      // Enough signed bodies for each target's warm-up (5 s per worker, below) and measured time: a target that
+      // runs out re-sends its last body, whose nonce is then a replay (counted as a failure).
+      const longestWarmup = Math.max(...started.map((x) => Math.max(warmup, 5 * x.n)));
       const bodies =
         p === 'gateway'
-          ? await h5BodiesFor(ids.appId, Math.ceil(gatewayRate * (duration + warmup)) * started.length, 'WK')
+          ? await h5BodiesFor(
+              ids.appId,
+              Math.ceil(gatewayRate * (duration + longestWarmup)) * started.length,
+              'WK',
+            )
           : [];
       const per = Math.floor(bodies.length / Math.max(started.length, 1));
       const opts = new Map<Target, LoadOptions>();
@@ -1423,7 +1430,8 @@ function printWorkers(w: WorkersReport['paths'][number], notes: Record<string, s
       `  ${col(w.label, 16, true)} ${col(`workers ${r.workers}`, 11, true)} ${col(m.rps, 7)} req/s ` +
         `(scaling ${r.scaling === null ? 'n/a' : `${r.scaling}×`}), p50 ${m.p50} p99 ${m.p99} ms, ` +
         `errors ${m.errors}/${m.non2xx}/${m.appFail}; cpu ms/req ${cpuCell(m.cpuMsPerReq, m.dbCpuMsPerReq)}, ` +
-        `server ${m.serverCores.toFixed(2)} cores, load generator ${m.loadgenCores.toFixed(2)} cores`,
+        `server ${m.serverCores.toFixed(2)} cores, load generator ${m.loadgenCores.toFixed(2)} cores` +
+        (m.exhausted ? '  (bodies ran out: the last one re-sent, its nonce a replay)' : ''),
     );
   }
 }
