@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { sql } from 'kysely';
 import { isUniqueViolation, type Db } from '../store/db.js';
 import { runFixed } from '../store/trades.js';
-import { Batcher } from '../store/batcher.js';
+import { Batcher, columnsOf } from '../store/batcher.js';
 import type { Clock } from '../domain/clock.js';
 import { compactShanghai } from '../domain/clock.js';
 import { fen, negFen, ZERO_FEN, type Fen } from '../domain/money.js';
@@ -231,9 +231,11 @@ export class SimulatorProvider implements SimulatorApi {
       key: (p) => `${String(p[0])}\u0000${String(p[1])}`,
       one: async (p) => (await runFixed<Row>(this.db, INSERT_TRADE, p))[0],
       many: async (items) => {
-        const cols: unknown[][] = [];
-        for (let i = 0; i < 15; i++) cols.push(items.map((p) => p[i] ?? null));
-        const rows = await runFixed<Row & { batch_ord?: number }>(this.db, INSERT_TRADES, cols);
+        const rows = await runFixed<Row & { batch_ord?: number }>(
+          this.db,
+          INSERT_TRADES,
+          columnsOf(items, 15),
+        );
         return rows.map((r) => {
           if (r.merchant === null) return undefined;
           delete r.batch_ord;
@@ -246,9 +248,11 @@ export class SimulatorProvider implements SimulatorApi {
       key: (p) => `${String(p[0])}\u0000${String(p[1])}`,
       one: async (p) => (await runFixed<RefundRow>(this.db, REFUND, p))[0],
       many: async (items) => {
-        const cols: unknown[][] = [];
-        for (let i = 0; i < 7; i++) cols.push(items.map((p) => p[i] ?? null));
-        const rows = await runFixed<RefundRow & { batch_ord?: number }>(this.db, REFUNDS, cols);
+        const rows = await runFixed<RefundRow & { batch_ord?: number }>(
+          this.db,
+          REFUNDS,
+          columnsOf(items, 7),
+        );
         return rows.map((r) => {
           delete r.batch_ord;
           return r;

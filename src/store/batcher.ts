@@ -117,3 +117,13 @@ export class Batcher<I, O> {
     for (let i = 0; i < batch.length; i++) (batch[i] as Waiting<I, O>).resolve(out[i] as O);
   }
 }
+
+/**
+ * The arrays of a batch statement (`unnest($1::type[], $2::type[], …)`): column i of every item's parameters, one
+ * array per column, absent values as null.
+ */
+export function columnsOf(rows: ReadonlyArray<readonly unknown[]>, width: number): unknown[][] {
+  const out: unknown[][] = [];
+  for (let i = 0; i < width; i++) out.push(rows.map((r) => r[i] ?? null));
+  return out;
+}

@@ -4,7 +4,7 @@ import type { Database, Refund, Trade } from './schema.js';
 import { outboxText } from './outbox.js';
 import { runFixed } from './trades.js';
 import { tradeFromJson } from './trade-row.js';
-import { Batcher } from './batcher.js';
+import { Batcher, columnsOf } from './batcher.js';
 import type { Fen } from '../domain/money.js';
 
 /**
@@ -43,12 +43,10 @@ export class RefundRepository {
       key: (p) => `${String(p[1])}\u0000${String(p[2])}`,
       one: async (p) => (await runFixed<ReserveRow>(this.db, LOOKUP_AND_RESERVE, p))[0],
       many: async (items) => {
-        const cols: unknown[][] = [];
-        for (let i = 0; i < 13; i++) cols.push(items.map((p) => p[i] ?? null));
         const out = await runFixed<ReserveRow & { row: string | null }>(
           this.db,
           LOOKUP_AND_RESERVE_MANY,
-          cols,
+          columnsOf(items, 13),
         );
         return out.map((r) =>
           r.row === null
@@ -65,10 +63,11 @@ export class RefundRepository {
         return r && tradeFromJson(r.row);
       },
       many: async (items) => {
-        const rows = items.map(params);
-        const cols: unknown[][] = [];
-        for (let i = 0; i < 5; i++) cols.push(rows.map((r) => r[i] ?? null));
-        const out = await runFixed<{ row: string | null }>(this.db, COMPLETE_REFUNDS, cols);
+        const out = await runFixed<{ row: string | null }>(
+          this.db,
+          COMPLETE_REFUNDS,
+          columnsOf(items.map(params), 5),
+        );
         return out.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
       },
     });

@@ -6,7 +6,7 @@ import { outbox, outboxText } from './outbox.js';
 import { insertNonce, isNonceReplay, NonceReplayError, type GatewayNonce } from './nonces.js';
 import type { PaidInfo } from '../domain/payment.js';
 import { subFen, ZERO_FEN, type Fen } from '../domain/money.js';
-import { Batcher } from './batcher.js';
+import { Batcher, columnsOf } from './batcher.js';
 
 type Exec = Db | Transaction<Database>;
 
@@ -210,12 +210,15 @@ const MARK_PAID_MANY =
   `n as (${outboxText('t.updated_at', ['TRADE_SUCCESS', 'TRADE_CLOSED'])}) ` +
   'select u.ord::int as ord, to_json(t.*)::text as row from u left join t on t.id = u.id order by u.ord';
 
-/** The arrays of a batch: column i of every row. */
-function columns(rows: ReadonlyArray<readonly unknown[]>, width: number): unknown[][] {
-  const out: unknown[][] = [];
-  for (let i = 0; i < width; i++) out.push(rows.map((r) => r[i] ?? null));
-  return out;
-}
+/** markPaid's parameters, in MARK_PAID's order (MARK_PAID_MANY takes them as arrays in the same order). */
+const paidParams = ({ id, info, now }: MarkPaidItem): unknown[] => [
+  info.channelTradeNo,
+  info.paidAt,
+  info.buyerLogonId ?? null,
+  info.buyerUserId ?? null,
+  now,
+  id,
+];
 
 type NonceInsert = { params: unknown[]; nonce: GatewayNonce };
 type MarkPaidItem = { id: number; info: PaidInfo; now: Date };
@@ -319,7 +322,7 @@ export class TradeRepository {
         const rows = await runFixed<Defaulted & { ord: number }>(
           this.db,
           INSERT_TRADES,
-          columns(items, INSERTED.length),
+          columnsOf(items, INSERTED.length),
         );
         return rows.map((r) => (r.id === null ? undefined : r));
       },
@@ -345,7 +348,7 @@ export class TradeRepository {
         const rows = await runFixed<Defaulted & { ord: number; fresh: boolean }>(
           this.db,
           INSERT_TRADES_WITH_NONCES,
-          columns(
+          columnsOf(
             items.map(({ params, nonce }) => [...params, nonce.appId, nonce.nonce, nonce.expiresAt]),
             INSERTED.length + 3,
           ),
@@ -371,32 +374,15 @@ export class TradeRepository {
     this.paid = new Batcher({
       name: 'trade_paid',
       key: ({ id }) => String(id),
-      one: async ({ id, info, now }) => {
-        const [r] = await runFixed<{ row: string }>(this.db, MARK_PAID, [
-          info.channelTradeNo,
-          info.paidAt,
-          info.buyerLogonId ?? null,
-          info.buyerUserId ?? null,
-          now,
-          id,
-        ]);
+      one: async (item) => {
+        const [r] = await runFixed<{ row: string }>(this.db, MARK_PAID, paidParams(item));
         return r && tradeFromJson(r.row);
       },
       many: async (items) => {
         const rows = await runFixed<{ row: string | null }>(
           this.db,
           MARK_PAID_MANY,
-          columns(
-            items.map(({ id, info, now }) => [
-              info.channelTradeNo,
-              info.paidAt,
-              info.buyerLogonId ?? null,
-              info.buyerUserId ?? null,
-              now,
-              id,
-            ]),
-            6,
-          ),
+          columnsOf(items.map(paidParams), 6),
         );
         return rows.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
       },
