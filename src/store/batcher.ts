@@ -45,10 +45,17 @@ export class Batcher<I, O> {
   private readonly inFlight: number;
   /** Statements run, and items in them (for tests and metrics: items ÷ statements is the mean batch). */
   readonly stats = { statements: 0, items: 0, retried: 0 };
+  /** This statement's counters (hospay_db_batch_*_total{statement}), looked up once. */
+  private readonly metrics: Record<'statements' | 'items' | 'retried', { inc(n?: number): void }>;
 
   constructor(private readonly opts: BatcherOptions<I, O>) {
     this.max = Math.max(1, opts.max ?? 64);
     this.inFlight = Math.max(1, opts.inFlight ?? 2);
+    this.metrics = {
+      statements: dbBatchStatements.labels(opts.name),
+      items: dbBatchItems.labels(opts.name),
+      retried: dbBatchRetried.labels(opts.name),
+    };
   }
 
   run(item: I): Promise<O> {
@@ -96,8 +103,8 @@ export class Batcher<I, O> {
   private async send(batch: Array<Waiting<I, O>>): Promise<void> {
     this.stats.statements++;
     this.stats.items += batch.length;
-    dbBatchStatements.labels(this.opts.name).inc();
-    dbBatchItems.labels(this.opts.name).inc(batch.length);
+    this.metrics.statements.inc();
+    this.metrics.items.inc(batch.length);
     if (batch.length === 1) {
       const w = batch[0] as Waiting<I, O>;
       await this.opts.one(w.item).then(w.resolve, w.reject);
@@ -110,7 +117,7 @@ export class Batcher<I, O> {
     } catch {
       // Nothing of a failed statement was written: each item again on its own, with its own outcome.
       this.stats.retried += batch.length;
-      dbBatchRetried.labels(this.opts.name).inc(batch.length);
+      this.metrics.retried.inc(batch.length);
       await Promise.all(batch.map((w) => this.opts.one(w.item).then(w.resolve, w.reject)));
       return;
     }

@@ -2,7 +2,7 @@ import { sql, type ExpressionBuilder, type QueryCreator, type Transaction } from
 import { isUniqueViolation, type Db } from './db.js';
 import type { Database, Refund, Trade } from './schema.js';
 import { outboxText } from './outbox.js';
-import { runFixed } from './trades.js';
+import { runFixed, tradeOfRow } from './trades.js';
 import { tradeFromJson } from './trade-row.js';
 import { Batcher, columnsOf } from './batcher.js';
 import type { Fen } from '../domain/money.js';
@@ -68,7 +68,7 @@ export class RefundRepository {
           COMPLETE_REFUNDS,
           columnsOf(items.map(params), 5),
         );
-        return out.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
+        return out.map(tradeOfRow);
       },
     });
   }

@@ -210,6 +210,14 @@ const MARK_PAID_MANY =
   `n as (${outboxText('t.updated_at', ['TRADE_SUCCESS', 'TRADE_CLOSED'])}) ` +
   'select u.ord::int as ord, to_json(t.*)::text as row from u left join t on t.id = u.id order by u.ord';
 
+/** Where a trade's app and order number are among the insert's parameters (the batch key). */
+const APP_ID_AT = INSERTED.indexOf('app_id');
+const OUT_TRADE_NO_AT = INSERTED.indexOf('out_trade_no');
+
+/** A batch statement's row as the trade it holds (`row`: the trade as one JSON text), or undefined for null. */
+export const tradeOfRow = (r: { row: string | null }): Trade | undefined =>
+  r.row === null ? undefined : tradeFromJson(r.row);
+
 /** markPaid's parameters, in MARK_PAID's order (MARK_PAID_MANY takes them as arrays in the same order). */
 const paidParams = ({ id, info, now }: MarkPaidItem): unknown[] => [
   info.channelTradeNo,
@@ -304,7 +312,7 @@ function insertedTrade(params: readonly unknown[], given: Defaulted): Trade {
 export class TradeRepository {
   /**
    * The payment paths' own statements, batched under load (store/batcher.ts): the trade's insert (with and
-   * without a gateway nonce) and markPaid. Alone they are the one-row statements below.
+   * without a gateway nonce), markPaid and the read by order number. Alone they are the one-row statements.
    */
   private readonly inserts: Batcher<readonly unknown[], Defaulted | undefined>;
   private readonly nonceInserts: Batcher<NonceInsert, Defaulted | undefined | 'replay'>;
@@ -313,7 +321,14 @@ export class TradeRepository {
   private readonly reads: Batcher<readonly [string, string], Trade | undefined>;
 
   constructor(private readonly db: Db) {
-    const tradeKey = (params: readonly unknown[]) => `${String(params[1])}\u0000${String(params[2])}`;
+    const tradeKey = (params: readonly unknown[]) =>
+      `${String(params[APP_ID_AT])}\u0000${String(params[OUT_TRADE_NO_AT])}`;
+    const withNonce = ({ params, nonce }: NonceInsert) => [
+      ...params,
+      nonce.appId,
+      nonce.nonce,
+      nonce.expiresAt,
+    ];
     this.inserts = new Batcher({
       name: 'trade_insert',
       key: tradeKey,
@@ -332,12 +347,11 @@ export class TradeRepository {
       key: ({ params, nonce }) => [tradeKey(params), `n\u0000${nonce.appId}\u0000${nonce.nonce}`],
       one: async ({ params, nonce }) => {
         try {
-          const [given] = await runFixed<Defaulted>(this.db, INSERT_TRADE_WITH_NONCE, [
-            ...params,
-            nonce.appId,
-            nonce.nonce,
-            nonce.expiresAt,
-          ]);
+          const [given] = await runFixed<Defaulted>(
+            this.db,
+            INSERT_TRADE_WITH_NONCE,
+            withNonce({ params, nonce }),
+          );
           return given;
         } catch (e) {
           if (isNonceReplay(e)) return 'replay';
@@ -348,10 +362,7 @@ export class TradeRepository {
         const rows = await runFixed<Defaulted & { ord: number; fresh: boolean }>(
           this.db,
           INSERT_TRADES_WITH_NONCES,
-          columnsOf(
-            items.map(({ params, nonce }) => [...params, nonce.appId, nonce.nonce, nonce.expiresAt]),
-            INSERTED.length + 3,
-          ),
+          columnsOf(items.map(withNonce), INSERTED.length + 3),
         );
         return rows.map((r) => (!r.fresh ? 'replay' : r.id === null ? undefined : r));
       },
@@ -368,7 +379,7 @@ export class TradeRepository {
           items.map((i) => i[0]),
           items.map((i) => i[1]),
         ]);
-        return rows.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
+        return rows.map(tradeOfRow);
       },
     });
     this.paid = new Batcher({
@@ -384,14 +395,15 @@ export class TradeRepository {
           MARK_PAID_MANY,
           columnsOf(items.map(paidParams), 6),
         );
-        return rows.map((r) => (r.row === null ? undefined : tradeFromJson(r.row)));
+        return rows.map(tradeOfRow);
       },
     });
   }
 
   /** How the batched statements ran (statements, items, items retried alone): for tests and diagnosis. */
-  batchStats(): Record<'insert' | 'insertWithNonce' | 'markPaid', Batcher<never, unknown>['stats']> {
+  batchStats(): Record<'insert' | 'insertWithNonce' | 'markPaid' | 'read', Batcher<never, unknown>['stats']> {
     return {
+      read: this.reads.stats,
       insert: this.inserts.stats,
       insertWithNonce: this.nonceInserts.stats,
       markPaid: this.paid.stats,
