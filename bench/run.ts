@@ -851,7 +851,9 @@ async function notifyHospay(db: BenchDb, adminToken: string, appId: string, rece
     await maker.stop();
   }
   const dup0 = receiver.duplicates;
-  const server = await startHospay(db, { jobs: true, cpuProfDir: null, adminToken, workers: 1 });
+  // HOSPAY_NOTIFY_CPU_PROF=<dir>: a V8 CPU profile of the delivering server (bench/profile.ts summarises it).
+  const prof = process.env['HOSPAY_NOTIFY_CPU_PROF'] ?? null;
+  const server = await startHospay(db, { jobs: true, cpuProfDir: prof, adminToken, workers: 1 });
   const readyAt = performance.now();
   const s0 = treeCpu(server.pid);
   const db0 = db.url ? await backendsCpu(db.url) : null;

@@ -19,13 +19,14 @@ type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number];
  * deliver the same attempt twice at once; after a crash (kill -9) the lease runs out and the next pass, here or
  * on another instance, delivers it.
  *
- * A pass keeps up to HOSPAY_NOTIFY_BATCH deliveries in flight: when half of them have ended, one statement
- * writes their records (attempt rows, outcomes, leases released) and claims as many new ones with their trades
- * (NotificationRepository.recordAndClaim). When a claim finds fewer due than it asked for, the pass waits for
- * its deliveries to end and claims once more; it ends when a claim finds nothing and nothing is running. A
- * backlog is so drained back to back, without waiting for a tick or for the slowest delivery of a batch, at
- * about one statement (one commit) per half batch. The last deliveries of a pass, and those of tick(), are recorded in
- * groups as they end (AttemptRecorder).
+ * A pass keeps HOSPAY_NOTIFY_BATCH deliveries running and up to twice as many claimed ahead, ready to start:
+ * when one ends, the next starts at once. When the ready ones have dropped to one batch, one statement writes the
+ * records of the deliveries that ended (attempt rows, outcomes, leases released) and claims enough new ones with
+ * their trades to fill the queue again (NotificationRepository.recordAndClaim), while the running ones go on.
+ * When a claim finds fewer due than it asked for, the pass lets its deliveries end and claims once more; it ends
+ * when a claim finds nothing and nothing is running. A backlog is so drained back to back, always a whole batch
+ * at once, at about one statement (one commit) per batch. The last deliveries of a pass, and those of tick(),
+ * are recorded in groups as they end (AttemptRecorder).
  */
 export class NotifyJob {
   readonly owner: string;
@@ -39,12 +40,12 @@ export class NotifyJob {
   }
 
   /**
-   * The lease of one claim: twice the HTTP timeout (the attempt itself, then at most as long again for the
-   * deliveries beside it, before its record is written with the next claim) plus a minute for signing and the
-   * database.
+   * The lease of one claim: four times the HTTP timeout (waiting in the queue behind up to two batches of
+   * deliveries, the attempt itself, then at most as long again for the deliveries beside it before its record
+   * is written with the next claim) plus a minute for signing and the database.
    */
   get leaseMs(): number {
-    return 2 * this.deps.config.notify.timeoutMs + 60_000;
+    return 4 * this.deps.config.notify.timeoutMs + 60_000;
   }
 
   /**
@@ -62,63 +63,73 @@ export class NotifyJob {
   private async deliverDue(drain: boolean): Promise<Counts> {
     const counts: Counts = { delivered: 0, retry: 0, failed: 0 };
     const size = this.deps.config.notify.batchSize;
-    // Claim again when the deliveries still running have dropped to this (half a batch): each claim then
-    // takes at least half a batch, and writes the records of those that ended in the same statement.
-    const low = Math.floor(size / 2);
+    // Claim again when the ready ones have dropped to one batch: each claim then takes at least a batch, and
+    // writes the records of about as many deliveries that ended, in the same statement.
+    const low = size;
     const recorder = new AttemptRecorder(this.deps.notifications);
+    /** Claimed, not yet started. */
+    const ready: Claimed[] = [];
     /**
-     * Deliveries started and not yet done (running, or ended and waiting for their record to be written), by
+     * Claimed and not yet done (ready, running, or ended and waiting for their record to be written), by
      * notification id: never claimed again by this pass while they are, even if their lease ran out meanwhile.
      */
     const busy = new Set<number>();
-    let inFlight = 0;
-    /** Wake the loop when the deliveries still running have dropped to this many. */
-    let until = low;
+    /** Started and not yet ended (an ended one may still wait for its record). */
+    let runningNow = 0;
+    /** The last claim found fewer due than it asked for: wait for every delivery to end before the next. */
+    let short = false;
     let wake: (() => void) | null = null;
+    const due = () => this.stopping || (short ? runningNow === 0 : ready.length <= low);
     const check = () => {
-      if (wake && inFlight - recorder.queued <= until) {
+      if (wake && due()) {
         wake();
         wake = null;
       }
     };
-    if (drain) recorder.hold(check);
     const all: Array<Promise<void>> = [];
+    const pump = () => {
+      while (runningNow < size && ready.length > 0 && !this.stopping) {
+        const c = ready.shift() as Claimed;
+        runningNow++;
+        all.push(
+          this.deliver(c, recorder, () => {
+            runningNow--;
+            pump();
+            check();
+          }).then((o) => {
+            counts[o]++;
+            countNotifyDelivery(o);
+            busy.delete(c.notification.id);
+          }),
+        );
+      }
+    };
+    if (drain) recorder.hold(check);
     try {
       for (;;) {
         const taken = recorder.take();
-        // The ones taken are done once this statement has written their records.
-        const want = size - (inFlight - taken.length);
+        const want = drain ? 2 * size - ready.length : size;
         const claim = `${this.owner}:${++this.pass}`;
         const claimOnce = () =>
           recordAndClaimNotifications(this.deps, taken, claim, this.leaseMs, want, [...busy]);
         // Each claim is a pass of its own for the job's heartbeat (readiness, metrics): a long drain keeps beating.
         const claimed = await (drain ? timedPass(this.owner, 'notifier', claimOnce) : claimOnce());
-        for (const c of claimed) {
-          inFlight++;
-          busy.add(c.notification.id);
-          all.push(
-            this.deliver(c, recorder).then((o) => {
-              counts[o]++;
-              countNotifyDelivery(o);
-              inFlight--;
-              busy.delete(c.notification.id);
-              check();
-            }),
-          );
-        }
+        for (const c of claimed) busy.add(c.notification.id);
+        ready.push(...claimed);
+        pump();
         if (!drain || this.stopping) break;
-        if (claimed.length < want) {
-          // Nothing more was due when this claim ran. The pass ends only when nothing is running either: its
-          // own deliveries are never claimed again by it, so a claim can come up short while a backlog remains
-          // (and some of it is due again, or newly due, by the time they end). Let them end, then claim once
-          // more (with their records): a backlog is drained without waiting an interval.
-          if (claimed.length === 0 && inFlight === 0) break;
-          until = 0;
-        } else until = low;
-        if (inFlight - recorder.queued > until) await new Promise<void>((r) => (wake = r));
+        // Nothing more was due when this claim ran. The pass ends only when nothing is running either: its own
+        // deliveries are never claimed again by it, so a claim can come up short while a backlog remains (and
+        // some of it is due again, or newly due, by the time they end). Let them end, then claim once more
+        // (with their records): a backlog is drained without waiting an interval.
+        short = claimed.length < want;
+        if (claimed.length === 0 && runningNow === 0 && ready.length === 0) break;
+        if (!due()) await new Promise<void>((r) => (wake = r));
         if (this.stopping) break;
       }
     } finally {
+      // Claimed and never started (the job stops): their leases run out and they are delivered later.
+      for (const c of ready.splice(0)) busy.delete(c.notification.id);
       // The rest are recorded in groups as they end.
       recorder.release();
       await Promise.all(all);
@@ -129,9 +140,16 @@ export class NotifyJob {
   private async deliver(
     { notification: n, trade, notifyPrivateCidrs }: Claimed,
     recorder: AttemptRecorder,
+    ended: () => void,
   ): Promise<DeliveryOutcome> {
+    let told = false;
+    const end = () => {
+      if (told) return;
+      told = true;
+      ended();
+    };
     try {
-      return await deliverOne(this.deps, n, trade, notifyPrivateCidrs, recorder);
+      return await deliverOne(this.deps, n, trade, notifyPrivateCidrs, recorder, end);
     } catch (err) {
       // The claim stays until its lease runs out; then the notification is tried again.
       this.deps.log.warn(
@@ -139,6 +157,8 @@ export class NotifyJob {
         'notify: delivery pass failed',
       );
       return 'retry';
+    } finally {
+      end();
     }
   }
 

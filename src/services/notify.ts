@@ -1,7 +1,12 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import type { ServiceDeps } from './deps.js';
-import type { Notification, Trade } from '../store/schema.js';
-import type { AttemptRecord, ClaimedNotification, NotificationRepository } from '../store/notifications.js';
+import type { Notification } from '../store/schema.js';
+import type {
+  AttemptRecord,
+  ClaimedNotification,
+  NotificationRepository,
+  NotifyTrade,
+} from '../store/notifications.js';
 import { formatShanghai } from '../domain/clock.js';
 import { formatFen, subFen, type Fen } from '../domain/money.js';
 import { parseSignType, signPlatformParamsAsync, splitProofJson } from '../crypto/signing.js';
@@ -62,7 +67,7 @@ export function parseNotifyStatus(text: string | undefined): NotifyStatus | null
  * The biz_content JSON text, written by hand so that amounts are JSON numbers with exactly two decimals
  * (`88.80`), never passed through a float. Absent values are left out (except trade_no).
  */
-export function notifyBizContent(trade: Trade, tradeStatus: string): string {
+export function notifyBizContent(trade: NotifyTrade, tradeStatus: string): string {
   const members: string[] = [];
   const str = (key: string, value: string | null | undefined) => {
     if (value !== null && value !== undefined && value !== '')
@@ -91,7 +96,7 @@ export function notifyBizContent(trade: Trade, tradeStatus: string): string {
 
 export interface NotifyFormInput {
   notification: Pick<Notification, 'notify_id' | 'app_id' | 'trade_status'>;
-  trade: Trade;
+  trade: NotifyTrade;
   now: Date;
   privateKey: KeyObject;
   /** A new one per attempt; random unless given (tests). */
@@ -159,14 +164,16 @@ interface AttemptResult {
  * undefined = read it here. `notifyPrivateCidrs`: the app's notify allow-list when already read (likewise);
  * undefined = read it here, only if the target needs it (see notify-target.ts).
  * `recorder`: writes the record (several deliveries' records share one statement, see AttemptRecorder); by
- * default a statement of its own.
+ * default a statement of its own. `ended`: called once the attempt itself has ended, just before its record is
+ * handed to the recorder (the caller may start another delivery meanwhile).
  */
 export async function deliverOne(
   deps: ServiceDeps,
   n: Notification,
-  trade?: Trade | null,
+  trade?: NotifyTrade | null,
   notifyPrivateCidrs?: string | null,
   recorder?: AttemptRecorder,
+  ended?: () => void,
 ): Promise<DeliveryOutcome> {
   const claim = n.lease_owner;
   if (!claim) throw new Error('deliverOne needs a claimed notification');
@@ -212,6 +219,8 @@ export async function deliverOne(
     bodyExcerpt: excerpt,
     error: result.error,
   };
+  // Synchronously before the record is queued: a notifier waiting for its deliveries to end finds it queued.
+  ended?.();
   const kept = recorder ? await recorder.record(record) : await deps.notifications.recordAttempt(record);
 
   const logFields = {
@@ -344,7 +353,7 @@ async function attemptDelivery(
   deps: ServiceDeps,
   n: Notification,
   now: Date,
-  given: Trade | null | undefined,
+  given: NotifyTrade | null | undefined,
   givenCidrs: string | null | undefined,
 ): Promise<AttemptResult> {
   let url: URL;

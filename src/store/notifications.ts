@@ -15,10 +15,32 @@ const RESEND_MARK = '+resend';
 export type NotificationStatus = Notification['status'];
 export type NotifyAttempt = Selectable<NotifyAttemptsTable>;
 
+/** The trade's columns a notification is made of (services/notify.ts: the form, its biz_content, its sign_type). */
+export const NOTIFY_TRADE_COLUMNS = [
+  'id',
+  'trade_no',
+  'out_trade_no',
+  'channel_trade_no',
+  'buyer_user_id',
+  'total_fen',
+  'insurance_fen',
+  'refunded_fen',
+  'paid_at',
+  'closed_at',
+  'pay_type',
+  'extra',
+] as const;
+
+/** What a notification needs of its trade. */
+export type NotifyTrade = Pick<Trade, (typeof NOTIFY_TRADE_COLUMNS)[number]>;
+
+/** The claim's select list of the trade's columns (t.id, t.trade_no, …): only what a notification needs. */
+const NOTIFY_TRADE_SELECT = sql.raw(NOTIFY_TRADE_COLUMNS.map((c) => `t.${c}`).join(', '));
+
 /** A claimed notification with its trade; null when the trade is missing. */
 export interface ClaimedNotification {
   notification: Notification;
-  trade: Trade | null;
+  trade: NotifyTrade | null;
   /** The app's notify allow-list (apps.notify_private_cidrs, JSON text), read with the claim. */
   notifyPrivateCidrs: string | null;
 }
@@ -185,8 +207,9 @@ export class NotificationRepository {
 
   /**
    * claimDue, and the trade of each claimed notification (and its app's notify allow-list) read in the same
-   * statement, so that a delivery needs no read of its own. The trade's columns come back as plain columns
-   * (t.*), parsed by the driver as TradeRepository.byId's are (timestamptz as Date, bigint as number).
+   * statement, so that a delivery needs no read of its own. The trade's columns a notification needs
+   * (NOTIFY_TRADE_COLUMNS) come back as plain columns, parsed by the driver as TradeRepository.byId's are
+   * (timestamptz as Date, bigint as number).
    */
   async claimDueWithTrades(
     now: Date,
@@ -236,7 +259,7 @@ export class NotificationRepository {
         c.url AS n__url, c.trade_status AS n__trade_status, c.status AS n__status, c.attempts AS n__attempts,
         c.next_attempt_at AS n__next_attempt_at, c.lease_until AS n__lease_until, c.lease_owner AS n__lease_owner,
         c.created_at AS n__created_at, c.delivered_at AS n__delivered_at, c.last_error AS n__last_error,
-        a.notify_private_cidrs AS n__notify_private_cidrs, t.*
+        a.notify_private_cidrs AS n__notify_private_cidrs, ${NOTIFY_TRADE_SELECT}
       -- One row even when nothing is claimed: it carries the kept ids.
       FROM (SELECT 1) AS one
       LEFT JOIN c ON true
@@ -250,7 +273,7 @@ export class NotificationRepository {
       // LEFT JOIN: either the whole trade row or every column null.
       claimed.push({
         notification: notification as unknown as Notification,
-        trade: trade['id'] === null ? null : (trade as unknown as Trade),
+        trade: trade['id'] === null ? null : (trade as unknown as NotifyTrade),
         notifyPrivateCidrs: (notify_private_cidrs ?? null) as string | null,
       });
     }

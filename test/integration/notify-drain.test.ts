@@ -2,7 +2,7 @@ import { after, afterEach, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KyselyPlugin } from 'kysely';
 import { qrFields, startTestPlatform, type TestPlatform } from '../support/platform.js';
-import { always, NotifyReceiver } from '../support/receiver.js';
+import { always, NotifyReceiver, type Answer } from '../support/receiver.js';
 import { NotifyJob } from '../../src/jobs/notifier.js';
 import { NotificationRepository } from '../../src/store/notifications.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
@@ -104,6 +104,48 @@ describe('notifier: draining a backlog', () => {
     assert.equal(attempts.length, 11, 'one record per attempt');
   });
 
+  it('a whole batch keeps running: when a delivery ends, the next claimed one starts at once', async () => {
+    // The receiver holds every request and answers the oldest one only when it holds a whole batch (4), or
+    // after 300 ms without a new arrival (the end of the backlog). A notifier that starts the next claimed
+    // delivery as soon as one ends brings it back to 4 at once, every time; one that refills only when half its
+    // batch has ended would wait at 3, and only the 300 ms rule would move it on.
+    const held: Array<() => void> = [];
+    let byRule = 0;
+    let tail: NodeJS.Timeout | null = null;
+    const onTail = () => {
+      const answer = held.shift();
+      if (!answer) return;
+      byRule++;
+      answer();
+      tail = setTimeout(onTail, 300);
+    };
+    const url = his.url(
+      '/drain-full',
+      () =>
+        new Promise<Answer>((resolve) => {
+          held.push(() => resolve({ body: 'success' }));
+          if (tail) clearTimeout(tail);
+          if (held.length >= 4) held.shift()?.();
+          tail = setTimeout(onTail, 300);
+        }),
+    );
+    const nos: string[] = [];
+    for (let i = 0; i < 24; i++) nos.push(await paidTrade(url));
+    const job = new NotifyJob(t.platform.deps);
+    job.start();
+    try {
+      await until('every notification', 15_000, () => his.on('/drain-full').length === 24);
+      await until('every answer', 5_000, () => held.length === 0);
+    } finally {
+      if (tail) clearTimeout(tail);
+      await job.stop();
+    }
+    // The last three are answered by the 300 ms rule: nothing more comes after them.
+    assert.equal(byRule, 3, `${byRule} answers waited for the 300 ms rule`);
+    const all = await notificationsOf(nos);
+    assert.ok(all.every((n) => n.status === 'DELIVERED' && n.attempts === 1 && n.lease_owner === null));
+  });
+
   it('each claim writes the records of the deliveries that ended: fewer statements than notifications', async () => {
     const url = his.url('/drain-count', always({ body: 'success' }));
     const nos: string[] = [];
@@ -132,7 +174,7 @@ describe('notifier: draining a backlog', () => {
       all.every((n) => n.status === 'DELIVERED' && n.attempts === 1),
       'all delivered and recorded',
     );
-    // One claim per half batch at most, the records riding along (a claim and a record per delivery, before).
+    // About one claim per batch, the records riding along (a claim and a record per delivery, before).
     assert.ok(statements <= 16, `${statements} statements for 16 notifications`);
     const attempts = await t.platform.deps.notifications.attemptsOf(all.map((n) => n.id));
     assert.deepEqual(

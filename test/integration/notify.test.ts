@@ -16,7 +16,7 @@ import {
   type NotificationView,
 } from '../../src/services/notify.js';
 import { registerAdminRoutes } from '../../src/http/admin/routes.js';
-import { NotificationRepository } from '../../src/store/notifications.js';
+import { NOTIFY_TRADE_COLUMNS, NotificationRepository } from '../../src/store/notifications.js';
 import { notifyCommand, NotifyUsageError, NotificationNotFoundError } from '../../src/cli/notify.js';
 import { verifyParams } from '../../src/crypto/signing.js';
 import { formatShanghai } from '../../src/domain/clock.js';
@@ -498,7 +498,11 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal(c.notification.lease_owner, 'probe:1');
     const trade = await t.platform.deps.trades.byId(initial.trade_id);
     assert.ok(trade);
-    assert.deepEqual(c.trade, trade, 'the same columns and JS types (Date, number) as byId');
+    assert.deepEqual(
+      c.trade,
+      Object.fromEntries(NOTIFY_TRADE_COLUMNS.map((k) => [k, trade[k]])),
+      'the columns a notification needs, with the same JS types (Date, number) as byId',
+    );
     assert.ok(c.trade?.paid_at instanceof Date);
     assert.equal(typeof c.trade?.total_fen, 'number');
 
