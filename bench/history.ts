@@ -8,13 +8,17 @@
  *      for one business day of `reconTrades` payments and 5 % refunds against the simulator's Alipay and WeChat
  *      bills (no HIS: that side is an HTTP client whose cost does not depend on hospay's history).
  *
+ * Two databases: an empty one and one filled with the history; the measurements run in rounds alternating them
+ * (E F, F E, …: slow changes of the machine's load fall on both), a server started afresh for each phase; each
+ * figure is the median of its rounds.
+ *
  * The fill (PostgreSQL only, set-based INSERT … SELECT generate_series in chunks): `rows` historical trades of
  * ~20 hospitals (apps) spread over ~2 years of Asia/Shanghai days, in time order as a live system writes them,
  * all kinds, pay types and channels, statuses in realistic proportions; ~5 % refunded (a few cancelled, a few
  * refunds FAILED); a notification for every settled online (QR, H5) trade; delivery attempts and channel call
  * records for the last 90 days only (their default retention: older ones are purged in a live system);
  * reconciliation runs for every app, day and pay type, their evidence for 365 days, and a few differences. Then
- * ANALYZE. Between the two phases the server is restarted (no plan or cache carried over).
+ * ANALYZE.
  *
  * Then every hot query of the store is EXPLAINed (ANALYZE, BUFFERS) on the filled database: time, buffers, and
  * whether a big table was read by a sequential scan.
@@ -23,8 +27,9 @@
  *   npx tsx bench/history.ts --rows=200000 --duration=5 --recon-trades=5000 --keep
  *
  * Flags: --rows=2000000 (historical trades), --apps=20, --days=730, --duration=8 (s per load), --warmup=2,
- * --connections=50, --recon-trades=5000 (payments of the reconciled day), --keep (do not drop the database:
- * its URL is printed), --explain-only=<database URL> (EXPLAIN the hot queries of an already filled database).
+ * --connections=50, --recon-trades=5000 (payments of the reconciled day), --rounds=3, --keep (do not drop the
+ * filled database: its URL is printed), --filled=<database URL> (measure against a database filled and kept by an
+ * earlier run: no fill), --explain-only=<database URL> (EXPLAIN the hot queries of an already filled database).
  * Wired into bench/run.ts as `--history=N`.
  */
 import fs from 'node:fs';
@@ -84,6 +89,11 @@ export interface HistoryReconcile {
   platformMs: number;
   /** CPU of this process during the fastest run, ms. */
   cpuMs: number;
+  /**
+   * Where the fastest run (without the bill) went, ms, both pay types together: the platform's reads of the day,
+   * the matching, the saving, and the rest (the previous day's pending pool, the HIS side when configured).
+   */
+  stagesMs: { platform: number; match: number; save: number; other: number };
   matched: number;
   differences: number;
 }
@@ -119,11 +129,14 @@ export interface HistoryReport {
   rows: number;
   apps: number;
   days: number;
-  settings: { duration: number; warmup: number; connections: number; reconTrades: number };
+  settings: { duration: number; warmup: number; connections: number; reconTrades: number; rounds: number };
+  /** Every round of each database, in the order run (empty and filled alternating, each round's order swapped). */
+  rounds: { empty: HistoryPhase[]; filled: HistoryPhase[] };
   fillSeconds: number;
   analyzeSeconds: number;
   /** Rows and size (table + indexes + TOAST) of every table with more than 1000 rows after the fill. */
   tables: Array<{ table: string; rows: number; mb: number }>;
+  /** Each measure's median over the rounds (the reconciliation: its best run over the rounds). */
   empty: HistoryPhase | null;
   filled: HistoryPhase | null;
   /**
@@ -155,6 +168,13 @@ export interface HistoryOptions {
   warmup?: number;
   connections?: number;
   reconTrades?: number;
+  /** Rounds of the measurements, the empty and filled databases alternating (default 3). */
+  rounds?: number;
+  /**
+   * `db` is already filled by an earlier run (--filled=<url>, a database kept with --keep): no fill; its bench
+   * app (hospital HBENCH) is used with a new access token.
+   */
+  prefilled?: boolean;
 }
 
 const MASTER_KEY = 'ab'.repeat(32);
@@ -177,8 +197,11 @@ const shanghaiDate = (daysAgo: number) =>
 // ---- the run ------------------------------------------------------------------------------------------------------
 
 /**
- * The whole test on `o.db` (PostgreSQL; an embedded database is skipped): set-up, the empty phase, the fill, the
- * filled phase, the EXPLAINs. The database is left for the caller to drop.
+ * The whole test: `o.db` (PostgreSQL; an embedded database is skipped) is filled with the history (unless
+ * `prefilled`); a second, empty database is made here (and dropped). Both get the bench app and its reconciled
+ * day; then the same measurements run round by round on the empty and the filled database alternately (E F, then
+ * F E, …), so that slow changes of the machine's load fall on both; each measure is the median of its rounds.
+ * Then the EXPLAINs on the filled database. `o.db` is left for the caller to drop.
  */
 export async function historyBench(o: HistoryOptions): Promise<HistoryReport> {
   const settings = {
@@ -186,6 +209,7 @@ export async function historyBench(o: HistoryOptions): Promise<HistoryReport> {
     warmup: o.warmup ?? 2,
     connections: o.connections ?? 50,
     reconTrades: o.reconTrades ?? 5000,
+    rounds: Math.max(1, o.rounds ?? 3),
   };
   const report: HistoryReport = {
     skipped: null,
@@ -193,6 +217,7 @@ export async function historyBench(o: HistoryOptions): Promise<HistoryReport> {
     apps: o.apps ?? 20,
     days: o.days ?? 730,
     settings,
+    rounds: { empty: [], filled: [] },
     fillSeconds: 0,
     analyzeSeconds: 0,
     tables: [],
@@ -207,81 +232,190 @@ export async function historyBench(o: HistoryOptions): Promise<HistoryReport> {
     report.skipped = 'the history test runs on PostgreSQL only (the fill is set-based SQL on a real server)';
     return report;
   }
-  const url = o.db.url;
   const adminToken = randomBytes(24).toString('hex');
-  const sql = new pg.Client({ connectionString: url });
-  await sql.connect();
-  let server: Server | null = null;
+  // The daily reconciliation job stays off: the reconciliation measured is the one run here.
+  const start = (db: BenchDb) =>
+    startHospay(db, { jobs: true, cpuProfDir: null, adminToken, extraEnv: { HOSPAY_RECONCILE_AT: 'off' } });
+  // Yesterday, reconciled on both databases (the history ends four days ago).
+  const day = shanghaiDate(1);
+  const filled: Side = { db: o.db, url: o.db.url, sql: new pg.Client({ connectionString: o.db.url }) };
+  let emptyDb: BenchDb | null = null;
+  let empty: Side | null = null;
   try {
-    // The daily reconciliation job stays off: the reconciliation measured is the one run here.
-    const start = () =>
-      startHospay(o.db, {
-        jobs: true,
-        cpuProfDir: null,
-        adminToken,
-        extraEnv: { HOSPAY_RECONCILE_AT: 'off' },
+    await filled.sql.connect();
+    emptyDb = await createDb('postgres');
+    empty = {
+      db: emptyDb,
+      url: emptyDb.url ?? '',
+      sql: new pg.Client({ connectionString: emptyDb.url ?? '' }),
+    };
+    await empty.sql.connect();
+    const e = await newBenchApp(empty, start, adminToken, day, settings.reconTrades);
+    let f: BenchApp;
+    if (o.prefilled) {
+      f = await reuseBenchApp(filled, day, settings.reconTrades);
+      report.rows = (await tradeCount(filled.sql)) - settings.reconTrades;
+    } else {
+      f = await newBenchApp(filled, start, adminToken, day, settings.reconTrades);
+      const t0 = Date.now();
+      await fillHistory(filled.sql, {
+        appId: f.appId,
+        rows: o.rows,
+        apps: report.apps,
+        days: report.days,
+        log: o.log,
       });
-    server = await start();
+      report.fillSeconds = Math.round((Date.now() - t0) / 1000);
+      const t1 = Date.now();
+      o.log(`history: ANALYZE …`);
+      await filled.sql.query('VACUUM ANALYZE');
+      // The fill's dirty pages written out now, not by a checkpoint during the first filled round.
+      await filled.sql.query('CHECKPOINT');
+      report.analyzeSeconds = Math.round((Date.now() - t1) / 1000);
+    }
+    report.tables = await tableSizes(filled.sql);
+
+    for (let r = 0; r < settings.rounds; r++) {
+      const order = r % 2 === 0 ? (['empty', 'filled'] as const) : (['filled', 'empty'] as const);
+      for (const label of order) {
+        const [side, app] = label === 'empty' ? [empty, e] : [filled, f];
+        o.log(`history: round ${r + 1} of ${settings.rounds}, the ${label} database, measuring …`);
+        // A server of its own for each phase: no plan or cache carried over.
+        const server = await start(side.db);
+        try {
+          report.rounds[label].push(
+            await phase(label, server, side.sql, side.url, app.appId, app.token, day, settings, o.log),
+          );
+        } finally {
+          await server.stop();
+        }
+      }
+    }
+    const em = medianPhase(report.rounds.empty);
+    const fm = medianPhase(report.rounds.filled);
+    report.empty = em;
+    report.filled = fm;
+    report.ratios = {
+      queryP50: ratio(fm.query.p50, em.query.p50),
+      queryCpu: ratio(
+        fm.query.cpuMsPerReq + fm.query.dbCpuMsPerReq,
+        em.query.cpuMsPerReq + em.query.dbCpuMsPerReq,
+      ),
+      barcodeRps: ratio(fm.barcode.rps, em.barcode.rps),
+      barcodeCpu: ratio(
+        fm.barcode.cpuMsPerReq + fm.barcode.dbCpuMsPerReq,
+        em.barcode.cpuMsPerReq + em.barcode.dbCpuMsPerReq,
+      ),
+      reconcile: ratio(fm.reconcile.platformMs, em.reconcile.platformMs),
+    };
+    o.log(`history: EXPLAIN the hot queries …`);
+    report.explains = await explainHotQueries(filled.sql, f.appId);
+    report.lastMigration = await lastMigration(filled.sql);
+  } catch (err) {
+    report.crashed = err instanceof Error ? (err.stack ?? err.message) : String(err);
+    o.log(`history: failed: ${report.crashed}`);
+  } finally {
+    await filled.sql.end().catch(() => undefined);
+    await empty?.sql.end().catch(() => undefined);
+    await emptyDb?.drop();
+  }
+  return report;
+}
+
+/** One of the two databases. */
+interface Side {
+  db: BenchDb;
+  url: string;
+  sql: pg.Client;
+}
+
+/** The bench app of a database: the one whose trades are queried, paid and reconciled. */
+interface BenchApp {
+  appId: string;
+  token: string;
+}
+
+/** Creates the bench app (through the admin API) and seeds its reconciled day. */
+async function newBenchApp(
+  side: Side,
+  start: (db: BenchDb) => Promise<Server>,
+  adminToken: string,
+  day: string,
+  reconTrades: number,
+): Promise<BenchApp> {
+  const server = await start(side.db);
+  try {
     const created = (await postJson(
       `${server.base}/admin/apps`,
       { name: '历史基准 history bench', hospital_id: 'HBENCH' },
       adminToken,
     )) as { app_id: string; access_token: string };
-    const appId = created.app_id;
-    const token = created.access_token;
-    // Two business days of the bench app, one reconciled per phase: the day before yesterday on the empty
-    // database, yesterday on the filled one (the history ends before both).
-    const dayEmpty = shanghaiDate(2);
-    const dayFilled = shanghaiDate(1);
-    for (const d of [dayEmpty, dayFilled]) await seedReconDay(sql, appId, d, settings.reconTrades);
-    await sql.query('ANALYZE');
-
-    o.log(`history: empty database, measuring …`);
-    report.empty = await phase('empty', server, sql, url, appId, token, dayEmpty, settings, o.log);
-    await server.stop();
-    server = null;
-
-    const t0 = Date.now();
-    await fillHistory(sql, { appId, rows: o.rows, apps: report.apps, days: report.days, log: o.log });
-    report.fillSeconds = Math.round((Date.now() - t0) / 1000);
-    const t1 = Date.now();
-    o.log(`history: ANALYZE …`);
-    await sql.query('VACUUM ANALYZE');
-    report.analyzeSeconds = Math.round((Date.now() - t1) / 1000);
-    report.tables = await tableSizes(sql);
-
-    server = await start();
-    o.log(`history: filled database (${o.rows.toLocaleString('en')} historical trades), measuring …`);
-    report.filled = await phase('filled', server, sql, url, appId, token, dayFilled, settings, o.log);
-    await server.stop();
-    server = null;
-
-    const e = report.empty;
-    const f = report.filled;
-    report.ratios = {
-      queryP50: ratio(f.query.p50, e.query.p50),
-      queryCpu: ratio(
-        f.query.cpuMsPerReq + f.query.dbCpuMsPerReq,
-        e.query.cpuMsPerReq + e.query.dbCpuMsPerReq,
-      ),
-      barcodeRps: ratio(f.barcode.rps, e.barcode.rps),
-      barcodeCpu: ratio(
-        f.barcode.cpuMsPerReq + f.barcode.dbCpuMsPerReq,
-        e.barcode.cpuMsPerReq + e.barcode.dbCpuMsPerReq,
-      ),
-      reconcile: ratio(f.reconcile.platformMs, e.reconcile.platformMs),
-    };
-    o.log(`history: EXPLAIN the hot queries …`);
-    report.explains = await explainHotQueries(sql, appId);
-    report.lastMigration = await lastMigration(sql);
-  } catch (err) {
-    report.crashed = err instanceof Error ? (err.stack ?? err.message) : String(err);
-    o.log(`history: failed: ${report.crashed}`);
+    await seedReconDay(side.sql, created.app_id, day, reconTrades);
+    await side.sql.query('ANALYZE');
+    return { appId: created.app_id, token: created.access_token };
   } finally {
-    await server?.stop();
-    await sql.end();
+    await server.stop();
   }
-  return report;
+}
+
+/**
+ * The bench app of a database filled by an earlier run: a new access token (only its SHA-256 is stored), and
+ * the reconciled day seeded unless it already is.
+ */
+async function reuseBenchApp(side: Side, day: string, reconTrades: number): Promise<BenchApp> {
+  const r = await side.sql.query<{ id: string }>(`SELECT id FROM apps WHERE hospital_id = 'HBENCH' LIMIT 1`);
+  const appId = r.rows[0]?.id;
+  if (!appId) throw new Error('--filled: the database has no bench app (hospital HBENCH)');
+  const token = randomBytes(24).toString('hex');
+  await side.sql.query(
+    `UPDATE apps SET token_hash = encode(sha256(convert_to($2, 'UTF8')), 'hex') WHERE id = $1`,
+    [appId, token],
+  );
+  const seeded = await side.sql.query(
+    `SELECT 1 FROM trades WHERE app_id = $1 AND out_trade_no LIKE $2 LIMIT 1`,
+    [appId, `RC${day.replace(/-/g, '')}%`],
+  );
+  if (seeded.rowCount === 0) {
+    await seedReconDay(side.sql, appId, day, reconTrades);
+    await side.sql.query('ANALYZE');
+  }
+  return { appId, token };
+}
+
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? (s[m] ?? 0) : r2(((s[m - 1] ?? 0) + (s[m] ?? 0)) / 2);
+};
+
+/** Each load's figures as their medians over the rounds; the reconciliation's best run over all rounds. */
+function medianPhase(phases: HistoryPhase[]): HistoryPhase {
+  const first = phases[0];
+  if (!first) throw new Error('no round was measured');
+  const loadOf = (pick: (p: HistoryPhase) => HistoryLoad): HistoryLoad => {
+    const ls = phases.map(pick);
+    return {
+      rps: median(ls.map((l) => l.rps)),
+      p50: median(ls.map((l) => l.p50)),
+      p99: median(ls.map((l) => l.p99)),
+      cpuMsPerReq: median(ls.map((l) => l.cpuMsPerReq)),
+      dbCpuMsPerReq: median(ls.map((l) => l.dbCpuMsPerReq)),
+      requests: ls.reduce((a, l) => a + l.requests, 0),
+      failures: ls.reduce((a, l) => a + l.failures, 0),
+    };
+  };
+  const best = phases.reduce((a, p) => (p.reconcile.platformMs < a.reconcile.platformMs ? p : a), first);
+  return {
+    label: first.label,
+    trades: first.trades,
+    query: loadOf((p) => p.query),
+    barcode: loadOf((p) => p.barcode),
+    reconcile: {
+      ...best.reconcile,
+      runsMs: phases.flatMap((p) => p.reconcile.runsMs),
+      bestMs: Math.min(...phases.map((p) => p.reconcile.bestMs)),
+    },
+  };
 }
 
 async function lastMigration(sql: pg.Client): Promise<string> {
@@ -342,7 +476,9 @@ async function phase(
   const reconcile = await reconcileOnce(url, appId, day);
   log(
     `    ${reconcile.runsMs.join(' ms, ')} ms; without the bill ${reconcile.platformMs} ms ` +
-      `(matched ${reconcile.matched}, differences ${reconcile.differences})`,
+      `(matched ${reconcile.matched}, differences ${reconcile.differences}; platform's reads ` +
+      `${reconcile.stagesMs.platform}, match ${reconcile.stagesMs.match}, save ${reconcile.stagesMs.save}, ` +
+      `other ${reconcile.stagesMs.other} ms)`,
   );
   return { label, trades, query, barcode, reconcile };
 }
@@ -397,13 +533,15 @@ async function reconcileOnce(url: string, appId: string, date: string): Promise<
     let differences = 0;
     let platformMs = Infinity;
     let cpu = 0;
+    let stagesMs = { platform: 0, match: 0, save: 0, other: 0 };
     for (let k = 0; k < 3; k++) {
-      let billMs = 0;
-      let billFrom = 0;
+      // Each stage's time, from its first progress report (done 0) to its last (done = total).
+      const spent = new Map<ReconProgress['stage'], number>();
+      const from = new Map<ReconProgress['stage'], number>();
       const onProgress = (p: ReconProgress) => {
-        if (p.stage !== 'bill') return;
-        if (p.done === 0) billFrom = performance.now();
-        else billMs += performance.now() - billFrom;
+        if (p.done === 0) from.set(p.stage, performance.now());
+        else if (p.done === p.total)
+          spent.set(p.stage, (spent.get(p.stage) ?? 0) + performance.now() - (from.get(p.stage) ?? 0));
       };
       const c0 = process.cpuUsage();
       const t0 = performance.now();
@@ -417,7 +555,14 @@ async function reconcileOnce(url: string, appId: string, date: string): Promise<
       const c = process.cpuUsage(c0);
       if (ms < Math.min(...runsMs, Infinity)) cpu = Math.round((c.user + c.system) / 1000);
       runsMs.push(ms);
-      platformMs = Math.min(platformMs, Math.round(ms - billMs));
+      const billMs = spent.get('bill') ?? 0;
+      if (Math.round(ms - billMs) < platformMs) {
+        platformMs = Math.round(ms - billMs);
+        const st = (x: ReconProgress['stage']) => Math.round((spent.get(x) ?? 0) * 10) / 10;
+        stagesMs = { platform: st('platform'), match: st('match'), save: st('save'), other: 0 };
+        stagesMs.other =
+          Math.round((ms - billMs - stagesMs.platform - stagesMs.match - stagesMs.save) * 10) / 10;
+      }
       matched = outcomes.reduce((a, x) => a + x.matched, 0);
       differences = outcomes.reduce((a, x) => a + x.differences, 0);
     }
@@ -441,6 +586,7 @@ async function reconcileOnce(url: string, appId: string, date: string): Promise<
       bestMs: Math.min(...runsMs),
       platformMs,
       cpuMs: cpu,
+      stagesMs,
       matched,
       differences,
     };
@@ -1083,7 +1229,8 @@ export function printHistory(r: HistoryReport): string {
   lines.push(
     `history test: ${r.rows.toLocaleString('en')} historical trades of ${r.apps} hospitals over ${r.days} days ` +
       `(filled in ${r.fillSeconds} s, VACUUM ANALYZE ${r.analyzeSeconds} s); ${r.settings.connections} connections, ` +
-      `${r.settings.duration} s per load; migrations up to ${r.lastMigration || '?'}`,
+      `${r.settings.duration} s per load, ${r.settings.rounds} rounds alternating the empty and filled databases ` +
+      `(medians); migrations up to ${r.lastMigration || '?'}`,
   );
   if (r.crashed) lines.push(`  FAILED: ${r.crashed.slice(0, 2000)}`);
   if (r.tables.length)
@@ -1146,6 +1293,20 @@ export function printHistory(r: HistoryReport): string {
         `${String(f.reconcile.bestMs).padStart(12)} ${pct(ratio(f.reconcile.bestMs, e.reconcile.bestMs)).padStart(13)}` +
         `  (cpu ${e.reconcile.cpuMs} → ${f.reconcile.cpuMs} ms; the bill is the simulator's books)`,
     );
+    const stages = (x: HistoryReconcile) =>
+      `${x.stagesMs.platform}/${x.stagesMs.match}/${x.stagesMs.save}/${x.stagesMs.other}`;
+    lines.push(
+      `  (reconciliation without the bill, ms: platform's reads/match/save/other ${stages(e.reconcile)} → ` +
+        `${stages(f.reconcile)})`,
+    );
+    const each = (ps: HistoryPhase[], pick: (p: HistoryPhase) => string) => ps.map(pick).join(', ');
+    lines.push(
+      `  (each round, empty → filled: barcode req/s ${each(r.rounds.empty, (p) => String(p.barcode.rps))} → ` +
+        `${each(r.rounds.filled, (p) => String(p.barcode.rps))}; barcode cpu ` +
+        `${each(r.rounds.empty, (p) => cpu(p.barcode))} → ${each(r.rounds.filled, (p) => cpu(p.barcode))}; ` +
+        `reconcile no bill ${each(r.rounds.empty, (p) => String(p.reconcile.platformMs))} → ` +
+        `${each(r.rounds.filled, (p) => String(p.reconcile.platformMs))} ms)`,
+    );
     lines.push(
       `  (query p99 ${e.query.p99} → ${f.query.p99} ms, ${e.query.rps} → ${f.query.rps} req/s; barcode p50 ` +
         `${e.barcode.p50} → ${f.barcode.p50} ms; failures ${e.query.failures + e.barcode.failures} → ` +
@@ -1179,7 +1340,8 @@ async function main(): Promise<void> {
         rows: 0,
         apps: 0,
         days: 0,
-        settings: { duration: 0, warmup: 0, connections: 0, reconTrades: 0 },
+        settings: { duration: 0, warmup: 0, connections: 0, reconTrades: 0, rounds: 0 },
+        rounds: { empty: [], filled: [] },
         fillSeconds: 0,
         analyzeSeconds: 0,
         tables: await tableSizes(c),
@@ -1196,11 +1358,22 @@ async function main(): Promise<void> {
     }
     return;
   }
-  const db = await createDb('postgres');
-  const keep = args['keep'] === 'true';
+  const given = args['filled'];
+  const db: BenchDb = given
+    ? {
+        kind: 'postgres',
+        url: given,
+        dataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-history-')),
+        refDataDir: fs.mkdtempSync(path.join(os.tmpdir(), 'hospay-history-ref-')),
+        drop: async () => undefined,
+      }
+    : await createDb('postgres');
+  const keep = args['keep'] === 'true' || Boolean(given);
   try {
     const report = await historyBench({
       db,
+      prefilled: Boolean(given),
+      rounds: num('rounds', 3),
       rows: num('rows', 2_000_000),
       apps: num('apps', 20),
       days: num('days', 730),
