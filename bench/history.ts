@@ -10,7 +10,8 @@
  *
  * Two databases: an empty one and one filled with the history; the measurements run in rounds alternating them
  * (E F, F E, …: slow changes of the machine's load fall on both), a server started afresh for each phase; each
- * figure is the median of its rounds.
+ * figure is the median of its rounds (a checkpoint, every 5 minutes by default, lands on one round or another:
+ * the rounds' lines say which).
  *
  * The fill (PostgreSQL only, set-based INSERT … SELECT generate_series in chunks): `rows` historical trades of
  * ~20 hospitals (apps) spread over ~2 years of Asia/Shanghai days, in time order as a live system writes them,
@@ -27,7 +28,7 @@
  *   npx tsx bench/history.ts --rows=200000 --duration=5 --recon-trades=5000 --keep
  *
  * Flags: --rows=2000000 (historical trades), --apps=20, --days=730, --duration=8 (s per load), --warmup=2,
- * --connections=50, --recon-trades=5000 (payments of the reconciled day), --rounds=3, --keep (do not drop the
+ * --connections=50, --recon-trades=5000 (payments of the reconciled day), --rounds=4, --keep (do not drop the
  * filled database: its URL is printed), --filled=<database URL> (measure against a database filled and kept by an
  * earlier run: no fill), --explain-only=<database URL> (EXPLAIN the hot queries of an already filled database).
  * Wired into bench/run.ts as `--history=N`.
@@ -72,6 +73,12 @@ export interface HistoryLoad {
   requests: number;
   /** Transport errors + non-2xx + answers that were not IsSuccess 1. */
   failures: number;
+  /**
+   * PostgreSQL's buffer work during the load: blocks read into shared_buffers (cache misses: from the OS's page
+   * cache or the disk) and dirty buffers written out by the backends themselves (to make room), per request;
+   * checkpoints that started meanwhile.
+   */
+  io?: { blksReadPerReq: number; backendWritesPerReq: number; checkpoints: number };
 }
 
 export interface HistoryReconcile {
@@ -168,7 +175,7 @@ export interface HistoryOptions {
   warmup?: number;
   connections?: number;
   reconTrades?: number;
-  /** Rounds of the measurements, the empty and filled databases alternating (default 3). */
+  /** Rounds of the measurements, the empty and filled databases alternating (default 4). */
   rounds?: number;
   /**
    * `db` is already filled by an earlier run (--filled=<url>, a database kept with --keep): no fill; its bench
@@ -209,7 +216,7 @@ export async function historyBench(o: HistoryOptions): Promise<HistoryReport> {
     warmup: o.warmup ?? 2,
     connections: o.connections ?? 50,
     reconTrades: o.reconTrades ?? 5000,
-    rounds: Math.max(1, o.rounds ?? 3),
+    rounds: Math.max(1, o.rounds ?? 4),
   };
   const report: HistoryReport = {
     skipped: null,
@@ -402,6 +409,11 @@ function medianPhase(phases: HistoryPhase[]): HistoryPhase {
       dbCpuMsPerReq: median(ls.map((l) => l.dbCpuMsPerReq)),
       requests: ls.reduce((a, l) => a + l.requests, 0),
       failures: ls.reduce((a, l) => a + l.failures, 0),
+      io: {
+        blksReadPerReq: median(ls.map((l) => l.io?.blksReadPerReq ?? 0)),
+        backendWritesPerReq: median(ls.map((l) => l.io?.backendWritesPerReq ?? 0)),
+        checkpoints: ls.reduce((a, l) => a + (l.io?.checkpoints ?? 0), 0),
+      },
     };
   };
   const best = phases.reduce((a, p) => (p.reconcile.platformMs < a.reconcile.platformMs ? p : a), first);
@@ -470,7 +482,9 @@ async function phase(
     body: () => xml({ AccessToken: token, OutTradeNo: uniq('HB'), ...PAY_FIELDS, TotalAmount: '88.88' }),
   });
   log(
-    `    ${barcode.rps} req/s, p50 ${barcode.p50} ms, cpu ${barcode.cpuMsPerReq}+${barcode.dbCpuMsPerReq} ms/req`,
+    `    ${barcode.rps} req/s, p50 ${barcode.p50} ms, cpu ${barcode.cpuMsPerReq}+${barcode.dbCpuMsPerReq} ms/req; ` +
+      `blocks read ${barcode.io?.blksReadPerReq}/req, backends' own writes ${barcode.io?.backendWritesPerReq}/req, ` +
+      `checkpoints ${barcode.io?.checkpoints}`,
   );
   log(`  [${label}] reconciliation of ${day} …`);
   const reconcile = await reconcileOnce(url, appId, day);
@@ -497,11 +511,13 @@ async function measure(
     ok: offlineOk,
   };
   if (s.warmup > 0) await load({ ...opts, duration: s.warmup });
+  const io0 = await bufferWork(dbUrl);
   const c0 = cpuMs(server.pid);
   const b0 = await backendsCpu(dbUrl);
   const r = await load({ ...opts, duration: s.duration });
   const c1 = cpuMs(server.pid);
   const b1 = await backendsCpu(dbUrl);
+  const io1 = await bufferWork(dbUrl);
   const n = Math.max(r.requests, 1);
   return {
     rps: r.rps,
@@ -511,7 +527,34 @@ async function measure(
     dbCpuMsPerReq: r2(backendsDelta(b0, b1) / n),
     requests: r.requests,
     failures: r.errors + r.non2xx + r.appFail,
+    io: {
+      blksReadPerReq: r2((io1.blksRead - io0.blksRead) / n),
+      backendWritesPerReq: r2((io1.backendWrites - io0.backendWrites) / n),
+      checkpoints: io1.checkpoints - io0.checkpoints,
+    },
   };
+}
+
+/** The database's blocks read into shared_buffers, the backends' own buffer writes and the checkpoints so far. */
+async function bufferWork(
+  url: string,
+): Promise<{ blksRead: number; backendWrites: number; checkpoints: number }> {
+  const c = new pg.Client({ connectionString: url });
+  await c.connect();
+  try {
+    const r = await c.query<{ blks_read: string; buffers_backend: string; checkpoints: string }>(
+      `SELECT d.blks_read, b.buffers_backend, b.checkpoints_timed + b.checkpoints_req AS checkpoints
+         FROM pg_stat_database d, pg_stat_bgwriter b WHERE d.datname = current_database()`,
+    );
+    const row = r.rows[0];
+    return {
+      blksRead: Number(row?.blks_read ?? 0),
+      backendWrites: Number(row?.buffers_backend ?? 0),
+      checkpoints: Number(row?.checkpoints ?? 0),
+    };
+  } finally {
+    await c.end();
+  }
 }
 
 /** One app's business day reconciled three times in this process (the platform on the same database), timed. */
@@ -1305,7 +1348,9 @@ export function printHistory(r: HistoryReport): string {
         `${each(r.rounds.filled, (p) => String(p.barcode.rps))}; barcode cpu ` +
         `${each(r.rounds.empty, (p) => cpu(p.barcode))} → ${each(r.rounds.filled, (p) => cpu(p.barcode))}; ` +
         `reconcile no bill ${each(r.rounds.empty, (p) => String(p.reconcile.platformMs))} → ` +
-        `${each(r.rounds.filled, (p) => String(p.reconcile.platformMs))} ms)`,
+        `${each(r.rounds.filled, (p) => String(p.reconcile.platformMs))} ms; checkpoints during barcode pay ` +
+        `${each(r.rounds.empty, (p) => String(p.barcode.io?.checkpoints ?? '?'))} → ` +
+        `${each(r.rounds.filled, (p) => String(p.barcode.io?.checkpoints ?? '?'))})`,
     );
     lines.push(
       `  (query p99 ${e.query.p99} → ${f.query.p99} ms, ${e.query.rps} → ${f.query.rps} req/s; barcode p50 ` +
@@ -1373,7 +1418,7 @@ async function main(): Promise<void> {
     const report = await historyBench({
       db,
       prefilled: Boolean(given),
-      rounds: num('rounds', 3),
+      rounds: num('rounds', 4),
       rows: num('rows', 2_000_000),
       apps: num('apps', 20),
       days: num('days', 730),
