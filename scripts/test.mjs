@@ -5,6 +5,7 @@
 //   npm test -- test/integration/refund.test.ts   selected files (or directories)
 //   npm run test:reliability       the reliability battery (test/reliability: slow, on both databases) plus its
 //                                  quick parts (test/unit/reliability, test/integration/reliability)
+//   HOSPAY_TEST_CONCURRENCY=1 npm test   integration files one at a time (default: 2 at a time)
 // `npm test` leaves out test/reliability (slow) and test/remote (live sandboxes: npm run test:remote).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -41,9 +42,13 @@ let passed = 0;
 let failed = 0;
 let skipped = 0;
 
-function run(label, files, env) {
+// Integration files run two at a time (HOSPAY_TEST_CONCURRENCY): each has its own database (or data directory)
+// and its own ports, and much of their time is spent waiting on servers, child processes and PostgreSQL.
+const concurrency = Math.max(1, Number(process.env.HOSPAY_TEST_CONCURRENCY ?? 2) || 1);
+
+function run(label, files, env, parallel = 1) {
   if (files.length === 0) return;
-  console.log(`\n=== ${label}: ${files.length} file(s) ===`);
+  console.log(`\n=== ${label}: ${files.length} file(s)${parallel > 1 ? `, ${parallel} at a time` : ''} ===`);
   const tap = path.join(fs.mkdtempSync('/tmp/hospay-test-'), 'out.tap');
   const r = spawnSync(
     process.execPath,
@@ -51,6 +56,7 @@ function run(label, files, env) {
       '--import',
       'tsx',
       '--test',
+      `--test-concurrency=${parallel}`,
       '--test-reporter=spec',
       '--test-reporter-destination=stdout',
       '--test-reporter=tap',
@@ -72,7 +78,7 @@ function run(label, files, env) {
 }
 
 run('unit', unit, {});
-for (const db of dbs) run(`integration on ${db}`, integration, { HOSPAY_TEST_DB: db });
+for (const db of dbs) run(`integration on ${db}`, integration, { HOSPAY_TEST_DB: db }, concurrency);
 
 console.log(`\ntests: ${passed} passed, ${failed} failed, ${skipped} skipped`);
 process.exit(failed === 0 && passed > 0 ? 0 : 1);

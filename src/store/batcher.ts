@@ -14,6 +14,8 @@
  * wait for the next batch, so a batch's rows are told apart by their key and a conflict inside one statement can
  * never be ambiguous. A batch that fails as a whole (a constraint, a deadlock with another server's batch) is run
  * again one item at a time, so each caller gets its own outcome and its own error, exactly as without batching.
+ * A batch's items go to the statement sorted by their first key, so that batches of one statement in several
+ * processes lock their rows in the same order (no deadlock between them).
  */
 import { dbBatchItems, dbBatchRetried, dbBatchStatements } from '../metrics.js';
 
@@ -76,7 +78,10 @@ export class Batcher<I, O> {
     }
   }
 
-  /** The next batch: the oldest waiting items, up to `max`, no two with one key (the others keep their place). */
+  /**
+   * The next batch: the oldest waiting items, up to `max`, no two with one key (the others keep their place),
+   * sorted by their first key.
+   */
   private take(): Array<Waiting<I, O>> {
     const first = this.queue.shift() as Waiting<I, O>;
     if (this.queue.length === 0) return [first];
@@ -97,7 +102,14 @@ export class Batcher<I, O> {
     }
     this.queue.length = 0;
     this.queue.push(...rest);
-    return batch;
+    // In the order of their first keys (unique in a batch): every process's batches of one statement then take
+    // their rows' locks in one global order, so two of them can wait for each other's rows but never deadlock.
+    const order = new Map(batch.map((w) => [w, keysOf(w)[0] ?? ''] as const));
+    return batch.sort((a, b) => {
+      const ka = order.get(a) ?? '';
+      const kb = order.get(b) ?? '';
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
   }
 
   private async send(batch: Array<Waiting<I, O>>): Promise<void> {
