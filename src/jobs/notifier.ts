@@ -63,9 +63,6 @@ export class NotifyJob {
   private async deliverDue(drain: boolean): Promise<Counts> {
     const counts: Counts = { delivered: 0, retry: 0, failed: 0 };
     const size = this.deps.config.notify.batchSize;
-    // Claim again when the ready ones have dropped to one batch: each claim then takes at least a batch, and
-    // writes the records of about as many deliveries that ended, in the same statement.
-    const low = size;
     const recorder = new AttemptRecorder(this.deps.notifications);
     /** Claimed, not yet started. */
     const ready: Claimed[] = [];
@@ -79,7 +76,9 @@ export class NotifyJob {
     /** The last claim found fewer due than it asked for: wait for every delivery to end before the next. */
     let short = false;
     let wake: (() => void) | null = null;
-    const due = () => this.stopping || (short ? runningNow === 0 : ready.length <= low);
+    // Claim again when the ready ones have dropped to one batch: each claim then takes at least a batch, and
+    // writes the records of about as many deliveries that ended, in the same statement.
+    const due = () => this.stopping || (short ? runningNow === 0 : ready.length <= size);
     const check = () => {
       if (wake && due()) {
         wake();
@@ -128,8 +127,8 @@ export class NotifyJob {
         if (this.stopping) break;
       }
     } finally {
-      // Claimed and never started (the job stops): their leases run out and they are delivered later.
-      for (const c of ready.splice(0)) busy.delete(c.notification.id);
+      // Claimed and never started (the job stops) are left as they are: their leases run out and they are
+      // delivered later.
       // The rest are recorded in groups as they end.
       recorder.release();
       await Promise.all(all);

@@ -259,11 +259,6 @@ export class AttemptRecorder {
 
   constructor(private readonly notifications: Pick<NotificationRepository, 'recordAttempts'>) {}
 
-  /** Records waiting to be written. */
-  get queued(): number {
-    return this.queue.length;
-  }
-
   record(record: AttemptRecord): Promise<boolean> {
     return new Promise<boolean>((resolve, reject) => {
       this.queue.push({ record, resolve, reject });
