@@ -36,7 +36,7 @@
  * Flags: --duration=10 (s per path and server), --rounds=2 (alternating servers), --warmup=2, --connections=50,
  * --db=postgres,embedded, --paths=barcode,query,refund,gateway,notify, --floor=true (/xml and /hello of the
  * plain reference), --soak=60 (s; 0 = none), --soak-db=postgres,embedded, --notify=1000 (backlog),
- * --notify-rate=20 (/s), --notify-live=10 (s), --gateway-rate=2500 (signed bodies made per second of load, for
+ * --notify-rate=20 (/s), --notify-live=10 (s), --notify-rounds=3 (hospay's drain and the plain drainer's, alternating), --gateway-rate=2500 (signed bodies made per second of load, for
  * lc.trade.h5.pay and /gw-cte alike), --plain-rows=200000 (pay_order rows of the plain reference),
  * --mirror=true|false (default: false on PostgreSQL, true on embedded), --ref=false (hospay only: neither
  * reference), --workers=1,2 (worker scaling; default 1,2 on PostgreSQL, none on embedded; 0 = skip),
@@ -133,6 +133,7 @@ const soakDbs = list('soak-db', 'postgres,embedded');
 const notifyN = num('notify', 1000);
 const notifyRate = num('notify-rate', 20);
 const notifyLive = num('notify-live', 10);
+const notifyRounds = Math.max(1, num('notify-rounds', 3));
 const gatewayRate = num('gateway-rate', 2500);
 const plainRows = Math.max(1, Math.round(num('plain-rows', 200_000)));
 const withRef = args['ref'] !== 'false';
@@ -288,6 +289,18 @@ interface NotifyReport {
   targets: { perSecond: Verdict; cpu: Verdict } | null;
   mirror: NotifySide | null;
   mirrorRatio: { perSecond: number; p99: number } | null;
+  /**
+   * Each round's figures (hospay's drain and the plain drainer's, in alternating order: H P, P H, …). `hospay`
+   * and `plain` above are the medians of the rounds (the round of median notifications/s, with the medians of
+   * the CPU figures; the live latency is the first round's).
+   */
+  rounds: Array<{
+    hospay: number;
+    plain: number | null;
+    hospayCpu: number;
+    plainCpu: number | null;
+    ratio: number | null;
+  }>;
 }
 
 /** One worker count of the scaling section: null figures when the server could not be started so. */
@@ -835,8 +848,14 @@ function notifySide(
   };
 }
 
-async function notifyHospay(db: BenchDb, adminToken: string, appId: string, receiver: Receiver) {
-  const liveN = Math.round(notifyRate * notifyLive);
+async function notifyHospay(
+  db: BenchDb,
+  adminToken: string,
+  appId: string,
+  receiver: Receiver,
+  withLive: boolean,
+) {
+  const liveN = withLive ? Math.round(notifyRate * notifyLive) : 0;
   const bodies = await signedH5Bodies(appId, notifyN + liveN, {
     prefix: `NT${randomBytes(2).toString('hex')}`,
     notifyUrl: receiver.url,
@@ -864,7 +883,8 @@ async function notifyHospay(db: BenchDb, adminToken: string, appId: string, rece
       server: treeDelta(s0, treeCpu(server.pid)),
       db: db.url && db0 ? backendsDelta(db0, await backendsCpu(db.url)) : null,
     };
-    const live = await paced(liveN, notifyRate, (i) => payH5(server.base, bodies[notifyN + i] ?? ''));
+    const live =
+      liveN > 0 ? await paced(liveN, notifyRate, (i) => payH5(server.base, bodies[notifyN + i] ?? '')) : [];
     await receiver.waitFor(
       live.map((l) => l.no),
       60_000,
@@ -902,6 +922,38 @@ async function notifyMirror(db: BenchDb, ref: Server, appId: string, receiver: R
     60_000,
   );
   return notifySide(receiver, backlog, readyAt, live, memoryMb(ref.pid).peak, dup0, cpu);
+}
+
+const middle = (xs: number[]): number => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
+};
+
+/** hospay's rounds as one: the round of median notifications/s, the medians of the CPU figures, round 1's live. */
+function medianNotifySide(rounds: NotifySide[]): NotifySide {
+  const byRate = [...rounds].sort((a, b) => a.perSecond - b.perSecond);
+  const mid = byRate[Math.floor((byRate.length - 1) / 2)] as NotifySide;
+  const dbs = rounds.map((r) => r.dbCpuMsPerNotification).filter((x): x is number => x !== null);
+  return {
+    ...mid,
+    cpuMsPerNotification: middle(rounds.map((r) => r.cpuMsPerNotification)),
+    dbCpuMsPerNotification: dbs.length === rounds.length ? middle(dbs) : null,
+    live: (rounds[0] as NotifySide).live,
+    duplicates: rounds.reduce((sum, r) => sum + r.duplicates, 0),
+    peakMb: Math.max(...rounds.map((r) => r.peakMb)),
+  };
+}
+
+/** The plain drainer's rounds as one: the round of median notifications/s, the medians of the CPU figures. */
+function medianPlain(rounds: PlainDrainResult[]): PlainDrainResult {
+  const byRate = [...rounds].sort((a, b) => a.perSecond - b.perSecond);
+  const mid = byRate[Math.floor((byRate.length - 1) / 2)] as PlainDrainResult;
+  const dbs = rounds.map((r) => r.dbCpuMsPerNotification).filter((x): x is number => x !== null);
+  return {
+    ...mid,
+    cpuMsPerNotification: middle(rounds.map((r) => r.cpuMsPerNotification)),
+    dbCpuMsPerNotification: dbs.length === rounds.length ? middle(dbs) : null,
+  };
 }
 
 /** The plain drainer (bench/plain/drainer.ts, written by another helper): its result, or why there is none. */
@@ -1265,11 +1317,38 @@ async function benchDb(kind: 'postgres' | 'embedded'): Promise<DbReport> {
 
     if (paths.includes('notify')) {
       console.log(
-        `[${kind}] notification delivery: backlog of ${notifyN}, then ${notifyRate}/s for ${notifyLive} s …`,
+        `[${kind}] notification delivery: backlog of ${notifyN}, then ${notifyRate}/s for ${notifyLive} s; ` +
+          `${notifyRounds} alternating round(s) with the plain drainer …`,
       );
       receiver = await startReceiver();
-      const hs = await notifyHospay(db, adminToken, appId, receiver);
-      const pl = pdb ? await notifyPlain(pdb) : { result: null, note: null };
+      // Alternating rounds (H P, P H, …), medians: one drain each swings by a tenth or more on a shared machine.
+      const hsRounds: NotifySide[] = [];
+      const plRounds: Array<PlainDrainResult | null> = [];
+      let plNote: string | null = null;
+      for (let r = 0; r < notifyRounds; r++) {
+        const hospayFirst = r % 2 === 0;
+        for (const who of hospayFirst ? ['hospay', 'plain'] : ['plain', 'hospay']) {
+          if (who === 'hospay') hsRounds.push(await notifyHospay(db, adminToken, appId, receiver, r === 0));
+          else if (pdb) {
+            const one = await notifyPlain(pdb);
+            plRounds.push(one.result);
+            plNote ??= one.note;
+          }
+        }
+        const h = hsRounds[hsRounds.length - 1] as NotifySide;
+        const p = plRounds[plRounds.length - 1] ?? null;
+        if (notifyRounds > 1)
+          console.log(
+            `  round ${r + 1}/${notifyRounds} (${hospayFirst ? 'hospay first' : 'plain first'}): hospay ${h.perSecond}/s, ` +
+              `plain ${p ? `${p.perSecond}/s, ratio ${pct(ratio(h.perSecond, p.perSecond))}` : 'n/a'}`,
+          );
+      }
+      const hs = medianNotifySide(hsRounds);
+      const plDone = plRounds.filter((x): x is PlainDrainResult => x !== null);
+      const pl = {
+        result: plDone.length === plRounds.length && plDone.length > 0 ? medianPlain(plDone) : null,
+        note: plNote,
+      };
       const ms = mirror ? await notifyMirror(db, mirror, appId, receiver) : null;
       const rt = pl.result
         ? {
@@ -1294,8 +1373,18 @@ async function benchDb(kind: 'postgres' | 'embedded'): Promise<DbReport> {
         mirrorRatio: ms
           ? { perSecond: ratio(hs.perSecond, ms.perSecond), p99: ratio(hs.live.p99, ms.live.p99) }
           : null,
+        rounds: hsRounds.map((h, i) => {
+          const p = plRounds[i] ?? null;
+          return {
+            hospay: h.perSecond,
+            plain: p?.perSecond ?? null,
+            hospayCpu: h.cpuMsPerNotification,
+            plainCpu: p?.cpuMsPerNotification ?? null,
+            ratio: p ? ratio(h.perSecond, p.perSecond) : null,
+          };
+        }),
       };
-      report.hospayPeakMb = Math.max(report.hospayPeakMb, hs.peakMb);
+      report.hospayPeakMb = Math.max(report.hospayPeakMb, ...hsRounds.map((h) => h.peakMb));
     }
     if (plain) report.plainPeakMb = memoryMb(plain.pid).peak;
     if (mirror) report.mirrorPeakMb = memoryMb(mirror.pid).peak;
@@ -1447,6 +1536,17 @@ function printNotify(n: NotifyReport): void {
         `cpu ms/notification ${cpuCell(s.cpuMsPerNotification, s.dbCpuMsPerNotification)}); ` +
         `live ${s.live.rate}/s: latency p50 ${s.live.p50} ms p99 ${s.live.p99} ms ` +
         `(${s.live.delivered}/${s.live.sent})${s.duplicates ? `, ${s.duplicates} duplicates` : ''}${extra}`,
+    );
+  if (n.rounds.length > 1)
+    console.log(
+      `  ${col('notify delivery', 16, true)} ${n.rounds.length} alternating rounds (medians below): ` +
+        n.rounds
+          .map(
+            (r) =>
+              `${r.hospay}/${r.plain ?? 'n/a'} /s${r.ratio === null ? '' : ` (${pct(r.ratio)})`}, ` +
+              `cpu ${r.hospayCpu}/${r.plainCpu ?? 'n/a'}`,
+          )
+          .join('; '),
     );
   side('hospay', n.hospay, '');
   if (n.plain) {

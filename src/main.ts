@@ -11,6 +11,7 @@ import { ChannelRegistry } from './channels/registry.js';
 import type { Channel } from './channels/channel.js';
 import { SimulatorProvider } from './simulator/provider.js';
 import { closeHttpPools, httpRequest } from './channels/http.js';
+import { closeNotifyPools } from './services/notify-http.js';
 import { ChannelConfigs, simulatorProblems } from './services/channel-config.js';
 import { SimulatorStartupError } from './channels/choice.js';
 import type { ConfigProblem } from './channels/definition.js';
@@ -334,6 +335,7 @@ export async function startPlatform(opts: PlatformOptions): Promise<Platform> {
         await adminServer?.close();
         await deps.channelCalls.flush();
         await closeHttpPools();
+        await closeNotifyPools();
         await read?.close();
         if (ownStore) await store.close();
         releaseLock?.();

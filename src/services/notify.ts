@@ -199,7 +199,8 @@ export async function deliverOne(
       (result.httpStatus !== null && (result.httpStatus < 200 || result.httpStatus >= 300)
         ? `HTTP ${result.httpStatus}`
         : `HTTP ${result.httpStatus ?? '-'}: the answer was not "success"`));
-  const excerpt = result.body === null ? null : bodyExcerpt(result.body);
+  // The usual answer, exactly `success`, needs no decoding or scrubbing.
+  const excerpt = result.body === null ? null : ok ? 'success' : bodyExcerpt(result.body);
 
   // The attempt is recorded whatever happens, the notification is updated only while this pass still holds
   // its claim (kept). A resend that arrived during this attempt marked the claim: the notification then stays
