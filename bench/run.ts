@@ -50,6 +50,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import * as prettier from 'prettier';
@@ -1651,8 +1652,16 @@ for (const db of dbs) {
   reports.push(r);
   fs.mkdirSync(outDir, { recursive: true });
   const file = path.join(outDir, `${r.date.slice(0, 10)}-${db}.json`);
-  // Written as prettier writes JSON, so that a results file committed for the docs passes `npm run lint`.
-  const options = { ...((await prettier.resolveConfig(file)) ?? {}), parser: 'json' };
+  // Written as prettier writes JSON in this repository (its config, wherever --out points), so that a results
+  // file committed for the docs passes `npm run lint`.
+  const repoFile = path.join(
+    path.dirname(fileURLToPath(import.meta.url)),
+    '..',
+    'bench',
+    'results',
+    'x.json',
+  );
+  const options = { ...((await prettier.resolveConfig(repoFile)) ?? {}), parser: 'json' };
   fs.writeFileSync(file, await prettier.format(JSON.stringify(r, null, 2), options));
   console.log(`[${db}] results written to ${file}`);
 }
