@@ -930,30 +930,26 @@ const middle = (xs: number[]): number => {
   return sorted[Math.floor((sorted.length - 1) / 2)] ?? 0;
 };
 
-/** hospay's rounds as one: the round of median notifications/s, the medians of the CPU figures, round 1's live. */
-function medianNotifySide(rounds: NotifySide[]): NotifySide {
+/** Rounds as one: the round of median notifications/s, with the medians of the CPU figures. */
+function medianRound<
+  T extends { perSecond: number; cpuMsPerNotification: number; dbCpuMsPerNotification: number | null },
+>(rounds: T[]): T {
   const byRate = [...rounds].sort((a, b) => a.perSecond - b.perSecond);
-  const mid = byRate[Math.floor((byRate.length - 1) / 2)] as NotifySide;
   const dbs = rounds.map((r) => r.dbCpuMsPerNotification).filter((x): x is number => x !== null);
   return {
-    ...mid,
+    ...(byRate[Math.floor((byRate.length - 1) / 2)] as T),
     cpuMsPerNotification: middle(rounds.map((r) => r.cpuMsPerNotification)),
     dbCpuMsPerNotification: dbs.length === rounds.length ? middle(dbs) : null,
-    live: (rounds[0] as NotifySide).live,
-    duplicates: rounds.reduce((sum, r) => sum + r.duplicates, 0),
-    peakMb: Math.max(...rounds.map((r) => r.peakMb)),
   };
 }
 
-/** The plain drainer's rounds as one: the round of median notifications/s, the medians of the CPU figures. */
-function medianPlain(rounds: PlainDrainResult[]): PlainDrainResult {
-  const byRate = [...rounds].sort((a, b) => a.perSecond - b.perSecond);
-  const mid = byRate[Math.floor((byRate.length - 1) / 2)] as PlainDrainResult;
-  const dbs = rounds.map((r) => r.dbCpuMsPerNotification).filter((x): x is number => x !== null);
+/** hospay's rounds as one (medianRound), with round 1's live latency and every round's duplicates and peak. */
+function medianNotifySide(rounds: NotifySide[]): NotifySide {
   return {
-    ...mid,
-    cpuMsPerNotification: middle(rounds.map((r) => r.cpuMsPerNotification)),
-    dbCpuMsPerNotification: dbs.length === rounds.length ? middle(dbs) : null,
+    ...medianRound(rounds),
+    live: (rounds[0] as NotifySide).live,
+    duplicates: rounds.reduce((sum, r) => sum + r.duplicates, 0),
+    peakMb: Math.max(...rounds.map((r) => r.peakMb)),
   };
 }
 
@@ -1347,7 +1343,7 @@ async function benchDb(kind: 'postgres' | 'embedded'): Promise<DbReport> {
       const hs = medianNotifySide(hsRounds);
       const plDone = plRounds.filter((x): x is PlainDrainResult => x !== null);
       const pl = {
-        result: plDone.length === plRounds.length && plDone.length > 0 ? medianPlain(plDone) : null,
+        result: plDone.length === plRounds.length && plDone.length > 0 ? medianRound(plDone) : null,
         note: plNote,
       };
       const ms = mirror ? await notifyMirror(db, mirror, appId, receiver) : null;

@@ -88,6 +88,58 @@ function discard(body: Dispatcher.ResponseData['body']): void {
   body.destroy();
 }
 
+/** Closes an agent: requests in flight finish, or are cut after CLOSE_GRACE_MS; idle connections end. */
+export async function closeAgent(agent: Agent): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const cut = new Promise<void>((resolve) => {
+    timer = setTimeout(() => {
+      agent.destroy().then(resolve, resolve);
+    }, CLOSE_GRACE_MS);
+    timer.unref();
+  });
+  await Promise.race([agent.close().catch(() => agent.destroy().catch(() => {})), cut]);
+  clearTimeout(timer);
+}
+
+/**
+ * Undici agents by key (a TLS identity, a notify policy), made on first use, at most `max` of them: the least
+ * recently used one is closed. A connection of one key's agent never serves another key's request.
+ */
+export class AgentPool {
+  /** Insertion order is recency: a hit is moved to the end, the first is the least recently used. */
+  private readonly agents = new Map<string, Agent>();
+
+  constructor(private readonly max: number) {}
+
+  get(key: string, make: () => Agent): Agent {
+    const found = this.agents.get(key);
+    if (found) {
+      this.agents.delete(key);
+      this.agents.set(key, found);
+      return found;
+    }
+    const agent = make();
+    this.agents.set(key, agent);
+    while (this.agents.size > Math.max(1, this.max)) {
+      const [oldKey, oldAgent] = this.agents.entries().next().value as [string, Agent];
+      this.agents.delete(oldKey);
+      void closeAgent(oldAgent);
+    }
+    return agent;
+  }
+
+  get size(): number {
+    return this.agents.size;
+  }
+
+  /** Closes every agent (shutdown); later requests make new ones. */
+  async close(): Promise<void> {
+    const all = [...this.agents.values()];
+    this.agents.clear();
+    await Promise.all(all.map(closeAgent));
+  }
+}
+
 /**
  * The key of a TLS identity: a hash of everything that decides whom a connection authenticates as and whom it
  * trusts. The material itself is never a map key (nor logged); only its SHA-256.
@@ -119,57 +171,32 @@ function identityKey(tls: TlsOptions | undefined): string {
 export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
   const keepAliveMs = opts.keepAliveMs ?? 30_000;
   const connections = opts.connectionsPerOrigin ?? 32;
-  const maxIdentities = Math.max(1, opts.maxIdentities ?? 32);
-  /** Insertion order is recency: a hit is moved to the end, the first is the least recently used. */
-  const agents = new Map<string, Agent>();
+  const agents = new AgentPool(Math.max(1, opts.maxIdentities ?? 32));
 
-  const closeAgent = async (agent: Agent) => {
-    let timer: NodeJS.Timeout | undefined;
-    const cut = new Promise<void>((resolve) => {
-      timer = setTimeout(() => {
-        agent.destroy().then(resolve, resolve);
-      }, CLOSE_GRACE_MS);
-      timer.unref();
-    });
-    await Promise.race([agent.close().catch(() => agent.destroy().catch(() => {})), cut]);
-    clearTimeout(timer);
-  };
-
-  const agentFor = (tls: TlsOptions | undefined): Dispatcher => {
-    const key = identityKey(tls);
-    const found = agents.get(key);
-    if (found) {
-      agents.delete(key);
-      agents.set(key, found);
-      return found;
-    }
-    const agent = new Agent({
-      connections,
-      keepAliveTimeout: keepAliveMs,
-      keepAliveMaxTimeout: keepAliveMs,
-      // A provider's Keep-Alive hint, less 1 s (undici's default margin, 2 s, turns the common 5 s hint into 3 s:
-      // the default poll interval, so each poll found its connection just closed).
-      keepAliveTimeoutThreshold: 1_000,
-      // One request at a time per connection (no pipelining: a POST never waits behind another on a socket).
-      pipelining: 1,
-      maxRedirections: 0,
-      connect: {
-        rejectUnauthorized: true,
-        ...(tls?.pfx ? { pfx: tls.pfx } : {}),
-        ...(tls?.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
-        ...(tls?.cert ? { cert: tls.cert } : {}),
-        ...(tls?.key ? { key: tls.key } : {}),
-        ...(tls?.ca ? { ca: tls.ca } : {}),
-      },
-    });
-    agents.set(key, agent);
-    while (agents.size > maxIdentities) {
-      const [oldKey, oldAgent] = agents.entries().next().value as [string, Agent];
-      agents.delete(oldKey);
-      void closeAgent(oldAgent);
-    }
-    return agent;
-  };
+  const agentFor = (tls: TlsOptions | undefined): Dispatcher =>
+    agents.get(
+      identityKey(tls),
+      () =>
+        new Agent({
+          connections,
+          keepAliveTimeout: keepAliveMs,
+          keepAliveMaxTimeout: keepAliveMs,
+          // A provider's Keep-Alive hint, less 1 s (undici's default margin, 2 s, turns the common 5 s hint into 3 s:
+          // the default poll interval, so each poll found its connection just closed).
+          keepAliveTimeoutThreshold: 1_000,
+          // One request at a time per connection (no pipelining: a POST never waits behind another on a socket).
+          pipelining: 1,
+          maxRedirections: 0,
+          connect: {
+            rejectUnauthorized: true,
+            ...(tls?.pfx ? { pfx: tls.pfx } : {}),
+            ...(tls?.passphrase !== undefined ? { passphrase: tls.passphrase } : {}),
+            ...(tls?.cert ? { cert: tls.cert } : {}),
+            ...(tls?.key ? { key: tls.key } : {}),
+            ...(tls?.ca ? { ca: tls.ca } : {}),
+          },
+        }),
+    );
 
   const send: HttpClient = async (req) => {
     let url: URL;
@@ -238,11 +265,7 @@ export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
 
   return {
     request: send,
-    async close() {
-      const all = [...agents.values()];
-      agents.clear();
-      await Promise.all(all.map(closeAgent));
-    },
+    close: () => agents.close(),
     get pools() {
       return agents.size;
     },

@@ -1,6 +1,7 @@
 import { promises as dns } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { Agent, request } from 'undici';
+import { AgentPool } from '../channels/http.js';
 import { checkNotifyUrl, classifyAddress, refusal, type NotifyPolicy } from './notify-target.js';
 
 /**
@@ -44,24 +45,10 @@ const KEEP_ALIVE_MS = 30_000;
 const CONNECTIONS_PER_ORIGIN = 64;
 /** Pools (policy and resolver) kept at most; the least recently used one is closed. */
 const MAX_POOLS = 64;
-/** How long closeNotifyPools lets requests in flight finish before cutting them. */
-const CLOSE_GRACE_MS = 5_000;
-
 /** Every resolver its number: tests inject their own, and a pool resolves only through its own. */
 const resolverIds = new WeakMap<NotifyResolver, number>();
 let nextResolverId = 0;
-/** Insertion order is recency: a hit is moved to the end, the first is the least recently used. */
-const pools = new Map<string, Agent>();
-
-async function closePool(agent: Agent): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const cut = new Promise<void>((resolve) => {
-    timer = setTimeout(() => agent.destroy().then(resolve, resolve), CLOSE_GRACE_MS);
-    timer.unref();
-  });
-  await Promise.race([agent.close().catch(() => agent.destroy().catch(() => {})), cut]);
-  clearTimeout(timer);
-}
+const pools = new AgentPool(MAX_POOLS);
 
 /**
  * The pool for a policy (and resolver): its connections are made only through guardedLookup under that
@@ -73,40 +60,28 @@ function poolFor(policy: NotifyPolicy, resolve: NotifyResolver): Agent {
     id = ++nextResolverId;
     resolverIds.set(resolve, id);
   }
-  const key = `${id}|${policy.key}`;
-  const found = pools.get(key);
-  if (found) {
-    pools.delete(key);
-    pools.set(key, found);
-    return found;
-  }
-  const agent = new Agent({
-    connections: CONNECTIONS_PER_ORIGIN,
-    keepAliveTimeout: KEEP_ALIVE_MS,
-    keepAliveMaxTimeout: KEEP_ALIVE_MS,
-    keepAliveTimeoutThreshold: 1_000,
-    // One request at a time per connection; a redirect is never followed.
-    pipelining: 1,
-    maxRedirections: 0,
-    // Handed to net.connect / tls.connect: a host name is resolved and checked here, and the socket connects
-    // to a checked address (an IP address is not looked up: checkNotifyUrl checked it). TLS keeps the name
-    // for SNI and the certificate check.
-    connect: { rejectUnauthorized: true, lookup: guardedLookup(policy, resolve) },
-  });
-  pools.set(key, agent);
-  while (pools.size > MAX_POOLS) {
-    const [oldKey, oldAgent] = pools.entries().next().value as [string, Agent];
-    pools.delete(oldKey);
-    void closePool(oldAgent);
-  }
-  return agent;
+  return pools.get(
+    `${id}|${policy.key}`,
+    () =>
+      new Agent({
+        connections: CONNECTIONS_PER_ORIGIN,
+        keepAliveTimeout: KEEP_ALIVE_MS,
+        keepAliveMaxTimeout: KEEP_ALIVE_MS,
+        keepAliveTimeoutThreshold: 1_000,
+        // One request at a time per connection; a redirect is never followed.
+        pipelining: 1,
+        maxRedirections: 0,
+        // Handed to net.connect / tls.connect: a host name is resolved and checked here, and the socket connects
+        // to a checked address (an IP address is not looked up: checkNotifyUrl checked it). TLS keeps the name
+        // for SNI and the certificate check.
+        connect: { rejectUnauthorized: true, lookup: guardedLookup(policy, resolve) },
+      }),
+  );
 }
 
 /** Closes every notify pool (at shutdown): requests in flight finish (or are cut after a few seconds). */
-export async function closeNotifyPools(): Promise<void> {
-  const all = [...pools.values()];
-  pools.clear();
-  await Promise.all(all.map(closePool));
+export function closeNotifyPools(): Promise<void> {
+  return pools.close();
 }
 
 /** A `lookup` for the socket: resolves, refuses unless every address is allowed, hands over the checked ones. */
