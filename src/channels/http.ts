@@ -83,7 +83,7 @@ const CLOSE_GRACE_MS = 5_000;
 type TlsOptions = NonNullable<HttpRequest['tls']>;
 
 /** Stops reading an answer: its connection is closed (not reused), its late error ignored. */
-function discard(body: Dispatcher.ResponseData['body']): void {
+export function discard(body: Dispatcher.ResponseData['body']): void {
   body.on('error', () => {});
   body.destroy();
 }
@@ -171,7 +171,7 @@ function identityKey(tls: TlsOptions | undefined): string {
 export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
   const keepAliveMs = opts.keepAliveMs ?? 30_000;
   const connections = opts.connectionsPerOrigin ?? 32;
-  const agents = new AgentPool(Math.max(1, opts.maxIdentities ?? 32));
+  const agents = new AgentPool(opts.maxIdentities ?? 32);
 
   const agentFor = (tls: TlsOptions | undefined): Dispatcher =>
     agents.get(

@@ -1,7 +1,7 @@
 import { promises as dns } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { Agent, request } from 'undici';
-import { AgentPool } from '../channels/http.js';
+import { AgentPool, discard } from '../channels/http.js';
 import { checkNotifyUrl, classifyAddress, refusal, type NotifyPolicy } from './notify-target.js';
 
 /**
@@ -162,8 +162,7 @@ export async function postNotification(
       size += chunk.length;
       if (size >= o.maxBytes) {
         // Enough read: the rest is not wanted, and the connection is not reused.
-        res.body.on('error', () => {});
-        res.body.destroy();
+        discard(res.body);
         break;
       }
     }
