@@ -4,6 +4,7 @@ import type { Notification } from '../store/schema.js';
 import type {
   AttemptRecord,
   ClaimedNotification,
+  DeliveryNotification,
   NotificationRepository,
   NotifyTrade,
 } from '../store/notifications.js';
@@ -169,7 +170,7 @@ interface AttemptResult {
  */
 export async function deliverOne(
   deps: ServiceDeps,
-  n: Notification,
+  n: DeliveryNotification,
   trade?: NotifyTrade | null,
   notifyPrivateCidrs?: string | null,
   recorder?: AttemptRecorder,
@@ -347,7 +348,7 @@ export async function recordAndClaimNotifications(
 
 async function attemptDelivery(
   deps: ServiceDeps,
-  n: Notification,
+  n: DeliveryNotification,
   now: Date,
   given: NotifyTrade | null | undefined,
   givenCidrs: string | null | undefined,

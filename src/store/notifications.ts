@@ -37,9 +37,24 @@ export type NotifyTrade = Pick<Trade, (typeof NOTIFY_TRADE_COLUMNS)[number]>;
 /** The claim's select list of the trade's columns (t.id, t.trade_no, …): only what a notification needs. */
 const NOTIFY_TRADE_SELECT = sql.raw(NOTIFY_TRADE_COLUMNS.map((c) => `t.${c}`).join(', '));
 
+/** The notification's columns a delivery uses (services/notify.ts deliverOne): what the claim returns of it. */
+export const NOTIFY_DELIVERY_COLUMNS = [
+  'id',
+  'notify_id',
+  'app_id',
+  'trade_id',
+  'url',
+  'trade_status',
+  'attempts',
+  'lease_owner',
+] as const;
+
+/** What a delivery needs of its notification. */
+export type DeliveryNotification = Pick<Notification, (typeof NOTIFY_DELIVERY_COLUMNS)[number]>;
+
 /** A claimed notification with its trade; null when the trade is missing. */
 export interface ClaimedNotification {
-  notification: Notification;
+  notification: DeliveryNotification;
   trade: NotifyTrade | null;
   /** The app's notify allow-list (apps.notify_private_cidrs, JSON text), read with the claim. */
   notifyPrivateCidrs: string | null;
@@ -124,21 +139,9 @@ function claimStatement(
     .returningAll();
 }
 
-/** The prefix of the notification's columns in the claim's join, so they do not collide with the trade's. */
-const N = 'n__';
-/** Splits a joined row into its columns under `prefix` (the prefix taken off) and the others. */
-function splitPrefixed(
-  row: Record<string, unknown>,
-  prefix: string,
-): [Record<string, unknown>, Record<string, unknown>] {
-  const prefixed: Record<string, unknown> = {};
-  const rest: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(row)) {
-    if (k.startsWith(prefix)) prefixed[k.slice(prefix.length)] = v;
-    else rest[k] = v;
-  }
-  return [prefixed, rest];
-}
+/** The claim's select list of the notification's columns (c.id AS n__id, …), so they do not collide with the trade's. */
+const NOTIFY_DELIVERY_SELECT = sql.raw(NOTIFY_DELIVERY_COLUMNS.map((c) => `c.${c} AS n__${c}`).join(', '));
+const NOTIFY_DELIVERY_RETURNING = sql.raw(NOTIFY_DELIVERY_COLUMNS.join(', '));
 
 /**
  * The common table expressions that record delivery attempts: `r` (the records, one JSON parameter read with
@@ -252,29 +255,33 @@ export class NotificationRepository {
           ORDER BY next_attempt_at, id
           LIMIT ${limit}
           FOR UPDATE SKIP LOCKED)
-        RETURNING *
+        RETURNING ${NOTIFY_DELIVERY_RETURNING}
       )
-      SELECT ARRAY(SELECT u.id FROM u) AS kept__,
-        c.id AS n__id, c.notify_id AS n__notify_id, c.app_id AS n__app_id, c.trade_id AS n__trade_id,
-        c.url AS n__url, c.trade_status AS n__trade_status, c.status AS n__status, c.attempts AS n__attempts,
-        c.next_attempt_at AS n__next_attempt_at, c.lease_until AS n__lease_until, c.lease_owner AS n__lease_owner,
-        c.created_at AS n__created_at, c.delivered_at AS n__delivered_at, c.last_error AS n__last_error,
-        a.notify_private_cidrs AS n__notify_private_cidrs, ${NOTIFY_TRADE_SELECT}
+      -- The kept ids as text: computed once (an InitPlan) and repeated on every row, read from the first only.
+      SELECT (SELECT string_agg(u.id::text, ',') FROM u) AS kept__,
+        ${NOTIFY_DELIVERY_SELECT}, a.notify_private_cidrs AS n__notify_private_cidrs, ${NOTIFY_TRADE_SELECT}
       -- One row even when nothing is claimed: it carries the kept ids.
       FROM (SELECT 1) AS one
       LEFT JOIN c ON true
       LEFT JOIN trades t ON t.id = c.trade_id
       LEFT JOIN apps a ON a.id = c.app_id`.execute(this.db);
-    const keptIds = new Set(((r.rows[0]?.['kept__'] ?? []) as Array<number | string>).map(Number));
+    const keptText = r.rows[0]?.['kept__'];
+    const keptIds = new Set(typeof keptText === 'string' ? keptText.split(',').map(Number) : []);
     const claimed: ClaimedNotification[] = [];
-    for (const { kept__: _kept, ...row } of r.rows) {
-      const [{ notify_private_cidrs, ...notification }, trade] = splitPrefixed(row, N);
-      if (notification['id'] === null || notification['id'] === undefined) continue;
+    for (const row of r.rows) {
+      if (row['n__id'] === null || row['n__id'] === undefined) continue;
+      const notification: Record<string, unknown> = {};
+      for (const c of NOTIFY_DELIVERY_COLUMNS) notification[c] = row[`n__${c}`];
       // LEFT JOIN: either the whole trade row or every column null.
+      let trade: Record<string, unknown> | null = null;
+      if (row['id'] !== null) {
+        trade = {};
+        for (const c of NOTIFY_TRADE_COLUMNS) trade[c] = row[c];
+      }
       claimed.push({
-        notification: notification as unknown as Notification,
-        trade: trade['id'] === null ? null : (trade as unknown as NotifyTrade),
-        notifyPrivateCidrs: (notify_private_cidrs ?? null) as string | null,
+        notification: notification as unknown as DeliveryNotification,
+        trade: trade as unknown as NotifyTrade | null,
+        notifyPrivateCidrs: (row['n__notify_private_cidrs'] ?? null) as string | null,
       });
     }
     return { kept: records.map((a) => keptIds.has(a.notificationId)), claimed };

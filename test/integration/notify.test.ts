@@ -16,7 +16,11 @@ import {
   type NotificationView,
 } from '../../src/services/notify.js';
 import { registerAdminRoutes } from '../../src/http/admin/routes.js';
-import { NOTIFY_TRADE_COLUMNS, NotificationRepository } from '../../src/store/notifications.js';
+import {
+  NOTIFY_DELIVERY_COLUMNS,
+  NOTIFY_TRADE_COLUMNS,
+  NotificationRepository,
+} from '../../src/store/notifications.js';
 import { notifyCommand, NotifyUsageError, NotificationNotFoundError } from '../../src/cli/notify.js';
 import { verifyParams } from '../../src/crypto/signing.js';
 import { formatShanghai } from '../../src/domain/clock.js';
@@ -494,7 +498,12 @@ describe('lc.trade.notify: asynchronous notifications', () => {
     assert.equal(claimed.length, 1);
     const [c] = claimed;
     assert.ok(c);
-    assert.deepEqual(c.notification, await only(p.outTradeNo), 'the notification as claimed (RETURNING *)');
+    const claimedRow = await only(p.outTradeNo);
+    assert.deepEqual(
+      c.notification,
+      Object.fromEntries(NOTIFY_DELIVERY_COLUMNS.map((k) => [k, claimedRow[k]])),
+      'the columns a delivery needs, as claimed, with the same JS types as the row',
+    );
     assert.equal(c.notification.lease_owner, 'probe:1');
     const trade = await t.platform.deps.trades.byId(initial.trade_id);
     assert.ok(trade);
