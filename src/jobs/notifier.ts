@@ -4,13 +4,18 @@ import {
   AttemptRecorder,
   claimDueNotifications,
   deliverOne,
+  prepareAttempt,
   recordAndClaimNotifications,
   type DeliveryOutcome,
+  type PreparedAttempt,
 } from '../services/notify.js';
 import { countNotifyDelivery, jobStarted, jobStopped, timedPass } from '../metrics.js';
 
 type Counts = Record<DeliveryOutcome, number>;
-type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number];
+/** A claimed notification, and its attempt once prepared (its form built and signed). */
+type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number] & {
+  prepared?: Promise<PreparedAttempt>;
+};
 
 /**
  * The notification job: delivers due lc.trade.notify notifications (the outbox written with each trade
@@ -26,7 +31,9 @@ type Claimed = Awaited<ReturnType<typeof claimDueNotifications>>[number];
  * When a claim finds fewer due than it asked for, the pass lets its deliveries end and claims once more; it ends
  * when a claim finds nothing and nothing is running. A backlog is so drained back to back, always a whole batch
  * at once, at about one statement (one commit) per batch. The last deliveries of a pass, and those of tick(),
- * are recorded in groups as they end (AttemptRecorder).
+ * are recorded in groups as they end (AttemptRecorder). The next batch's forms are built and signed (on the thread
+ * pool) while the running deliveries wait for their answers, so a delivery's slot is taken by its POST alone; at
+ * most HOSPAY_NOTIFY_BATCH POSTs are in flight, as before.
  */
 export class NotifyJob {
   readonly owner: string;
@@ -102,6 +109,15 @@ export class NotifyJob {
           }),
         );
       }
+      // Sign ahead: the forms of the next batch to start, while the running ones wait for their answers. A form is
+      // so sent at most one attempt's time limit after it was signed (its timestamp).
+      for (let i = 0; i < ready.length && i < size && !this.stopping; i++) {
+        const c = ready[i] as Claimed;
+        if (c.prepared) continue;
+        c.prepared = prepareAttempt(this.deps, c.notification, c.trade, c.notifyPrivateCidrs);
+        // Awaited by its delivery; one never started (the job stops) must not be an unhandled rejection.
+        c.prepared.catch(() => undefined);
+      }
     };
     if (drain) recorder.hold(check);
     try {
@@ -137,7 +153,7 @@ export class NotifyJob {
   }
 
   private async deliver(
-    { notification: n, trade, notifyPrivateCidrs }: Claimed,
+    { notification: n, trade, notifyPrivateCidrs, prepared }: Claimed,
     recorder: AttemptRecorder,
     ended: () => void,
   ): Promise<DeliveryOutcome> {
@@ -148,7 +164,7 @@ export class NotifyJob {
       ended();
     };
     try {
-      return await deliverOne(this.deps, n, trade, notifyPrivateCidrs, recorder, end);
+      return await deliverOne(this.deps, n, trade, notifyPrivateCidrs, recorder, end, prepared);
     } catch (err) {
       // The claim stays until its lease runs out; then the notification is tried again.
       this.deps.log.warn(

@@ -14,7 +14,7 @@ import { parseSignType, signPlatformParamsAsync, splitProofJson } from '../crypt
 import { tradeExtra } from './h5-pay.js';
 import { scrubText } from '../logging.js';
 import { storableText } from '../store/channel-calls.js';
-import { bareHost, classifyAddress, notifyPolicy } from './notify-target.js';
+import { bareHost, classifyAddress, notifyPolicy, type NotifyPolicy } from './notify-target.js';
 import { NotifyTargetRefused, postNotification, systemResolver } from './notify-http.js';
 
 /**
@@ -166,7 +166,9 @@ interface AttemptResult {
  * undefined = read it here, only if the target needs it (see notify-target.ts).
  * `recorder`: writes the record (several deliveries' records share one statement, see AttemptRecorder); by
  * default a statement of its own. `ended`: called once the attempt itself has ended, just before its record is
- * handed to the recorder (the caller may start another delivery meanwhile).
+ * handed to the recorder (the caller may start another delivery meanwhile). `prepared`: the attempt's form,
+ * already built and signed (prepareAttempt, from the same notification, trade and allow-list); by default it is
+ * prepared here.
  */
 export async function deliverOne(
   deps: ServiceDeps,
@@ -175,13 +177,16 @@ export async function deliverOne(
   notifyPrivateCidrs?: string | null,
   recorder?: AttemptRecorder,
   ended?: () => void,
+  prepared?: Promise<PreparedAttempt>,
 ): Promise<DeliveryOutcome> {
   const claim = n.lease_owner;
   if (!claim) throw new Error('deliverOne needs a claimed notification');
   const attempt = n.attempts + 1;
-  const startedAt = deps.clock.now();
+  const ready = await (prepared ?? prepareAttempt(deps, n, trade, notifyPrivateCidrs));
+  const startedAt = ready.startedAt;
   const t0 = performance.now();
-  const result = await attemptDelivery(deps, n, startedAt, trade, notifyPrivateCidrs);
+  const result = await sendAttempt(deps, ready);
+  // The HIS's time to answer (the form was ready before the POST started).
   const latencyMs = Math.max(0, Math.round(performance.now() - t0));
   const finishedAt = deps.clock.now();
 
@@ -346,23 +351,42 @@ export async function recordAndClaimNotifications(
   }
 }
 
-async function attemptDelivery(
+/**
+ * An attempt made ready to send: the form built and signed, or the reason it cannot be sent (then sendAttempt
+ * answers that reason without a connection). `startedAt`: when it was prepared, the form's `timestamp`.
+ */
+export type PreparedAttempt =
+  | { startedAt: Date; failed: AttemptResult }
+  | { startedAt: Date; failed: null; url: URL; body: string; policy: NotifyPolicy };
+
+/**
+ * Prepares one attempt of a claimed notification: checks its URL, reads its trade and its app's allow-list unless
+ * given (see deliverOne), and builds and signs the form (on the thread pool). The notifier prepares the next
+ * deliveries while the running ones wait for their answers, so that a delivery's slot is taken by the POST alone;
+ * a form is then sent at most one attempt's time limit after it was signed. Rejects only when the form cannot be
+ * signed (the platform key cannot be read): the notification is then tried again once its claim runs out.
+ */
+export async function prepareAttempt(
   deps: ServiceDeps,
   n: DeliveryNotification,
-  now: Date,
   given: NotifyTrade | null | undefined,
   givenCidrs: string | null | undefined,
-): Promise<AttemptResult> {
+): Promise<PreparedAttempt> {
+  const startedAt = deps.clock.now();
+  const failed = (error: string): PreparedAttempt => ({
+    startedAt,
+    failed: { httpStatus: null, body: null, error },
+  });
   let url: URL;
   try {
     url = new URL(n.url);
   } catch {
-    return { httpStatus: null, body: null, error: 'notify_url is not a valid URL' };
+    return failed('notify_url is not a valid URL');
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:')
-    return { httpStatus: null, body: null, error: 'notify_url must be http or https' };
+    return failed('notify_url must be http or https');
   const trade = given === undefined ? await deps.trades.byId(n.trade_id) : given;
-  if (!trade) return { httpStatus: null, body: null, error: 'the trade of this notification is missing' };
+  if (!trade) return failed('the trade of this notification is missing');
   // The app's allow-list comes with the claim; otherwise it is read only when it matters: for a host name or
   // a private address (a public or loopback address does not depend on it).
   const literal = classifyAddress(bareHost(url));
@@ -372,14 +396,19 @@ async function attemptDelivery(
       : ((await deps.apps.get(n.app_id))?.notify_private_cidrs ?? null);
   const policy = notifyPolicy(deps.config.notify.allowLoopback, cidrs);
   const key = await deps.keys.active();
-  const form = await buildNotifyForm({ notification: n, trade, now, privateKey: key.privateKey });
+  const form = await buildNotifyForm({ notification: n, trade, now: startedAt, privateKey: key.privateKey });
+  return { startedAt, failed: null, url, body: new URLSearchParams(form).toString(), policy };
+}
 
+/** POSTs a prepared attempt (or answers why it could not be prepared). */
+async function sendAttempt(deps: ServiceDeps, ready: PreparedAttempt): Promise<AttemptResult> {
+  if (ready.failed) return ready.failed;
   const timeoutMs = deps.config.notify.timeoutMs;
   try {
     // A redirect is not an answer (a POST turned into a GET would lose the form): never followed.
-    const res = await postNotification(url, new URLSearchParams(form).toString(), {
+    const res = await postNotification(ready.url, ready.body, {
       contentType: CONTENT_TYPE,
-      policy,
+      policy: ready.policy,
       resolve: deps.notifyResolver ?? systemResolver,
       timeoutMs,
       maxBytes: MAX_BODY_BYTES,

@@ -6,6 +6,7 @@ import { always, NotifyReceiver, type Answer } from '../support/receiver.js';
 import { NotifyJob } from '../../src/jobs/notifier.js';
 import { NotificationRepository } from '../../src/store/notifications.js';
 import type { ServiceDeps } from '../../src/services/deps.js';
+import { formatShanghai as shanghaiTime } from '../../src/domain/clock.js';
 
 /**
  * The notifier's running loop (NotifyJob.start): a backlog larger than one batch is drained back to back with
@@ -144,6 +145,50 @@ describe('notifier: draining a backlog', () => {
     assert.equal(byRule, 3, `${byRule} answers waited for the 300 ms rule`);
     const all = await notificationsOf(nos);
     assert.ok(all.every((n) => n.status === 'DELIVERED' && n.attempts === 1 && n.lease_owner === null));
+  });
+
+  it('the next batch is signed while the running one waits for its answers: a slot is taken by the POST alone', async () => {
+    // The receiver holds the first batch (4) until told. Meanwhile the platform's clock moves 30 s on: the next
+    // batch's forms were signed before that (their timestamp, and their attempts' started_at, are from before),
+    // and are sent as soon as slots free. A notifier that signs a form only when its slot frees would stamp them
+    // 30 s later.
+    const held: Array<() => void> = [];
+    let holding = true;
+    const url = his.url(
+      '/drain-ahead',
+      () =>
+        new Promise<Answer>((resolve) => {
+          if (holding) held.push(() => resolve({ body: 'success' }));
+          else resolve({ body: 'success' });
+        }),
+    );
+    const nos: string[] = [];
+    for (let i = 0; i < 8; i++) nos.push(await paidTrade(url));
+    const before = shanghaiTime(t.clock.now());
+    const job = new NotifyJob(t.platform.deps);
+    job.start();
+    try {
+      await until('the first batch in flight', 5_000, () => held.length === 4);
+      t.clock.advance(30_000);
+      const after = shanghaiTime(t.clock.now());
+      assert.notEqual(after, before);
+      holding = false;
+      for (const answer of held.splice(0)) answer();
+      await until('every notification', 5_000, () => his.on('/drain-ahead').length === 8);
+      const stamps = his.on('/drain-ahead').map((r) => r.form['timestamp']);
+      assert.deepEqual(stamps, Array(8).fill(before), 'every form signed before the clock moved');
+    } finally {
+      await job.stop();
+    }
+    const all = await notificationsOf(nos);
+    assert.ok(all.every((n) => n.status === 'DELIVERED' && n.attempts === 1 && n.lease_owner === null));
+    const attempts = await t.platform.deps.notifications.attemptsOf(all.map((n) => n.id));
+    assert.equal(attempts.length, 8);
+    const started = attempts[0]?.started_at.getTime();
+    assert.ok(
+      attempts.every((a) => a.started_at.getTime() === started),
+      'started_at: when the form was signed',
+    );
   });
 
   it('each claim writes the records of the deliveries that ended: fewer statements than notifications', async () => {
