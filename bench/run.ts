@@ -36,7 +36,7 @@
  * Flags: --duration=10 (s per path and server), --rounds=2 (alternating servers), --warmup=2, --connections=50,
  * --db=postgres,embedded, --paths=barcode,query,refund,gateway,notify, --floor=true (/xml and /hello of the
  * plain reference), --soak=60 (s; 0 = none), --soak-db=postgres,embedded, --notify=1000 (backlog),
- * --notify-rate=20 (/s), --notify-live=10 (s), --notify-rounds=3 (hospay's drain and the plain drainer's, alternating), --gateway-rate=2500 (signed bodies made per second of load, for
+ * --notify-rate=20 (/s), --notify-live=10 (s), --notify-rounds=3 (hospay's drain and the plain drainer's, alternating), --gateway-rate=6000 (signed bodies made per second of load, for
  * lc.trade.h5.pay and /gw-cte alike), --plain-rows=200000 (pay_order rows of the plain reference),
  * --mirror=true|false (default: false on PostgreSQL, true on embedded), --ref=false (hospay only: neither
  * reference), --workers=1,2 (worker scaling; default 1,2 on PostgreSQL, none on embedded; 0 = skip),
@@ -135,7 +135,7 @@ const notifyN = num('notify', 1000);
 const notifyRate = num('notify-rate', 20);
 const notifyLive = num('notify-live', 10);
 const notifyRounds = Math.max(1, num('notify-rounds', 3));
-const gatewayRate = num('gateway-rate', 2500);
+const gatewayRate = num('gateway-rate', 6000);
 const plainRows = Math.max(1, Math.round(num('plain-rows', 200_000)));
 const withRef = args['ref'] !== 'false';
 const withFloor = flag('floor', true);
