@@ -17,6 +17,7 @@ import { MIGRATION_NAMES, type Db } from '../../src/store/db.js';
 import { ReportRepository } from '../../src/store/reports.js';
 import { ReconciliationRepository } from '../../src/store/reconciliation.js';
 import { purgeExpiredRecords } from '../../src/store/retention.js';
+import { ChannelCallLog } from '../../src/store/channel-calls.js';
 
 /**
  * Migration 023 (docs/scaling.md, bench/history.ts): the indexes that keep a day's reads flat as history grows,
@@ -100,6 +101,13 @@ async function seedHistory(db: Db): Promise<void> {
       FROM generate_series(1, 5) a, generate_series(0, 399) d, unnest(ARRAY['alipay', 'weixin']) p`.execute(
     db,
   );
+  // Channel calls: HIST1 called its channel only in the history's first months (its calls have the oldest ids and
+  // start times), the other apps until its end.
+  await sql`
+    INSERT INTO channel_calls (app_id, channel_id, operation, out_trade_no, started_at, latency_ms, outcome)
+    SELECT 'HIST' || (CASE WHEN g <= 2000 THEN 1 ELSE 2 + g % 4 END), 'alipay', 'pay', 'MZH' || g,
+           timestamptz '2025-10-01 08:00:00+08' + (g * interval '17 minutes'), 30, 'SUCCESS'
+      FROM generate_series(1, 30000) g`.execute(db);
   await sql`ANALYZE`.execute(db);
 }
 
@@ -166,6 +174,41 @@ describe(`history indexes, migration 023 (${TEST_DB})`, () => {
     assert.match(runs ?? '', /recon_runs_date/, runs);
     assert.match(differences ?? '', /recon_differences_date/, differences);
     assert.match(open ?? '', /recon_differences_date/, open);
+  });
+
+  it('one app’s channel calls, newest first: through channel_calls_app_time, not a walk past the other apps’ calls', async () => {
+    const c = capturing(db);
+    const log = new ChannelCallLog(c.db, (e) => assert.fail(String(e)));
+    const one = await log.list({ appId: 'HIST1', limit: 50 });
+    const all = await log.list({ limit: 50 });
+    const order = await log.list({ appId: 'HIST1', outTradeNo: 'MZH7', limit: 50 });
+    assert.equal(c.queries.length, 3);
+    const [onePlan, allPlan, orderPlan] = await Promise.all(c.queries.map((q) => planOf(db, q)));
+    // Bounded by the app in the index, in the index's order: no filter over other apps' rows, no sort.
+    assert.match(
+      onePlan ?? '',
+      /Index Scan Backward using channel_calls_app_time[^\n]*\n[^\n]*Index Cond: \(\(app_id >=/,
+      onePlan,
+    );
+    assert.doesNotMatch(onePlan ?? '', /Filter|Sort|channel_calls_pkey|channel_calls_started/, onePlan);
+    assert.match(allPlan ?? '', /Index Scan Backward using channel_calls_started/, allPlan);
+    assert.doesNotMatch(orderPlan ?? '', /Seq Scan/, orderPlan);
+    // Newest first: HIST1's last 50 calls (its calls ended early in the history), and the history's last calls.
+    assert.deepEqual(
+      one.map((r) => r.out_trade_no),
+      Array.from({ length: 50 }, (_, i) => `MZH${2000 - i}`),
+    );
+    assert.ok(one.every((r) => r.app_id === 'HIST1'));
+    assert.equal(all[0]?.out_trade_no, 'MZH30000');
+    const starts = all.map((r) => r.started_at.getTime());
+    assert.deepEqual(
+      starts,
+      [...starts].sort((a, b) => b - a),
+    );
+    assert.deepEqual(
+      order.map((r) => [r.app_id, r.out_trade_no]),
+      [['HIST1', 'MZH7']],
+    );
   });
 
   it('the retention pass finds old reconciliation evidence through recon_evidence_fetched', async () => {
