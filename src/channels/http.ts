@@ -88,6 +88,26 @@ export function discard(body: Dispatcher.ResponseData['body']): void {
   body.destroy();
 }
 
+/**
+ * A deadline for a whole exchange: `signal` aborts once `ms` have passed, and `expired` tells whether it has (a
+ * failure after that is a timeout, whatever the client calls it). `clear()` once the exchange is over.
+ */
+export function deadline(ms: number): { signal: AbortSignal; readonly expired: boolean; clear: () => void } {
+  const aborter = new AbortController();
+  let expired = false;
+  const timer = setTimeout(() => {
+    expired = true;
+    aborter.abort();
+  }, ms);
+  return {
+    signal: aborter.signal,
+    get expired() {
+      return expired;
+    },
+    clear: () => clearTimeout(timer),
+  };
+}
+
 /** Closes an agent: requests in flight finish, or are cut after CLOSE_GRACE_MS; idle connections end. */
 export async function closeAgent(agent: Agent): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -209,19 +229,14 @@ export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
       throw new HttpError('network', `unsupported protocol ${url.protocol}`);
     const timeoutMs = req.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     const maxBytes = req.maxBytes ?? DEFAULT_MAX_BYTES;
-    const aborter = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      aborter.abort();
-    }, timeoutMs);
+    const limit = deadline(timeoutMs);
     const tooLarge = () => new HttpError('too_large', `answer larger than ${maxBytes} bytes`);
     try {
       const res = await request(url, {
         method: req.method,
         headers: req.headers ?? {},
         ...(req.body !== undefined ? { body: req.body } : {}),
-        signal: aborter.signal,
+        signal: limit.signal,
         dispatcher: agentFor(req.tls),
         maxRedirections: 0,
       });
@@ -251,7 +266,7 @@ export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
       if (e instanceof HttpError) throw e;
       const code = (e as { code?: unknown }).code;
       if (
-        timedOut ||
+        limit.expired ||
         code === 'UND_ERR_CONNECT_TIMEOUT' ||
         code === 'UND_ERR_HEADERS_TIMEOUT' ||
         code === 'UND_ERR_BODY_TIMEOUT'
@@ -259,7 +274,7 @@ export function createHttpClient(opts: HttpPoolOptions = {}): PooledHttpClient {
         throw new HttpError('timeout', `no complete answer within ${timeoutMs} ms`);
       throw new HttpError('network', e instanceof Error ? e.message : String(e));
     } finally {
-      clearTimeout(timer);
+      limit.clear();
     }
   };
 

@@ -1,7 +1,7 @@
 import { promises as dns } from 'node:dns';
 import type { LookupFunction } from 'node:net';
 import { Agent, request } from 'undici';
-import { AgentPool, discard } from '../channels/http.js';
+import { AgentPool, deadline, discard } from '../channels/http.js';
 import { checkNotifyUrl, classifyAddress, refusal, type NotifyPolicy } from './notify-target.js';
 
 /**
@@ -140,18 +140,13 @@ export async function postNotification(
 ): Promise<PostResult> {
   const refused = checkNotifyUrl(url, o.policy);
   if (refused) throw new NotifyTargetRefused(`refused: notify_url ${refused.en}`);
-  const aborter = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    aborter.abort();
-  }, o.timeoutMs);
+  const limit = deadline(o.timeoutMs);
   try {
     const res = await request(url, {
       method: 'POST',
       headers: { 'content-type': o.contentType },
       body,
-      signal: aborter.signal,
+      signal: limit.signal,
       dispatcher: poolFor(o.policy, o.resolve),
       maxRedirections: 0,
     });
@@ -170,10 +165,10 @@ export async function postNotification(
   } catch (err) {
     if (err instanceof NotifyTargetRefused) throw err;
     const code = (err as { code?: unknown }).code;
-    if (timedOut || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
+    if (limit.expired || code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT')
       throw new NotifyTimeout();
     throw err;
   } finally {
-    clearTimeout(timer);
+    limit.clear();
   }
 }

@@ -1,5 +1,6 @@
 import { formatShanghai } from '../../domain/clock.js';
 import { buildOfflineXml } from '../../formats/xml.js';
+import { deadline } from '../../channels/http.js';
 import { HisError, HisErrors } from './his-error.js';
 import {
   HIS_PAY_TYPES,
@@ -284,28 +285,23 @@ export class HisClient {
     request: { url: string; body: string; headers: Record<string, string> },
     attempt: number,
   ): Promise<Exchange> {
-    const controller = new AbortController();
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      controller.abort();
-    }, this.timeoutMs);
+    const limit = deadline(this.timeoutMs);
     try {
       const res = await this.doFetch(request.url, {
         method: 'POST',
         headers: request.headers,
         body: request.body,
-        signal: controller.signal,
+        signal: limit.signal,
       });
       const bytes = await this.readLimited(res);
       return { status: res.status, contentType: res.headers.get('content-type'), bytes };
     } catch (e) {
       if (e instanceof HisError) throw e;
-      if (timedOut) throw HisErrors.timeout(this.timeoutMs, attempt);
+      if (limit.expired) throw HisErrors.timeout(this.timeoutMs, attempt);
       const cause = e instanceof Error && e.cause instanceof Error ? e.cause.message : '';
       throw HisErrors.unreachable(cause || (e instanceof Error ? e.message : String(e)), attempt);
     } finally {
-      clearTimeout(timer);
+      limit.clear();
     }
   }
 
